@@ -1,0 +1,250 @@
+"""Typed domain objects: what the engine needs to know about a pod or a node, parsed once at the edge.
+
+Everything here is immutable and hashable where it feeds an equivalence-class key, so pods with the
+same scheduling-relevant spec share one computation. Quantities are exact integers in canonical units
+(see model/quantity.py): CPU in millicores, every other resource in whole units (bytes, devices).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+# Resource names the engine always has a column for; anything else (extended resources) is added
+# to the node table on first sight.
+CPU = "cpu"
+MEMORY = "memory"
+EPHEMERAL_STORAGE = "ephemeral-storage"
+PODS = "pods"
+
+# Defaults kube-scheduler uses for scoring when a container does not request cpu/memory
+# (pkg/scheduler/util: DefaultMilliCPURequest, DefaultMemoryRequest).
+DEFAULT_MILLI_CPU_REQUEST = 100
+DEFAULT_MEMORY_REQUEST = 200 * 1024 * 1024
+
+HOSTNAME_LABEL = "kubernetes.io/hostname"
+
+# Taint effects.
+NO_SCHEDULE = "NoSchedule"
+PREFER_NO_SCHEDULE = "PreferNoSchedule"
+NO_EXECUTE = "NoExecute"
+
+
+@dataclass(frozen=True, slots=True)
+class Requirement:
+    """One matchExpression: key <op> values. op is In, NotIn, Exists, DoesNotExist, Gt or Lt."""
+
+    key: str
+    operator: str
+    values: tuple[str, ...] = ()
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        op = self.operator
+        if op == "Exists":
+            return self.key in labels
+        if op == "DoesNotExist":
+            return self.key not in labels
+        if self.key not in labels:
+            return op == "NotIn"  # labels.Selector semantics: NotIn holds for an absent key
+        v = labels[self.key]
+        if op == "In":
+            return v in self.values
+        if op == "NotIn":
+            return v not in self.values
+        # Gt / Lt: both sides must parse as integers, otherwise no match (as upstream).
+        try:
+            lhs = int(v)
+            rhs = int(self.values[0])
+        except (ValueError, IndexError):
+            return False
+        return lhs > rhs if op == "Gt" else lhs < rhs
+
+
+@dataclass(frozen=True, slots=True)
+class LabelSelector:
+    """metav1.LabelSelector: all matchLabels and all expressions must hold. An empty selector
+    matches everything; `None` where a selector is optional means 'matches nothing'."""
+
+    match_labels: tuple[tuple[str, str], ...] = ()
+    match_expressions: tuple[Requirement, ...] = ()
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        for k, v in self.match_labels:
+            if labels.get(k) != v:
+                return False
+        for r in self.match_expressions:
+            if not r.matches(labels):
+                return False
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSelectorTerm:
+    """One nodeSelectorTerm: expressions over labels AND fields (only metadata.name). A term with
+    neither matches no node, as upstream."""
+
+    match_expressions: tuple[Requirement, ...] = ()
+    match_fields: tuple[Requirement, ...] = ()
+
+    def matches(self, labels: Mapping[str, str], node_name: str) -> bool:
+        if not self.match_expressions and not self.match_fields:
+            return False
+        for r in self.match_expressions:
+            if not r.matches(labels):
+                return False
+        fields = {"metadata.name": node_name}
+        for r in self.match_fields:
+            if not r.matches(fields):
+                return False
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class PreferredSchedulingTerm:
+    weight: int
+    term: NodeSelectorTerm
+
+
+@dataclass(frozen=True, slots=True)
+class Toleration:
+    key: str = ""  # empty key (operator Exists) tolerates every taint
+    operator: str = "Equal"  # Equal | Exists
+    value: str = ""
+    effect: str = ""  # empty = every effect
+
+    def tolerates(self, taint: "Taint") -> bool:
+        if self.effect and self.effect != taint.effect:
+            return False
+        if self.key and self.key != taint.key:
+            return False
+        if self.operator == "Exists":
+            return True
+        return self.operator in ("", "Equal") and self.value == taint.value
+
+
+@dataclass(frozen=True, slots=True)
+class Taint:
+    key: str
+    value: str = ""
+    effect: str = NO_SCHEDULE
+
+
+@dataclass(frozen=True, slots=True)
+class PodAffinityTerm:
+    """A required or preferred (anti-)affinity term, resolved at parse time: `namespaces` is the
+    explicit list (or the pod's own namespace when both list and selector are absent);
+    `namespace_selector` is None when absent, an empty LabelSelector when it selects every
+    namespace. matchLabelKeys/mismatchLabelKeys are folded into `selector` at parse time."""
+
+    selector: LabelSelector | None
+    topology_key: str
+    namespaces: frozenset[str] = frozenset()
+    namespace_selector: LabelSelector | None = None
+
+    def matches_pod(self, labels: Mapping[str, str], namespace: str,
+                    namespace_labels: Mapping[str, Mapping[str, str]]) -> bool:
+        """Does an (other) pod with these labels in this namespace match this term?"""
+        if self.selector is None or not self.selector.matches(labels):
+            return False
+        if namespace in self.namespaces:
+            return True
+        if self.namespace_selector is not None:
+            return self.namespace_selector.matches(namespace_labels.get(namespace, {}))
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class WeightedPodAffinityTerm:
+    weight: int
+    term: PodAffinityTerm
+
+
+@dataclass(frozen=True, slots=True)
+class TopologySpreadConstraint:
+    """topologySpreadConstraints entry. `selector` already includes matchLabelKeys (resolved
+    against the pod's own labels at parse time). Policies: Honor | Ignore."""
+
+    max_skew: int
+    topology_key: str
+    when_unsatisfiable: str  # DoNotSchedule | ScheduleAnyway
+    selector: LabelSelector | None
+    min_domains: int = 1
+    node_affinity_policy: str = "Honor"
+    node_taints_policy: str = "Ignore"
+
+
+@dataclass(frozen=True, slots=True)
+class HostPort:
+    host_ip: str  # "" and "0.0.0.0" both mean every address
+    protocol: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class PodSpecKey:
+    """Everything that decides where a pod may go and how nodes score for it, and nothing else:
+    pods with equal keys form one equivalence class (computed once per batch).
+
+    Labels and namespace are part of it because (anti-)affinity and spread terms, and existing pods'
+    terms, match on them."""
+
+    namespace: str
+    labels: tuple[tuple[str, str], ...]
+    requests: tuple[tuple[str, int], ...]  # effective request incl. overhead, canonical units, sorted
+    nonzero_cpu: int  # request used for scoring (kube's non-zero defaults applied)
+    nonzero_memory: int
+    host_ports: tuple[HostPort, ...] = ()
+    node_name: str = ""  # spec.nodeName (NodeName plugin)
+    node_selector: tuple[tuple[str, str], ...] = ()
+    required_node_affinity: tuple[NodeSelectorTerm, ...] | None = None  # None = no requirement
+    preferred_node_affinity: tuple[PreferredSchedulingTerm, ...] = ()
+    tolerations: tuple[Toleration, ...] = ()
+    pod_affinity: tuple[PodAffinityTerm, ...] = ()
+    pod_anti_affinity: tuple[PodAffinityTerm, ...] = ()
+    preferred_pod_affinity: tuple[WeightedPodAffinityTerm, ...] = ()
+    preferred_pod_anti_affinity: tuple[WeightedPodAffinityTerm, ...] = ()
+    spread_constraints: tuple[TopologySpreadConstraint, ...] = ()
+
+    @property
+    def labels_dict(self) -> dict[str, str]:
+        return dict(self.labels)
+
+    @property
+    def request_dict(self) -> dict[str, int]:
+        return dict(self.requests)
+
+
+@dataclass(slots=True)
+class PodInfo:
+    """A pod as the scheduler tracks it. `key` is None when the spec could not be understood; then
+    `error` says why, and the pod is reported Unschedulable with that reason, never crashing."""
+
+    uid: str
+    namespace: str
+    name: str
+    priority: int = 0
+    scheduler_name: str = "default-scheduler"
+    node_name: str = ""  # bound node ('' while pending)
+    creation_ts: float = 0.0
+    key: PodSpecKey | None = None
+    error: str | None = None
+    phase: str = "Pending"
+    resource_version: str = ""
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return dict(self.key.labels) if self.key else {}
+
+
+@dataclass(slots=True)
+class NodeInfo:
+    """A node as the engine needs it. Quantities are canonical integers; `error` marks a node whose
+    status could not be parsed (it is treated as not schedulable, with that reason)."""
+
+    name: str
+    labels: dict[str, str] = field(default_factory=dict)
+    allocatable: dict[str, int] = field(default_factory=dict)
+    taints: tuple[Taint, ...] = ()
+    unschedulable: bool = False
+    ready: bool = True
+    error: str | None = None
