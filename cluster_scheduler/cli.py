@@ -54,4 +54,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # run through the package module so CliError raised by subcommands is this same class
+    from cluster_scheduler.cli import main as _main
+
+    sys.exit(_main())
