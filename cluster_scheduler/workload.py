@@ -1,0 +1,397 @@
+"""Workload files: the cluster to build and the pods to schedule, as in /shared/workloads/FORMAT.md.
+
+A workload is a list of operations over Node and Pod templates, shaped like the upstream
+scheduler_perf configuration so one file can drive this scheduler and kube-scheduler alike.
+`load_workload` validates the whole file up front (a typo should fail in a second, not an hour into
+a benchmark) and the `iter_*` generators turn templates into real Node and Pod manifests as plain
+dicts. Nothing here talks to Kubernetes: the load test creates the objects, the simulator consumes
+them directly.
+
+Names are deterministic so a run can be repeated and its results joined with the placement check:
+nodes are `<workload>-node-<i>` (zero-padded, `i` global across all createNodes ops), pods are
+`<generateName><i>` where `i` counts within one (namespace, generateName) series, so two ops that
+share a prefix never produce the same name.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Union
+
+import orjson
+import yaml
+
+from cluster_scheduler.check import parse_quantity
+
+HOSTNAME_LABEL = "kubernetes.io/hostname"
+DEFAULT_BARRIER_TIMEOUT = 600.0
+
+# DNS-1123 subdomain (object names) and label (namespaces), as the apiserver validates them.
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+# A generateName is a name prefix: it may end in '-' or '.'.
+_NAME_PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9.]*)?$")
+# Label values: empty, or up to 63 alphanumerics with '-', '_', '.' inside.
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+
+
+class WorkloadError(ValueError):
+    """A workload file that cannot be run; the message names the file, the op and the problem."""
+
+
+@dataclass(frozen=True, slots=True)
+class CreateNodes:
+    """Create `count` nodes from `template`; node i gets values[i % len] of each round-robin label."""
+
+    count: int
+    template: dict[str, Any]
+    round_robin_labels: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class CreatePods:
+    """Create `count` pods from `template` in `namespace`, `rate` per second (0 = unthrottled)."""
+
+    count: int
+    namespace: str
+    generate_name: str
+    rate: float
+    template: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Barrier:
+    """Wait until every pod created so far is bound or reported Unschedulable."""
+
+    timeout: float = DEFAULT_BARRIER_TIMEOUT
+
+
+Op = Union[CreateNodes, CreatePods, Barrier]
+
+
+@dataclass(slots=True)
+class Workload:
+    name: str
+    ops: list[Op]
+    source: str = ""  # the file it came from, for messages
+
+    # ---- totals -------------------------------------------------------------------------------
+
+    @property
+    def node_count(self) -> int:
+        return sum(op.count for op in self.ops if isinstance(op, CreateNodes))
+
+    @property
+    def pod_count(self) -> int:
+        return sum(op.count for op in self.ops if isinstance(op, CreatePods))
+
+    @property
+    def namespaces(self) -> list[str]:
+        """Namespaces the pods go to, in order of first use (the load test creates them)."""
+        seen: dict[str, None] = {}
+        for op in self.ops:
+            if isinstance(op, CreatePods):
+                seen.setdefault(op.namespace, None)
+        return list(seen)
+
+    # ---- naming -------------------------------------------------------------------------------
+
+    def node_name(self, index: int) -> str:
+        """Zero-padded to the width of the largest index so names sort in creation order."""
+        width = len(str(max(self.node_count - 1, 0)))
+        return f"{self.name}-node-{index:0{width}d}"
+
+    def steps(self) -> Iterator[tuple[Op, int]]:
+        """Each op with its start index: the global node index for createNodes, the index within
+        the op's (namespace, generateName) series for createPods, 0 for barriers."""
+        next_node = 0
+        next_pod: dict[tuple[str, str], int] = {}
+        for op in self.ops:
+            if isinstance(op, CreateNodes):
+                yield op, next_node
+                next_node += op.count
+            elif isinstance(op, CreatePods):
+                series = (op.namespace, op.generate_name)
+                start = next_pod.get(series, 0)
+                yield op, start
+                next_pod[series] = start + op.count
+            else:
+                yield op, 0
+
+    # ---- manifests ----------------------------------------------------------------------------
+
+    def iter_nodes(self, op: CreateNodes, start_index: int) -> Iterator[dict[str, Any]]:
+        """Node manifests for `op`, numbered from `start_index`. Each is an independent dict."""
+        blob = orjson.dumps(op.template)  # deep copy by round trip: fast, and nothing is shared
+        rr = list(op.round_robin_labels.items())
+        for i in range(start_index, start_index + op.count):
+            t = orjson.loads(blob)
+            name = self.node_name(i)
+            meta = t.get("metadata") or {}
+            labels = dict(meta.get("labels") or {})
+            for key, values in rr:
+                labels[key] = values[i % len(values)]
+            labels[HOSTNAME_LABEL] = name  # as a kubelet would
+            meta["name"] = name
+            meta["labels"] = labels
+            status = t.get("status") or {}
+            if "allocatable" not in status and "capacity" in status:
+                status["allocatable"] = dict(status["capacity"])
+            if "conditions" not in status:
+                status["conditions"] = [{
+                    "type": "Ready",
+                    "status": "True",
+                    "reason": "KubeletReady",
+                    "message": "created ready by the cluster-scheduler workload loader",
+                }]
+            yield {
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": meta,
+                "spec": t.get("spec") or {},
+                "status": status,
+            }
+
+    def iter_pods(self, op: CreatePods, start_index: int,
+                  scheduler_name: str) -> Iterator[dict[str, Any]]:
+        """Pod manifests for `op`, numbered from `start_index`, with spec.schedulerName set."""
+        blob = orjson.dumps(op.template)
+        for i in range(start_index, start_index + op.count):
+            t = orjson.loads(blob)
+            meta = t.get("metadata") or {}
+            meta["name"] = f"{op.generate_name}{i}"
+            meta["namespace"] = op.namespace
+            spec = t.get("spec") or {}
+            spec["schedulerName"] = scheduler_name
+            yield {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
+
+    def all_nodes(self) -> Iterator[dict[str, Any]]:
+        for op, start in self.steps():
+            if isinstance(op, CreateNodes):
+                yield from self.iter_nodes(op, start)
+
+    def all_pods(self, scheduler_name: str) -> Iterator[dict[str, Any]]:
+        for op, start in self.steps():
+            if isinstance(op, CreatePods):
+                yield from self.iter_pods(op, start, scheduler_name)
+
+
+# ---- loading and validation ---------------------------------------------------------------------
+
+_OP_KEYS = {
+    "createNodes": {"op", "count", "template", "roundRobinLabels"},
+    "createPods": {"op", "count", "namespace", "generateName", "rate", "template"},
+    "barrier": {"op", "timeout"},
+}
+
+
+class _Invalid(Exception):
+    """Raised inside validation; `load_workload` adds file and op to the message."""
+
+
+def load_workload(path: str | Path) -> Workload:
+    """Read and validate a workload file. Raises WorkloadError with one message for any problem."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise WorkloadError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        doc = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError as exc:
+        raise WorkloadError(f"{path}: invalid YAML: {' '.join(str(exc).split())}") from None
+    return parse_workload(doc, source=str(path))
+
+
+def parse_workload(doc: Any, source: str = "<workload>") -> Workload:
+    """Validate an already-parsed document (what `load_workload` does after reading YAML)."""
+    if not isinstance(doc, dict):
+        raise WorkloadError(f"{source}: the top level must be a mapping with 'name' and 'ops'")
+    unknown = sorted(set(doc) - {"name", "ops"})
+    if unknown:
+        raise WorkloadError(f"{source}: unknown top-level key(s) {unknown}; expected 'name', 'ops'")
+    name = doc.get("name")
+    if not isinstance(name, str) or not _DNS_SUBDOMAIN.match(name) or len(name) > 200:
+        raise WorkloadError(
+            f"{source}: 'name' must be a lowercase DNS name (a-z, 0-9, '-', '.'), got {name!r}")
+    raw_ops = doc.get("ops")
+    if not isinstance(raw_ops, list) or not raw_ops:
+        raise WorkloadError(f"{source}: 'ops' must be a non-empty list")
+    ops: list[Op] = []
+    for i, raw in enumerate(raw_ops):
+        kind = raw.get("op") if isinstance(raw, dict) else None
+        where = f"{source}: ops[{i}]" + (f" ({kind})" if isinstance(kind, str) else "")
+        try:
+            ops.append(_parse_op(raw, name))
+        except _Invalid as exc:
+            raise WorkloadError(f"{where}: {exc}") from None
+    return Workload(name=name, ops=ops, source=source)
+
+
+def _parse_op(raw: Any, workload_name: str) -> Op:
+    if not isinstance(raw, dict):
+        raise _Invalid(f"an op must be a mapping, got {type(raw).__name__}")
+    kind = raw.get("op")
+    if kind not in _OP_KEYS:
+        raise _Invalid(f"unknown op {kind!r}; expected one of {sorted(_OP_KEYS)}")
+    unknown = sorted(set(raw) - _OP_KEYS[kind])
+    if unknown:
+        raise _Invalid(f"unknown key(s) {unknown}; allowed: {sorted(_OP_KEYS[kind] - {'op'})}")
+    if kind == "barrier":
+        timeout = raw.get("timeout", DEFAULT_BARRIER_TIMEOUT)
+        if not _is_number(timeout) or timeout <= 0:
+            raise _Invalid(f"'timeout' must be a positive number of seconds, got {timeout!r}")
+        return Barrier(timeout=float(timeout))
+    count = raw.get("count")
+    if count is None:
+        raise _Invalid("'count' is required")
+    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        raise _Invalid(f"'count' must be a non-negative integer, got {count!r}")
+    template = raw.get("template")
+    if not isinstance(template, dict):
+        raise _Invalid(f"'template' must be a mapping, got {type(template).__name__}")
+    if kind == "createNodes":
+        rr = raw.get("roundRobinLabels") or {}
+        _check_round_robin(rr)
+        _check_node_template(template)
+        return CreateNodes(count=count, template=template,
+                           round_robin_labels={k: list(v) for k, v in rr.items()})
+    namespace = raw.get("namespace", "default")
+    if not isinstance(namespace, str) or not _DNS_LABEL.match(namespace) or len(namespace) > 63:
+        raise _Invalid(f"'namespace' must be a DNS label (a-z, 0-9, '-'), got {namespace!r}")
+    generate_name = raw.get("generateName", f"{workload_name}-")
+    if (not isinstance(generate_name, str) or not _NAME_PREFIX.match(generate_name)
+            or len(generate_name) > 200):
+        raise _Invalid(f"'generateName' must be a lowercase name prefix, got {generate_name!r}")
+    rate = raw.get("rate", 0)
+    if not _is_number(rate) or rate < 0:
+        raise _Invalid(f"'rate' must be a number >= 0 (pods per second, 0 = unthrottled), "
+                       f"got {rate!r}")
+    _check_pod_template(template)
+    return CreatePods(count=count, namespace=namespace, generate_name=generate_name,
+                      rate=float(rate), template=template)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _check_round_robin(rr: Any) -> None:
+    if not isinstance(rr, dict):
+        raise _Invalid("'roundRobinLabels' must map a label key to a list of values")
+    for key, values in rr.items():
+        if not isinstance(key, str) or not key:
+            raise _Invalid(f"roundRobinLabels key {key!r} must be a non-empty string")
+        if key == HOSTNAME_LABEL:
+            raise _Invalid(f"roundRobinLabels must not set {HOSTNAME_LABEL}: it is the node's name")
+        if not isinstance(values, list) or not values:
+            raise _Invalid(f"roundRobinLabels[{key!r}] must be a non-empty list")
+        for v in values:
+            _check_label_value(f"roundRobinLabels[{key!r}]", v)
+
+
+def _check_label_value(where: str, v: Any) -> None:
+    if not isinstance(v, str) or len(v) > 63 or not _LABEL_VALUE.match(v):
+        raise _Invalid(f"{where}: label value {v!r} must be a string of at most 63 characters "
+                       f"(quote numbers and booleans in YAML)")
+
+
+def _check_metadata(template: dict, what: str) -> None:
+    meta = template.get("metadata")
+    if meta is None:
+        return
+    if not isinstance(meta, dict):
+        raise _Invalid("template.metadata must be a mapping")
+    for forbidden in ("name", "generateName", "namespace"):
+        if forbidden in meta:
+            raise _Invalid(f"template.metadata.{forbidden} is not allowed: {what} names come from "
+                           f"the op")
+    labels = meta.get("labels") or {}
+    if not isinstance(labels, dict):
+        raise _Invalid("template.metadata.labels must be a mapping")
+    for k, v in labels.items():
+        if not isinstance(k, str) or not k:
+            raise _Invalid(f"template.metadata.labels: key {k!r} must be a non-empty string")
+        _check_label_value(f"template.metadata.labels[{k!r}]", v)
+
+
+def _check_kind(template: dict, kind: str, allowed: set[str]) -> None:
+    unknown = sorted(set(template) - allowed - {"apiVersion", "kind"})
+    if unknown:
+        raise _Invalid(f"unknown template key(s) {unknown}; a {kind} template has "
+                       f"{sorted(allowed)}")
+    if template.get("apiVersion", "v1") != "v1" or template.get("kind", kind) != kind:
+        raise _Invalid(f"template must be a v1 {kind}")
+
+
+def _check_quantities(where: str, resources: Any) -> None:
+    if resources is None:
+        return
+    if not isinstance(resources, dict):
+        raise _Invalid(f"{where} must be a mapping of resource name to quantity")
+    for res, q in resources.items():
+        try:
+            parse_quantity(q)
+        except ValueError:
+            raise _Invalid(f"{where}[{res!r}]: {q!r} is not a Kubernetes quantity") from None
+
+
+def _check_node_template(t: dict) -> None:
+    _check_kind(t, "Node", {"metadata", "spec", "status"})
+    _check_metadata(t, "node")
+    spec = t.get("spec") or {}
+    if not isinstance(spec, dict):
+        raise _Invalid("template.spec must be a mapping")
+    taints = spec.get("taints") or []
+    if not isinstance(taints, list) or not all(isinstance(x, dict) and x.get("key") for x in taints):
+        raise _Invalid("template.spec.taints must be a list of {key, value, effect}")
+    for x in taints:
+        if x.get("effect") not in ("NoSchedule", "PreferNoSchedule", "NoExecute"):
+            raise _Invalid(f"taint {x.get('key')!r}: effect must be NoSchedule, PreferNoSchedule or "
+                           f"NoExecute, got {x.get('effect')!r}")
+    status = t.get("status")
+    if not isinstance(status, dict) or not (status.get("allocatable") or status.get("capacity")):
+        raise _Invalid("template.status.allocatable (or capacity) is required: a node without "
+                       "resources can run nothing")
+    _check_quantities("template.status.capacity", status.get("capacity"))
+    _check_quantities("template.status.allocatable", status.get("allocatable"))
+    if "conditions" in status and not isinstance(status["conditions"], list):
+        raise _Invalid("template.status.conditions must be a list")
+    # Normalise quantities to strings, as the apiserver would return them.
+    for section in ("capacity", "allocatable"):
+        if isinstance(status.get(section), dict):
+            status[section] = {k: str(v) for k, v in status[section].items()}
+
+
+def _check_pod_template(t: dict) -> None:
+    _check_kind(t, "Pod", {"metadata", "spec"})
+    _check_metadata(t, "pod")
+    spec = t.get("spec")
+    if not isinstance(spec, dict):
+        raise _Invalid("template.spec must be a mapping")
+    containers = spec.get("containers")
+    if not isinstance(containers, list) or not containers:
+        raise _Invalid("template.spec.containers must be a non-empty list")
+    for field_name in ("containers", "initContainers"):
+        for j, c in enumerate(spec.get(field_name) or []):
+            where = f"template.spec.{field_name}[{j}]"
+            if not isinstance(c, dict) or not isinstance(c.get("name"), str) or not c["name"]:
+                raise _Invalid(f"{where} must be a mapping with a 'name'")
+            res = c.get("resources") or {}
+            if not isinstance(res, dict):
+                raise _Invalid(f"{where}.resources must be a mapping")
+            _check_quantities(f"{where}.resources.requests", res.get("requests"))
+            _check_quantities(f"{where}.resources.limits", res.get("limits"))
+    _check_quantities("template.spec.overhead", spec.get("overhead"))
+    for key in ("nodeSelector", "affinity"):
+        if key in spec and not isinstance(spec[key], dict):
+            raise _Invalid(f"template.spec.{key} must be a mapping")
+    for key in ("tolerations", "topologySpreadConstraints"):
+        if key in spec and not isinstance(spec[key], list):
+            raise _Invalid(f"template.spec.{key} must be a list")
+    if "schedulerName" in spec:
+        raise _Invalid("template.spec.schedulerName is not allowed: the tool sets it")
+    if "nodeName" in spec:
+        raise _Invalid("template.spec.nodeName is not allowed: pods are for the scheduler to place")
