@@ -204,6 +204,20 @@ class PodSpecKey:
     preferred_pod_affinity: tuple[WeightedPodAffinityTerm, ...] = ()
     preferred_pod_anti_affinity: tuple[WeightedPodAffinityTerm, ...] = ()
     spread_constraints: tuple[TopologySpreadConstraint, ...] = ()
+    # cached hash: keys are looked up once per pod in the hot path, and hashing the nested tuples
+    # each time costs more than the rest of a placement
+    _hash: int = field(default=0, init=False, repr=False, compare=False)
+
+    def __hash__(self) -> int:
+        h = self._hash
+        if not h:
+            h = hash((self.namespace, self.labels, self.requests, self.nonzero_cpu, self.nonzero_memory,
+                      self.host_ports, self.node_name, self.node_selector, self.required_node_affinity,
+                      self.preferred_node_affinity, self.tolerations, self.pod_affinity,
+                      self.pod_anti_affinity, self.preferred_pod_affinity,
+                      self.preferred_pod_anti_affinity, self.spread_constraints)) or 1
+            object.__setattr__(self, "_hash", h)
+        return h
 
     @property
     def labels_dict(self) -> dict[str, str]:

@@ -1,0 +1,220 @@
+"""Scheduler configuration: a KubeSchedulerConfiguration-shaped profile plus our runtime settings.
+
+The file reads like upstream's (`profiles[].plugins.score.enabled[{name, weight}]`,
+`pluginConfig[].args.scoringStrategy`), so a Kubernetes engineer can review it; the `runtime`
+section holds what upstream has no place for (batch size, partitions, binder concurrency).
+A broken file gives one ConfigError naming the field, never a traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+FILTER_PLUGINS = (
+    "NodeUnschedulable", "NodeName", "TaintToleration", "NodeAffinity", "NodePorts",
+    "NodeResourcesFit", "PodTopologySpread", "InterPodAffinity",
+)
+# Upstream defaults (pkg/scheduler/apis/config/v1/default_plugins.go), ImageLocality excluded:
+# images are not modelled.
+DEFAULT_SCORE_WEIGHTS = {
+    "TaintToleration": 3,
+    "NodeAffinity": 2,
+    "NodeResourcesFit": 1,
+    "PodTopologySpread": 2,
+    "InterPodAffinity": 2,
+    "NodeResourcesBalancedAllocation": 1,
+}
+SCORING_TYPES = ("LeastAllocated", "MostAllocated", "RequestedToCapacityRatio")
+
+
+class ConfigError(ValueError):
+    """A configuration problem, worded for the person who wrote the file."""
+
+
+@dataclass(frozen=True)
+class ScoringStrategy:
+    type: str = "LeastAllocated"
+    resources: tuple[tuple[str, int], ...] = (("cpu", 1), ("memory", 1))
+    # RequestedToCapacityRatio shape: (utilization 0-100, score 0-10) points, increasing utilization
+    shape: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class Profile:
+    scheduler_name: str = "cluster-scheduler"
+    score_weights: tuple[tuple[str, int], ...] = tuple(DEFAULT_SCORE_WEIGHTS.items())
+    disabled_filters: frozenset[str] = frozenset()
+    scoring: ScoringStrategy = field(default_factory=ScoringStrategy)
+    balanced_resources: tuple[tuple[str, int], ...] = (("cpu", 1), ("memory", 1))
+    hard_pod_affinity_weight: int = 1
+
+    def weight(self, plugin: str) -> int:
+        return dict(self.score_weights).get(plugin, 0)
+
+    def filter_enabled(self, plugin: str) -> bool:
+        return plugin not in self.disabled_filters
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    batch_size: int = 2000
+    partitions: int = 2
+    top_k: int = 3
+    qps: float = 5000.0
+    burst: int = 10000
+    bind_concurrency: int = 64
+    metrics_port: int = 10259
+    backoff_initial_s: float = 1.0
+    backoff_max_s: float = 10.0
+    unschedulable_flush_s: float = 300.0
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    profile: Profile = field(default_factory=Profile)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+
+def _expect(cond: bool, where: str, msg: str) -> None:
+    if not cond:
+        raise ConfigError(f"{where}: {msg}")
+
+
+def _int(v: Any, where: str, lo: int | None = None, hi: int | None = None) -> int:
+    _expect(isinstance(v, int) and not isinstance(v, bool), where, f"must be an integer, got {v!r}")
+    if lo is not None:
+        _expect(v >= lo, where, f"must be >= {lo}, got {v}")
+    if hi is not None:
+        _expect(v <= hi, where, f"must be <= {hi}, got {v}")
+    return v
+
+
+def _resources(v: Any, where: str) -> tuple[tuple[str, int], ...]:
+    _expect(isinstance(v, list) and v, where, "must be a non-empty list of {name, weight}")
+    out = []
+    for i, r in enumerate(v):
+        w = f"{where}[{i}]"
+        _expect(isinstance(r, dict) and isinstance(r.get("name"), str) and r["name"], w, "needs a name")
+        out.append((r["name"], _int(r.get("weight", 1), w + ".weight", 1, 100)))
+    return tuple(out)
+
+
+def parse_profile(doc: dict, where: str = "profiles[0]") -> Profile:
+    _expect(isinstance(doc, dict), where, "must be a mapping")
+    name = doc.get("schedulerName", "cluster-scheduler")
+    _expect(isinstance(name, str) and name, where + ".schedulerName", "must be a non-empty string")
+    weights = dict(DEFAULT_SCORE_WEIGHTS)
+    disabled: set[str] = set()
+    plugins = doc.get("plugins") or {}
+    _expect(isinstance(plugins, dict), where + ".plugins", "must be a mapping")
+    for point, section in plugins.items():
+        w = f"{where}.plugins.{point}"
+        _expect(point in ("filter", "score", "multiPoint"), w, "only filter, score and multiPoint are configurable")
+        _expect(isinstance(section, dict), w, "must be a mapping with enabled/disabled lists")
+        for i, p in enumerate(section.get("disabled") or []):
+            pn = p.get("name") if isinstance(p, dict) else None
+            _expect(isinstance(pn, str), f"{w}.disabled[{i}]", "needs a name")
+            if pn == "*":
+                if point in ("score", "multiPoint"):
+                    weights.clear()
+                if point in ("filter", "multiPoint"):
+                    disabled |= set(FILTER_PLUGINS)
+                continue
+            known = pn in FILTER_PLUGINS or pn in DEFAULT_SCORE_WEIGHTS
+            _expect(known, f"{w}.disabled[{i}]", f"unknown plugin {pn!r}")
+            if point in ("score", "multiPoint"):
+                weights.pop(pn, None)
+            if point in ("filter", "multiPoint") and pn in FILTER_PLUGINS:
+                disabled.add(pn)
+        for i, p in enumerate(section.get("enabled") or []):
+            pn = p.get("name") if isinstance(p, dict) else None
+            wi = f"{w}.enabled[{i}]"
+            _expect(isinstance(pn, str), wi, "needs a name")
+            _expect(pn in FILTER_PLUGINS or pn in DEFAULT_SCORE_WEIGHTS, wi, f"unknown plugin {pn!r}")
+            if point in ("score", "multiPoint") and pn in DEFAULT_SCORE_WEIGHTS:
+                weights[pn] = _int(p.get("weight", DEFAULT_SCORE_WEIGHTS[pn]), wi + ".weight", 0, 100)
+            if point in ("filter", "multiPoint"):
+                disabled.discard(pn)
+    scoring = ScoringStrategy()
+    balanced = (("cpu", 1), ("memory", 1))
+    hard_weight = 1
+    for i, pc in enumerate(doc.get("pluginConfig") or []):
+        w = f"{where}.pluginConfig[{i}]"
+        _expect(isinstance(pc, dict) and isinstance(pc.get("name"), str), w, "needs a name")
+        args = pc.get("args") or {}
+        _expect(isinstance(args, dict), w + ".args", "must be a mapping")
+        if pc["name"] == "NodeResourcesFit":
+            ss = args.get("scoringStrategy") or {}
+            _expect(isinstance(ss, dict), w + ".args.scoringStrategy", "must be a mapping")
+            typ = ss.get("type", "LeastAllocated")
+            _expect(typ in SCORING_TYPES, w + ".args.scoringStrategy.type", f"must be one of {', '.join(SCORING_TYPES)}")
+            res = _resources(ss["resources"], w + ".args.scoringStrategy.resources") if "resources" in ss else scoring.resources
+            shape: tuple[tuple[int, int], ...] = ()
+            if typ == "RequestedToCapacityRatio":
+                rtc = ss.get("requestedToCapacityRatio") or {}
+                pts = rtc.get("shape") if isinstance(rtc, dict) else None
+                sw = w + ".args.scoringStrategy.requestedToCapacityRatio.shape"
+                _expect(isinstance(pts, list) and pts, sw, "needs at least one {utilization, score} point")
+                shape = tuple((_int(p.get("utilization"), f"{sw}[{j}].utilization", 0, 100),
+                               _int(p.get("score"), f"{sw}[{j}].score", 0, 10))
+                              for j, p in enumerate(pts) if isinstance(p, dict) or _expect(False, sw, "points must be mappings"))
+                _expect(all(a[0] < b[0] for a, b in zip(shape, shape[1:])), sw, "utilization must increase strictly")
+            scoring = ScoringStrategy(typ, res, shape)
+        elif pc["name"] == "NodeResourcesBalancedAllocation":
+            balanced = _resources(args.get("resources", [{"name": "cpu"}, {"name": "memory"}]), w + ".args.resources")
+        elif pc["name"] == "InterPodAffinity":
+            hard_weight = _int(args.get("hardPodAffinityWeight", 1), w + ".args.hardPodAffinityWeight", 0, 100)
+        else:
+            _expect(pc["name"] in FILTER_PLUGINS or pc["name"] in DEFAULT_SCORE_WEIGHTS, w, f"unknown plugin {pc['name']!r}")
+    return Profile(name, tuple(weights.items()), frozenset(disabled), scoring, balanced, hard_weight)
+
+
+def parse_runtime(doc: Any) -> RuntimeConfig:
+    if doc is None:
+        return RuntimeConfig()
+    _expect(isinstance(doc, dict), "runtime", "must be a mapping")
+    base = RuntimeConfig()
+    fields = {
+        "batchSize": ("batch_size", 1, 100_000), "partitions": ("partitions", 1, 256),
+        "topK": ("top_k", 1, 64), "burst": ("burst", 1, 1_000_000),
+        "bindConcurrency": ("bind_concurrency", 1, 4096), "metricsPort": ("metrics_port", 0, 65535),
+    }
+    kw: dict[str, Any] = {}
+    for k, v in doc.items():
+        if k in fields:
+            attr, lo, hi = fields[k]
+            kw[attr] = _int(v, f"runtime.{k}", lo, hi)
+        elif k in ("qps", "backoffInitialSeconds", "backoffMaxSeconds", "unschedulableFlushSeconds"):
+            _expect(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0, f"runtime.{k}", f"must be a positive number, got {v!r}")
+            attr = {"qps": "qps", "backoffInitialSeconds": "backoff_initial_s", "backoffMaxSeconds": "backoff_max_s",
+                    "unschedulableFlushSeconds": "unschedulable_flush_s"}[k]
+            kw[attr] = float(v)
+        else:
+            raise ConfigError(f"runtime.{k}: unknown setting")
+    return replace(base, **kw)
+
+
+def load_config(path: str | Path | None) -> SchedulerConfig:
+    """Load a config file; None gives the defaults (config/default.yaml mirrors them)."""
+    if path is None:
+        return SchedulerConfig()
+    p = Path(path)
+    try:
+        doc = yaml.safe_load(p.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+    try:
+        _expect(isinstance(doc, dict), str(p), "must be a mapping (a KubeSchedulerConfiguration)")
+        kind = doc.get("kind", "KubeSchedulerConfiguration")
+        _expect(kind == "KubeSchedulerConfiguration", "kind", f"must be KubeSchedulerConfiguration, got {kind!r}")
+        profiles = doc.get("profiles") or [{}]
+        _expect(isinstance(profiles, list) and len(profiles) == 1, "profiles", "exactly one profile is supported")
+        return SchedulerConfig(parse_profile(profiles[0]), parse_runtime(doc.get("runtime")))
+    except ConfigError as exc:
+        raise ConfigError(f"{p}: {exc}") from None

@@ -1,0 +1,472 @@
+"""The scheduling engine: filter -> score -> top-k for batches of pods, over the node table.
+
+Pods with the same PodSpecKey form an equivalence class. A class is filtered and scored once, fully
+vectorized over the candidate nodes (`ClassState.build`), and its feasible nodes go into a max-heap.
+Placing a pod changes one node, so later picks only rescore what changed:
+
+- lazy: a heap entry remembers the node's version; a stale entry is rescored with the scalar
+  per-row twins of the plugins and pushed back. Exact, because every score that can change with a
+  placement on node n is a function of node n alone (resources, ports, hostname-keyed terms).
+- eager: classes whose normalization depends on the whole feasible set (preferred node affinity,
+  PreferNoSchedule taints, preferred inter-pod terms) or whose feasibility can *grow* (required
+  pod affinity) are touched on every placement: the changed node is rescored at once, and if the
+  normalizer's min/max moved the class is rebuilt.
+- rebuilt: when a count on a wider domain (zone, rack, spread) that the class reads has changed;
+  classes with ScheduleAnyway spread rebuild on every pick (their weights depend on the feasible set).
+
+Decisions are exact (every feasible node considered, upstream formulas); ties go to the lowest row.
+The engine charges its own picks, so one batch never over-commits a node; `commit=False` (used by
+partitions, whose picks are only proposals) undoes them at the end of the batch.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .config import Profile
+from .model.node_table import NodeTable
+from .model.pod_index import PodIndex
+from .model.types import NodeInfo, PodInfo, PodSpecKey
+from .plugins import (ClassCtx, balanced_allocation, inter_pod_affinity, node_affinity, node_name,
+                      node_ports, node_resources_fit, node_unschedulable, pod_topology_spread,
+                      taint_toleration)
+
+NO_NODE_AVAILABLE = "0/{} nodes are available"
+
+# Filter order as upstream's default profile: the first failing plugin names a node's reason.
+STATIC_FILTERS = (
+    (node_unschedulable.NAME, node_unschedulable.filter),
+    (node_name.NAME, node_name.filter),
+    (taint_toleration.NAME, taint_toleration.filter),
+    (node_affinity.NAME, node_affinity.filter),
+)
+DYNAMIC_FILTERS = (
+    (node_ports.NAME, node_ports.filter),
+    (node_resources_fit.NAME, node_resources_fit.filter),
+    (pod_topology_spread.NAME, pod_topology_spread.filter),
+    (inter_pod_affinity.NAME, inter_pod_affinity.filter),
+)
+
+
+def fit_error_message(num_nodes: int, reasons: dict[str, int]) -> str:
+    """kube-scheduler's FitError text: '0/N nodes are available: <count> <reason>, ...'."""
+    parts = sorted(f"{v} {k}" for k, v in reasons.items() if v)
+    msg = NO_NODE_AVAILABLE.format(num_nodes) + ":"
+    if parts:
+        msg += " " + ", ".join(parts)
+    return msg + "."
+
+
+@dataclass(slots=True)
+class PodResult:
+    """Outcome for one pod: best-first (node, score) candidates, or why none fits.
+
+    `reasons` is a histogram (reason -> node count) so shards' diagnoses can be summed; `error` is
+    set when the pod's spec itself is unusable."""
+
+    uid: str
+    candidates: list[tuple[str, int]] = field(default_factory=list)
+    reasons: dict[str, int] = field(default_factory=dict)
+    num_nodes: int = 0
+    error: str | None = None
+
+    def message(self) -> str:
+        if self.error:
+            return self.error
+        return fit_error_message(self.num_nodes, self.reasons)
+
+
+class ClassState:
+    """Filter and score state of one equivalence class over the engine's candidate rows."""
+
+    def __init__(self, engine: "Engine", key: PodSpecKey) -> None:
+        self.engine = engine
+        self.key = key
+        self._diag_cache: tuple[int, dict[str, int]] | None = None
+        self.build()
+
+    # -------------------------------------------------------------- build
+    def build(self) -> None:
+        e, key, prof = self.engine, self.key, self.engine.profile
+        t = e.table
+        rows = e.candidate_rows()
+        ctx = self.ctx = ClassCtx(t, e.index, prof, key, rows)
+        self.epoch = e.epoch
+        self.built_at = e.placements
+        n = len(rows)
+        self.pos = np.full(t.capacity, -1, dtype=np.int64)
+        self.pos[rows] = np.arange(n)
+        self.diag: list[tuple[str, np.ndarray, list]] = []
+        static_ok = np.ones(n, dtype=bool)
+        for name, f in STATIC_FILTERS:
+            if prof.filter_enabled(name):
+                ok, reasons = f(ctx)
+                self.diag.append((name, ok, reasons))
+                static_ok &= ok
+        self.static_ok = static_ok
+        feas = static_ok.copy()
+        self.use_ports = bool(key.host_ports) and prof.filter_enabled(node_ports.NAME)
+        self.use_fit = prof.filter_enabled(node_resources_fit.NAME)
+        self.use_ipa = prof.filter_enabled(inter_pod_affinity.NAME) and bool(
+            key.pod_affinity or key.pod_anti_affinity or e.index.holders)
+        self.use_pts = prof.filter_enabled(pod_topology_spread.NAME) and bool(pod_topology_spread.hard(ctx))
+        for name, f in DYNAMIC_FILTERS:
+            if not prof.filter_enabled(name):
+                continue
+            if name == node_ports.NAME and not self.use_ports:
+                continue
+            if name == pod_topology_spread.NAME and not self.use_pts:
+                continue
+            if name == inter_pod_affinity.NAME and not self.use_ipa:
+                continue
+            ok, reasons = f(ctx)
+            self.diag.append((name, ok, reasons))
+            feas &= ok
+            if name == pod_topology_spread.NAME:
+                self.pts_ok = ok
+        self.feas = feas
+        self.watch = [(c, c.gen) for c in pod_topology_spread.watched(ctx)] if key.spread_constraints else []
+        self.ipa_plan = inter_pod_affinity.plan(ctx) if (self.use_ipa or prof.weight(inter_pod_affinity.NAME)) else None
+
+        # ----- scores
+        w_fit, w_bal = prof.weight(node_resources_fit.NAME), prof.weight(balanced_allocation.NAME)
+        w_na, w_tt = prof.weight(node_affinity.NAME), prof.weight(taint_toleration.NAME)
+        w_ipa, w_pts = prof.weight(inter_pod_affinity.NAME), prof.weight(pod_topology_spread.NAME)
+        self.w_fit, self.w_bal, self.w_ipa = w_fit, w_bal, w_ipa
+        total = np.zeros(n, dtype=np.int64)
+        if w_fit:
+            total += w_fit * node_resources_fit.score(ctx)
+        if w_bal:
+            total += w_bal * balanced_allocation.score(ctx)
+        static_norm = np.zeros(n, dtype=np.int64)
+        self.na_raw = self.tt_raw = None
+        if w_na and key.preferred_node_affinity:
+            raw = node_affinity.score_raw(ctx)
+            static_norm += w_na * node_affinity.normalize(raw, feas)
+            if raw.min(initial=0) != raw.max(initial=0):
+                self.na_raw, self.na_max = raw, int(raw[feas].max(initial=0))
+        if w_tt:
+            raw = taint_toleration.score_raw(ctx)
+            static_norm += w_tt * taint_toleration.normalize(raw, feas)
+            if raw.min(initial=0) != raw.max(initial=0):
+                self.tt_raw, self.tt_max = raw, int(raw[feas].max(initial=0))
+        self.static_norm = static_norm
+        total += static_norm
+        self.ipa_raw = None
+        if w_ipa and self.ipa_plan is not None and self.ipa_plan.score_terms:
+            raw = inter_pod_affinity.score_raw(ctx)
+            self.ipa_raw = raw
+            self.ipa_lo = int(raw[feas].min(initial=0)) if feas.any() else 0
+            self.ipa_hi = int(raw[feas].max(initial=0)) if feas.any() else 0
+            total += w_ipa * inter_pod_affinity.normalize_with(raw, self.ipa_lo, self.ipa_hi)
+        self.dense = bool(w_pts and pod_topology_spread.soft(ctx))
+        if self.dense:
+            total += w_pts * pod_topology_spread.score(ctx, feas)
+        ipa_dynamic = self.ipa_plan is not None and (not self.ipa_plan.row_local)
+        if ipa_dynamic:
+            self.watch += self.ipa_plan.watch
+        self.eager = (self.na_raw is not None or self.tt_raw is not None or self.ipa_raw is not None
+                      or bool(key.pod_affinity))
+        self.total = total
+        idx = np.flatnonzero(feas)
+        self.pushed = np.full(n, -1, dtype=np.int64)
+        vers = t.version[rows[idx]]
+        self.pushed[idx] = vers
+        self.heap = list(zip((-total[idx]).tolist(), rows[idx].tolist(), vers.tolist()))
+        heapq.heapify(self.heap)
+
+    # ------------------------------------------------------------- checks
+    def stale(self) -> bool:
+        e = self.engine
+        if self.epoch != e.epoch:
+            return True
+        if self.dense and self.built_at != e.placements:
+            return True
+        for c, gen in self.watch:
+            if c.gen != gen:
+                return True
+        if self.ipa_plan is not None and inter_pod_affinity.is_stale(self.ctx, self.ipa_plan):
+            return True
+        return False
+
+    def feasible_row(self, row: int) -> bool:
+        """Scalar filter of one row against the current state (valid while not stale)."""
+        p = self.pos[row] if row < len(self.pos) else -1
+        if p < 0 or not self.static_ok[p]:
+            return False
+        ctx = self.ctx
+        if self.use_fit and not node_resources_fit.fits_row(ctx, row):
+            return False
+        if self.use_ports and not node_ports.fits_row(ctx, row):
+            return False
+        if self.use_pts and not self.pts_ok[p]:
+            return False
+        if self.use_ipa and not inter_pod_affinity.fits_row(ctx, row):
+            return False
+        return True
+
+    def score_row(self, row: int, ipa_raw: int | None = None) -> int:
+        ctx = self.ctx
+        s = int(self.static_norm[self.pos[row]])
+        if self.w_fit:
+            s += self.w_fit * node_resources_fit.score_row(ctx, row)
+        if self.w_bal:
+            s += self.w_bal * balanced_allocation.score_row(ctx, row)
+        if self.ipa_raw is not None:
+            raw = inter_pod_affinity.score_raw_row(ctx, row) if ipa_raw is None else ipa_raw
+            s += self.w_ipa * inter_pod_affinity.normalize_with(raw, self.ipa_lo, self.ipa_hi)
+        return s
+
+    def touch(self, row: int) -> None:
+        """A pod was charged to `row`: keep eager normalizers exact."""
+        if not self.eager or self.dense:
+            return
+        p = self.pos[row] if row < len(self.pos) else -1
+        if p < 0:
+            return
+        ok = self.feasible_row(row)
+        changed = ok != self.feas[p]
+        self.feas[p] = ok
+        ipa_raw = None
+        if self.ipa_raw is not None:
+            ipa_raw = inter_pod_affinity.score_raw_row(self.ctx, row)
+            if ipa_raw != self.ipa_raw[p]:
+                self.ipa_raw[p] = ipa_raw
+                changed = True
+        if changed:
+            f = self.feas
+            if self.na_raw is not None and int(self.na_raw[f].max(initial=0)) != self.na_max:
+                self.epoch = -1
+            if self.tt_raw is not None and int(self.tt_raw[f].max(initial=0)) != self.tt_max:
+                self.epoch = -1
+            if self.ipa_raw is not None and f.any():
+                if (int(self.ipa_raw[f].min()), int(self.ipa_raw[f].max())) != (self.ipa_lo, self.ipa_hi):
+                    self.epoch = -1
+            if self.epoch == -1:
+                return
+        if ok:
+            ver = int(self.engine.table.version[row])
+            self.pushed[p] = ver
+            heapq.heappush(self.heap, (-self.score_row(row, ipa_raw), row, ver))
+
+    # --------------------------------------------------------------- pick
+    def pick(self, k: int, take_first: bool = False) -> list[tuple[int, int]]:
+        """Best k (row, score), best first; [] when nothing fits. With take_first the caller is
+        about to charge the best row, so its entry is not pushed back (`replace` re-adds it)."""
+        if self.stale():
+            self.build()
+        version = self.engine.table.version
+        heap, pushed, pos = self.heap, self.pushed, self.pos
+        found: list[tuple[int, int, int]] = []
+        seen: set[int] = set()
+        while heap and len(found) < k:
+            neg, row, ver = heapq.heappop(heap)
+            cur = int(version[row])
+            if ver != cur:
+                p = pos[row]
+                if pushed[p] == cur:
+                    continue  # a fresh entry for this row is already in the heap
+                pushed[p] = cur
+                if self.feasible_row(row):
+                    heapq.heappush(heap, (-self.score_row(row), row, cur))
+                continue
+            if row in seen:
+                continue
+            seen.add(row)
+            found.append((neg, row, ver))
+        for entry in found[1:] if take_first else found:
+            heapq.heappush(heap, entry)
+        return [(row, -neg) for neg, row, _ in found]
+
+    def replace(self, row: int) -> None:
+        """Re-add `row` after the caller charged it (see pick's take_first)."""
+        p = self.pos[row]
+        ver = int(self.engine.table.version[row])
+        self.pushed[p] = ver
+        if self.feasible_row(row):
+            heapq.heappush(self.heap, (-self.score_row(row), row, ver))
+
+    def diagnose(self) -> dict[str, int]:
+        """Reason histogram: each infeasible node counted under its first failing plugin."""
+        if self._diag_cache is not None and self._diag_cache[0] == self.engine.placements and not self.stale():
+            return dict(self._diag_cache[1])
+        if self.built_at != self.engine.placements or self.stale():
+            self.build()
+        remaining = np.ones(len(self.ctx.rows), dtype=bool)
+        hist: dict[str, int] = {}
+        for _name, ok, reasons in self.diag:
+            failing = remaining & ~ok
+            if failing.any():
+                for mask, text in reasons:
+                    c = int((failing & mask).sum())
+                    if c:
+                        hist[text] = hist.get(text, 0) + c
+            remaining &= ok
+        self._diag_cache = (self.engine.placements, hist)
+        return dict(hist)
+
+
+class Engine:
+    """Cache + scheduler for one set of candidate nodes (all nodes, or a partition's shard).
+
+    Every replica sees every node and pod (for global topology counts); `set_owned` restricts which
+    nodes this replica proposes."""
+
+    def __init__(self, profile: Profile | None = None, max_classes: int = 512) -> None:
+        self.profile = profile or Profile()
+        self.table = NodeTable()
+        self.index = PodIndex(self.table)
+        self.pods: dict[str, PodInfo] = {}  # every known pod with a node (bound or assumed)
+        self._waiting: dict[str, list[str]] = {}  # node name -> uids bound to it before it arrived
+        self.owned: set[str] | None = None
+        self._owned_rows: np.ndarray | None = None
+        self.epoch = 0  # bumped when anything can make a node *more* feasible: rebuild classes
+        self.placements = 0
+        self.classes: OrderedDict[PodSpecKey, ClassState] = OrderedDict()
+        self.max_classes = max_classes
+
+    # ---------------------------------------------------------------- nodes
+    def _changed(self) -> None:
+        self.epoch += 1
+        self._owned_rows = None
+
+    def set_owned(self, names: set[str] | None) -> None:
+        self.owned = None if names is None else set(names)
+        self._changed()
+
+    def candidate_rows(self) -> np.ndarray:
+        if self._owned_rows is None:
+            rows = self.table.rows()
+            if self.owned is not None:
+                names = self.table.names
+                rows = np.array([r for r in rows.tolist() if names[r] in self.owned], dtype=np.int64)
+            self._owned_rows = rows
+        return self._owned_rows
+
+    def num_nodes(self) -> int:
+        return len(self.table.index)
+
+    def set_node(self, node: NodeInfo) -> None:
+        row = self.table.set_node(node)
+        for uid in self._waiting.pop(node.name, []):
+            pod = self.pods.get(uid)
+            if pod is not None and pod.key is not None and pod.node_name == node.name:
+                self._charge(uid, pod.key, row)
+        self._changed()
+
+    def remove_node(self, name: str) -> None:
+        row = self.table.index.get(name)
+        if row is None:
+            return
+        for uid, key in list(self.table.pods[row].items()):
+            self.index.on_uncharge(key, row)
+            self.table.uncharge(uid)
+            self._waiting.setdefault(name, []).append(uid)
+        self.table.remove_node(name)
+        self._changed()
+
+    def set_namespace_labels(self, namespace: str, labels: dict[str, str]) -> None:
+        self.index.set_namespace_labels(namespace, labels)
+        self._changed()
+
+    # ----------------------------------------------------------------- pods
+    def _charge(self, uid: str, key: PodSpecKey, row: int) -> None:
+        self.table.charge(uid, key, row)
+        self.index.on_charge(key, row)
+        self.placements += 1
+        for cls in self.classes.values():
+            cls.touch(row)
+
+    def add_pod(self, pod: PodInfo) -> None:
+        """A pod bound (or assumed) to pod.node_name; pods without a usable spec still count for
+        nothing but are remembered so a later removal is a no-op."""
+        if not pod.node_name:
+            return
+        old = self.pods.get(pod.uid)
+        if old is not None:
+            if old.node_name == pod.node_name and old.key == pod.key:
+                return
+            self.remove_pod(pod.uid)
+        self.pods[pod.uid] = pod
+        if pod.key is None:
+            return
+        row = self.table.index.get(pod.node_name)
+        if row is None:
+            self._waiting.setdefault(pod.node_name, []).append(pod.uid)
+            return
+        self._charge(pod.uid, pod.key, row)
+
+    def remove_pod(self, uid: str) -> None:
+        pod = self.pods.pop(uid, None)
+        if pod is None:
+            return
+        cp = self.table.uncharge(uid)
+        if cp is not None:
+            self.index.on_uncharge(cp.key, cp.row)
+            self._changed()
+
+    def assume(self, pod: PodInfo, node: str) -> None:
+        pod.node_name = node
+        self.add_pod(pod)
+
+    def forget(self, uid: str) -> None:
+        self.remove_pod(uid)
+
+    # ------------------------------------------------------------- schedule
+    def class_state(self, key: PodSpecKey) -> ClassState:
+        cls = self.classes.get(key)
+        if cls is None:
+            cls = ClassState(self, key)
+            self.classes[key] = cls
+            if len(self.classes) > self.max_classes:
+                self.classes.popitem(last=False)
+        else:
+            self.classes.move_to_end(key)
+        return cls
+
+    def schedule(self, pods: list[PodInfo], k: int = 1, commit: bool = True) -> list[PodResult]:
+        """Place pods in the given order (the queue sorts by priority); returns one result each.
+
+        Each pick is charged at once so later pods see it; with commit=False the charges are
+        undone before returning (the caller commits what it accepts)."""
+        results: list[PodResult] = []
+        assumed: list[str] = []
+        names = self.table.names
+        last_key: PodSpecKey | None = None
+        cls: ClassState | None = None
+        for pod in pods:
+            if pod.key is None:
+                results.append(PodResult(pod.uid, error=pod.error or "invalid pod spec"))
+                continue
+            cls = self.class_state(pod.key) if pod.key is not last_key else cls
+            last_key = pod.key
+            cands = cls.pick(k, take_first=True)
+            if not cands:
+                results.append(PodResult(pod.uid, reasons=cls.diagnose(), num_nodes=self.num_nodes()))
+                continue
+            row = cands[0][0]
+            self.pods[pod.uid] = PodInfo(pod.uid, pod.namespace, pod.name, pod.priority,
+                                         pod.scheduler_name, names[row], pod.creation_ts, pod.key)
+            self._charge(pod.uid, pod.key, row)
+            if not cls.stale() and not cls.eager:
+                cls.replace(row)  # eager classes re-added it in touch()
+            assumed.append(pod.uid)
+            results.append(PodResult(pod.uid, [(names[r], s) for r, s in cands]))
+        if not commit:
+            for uid in assumed:
+                self.remove_pod(uid)
+        return results
+
+    def check(self, key: PodSpecKey, node: str) -> bool:
+        """Would `node` pass every filter for this pod now? The coordinator's commit-time check."""
+        row = self.table.index.get(node)
+        if row is None:
+            return False
+        cls = self.class_state(key)
+        if cls.stale():
+            cls.build()
+        return cls.feasible_row(row)

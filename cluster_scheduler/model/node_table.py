@@ -1,0 +1,280 @@
+"""The node table: the scheduler's cache of nodes as numpy arrays, updated incrementally.
+
+One row per node, never rebuilt per decision. Resource columns grow when a new extended resource
+appears; label columns are encoded lazily (a key gets an int32 column of value ids the first time a
+plugin asks for it), so a node with thousands of labels costs nothing until a pod selects on them.
+Every change to a row bumps `version[row]`, which is how the engine knows a cached score is stale.
+
+Pods charged to a row (bound, or assumed by the scheduler) are kept per row, so removing a pod or a
+node is exact, and the pod index (model/pod_index.py) can count pods per topology domain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .types import CPU, MEMORY, PODS, HostPort, NodeInfo, PodSpecKey, Taint
+
+BASE_RESOURCES = (CPU, MEMORY, PODS)
+
+
+@dataclass(slots=True)
+class ChargedPod:
+    """What the table remembers of a pod it charged, to undo it exactly."""
+
+    uid: str
+    row: int
+    key: PodSpecKey
+
+
+class NodeTable:
+    def __init__(self, capacity: int = 1024) -> None:
+        self.capacity = max(16, capacity)
+        self.names: list[str | None] = []
+        self.index: dict[str, int] = {}
+        self._free: list[int] = []
+        self.resources: list[str] = list(BASE_RESOURCES)
+        self.res_index: dict[str, int] = {r: i for i, r in enumerate(self.resources)}
+        n, r = self.capacity, len(self.resources)
+        self.alloc = np.zeros((n, r), dtype=np.int64)
+        self.req = np.zeros((n, r), dtype=np.int64)
+        # kube's "non-zero" requested cpu/memory, used by NodeResourcesFit scoring
+        self.nonzero = np.zeros((n, 2), dtype=np.int64)
+        self.valid = np.zeros(n, dtype=bool)
+        self.ready = np.zeros(n, dtype=bool)
+        self.cordoned = np.zeros(n, dtype=bool)
+        self.broken = np.zeros(n, dtype=bool)  # node status could not be parsed
+        self.version = np.zeros(n, dtype=np.int64)
+        self.labels: list[dict[str, str]] = []
+        self.taints: list[tuple[Taint, ...]] = []
+        self.errors: list[str | None] = []
+        self.ports: list[dict[tuple[str, int], set[str]]] = []  # (proto, port) -> host IPs in use
+        self.pods: list[dict[str, PodSpecKey]] = []
+        self._node_info_alloc: list[dict[str, int]] = []  # as parsed, to fill new resource columns
+        self.charged: dict[str, ChargedPod] = {}
+        self._req_cache: dict[PodSpecKey, np.ndarray] = {}
+        # lazily encoded label columns: key -> int32 value ids (-1 = label absent)
+        self._label_cols: dict[str, np.ndarray] = {}
+        self._vocab: dict[str, dict[str, int]] = {}
+        self._vocab_list: dict[str, list[str]] = {}
+        self.generation = 0  # bumped on any node add/update/remove (not on pod charges)
+
+    # ----------------------------------------------------------------- rows
+    @property
+    def size(self) -> int:
+        """Number of row slots in use (some may be free); arrays are valid up to here."""
+        return len(self.names)
+
+    def rows(self) -> np.ndarray:
+        return np.flatnonzero(self.valid[: self.size])
+
+    def _grow(self, need: int) -> None:
+        if need <= self.capacity:
+            return
+        cap = self.capacity
+        while cap < need:
+            cap *= 2
+
+        def grow(a: np.ndarray) -> np.ndarray:
+            b = np.zeros((cap,) + a.shape[1:], dtype=a.dtype)
+            b[: a.shape[0]] = a
+            return b
+
+        self.alloc, self.req, self.nonzero = grow(self.alloc), grow(self.req), grow(self.nonzero)
+        self.valid, self.ready, self.cordoned = grow(self.valid), grow(self.ready), grow(self.cordoned)
+        self.broken, self.version = grow(self.broken), grow(self.version)
+        for k, col in self._label_cols.items():
+            c = np.full(cap, -1, dtype=np.int32)
+            c[: col.shape[0]] = col
+            self._label_cols[k] = c
+        self.capacity = cap
+
+    def resource_column(self, name: str) -> int:
+        """Column of a resource, adding one (zero for every node) on first sight."""
+        i = self.res_index.get(name)
+        if i is not None:
+            return i
+        i = len(self.resources)
+        self.resources.append(name)
+        self.res_index[name] = i
+        pad = np.zeros((self.capacity, 1), dtype=np.int64)
+        self.alloc = np.hstack([self.alloc, pad])
+        self.req = np.hstack([self.req, pad])
+        # No charged pod can have requested a resource without its column (request_vector creates
+        # the column first), so only allocatable needs filling in.
+        for row, name_ in enumerate(self.names):
+            if name_ is not None and name in self._node_info_alloc[row]:
+                self.alloc[row, i] = self._node_info_alloc[row][name]
+        return i
+
+    def _node_alloc_into(self, row: int, allocatable: dict[str, int]) -> None:
+        for res, v in allocatable.items():
+            j = self.res_index.get(res)
+            if j is not None:
+                self.alloc[row, j] = v
+
+    def request_vector(self, key: PodSpecKey) -> np.ndarray:
+        vec = self._req_cache.get(key)
+        if vec is not None and vec.shape[0] == len(self.resources):
+            return vec
+        cols = [(self.resource_column(res), v) for res, v in key.requests]
+        vec = np.zeros(len(self.resources), dtype=np.int64)
+        for j, v in cols:
+            vec[j] = v
+        vec.flags.writeable = False
+        if len(self._req_cache) > 50_000:
+            self._req_cache.clear()
+        self._req_cache[key] = vec
+        return vec
+
+    # ---------------------------------------------------------------- nodes
+    def set_node(self, node: NodeInfo) -> int:
+        """Add or update a node; pods already charged to it stay charged."""
+        row = self.index.get(node.name)
+        if row is None:
+            if self._free:
+                row = self._free.pop()
+                self.names[row] = node.name
+            else:
+                row = len(self.names)
+                self._grow(row + 1)
+                self.names.append(node.name)
+                self.labels.append({})
+                self.taints.append(())
+                self.errors.append(None)
+                self.ports.append({})
+                self.pods.append({})
+                self._node_info_alloc.append({})
+            self.index[node.name] = row
+            self.req[row] = 0
+            self.nonzero[row] = 0
+            self.ports[row] = {}
+            self.pods[row] = {}
+        for res in node.allocatable:
+            self.resource_column(res)
+        self.alloc[row] = 0
+        self._node_info_alloc[row] = dict(node.allocatable)
+        self._node_alloc_into(row, node.allocatable)
+        self.valid[row] = True
+        self.ready[row] = node.ready
+        self.cordoned[row] = node.unschedulable
+        self.broken[row] = node.error is not None
+        self.errors[row] = node.error
+        self.taints[row] = tuple(node.taints)
+        old_labels = self.labels[row]
+        self.labels[row] = dict(node.labels)
+        for k, col in self._label_cols.items():
+            if old_labels.get(k) != node.labels.get(k) or col[row] == -1:
+                col[row] = self._value_id(k, node.labels[k]) if k in node.labels else -1
+        self.version[row] += 1
+        self.generation += 1
+        return row
+
+    def remove_node(self, name: str) -> list[str]:
+        """Remove a node; returns the uids of pods that were charged to it (now uncharged)."""
+        row = self.index.pop(name, None)
+        if row is None:
+            return []
+        uids = list(self.pods[row])
+        for uid in uids:
+            self.charged.pop(uid, None)
+        self.names[row] = None
+        self.valid[row] = False
+        self.labels[row] = {}
+        self.taints[row] = ()
+        self.ports[row] = {}
+        self.pods[row] = {}
+        self.req[row] = 0
+        self.nonzero[row] = 0
+        self.alloc[row] = 0
+        for col in self._label_cols.values():
+            col[row] = -1
+        self.version[row] += 1
+        self.generation += 1
+        self._free.append(row)
+        return uids
+
+    # ----------------------------------------------------------------- pods
+    def charge(self, uid: str, key: PodSpecKey, row: int) -> None:
+        """Account a pod on a row (bound or assumed). Idempotent per uid."""
+        if uid in self.charged:
+            return
+        vec = self.request_vector(key)
+        self.req[row] += vec
+        self.nonzero[row, 0] += key.nonzero_cpu
+        self.nonzero[row, 1] += key.nonzero_memory
+        for hp in key.host_ports:
+            self.ports[row].setdefault((hp.protocol, hp.port), set()).add(hp.host_ip)
+        self.pods[row][uid] = key
+        self.charged[uid] = ChargedPod(uid, row, key)
+        self.version[row] += 1
+
+    def uncharge(self, uid: str) -> ChargedPod | None:
+        cp = self.charged.pop(uid, None)
+        if cp is None:
+            return None
+        row, key = cp.row, cp.key
+        self.req[row] -= self.request_vector(key)
+        self.nonzero[row, 0] -= key.nonzero_cpu
+        self.nonzero[row, 1] -= key.nonzero_memory
+        self.pods[row].pop(uid, None)
+        # host ports: rebuild the row's port map from the pods still on it (exact with duplicates)
+        ports: dict[tuple[str, int], set[str]] = {}
+        for k in self.pods[row].values():
+            for hp in k.host_ports:
+                ports.setdefault((hp.protocol, hp.port), set()).add(hp.host_ip)
+        self.ports[row] = ports
+        self.version[row] += 1
+        return cp
+
+    # --------------------------------------------------------------- labels
+    def _value_id(self, key: str, value: str) -> int:
+        vocab = self._vocab[key]
+        vid = vocab.get(value)
+        if vid is None:
+            vid = len(vocab)
+            vocab[value] = vid
+            self._vocab_list[key].append(value)
+        return vid
+
+    def label_column(self, key: str) -> np.ndarray:
+        """int32 value id per row for a label key (-1 where absent); encoded on first use."""
+        col = self._label_cols.get(key)
+        if col is None:
+            self._vocab[key] = {}
+            self._vocab_list[key] = []
+            col = np.full(self.capacity, -1, dtype=np.int32)
+            for row, labels in enumerate(self.labels):
+                v = labels.get(key)
+                if v is not None and self.names[row] is not None:
+                    col[row] = self._value_id(key, v)
+            self._label_cols[key] = col
+        return col
+
+    def vocab_size(self, key: str) -> int:
+        self.label_column(key)
+        return len(self._vocab_list[key])
+
+    def value_id(self, key: str, value: str) -> int:
+        """Id of a label value, or -1 if no node has ever had it."""
+        self.label_column(key)
+        return self._vocab[key].get(value, -1)
+
+    def value_name(self, key: str, vid: int) -> str:
+        return self._vocab_list[key][vid]
+
+    # ---------------------------------------------------------------- ports
+    def ports_conflict(self, row: int, wanted: tuple[HostPort, ...]) -> bool:
+        """NodePorts semantics: same protocol+port conflicts if either IP is 0.0.0.0 or they match."""
+        used = self.ports[row]
+        if not used:
+            return False
+        for hp in wanted:
+            ips = used.get((hp.protocol, hp.port))
+            if not ips:
+                continue
+            if hp.host_ip == "0.0.0.0" or "0.0.0.0" in ips or hp.host_ip in ips:
+                return True
+        return False

@@ -1,0 +1,189 @@
+"""Pod index: per-node counts of pods that match each selector the pending pods care about.
+
+Inter-pod affinity, anti-affinity and topology spread are decided on these global counts, never on
+one shard's partial view: every engine replica (partition or coordinator) sees every pod, on every
+node, and only the *candidate* nodes are sharded. Counts are kept per node row; a topology domain's
+count is a bincount over the label column of its key, so a zone, a rack or a hostname all work alike.
+
+Two kinds of entries, both updated incrementally as pods are charged and uncharged:
+- matchers: "pods matching this term / this spread selector", registered on first use (one scan of
+  the charged pods), then maintained on every charge;
+- holders: "pods that *carry* this (anti-)affinity term", for the symmetric rules (an existing pod's
+  required anti-affinity repels an incoming pod; existing pods' terms add to its score).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+import numpy as np
+
+from .node_table import NodeTable
+from .types import LabelSelector, PodAffinityTerm, PodSpecKey
+
+# holder kinds
+REQ_AFFINITY = "affinity"
+REQ_ANTI = "anti"
+PREF_AFFINITY = "pref_affinity"
+PREF_ANTI = "pref_anti"
+
+
+@dataclass(slots=True)
+class Counts:
+    """Per-row pod counts for one matcher or holder kind; `total` avoids a scan for 'any at all'."""
+
+    per_row: np.ndarray
+    total: int = 0
+    gen: int = 0  # bumped on every change: classes that read this notice
+    cache: dict[PodSpecKey, bool] = field(default_factory=dict)
+
+    def add(self, row: int, delta: int) -> None:
+        self.per_row[row] += delta
+        self.total += delta
+        self.gen += 1
+
+
+MatcherKey = tuple
+
+
+class PodIndex:
+    def __init__(self, table: NodeTable) -> None:
+        self.table = table
+        self.namespace_labels: dict[str, dict[str, str]] = {}
+        self.matchers: dict[MatcherKey, tuple[Callable[[PodSpecKey], bool], Counts]] = {}
+        self.holders: dict[tuple[str, PodAffinityTerm, int], Counts] = {}
+        self._labels_cache: dict[tuple, dict[str, str]] = {}
+        self.holders_gen = 0  # bumped when a new kind of held term appears
+
+    def labels_of(self, key: PodSpecKey) -> dict[str, str]:
+        d = self._labels_cache.get(key.labels)
+        if d is None:
+            d = dict(key.labels)
+            if len(self._labels_cache) > 100_000:
+                self._labels_cache.clear()
+            self._labels_cache[key.labels] = d
+        return d
+
+    def _new_counts(self) -> Counts:
+        return Counts(np.zeros(self.table.capacity, dtype=np.int64))
+
+    def _fit(self, c: Counts) -> Counts:
+        if c.per_row.shape[0] < self.table.capacity:
+            grown = np.zeros(self.table.capacity, dtype=np.int64)
+            grown[: c.per_row.shape[0]] = c.per_row
+            c.per_row = grown
+        return c
+
+    # ------------------------------------------------------------ matchers
+    def _matcher(self, mkey: MatcherKey, fn: Callable[[PodSpecKey], bool]) -> Counts:
+        entry = self.matchers.get(mkey)
+        if entry is None:
+            counts = self._new_counts()
+            for cp in self.table.charged.values():
+                if fn(cp.key):
+                    counts.per_row[cp.row] += 1
+                    counts.total += 1
+            entry = (fn, counts)
+            self.matchers[mkey] = entry
+        return self._fit(entry[1])
+
+    def term_matches(self, term: PodAffinityTerm, key: PodSpecKey) -> bool:
+        return term.matches_pod(self.labels_of(key), key.namespace, self.namespace_labels)
+
+    def term_counts(self, term: PodAffinityTerm) -> Counts:
+        """Pods matching one (anti-)affinity term."""
+        return self._matcher(("term", term), lambda k: self.term_matches(term, k))
+
+    def all_terms_counts(self, terms: tuple[PodAffinityTerm, ...]) -> Counts:
+        """Pods matching *every* term: what required pod affinity counts, as upstream."""
+        return self._matcher(("all", terms), lambda k: all(self.term_matches(t, k) for t in terms))
+
+    def spread_counts(self, selector: LabelSelector | None, namespace: str) -> Counts:
+        """Pods in `namespace` matching a spread constraint's selector (spread is namespaced)."""
+        if selector is None:
+            return self._matcher(("none",), lambda k: False)
+        return self._matcher(("spread", selector, namespace),
+                             lambda k: k.namespace == namespace and selector.matches(self.labels_of(k)))
+
+    def matches(self, mkey: MatcherKey, key: PodSpecKey) -> bool:
+        fn, counts = self.matchers[mkey]
+        hit = counts.cache.get(key)
+        if hit is None:
+            hit = fn(key)
+            if len(counts.cache) > 10_000:
+                counts.cache.clear()
+            counts.cache[key] = hit
+        return hit
+
+    def set_namespace_labels(self, namespace: str, labels: Mapping[str, str]) -> None:
+        """Namespace labels feed namespaceSelector terms; a change re-registers affected matchers."""
+        if self.namespace_labels.get(namespace) == dict(labels):
+            return
+        self.namespace_labels[namespace] = dict(labels)
+        for mkey in [m for m in self.matchers if m[0] in ("term", "all")]:
+            fn, _ = self.matchers.pop(mkey)
+            self._matcher(mkey, fn)
+
+    # ------------------------------------------------------------- holders
+    def holder_counts(self, kind: str, term: PodAffinityTerm, weight: int = 0) -> Counts | None:
+        c = self.holders.get((kind, term, weight))
+        return self._fit(c) if c is not None else None
+
+    @staticmethod
+    def _held_terms(key: PodSpecKey):
+        for t in key.pod_affinity:
+            yield (REQ_AFFINITY, t, 0)
+        for t in key.pod_anti_affinity:
+            yield (REQ_ANTI, t, 0)
+        for wt in key.preferred_pod_affinity:
+            yield (PREF_AFFINITY, wt.term, wt.weight)
+        for wt in key.preferred_pod_anti_affinity:
+            yield (PREF_ANTI, wt.term, wt.weight)
+
+    # ---------------------------------------------------------- pod events
+    def on_charge(self, key: PodSpecKey, row: int, delta: int = 1) -> None:
+        for mkey, (fn, counts) in self.matchers.items():
+            if self.matches(mkey, key):
+                self._fit(counts).add(row, delta)
+        for h in self._held_terms(key):
+            c = self.holders.get(h)
+            if c is None:
+                c = self.holders[h] = self._new_counts()
+                self.holders_gen += 1
+            self._fit(c).add(row, delta)
+
+    def on_uncharge(self, key: PodSpecKey, row: int) -> None:
+        self.on_charge(key, row, -1)
+
+    def on_node_removed(self, row: int) -> None:
+        """Counts on a removed row are dropped (its pods are uncharged by the table)."""
+        for _, counts in self.matchers.values():
+            self._fit(counts)
+            if counts.per_row[row]:
+                counts.total -= int(counts.per_row[row])
+                counts.per_row[row] = 0
+                counts.gen += 1
+        for counts in self.holders.values():
+            self._fit(counts)
+            if counts.per_row[row]:
+                counts.total -= int(counts.per_row[row])
+                counts.per_row[row] = 0
+                counts.gen += 1
+
+    # -------------------------------------------------------------- domains
+    def domain_counts(self, counts: Counts, topology_key: str, rows: np.ndarray | None = None) -> np.ndarray:
+        """Count per value id of `topology_key` (index = value id), over `rows` (default: all)."""
+        t = self.table
+        col = t.label_column(topology_key)
+        n = t.size
+        if rows is None:
+            sel = col[:n] >= 0
+            vids = col[:n][sel]
+            w = counts.per_row[:n][sel]
+        else:
+            vids = col[rows]
+            keep = vids >= 0
+            vids = vids[keep]
+            w = counts.per_row[rows][keep]
+        return np.bincount(vids, weights=w, minlength=t.vocab_size(topology_key)).astype(np.int64)

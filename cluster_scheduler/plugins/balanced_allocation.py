@@ -1,0 +1,80 @@
+"""NodeResourcesBalancedAllocation: favour nodes whose cpu and memory fractions stay close.
+
+Uses actual requests (not the non-zero defaults) and skips best-effort pods, as upstream does.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import MAX_NODE_SCORE, ClassCtx
+
+NAME = "NodeResourcesBalancedAllocation"
+
+
+def _plan(ctx: ClassCtx) -> list[tuple[int, int]] | None:
+    """(column, pod request) per resource, or None when the plugin is skipped for this pod."""
+    memo = ctx.memo.get(NAME, False)
+    if memo is False:
+        t, req = ctx.table, dict(ctx.key.requests)
+        plan = []
+        for name, _w in ctx.profile.balanced_resources:
+            v = req.get(name, 0)
+            if v == 0 and name not in ("cpu", "memory", "ephemeral-storage"):
+                continue
+            plan.append((t.resource_column(name), v))
+        if all(v == 0 for _, v in plan):
+            plan = None  # best-effort pod: upstream skips the plugin
+        memo = ctx.memo[NAME] = plan
+    return memo
+
+
+def score(ctx: ClassCtx, rows: np.ndarray | None = None) -> np.ndarray:
+    rows = ctx.rows if rows is None else rows
+    plan = _plan(ctx)
+    if plan is None:
+        return np.zeros(len(rows), dtype=np.int64)
+    t = ctx.table
+    fracs, present = [], []
+    for col, v in plan:
+        a = t.alloc[rows, col]
+        f = np.minimum((t.req[rows, col] + v) / np.maximum(a, 1), 1.0)
+        fracs.append(f)
+        present.append(a > 0)
+    F = np.array(fracs)
+    P = np.array(present)
+    n = P.sum(axis=0)
+    # upstream: two fractions -> |f0 - f1| / 2; more -> population std; fewer -> 0
+    hi = np.where(P, F, -np.inf).max(axis=0)
+    lo = np.where(P, F, np.inf).min(axis=0)
+    std = np.where(n == 2, (hi - lo) / 2, 0.0)
+    if F.shape[0] > 2:
+        Fm = np.where(P, F, 0.0)
+        mean = Fm.sum(axis=0) / np.maximum(n, 1)
+        var = (np.where(P, (F - mean) ** 2, 0.0)).sum(axis=0) / np.maximum(n, 1)
+        std = np.where(n > 2, np.sqrt(var), std)
+    return ((1 - std) * MAX_NODE_SCORE).astype(np.int64)
+
+
+def score_row(ctx: ClassCtx, row: int) -> int:
+    plan = _plan(ctx)
+    if plan is None:
+        return 0
+    t = ctx.table
+    alloc, req = t.alloc[row], t.req[row]
+    fr = []
+    for col, v in plan:
+        a = int(alloc[col])
+        if a <= 0:
+            continue
+        fr.append(min((int(req[col]) + v) / a, 1.0))
+    if len(fr) == 2:
+        std = abs((fr[0] - fr[1]) / 2)
+    elif len(fr) > 2:
+        mean = sum(fr) / len(fr)
+        std = math.sqrt(sum((f - mean) ** 2 for f in fr) / len(fr))
+    else:
+        std = 0.0
+    return int((1 - std) * MAX_NODE_SCORE)

@@ -1,0 +1,214 @@
+"""InterPodAffinity: required (anti-)affinity filters and preferred terms score, both ways
+(the incoming pod's terms against existing pods, and existing pods' terms against it), on global
+per-domain counts from the pod index.
+
+A `Plan` lists each count the class reads, with its topology key. Keys whose domains are single
+nodes (hostname) are *row-local*: a placement changes them only on its own node, so the engine's
+lazy heap stays exact by rescoring that node. Other keys are watched: a change means rebuild.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..model.pod_index import PREF_AFFINITY, PREF_ANTI, REQ_AFFINITY, REQ_ANTI, Counts
+from ..model.types import HOSTNAME_LABEL
+from . import MAX_NODE_SCORE, ClassCtx
+
+NAME = "InterPodAffinity"
+REASON_AFFINITY = "node(s) didn't match pod affinity rules"
+REASON_ANTI = "node(s) didn't match pod anti-affinity rules"
+REASON_EXISTING_ANTI = "node(s) didn't satisfy existing pods anti-affinity rules"
+
+
+@dataclass
+class Plan:
+    affinity_keys: tuple[str, ...] = ()
+    affinity_counts: Counts | None = None
+    affinity_self_ok: bool = False  # upstream's "first pod of its group" rule is in force
+    anti: list[tuple[str, Counts]] = field(default_factory=list)
+    existing_anti: list[tuple[str, Counts]] = field(default_factory=list)
+    score_terms: list[tuple[str, Counts, int]] = field(default_factory=list)  # key, counts, signed weight
+    holder_keys: frozenset = frozenset()
+    holders_gen: int = 0
+    watch: list[tuple[Counts, int]] = field(default_factory=list)  # non-row-local counts and their gen
+    row_local: bool = True
+
+
+def _row_local(ctx: ClassCtx, key: str) -> bool:
+    """True when every value of `key` names exactly one node (hostname as kubelets set it)."""
+    if key != HOSTNAME_LABEL:
+        return False
+    memo = ctx.memo.get(("hostname_unique", ctx.table.generation))
+    if memo is None:
+        col = ctx.table.label_column(key)[: ctx.table.size]
+        vals = col[col >= 0]
+        memo = ctx.memo[("hostname_unique", ctx.table.generation)] = len(np.unique(vals)) == len(vals)
+    return memo
+
+
+def plan(ctx: ClassCtx) -> Plan:
+    p = ctx.memo.get(NAME)
+    if p is not None:
+        return p
+    idx, key, prof = ctx.index, ctx.key, ctx.profile
+    p = Plan()
+    if key.pod_affinity:
+        p.affinity_keys = tuple(t.topology_key for t in key.pod_affinity)
+        p.affinity_counts = idx.all_terms_counts(key.pod_affinity)
+        p.affinity_self_ok = p.affinity_counts.total == 0 and all(idx.term_matches(t, key) for t in key.pod_affinity)
+        # the self rule flips when the first matching pod lands anywhere: watch the total
+        if p.affinity_self_ok or not all(_row_local(ctx, k) for k in p.affinity_keys):
+            p.watch.append((p.affinity_counts, p.affinity_counts.gen))
+    for t in key.pod_anti_affinity:
+        c = idx.term_counts(t)
+        p.anti.append((t.topology_key, c))
+        if not _row_local(ctx, t.topology_key):
+            p.watch.append((c, c.gen))
+    holder_keys = set()
+    for (kind, term, weight), c in list(idx.holders.items()):
+        if not idx.term_matches(term, key):
+            continue
+        holder_keys.add((kind, term, weight))
+        if kind == REQ_ANTI:
+            p.existing_anti.append((term.topology_key, c))
+        elif kind == REQ_AFFINITY and prof.hard_pod_affinity_weight > 0:
+            p.score_terms.append((term.topology_key, c, prof.hard_pod_affinity_weight))
+        elif kind == PREF_AFFINITY:
+            p.score_terms.append((term.topology_key, c, weight))
+        elif kind == PREF_ANTI:
+            p.score_terms.append((term.topology_key, c, -weight))
+        else:
+            continue
+        if not _row_local(ctx, term.topology_key):
+            p.watch.append((c, c.gen))
+    for wt in key.preferred_pod_affinity:
+        c = idx.term_counts(wt.term)
+        p.score_terms.append((wt.term.topology_key, c, wt.weight))
+        if not _row_local(ctx, wt.term.topology_key):
+            p.watch.append((c, c.gen))
+    for wt in key.preferred_pod_anti_affinity:
+        c = idx.term_counts(wt.term)
+        p.score_terms.append((wt.term.topology_key, c, -wt.weight))
+        if not _row_local(ctx, wt.term.topology_key):
+            p.watch.append((c, c.gen))
+    p.holder_keys = frozenset(holder_keys)
+    p.holders_gen = idx.holders_gen
+    p.row_local = not p.watch
+    ctx.memo[NAME] = p
+    return p
+
+
+def is_stale(ctx: ClassCtx, p: Plan) -> bool:
+    """Has a count this class read on non-row-local domains changed, or a new held term appeared?"""
+    for c, gen in p.watch:
+        if c.gen != gen:
+            return True
+    if ctx.index.holders_gen != p.holders_gen:
+        idx, key = ctx.index, ctx.key
+        now = {h for h in idx.holders if idx.term_matches(h[1], key)}
+        if now != p.holder_keys:
+            return True
+        p.holders_gen = idx.holders_gen
+    return False
+
+
+def _domain_values(ctx: ClassCtx, topology_key: str, counts: Counts) -> tuple[np.ndarray, np.ndarray]:
+    """(has_label, count in the row's domain) over the candidate rows."""
+    col = ctx.table.label_column(topology_key)[ctx.rows]
+    has = col >= 0
+    if _row_local(ctx, topology_key):
+        return has, np.where(has, counts.per_row[ctx.rows], 0)
+    dc = ctx.index.domain_counts(counts, topology_key)
+    return has, np.where(has, dc[np.where(has, col, 0)] if len(dc) else 0, 0)
+
+
+def filter(ctx: ClassCtx) -> tuple[np.ndarray, list[tuple[np.ndarray, str]]]:
+    p = plan(ctx)
+    n = len(ctx.rows)
+    ok = np.ones(n, dtype=bool)
+    reasons = []
+    if p.affinity_counts is not None:
+        all_keys = np.ones(n, dtype=bool)
+        exist = np.ones(n, dtype=bool)
+        for k in p.affinity_keys:
+            has, cnt = _domain_values(ctx, k, p.affinity_counts)
+            all_keys &= has
+            exist &= cnt > 0
+        aff_ok = all_keys & (exist | p.affinity_self_ok)
+        reasons.append((ok & ~aff_ok, REASON_AFFINITY))
+        ok &= aff_ok
+    anti_bad = np.zeros(n, dtype=bool)
+    for k, c in p.anti:
+        has, cnt = _domain_values(ctx, k, c)
+        anti_bad |= has & (cnt > 0)
+    reasons.append((ok & anti_bad, REASON_ANTI))
+    ok &= ~anti_bad
+    ex_bad = np.zeros(n, dtype=bool)
+    for k, c in p.existing_anti:
+        has, cnt = _domain_values(ctx, k, c)
+        ex_bad |= has & (cnt > 0)
+    reasons.append((ok & ex_bad, REASON_EXISTING_ANTI))
+    ok &= ~ex_bad
+    return ok, reasons
+
+
+def fits_row(ctx: ClassCtx, row: int) -> bool:
+    """Scalar twin of `filter` for one row, valid while the plan is row-local."""
+    p = plan(ctx)
+    t = ctx.table
+    if p.affinity_counts is not None:
+        exist = True
+        for k in p.affinity_keys:
+            if t.label_column(k)[row] < 0:
+                return False
+            if p.affinity_counts.per_row[row] <= 0:
+                exist = False
+        if not exist and not p.affinity_self_ok:
+            return False
+    for k, c in p.anti:
+        if c.per_row[row] > 0 and t.label_column(k)[row] >= 0:
+            return False
+    for k, c in p.existing_anti:
+        if c.per_row[row] > 0 and t.label_column(k)[row] >= 0:
+            return False
+    return True
+
+
+def score_raw(ctx: ClassCtx) -> np.ndarray:
+    p = plan(ctx)
+    raw = np.zeros(len(ctx.rows), dtype=np.int64)
+    for k, c, w in p.score_terms:
+        _, cnt = _domain_values(ctx, k, c)
+        raw += w * cnt
+    return raw
+
+
+def score_raw_row(ctx: ClassCtx, row: int) -> int:
+    p = plan(ctx)
+    s = 0
+    for k, c, w in p.score_terms:
+        if ctx.table.label_column(k)[row] >= 0:
+            s += w * int(c.per_row[row])
+    return s
+
+
+def has_score(ctx: ClassCtx) -> bool:
+    return bool(plan(ctx).score_terms)
+
+
+def normalize(raw: np.ndarray, feasible: np.ndarray) -> np.ndarray:
+    """Min-max normalization over the feasible nodes, as upstream's NormalizeScore."""
+    if not feasible.any():
+        return np.zeros(raw.shape, dtype=np.int64)
+    lo, hi = int(raw[feasible].min()), int(raw[feasible].max())
+    return normalize_with(raw, lo, hi)
+
+
+def normalize_with(raw, lo: int, hi: int):
+    if hi - lo <= 0:
+        return np.zeros(np.shape(raw), dtype=np.int64) if np.ndim(raw) else 0
+    f = MAX_NODE_SCORE * ((np.asarray(raw) - lo) / (hi - lo))
+    return f.astype(np.int64) if np.ndim(raw) else int(f)

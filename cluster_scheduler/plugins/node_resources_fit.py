@@ -1,0 +1,144 @@
+"""NodeResourcesFit: the pod's effective request must fit every resource's free allocatable,
+including the `pods` count and extended resources; scoring is LeastAllocated (default),
+MostAllocated or RequestedToCapacityRatio over the configured resources, with upstream's integer
+arithmetic and its non-zero cpu/memory defaults.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..config import ScoringStrategy
+from ..model.types import CPU, MEMORY, PODS
+from . import MAX_NODE_SCORE, ClassCtx
+
+NAME = "NodeResourcesFit"
+MAX_UTILIZATION = 100
+
+
+def reason(resource: str) -> str:
+    return "Too many pods" if resource == PODS else f"Insufficient {resource}"
+
+
+def requested_columns(ctx: ClassCtx) -> list[tuple[int, int, str]]:
+    """(column, request, name) for every resource the pod asks for (pods included)."""
+    memo = ctx.memo.get(NAME)
+    if memo is None:
+        t = ctx.table
+        memo = ctx.memo[NAME] = [(t.resource_column(r), v, r) for r, v in ctx.key.requests]
+    return memo
+
+
+def filter(ctx: ClassCtx) -> tuple[np.ndarray, list[tuple[np.ndarray, str]]]:
+    t, rows = ctx.table, ctx.rows
+    ok = np.ones(len(rows), dtype=bool)
+    reasons = []
+    for col, v, name in requested_columns(ctx):
+        short = t.alloc[rows, col] - t.req[rows, col] < v
+        ok &= ~short
+        reasons.append((short, reason(name)))
+    return ok, reasons
+
+
+def fits_row(ctx: ClassCtx, row: int) -> bool:
+    alloc, req = ctx.table.alloc[row], ctx.table.req[row]
+    for col, v, _ in requested_columns(ctx):
+        if alloc[col] - req[col] < v:
+            return False
+    return True
+
+
+# ------------------------------------------------------------------ scoring
+def _score_resources(ctx: ClassCtx, resources) -> list[tuple[int, int, int, int]]:
+    """(weight, alloc column, used source, pod request) per scored resource. used source: 0/1 =
+    non-zero cpu/memory column, -1-col = actual requested column. Extended resources the pod does
+    not request are skipped, as upstream."""
+    t, key = ctx.table, ctx.key
+    req = dict(key.requests)
+    out = []
+    for name, w in resources:
+        if name == CPU:
+            out.append((w, t.resource_column(CPU), 0, key.nonzero_cpu))
+        elif name == MEMORY:
+            out.append((w, t.resource_column(MEMORY), 1, key.nonzero_memory))
+        else:
+            pod_req = req.get(name, 0)
+            if pod_req == 0 and name != "ephemeral-storage":
+                continue
+            c = t.resource_column(name)
+            out.append((w, c, -1 - c, pod_req))
+    return out
+
+
+def _rtc_fn(shape: tuple[tuple[int, int], ...]):
+    pts = [(u, s * (MAX_NODE_SCORE // 10)) for u, s in shape]
+
+    def f(p):  # broken linear function, vectorised over p
+        p = np.asarray(p, dtype=np.int64)
+        out = np.full(p.shape, pts[-1][1], dtype=np.int64)
+        done = np.zeros(p.shape, dtype=bool)
+        for i, (u, s) in enumerate(pts):
+            hit = (p <= u) & ~done
+            if i == 0:
+                out[hit] = s
+            else:
+                u0, s0 = pts[i - 1]
+                out[hit] = s0 + (s - s0) * (p[hit] - u0) // (u - u0)
+            done |= hit
+        return out
+    return f
+
+
+def score(ctx: ClassCtx, rows: np.ndarray | None = None) -> np.ndarray:
+    """NodeResourcesFit score (0-100) for `rows` (default: the class's candidate rows)."""
+    t = ctx.table
+    rows = ctx.rows if rows is None else rows
+    strat: ScoringStrategy = ctx.profile.scoring
+    num = np.zeros(len(rows), dtype=np.int64)
+    wsum = np.zeros(len(rows), dtype=np.int64)
+    rtc = _rtc_fn(strat.shape) if strat.type == "RequestedToCapacityRatio" else None
+    for w, col, src, pod_req in _score_resources(ctx, strat.resources):
+        a = t.alloc[rows, col]
+        used = t.nonzero[rows, src] if src >= 0 else t.req[rows, -1 - src]
+        r = used + pod_req
+        safe = np.maximum(a, 1)
+        if strat.type == "LeastAllocated":
+            s = np.where(r > a, 0, ((a - r) * MAX_NODE_SCORE) // safe)
+        elif strat.type == "MostAllocated":
+            s = (np.minimum(r, a) * MAX_NODE_SCORE) // safe
+        else:
+            s = rtc(np.where(r > a, MAX_UTILIZATION, (r * MAX_UTILIZATION) // safe))
+        counted = a > 0
+        if rtc is not None:
+            counted &= s > 0
+        num += np.where(counted, s * w, 0)
+        wsum += np.where(counted, w, 0)
+    if rtc is not None:
+        return np.where(wsum > 0, np.round(num / np.maximum(wsum, 1)), 0).astype(np.int64)
+    return np.where(wsum > 0, num // np.maximum(wsum, 1), 0)
+
+
+def score_row(ctx: ClassCtx, row: int) -> int:
+    """Scalar twin of `score` for one row: the lazy heap's hot path (LeastAllocated/MostAllocated)."""
+    strat = ctx.profile.scoring
+    if strat.type == "RequestedToCapacityRatio":
+        return int(score(ctx, np.array([row]))[0])
+    plan = ctx.memo.get("fit_score_plan")
+    if plan is None:
+        plan = ctx.memo["fit_score_plan"] = _score_resources(ctx, strat.resources)
+    t = ctx.table
+    alloc, nz, req = t.alloc[row], t.nonzero[row], t.req[row]
+    num = wsum = 0
+    least = strat.type == "LeastAllocated"
+    for w, col, src, pod_req in plan:
+        a = int(alloc[col])
+        if a <= 0:
+            continue
+        r = int(nz[src] if src >= 0 else req[-1 - src]) + pod_req
+        if least:
+            s = 0 if r > a else ((a - r) * MAX_NODE_SCORE) // a
+        else:
+            s = (min(r, a) * MAX_NODE_SCORE) // a
+        num += s * w
+        wsum += w
+    return num // wsum if wsum else 0

@@ -1,0 +1,138 @@
+"""PodTopologySpread: DoNotSchedule constraints filter on the global skew; ScheduleAnyway
+constraints score, with upstream's normalizing weight log(domains + 2) and reversed normalization.
+
+Counts come from the pod index over *all* nodes (not one shard), restricted to the nodes the
+constraint's inclusion policies admit (nodeAffinityPolicy, nodeTaintsPolicy), and only pods in the
+incoming pod's namespace count, as upstream.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..model.pod_index import Counts
+from ..model.types import HOSTNAME_LABEL, TopologySpreadConstraint
+from . import MAX_NODE_SCORE, ClassCtx, node_affinity, taint_toleration
+
+NAME = "PodTopologySpread"
+REASON = "node(s) didn't match pod topology spread constraints"
+REASON_MISSING = "node(s) didn't match pod topology spread constraints (missing required label)"
+
+
+def _all_rows_ctx(ctx: ClassCtx) -> ClassCtx:
+    c = ctx.memo.get("pts_all")
+    if c is None:
+        c = ctx.memo["pts_all"] = ClassCtx(ctx.table, ctx.index, ctx.profile, ctx.key, ctx.table.rows())
+    return c
+
+
+def _eligible(ctx: ClassCtx, constraints: tuple[TopologySpreadConstraint, ...], c: TopologySpreadConstraint) -> np.ndarray:
+    """Over all rows: nodes that carry every constraint key and pass c's inclusion policies."""
+    allc = _all_rows_ctx(ctx)
+    t = ctx.table
+    m = np.ones(len(allc.rows), dtype=bool)
+    for k in {x.topology_key for x in constraints}:
+        m &= t.label_column(k)[allc.rows] >= 0
+    if c.node_affinity_policy == "Honor":
+        m &= node_affinity.filter(allc)[0]
+    if c.node_taints_policy == "Honor":
+        m &= taint_toleration.filter(allc)[0]
+    return m
+
+
+def _counts(ctx: ClassCtx, c: TopologySpreadConstraint) -> Counts:
+    return ctx.index.spread_counts(c.selector, ctx.key.namespace)
+
+
+def hard(ctx: ClassCtx) -> tuple[TopologySpreadConstraint, ...]:
+    return tuple(c for c in ctx.key.spread_constraints if c.when_unsatisfiable == "DoNotSchedule")
+
+
+def soft(ctx: ClassCtx) -> tuple[TopologySpreadConstraint, ...]:
+    return tuple(c for c in ctx.key.spread_constraints if c.when_unsatisfiable == "ScheduleAnyway")
+
+
+def watched(ctx: ClassCtx) -> list[Counts]:
+    return [_counts(ctx, c) for c in ctx.key.spread_constraints]
+
+
+def filter(ctx: ClassCtx) -> tuple[np.ndarray, list[tuple[np.ndarray, str]]]:
+    cons = hard(ctx)
+    n = len(ctx.rows)
+    if not cons:
+        return np.ones(n, dtype=bool), []
+    t = ctx.table
+    allrows = _all_rows_ctx(ctx).rows
+    labels = ctx.labels
+    missing = np.zeros(n, dtype=bool)
+    skewed = np.zeros(n, dtype=bool)
+    for c in cons:
+        col_all = t.label_column(c.topology_key)[allrows]
+        elig = _eligible(ctx, cons, c)
+        counts = _counts(ctx, c)
+        vids = col_all[elig]
+        per_dom = np.bincount(vids, weights=counts.per_row[allrows][elig],
+                              minlength=t.vocab_size(c.topology_key)).astype(np.int64)
+        present = np.zeros(len(per_dom), dtype=bool)
+        present[vids] = True
+        n_domains = int(present.sum())
+        min_match = int(per_dom[present].min()) if n_domains else 0
+        if n_domains < c.min_domains:
+            min_match = 0
+        self_match = 1 if c.selector is not None and c.selector.matches(labels) else 0
+        col = t.label_column(c.topology_key)[ctx.rows]
+        has = col >= 0
+        missing |= ~has
+        match_num = np.where(has & (col < len(per_dom)), per_dom[np.where(has, col, 0)] if len(per_dom) else 0, 0)
+        skewed |= has & (match_num + self_match - min_match > c.max_skew)
+    ok = ~missing & ~skewed
+    return ok, [(missing, REASON_MISSING), (~missing & skewed, REASON)]
+
+
+def normalizing_weight(size: int) -> float:
+    return math.log(size + 2)
+
+
+def score(ctx: ClassCtx, feasible: np.ndarray) -> np.ndarray:
+    """Normalized 0-100 PodTopologySpread score over the candidate rows (0 where infeasible)."""
+    cons = soft(ctx)
+    n = len(ctx.rows)
+    if not cons:
+        return np.zeros(n, dtype=np.int64)
+    t = ctx.table
+    rows = ctx.rows
+    ignored = np.zeros(n, dtype=bool)
+    for c in cons:
+        ignored |= t.label_column(c.topology_key)[rows] < 0
+    considered = feasible & ~ignored
+    allrows = _all_rows_ctx(ctx).rows
+    raw = np.zeros(n, dtype=np.float64)
+    for c in cons:
+        col = t.label_column(c.topology_key)[rows]
+        counts = _counts(ctx, c)
+        if c.topology_key == HOSTNAME_LABEL:
+            size = int(considered.sum())
+            cnt = counts.per_row[rows]
+        else:
+            dom_present = np.zeros(t.vocab_size(c.topology_key), dtype=bool)
+            dom_present[col[considered]] = True
+            size = int(dom_present.sum())
+            col_all = t.label_column(c.topology_key)[allrows]
+            elig = _eligible(ctx, cons, c)
+            per_dom = np.bincount(col_all[elig], weights=counts.per_row[allrows][elig],
+                                  minlength=len(dom_present)).astype(np.int64)
+            per_dom[~dom_present] = 0
+            cnt = np.where(col >= 0, per_dom[np.where(col >= 0, col, 0)], 0)
+        w = normalizing_weight(size)
+        raw += np.where(col >= 0, cnt * w + (c.max_skew - 1), 0.0)
+    s = np.floor(raw + 0.5).astype(np.int64)  # Go's math.Round: half away from zero (raw >= 0)
+    if not considered.any():
+        return np.zeros(n, dtype=np.int64)
+    lo, hi = int(s[considered].min()), max(int(s[considered].max()), 0)
+    if hi == 0:
+        out = np.full(n, MAX_NODE_SCORE, dtype=np.int64)
+    else:
+        out = MAX_NODE_SCORE * (hi + lo - s) // hi
+    return np.where(considered, out, 0)

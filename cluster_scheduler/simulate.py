@@ -1,0 +1,175 @@
+"""`cluster-scheduler simulate WORKLOAD`: run a workload through the engine, no apiserver.
+
+Users plan capacity with it; tests use it. It follows the workload's ops in order (nodes appear,
+pods are created, barriers schedule what is pending), places pods as the scheduler would (priority
+first, then creation order, retrying unschedulable pods while placements still happen, as the
+queue does on cluster events), then runs the independent placement check over the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+import tracemalloc
+from dataclasses import dataclass, field
+
+from .config import Profile, load_config
+from .engine import Engine, PodResult
+from .model.parse import parse_node, parse_pod
+from .model.types import PodInfo
+from .workload import Barrier, CreateNodes, CreatePods, Workload, load_workload
+
+SIM_SCHEDULER = "cluster-scheduler"
+
+
+@dataclass
+class SimResult:
+    workload: str
+    nodes: int = 0
+    pods: int = 0
+    bound: int = 0
+    unschedulable: int = 0
+    schedule_seconds: float = 0.0
+    parse_seconds: float = 0.0
+    peak_mib: float = 0.0
+    messages: dict[str, str] = field(default_factory=dict)  # uid -> why unschedulable
+    node_dicts: list[dict] = field(default_factory=list)
+    pod_dicts: list[dict] = field(default_factory=list)
+    check_summary: str = ""
+    check_ok: bool | None = None
+
+    @property
+    def pods_per_second(self) -> float:
+        return self.bound / self.schedule_seconds if self.schedule_seconds else 0.0
+
+
+def _schedule_pending(engine: Engine, pending: list[PodInfo], res: SimResult) -> list[PodInfo]:
+    """Schedule until no progress; returns the pods left unschedulable (with their messages)."""
+    order = sorted(pending, key=lambda p: -p.priority)  # stable: creation order within a priority
+    while order:
+        t0 = time.perf_counter()
+        results = engine.schedule(order, k=1, commit=True)
+        res.schedule_seconds += time.perf_counter() - t0
+        failed: list[PodInfo] = []
+        for pod, r in zip(order, results):
+            if r.candidates:
+                res.bound += 1
+                pod.node_name = r.candidates[0][0]
+            else:
+                failed.append(pod)
+                res.messages[pod.uid] = r.message()
+        if len(failed) == len(order):  # no progress: nothing that failed can fit now
+            return failed
+        order = failed
+    return []
+
+
+def simulate(workload: Workload, profile: Profile | None = None, keep_objects: bool = True,
+             scheduler_name: str = SIM_SCHEDULER) -> SimResult:
+    engine = Engine(profile or Profile(scheduler_name=scheduler_name))
+    res = SimResult(workload.name)
+    pending: list[PodInfo] = []
+    pod_by_uid: dict[str, dict] = {}
+    node_index = 0
+    pod_index = 0
+    for op in workload.ops:
+        if isinstance(op, CreateNodes):
+            for nd in workload.iter_nodes(op, node_index):
+                t0 = time.perf_counter()
+                engine.set_node(parse_node(nd))
+                res.parse_seconds += time.perf_counter() - t0
+                res.nodes += 1
+                if keep_objects:
+                    res.node_dicts.append(nd)
+            node_index += op.count
+        elif isinstance(op, CreatePods):
+            for pd in workload.iter_pods(op, pod_index, scheduler_name):
+                pd.setdefault("metadata", {}).setdefault("uid", f"{pd['metadata'].get('namespace', 'default')}/{pd['metadata']['name']}")
+                t0 = time.perf_counter()
+                info = parse_pod(pd)
+                res.parse_seconds += time.perf_counter() - t0
+                pending.append(info)
+                res.pods += 1
+                if keep_objects:
+                    pod_by_uid[info.uid] = pd
+            pod_index += op.count
+        elif isinstance(op, Barrier):
+            pending = _schedule_pending(engine, pending, res)
+    pending = _schedule_pending(engine, pending, res)
+    res.unschedulable = len(pending)
+    if keep_objects:
+        for uid, pd in pod_by_uid.items():
+            placed = engine.pods.get(uid)
+            if placed is not None:
+                pd.setdefault("spec", {})["nodeName"] = placed.node_name
+                pd["status"] = {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True"}]}
+            else:
+                pd["status"] = {"phase": "Pending", "conditions": [{
+                    "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                    "message": res.messages.get(uid, "")}]}
+            res.pod_dicts.append(pd)
+    return res
+
+
+def run_check(res: SimResult, scheduler_name: str = SIM_SCHEDULER) -> None:
+    from .check import check_placement
+
+    report = check_placement(res.node_dicts, res.pod_dicts, scheduler_name=scheduler_name)
+    res.check_ok = report.ok
+    res.check_summary = report.summary()
+
+
+def format_report(res: SimResult) -> str:
+    lines = [
+        f"workload          {res.workload}",
+        f"nodes             {res.nodes:,}",
+        f"pods              {res.pods:,}",
+        f"bound             {res.bound:,}",
+        f"unschedulable     {res.unschedulable:,}",
+        f"scheduling time   {res.schedule_seconds:.3f} s (engine only; parsing {res.parse_seconds:.3f} s)",
+        f"throughput        {res.pods_per_second:,.0f} pods/s",
+        f"peak memory       {res.peak_mib:,.0f} MiB (process max RSS)",
+    ]
+    if res.messages:
+        counts: dict[str, int] = {}
+        for m in res.messages.values():
+            counts[m] = counts.get(m, 0) + 1
+        lines.append("unschedulable reasons:")
+        for m, c in sorted(counts.items(), key=lambda x: -x[1])[:10]:
+            lines.append(f"  {c:>6} x {m}")
+    if res.check_summary:
+        lines.append("placement check   " + ("clean" if res.check_ok else "VIOLATIONS"))
+        lines.extend("  " + ln for ln in res.check_summary.splitlines())
+    return "\n".join(lines)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("simulate", help="run a workload file through the engine, no apiserver")
+    p.add_argument("workload", help="workload YAML (see docs/workloads.md)")
+    p.add_argument("--config", help="scheduler config YAML (default: built-in defaults)")
+    p.add_argument("--no-check", action="store_true", help="skip the placement check")
+    p.set_defaults(func=_main)
+
+
+def _main(args: argparse.Namespace) -> int:
+    from .cli import CliError
+    from .config import ConfigError
+    from .workload import WorkloadError
+
+    try:
+        cfg = load_config(args.config)
+        wl = load_workload(args.workload)
+    except (ConfigError, WorkloadError) as exc:
+        raise CliError(str(exc)) from None
+    res = simulate(wl, cfg.profile, keep_objects=not args.no_check, scheduler_name=cfg.profile.scheduler_name)
+    res.peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if not args.no_check:
+        run_check(res, cfg.profile.scheduler_name)
+    print(format_report(res))
+    return 0 if res.check_ok in (None, True) else 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(_main(argparse.Namespace(workload=sys.argv[1], config=None, no_check=False)))
