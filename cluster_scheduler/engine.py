@@ -109,6 +109,7 @@ class ClassState:
                 static_ok &= ok
         self.static_ok = static_ok
         feas = static_ok.copy()
+        without_pts = static_ok.copy()
         self.use_ports = bool(key.host_ports) and prof.filter_enabled(node_ports.NAME)
         self.use_fit = prof.filter_enabled(node_resources_fit.NAME)
         self.use_ipa = prof.filter_enabled(inter_pod_affinity.NAME) and bool(
@@ -125,11 +126,22 @@ class ClassState:
                 continue
             ok, reasons = f(ctx)
             self.diag.append((name, ok, reasons))
-            feas &= ok
             if name == pod_topology_spread.NAME:
                 self.pts_ok = ok
+            else:
+                without_pts &= ok
+            feas &= ok
+        self._feas_without_pts = without_pts
+        self.gate = None
+        hard = pod_topology_spread.hard(ctx) if self.use_pts else ()
+        if len(hard) == 1 and not inter_pod_affinity._row_local(ctx, hard[0].topology_key):
+            # one zone-like constraint: decided per domain at pick time, one heap per domain
+            self.gate = pod_topology_spread.Gate(ctx, hard[0])
+            feas = feas | (~self.pts_ok & (self.gate.dom_c >= 0))  # spread itself is the gate's job
+            feas &= self._feas_without_pts
         self.feas = feas
-        self.watch = [(c, c.gen) for c in pod_topology_spread.watched(ctx)] if key.spread_constraints else []
+        self.watch = [(c, c.gen) for c in pod_topology_spread.watched(ctx)
+                      if self.gate is None or c is not self.gate.counts] if key.spread_constraints else []
         self.ipa_plan = inter_pod_affinity.plan(ctx) if (self.use_ipa or prof.weight(inter_pod_affinity.NAME)) else None
 
         # ----- scores
@@ -160,8 +172,8 @@ class ClassState:
         if w_ipa and self.ipa_plan is not None and self.ipa_plan.score_terms:
             raw = inter_pod_affinity.score_raw(ctx)
             self.ipa_raw = raw
-            self.ipa_lo = int(raw[feas].min(initial=0)) if feas.any() else 0
-            self.ipa_hi = int(raw[feas].max(initial=0)) if feas.any() else 0
+            self.ipa_lo = int(raw[feas].min()) if feas.any() else 0
+            self.ipa_hi = int(raw[feas].max()) if feas.any() else 0
             total += w_ipa * inter_pod_affinity.normalize_with(raw, self.ipa_lo, self.ipa_hi)
         self.dense = bool(w_pts and pod_topology_spread.soft(ctx))
         if self.dense:
@@ -176,8 +188,15 @@ class ClassState:
         self.pushed = np.full(n, -1, dtype=np.int64)
         vers = t.version[rows[idx]]
         self.pushed[idx] = vers
-        self.heap = list(zip((-total[idx]).tolist(), rows[idx].tolist(), vers.tolist()))
-        heapq.heapify(self.heap)
+        entries = list(zip((-total[idx]).tolist(), rows[idx].tolist(), vers.tolist()))
+        if self.gate is None:
+            self.heaps = {0: entries}
+        else:
+            self.heaps = {}
+            for d, e in zip(self.gate.dom_c[idx].tolist(), entries):
+                self.heaps.setdefault(d, []).append(e)
+        for h in self.heaps.values():
+            heapq.heapify(h)
 
     # ------------------------------------------------------------- checks
     def stale(self) -> bool:
@@ -193,17 +212,25 @@ class ClassState:
             return True
         return False
 
-    def feasible_row(self, row: int) -> bool:
-        """Scalar filter of one row against the current state (valid while not stale)."""
+    def _heap_of(self, p: int) -> list:
+        return self.heaps.setdefault(0 if self.gate is None else int(self.gate.dom_c[p]), [])
+
+    def feasible_row(self, row: int, gate: bool = True) -> bool:
+        """Scalar filter of one row against the current state (valid while not stale). With
+        gate=False a gated spread constraint is left out (the pick loop applies it per domain)."""
         p = self.pos[row] if row < len(self.pos) else -1
         if p < 0 or not self.static_ok[p]:
             return False
+        if self.gate is not None:
+            d = self.gate.dom_c[p]
+            if d < 0 or (gate and not self.gate.allowed()[d]):
+                return False
         ctx = self.ctx
         if self.use_fit and not node_resources_fit.fits_row(ctx, row):
             return False
         if self.use_ports and not node_ports.fits_row(ctx, row):
             return False
-        if self.use_pts and not self.pts_ok[p]:
+        if self.use_pts and self.gate is None and not self.pts_ok[p]:
             return False
         if self.use_ipa and not inter_pod_affinity.fits_row(ctx, row):
             return False
@@ -228,7 +255,7 @@ class ClassState:
         p = self.pos[row] if row < len(self.pos) else -1
         if p < 0:
             return
-        ok = self.feasible_row(row)
+        ok = self.feasible_row(row, gate=False)
         changed = ok != self.feas[p]
         self.feas[p] = ok
         ipa_raw = None
@@ -251,7 +278,7 @@ class ClassState:
         if ok:
             ver = int(self.engine.table.version[row])
             self.pushed[p] = ver
-            heapq.heappush(self.heap, (-self.score_row(row, ipa_raw), row, ver))
+            heapq.heappush(self._heap_of(p), (-self.score_row(row, ipa_raw), row, ver))
 
     # --------------------------------------------------------------- pick
     def pick(self, k: int, take_first: bool = False) -> list[tuple[int, int]]:
@@ -260,35 +287,47 @@ class ClassState:
         if self.stale():
             self.build()
         version = self.engine.table.version
-        heap, pushed, pos = self.heap, self.pushed, self.pos
-        found: list[tuple[int, int, int]] = []
+        pushed, pos = self.pushed, self.pos
+        if self.gate is None:
+            heaps = [self.heaps[0]]
+        else:
+            allowed = self.gate.allowed()
+            heaps = [h for d, h in self.heaps.items() if h and d >= 0 and allowed[d]]
+        found: list[tuple[tuple[int, int, int], list]] = []
         seen: set[int] = set()
-        while heap and len(found) < k:
-            neg, row, ver = heapq.heappop(heap)
-            cur = int(version[row])
-            if ver != cur:
-                p = pos[row]
-                if pushed[p] == cur:
-                    continue  # a fresh entry for this row is already in the heap
-                pushed[p] = cur
-                if self.feasible_row(row):
-                    heapq.heappush(heap, (-self.score_row(row), row, cur))
-                continue
-            if row in seen:
-                continue
-            seen.add(row)
-            found.append((neg, row, ver))
-        for entry in found[1:] if take_first else found:
+        while len(found) < k:
+            best = None
+            for heap in heaps:
+                while heap:  # clean the top: rescore stale entries, drop duplicates
+                    neg, row, ver = heap[0]
+                    cur = int(version[row])
+                    if ver == cur and row not in seen:
+                        break
+                    heapq.heappop(heap)
+                    if ver != cur:
+                        p = pos[row]
+                        if pushed[p] != cur:
+                            pushed[p] = cur
+                            if self.feasible_row(row, gate=False):
+                                heapq.heappush(heap, (-self.score_row(row), row, cur))
+                if heap and (best is None or heap[0] < best[0]):
+                    best = (heap[0], heap)
+            if best is None:
+                break
+            entry = heapq.heappop(best[1])
+            seen.add(entry[1])
+            found.append((entry, best[1]))
+        for entry, heap in found[1:] if take_first else found:
             heapq.heappush(heap, entry)
-        return [(row, -neg) for neg, row, _ in found]
+        return [(row, -neg) for (neg, row, _), _h in found]
 
     def replace(self, row: int) -> None:
         """Re-add `row` after the caller charged it (see pick's take_first)."""
         p = self.pos[row]
         ver = int(self.engine.table.version[row])
         self.pushed[p] = ver
-        if self.feasible_row(row):
-            heapq.heappush(self.heap, (-self.score_row(row), row, ver))
+        if self.feasible_row(row, gate=False):
+            heapq.heappush(self._heap_of(p), (-self.score_row(row), row, ver))
 
     def diagnose(self) -> dict[str, int]:
         """Reason histogram: each infeasible node counted under its first failing plugin."""

@@ -47,6 +47,10 @@ class NodeTable:
         self.cordoned = np.zeros(n, dtype=bool)
         self.broken = np.zeros(n, dtype=bool)  # node status could not be parsed
         self.version = np.zeros(n, dtype=np.int64)
+        # nodes share few distinct taint lists: plugins judge each once and map it to rows by id
+        self.taint_set = np.zeros(n, dtype=np.int32)
+        self.taint_sets: list[tuple[Taint, ...]] = [()]
+        self._taint_set_ids: dict[tuple[Taint, ...], int] = {(): 0}
         self.labels: list[dict[str, str]] = []
         self.taints: list[tuple[Taint, ...]] = []
         self.errors: list[str | None] = []
@@ -59,6 +63,7 @@ class NodeTable:
         self._label_cols: dict[str, np.ndarray] = {}
         self._vocab: dict[str, dict[str, int]] = {}
         self._vocab_list: dict[str, list[str]] = {}
+        self._unique_memo: dict[str, tuple[int, bool]] = {}
         self.generation = 0  # bumped on any node add/update/remove (not on pod charges)
 
     # ----------------------------------------------------------------- rows
@@ -85,6 +90,7 @@ class NodeTable:
         self.alloc, self.req, self.nonzero = grow(self.alloc), grow(self.req), grow(self.nonzero)
         self.valid, self.ready, self.cordoned = grow(self.valid), grow(self.ready), grow(self.cordoned)
         self.broken, self.version = grow(self.broken), grow(self.version)
+        self.taint_set = grow(self.taint_set)
         for k, col in self._label_cols.items():
             c = np.full(cap, -1, dtype=np.int32)
             c[: col.shape[0]] = col
@@ -163,6 +169,11 @@ class NodeTable:
         self.broken[row] = node.error is not None
         self.errors[row] = node.error
         self.taints[row] = tuple(node.taints)
+        tid = self._taint_set_ids.get(self.taints[row])
+        if tid is None:
+            tid = self._taint_set_ids[self.taints[row]] = len(self.taint_sets)
+            self.taint_sets.append(self.taints[row])
+        self.taint_set[row] = tid
         old_labels = self.labels[row]
         self.labels[row] = dict(node.labels)
         for k, col in self._label_cols.items():
@@ -184,6 +195,7 @@ class NodeTable:
         self.valid[row] = False
         self.labels[row] = {}
         self.taints[row] = ()
+        self.taint_set[row] = 0
         self.ports[row] = {}
         self.pods[row] = {}
         self.req[row] = 0
@@ -256,6 +268,15 @@ class NodeTable:
     def vocab_size(self, key: str) -> int:
         self.label_column(key)
         return len(self._vocab_list[key])
+
+    def hostname_unique(self, key: str) -> bool:
+        """Does every value of `key` name exactly one node? (cached per node generation)"""
+        memo = self._unique_memo.get(key)
+        if memo is None or memo[0] != self.generation:
+            col = self.label_column(key)[: self.size]
+            vals = col[col >= 0]
+            memo = self._unique_memo[key] = (self.generation, len(np.unique(vals)) == len(vals))
+        return memo[1]
 
     def value_id(self, key: str, value: str) -> int:
         """Id of a label value, or -1 if no node has ever had it."""

@@ -39,14 +39,7 @@ class Plan:
 
 def _row_local(ctx: ClassCtx, key: str) -> bool:
     """True when every value of `key` names exactly one node (hostname as kubelets set it)."""
-    if key != HOSTNAME_LABEL:
-        return False
-    memo = ctx.memo.get(("hostname_unique", ctx.table.generation))
-    if memo is None:
-        col = ctx.table.label_column(key)[: ctx.table.size]
-        vals = col[col >= 0]
-        memo = ctx.memo[("hostname_unique", ctx.table.generation)] = len(np.unique(vals)) == len(vals)
-    return memo
+    return key == HOSTNAME_LABEL and ctx.table.hostname_unique(key)
 
 
 def plan(ctx: ClassCtx) -> Plan:

@@ -136,3 +136,40 @@ def score(ctx: ClassCtx, feasible: np.ndarray) -> np.ndarray:
     else:
         out = MAX_NODE_SCORE * (hi + lo - s) // hi
     return np.where(considered, out, 0)
+
+
+class Gate:
+    """A single DoNotSchedule constraint on a zone-like key, decided per domain at pick time.
+
+    The engine keeps one heap per domain and asks `allowed()` which domains may take the pod now;
+    placements elsewhere only change a few domain counts, so nothing is rebuilt."""
+
+    def __init__(self, ctx: ClassCtx, c: TopologySpreadConstraint) -> None:
+        t = ctx.table
+        self.c = c
+        self.key = c.topology_key
+        self.allrows = _all_rows_ctx(ctx).rows
+        self.elig = _eligible(ctx, (c,), c)
+        self.col_all = t.label_column(self.key)[self.allrows]
+        self.dom_c = t.label_column(self.key)[ctx.rows].astype(np.int64)  # per candidate position
+        self.vocab = t.vocab_size(self.key)
+        vids = self.col_all[self.elig]
+        self.present = np.zeros(self.vocab, dtype=bool)
+        self.present[vids] = True
+        self.n_present = int(self.present.sum())
+        self.counts = _counts(ctx, c)
+        self.self_match = 1 if c.selector is not None and c.selector.matches(ctx.labels) else 0
+        self.gen = -1
+        self._allowed = np.zeros(self.vocab, dtype=bool)
+
+    def allowed(self) -> np.ndarray:
+        """Bool per domain id: would a pod placed there keep the skew within maxSkew?"""
+        if self.counts.gen != self.gen:
+            self.gen = self.counts.gen
+            per_dom = np.bincount(self.col_all[self.elig], weights=self.counts.per_row[self.allrows][self.elig],
+                                  minlength=self.vocab).astype(np.int64)
+            min_match = int(per_dom[self.present].min()) if self.n_present else 0
+            if self.n_present < self.c.min_domains:
+                min_match = 0
+            self._allowed = per_dom + self.self_match - min_match <= self.c.max_skew
+        return self._allowed

@@ -36,32 +36,21 @@ def _per_taint_set(ctx: ClassCtx):
     memo = ctx.memo.get(NAME)
     if memo is None:
         t, tols = ctx.table, ctx.key.tolerations
-        verdict: dict[tuple[Taint, ...], tuple[Taint | None, int]] = {}
-        bad = np.zeros(len(ctx.rows), dtype=bool)
-        raw = np.zeros(len(ctx.rows), dtype=np.int64)
+        verdicts = [(untolerated(ts, tols), intolerable_prefer_count(ts, tols)) for ts in t.taint_sets]
+        bad_by_set = np.array([v[0] is not None for v in verdicts], dtype=bool)
+        raw_by_set = np.array([v[1] for v in verdicts], dtype=np.int64)
+        ids = t.taint_set[ctx.rows]
         groups: dict[Taint, list[int]] = {}
-        for i, row in enumerate(ctx.rows.tolist()):
-            ts = t.taints[row]
-            if not ts:
-                continue
-            v = verdict.get(ts)
-            if v is None:
-                v = verdict[ts] = (untolerated(ts, tols), intolerable_prefer_count(ts, tols))
+        for sid, v in enumerate(verdicts):
             if v[0] is not None:
-                bad[i] = True
-                groups.setdefault(v[0], []).append(i)
-            raw[i] = v[1]
-        memo = ctx.memo[NAME] = (bad, raw, groups)
+                groups.setdefault(v[0], []).append(sid)
+        memo = ctx.memo[NAME] = (bad_by_set[ids], raw_by_set[ids], ids, groups)
     return memo
 
 
 def filter(ctx: ClassCtx) -> tuple[np.ndarray, list[tuple[np.ndarray, str]]]:
-    bad, _, groups = _per_taint_set(ctx)
-    reasons = []
-    for taint, idx in groups.items():
-        m = np.zeros(len(ctx.rows), dtype=bool)
-        m[idx] = True
-        reasons.append((m, reason(taint)))
+    bad, _, ids, groups = _per_taint_set(ctx)
+    reasons = [(np.isin(ids, sids), reason(taint)) for taint, sids in groups.items()]
     return ~bad, reasons
 
 

@@ -1,0 +1,870 @@
+"""Pods and Nodes, as the apiserver serves them (camelCase JSON dicts), into the engine's types.
+
+Parsing happens once, at the edge, and follows what Kubernetes v1.36 does with the same object:
+
+- apiserver defaulting the scheduler relies on but a hand-written manifest may lack: container
+  requests default to limits; pod-level requests default from container requests / pod-level
+  limits (PodLevelResources, beta and on in 1.36); hostNetwork host ports default to the
+  container port; ``matchLabelKeys``/``mismatchLabelKeys`` fold into the label selector.
+- the scheduler's reading of the object: the effective request of
+  component-helpers ``resource.PodRequests`` (sidecars, init-container steps, pod-level override,
+  overhead), the non-zero scoring request of ``framework.PodInfo.CalculateResource`` /
+  NodeResourcesFit's scorer, ``util.GetHostPorts``, the NodeAffinity, PodAffinity and
+  PodTopologySpread readings of selectors and terms.
+
+A spec the apiserver would reject, or the scheduler could not read, never raises: the PodInfo
+comes back with ``key=None`` and ``error`` saying why (the pod is then reported Unschedulable with
+that message). Equal specs give equal, hashable keys: sets are sorted and de-duplicated.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from datetime import datetime, timezone
+from functools import lru_cache
+from typing import Any, Iterable, Mapping
+
+import orjson
+
+from cluster_scheduler.model.quantity import (
+    QuantityError,
+    nanos_to_canonical,
+    quantity_nanos,
+    to_canonical,
+)
+from cluster_scheduler.model.types import (
+    CPU,
+    DEFAULT_MEMORY_REQUEST,
+    DEFAULT_MILLI_CPU_REQUEST,
+    MEMORY,
+    NO_EXECUTE,
+    NO_SCHEDULE,
+    PODS,
+    PREFER_NO_SCHEDULE,
+    HostPort,
+    LabelSelector,
+    NodeInfo,
+    NodeSelectorTerm,
+    PodAffinityTerm,
+    PodInfo,
+    PodSpecKey,
+    PreferredSchedulingTerm,
+    Requirement,
+    Taint,
+    Toleration,
+    TopologySpreadConstraint,
+    WeightedPodAffinityTerm,
+)
+
+__all__ = ["parse_pod", "parse_node"]
+
+_NANO = 10**9
+_EMPTY: Mapping[str, Any] = {}  # shared read-only default; never mutated
+_NODE_SELECTOR_OPS = ("In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt")
+_LABEL_SELECTOR_OPS = ("In", "NotIn", "Exists", "DoesNotExist")
+_TAINT_EFFECTS = (NO_SCHEDULE, PREFER_NO_SCHEDULE, NO_EXECUTE)
+_WHEN_UNSATISFIABLE = ("DoNotSchedule", "ScheduleAnyway")
+_INCLUSION_POLICIES = ("Honor", "Ignore")
+_HUGEPAGES_PREFIX = "hugepages-"
+_INT_RE = re.compile(r"[+-]?[0-9]+")  # strconv.ParseInt(s, 10, 64), which Gt/Lt values must pass
+_INT64_MAX = 2**63 - 1
+
+# Scoring defaults for a container that does not request cpu / memory at all (missing, not 0),
+# in nano-units: 100m and 200Mi (pkg/scheduler/util DefaultMilliCPURequest/DefaultMemoryRequest).
+_NON_MISSING: dict[str, int] = {
+    CPU: DEFAULT_MILLI_CPU_REQUEST * 1_000_000,
+    MEMORY: DEFAULT_MEMORY_REQUEST * _NANO,
+}
+
+
+class _Malformed(Exception):
+    """Internal: the object cannot be understood; the message is shown to users as is."""
+
+
+# --------------------------------------------------------------------------------------------
+# small typed accessors: each raises _Malformed naming the field instead of a TypeError
+# --------------------------------------------------------------------------------------------
+
+def _kind(v: object) -> str:
+    if isinstance(v, dict):
+        return "an object"
+    if isinstance(v, (list, tuple)):
+        return "a list"
+    if isinstance(v, str):
+        return "a string"
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, (int, float)):
+        return "a number"
+    return type(v).__name__
+
+
+def _obj(v: Any, where: str) -> Mapping[str, Any]:
+    if v is None:
+        return _EMPTY
+    if isinstance(v, dict):
+        return v
+    raise _Malformed(f"{where} must be an object, got {_kind(v)}")
+
+
+def _list(v: Any, where: str) -> list:
+    if v is None:
+        return []
+    if isinstance(v, (list, tuple)):  # tuples: Python callers; orjson fingerprints them as lists
+        return v  # type: ignore[return-value]
+    raise _Malformed(f"{where} must be a list, got {_kind(v)}")
+
+
+def _str(v: Any, where: str, default: str = "") -> str:
+    if v is None:
+        return default
+    if isinstance(v, str):
+        return v
+    raise _Malformed(f"{where} must be a string, got {_kind(v)}")
+
+
+def _int(v: Any, where: str, default: int) -> int:
+    if v is None:
+        return default
+    if isinstance(v, int) and not isinstance(v, bool):
+        return v
+    raise _Malformed(f"{where} must be an integer, got {_kind(v)}")
+
+
+def _str_list(v: Any, where: str) -> list[str]:
+    out = _list(v, where)
+    for x in out:
+        if not isinstance(x, str):
+            raise _Malformed(f"{where} must be a list of strings, got an item that is {_kind(x)}")
+    return out
+
+
+def _str_map(v: Any, where: str) -> dict[str, str]:
+    d = _obj(v, where)
+    for k, x in d.items():
+        if not isinstance(x, str):
+            raise _Malformed(f'{where}["{k}"] must be a string, got {_kind(x)}')
+    return d  # type: ignore[return-value]
+
+
+def _sorted_pairs(d: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    if not d:
+        return ()
+    return tuple(sorted(d.items()))
+
+
+def _sort_key(x: Any) -> tuple:
+    """A total order over the frozen domain objects (None first; frozensets by sorted content,
+    since their iteration order is not canonical)."""
+    if x is None:
+        return (0,)
+    if isinstance(x, tuple):
+        return (1, tuple(_sort_key(e) for e in x))
+    if isinstance(x, frozenset):
+        return (1, tuple(sorted(_sort_key(e) for e in x)))
+    slots = getattr(type(x), "__slots__", None)
+    if slots is not None and not isinstance(x, (str, int)):
+        return (1, tuple(_sort_key(getattr(x, f)) for f in slots))
+    return (1, x)
+
+
+def _canon(items: list, dedupe: bool = True) -> tuple:
+    """Order-independent, hashable form of a list whose order carries no meaning."""
+    if len(items) <= 1:
+        return tuple(items)
+    if dedupe:
+        items = list(dict.fromkeys(items))
+    return tuple(sorted(items, key=_sort_key))
+
+
+# --------------------------------------------------------------------------------------------
+# resources
+# --------------------------------------------------------------------------------------------
+
+def _resource_list(v: Any, where: str) -> dict[str, int]:
+    """A ResourceList as exact nano-units. Negative values are rejected like apiserver
+    validation does (ValidateResourceQuantityValue)."""
+    d = _obj(v, f"resources of {where}")
+    out: dict[str, int] = {}
+    for name, q in d.items():
+        try:
+            n = quantity_nanos(q)
+        except QuantityError as e:
+            desc = f'"{q}"' if isinstance(q, str) else repr(q)
+            raise _Malformed(f"invalid quantity {desc} for {name} in {where}: {e.reason}") from None
+        if n < 0:
+            raise _Malformed(f'invalid quantity "{q}" for {name} in {where}: must not be negative')
+        out[name] = n
+    return out
+
+
+def _add(into: dict[str, int], other: Mapping[str, int]) -> None:
+    for k, v in other.items():
+        into[k] = into.get(k, 0) + v
+
+
+def _max_into(into: dict[str, int], other: Mapping[str, int]) -> None:
+    for k, v in other.items():
+        if k not in into or v > into[k]:
+            into[k] = v
+
+
+def _with_non_missing(reqs: Mapping[str, int], non_missing: Mapping[str, int]) -> dict[str, int]:
+    out = dict(reqs)
+    for k, v in non_missing.items():
+        if k not in reqs:
+            out[k] = v
+    return out
+
+
+def _aggregate(app: list[dict[str, int]], init: list[tuple[dict[str, int], bool]],
+               non_missing: Mapping[str, int] | None) -> dict[str, int]:
+    """AggregateContainerRequests (also used for limits): app containers and sidecars add up;
+    init container i needs its own request plus every sidecar started before it; the pod needs
+    the larger of the two. `non_missing` fills resources a container does not mention at all."""
+    total: dict[str, int] = {}
+    for r in app:
+        _add(total, _with_non_missing(r, non_missing) if non_missing else r)
+    if init:
+        sidecars: dict[str, int] = {}
+        init_max: dict[str, int] = {}
+        for r, is_sidecar in init:
+            if non_missing:
+                r = _with_non_missing(r, non_missing)
+            if is_sidecar:
+                _add(total, r)
+                _add(sidecars, r)
+                _max_into(init_max, sidecars)
+            else:
+                step = dict(r)
+                _add(step, sidecars)
+                _max_into(init_max, step)
+        _max_into(total, init_max)
+    return total
+
+
+def _is_pod_level_resource(name: str) -> bool:
+    """resource.IsSupportedPodLevelResource: cpu, memory and hugepages-*."""
+    return name == CPU or name == MEMORY or name.startswith(_HUGEPAGES_PREFIX)
+
+
+class _Containers:
+    """Requests/limits of a pod's containers, after apiserver limit->request defaulting."""
+
+    __slots__ = ("app", "init", "app_limits", "init_limits")
+
+    def __init__(self) -> None:
+        self.app: list[dict[str, int]] = []
+        self.init: list[tuple[dict[str, int], bool]] = []
+        self.app_limits: list[dict[str, int]] = []
+        self.init_limits: list[tuple[dict[str, int], bool]] = []
+
+
+def _container_where(c: Mapping[str, Any], kind: str, i: int) -> str:
+    name = c.get("name")
+    return f'{kind} "{name}"' if isinstance(name, str) and name else f"{kind} #{i}"
+
+
+def _read_containers(spec: Mapping[str, Any], ports: list[HostPort]) -> _Containers:
+    out = _Containers()
+    host_network = spec.get("hostNetwork") is True
+    for kind, field in (("container", "containers"), ("init container", "initContainers")):
+        is_init = kind == "init container"
+        for i, c in enumerate(_list(spec.get(field), f"spec.{field}")):
+            if not isinstance(c, dict):
+                raise _Malformed(f"spec.{field}[{i}] must be an object, got {_kind(c)}")
+            where = _container_where(c, kind, i)
+            res = c.get("resources")
+            if res is None:
+                req: dict[str, int] = {}
+                lim: dict[str, int] = {}
+            else:
+                res = _obj(res, f"resources of {where}")
+                req = _resource_list(res.get("requests"), where)
+                lim = _resource_list(res.get("limits"), where)
+                for k, v in lim.items():  # SetDefaults_Pod: a limit without a request sets it
+                    if k not in req:
+                        req[k] = v
+            sidecar = False
+            if is_init:
+                rp = c.get("restartPolicy")
+                if rp is not None and rp != "Always":
+                    raise _Malformed(f'restartPolicy of {where} must be "Always" or absent, '
+                                     f"got {rp!r}")
+                sidecar = rp == "Always"
+                out.init.append((req, sidecar))
+                out.init_limits.append((lim, sidecar))
+            else:
+                out.app.append(req)
+                out.app_limits.append(lim)
+            cports = c.get("ports")
+            # util.GetHostPorts: app containers and sidecars hold their ports for the pod's life.
+            if cports is not None and (sidecar or not is_init):
+                _read_ports(cports, where, host_network, ports)
+    return out
+
+
+def _read_ports(v: Any, where: str, host_network: bool, out: list[HostPort]) -> None:
+    for j, p in enumerate(_list(v, f"ports of {where}")):
+        if not isinstance(p, dict):
+            raise _Malformed(f"ports[{j}] of {where} must be an object, got {_kind(p)}")
+        hp = _int(p.get("hostPort"), f"ports[{j}].hostPort of {where}", 0)
+        if hp == 0 and host_network:  # SetDefaults_Pod: hostNetwork pods bind the containerPort
+            hp = _int(p.get("containerPort"), f"ports[{j}].containerPort of {where}", 0)
+        if hp <= 0:
+            continue
+        if hp > 65535:
+            raise _Malformed(f"ports[{j}].hostPort of {where} must be 1..65535, got {hp}")
+        ip = _str(p.get("hostIP"), f"ports[{j}].hostIP of {where}") or "0.0.0.0"
+        proto = _str(p.get("protocol"), f"ports[{j}].protocol of {where}") or "TCP"
+        out.append(HostPort(ip, proto, hp))
+
+
+def _pod_level_requests(spec: Mapping[str, Any], cs: _Containers) -> dict[str, int]:
+    """Pod-level requests that override the container aggregate (PodRequests), after the
+    apiserver's pod-level defaulting (defaultHugePagePodLimits, defaultPodRequests)."""
+    res = _obj(spec.get("resources"), "spec.resources")
+    if not res:
+        return {}
+    req = _resource_list(res.get("requests"), "pod-level resources")
+    lim = _resource_list(res.get("limits"), "pod-level resources")
+    if not req and not lim:
+        return {}
+    if any(k.startswith(_HUGEPAGES_PREFIX) for c in cs.app_limits for k in c) or any(
+            k.startswith(_HUGEPAGES_PREFIX) for c, _ in cs.init_limits for k in c):
+        agg_lim = _aggregate(cs.app_limits, cs.init_limits, None)
+        for k, v in agg_lim.items():
+            if k.startswith(_HUGEPAGES_PREFIX) and k not in req and k not in lim:
+                lim[k] = v
+    if lim:
+        agg = _aggregate(cs.app, cs.init, None)
+        for k in (CPU, MEMORY):  # overcommittable pod-level resources default to the aggregate
+            if k in agg and k not in req:
+                req[k] = agg[k]
+        for k, v in lim.items():
+            if k not in req and _is_pod_level_resource(k):
+                req[k] = v
+    return {k: v for k, v in req.items() if _is_pod_level_resource(k)}
+
+
+def _requests(spec: Mapping[str, Any], cs: _Containers) -> tuple[dict[str, int], dict[str, int]]:
+    pod_level = _pod_level_requests(spec, cs) if spec.get("resources") is not None else {}
+    overhead = spec.get("overhead")
+    if overhead is not None:
+        overhead = _resource_list(overhead, "spec.overhead")
+    reqs = _aggregate(cs.app, cs.init, None)
+    # CalculateResource / the NodeResourcesFit scorer: a container with no cpu (memory) request
+    # at all counts as 100m (200Mi); pod-level requests then override, overhead is added.
+    nonzero = _aggregate(cs.app, cs.init, _NON_MISSING)
+    for d in (reqs, nonzero):
+        d.update(pod_level)
+        if overhead:
+            _add(d, overhead)
+    return reqs, nonzero
+
+
+def _canonical_requests(reqs: Mapping[str, int]) -> tuple[tuple[str, int], ...]:
+    out: list[tuple[str, int]] = []
+    for name, nanos in reqs.items():
+        if name == PODS:
+            continue
+        v = _canonical(name, nanos, "request")
+        if v:
+            out.append((name, v))
+    out.append((PODS, 1))
+    out.sort()
+    return tuple(out)
+
+
+def _canonical(name: str, nanos: int, what: str) -> int:
+    try:
+        return nanos_to_canonical(name, nanos, f"total pod {what}")
+    except QuantityError as e:
+        raise _Malformed(str(e)) from None
+
+
+# --------------------------------------------------------------------------------------------
+# selectors and terms
+# --------------------------------------------------------------------------------------------
+
+def _requirement(e: Any, where: str, ops: tuple[str, ...]) -> Requirement:
+    """labels.NewRequirement's checks: known operator, value counts, integer for Gt/Lt."""
+    d = _obj(e, where)
+    key = _str(d.get("key"), f"{where}.key")
+    op = _str(d.get("operator"), f"{where}.operator")
+    values = _str_list(d.get("values"), f"{where}.values")
+    if not key:
+        raise _Malformed(f"{where}: key must not be empty")
+    if op not in ops:
+        raise _Malformed(f'{where}: unknown operator "{op}" for key "{key}" '
+                         f"(expected one of {', '.join(ops)})")
+    if op == "In" or op == "NotIn":
+        if not values:
+            raise _Malformed(f'{where}: operator {op} for key "{key}" needs at least one value')
+        vals = tuple(sorted(set(values))) if len(values) > 1 else tuple(values)
+    elif op == "Exists" or op == "DoesNotExist":
+        if values:
+            raise _Malformed(f'{where}: operator {op} for key "{key}" takes no values')
+        vals = ()
+    else:  # Gt, Lt
+        if (len(values) != 1 or len(values[0]) > 24 or not _INT_RE.fullmatch(values[0])
+                or not -_INT64_MAX - 1 <= int(values[0]) <= _INT64_MAX):
+            raise _Malformed(f'{where}: operator {op} for key "{key}" needs exactly one integer '
+                             f"value, got {values!r}")
+        vals = (values[0],)
+    return Requirement(key, op, vals)
+
+
+def _norm_requirements(reqs: list[Requirement]) -> tuple[Requirement, ...]:
+    if len(reqs) <= 1:
+        return tuple(reqs)
+    return tuple(sorted(dict.fromkeys(reqs), key=lambda r: (r.key, r.operator, r.values)))
+
+
+def _label_selector(v: Any, where: str) -> LabelSelector | None:
+    """metav1.LabelSelectorAsSelector: absent -> None (selects nothing), {} -> everything."""
+    if v is None:
+        return None
+    d = _obj(v, where)
+    ml = _sorted_pairs(_str_map(d.get("matchLabels"), f"{where}.matchLabels"))
+    exprs = d.get("matchExpressions")
+    if exprs is None:
+        return LabelSelector(ml, ())
+    reqs = [_requirement(e, f"{where}.matchExpressions[{i}]", _LABEL_SELECTOR_OPS)
+            for i, e in enumerate(_list(exprs, f"{where}.matchExpressions"))]
+    return LabelSelector(ml, _norm_requirements(reqs))
+
+
+def _fold_label_keys(sel: LabelSelector, keys: Iterable[str], op: str,
+                     labels: Mapping[str, str]) -> LabelSelector:
+    """matchLabelKeys (op In) / mismatchLabelKeys (op NotIn): `key op [pod's own value]` for each
+    key the pod carries, ANDed into the selector (the apiserver does the same at creation, so
+    a served pod may already hold these; de-duplication keeps the key identical)."""
+    extra = [Requirement(k, op, (labels[k],)) for k in keys if k in labels]
+    if not extra:
+        return sel
+    return LabelSelector(sel.match_labels, _norm_requirements(list(sel.match_expressions) + extra))
+
+
+def _node_selector_term(t: Any, where: str) -> NodeSelectorTerm:
+    d = _obj(t, where)
+    exprs = [_requirement(e, f"{where}.matchExpressions[{i}]", _NODE_SELECTOR_OPS)
+             for i, e in enumerate(_list(d.get("matchExpressions"), f"{where}.matchExpressions"))]
+    fields = []
+    for i, e in enumerate(_list(d.get("matchFields"), f"{where}.matchFields")):
+        fw = f"{where}.matchFields[{i}]"
+        r = _requirement(e, fw, _NODE_SELECTOR_OPS)
+        if r.key != "metadata.name":
+            raise _Malformed(f'{fw}: unsupported field "{r.key}" (only metadata.name)')
+        if r.operator not in ("In", "NotIn") or len(r.values) != 1:
+            raise _Malformed(f"{fw}: field selectors need operator In or NotIn with exactly one "
+                             "value")
+        fields.append(r)
+    return NodeSelectorTerm(_norm_requirements(exprs), _norm_requirements(fields))
+
+
+def _weight(v: Any, where: str) -> int:
+    w = _int(v, where, 0)
+    if not 1 <= w <= 100:
+        raise _Malformed(f"{where} must be in the range 1-100, got {w}")
+    return w
+
+
+def _node_affinity(na: Mapping[str, Any], where: str) -> tuple[
+        tuple[NodeSelectorTerm, ...] | None, tuple[PreferredSchedulingTerm, ...]]:
+    required = None
+    r = na.get("requiredDuringSchedulingIgnoredDuringExecution")
+    if r is not None:
+        rw = f"{where}.requiredDuringSchedulingIgnoredDuringExecution"
+        terms = _list(_obj(r, rw).get("nodeSelectorTerms"), f"{rw}.nodeSelectorTerms")
+        # No terms at all matches no node (nodeaffinity.NodeSelector.Match), as upstream.
+        required = _canon([_node_selector_term(t, f"{rw}.nodeSelectorTerms[{i}]")
+                           for i, t in enumerate(terms)])
+    preferred = []
+    pw = f"{where}.preferredDuringSchedulingIgnoredDuringExecution"
+    for i, p in enumerate(_list(na.get("preferredDuringSchedulingIgnoredDuringExecution"), pw)):
+        d = _obj(p, f"{pw}[{i}]")
+        preferred.append(PreferredSchedulingTerm(
+            _weight(d.get("weight"), f"{pw}[{i}].weight"),
+            _node_selector_term(d.get("preference"), f"{pw}[{i}].preference")))
+    return required, _canon(preferred, dedupe=False)
+
+
+def _pod_affinity_term(t: Any, where: str, namespace: str, labels: Mapping[str, str],
+                       namespace_labels: Mapping[str, Mapping[str, str]] | None) -> PodAffinityTerm:
+    d = _obj(t, where)
+    sel = _label_selector(d.get("labelSelector"), f"{where}.labelSelector")
+    mlk = _str_list(d.get("matchLabelKeys"), f"{where}.matchLabelKeys")
+    mmlk = _str_list(d.get("mismatchLabelKeys"), f"{where}.mismatchLabelKeys")
+    if sel is not None:  # a nil selector matches nothing; label keys are not applied to it
+        if mlk:
+            sel = _fold_label_keys(sel, mlk, "In", labels)
+        if mmlk:
+            sel = _fold_label_keys(sel, mmlk, "NotIn", labels)
+    topology_key = _str(d.get("topologyKey"), f"{where}.topologyKey")
+    if not topology_key:
+        raise _Malformed(f"{where}.topologyKey must not be empty")
+    names = _str_list(d.get("namespaces"), f"{where}.namespaces")
+    raw_ns_sel = d.get("namespaceSelector")
+    ns_sel = _label_selector(raw_ns_sel, f"{where}.namespaceSelector")
+    if not names and raw_ns_sel is None:  # getNamespacesFromPodAffinityTerm: own namespace
+        namespaces = frozenset((namespace,))
+    else:
+        namespaces = frozenset(names)
+    if ns_sel is not None and namespace_labels is not None:
+        # What kube-scheduler does per cycle (mergeAffinityTermNamespacesIfNotEmpty): the
+        # selector becomes the namespaces it selects in this snapshot.
+        namespaces = namespaces | {ns for ns, nl in namespace_labels.items() if ns_sel.matches(nl)}
+        ns_sel = None
+    return PodAffinityTerm(sel, topology_key, namespaces, ns_sel)
+
+
+def _pod_affinity(pa: Any, where: str, namespace: str, labels: Mapping[str, str],
+                  namespace_labels: Mapping[str, Mapping[str, str]] | None
+                  ) -> tuple[tuple[PodAffinityTerm, ...], tuple[WeightedPodAffinityTerm, ...]]:
+    d = _obj(pa, where)
+    if not d:
+        return (), ()
+    rw = f"{where}.requiredDuringSchedulingIgnoredDuringExecution"
+    required = [_pod_affinity_term(t, f"{rw}[{i}]", namespace, labels, namespace_labels)
+                for i, t in enumerate(_list(d.get("requiredDuringSchedulingIgnoredDuringExecution"), rw))]
+    pw = f"{where}.preferredDuringSchedulingIgnoredDuringExecution"
+    preferred = []
+    for i, p in enumerate(_list(d.get("preferredDuringSchedulingIgnoredDuringExecution"), pw)):
+        pd = _obj(p, f"{pw}[{i}]")
+        term = pd.get("podAffinityTerm")
+        if term is None:
+            raise _Malformed(f"{pw}[{i}].podAffinityTerm is required")
+        preferred.append(WeightedPodAffinityTerm(
+            _weight(pd.get("weight"), f"{pw}[{i}].weight"),
+            _pod_affinity_term(term, f"{pw}[{i}].podAffinityTerm", namespace, labels,
+                               namespace_labels)))
+    return _canon(required), _canon(preferred, dedupe=False)
+
+
+def _tolerations(v: Any) -> tuple[Toleration, ...]:
+    out = []
+    for i, t in enumerate(_list(v, "spec.tolerations")):
+        where = f"spec.tolerations[{i}]"
+        d = _obj(t, where)
+        key = _str(d.get("key"), f"{where}.key")
+        op = _str(d.get("operator"), f"{where}.operator") or "Equal"
+        value = _str(d.get("value"), f"{where}.value")
+        effect = _str(d.get("effect"), f"{where}.effect")
+        if op not in ("Equal", "Exists"):
+            raise _Malformed(f'{where}: unknown operator "{op}" (expected Equal or Exists)')
+        if op == "Exists" and value:
+            raise _Malformed(f'{where}: value must be empty when operator is Exists')
+        if not key and op != "Exists":
+            raise _Malformed(f"{where}: operator must be Exists when key is empty")
+        if effect and effect not in _TAINT_EFFECTS:
+            raise _Malformed(f'{where}: unknown effect "{effect}" '
+                             f"(expected {', '.join(_TAINT_EFFECTS)} or empty)")
+        out.append(Toleration(key, op, value, effect))
+    if len(out) <= 1:
+        return tuple(out)
+    return tuple(sorted(dict.fromkeys(out), key=lambda t: (t.key, t.operator, t.value, t.effect)))
+
+
+def _spread_constraints(v: Any, labels: Mapping[str, str]) -> tuple[TopologySpreadConstraint, ...]:
+    out = []
+    for i, c in enumerate(_list(v, "spec.topologySpreadConstraints")):
+        where = f"spec.topologySpreadConstraints[{i}]"
+        d = _obj(c, where)
+        max_skew = _int(d.get("maxSkew"), f"{where}.maxSkew", 0)
+        if max_skew < 1:
+            raise _Malformed(f"{where}.maxSkew must be at least 1, got {max_skew}")
+        topology_key = _str(d.get("topologyKey"), f"{where}.topologyKey")
+        if not topology_key:
+            raise _Malformed(f"{where}.topologyKey must not be empty")
+        when = _str(d.get("whenUnsatisfiable"), f"{where}.whenUnsatisfiable")
+        if when not in _WHEN_UNSATISFIABLE:
+            raise _Malformed(f'{where}.whenUnsatisfiable must be DoNotSchedule or ScheduleAnyway, '
+                             f'got "{when}"')
+        sel = _label_selector(d.get("labelSelector"), f"{where}.labelSelector")
+        mlk = _str_list(d.get("matchLabelKeys"), f"{where}.matchLabelKeys")
+        if sel is not None and mlk:
+            sel = _fold_label_keys(sel, mlk, "In", labels)
+        min_domains = d.get("minDomains")
+        if min_domains is not None:
+            min_domains = _int(min_domains, f"{where}.minDomains", 1)
+            if min_domains < 1:
+                raise _Malformed(f"{where}.minDomains must be at least 1, got {min_domains}")
+            if when != "DoNotSchedule":
+                raise _Malformed(f"{where}.minDomains can only be set when whenUnsatisfiable is "
+                                 "DoNotSchedule")
+        policies = []
+        for field, default in (("nodeAffinityPolicy", "Honor"), ("nodeTaintsPolicy", "Ignore")):
+            p = _str(d.get(field), f"{where}.{field}") or default
+            if p not in _INCLUSION_POLICIES:
+                raise _Malformed(f'{where}.{field} must be Honor or Ignore, got "{p}"')
+            policies.append(p)
+        out.append(TopologySpreadConstraint(max_skew, topology_key, when, sel,
+                                            min_domains or 1, policies[0], policies[1]))
+    return _canon(out)
+
+
+# --------------------------------------------------------------------------------------------
+# objects
+# --------------------------------------------------------------------------------------------
+
+@lru_cache(maxsize=1)
+def _api_client() -> Any:
+    from kubernetes.client import ApiClient  # heavy import; only for typed-model input
+
+    return ApiClient()
+
+
+def _as_plain(obj: Any, what: str) -> dict:
+    """A kubernetes.client model (V1Pod, V1Node) as the apiserver's JSON dict."""
+    if isinstance(obj, dict):
+        return obj
+    if hasattr(obj, "openapi_types") and hasattr(obj, "attribute_map"):
+        plain = _api_client().sanitize_for_serialization(obj)
+        if isinstance(plain, dict):
+            return plain
+    raise _Malformed(f"a {what} must be a JSON object or a kubernetes.client model, "
+                     f"got {_kind(obj)}")
+
+
+def _timestamp(v: Any) -> float:
+    """metadata.creationTimestamp (RFC 3339) as epoch seconds; 0.0 when absent or unreadable,
+    since it only orders the queue and must not make a pod unschedulable."""
+    if not isinstance(v, str) or not v:
+        return 0.0
+    try:
+        dt = datetime.fromisoformat(v)
+    except ValueError:
+        return 0.0
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.timestamp()
+
+
+def parse_pod(obj: Any,
+              namespace_labels: Mapping[str, Mapping[str, str]] | None = None) -> PodInfo:
+    """A Pod (apiserver JSON dict or kubernetes.client V1Pod) as a PodInfo. Never raises.
+
+    `namespace_labels` (namespace -> its labels), when given, resolves every affinity term's
+    namespaceSelector into explicit namespaces against that snapshot, as kube-scheduler does
+    each cycle; leave it None to keep the selector and resolve it when matching."""
+    try:
+        obj = _as_plain(obj, "pod")
+    except Exception as e:  # noqa: BLE001 - whatever the input, report instead of raising
+        return PodInfo(uid="", namespace="", name="", error=f"unreadable pod: {_message(e)}")
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        meta = _EMPTY
+    name = meta.get("name")
+    name = name if isinstance(name, str) else ""
+    namespace = meta.get("namespace")
+    namespace = namespace if isinstance(namespace, str) and namespace else "default"
+    uid = meta.get("uid")
+    uid = uid if isinstance(uid, str) and uid else f"{namespace}/{name}"
+    info = PodInfo(uid=uid, namespace=namespace, name=name)
+    try:
+        _fill_pod(info, obj, meta, namespace_labels)
+    except Exception as e:  # noqa: BLE001
+        info.key = None
+        info.error = _message(e)
+    return info
+
+
+def _message(e: Exception) -> str:
+    if isinstance(e, _Malformed):
+        return str(e)
+    return f"malformed object ({type(e).__name__}: {e})"
+
+
+def _fill_pod(info: PodInfo, obj: Mapping[str, Any], meta: Mapping[str, Any],
+              namespace_labels: Mapping[str, Mapping[str, str]] | None) -> None:
+    if meta is _EMPTY and obj.get("metadata") is not None:
+        raise _Malformed(f"metadata must be an object, got {_kind(obj.get('metadata'))}")
+    spec = _obj(obj.get("spec"), "spec")
+    status = _obj(obj.get("status"), "status")
+    info.creation_ts = _timestamp(meta.get("creationTimestamp"))
+    info.resource_version = _str(meta.get("resourceVersion"), "metadata.resourceVersion")
+    info.phase = _str(status.get("phase"), "status.phase", "Pending") or "Pending"
+    info.priority = _int(spec.get("priority"), "spec.priority", 0)
+    info.scheduler_name = (_str(spec.get("schedulerName"), "spec.schedulerName")
+                           or "default-scheduler")
+    node_name = _str(spec.get("nodeName"), "spec.nodeName")
+    info.node_name = node_name
+    labels = meta.get("labels")
+    if namespace_labels is None:
+        fp = _fingerprint(info.namespace, labels, spec)
+        if fp is not None:
+            key = _KEY_CACHE.get(fp)
+            if key is None:
+                key = _pod_key(spec, info.namespace, labels, "", None)
+                if len(_KEY_CACHE) >= _KEY_CACHE_SIZE:
+                    _KEY_CACHE.clear()
+                _KEY_CACHE[fp] = key
+            info.key = replace(key, node_name=node_name) if node_name else key
+            return
+    info.key = _pod_key(spec, info.namespace, labels, node_name, namespace_labels)
+
+
+# Pods stamped from one template share everything the key reads, so the key is memoised on a
+# canonical JSON fingerprint of exactly those fields (container names included, so messages stay
+# the same). Bounded: cleared when full. spec.nodeName is left out and patched in, so bound pods
+# do not make one entry per node.
+_KEY_CACHE: dict[bytes, PodSpecKey] = {}
+_KEY_CACHE_SIZE = 8192
+_KEY_SPEC_FIELDS = ("affinity", "tolerations", "topologySpreadConstraints", "nodeSelector",
+                    "overhead", "resources", "hostNetwork")
+_KEY_CONTAINER_FIELDS = ("name", "resources", "ports", "restartPolicy")
+_NULL_MARKERS = (b":null", b",null", b"[null")
+
+
+def _fingerprint(namespace: str, labels: Any, spec: Mapping[str, Any]) -> bytes | None:
+    """Canonical bytes of what _pod_key reads, or None when the input is not plain JSON
+    (then the key is computed directly)."""
+    parts: dict[str, Any] = {}
+    for f in _KEY_SPEC_FIELDS:
+        v = spec.get(f)
+        if v is not None:
+            parts[f] = v
+    for f in ("containers", "initContainers"):
+        cl = spec.get(f)
+        if cl is None:
+            continue
+        if type(cl) is not list:
+            return None
+        pruned = []
+        for c in cl:
+            if type(c) is not dict:
+                return None
+            pruned.append({k: c[k] for k in _KEY_CONTAINER_FIELDS if k in c})
+        parts[f] = pruned
+    try:
+        fp = orjson.dumps((namespace, labels, parts), option=orjson.OPT_SORT_KEYS)
+    except (orjson.JSONEncodeError, TypeError):
+        return None
+    # orjson writes NaN/Infinity as null, and null reads as "absent": not a faithful fingerprint.
+    for marker in _NULL_MARKERS:
+        if marker in fp:
+            return None
+    return fp
+
+
+def _pod_key(spec: Mapping[str, Any], namespace: str, raw_labels: Any, node_name: str,
+             namespace_labels: Mapping[str, Mapping[str, str]] | None) -> PodSpecKey:
+    labels = _str_map(raw_labels, "metadata.labels")
+    host_ports: list[HostPort] = []
+    containers = _read_containers(spec, host_ports)
+    reqs, nonzero = _requests(spec, containers)
+    requests = _canonical_requests(reqs)
+    nonzero_cpu = _canonical(CPU, nonzero.get(CPU, 0), "non-zero request")
+    nonzero_memory = _canonical(MEMORY, nonzero.get(MEMORY, 0), "non-zero request")
+
+    required_na = None
+    preferred_na: tuple[PreferredSchedulingTerm, ...] = ()
+    pod_aff: tuple[PodAffinityTerm, ...] = ()
+    pod_anti: tuple[PodAffinityTerm, ...] = ()
+    pref_aff: tuple[WeightedPodAffinityTerm, ...] = ()
+    pref_anti: tuple[WeightedPodAffinityTerm, ...] = ()
+    affinity = spec.get("affinity")
+    if affinity is not None:
+        affinity = _obj(affinity, "spec.affinity")
+        na = affinity.get("nodeAffinity")
+        if na is not None:
+            required_na, preferred_na = _node_affinity(_obj(na, "spec.affinity.nodeAffinity"),
+                                                       "spec.affinity.nodeAffinity")
+        pa = affinity.get("podAffinity")
+        if pa is not None:
+            pod_aff, pref_aff = _pod_affinity(pa, "spec.affinity.podAffinity", namespace, labels,
+                                              namespace_labels)
+        paa = affinity.get("podAntiAffinity")
+        if paa is not None:
+            pod_anti, pref_anti = _pod_affinity(paa, "spec.affinity.podAntiAffinity", namespace,
+                                                labels, namespace_labels)
+    tol = spec.get("tolerations")
+    tsc = spec.get("topologySpreadConstraints")
+    ns = spec.get("nodeSelector")
+    return PodSpecKey(
+        namespace=namespace,
+        labels=_sorted_pairs(labels),
+        requests=requests,
+        nonzero_cpu=nonzero_cpu,
+        nonzero_memory=nonzero_memory,
+        host_ports=_canon(host_ports),
+        node_name=node_name,
+        node_selector=_sorted_pairs(_str_map(ns, "spec.nodeSelector")) if ns is not None else (),
+        required_node_affinity=required_na,
+        preferred_node_affinity=preferred_na,
+        tolerations=_tolerations(tol) if tol is not None else (),
+        pod_affinity=pod_aff,
+        pod_anti_affinity=pod_anti,
+        preferred_pod_affinity=pref_aff,
+        preferred_pod_anti_affinity=pref_anti,
+        spread_constraints=_spread_constraints(tsc, labels) if tsc is not None else (),
+    )
+
+
+def parse_node(obj: Any) -> NodeInfo:
+    """A Node (apiserver JSON dict or kubernetes.client V1Node) as a NodeInfo. Never raises.
+
+    Allocatable falls back to capacity only when status.allocatable is absent (the apiserver's
+    SetDefaults_NodeStatus); `pods` is always present (0 when the node declares none, so it
+    takes no pods, as kube-scheduler would). Ready means a Ready condition with status "True";
+    a node without one is not ready. A node that cannot be read gets `error` set."""
+    try:
+        obj = _as_plain(obj, "node")
+    except Exception as e:  # noqa: BLE001
+        return NodeInfo(name="", ready=False, error=f"unreadable node: {_message(e)}")
+    meta = obj.get("metadata")
+    name = meta.get("name") if isinstance(meta, dict) else None
+    info = NodeInfo(name=name if isinstance(name, str) else "", ready=False)
+    try:
+        _fill_node(info, obj)
+    except Exception as e:  # noqa: BLE001
+        info.error = _message(e)
+    return info
+
+
+def _fill_node(info: NodeInfo, obj: Mapping[str, Any]) -> None:
+    meta = _obj(obj.get("metadata"), "metadata")
+    spec = _obj(obj.get("spec"), "spec")
+    status = _obj(obj.get("status"), "status")
+    if not info.name:
+        raise _Malformed("metadata.name is missing")
+    info.labels = dict(_str_map(meta.get("labels"), "metadata.labels"))
+    taints = []
+    for i, t in enumerate(_list(spec.get("taints"), "spec.taints")):
+        where = f"spec.taints[{i}]"
+        d = _obj(t, where)
+        key = _str(d.get("key"), f"{where}.key")
+        effect = _str(d.get("effect"), f"{where}.effect")
+        if not key:
+            raise _Malformed(f"{where}.key must not be empty")
+        if effect not in _TAINT_EFFECTS:
+            raise _Malformed(f'{where}.effect must be one of {", ".join(_TAINT_EFFECTS)}, '
+                             f'got "{effect}"')
+        taints.append(Taint(key, _str(d.get("value"), f"{where}.value"), effect))
+    info.taints = tuple(taints)
+    unschedulable = spec.get("unschedulable")
+    if unschedulable is not None and not isinstance(unschedulable, bool):
+        raise _Malformed(f"spec.unschedulable must be a boolean, got {_kind(unschedulable)}")
+    info.unschedulable = bool(unschedulable)
+    ready = False
+    for i, c in enumerate(_list(status.get("conditions"), "status.conditions")):
+        d = _obj(c, f"status.conditions[{i}]")
+        if d.get("type") == "Ready":
+            ready = d.get("status") == "True"
+    info.ready = ready
+    alloc = status.get("allocatable")
+    field = "status.allocatable"
+    if alloc is None:
+        alloc, field = status.get("capacity"), "status.capacity"
+    allocatable: dict[str, int] = {}
+    for name, q in _obj(alloc, field).items():
+        try:
+            allocatable[name] = to_canonical(name, q)
+        except QuantityError as e:
+            desc = f'"{q}"' if isinstance(q, str) else repr(q)
+            raise _Malformed(f"invalid quantity {desc} for {name} in {field}: {e.reason}") from None
+    allocatable.setdefault(PODS, 0)
+    info.allocatable = allocatable
+
