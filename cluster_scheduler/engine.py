@@ -22,6 +22,7 @@ partitions, whose picks are only proposals) undoes them at the end of the batch.
 from __future__ import annotations
 
 import heapq
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -102,9 +103,12 @@ class ClassState:
         self.pos[rows] = np.arange(n)
         self.diag: list[tuple[str, np.ndarray, list]] = []
         static_ok = np.ones(n, dtype=bool)
+        timings = e.timings
         for name, f in STATIC_FILTERS:
             if prof.filter_enabled(name):
+                t0 = time.perf_counter()
                 ok, reasons = f(ctx)
+                timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
                 self.diag.append((name, ok, reasons))
                 static_ok &= ok
         self.static_ok = static_ok
@@ -124,7 +128,9 @@ class ClassState:
                 continue
             if name == inter_pod_affinity.NAME and not self.use_ipa:
                 continue
+            t0 = time.perf_counter()
             ok, reasons = f(ctx)
+            timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
             self.diag.append((name, ok, reasons))
             if name == pod_topology_spread.NAME:
                 self.pts_ok = ok
@@ -150,10 +156,13 @@ class ClassState:
         w_ipa, w_pts = prof.weight(inter_pod_affinity.NAME), prof.weight(pod_topology_spread.NAME)
         self.w_fit, self.w_bal, self.w_ipa = w_fit, w_bal, w_ipa
         total = np.zeros(n, dtype=np.int64)
+        t0 = time.perf_counter()
         if w_fit:
             total += w_fit * node_resources_fit.score(ctx)
         if w_bal:
             total += w_bal * balanced_allocation.score(ctx)
+        timings["score:NodeResources"] = timings.get("score:NodeResources", 0.0) + time.perf_counter() - t0
+        t0 = time.perf_counter()
         static_norm = np.zeros(n, dtype=np.int64)
         self.na_raw = self.tt_raw = None
         if w_na and key.preferred_node_affinity:
@@ -183,7 +192,9 @@ class ClassState:
             self.watch += self.ipa_plan.watch
         self.eager = (self.na_raw is not None or self.tt_raw is not None or self.ipa_raw is not None
                       or bool(key.pod_affinity))
+        timings["score:affinity/taints/spread"] = timings.get("score:affinity/taints/spread", 0.0) + time.perf_counter() - t0
         self.total = total
+        e.builds += 1
         idx = np.flatnonzero(feas)
         self.pushed = np.full(n, -1, dtype=np.int64)
         vers = t.version[rows[idx]]
@@ -237,12 +248,13 @@ class ClassState:
         return True
 
     def score_row(self, row: int, ipa_raw: int | None = None) -> int:
-        ctx = self.ctx
+        ctx, t = self.ctx, self.engine.table
         s = int(self.static_norm[self.pos[row]])
+        alloc, req = t.alloc[row].tolist(), t.req[row].tolist()
         if self.w_fit:
-            s += self.w_fit * node_resources_fit.score_row(ctx, row)
+            s += self.w_fit * node_resources_fit.score_row(ctx, row, alloc, req, t.nonzero[row].tolist())
         if self.w_bal:
-            s += self.w_bal * balanced_allocation.score_row(ctx, row)
+            s += self.w_bal * balanced_allocation.score_row(ctx, row, alloc, req)
         if self.ipa_raw is not None:
             raw = inter_pod_affinity.score_raw_row(ctx, row) if ipa_raw is None else ipa_raw
             s += self.w_ipa * inter_pod_affinity.normalize_with(raw, self.ipa_lo, self.ipa_hi)
@@ -366,6 +378,8 @@ class Engine:
         self.epoch = 0  # bumped when anything can make a node *more* feasible: rebuild classes
         self.placements = 0
         self.classes: OrderedDict[PodSpecKey, ClassState] = OrderedDict()
+        self.timings: dict[str, float] = {}  # seconds per plugin in full (vectorized) class builds
+        self.builds = 0
         self.max_classes = max_classes
 
     # ---------------------------------------------------------------- nodes
@@ -418,7 +432,8 @@ class Engine:
         self.index.on_charge(key, row)
         self.placements += 1
         for cls in self.classes.values():
-            cls.touch(row)
+            if cls.eager:
+                cls.touch(row)
 
     def add_pod(self, pod: PodInfo) -> None:
         """A pod bound (or assumed) to pod.node_name; pods without a usable spec still count for
@@ -491,8 +506,8 @@ class Engine:
             self.pods[pod.uid] = PodInfo(pod.uid, pod.namespace, pod.name, pod.priority,
                                          pod.scheduler_name, names[row], pod.creation_ts, pod.key)
             self._charge(pod.uid, pod.key, row)
-            if not cls.stale() and not cls.eager:
-                cls.replace(row)  # eager classes re-added it in touch()
+            if not cls.eager:
+                cls.replace(row)  # eager classes re-added it in touch(); a stale class rebuilds anyway
             assumed.append(pod.uid)
             results.append(PodResult(pod.uid, [(names[r], s) for r, s in cands]))
         if not commit:

@@ -58,18 +58,18 @@ def score(ctx: ClassCtx, rows: np.ndarray | None = None) -> np.ndarray:
     return ((1 - std) * MAX_NODE_SCORE).astype(np.int64)
 
 
-def score_row(ctx: ClassCtx, row: int) -> int:
+def score_row(ctx: ClassCtx, row: int, alloc: list | None = None, req: list | None = None) -> int:
     plan = _plan(ctx)
     if plan is None:
         return 0
-    t = ctx.table
-    alloc, req = t.alloc[row], t.req[row]
+    if alloc is None:
+        alloc, req = ctx.table.alloc[row].tolist(), ctx.table.req[row].tolist()
     fr = []
     for col, v in plan:
-        a = int(alloc[col])
+        a = alloc[col]
         if a <= 0:
             continue
-        fr.append(min((int(req[col]) + v) / a, 1.0))
+        fr.append(min((req[col] + v) / a, 1.0))
     if len(fr) == 2:
         std = abs((fr[0] - fr[1]) / 2)
     elif len(fr) > 2:

@@ -40,8 +40,9 @@ def filter(ctx: ClassCtx) -> tuple[np.ndarray, list[tuple[np.ndarray, str]]]:
     return ok, reasons
 
 
-def fits_row(ctx: ClassCtx, row: int) -> bool:
-    alloc, req = ctx.table.alloc[row], ctx.table.req[row]
+def fits_row(ctx: ClassCtx, row: int, alloc: list | None = None, req: list | None = None) -> bool:
+    if alloc is None:
+        alloc, req = ctx.table.alloc[row].tolist(), ctx.table.req[row].tolist()
     for col, v, _ in requested_columns(ctx):
         if alloc[col] - req[col] < v:
             return False
@@ -118,23 +119,26 @@ def score(ctx: ClassCtx, rows: np.ndarray | None = None) -> np.ndarray:
     return np.where(wsum > 0, num // np.maximum(wsum, 1), 0)
 
 
-def score_row(ctx: ClassCtx, row: int) -> int:
-    """Scalar twin of `score` for one row: the lazy heap's hot path (LeastAllocated/MostAllocated)."""
+def score_row(ctx: ClassCtx, row: int, alloc: list | None = None, req: list | None = None,
+              nz: list | None = None) -> int:
+    """Scalar twin of `score` for one row: the lazy heap's hot path (LeastAllocated/MostAllocated).
+    The row's values may be passed in as lists (read once by the caller for several plugins)."""
     strat = ctx.profile.scoring
     if strat.type == "RequestedToCapacityRatio":
         return int(score(ctx, np.array([row]))[0])
     plan = ctx.memo.get("fit_score_plan")
     if plan is None:
         plan = ctx.memo["fit_score_plan"] = _score_resources(ctx, strat.resources)
-    t = ctx.table
-    alloc, nz, req = t.alloc[row], t.nonzero[row], t.req[row]
+    if alloc is None:
+        t = ctx.table
+        alloc, nz, req = t.alloc[row].tolist(), t.nonzero[row].tolist(), t.req[row].tolist()
     num = wsum = 0
     least = strat.type == "LeastAllocated"
     for w, col, src, pod_req in plan:
-        a = int(alloc[col])
+        a = alloc[col]
         if a <= 0:
             continue
-        r = int(nz[src] if src >= 0 else req[-1 - src]) + pod_req
+        r = (nz[src] if src >= 0 else req[-1 - src]) + pod_req
         if least:
             s = 0 if r > a else ((a - r) * MAX_NODE_SCORE) // a
         else:
