@@ -691,36 +691,70 @@ def _fill_pod(info: PodInfo, obj: Mapping[str, Any], meta: Mapping[str, Any],
                            or "default-scheduler")
     node_name = _str(spec.get("nodeName"), "spec.nodeName")
     info.node_name = node_name
-    labels = meta.get("labels")
+    info.scheduling_gated = bool(spec.get("schedulingGates"))
+    info.deleting = bool(meta.get("deletionTimestamp"))
+    raw_labels = meta.get("labels")
     if namespace_labels is None:
-        fp = _fingerprint(info.namespace, labels, spec)
+        fp = _fingerprint(info.namespace, spec)
         if fp is not None:
-            key = _KEY_CACHE.get(fp)
-            if key is None:
-                key = _pod_key(spec, info.namespace, labels, "", None)
-                if len(_KEY_CACHE) >= _KEY_CACHE_SIZE:
-                    _KEY_CACHE.clear()
-                _KEY_CACHE[fp] = key
+            key = _memoised_key(fp, spec, info.namespace, raw_labels)
             info.key = replace(key, node_name=node_name) if node_name else key
             return
-    info.key = _pod_key(spec, info.namespace, labels, node_name, namespace_labels)
+    info.key = _pod_key(spec, info.namespace, raw_labels, node_name, namespace_labels)
 
 
-# Pods stamped from one template share everything the key reads, so the key is memoised on a
-# canonical JSON fingerprint of exactly those fields (container names included, so messages stay
-# the same). Bounded: cleared when full. spec.nodeName is left out and patched in, so bound pods
-# do not make one entry per node.
-_KEY_CACHE: dict[bytes, PodSpecKey] = {}
-_KEY_CACHE_SIZE = 8192
+# Pods stamped from one template share everything the key reads, so keys are memoised on a
+# canonical JSON fingerprint of exactly those fields of the spec (container names included, so
+# error messages are the same). Labels enter the key in one field only, unless the spec uses
+# matchLabelKeys/mismatchLabelKeys, so a template's key is re-used with the labels swapped in:
+# pods with unique labels (StatefulSets, indexed Jobs) do not pay a full parse each.
+# spec.nodeName is patched in likewise, so bound pods do not make one entry per node.
+# Bounded: everything is dropped once _KEY_CACHE_SIZE keys are held.
+class _Template:
+    __slots__ = ("base", "label_dependent", "keys")
+
+    def __init__(self, label_dependent: bool) -> None:
+        self.base: PodSpecKey | None = None
+        self.label_dependent = label_dependent
+        self.keys: dict[tuple[tuple[str, str], ...], PodSpecKey] = {}
+
+
+_TEMPLATES: dict[bytes, _Template] = {}
+_KEY_CACHE_SIZE = 32768
+_cached_keys = [0]  # keys held across all templates (a list: mutable without `global`)
 _KEY_SPEC_FIELDS = ("affinity", "tolerations", "topologySpreadConstraints", "nodeSelector",
                     "overhead", "resources", "hostNetwork")
 _KEY_CONTAINER_FIELDS = ("name", "resources", "ports", "restartPolicy")
 _NULL_MARKERS = (b":null", b",null", b"[null")
 
 
-def _fingerprint(namespace: str, labels: Any, spec: Mapping[str, Any]) -> bytes | None:
-    """Canonical bytes of what _pod_key reads, or None when the input is not plain JSON
-    (then the key is computed directly)."""
+def _memoised_key(fp: bytes, spec: Mapping[str, Any], namespace: str, raw_labels: Any) -> PodSpecKey:
+    labels = _sorted_pairs(_str_map(raw_labels, "metadata.labels"))
+    tpl = _TEMPLATES.get(fp)
+    if tpl is None:
+        tpl = _Template(b"LabelKeys" in fp)  # matchLabelKeys / mismatchLabelKeys anywhere
+    else:
+        key = tpl.keys.get(labels)
+        if key is not None:
+            return key
+    if tpl.base is not None and not tpl.label_dependent:
+        key = replace(tpl.base, labels=labels)
+    else:
+        key = _pod_key(spec, namespace, raw_labels, "", None)
+    if _cached_keys[0] >= _KEY_CACHE_SIZE:
+        _TEMPLATES.clear()
+        _cached_keys[0] = 0
+    if tpl.base is None:
+        tpl.base = key
+    tpl.keys[labels] = key
+    _TEMPLATES[fp] = tpl
+    _cached_keys[0] += 1
+    return key
+
+
+def _fingerprint(namespace: str, spec: Mapping[str, Any]) -> bytes | None:
+    """Canonical bytes of what _pod_key reads from the spec, or None when the input is not plain
+    JSON (then the key is computed directly)."""
     parts: dict[str, Any] = {}
     for f in _KEY_SPEC_FIELDS:
         v = spec.get(f)
@@ -739,7 +773,7 @@ def _fingerprint(namespace: str, labels: Any, spec: Mapping[str, Any]) -> bytes 
             pruned.append({k: c[k] for k in _KEY_CONTAINER_FIELDS if k in c})
         parts[f] = pruned
     try:
-        fp = orjson.dumps((namespace, labels, parts), option=orjson.OPT_SORT_KEYS)
+        fp = orjson.dumps((namespace, parts), option=orjson.OPT_SORT_KEYS)
     except (orjson.JSONEncodeError, TypeError):
         return None
     # orjson writes NaN/Infinity as null, and null reads as "absent": not a faithful fingerprint.

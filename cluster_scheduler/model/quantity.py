@@ -41,7 +41,6 @@ __all__ = [
     "quantity_nanos",
     "to_canonical",
     "nanos_to_canonical",
-    "nanos_to_canonical_unchecked",
 ]
 
 NANO = 10**9
@@ -148,7 +147,7 @@ def parse_quantity(s: str | int | float) -> Fraction:
     return Fraction(quantity_nanos(s), NANO)
 
 
-def nanos_to_canonical_unchecked(resource: str, nanos: int) -> int:
+def _round_up_canonical(resource: str, nanos: int) -> int:
     """Canonical integer for a nano-unit value, rounded up as kube's MilliValue()/Value() do."""
     if resource == "cpu":
         return -(-nanos // 1_000_000)
@@ -161,7 +160,7 @@ def nanos_to_canonical(resource: str, nanos: int, what: str = "") -> int:
     `what` is the human description used in the error (defaults to the value itself)."""
     if nanos < 0:  # checked before rounding: "-1m" of memory must not pass as 0
         raise QuantityError(f"{what or 'quantity'} for {resource} is negative", "negative")
-    v = nanos_to_canonical_unchecked(resource, nanos)
+    v = _round_up_canonical(resource, nanos)
     if v > MAX_CANONICAL:
         reason = f"too large (above 2**62 {'millicores' if resource == 'cpu' else 'units'})"
         raise QuantityError(f"{what or 'quantity'} for {resource} is {reason}", reason)
@@ -184,6 +183,6 @@ def to_canonical(resource: str, q: str | int | float | Fraction) -> int:
     if isinstance(q, Fraction):
         # Round to the nano grid first (up, in magnitude), as a parsed Quantity would be.
         n = q * NANO
-        nanos = -(-n.numerator // n.denominator) if n >= 0 else -(n.numerator // -n.denominator)
+        nanos = -(-n.numerator // n.denominator) if n >= 0 else n.numerator // n.denominator
         return nanos_to_canonical(resource, nanos, f"quantity {q}")
     return nanos_to_canonical(resource, quantity_nanos(q), f"quantity {_describe(q)}")

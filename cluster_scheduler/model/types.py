@@ -244,6 +244,8 @@ class PodInfo:
     error: str | None = None
     phase: str = "Pending"
     resource_version: str = ""
+    scheduling_gated: bool = False  # spec.schedulingGates non-empty: not ready to be scheduled
+    deleting: bool = False  # metadata.deletionTimestamp set: never schedule it
 
     @property
     def labels(self) -> dict[str, str]:
