@@ -197,9 +197,11 @@ class ClassState:
         e.builds += 1
         idx = np.flatnonzero(feas)
         self.pushed = np.full(n, -1, dtype=np.int64)
-        vers = t.version[rows[idx]]
+        ver = t.ver
+        cand = rows[idx].tolist()
+        vers = [ver[r] for r in cand]
         self.pushed[idx] = vers
-        entries = list(zip((-total[idx]).tolist(), rows[idx].tolist(), vers.tolist()))
+        entries = list(zip((-total[idx]).tolist(), cand, vers))
         if self.gate is None:
             self.heaps = {0: entries}
         else:
@@ -208,6 +210,36 @@ class ClassState:
                 self.heaps.setdefault(d, []).append(e)
         for h in self.heaps.values():
             heapq.heapify(h)
+        self._compile()
+
+    def _compile(self) -> None:
+        """Bind the per-row filter and score into closures for the hot path (see pick)."""
+        ctx = self.ctx
+        pos_l = self.pos.tolist()
+        self.pos_l = pos_l
+        static_ok = self.static_ok.tolist()
+        static_norm = self.static_norm.tolist()
+        fit = node_resources_fit.row_fit_fn(ctx) if self.use_fit else (lambda row: True)
+        simple_filter = not (self.use_ports or self.use_ipa or self.gate is not None or self.use_pts)
+        if simple_filter:
+            def ok_fn(row: int) -> bool:
+                p = pos_l[row]
+                return p >= 0 and static_ok[p] and fit(row)
+        else:
+            def ok_fn(row: int) -> bool:
+                return self.feasible_row(row, gate=False)
+        self.ok_fn = ok_fn
+        w_fit, w_bal = self.w_fit, self.w_bal
+        fs = node_resources_fit.row_score_fn(ctx) if w_fit else (lambda row: 0)
+        bs = balanced_allocation.row_score_fn(ctx) if w_bal else (lambda row: 0)
+        if self.ipa_raw is None:
+            def score_fn(row: int) -> int:
+                return static_norm[pos_l[row]] + w_fit * fs(row) + w_bal * bs(row)
+        else:
+            def score_fn(row: int) -> int:
+                return self.score_row(row)
+        self.score_fn = score_fn
+        self.simple = simple_filter and self.ipa_raw is None and not self.eager and not self.dense
 
     # ------------------------------------------------------------- checks
     def stale(self) -> bool:
@@ -250,9 +282,9 @@ class ClassState:
     def score_row(self, row: int, ipa_raw: int | None = None) -> int:
         ctx, t = self.ctx, self.engine.table
         s = int(self.static_norm[self.pos[row]])
-        alloc, req = t.alloc[row].tolist(), t.req[row].tolist()
+        alloc, req = t.alloc_l[row], t.req_l[row]
         if self.w_fit:
-            s += self.w_fit * node_resources_fit.score_row(ctx, row, alloc, req, t.nonzero[row].tolist())
+            s += self.w_fit * node_resources_fit.score_row(ctx, row, alloc, req, t.nz_l[row])
         if self.w_bal:
             s += self.w_bal * balanced_allocation.score_row(ctx, row, alloc, req)
         if self.ipa_raw is not None:
@@ -288,7 +320,7 @@ class ClassState:
             if self.epoch == -1:
                 return
         if ok:
-            ver = int(self.engine.table.version[row])
+            ver = self.engine.table.ver[row]
             self.pushed[p] = ver
             heapq.heappush(self._heap_of(p), (-self.score_row(row, ipa_raw), row, ver))
 
@@ -298,8 +330,9 @@ class ClassState:
         about to charge the best row, so its entry is not pushed back (`replace` re-adds it)."""
         if self.stale():
             self.build()
-        version = self.engine.table.version
-        pushed, pos = self.pushed, self.pos
+        version = self.engine.table.ver
+        pushed, pos = self.pushed, self.pos_l
+        ok_fn, score_fn = self.ok_fn, self.score_fn
         if self.gate is None:
             heaps = [self.heaps[0]]
         else:
@@ -312,7 +345,7 @@ class ClassState:
             for heap in heaps:
                 while heap:  # clean the top: rescore stale entries, drop duplicates
                     neg, row, ver = heap[0]
-                    cur = int(version[row])
+                    cur = version[row]
                     if ver == cur and row not in seen:
                         break
                     heapq.heappop(heap)
@@ -320,8 +353,8 @@ class ClassState:
                         p = pos[row]
                         if pushed[p] != cur:
                             pushed[p] = cur
-                            if self.feasible_row(row, gate=False):
-                                heapq.heappush(heap, (-self.score_row(row), row, cur))
+                            if ok_fn(row):
+                                heapq.heappush(heap, (-score_fn(row), row, cur))
                 if heap and (best is None or heap[0] < best[0]):
                     best = (heap[0], heap)
             if best is None:
@@ -335,11 +368,55 @@ class ClassState:
 
     def replace(self, row: int) -> None:
         """Re-add `row` after the caller charged it (see pick's take_first)."""
-        p = self.pos[row]
-        ver = int(self.engine.table.version[row])
+        p = self.pos_l[row]
+        ver = self.engine.table.ver[row]
         self.pushed[p] = ver
-        if self.feasible_row(row, gate=False):
-            heapq.heappush(self._heap_of(p), (-self.score_row(row), row, ver))
+        if self.ok_fn(row):
+            heapq.heappush(self._heap_of(p), (-self.score_fn(row), row, ver))
+
+    def place_run(self, pods: list[PodInfo], start: int, results: list[PodResult]) -> int:
+        """Place consecutive pods of this (simple) class, k=1: the engine's tightest loop.
+        Returns the index after the last pod handled."""
+        e = self.engine
+        t = e.table
+        key = self.key
+        heap = self.heaps[0]
+        version, pushed, pos = t.ver, self.pushed, self.pos_l
+        ok_fn, score_fn = self.ok_fn, self.score_fn
+        names = t.names
+        heappop, heappush = heapq.heappop, heapq.heappush
+        charge = e._charge
+        epods = e.pods
+        i, n = start, len(pods)
+        while i < n and pods[i].key is key:
+            pod = pods[i]
+            while heap:
+                neg, row, ver = heap[0]
+                cur = version[row]
+                if ver == cur:
+                    break
+                heappop(heap)
+                p = pos[row]
+                if pushed[p] != cur:
+                    pushed[p] = cur
+                    if ok_fn(row):
+                        heappush(heap, (-score_fn(row), row, cur))
+            if not heap:
+                return i  # the caller diagnoses
+            neg, row, _ = heappop(heap)
+            node = names[row]
+            pod.node_name = node
+            epods[pod.uid] = pod
+            charge(pod.uid, key, row)
+            cur = version[row]
+            pushed[pos[row]] = cur
+            if ok_fn(row):
+                heappush(heap, (-score_fn(row), row, cur))
+            results.append(PodResult(pod.uid, [(node, -neg)]))
+            i += 1
+            if e.epoch != self.epoch:
+                break  # something outside this class changed the world: let the caller re-check
+        return i
 
     def diagnose(self) -> dict[str, int]:
         """Reason histogram: each infeasible node counted under its first failing plugin."""
@@ -485,34 +562,45 @@ class Engine:
     def schedule(self, pods: list[PodInfo], k: int = 1, commit: bool = True) -> list[PodResult]:
         """Place pods in the given order (the queue sorts by priority); returns one result each.
 
-        Each pick is charged at once so later pods see it; with commit=False the charges are
-        undone before returning (the caller commits what it accepts)."""
+        Each pick is charged at once (the pod's node_name is set) so later pods see it; with
+        commit=False the charges are undone, and node_name cleared, before returning (the caller
+        commits what it accepts)."""
         results: list[PodResult] = []
-        assumed: list[str] = []
+        start_uids = len(results)
         names = self.table.names
-        last_key: PodSpecKey | None = None
-        cls: ClassState | None = None
-        for pod in pods:
+        i, n = 0, len(pods)
+        while i < n:
+            pod = pods[i]
             if pod.key is None:
                 results.append(PodResult(pod.uid, error=pod.error or "invalid pod spec"))
+                i += 1
                 continue
-            cls = self.class_state(pod.key) if pod.key is not last_key else cls
-            last_key = pod.key
+            cls = self.class_state(pod.key)
+            if cls.stale():
+                cls.build()
+            if k == 1 and cls.simple:
+                j = cls.place_run(pods, i, results)
+                if j > i:
+                    i = j
+                    continue
             cands = cls.pick(k, take_first=True)
             if not cands:
                 results.append(PodResult(pod.uid, reasons=cls.diagnose(), num_nodes=self.num_nodes()))
+                i += 1
                 continue
             row = cands[0][0]
-            self.pods[pod.uid] = PodInfo(pod.uid, pod.namespace, pod.name, pod.priority,
-                                         pod.scheduler_name, names[row], pod.creation_ts, pod.key)
+            pod.node_name = names[row]
+            self.pods[pod.uid] = pod
             self._charge(pod.uid, pod.key, row)
             if not cls.eager:
                 cls.replace(row)  # eager classes re-added it in touch(); a stale class rebuilds anyway
-            assumed.append(pod.uid)
             results.append(PodResult(pod.uid, [(names[r], s) for r, s in cands]))
+            i += 1
         if not commit:
-            for uid in assumed:
-                self.remove_pod(uid)
+            for r, pod in zip(results[start_uids:], pods):
+                if r.candidates:
+                    self.remove_pod(pod.uid)
+                    pod.node_name = ""
         return results
 
     def check(self, key: PodSpecKey, node: str) -> bool:

@@ -39,14 +39,21 @@ class NodeTable:
         self.res_index: dict[str, int] = {r: i for i, r in enumerate(self.resources)}
         n, r = self.capacity, len(self.resources)
         self.alloc = np.zeros((n, r), dtype=np.int64)
-        self.req = np.zeros((n, r), dtype=np.int64)
+        # Requested resources: Python lists per row are the truth (a placement touches one row, and
+        # Python ints beat numpy scalars there); the numpy copies behind `req` / `nonzero` are
+        # synced lazily, row by row, when a vectorized plugin reads them.
+        self._req = np.zeros((n, r), dtype=np.int64)
         # kube's "non-zero" requested cpu/memory, used by NodeResourcesFit scoring
-        self.nonzero = np.zeros((n, 2), dtype=np.int64)
+        self._nonzero = np.zeros((n, 2), dtype=np.int64)
+        self.req_l: list[list[int]] = []
+        self.nz_l: list[list[int]] = []
+        self.alloc_l: list[list[int]] = []
+        self.ver: list[int] = []  # bumped on every change to a row
+        self._dirty: set[int] = set()
         self.valid = np.zeros(n, dtype=bool)
         self.ready = np.zeros(n, dtype=bool)
         self.cordoned = np.zeros(n, dtype=bool)
         self.broken = np.zeros(n, dtype=bool)  # node status could not be parsed
-        self.version = np.zeros(n, dtype=np.int64)
         # nodes share few distinct taint lists: plugins judge each once and map it to rows by id
         self.taint_set = np.zeros(n, dtype=np.int32)
         self.taint_sets: list[tuple[Taint, ...]] = [()]
@@ -58,7 +65,7 @@ class NodeTable:
         self.pods: list[dict[str, PodSpecKey]] = []
         self._node_info_alloc: list[dict[str, int]] = []  # as parsed, to fill new resource columns
         self.charged: dict[str, ChargedPod] = {}
-        self._req_cache: dict[PodSpecKey, np.ndarray] = {}
+        self._req_cache: dict[PodSpecKey, list[tuple[int, int]]] = {}
         # lazily encoded label columns: key -> int32 value ids (-1 = label absent)
         self._label_cols: dict[str, np.ndarray] = {}
         self._vocab: dict[str, dict[str, int]] = {}
@@ -67,6 +74,25 @@ class NodeTable:
         self.generation = 0  # bumped on any node add/update/remove (not on pod charges)
 
     # ----------------------------------------------------------------- rows
+    def _sync(self) -> None:
+        for row in self._dirty:
+            self._req[row] = self.req_l[row]
+            self._nonzero[row] = self.nz_l[row]
+        self._dirty.clear()
+
+    @property
+    def req(self) -> np.ndarray:
+        """Requested resources per row (numpy, synced on read)."""
+        if self._dirty:
+            self._sync()
+        return self._req
+
+    @property
+    def nonzero(self) -> np.ndarray:
+        if self._dirty:
+            self._sync()
+        return self._nonzero
+
     @property
     def size(self) -> int:
         """Number of row slots in use (some may be free); arrays are valid up to here."""
@@ -87,9 +113,9 @@ class NodeTable:
             b[: a.shape[0]] = a
             return b
 
-        self.alloc, self.req, self.nonzero = grow(self.alloc), grow(self.req), grow(self.nonzero)
+        self.alloc, self._req, self._nonzero = grow(self.alloc), grow(self._req), grow(self._nonzero)
         self.valid, self.ready, self.cordoned = grow(self.valid), grow(self.ready), grow(self.cordoned)
-        self.broken, self.version = grow(self.broken), grow(self.version)
+        self.broken = grow(self.broken)
         self.taint_set = grow(self.taint_set)
         for k, col in self._label_cols.items():
             c = np.full(cap, -1, dtype=np.int32)
@@ -107,33 +133,37 @@ class NodeTable:
         self.res_index[name] = i
         pad = np.zeros((self.capacity, 1), dtype=np.int64)
         self.alloc = np.hstack([self.alloc, pad])
-        self.req = np.hstack([self.req, pad])
+        self._req = np.hstack([self._req, pad])
+        for lst in self.alloc_l:
+            lst.append(0)
+        for lst in self.req_l:
+            lst.append(0)
         # No charged pod can have requested a resource without its column (request_vector creates
         # the column first), so only allocatable needs filling in.
         for row, name_ in enumerate(self.names):
             if name_ is not None and name in self._node_info_alloc[row]:
                 self.alloc[row, i] = self._node_info_alloc[row][name]
+                self.alloc_l[row][i] = self._node_info_alloc[row][name]
         return i
 
     def _node_alloc_into(self, row: int, allocatable: dict[str, int]) -> None:
+        lst = [0] * len(self.resources)
         for res, v in allocatable.items():
             j = self.res_index.get(res)
             if j is not None:
-                self.alloc[row, j] = v
+                lst[j] = v
+        self.alloc[row] = lst
+        self.alloc_l[row] = lst
 
-    def request_vector(self, key: PodSpecKey) -> np.ndarray:
-        vec = self._req_cache.get(key)
-        if vec is not None and vec.shape[0] == len(self.resources):
-            return vec
-        cols = [(self.resource_column(res), v) for res, v in key.requests]
-        vec = np.zeros(len(self.resources), dtype=np.int64)
-        for j, v in cols:
-            vec[j] = v
-        vec.flags.writeable = False
-        if len(self._req_cache) > 50_000:
-            self._req_cache.clear()
-        self._req_cache[key] = vec
-        return vec
+    def request_items(self, key: PodSpecKey) -> list[tuple[int, int]]:
+        """(column, amount) of every resource the pod requests; cached per key."""
+        items = self._req_cache.get(key)
+        if items is None:
+            items = [(self.resource_column(res), v) for res, v in key.requests]
+            if len(self._req_cache) > 50_000:
+                self._req_cache.clear()
+            self._req_cache[key] = items
+        return items
 
     # ---------------------------------------------------------------- nodes
     def set_node(self, node: NodeInfo) -> int:
@@ -153,14 +183,18 @@ class NodeTable:
                 self.ports.append({})
                 self.pods.append({})
                 self._node_info_alloc.append({})
+                self.req_l.append([])
+                self.nz_l.append([])
+                self.alloc_l.append([])
+                self.ver.append(0)
             self.index[node.name] = row
-            self.req[row] = 0
-            self.nonzero[row] = 0
+            self.req_l[row] = [0] * len(self.resources)
+            self.nz_l[row] = [0, 0]
+            self._dirty.add(row)
             self.ports[row] = {}
             self.pods[row] = {}
         for res in node.allocatable:
             self.resource_column(res)
-        self.alloc[row] = 0
         self._node_info_alloc[row] = dict(node.allocatable)
         self._node_alloc_into(row, node.allocatable)
         self.valid[row] = True
@@ -179,7 +213,7 @@ class NodeTable:
         for k, col in self._label_cols.items():
             if old_labels.get(k) != node.labels.get(k) or col[row] == -1:
                 col[row] = self._value_id(k, node.labels[k]) if k in node.labels else -1
-        self.version[row] += 1
+        self.ver[row] += 1
         self.generation += 1
         return row
 
@@ -198,12 +232,14 @@ class NodeTable:
         self.taint_set[row] = 0
         self.ports[row] = {}
         self.pods[row] = {}
-        self.req[row] = 0
-        self.nonzero[row] = 0
+        self.req_l[row] = [0] * len(self.resources)
+        self.nz_l[row] = [0, 0]
+        self._dirty.add(row)
         self.alloc[row] = 0
+        self.alloc_l[row] = [0] * len(self.resources)
         for col in self._label_cols.values():
             col[row] = -1
-        self.version[row] += 1
+        self.ver[row] += 1
         self.generation += 1
         self._free.append(row)
         return uids
@@ -213,32 +249,41 @@ class NodeTable:
         """Account a pod on a row (bound or assumed). Idempotent per uid."""
         if uid in self.charged:
             return
-        vec = self.request_vector(key)
-        self.req[row] += vec
-        self.nonzero[row, 0] += key.nonzero_cpu
-        self.nonzero[row, 1] += key.nonzero_memory
-        for hp in key.host_ports:
-            self.ports[row].setdefault((hp.protocol, hp.port), set()).add(hp.host_ip)
+        req = self.req_l[row]
+        for j, v in self.request_items(key):
+            req[j] += v
+        nz = self.nz_l[row]
+        nz[0] += key.nonzero_cpu
+        nz[1] += key.nonzero_memory
+        self._dirty.add(row)
+        if key.host_ports:
+            for hp in key.host_ports:
+                self.ports[row].setdefault((hp.protocol, hp.port), set()).add(hp.host_ip)
         self.pods[row][uid] = key
         self.charged[uid] = ChargedPod(uid, row, key)
-        self.version[row] += 1
+        self.ver[row] += 1
 
     def uncharge(self, uid: str) -> ChargedPod | None:
         cp = self.charged.pop(uid, None)
         if cp is None:
             return None
         row, key = cp.row, cp.key
-        self.req[row] -= self.request_vector(key)
-        self.nonzero[row, 0] -= key.nonzero_cpu
-        self.nonzero[row, 1] -= key.nonzero_memory
+        req = self.req_l[row]
+        for j, v in self.request_items(key):
+            req[j] -= v
+        nz = self.nz_l[row]
+        nz[0] -= key.nonzero_cpu
+        nz[1] -= key.nonzero_memory
+        self._dirty.add(row)
         self.pods[row].pop(uid, None)
-        # host ports: rebuild the row's port map from the pods still on it (exact with duplicates)
-        ports: dict[tuple[str, int], set[str]] = {}
-        for k in self.pods[row].values():
-            for hp in k.host_ports:
-                ports.setdefault((hp.protocol, hp.port), set()).add(hp.host_ip)
-        self.ports[row] = ports
-        self.version[row] += 1
+        if key.host_ports:
+            # rebuild the row's port map from the pods still on it (exact with duplicates)
+            ports: dict[tuple[str, int], set[str]] = {}
+            for k in self.pods[row].values():
+                for hp in k.host_ports:
+                    ports.setdefault((hp.protocol, hp.port), set()).add(hp.host_ip)
+            self.ports[row] = ports
+        self.ver[row] += 1
         return cp
 
     # --------------------------------------------------------------- labels

@@ -63,7 +63,7 @@ def score_row(ctx: ClassCtx, row: int, alloc: list | None = None, req: list | No
     if plan is None:
         return 0
     if alloc is None:
-        alloc, req = ctx.table.alloc[row].tolist(), ctx.table.req[row].tolist()
+        alloc, req = ctx.table.alloc_l[row], ctx.table.req_l[row]
     fr = []
     for col, v in plan:
         a = alloc[col]
@@ -78,3 +78,26 @@ def score_row(ctx: ClassCtx, row: int, alloc: list | None = None, req: list | No
     else:
         std = 0.0
     return int((1 - std) * MAX_NODE_SCORE)
+
+
+def row_score_fn(ctx: ClassCtx):
+    """Compiled `score_row`: a closure over this class's plan and the table's row lists."""
+    plan = _plan(ctx)
+    if plan is None:
+        return lambda row: 0
+    alloc_l, req_l = ctx.table.alloc_l, ctx.table.req_l
+    M = MAX_NODE_SCORE
+    if len(plan) == 2:
+        (c0, v0), (c1, v1) = plan
+
+        def f2(row: int) -> int:
+            a, r = alloc_l[row], req_l[row]
+            a0, a1 = a[c0], a[c1]
+            if a0 > 0 and a1 > 0:
+                f0 = (r[c0] + v0) / a0
+                f1 = (r[c1] + v1) / a1
+                std = abs(((f0 if f0 < 1.0 else 1.0) - (f1 if f1 < 1.0 else 1.0)) / 2)
+                return int((1 - std) * M)
+            return M  # fewer than two fractions: std is 0
+        return f2
+    return lambda row: score_row(ctx, row)

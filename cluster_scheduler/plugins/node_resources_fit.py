@@ -42,7 +42,7 @@ def filter(ctx: ClassCtx) -> tuple[np.ndarray, list[tuple[np.ndarray, str]]]:
 
 def fits_row(ctx: ClassCtx, row: int, alloc: list | None = None, req: list | None = None) -> bool:
     if alloc is None:
-        alloc, req = ctx.table.alloc[row].tolist(), ctx.table.req[row].tolist()
+        alloc, req = ctx.table.alloc_l[row], ctx.table.req_l[row]
     for col, v, _ in requested_columns(ctx):
         if alloc[col] - req[col] < v:
             return False
@@ -131,7 +131,7 @@ def score_row(ctx: ClassCtx, row: int, alloc: list | None = None, req: list | No
         plan = ctx.memo["fit_score_plan"] = _score_resources(ctx, strat.resources)
     if alloc is None:
         t = ctx.table
-        alloc, nz, req = t.alloc[row].tolist(), t.nonzero[row].tolist(), t.req[row].tolist()
+        alloc, nz, req = t.alloc_l[row], t.nz_l[row], t.req_l[row]
     num = wsum = 0
     least = strat.type == "LeastAllocated"
     for w, col, src, pod_req in plan:
@@ -146,3 +146,54 @@ def score_row(ctx: ClassCtx, row: int, alloc: list | None = None, req: list | No
         num += s * w
         wsum += w
     return num // wsum if wsum else 0
+
+
+def row_fit_fn(ctx: ClassCtx):
+    """Compiled `fits_row`: a closure over this class's requests and the table's row lists."""
+    cols = [(c, v) for c, v, _ in requested_columns(ctx)]
+    alloc_l, req_l = ctx.table.alloc_l, ctx.table.req_l
+    if len(cols) == 3:  # cpu, memory, pods: the common case, unrolled
+        (c0, v0), (c1, v1), (c2, v2) = cols
+
+        def fits3(row: int) -> bool:
+            a, r = alloc_l[row], req_l[row]
+            return a[c0] - r[c0] >= v0 and a[c1] - r[c1] >= v1 and a[c2] - r[c2] >= v2
+        return fits3
+
+    def fits(row: int) -> bool:
+        a, r = alloc_l[row], req_l[row]
+        for c, v in cols:
+            if a[c] - r[c] < v:
+                return False
+        return True
+    return fits
+
+
+def row_score_fn(ctx: ClassCtx):
+    """Compiled `score_row` (LeastAllocated / MostAllocated); RequestedToCapacityRatio falls back
+    to the vectorized scorer on one row."""
+    strat = ctx.profile.scoring
+    if strat.type == "RequestedToCapacityRatio":
+        return lambda row: int(score(ctx, np.array([row]))[0])
+    plan = _score_resources(ctx, strat.resources)
+    t = ctx.table
+    alloc_l, nz_l, req_l = t.alloc_l, t.nz_l, t.req_l
+    least = strat.type == "LeastAllocated"
+    M = MAX_NODE_SCORE
+
+    def f(row: int) -> int:
+        alloc, nz, req = alloc_l[row], nz_l[row], req_l[row]
+        num = wsum = 0
+        for w, col, src, pod_req in plan:
+            a = alloc[col]
+            if a <= 0:
+                continue
+            r = (nz[src] if src >= 0 else req[-1 - src]) + pod_req
+            if least:
+                s = 0 if r > a else ((a - r) * M) // a
+            else:
+                s = ((r if r < a else a) * M) // a
+            num += s * w
+            wsum += w
+        return num // wsum if wsum else 0
+    return f
