@@ -183,6 +183,8 @@ class ClassState:
             self.ipa_raw = raw
             self.ipa_lo = int(raw[feas].min()) if feas.any() else 0
             self.ipa_hi = int(raw[feas].max()) if feas.any() else 0
+            vals, cnts = np.unique(raw[feas], return_counts=True)
+            self.ipa_hist = dict(zip(vals.tolist(), cnts.tolist()))  # raw value -> feasible rows
             total += w_ipa * inter_pod_affinity.normalize_with(raw, self.ipa_lo, self.ipa_hi)
         self.dense = bool(w_pts and pod_topology_spread.soft(ctx))
         if self.dense:
@@ -190,8 +192,11 @@ class ClassState:
         ipa_dynamic = self.ipa_plan is not None and (not self.ipa_plan.row_local)
         if ipa_dynamic:
             self.watch += self.ipa_plan.watch
-        self.eager = (self.na_raw is not None or self.tt_raw is not None or self.ipa_raw is not None
-                      or bool(key.pod_affinity))
+        # eager: the changed row must be rescored at once (its raw inter-pod score moved, or it may
+        # have become feasible); norm_watch: only watch the max of a static normalizer, which can
+        # drop only when a max-scoring row stops being feasible.
+        self.eager = self.ipa_raw is not None or bool(key.pod_affinity)
+        self.norm_watch = self.na_raw is not None or self.tt_raw is not None
         timings["score:affinity/taints/spread"] = timings.get("score:affinity/taints/spread", 0.0) + time.perf_counter() - t0
         self.total = total
         e.builds += 1
@@ -293,36 +298,59 @@ class ClassState:
         return s
 
     def touch(self, row: int) -> None:
-        """A pod was charged to `row`: keep eager normalizers exact."""
-        if not self.eager or self.dense:
+        """A pod was charged to `row`: keep normalizers exact, rescore eagerly where needed."""
+        if self.dense:
             return
-        p = self.pos[row] if row < len(self.pos) else -1
+        p = self.pos_l[row] if row < len(self.pos_l) else -1
         if p < 0:
             return
+        if not self.eager:
+            self._watch_norm(row, p)
+            return
         ok = self.feasible_row(row, gate=False)
-        changed = ok != self.feas[p]
+        was = bool(self.feas[p])
+        changed = ok != was
         self.feas[p] = ok
         ipa_raw = None
         if self.ipa_raw is not None:
             ipa_raw = inter_pod_affinity.score_raw_row(self.ctx, row)
-            if ipa_raw != self.ipa_raw[p]:
+            old = int(self.ipa_raw[p])
+            if ipa_raw != old or changed:
                 self.ipa_raw[p] = ipa_raw
-                changed = True
+                hist = self.ipa_hist  # min/max over feasible rows, kept in O(distinct values)
+                if was:
+                    hist[old] -= 1
+                    if not hist[old]:
+                        del hist[old]
+                if ok:
+                    hist[ipa_raw] = hist.get(ipa_raw, 0) + 1
+                if hist and (min(hist), max(hist)) != (self.ipa_lo, self.ipa_hi):
+                    self.epoch = -1
         if changed:
             f = self.feas
             if self.na_raw is not None and int(self.na_raw[f].max(initial=0)) != self.na_max:
                 self.epoch = -1
             if self.tt_raw is not None and int(self.tt_raw[f].max(initial=0)) != self.tt_max:
                 self.epoch = -1
-            if self.ipa_raw is not None and f.any():
-                if (int(self.ipa_raw[f].min()), int(self.ipa_raw[f].max())) != (self.ipa_lo, self.ipa_hi):
-                    self.epoch = -1
-            if self.epoch == -1:
-                return
+        if self.epoch == -1:
+            return
         if ok:
             ver = self.engine.table.ver[row]
             self.pushed[p] = ver
             heapq.heappush(self._heap_of(p), (-self.score_row(row, ipa_raw), row, ver))
+
+    def _watch_norm(self, row: int, p: int) -> None:
+        na, tt = self.na_raw, self.tt_raw
+        if not ((na is not None and na[p] == self.na_max) or (tt is not None and tt[p] == self.tt_max)):
+            return
+        if not self.feas[p] or self.ok_fn(row):
+            return
+        self.feas[p] = False
+        f = self.feas
+        if na is not None and int(na[f].max(initial=0)) != self.na_max:
+            self.epoch = -1
+        if tt is not None and int(tt[f].max(initial=0)) != self.tt_max:
+            self.epoch = -1
 
     # --------------------------------------------------------------- pick
     def pick(self, k: int, take_first: bool = False) -> list[tuple[int, int]]:
@@ -509,7 +537,7 @@ class Engine:
         self.index.on_charge(key, row)
         self.placements += 1
         for cls in self.classes.values():
-            if cls.eager:
+            if cls.eager or cls.norm_watch:
                 cls.touch(row)
 
     def add_pod(self, pod: PodInfo) -> None:

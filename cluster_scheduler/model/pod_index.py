@@ -37,11 +37,13 @@ class Counts:
     total: int = 0
     gen: int = 0  # bumped on every change: classes that read this notice
     cache: dict[PodSpecKey, bool] = field(default_factory=dict)
+    last: tuple[int, int] = (-1, 0)  # (row, delta) of the latest change, for O(1) follow-up
 
     def add(self, row: int, delta: int) -> None:
         self.per_row[row] += delta
         self.total += delta
         self.gen += 1
+        self.last = (row, delta)
 
 
 MatcherKey = tuple
@@ -143,6 +145,9 @@ class PodIndex:
 
     # ---------------------------------------------------------- pod events
     def on_charge(self, key: PodSpecKey, row: int, delta: int = 1) -> None:
+        if not self.matchers and not (key.pod_affinity or key.pod_anti_affinity
+                                      or key.preferred_pod_affinity or key.preferred_pod_anti_affinity):
+            return
         for mkey, (fn, counts) in self.matchers.items():
             if self.matches(mkey, key):
                 self._fit(counts).add(row, delta)

@@ -161,13 +161,24 @@ class Gate:
         self.self_match = 1 if c.selector is not None and c.selector.matches(ctx.labels) else 0
         self.gen = -1
         self._allowed = np.zeros(self.vocab, dtype=bool)
+        # domain of each row if it is eligible, else -1: lets a single placement update per_dom in O(1)
+        self.elig_dom = np.full(t.capacity, -1, dtype=np.int64)
+        self.elig_dom[self.allrows[self.elig]] = self.col_all[self.elig]
+        self.per_dom = np.zeros(self.vocab, dtype=np.int64)
 
     def allowed(self) -> np.ndarray:
         """Bool per domain id: would a pod placed there keep the skew within maxSkew?"""
         if self.counts.gen != self.gen:
+            if self.counts.gen == self.gen + 1 and self.counts.last[0] < len(self.elig_dom):
+                row, delta = self.counts.last
+                d = self.elig_dom[row]
+                if d >= 0:
+                    self.per_dom[d] += delta
+            else:
+                self.per_dom = np.bincount(self.col_all[self.elig], weights=self.counts.per_row[self.allrows][self.elig],
+                                           minlength=self.vocab).astype(np.int64)
             self.gen = self.counts.gen
-            per_dom = np.bincount(self.col_all[self.elig], weights=self.counts.per_row[self.allrows][self.elig],
-                                  minlength=self.vocab).astype(np.int64)
+            per_dom = self.per_dom
             min_match = int(per_dom[self.present].min()) if self.n_present else 0
             if self.n_present < self.c.min_domains:
                 min_match = 0
