@@ -294,7 +294,7 @@ class ClassState:
             s += self.w_bal * balanced_allocation.score_row(ctx, row, alloc, req)
         if self.ipa_raw is not None:
             raw = inter_pod_affinity.score_raw_row(ctx, row) if ipa_raw is None else ipa_raw
-            s += self.w_ipa * inter_pod_affinity.normalize_with(raw, self.ipa_lo, self.ipa_hi)
+            s += self.w_ipa * inter_pod_affinity.normalize_one(raw, self.ipa_lo, self.ipa_hi)
         return s
 
     def touch(self, row: int) -> None:

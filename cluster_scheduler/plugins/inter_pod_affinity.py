@@ -200,8 +200,14 @@ def normalize(raw: np.ndarray, feasible: np.ndarray) -> np.ndarray:
     return normalize_with(raw, lo, hi)
 
 
-def normalize_with(raw, lo: int, hi: int):
+def normalize_with(raw: np.ndarray, lo: int, hi: int) -> np.ndarray:
     if hi - lo <= 0:
-        return np.zeros(np.shape(raw), dtype=np.int64) if np.ndim(raw) else 0
-    f = MAX_NODE_SCORE * ((np.asarray(raw) - lo) / (hi - lo))
-    return f.astype(np.int64) if np.ndim(raw) else int(f)
+        return np.zeros(raw.shape, dtype=np.int64)
+    return (MAX_NODE_SCORE * ((raw - lo) / (hi - lo))).astype(np.int64)
+
+
+def normalize_one(raw: int, lo: int, hi: int) -> int:
+    """Scalar twin of normalize_with (same float expression, so the same truncation)."""
+    if hi - lo <= 0:
+        return 0
+    return int(MAX_NODE_SCORE * ((raw - lo) / (hi - lo)))
