@@ -1,0 +1,113 @@
+"""`cluster-scheduler loadtest`: run a workload against our scheduler and the upstream
+kube-scheduler side by side (and, with --ceiling, against no scheduler at all), then write
+report.json, report.md and two plots."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from cluster_scheduler.loadtest.harness import CEILING, KUBE, OURS, Settings, default_scheduler_config, say
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "loadtest", help="run a workload against the schedulers and compare them",
+        description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("workload", help="workload file (see workloads/FORMAT.md)")
+    p.add_argument("--kubeconfig", default=None,
+                   help="run against this cluster, its scheduler already running; without it every "
+                        "run gets a fresh control plane and its own scheduler")
+    p.add_argument("--scheduler", choices=(OURS, KUBE, "both", "none"), default="both",
+                   help="which scheduler(s) to measure")
+    p.add_argument("--ceiling", action="store_true",
+                   help="also measure the ceiling: no scheduler, a trivial in-process binder")
+    p.add_argument("--output", type=Path, default=None,
+                   help="results folder (default: results/<workload>/<UTC timestamp>/)")
+    p.add_argument("--partitions", type=int, default=None, help="passed to `cluster-scheduler run`")
+    p.add_argument("--num-cpus", type=int, default=None, help="passed to `cluster-scheduler run`")
+    p.add_argument("--scheduler-config", type=Path, default=None,
+                   help=f"our scheduler's config (default: {default_scheduler_config()} if it "
+                        f"exists, else its built-in defaults)")
+    p.add_argument("--qps", type=float, default=5000.0,
+                   help="client rate limit of kube-scheduler and the ceiling binder")
+    p.add_argument("--burst", type=int, default=10000, help="client burst, as --qps")
+    p.add_argument("--create-concurrency", type=int, default=32,
+                   help="concurrent create calls for nodes and pods")
+    p.add_argument("--bind-concurrency", type=int, default=64, help="the ceiling binder's threads")
+    p.add_argument("--probe-timeout", type=float, default=300.0,
+                   help="seconds to wait for a scheduler to act on its first (probe) pod")
+    p.add_argument("--scheduler-pid", type=int, default=None,
+                   help="with --kubeconfig: PID of the running scheduler, to count its CPU")
+    p.add_argument("--mode", choices=("stream", "drain"), default="stream",
+                   help="stream: pods are created while the scheduler runs (pods/s from first create "
+                        "to last bind, latency per pod); drain: every pod is created first, then the "
+                        "scheduler starts (pods/s from first to last bind: the scheduler's own rate "
+                        "where pod creation would set the pace)")
+    p.add_argument("--no-check", action="store_true", help="skip the placement check")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cluster_scheduler.cli import CliError
+    from cluster_scheduler.controlplane.binaries import ControlPlaneError
+    from cluster_scheduler.loadtest.harness import run_one
+    from cluster_scheduler.loadtest.report import build_report, write_all
+    from cluster_scheduler.workload import WorkloadError, load_workload
+
+    try:
+        workload = load_workload(args.workload)
+    except WorkloadError as exc:
+        raise CliError(str(exc)) from None
+    labels = {"both": [KUBE, OURS], "none": []}.get(args.scheduler, [args.scheduler])
+    if args.ceiling:
+        labels = [CEILING] + labels
+    if not labels:
+        raise CliError("nothing to run: --scheduler none needs --ceiling")
+    if args.kubeconfig and args.mode == "drain" and labels != [CEILING]:
+        raise CliError("--mode drain starts the scheduler itself: not with --kubeconfig")
+    if args.kubeconfig and len(labels) > 1:
+        raise CliError("with --kubeconfig only one run fits one cluster (pod names would collide): "
+                       "pick one --scheduler, or --scheduler none --ceiling")
+    if OURS in labels and not args.kubeconfig:
+        if importlib.util.find_spec("cluster_scheduler.runtime") is None:
+            raise CliError("our scheduler's runtime (cluster_scheduler/runtime.py) is not in this "
+                           "checkout; use --scheduler kube-scheduler")
+        if args.scheduler_config and not args.scheduler_config.is_file():
+            raise CliError(f"scheduler config {args.scheduler_config} not found")
+    settings = Settings(qps=args.qps, burst=args.burst, create_concurrency=args.create_concurrency,
+                        bind_concurrency=args.bind_concurrency, partitions=args.partitions,
+                        num_cpus=args.num_cpus, scheduler_config=args.scheduler_config,
+                        probe_timeout=args.probe_timeout, check=not args.no_check,
+                        mode=args.mode)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    out_dir: Path = args.output or Path("results") / workload.name / stamp
+    out_dir.mkdir(parents=True, exist_ok=True)
+    say(f"{workload.name}: {workload.node_count} nodes, {workload.pod_count} pods; runs: "
+        f"{', '.join(labels)}; results in {out_dir}")
+    results = []
+    for label in labels:
+        try:
+            results.append(run_one(label, workload, settings, out_dir, kubeconfig=args.kubeconfig,
+                                   scheduler_pid=args.scheduler_pid))
+        except ControlPlaneError as exc:
+            raise CliError(f"[{label}] control plane: {exc}") from None
+        except (TimeoutError, RuntimeError) as exc:
+            raise CliError(f"[{label}] {exc} (logs in {out_dir / 'logs'})") from None
+    report = build_report(workload.name, workload.source, ["cluster-scheduler", "loadtest", *sys.argv[2:]]
+                          if sys.argv[1:2] == ["loadtest"] else sys.argv, results, settings.to_dict())
+    files = write_all(report, results, out_dir)
+    print(files["report.md"].read_text())
+    for name, path in files.items():
+        print(f"{name}: {path}")
+    bad = [r.label for r in results if r.label != CEILING and (
+        r.summary["barrier_timeouts"] or r.summary["pending"] or r.summary["create_errors"]
+        or not (r.summary["check"] or {}).get("ok", True))]
+    if bad:
+        say(f"not clean: {', '.join(bad)} (barrier timeout, pending pods, create errors or a failed check)")
+        return 1
+    return 0

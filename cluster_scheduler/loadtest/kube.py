@@ -1,0 +1,143 @@
+"""Thin, fast access to the apiserver for the load test: raw JSON in and out.
+
+The generated client's model (de)serialisation costs more CPU than the scheduler being measured
+on a small machine, so every call here passes `_preload_content=False` and reads the bytes with
+orjson. Transient failures (connection resets, 429, 5xx) are retried a few times, because one lost
+create would fail a barrier for a reason that has nothing to do with the scheduler.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Callable
+
+import orjson
+
+RETRY_STATUSES = {429, 500, 502, 503, 504}
+RETRIES = 6
+
+
+def api_client(kubeconfig: str, pool_size: int) -> Any:
+    """An ApiClient whose connection pool is large enough for `pool_size` concurrent calls (the
+    default, 5 per CPU, would serialise a wide thread pool on one connection queue)."""
+    from kubernetes import client, config
+
+    cfg = client.Configuration()
+    config.load_kube_config(config_file=str(kubeconfig), client_configuration=cfg)
+    cfg.connection_pool_maxsize = max(pool_size, 4)
+    return client.ApiClient(cfg)
+
+
+def warm_up(api: Any, connections: int) -> None:
+    """Open `connections` pooled TLS connections at once, so handshakes (milliseconds of CPU
+    each) happen before the measurement rather than inside its first second."""
+    from kubernetes import client
+
+    version = client.VersionApi(api)
+    gate = threading.Barrier(connections)
+
+    def one() -> None:
+        try:
+            gate.wait(timeout=10)
+        except threading.BrokenBarrierError:
+            pass
+        try:
+            call(version.get_code)
+        except CallError:
+            pass
+
+    threads = [threading.Thread(target=one, daemon=True) for _ in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+
+
+class TokenBucket:
+    """Client-side rate limit (client-go's flowcontrol token bucket: `qps` refill, `burst` depth),
+    so the in-process ceiling binder is held to the same limit as the schedulers' clients."""
+
+    def __init__(self, qps: float, burst: int) -> None:
+        self.qps = float(qps)
+        self.burst = max(int(burst), 1)
+        self._tokens = float(self.burst)
+        self._last = time.monotonic()
+        self._lock = threading.Lock()
+
+    def take(self) -> None:
+        if self.qps <= 0:
+            return
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                self._tokens = min(self.burst, self._tokens + (now - self._last) * self.qps)
+                self._last = now
+                if self._tokens >= 1:
+                    self._tokens -= 1
+                    return
+                wait = (1 - self._tokens) / self.qps
+            time.sleep(wait)
+
+
+class CallError(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(f"{status} {reason}")
+        self.status = status
+        self.reason = reason
+
+
+def call(fn: Callable[..., Any], *args: Any, ok_statuses: tuple[int, ...] = (), **kwargs: Any) -> int:
+    """Call a generated-client method raw and drain the response. Returns the HTTP status (200/201,
+    or one of `ok_statuses` reported as an ApiException). Retries transient failures; a 409 after a
+    retried connection error means the first attempt went through, and counts as success."""
+    from kubernetes.client.rest import ApiException
+    from urllib3.exceptions import HTTPError as Urllib3Error
+
+    retried_io = False
+    for attempt in range(RETRIES + 1):
+        try:
+            resp = fn(*args, _preload_content=False, **kwargs)
+            try:
+                resp.data  # read it all so the connection goes back to the pool clean
+            finally:
+                resp.release_conn()
+            return resp.status
+        except ApiException as exc:
+            if exc.status in ok_statuses or (exc.status == 409 and retried_io):
+                return exc.status
+            if exc.status in RETRY_STATUSES and attempt < RETRIES:
+                time.sleep(min(0.05 * 2 ** attempt, 2.0))
+                continue
+            raise CallError(exc.status, _reason(exc)) from None
+        except (Urllib3Error, OSError) as exc:
+            if attempt < RETRIES:
+                retried_io = True
+                time.sleep(min(0.05 * 2 ** attempt, 2.0))
+                continue
+            raise CallError(0, f"{type(exc).__name__}: {exc}") from None
+    raise AssertionError("unreachable")
+
+
+def _reason(exc: Any) -> str:
+    try:
+        body = orjson.loads(exc.body or b"{}")
+        return body.get("message") or exc.reason or ""
+    except orjson.JSONDecodeError:
+        return exc.reason or ""
+
+
+def iter_lines(resp: Any) -> Any:
+    """Lines of a chunked watch response as they arrive (one JSON event per line)."""
+    buf = b""
+    for chunk in resp.stream(amt=None, decode_content=False):
+        buf += chunk
+        while True:
+            i = buf.find(b"\n")
+            if i < 0:
+                break
+            line, buf = buf[:i], buf[i + 1:]
+            if line.strip():
+                yield line
+    if buf.strip():
+        yield buf

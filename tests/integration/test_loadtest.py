@@ -1,0 +1,275 @@
+"""The load test end to end against real apiservers (small workloads), and its measuring parts
+(process-tree CPU, pod outcome tracking, figures) on their own."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from cluster_scheduler.loadtest.cpu import TreeCPU
+from cluster_scheduler.loadtest.report import ratios, summarise
+from cluster_scheduler.loadtest.runner import PhaseLog, PodTracker, RunData
+
+NODES, FITTING, TOO_BIG = 20, 100, 5
+
+
+def tiny_workload(path: Path, name: str = "lt-tiny") -> Path:
+    """20 nodes of 4 CPUs; 100 pods of 500m that fit (40 % of the cluster), then 5 pods asking
+    for 64 CPUs that fit nowhere and must end Unschedulable."""
+    doc = {
+        "name": name,
+        "ops": [
+            {"op": "createNodes", "count": NODES,
+             "template": {"status": {"capacity": {"cpu": "4", "memory": "16Gi", "pods": "110"}}},
+             "roundRobinLabels": {"topology.kubernetes.io/zone": ["zone-a", "zone-b"]}},
+            {"op": "createPods", "count": FITTING, "namespace": "lt", "generateName": "web-",
+             "template": {"metadata": {"labels": {"app": "web"}},
+                          "spec": {"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10",
+                                                   "resources": {"requests": {"cpu": "500m",
+                                                                              "memory": "1Gi"}}}]}}},
+            {"op": "barrier", "timeout": 120},
+            {"op": "createPods", "count": TOO_BIG, "namespace": "lt", "generateName": "huge-",
+             "template": {"spec": {"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10",
+                                                   "resources": {"requests": {"cpu": "64"}}}]}}},
+            {"op": "barrier", "timeout": 120},
+        ],
+    }
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def run_cli(*args: str, timeout: float = 400) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cluster_scheduler.cli", "loadtest", *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def assert_files(out: Path) -> dict:
+    for name in ("report.json", "report.md"):
+        assert (out / name).stat().st_size > 0
+    for name in ("bound_over_time.png", "latency_cdf.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    return json.loads((out / "report.json").read_text())
+
+
+def assert_scheduler_run(run: dict) -> None:
+    assert run["pods_created"] == FITTING + TOO_BIG
+    assert run["bound"] == FITTING
+    assert run["unschedulable"] == TOO_BIG
+    assert run["pending"] == 0 and run["barrier_timeouts"] == 0 and run["create_errors"] == 0
+    assert run["check"]["ok"], run["check"]["summary"]
+    assert run["check"]["bound"] == FITTING and run["check"]["unschedulable"] == TOO_BIG
+    lat = run["latency_s"]
+    assert 0 <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
+    assert run["pods_per_s"] > 0
+    assert run["cpu_s"]["scheduler"] > 0  # the scheduler's process was found and it did work
+    assert run["bound_over_time"][-1][1] == FITTING
+
+
+# ---- end to end -----------------------------------------------------------------------------------
+
+
+@pytest.mark.apiserver
+@pytest.mark.timeout(600)
+def test_kube_scheduler_and_ceiling_end_to_end(tmp_path: Path) -> None:
+    wl = tiny_workload(tmp_path / "tiny.yaml")
+    out = tmp_path / "out"
+    proc = run_cli(str(wl), "--scheduler", "kube-scheduler", "--ceiling", "--output", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = assert_files(out)
+    assert list(report["runs"]) == ["ceiling", "kube-scheduler"]
+    assert_scheduler_run(report["runs"]["kube-scheduler"])
+    ceiling = report["runs"]["ceiling"]
+    # the ceiling binds everything round robin, even the pods that fit nowhere
+    assert ceiling["bound"] == FITTING + TOO_BIG and ceiling["unschedulable"] == 0
+    assert ceiling["check"]["skipped"]
+    frac = report["ratios"]["pods_per_s_fraction_of_ceiling"]["kube-scheduler"]
+    assert frac > 0
+    assert "| bound | 105 | 100 |" in (out / "report.md").read_text()
+    assert (out / "logs" / "kube-scheduler.log").stat().st_size > 0
+
+
+@pytest.mark.apiserver
+@pytest.mark.timeout(600)
+def test_drain_mode(tmp_path: Path) -> None:
+    """Every pod exists before kube-scheduler starts; the backlog drains to the same outcome."""
+    wl = tiny_workload(tmp_path / "tiny.yaml")
+    out = tmp_path / "out"
+    proc = run_cli(str(wl), "--scheduler", "kube-scheduler", "--mode", "drain", "--output", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run = assert_files(out)["runs"]["kube-scheduler"]
+    assert run["mode"] == "drain"
+    assert run["bound"] == FITTING and run["unschedulable"] == TOO_BIG and run["pending"] == 0
+    assert run["check"]["ok"], run["check"]["summary"]
+    assert run["latency_s"]["p50"] is None  # creation-to-bind is mostly waiting here: not reported
+    assert run["pods_per_s"] > 0
+    # the scheduler started only after the last pod was created
+    phases = [p["op"] for p in run["phases"]]
+    assert phases[-1] == "Drain" and "Barrier" not in phases
+    assert run["scheduler_start_to_last_bind_s"] >= run["duration_s"]
+
+
+@pytest.mark.apiserver
+@pytest.mark.timeout(600)
+@pytest.mark.skipif(importlib.util.find_spec("cluster_scheduler.runtime") is None,
+                    reason="cluster_scheduler/runtime.py (our scheduler's runtime) is not in this checkout")
+def test_ours_end_to_end(tmp_path: Path) -> None:
+    wl = tiny_workload(tmp_path / "tiny.yaml")
+    out = tmp_path / "out"
+    proc = run_cli(str(wl), "--scheduler", "ours", "--output", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = assert_files(out)
+    assert_scheduler_run(report["runs"]["ours"])
+
+
+@pytest.mark.apiserver
+@pytest.mark.timeout(300)
+def test_against_a_running_cluster(tmp_path: Path) -> None:
+    """--kubeconfig: the cluster and its scheduler are someone else's; --scheduler-pid finds the CPU."""
+    from cluster_scheduler.controlplane.cluster import start_control_plane
+    from cluster_scheduler.controlplane.peer import start_kube_scheduler
+
+    wl = tiny_workload(tmp_path / "tiny.yaml", name="lt-existing")
+    with start_control_plane(tmp_path / "cp", bench=True) as cp:
+        peer = start_kube_scheduler(cp, qps=5000, burst=10000)
+        try:
+            out = tmp_path / "out"
+            proc = run_cli(str(wl), "--kubeconfig", str(cp.admin_kubeconfig), "--scheduler",
+                           "kube-scheduler", "--scheduler-pid", str(peer.process.pid),
+                           "--output", str(out))
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+            report = assert_files(out)
+            assert_scheduler_run(report["runs"]["kube-scheduler"])
+            # both runs on one cluster would collide on pod names: refused up front
+            proc = run_cli(str(wl), "--kubeconfig", str(cp.admin_kubeconfig), "--ceiling")
+            assert proc.returncode == 2 and "only one run" in proc.stderr
+        finally:
+            peer.stop()
+
+
+def test_bad_workload_is_one_line_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nops: [{op: createPods, count: -1, template: {}}]\n")
+    proc = run_cli(str(bad), "--scheduler", "kube-scheduler")
+    assert proc.returncode == 2
+    assert "count" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# ---- the measuring parts --------------------------------------------------------------------------
+
+
+def test_tree_cpu_counts_descendants_including_exited_ones() -> None:
+    """A parent that spawns a busy grandchild: the grandchild's CPU counts while it runs and
+    still counts after it has exited."""
+    script = ("import subprocess, sys, time\n"
+              "c = subprocess.Popen([sys.executable, '-c', "
+              "'import time\\nt=time.process_time()\\nwhile time.process_time()-t<0.6: pass'])\n"
+              "c.wait(); time.sleep(5)\n")
+    parent = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        tree = TreeCPU()
+        tree.add_root(parent.pid)
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline and tree.seconds() < 0.5:
+            tree.sample()
+            time.sleep(0.05)
+        seen = tree.seconds()
+        assert seen >= 0.5, tree.by_command()
+        time.sleep(0.5)
+        tree.sample()  # the grandchild is gone now; its time must not be lost
+        assert tree.seconds() >= seen
+        baseline = tree.snapshot()
+        assert tree.seconds(since=baseline) == 0  # nothing new since the snapshot
+    finally:
+        parent.kill()
+        parent.wait()
+
+
+def _pod(name: str, node: str | None = None, unschedulable: bool = False) -> dict:
+    pod = {"metadata": {"namespace": "ns", "name": name}, "spec": {}, "status": {}}
+    if node:
+        pod["spec"]["nodeName"] = node
+    if unschedulable:
+        pod["status"]["conditions"] = [{"type": "PodScheduled", "status": "False",
+                                        "reason": "Unschedulable"}]
+    return pod
+
+
+def test_tracker_counts_only_created_pods_and_settles() -> None:
+    tr = PodTracker()
+    tr.on_pod(_pod("a", node="n1"), 1.0)  # the watch can beat the create call's return
+    tr.on_created("ns/a", 0.5)
+    tr.on_created("ns/b", 0.6)
+    tr.on_pod(_pod("other", node="n1"), 1.0)  # not created by this run: not counted
+    assert tr.counts() == (2, 1, 0, 0)
+    assert not tr.wait_settled(2, timeout=0.05)
+    tr.on_pod(_pod("b", unschedulable=True), 2.0)
+    assert tr.counts() == (2, 1, 1, 0)
+    assert tr.wait_settled(2, timeout=0.05)
+    tr.on_pod(_pod("b", node="n2"), 3.0)  # later bound after all: moves, done count unchanged
+    assert tr.counts() == (2, 2, 0, 0) and tr.done_created == 2
+    tr.on_pod(_pod("b", node="n3"), 4.0)  # only the first bind counts
+    assert tr.bound_at["ns/b"] == 3.0 and tr.node_of["ns/b"] == "n2"
+
+
+def _run_data(created: dict[str, float], bound: dict[str, float]) -> RunData:
+    return RunData(created=created, bound_at=bound, node_of={k: "n" for k in bound},
+                   unschedulable=set(), create_errors={}, phases=[PhaseLog("CreatePods", 1)])
+
+
+def test_summary_figures_and_ratios() -> None:
+    created = {f"ns/p{i}": float(i) for i in range(10)}  # one pod per second
+    bound = {f"ns/p{i}": i + 0.5 for i in range(10)}  # each bound 0.5 s later
+    fast = summarise("ours", "cluster-scheduler", _run_data(created, bound),
+                     cpu={"scheduler": 2.0}, check={"ok": True, "violations_by_kind": {}}, timings={})
+    s = fast.summary
+    assert s["bound"] == 10 and s["pending"] == 0
+    assert s["duration_s"] == 9.5 and s["pods_per_s"] == round(10 / 9.5, 2)
+    assert s["latency_s"]["p50"] == 0.5 and s["latency_s"]["p99"] == 0.5
+    np.testing.assert_allclose(fast.bind_times, np.arange(10) + 0.5)
+    slow_bound = {k: v + 1.5 for k, v in bound.items()}  # 2 s latency, ends 1.5 s later
+    slow = summarise("kube-scheduler", "default-scheduler", _run_data(created, slow_bound),
+                     cpu={"scheduler": 4.0}, check={"ok": True, "violations_by_kind": {}}, timings={})
+    r = ratios([fast, slow])["ours_over_kube_scheduler"]
+    assert r["latency_p50"] == 0.25 and r["scheduler_cpu_s"] == 0.5
+    assert r["pods_per_s"] == round(fast.summary["pods_per_s"] / slow.summary["pods_per_s"], 3)
+
+
+def test_create_all_paces_calls_at_the_ops_rate() -> None:
+    """`rate: R` in a createPods op: call i starts no earlier than i/R seconds in; errors are
+    reported per key and do not stop the rest."""
+    import threading
+
+    from cluster_scheduler.loadtest.kube import CallError
+    from cluster_scheduler.loadtest.runner import _create_all
+
+    starts: list[float] = []
+    lock = threading.Lock()
+
+    def make(i: int):
+        def fn() -> None:
+            with lock:
+                starts.append(time.monotonic())
+            if i == 3:
+                raise CallError(422, "invalid")
+        return fn
+
+    done: dict[str, float] = {}
+    errors: dict[str, str] = {}
+    t0 = time.monotonic()
+    made = _create_all(((f"k{i}", make(i)) for i in range(11)), 11, 8, 50.0,
+                       done.__setitem__, errors.__setitem__, threading.Event())
+    assert made == 11 and len(done) == 10 and errors == {"k3": "422 invalid"}
+    assert max(starts) - t0 >= 10 / 50.0 - 0.01  # the 11th call waited for its slot
+    starts.clear()
+    t0 = time.monotonic()
+    _create_all(((f"k{i}", make(i + 100)) for i in range(11)), 11, 8, 0.0,
+                done.__setitem__, errors.__setitem__, threading.Event())
+    assert max(starts) - t0 < 0.15  # rate 0: as fast as possible
