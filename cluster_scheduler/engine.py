@@ -55,6 +55,8 @@ DYNAMIC_FILTERS = (
 
 def fit_error_message(num_nodes: int, reasons: dict[str, int]) -> str:
     """kube-scheduler's FitError text: '0/N nodes are available: <count> <reason>, ...'."""
+    if num_nodes == 0:
+        return "no nodes available to schedule pods"
     parts = sorted(f"{v} {k}" for k, v in reasons.items() if v)
     msg = NO_NODE_AVAILABLE.format(num_nodes) + ":"
     if parts:
@@ -139,15 +141,7 @@ class ClassState:
             feas &= ok
         self._feas_without_pts = without_pts
         self.gate = None
-        hard = pod_topology_spread.hard(ctx) if self.use_pts else ()
-        if len(hard) == 1 and not inter_pod_affinity._row_local(ctx, hard[0].topology_key):
-            # one zone-like constraint: decided per domain at pick time, one heap per domain
-            self.gate = pod_topology_spread.Gate(ctx, hard[0])
-            feas = feas | (~self.pts_ok & (self.gate.dom_c >= 0))  # spread itself is the gate's job
-            feas &= self._feas_without_pts
-        self.feas = feas
-        self.watch = [(c, c.gen) for c in pod_topology_spread.watched(ctx)
-                      if self.gate is None or c is not self.gate.counts] if key.spread_constraints else []
+        self.feas = feas  # every filter applied: the set upstream normalizes scores over
         self.ipa_plan = inter_pod_affinity.plan(ctx) if (self.use_ipa or prof.weight(inter_pod_affinity.NAME)) else None
 
         # ----- scores
@@ -189,6 +183,16 @@ class ClassState:
         self.dense = bool(w_pts and pod_topology_spread.soft(ctx))
         if self.dense:
             total += w_pts * pod_topology_spread.score(ctx, feas)
+        hard = pod_topology_spread.hard(ctx) if self.use_pts else ()
+        if (len(hard) == 1 and not inter_pod_affinity._row_local(ctx, hard[0].topology_key)
+                and self.na_raw is None and self.tt_raw is None and self.ipa_raw is None and not self.dense):
+            # One zone-like constraint and no score normalized over the feasible set: decide the
+            # constraint per domain at pick time (one heap per domain) instead of rebuilding.
+            self.gate = pod_topology_spread.Gate(ctx, hard[0])
+            feas = self._feas_without_pts & (self.gate.dom_c >= 0)
+            self.feas = feas
+        self.watch = [(c, c.gen) for c in pod_topology_spread.watched(ctx)
+                      if self.gate is None or c is not self.gate.counts] if key.spread_constraints else []
         ipa_dynamic = self.ipa_plan is not None and (not self.ipa_plan.row_local)
         if ipa_dynamic:
             self.watch += self.ipa_plan.watch

@@ -51,7 +51,14 @@ def plan(ctx: ClassCtx) -> Plan:
     if key.pod_affinity:
         p.affinity_keys = tuple(t.topology_key for t in key.pod_affinity)
         p.affinity_counts = idx.all_terms_counts(key.pod_affinity)
-        p.affinity_self_ok = p.affinity_counts.total == 0 and all(idx.term_matches(t, key) for t in key.pod_affinity)
+        # upstream's "first pod of its group": no pod matching every term sits on a node that carries
+        # any of the terms' topology keys, and the pod matches its own terms
+        size = ctx.table.size
+        has_any = np.zeros(size, dtype=bool)
+        for k in p.affinity_keys:
+            has_any |= ctx.table.label_column(k)[:size] >= 0
+        none_counted = not (p.affinity_counts.per_row[:size][has_any] > 0).any()
+        p.affinity_self_ok = none_counted and all(idx.term_matches(t, key) for t in key.pod_affinity)
         # the self rule flips when the first matching pod lands anywhere: watch the total
         if p.affinity_self_ok or not all(_row_local(ctx, k) for k in p.affinity_keys):
             p.watch.append((p.affinity_counts, p.affinity_counts.gen))

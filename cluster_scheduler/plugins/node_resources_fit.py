@@ -115,7 +115,8 @@ def score(ctx: ClassCtx, rows: np.ndarray | None = None) -> np.ndarray:
         num += np.where(counted, s * w, 0)
         wsum += np.where(counted, w, 0)
     if rtc is not None:
-        return np.where(wsum > 0, np.round(num / np.maximum(wsum, 1)), 0).astype(np.int64)
+        # Go's math.Round: half away from zero (values are >= 0)
+        return np.where(wsum > 0, np.floor(num / np.maximum(wsum, 1) + 0.5), 0).astype(np.int64)
     return np.where(wsum > 0, num // np.maximum(wsum, 1), 0)
 
 

@@ -124,7 +124,7 @@ def score(ctx: ClassCtx, feasible: np.ndarray) -> np.ndarray:
             per_dom = np.bincount(col_all[elig], weights=counts.per_row[allrows][elig],
                                   minlength=len(dom_present)).astype(np.int64)
             per_dom[~dom_present] = 0
-            cnt = np.where(col >= 0, per_dom[np.where(col >= 0, col, 0)], 0)
+            cnt = np.where(col >= 0, per_dom[np.where(col >= 0, col, 0)], 0) if len(per_dom) else np.zeros(n, dtype=np.int64)
         w = normalizing_weight(size)
         raw += np.where(col >= 0, cnt * w + (c.max_skew - 1), 0.0)
     s = np.floor(raw + 0.5).astype(np.int64)  # Go's math.Round: half away from zero (raw >= 0)
@@ -169,7 +169,7 @@ class Gate:
     def allowed(self) -> np.ndarray:
         """Bool per domain id: would a pod placed there keep the skew within maxSkew?"""
         if self.counts.gen != self.gen:
-            if self.counts.gen == self.gen + 1 and self.counts.last[0] < len(self.elig_dom):
+            if self.gen >= 0 and self.counts.gen == self.gen + 1 and self.counts.last[0] < len(self.elig_dom):
                 row, delta = self.counts.last
                 d = self.elig_dom[row]
                 if d >= 0:

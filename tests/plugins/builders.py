@@ -1,0 +1,115 @@
+"""Readable builders for engine tests: API-shaped Node/Pod dicts through the real parser
+(model/parse.py), so tests read like the manifests a user writes, plus small helpers to ask the
+Engine where a pod goes and why not."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from typing import Any, Iterable
+
+from cluster_scheduler.config import Profile
+from cluster_scheduler.engine import Engine, PodResult
+from cluster_scheduler.model.parse import parse_node, parse_pod
+from cluster_scheduler.model.types import HOSTNAME_LABEL, NodeInfo, PodInfo
+
+_uid = itertools.count()
+
+
+def node_dict(name: str, cpu: str | int = "4", memory: str = "8Gi", pods: str | int = "110", *,
+              labels: dict[str, str] | None = None, taints: list[dict] | None = None,
+              unschedulable: bool = False, ready: bool = True,
+              extra: dict[str, Any] | None = None) -> dict:
+    """A Node manifest as a kubelet would register it (hostname label set, Ready condition)."""
+    alloc = {"cpu": str(cpu), "memory": memory, "pods": str(pods)}
+    alloc.update({k: str(v) for k, v in (extra or {}).items()})
+    spec: dict[str, Any] = {}
+    if taints:
+        spec["taints"] = taints
+    if unschedulable:
+        spec["unschedulable"] = True
+    return {
+        "metadata": {"name": name, "labels": {HOSTNAME_LABEL: name, **(labels or {})}},
+        "spec": spec,
+        "status": {"allocatable": alloc, "capacity": dict(alloc),
+                   "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]},
+    }
+
+
+def node(name: str, cpu: str | int = "4", memory: str = "8Gi", pods: str | int = "110", **kw) -> NodeInfo:
+    info = parse_node(node_dict(name, cpu, memory, pods, **kw))
+    assert info.error is None, info.error
+    return info
+
+
+def pod_dict(name: str | None = None, cpu: str | None = None, memory: str | None = None, *,
+             namespace: str = "default", labels: dict[str, str] | None = None,
+             requests: dict[str, str] | None = None, node_name: str = "", **spec: Any) -> dict:
+    """A Pod manifest with one container requesting cpu/memory (+ `requests`); any other keyword
+    is a camelCase spec field (affinity, tolerations, nodeSelector, initContainers, ...)."""
+    name = name or f"p{next(_uid)}"
+    req: dict[str, str] = {}
+    if cpu is not None:
+        req["cpu"] = cpu
+    if memory is not None:
+        req["memory"] = memory
+    req.update(requests or {})
+    container: dict[str, Any] = {"name": "c", "image": "pause"}
+    if req:
+        container["resources"] = {"requests": req}
+    ports = spec.pop("ports", None)
+    if ports:
+        container["ports"] = ports
+    body: dict[str, Any] = {"containers": [container], **copy.deepcopy(spec)}
+    if node_name:
+        body["nodeName"] = node_name
+    return {"metadata": {"name": name, "namespace": namespace, "uid": f"{namespace}/{name}",
+                         "labels": dict(labels or {})},
+            "spec": body}
+
+
+def pod(name: str | None = None, cpu: str | None = None, memory: str | None = None, **kw) -> PodInfo:
+    info = parse_pod(pod_dict(name, cpu, memory, **kw))
+    assert info.error is None, info.error
+    return info
+
+
+def bound(name: str | None, node_name: str, cpu: str | None = None, memory: str | None = None, **kw) -> PodInfo:
+    """A pod already running on `node_name` (spec.nodeName set)."""
+    return pod(name, cpu, memory, node_name=node_name, **kw)
+
+
+def engine(nodes: Iterable[NodeInfo], pods: Iterable[PodInfo] = (), profile: Profile | None = None) -> Engine:
+    e = Engine(profile)
+    for n in nodes:
+        e.set_node(n)
+    for p in pods:
+        e.add_pod(p)
+    return e
+
+
+def place(e: Engine, p: PodInfo) -> PodResult:
+    """Schedule one pod and commit it."""
+    return e.schedule([p], k=1, commit=True)[0]
+
+
+def where(e: Engine, p: PodInfo) -> str | None:
+    r = place(e, p)
+    return r.candidates[0][0] if r.candidates else None
+
+
+def scores(e: Engine, p: PodInfo) -> dict[str, int]:
+    """Total score of every feasible node for `p`, without placing it."""
+    r = e.schedule([p], k=max(1, e.num_nodes()), commit=False)[0]
+    return dict(r.candidates)
+
+
+def message(e: Engine, p: PodInfo) -> str:
+    r = e.schedule([p], k=1, commit=False)[0]
+    assert not r.candidates, f"expected no fit, got {r.candidates}"
+    return r.message()
+
+
+def only(profile_weights: dict[str, int], **kw) -> Profile:
+    """A profile whose scores come from the named plugins only (to test one scorer at a time)."""
+    return Profile(score_weights=tuple(profile_weights.items()), **kw)

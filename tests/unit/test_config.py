@@ -1,0 +1,146 @@
+"""Config loading: a KubeSchedulerConfiguration-shaped file gives the Profile and RuntimeConfig the
+engine and runtime use; every kind of mistake gives one ConfigError naming the field."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cluster_scheduler.config import (DEFAULT_SCORE_WEIGHTS, ConfigError, Profile, RuntimeConfig,
+                                      ScoringStrategy, SchedulerConfig, load_config)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+GOOD = """\
+apiVersion: kubescheduler.config.k8s.io/v1
+kind: KubeSchedulerConfiguration
+profiles:
+  - schedulerName: my-scheduler
+    plugins:
+      score:
+        disabled: [{name: NodeResourcesBalancedAllocation}]
+        enabled:
+          - {name: NodeAffinity, weight: 5}
+      filter:
+        disabled: [{name: NodePorts}]
+    pluginConfig:
+      - name: NodeResourcesFit
+        args:
+          scoringStrategy:
+            type: RequestedToCapacityRatio
+            resources: [{name: cpu, weight: 2}, {name: memory, weight: 1}]
+            requestedToCapacityRatio:
+              shape: [{utilization: 0, score: 0}, {utilization: 100, score: 10}]
+      - name: InterPodAffinity
+        args: {hardPodAffinityWeight: 7}
+runtime:
+  batchSize: 500
+  partitions: 4
+  topK: 2
+  qps: 100.5
+  backoffMaxSeconds: 3
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    f = tmp_path / "config.yaml"
+    f.write_text(text)
+    return f
+
+
+def test_defaults_without_file():
+    cfg = load_config(None)
+    assert cfg == SchedulerConfig()
+    assert dict(cfg.profile.score_weights) == DEFAULT_SCORE_WEIGHTS
+    assert cfg.profile.scoring == ScoringStrategy()
+
+
+def test_shipped_default_file_equals_builtin_defaults():
+    cfg = load_config(ROOT / "config" / "default.yaml")
+    assert cfg.profile == Profile()
+    assert cfg.runtime == RuntimeConfig()
+
+
+def test_good_file(tmp_path):
+    cfg = load_config(write(tmp_path, GOOD))
+    p = cfg.profile
+    assert p.scheduler_name == "my-scheduler"
+    weights = dict(p.score_weights)
+    assert "NodeResourcesBalancedAllocation" not in weights
+    assert weights["NodeAffinity"] == 5 and weights["TaintToleration"] == 3
+    assert p.weight("NodeResourcesBalancedAllocation") == 0
+    assert not p.filter_enabled("NodePorts") and p.filter_enabled("NodeResourcesFit")
+    assert p.scoring == ScoringStrategy("RequestedToCapacityRatio", (("cpu", 2), ("memory", 1)), ((0, 0), (100, 10)))
+    assert p.hard_pod_affinity_weight == 7
+    r = cfg.runtime
+    assert (r.batch_size, r.partitions, r.top_k, r.qps, r.backoff_max_s) == (500, 4, 2, 100.5, 3.0)
+    assert r.bind_concurrency == RuntimeConfig().bind_concurrency
+
+
+def test_config_drives_the_engine(tmp_path):
+    """The loaded profile really changes placement: MostAllocated packs onto the fuller node."""
+    from tests.plugins.builders import bound, engine, node, pod, where
+
+    text = GOOD.replace("RequestedToCapacityRatio", "MostAllocated")
+    prof = load_config(write(tmp_path, text)).profile
+    nodes = [node("a", cpu="4", memory="8Gi"), node("b", cpu="4", memory="8Gi")]
+    existing = [bound("x", "b", cpu="2", memory="4Gi")]
+    assert where(engine(nodes, existing, profile=prof), pod(cpu="1", memory="1Gi")) == "b"
+    assert where(engine(nodes, existing), pod(cpu="1", memory="1Gi")) == "a"
+
+
+@pytest.mark.parametrize("text, where", [
+    ("profiles: [\n  - schedulerName: x\n   bad: indent", "not valid YAML"),
+    ("kind: KubeSchedulerConfiguration\nprofiles: [{plugins: {score: {enabled: [{name: ImageLocality}]}}}]",
+     "unknown plugin 'ImageLocality'"),
+    ("profiles: [{plugins: {filter: {disabled: [{name: NoSuchFilter}]}}}]", "unknown plugin 'NoSuchFilter'"),
+    ("profiles: [{pluginConfig: [{name: Frobnicate, args: {}}]}]", "unknown plugin 'Frobnicate'"),
+    ("profiles: [{plugins: {score: {enabled: [{name: NodeAffinity, weight: 101}]}}}]",
+     "profiles[0].plugins.score.enabled[0].weight: must be <= 100, got 101"),
+    ("profiles: [{plugins: {score: {enabled: [{name: NodeAffinity, weight: -1}]}}}]",
+     "profiles[0].plugins.score.enabled[0].weight: must be >= 0"),
+    ("profiles: [{plugins: {score: {enabled: [{name: NodeAffinity, weight: high}]}}}]",
+     "must be an integer"),
+    ("profiles: [{pluginConfig: [{name: NodeResourcesFit, args: {scoringStrategy: {type: Fastest}}}]}]",
+     "scoringStrategy.type: must be one of LeastAllocated, MostAllocated, RequestedToCapacityRatio"),
+    ("profiles: [{pluginConfig: [{name: NodeResourcesFit, args: {scoringStrategy: {type: RequestedToCapacityRatio}}}]}]",
+     "requestedToCapacityRatio.shape"),
+    ("runtime: {batchSize: 10, turbo: true}", "runtime.turbo: unknown setting"),
+    ("runtime: {batchSize: 0}", "runtime.batchSize: must be >= 1"),
+    ("runtime: {qps: -5}", "runtime.qps: must be a positive number"),
+    ("kind: Pod", "kind: must be KubeSchedulerConfiguration"),
+    ("profiles: [{}, {}]", "exactly one profile"),
+    ("- just\n- a list", "must be a mapping"),
+])
+def test_errors_are_one_clear_config_error(tmp_path, text, where):
+    f = write(tmp_path, text)
+    with pytest.raises(ConfigError) as exc:
+        load_config(f)
+    msg = str(exc.value)
+    assert where in msg
+    assert str(f) in msg  # names the file
+    assert "Traceback" not in msg
+    if "YAML" not in where:  # the YAML parser's own message may show the offending lines
+        assert "\n" not in msg
+    assert exc.value.__cause__ is None and exc.value.__suppress_context__
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_cli_reports_config_error_without_traceback(tmp_path):
+    f = write(tmp_path, "runtime: {turbo: true}")
+    wl = tmp_path / "w.yaml"
+    wl.write_text("name: w\nops:\n  - op: createNodes\n    count: 1\n    template:\n"
+                  "      status: {allocatable: {cpu: '1', memory: 1Gi, pods: '1'}}\n")
+    proc = subprocess.run([sys.executable, "-m", "cluster_scheduler.cli", "simulate", str(wl), "--config", str(f)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "runtime.turbo: unknown setting" in out
+    assert "Traceback" not in out

@@ -1,0 +1,315 @@
+"""Engine behaviour beyond single plugins: batches charge their own picks, commit=False is a pure
+proposal, candidate restriction (set_owned), exact node/pod updates, `check` agreeing with
+`schedule`, and topology counts that stay global when a replica owns only some nodes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cluster_scheduler.engine import Engine, fit_error_message
+from tests.plugins.builders import bound, engine, message, node, pod, scores, where
+
+ZONE = "topology.kubernetes.io/zone"
+
+
+def used(e: Engine, name: str, resource: str = "cpu") -> int:
+    t = e.table
+    return int(t.req[t.index[name], t.res_index[resource]])
+
+
+def snapshot(e: Engine):
+    """Everything a placement changes: requested and non-zero requested per row, charged pods
+    (overall and per row), and the pod index's matcher and holder counts."""
+    t = e.table
+    n = t.size
+    return (t.req[:n].copy(), t.nonzero[:n].copy(), set(t.charged), [set(p) for p in t.pods],
+            {k: c.per_row[:n].copy() for k, (_, c) in e.index.matchers.items()},
+            {k: c.per_row[:n].copy() for k, c in e.index.holders.items()})
+
+
+def test_fit_error_message_format():
+    assert fit_error_message(5, {"Insufficient memory": 2, "Insufficient cpu": 3, "x": 0}) == \
+        "0/5 nodes are available: 2 Insufficient memory, 3 Insufficient cpu."
+    # sorted as strings, as upstream's sort.Strings: "10 ..." before "9 ..."
+    assert fit_error_message(19, {"b": 9, "a": 10}) == "0/19 nodes are available: 10 a, 9 b."
+
+
+def test_no_nodes():
+    r = Engine().schedule([pod(cpu="1")])[0]
+    assert not r.candidates and r.error is None and r.num_nodes == 0
+    # upstream's wording for an empty cluster (ErrNoNodesAvailable)
+    assert r.message() == "no nodes available to schedule pods"
+
+
+def test_batch_never_overcommits_one_small_node():
+    e = engine([node("small", cpu="2", memory="4Gi", pods="110")])
+    res = e.schedule([pod(cpu="300m", memory="100Mi") for _ in range(20)])
+    placed = [r for r in res if r.candidates]
+    assert len(placed) == 6  # 6 * 300m = 1800m <= 2000m; a 7th would need 2100m
+    assert used(e, "small") == 1800 <= 2000
+    assert all(r.message() == "0/1 nodes are available: 1 Insufficient cpu." for r in res if not r.candidates)
+
+
+def test_batch_across_nodes_respects_every_node():
+    nodes = [node(f"n{i}", cpu=str(1 + i), memory="64Gi") for i in range(4)]  # 1+2+3+4 = 10 cpu
+    e = engine(nodes)
+    res = e.schedule([pod(cpu="500m") for _ in range(25)])
+    assert sum(bool(r.candidates) for r in res) == 20
+    for i in range(4):
+        assert used(e, f"n{i}") <= (1 + i) * 1000
+
+
+def test_distinct_classes_in_one_batch_see_each_other():
+    e = engine([node("a", cpu="2"), node("b", cpu="2")])
+    res = e.schedule([pod(cpu="1500m"), pod(cpu="1", labels={"x": "y"}), pod(cpu="1", memory="1Mi"),
+                      pod(cpu="600m", labels={"z": "1"})])
+    # 1.5 on one node, 1 + 1 on the other; 600m fits on neither (500m and 0 left)
+    assert [bool(r.candidates) for r in res] == [True, True, True, False]
+    assert {res[0].candidates[0][0], res[1].candidates[0][0]} == {"a", "b"}
+    assert used(e, "a") <= 2000 and used(e, "b") <= 2000
+
+
+def test_commit_false_leaves_the_table_unchanged():
+    e = engine([node("a", cpu="4", labels={ZONE: "z1"}), node("b", cpu="4", labels={ZONE: "z2"})],
+               [bound("x", "a", cpu="1", labels={"app": "web"})])
+    web_anti = {"affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+        {"labelSelector": {"matchLabels": {"app": "web"}}, "topologyKey": ZONE}]}}}
+    batch = [pod(cpu="1", labels={"app": "web"}, **web_anti) for _ in range(3)] + [pod(cpu="1") for _ in range(5)]
+    where(e, pod(cpu="1", labels={"app": "web"}, **web_anti))  # registers matchers / holders first
+    before = snapshot(e)
+    pods_before = dict(e.pods)
+    res = e.schedule(batch, k=2, commit=False)
+    assert sum(bool(r.candidates) for r in res) >= 2
+    after = snapshot(e)
+    assert np.array_equal(before[0], after[0]) and np.array_equal(before[1], after[1])
+    assert before[2] == after[2] and before[3] == after[3]
+    for b, a in ((before[4], after[4]), (before[5], after[5])):
+        for k in b:
+            assert np.array_equal(b[k], a.get(k, np.zeros_like(b[k]))), k
+        for k in set(a) - set(b):  # counts registered during the batch must be back to zero
+            assert not a[k].any(), k
+    assert e.pods.keys() == pods_before.keys()
+    # and the same batch, proposed again, gets the same answers
+    again = e.schedule(batch, k=2, commit=False)
+    assert [r.candidates for r in again] == [r.candidates for r in res]
+
+
+def test_commit_false_within_batch_still_charges_picks():
+    """Proposals inside one batch see each other (no node over-proposed), then are undone."""
+    e = engine([node("a", cpu="2")])
+    res = e.schedule([pod(cpu="1") for _ in range(3)], commit=False)
+    assert [bool(r.candidates) for r in res] == [True, True, False]
+    assert used(e, "a") == 0
+
+
+def test_k_candidates_best_first():
+    e = engine([node("n1", cpu="2"), node("n2", cpu="4"), node("n3", cpu="8"), node("n4", cpu="1")])
+    r = e.schedule([pod(cpu="1500m")], k=3, commit=False)[0]
+    names = [n for n, _ in r.candidates]
+    assert names == ["n3", "n2", "n1"]
+    s = [sc for _, sc in r.candidates]
+    assert s == sorted(s, reverse=True)
+
+
+def test_set_owned_restricts_candidates():
+    e = engine([node(f"n{i}", cpu=str(2 + i)) for i in range(4)])
+    e.set_owned({"n0", "n1"})
+    assert set(scores(e, pod(cpu="1"))) == {"n0", "n1"}
+    assert where(e, pod(cpu="1")) == "n1"
+    # the diagnosis counts the whole cluster (all nodes are known), as upstream's '0/N'
+    r = e.schedule([pod(cpu="3")], commit=False)[0]
+    assert not r.candidates and r.num_nodes == 4
+    e.set_owned(None)
+    assert set(scores(e, pod(cpu="1"))) == {"n0", "n1", "n2", "n3"}
+
+
+ZONE_NODES = lambda: [node("a1", labels={ZONE: "a"}), node("a2", labels={ZONE: "a"}),  # noqa: E731
+                      node("b1", labels={ZONE: "b"}), node("b2", labels={ZONE: "b"})]
+WEB_ANTI_ZONE = {"affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+    {"labelSelector": {"matchLabels": {"app": "web"}}, "topologyKey": ZONE}]}}}
+WEB_SPREAD = {"topologySpreadConstraints": [{
+    "maxSkew": 1, "topologyKey": ZONE, "whenUnsatisfiable": "DoNotSchedule",
+    "labelSelector": {"matchLabels": {"app": "web"}}}]}
+
+
+def test_set_owned_anti_affinity_counts_are_global():
+    """Pods on nodes this replica does not own still repel: a1 is not owned, its zone is."""
+    e = engine(ZONE_NODES(), [bound("w", "a1", labels={"app": "web"})])
+    e.set_owned({"a2", "b2"})
+    assert set(scores(e, pod(cpu="100m", **WEB_ANTI_ZONE))) == {"b2"}
+    # a pod bound elsewhere (by another replica) is seen at once
+    e.add_pod(bound("w2", "b1", labels={"app": "web"}))
+    assert scores(e, pod(cpu="100m", **WEB_ANTI_ZONE)) == {}
+
+
+def test_set_owned_spread_counts_are_global():
+    e = engine(ZONE_NODES())
+    e.set_owned({"a2", "b2"})
+    web = pod(cpu="100m", labels={"app": "web"}, **WEB_SPREAD)
+    assert set(scores(e, web)) == {"a2", "b2"}
+    for name, n in (("w", "a1"), ("w2", "a1")):  # bound by another replica on a node we do not own
+        e.add_pod(bound(name, n, labels={"app": "web"}))
+    assert set(scores(e, web)) == {"b2"}
+    for name, n in (("w3", "b1"), ("w4", "b1")):
+        e.add_pod(bound(name, n, labels={"app": "web"}))
+    assert set(scores(e, web)) == {"a2", "b2"}
+
+
+def test_set_owned_spread_counts_pods_bound_before_first_use():
+    e = engine(ZONE_NODES(), [bound("w", "a1", labels={"app": "web"}), bound("w2", "a1", labels={"app": "web"})])
+    e.set_owned({"a2", "b2"})
+    assert set(scores(e, pod(cpu="100m", labels={"app": "web"}, **WEB_SPREAD))) == {"b2"}
+
+
+def test_remove_pod_frees_capacity_exactly():
+    e = engine([node("a", cpu="2")], [bound("x", "a", cpu="1500m")])
+    assert where(e, pod(cpu="1")) is None
+    e.remove_pod("default/x")
+    assert used(e, "a") == 0
+    assert e.table.nonzero[e.table.index["a"]].tolist() == [0, 0]
+    assert where(e, pod(cpu="2")) == "a"
+    e.remove_pod("default/nonexistent")  # no-op
+
+
+def test_remove_pod_after_schedule():
+    e = engine([node("a", cpu="2")])
+    p = pod(cpu="2")
+    assert where(e, p) == "a"
+    assert where(e, pod(cpu="1")) is None
+    e.remove_pod(p.uid)
+    assert where(e, pod(cpu="1")) == "a"
+
+
+def test_add_pod_is_idempotent_and_moves():
+    e = engine([node("a", cpu="4"), node("b", cpu="4")])
+    p = bound("x", "a", cpu="1")
+    e.add_pod(p)
+    e.add_pod(p)
+    assert used(e, "a") == 1000
+    moved = bound("x", "b", cpu="1")
+    e.add_pod(moved)
+    assert (used(e, "a"), used(e, "b")) == (0, 1000)
+
+
+def test_remove_node_and_readd_keeps_bound_pods():
+    """Pods bound to a node that goes away are remembered and charged again when it returns."""
+    e = engine([node("a", cpu="2"), node("b", cpu="2")], [bound("x", "a", cpu="1500m")])
+    e.remove_node("a")
+    assert set(scores(e, pod(cpu="1"))) == {"b"}
+    assert e.num_nodes() == 1
+    e.set_node(node("a", cpu="2"))
+    assert used(e, "a") == 1500
+    assert set(scores(e, pod(cpu="1"))) == {"b"}
+    e.remove_pod("default/x")
+    assert set(scores(e, pod(cpu="1"))) == {"a", "b"}
+
+
+def test_pod_bound_before_its_node_arrives():
+    e = engine([node("b", cpu="2")])
+    e.add_pod(bound("x", "late", cpu="1500m"))
+    e.set_node(node("late", cpu="2"))
+    assert used(e, "late") == 1500
+    assert set(scores(e, pod(cpu="1"))) == {"b"}
+
+
+def test_removed_node_row_reused_cleanly():
+    e = engine([node("a", cpu="2", labels={"zone": "x"}, taints=[{"key": "k", "effect": "NoSchedule"}])],
+               [bound("x", "a", cpu="1500m", ports=[{"containerPort": 80, "hostPort": 80}])])
+    e.remove_node("a")
+    e.remove_pod("default/x")
+    e.set_node(node("c", cpu="2"))
+    assert used(e, "c") == 0
+    assert where(e, pod(cpu="2", ports=[{"containerPort": 80, "hostPort": 80}])) == "c"
+    assert where(e, pod(cpu="1", nodeSelector={"zone": "x"})) is None
+
+
+def test_set_node_update_shrinks_and_grows():
+    e = engine([node("a", cpu="4")], [bound("x", "a", cpu="2")])
+    e.set_node(node("a", cpu="2"))  # allocatable shrinks below what is bound+requested
+    assert used(e, "a") == 2000
+    assert message(e, pod(cpu="1")) == "0/1 nodes are available: 1 Insufficient cpu."
+    e.set_node(node("a", cpu="8"))
+    assert where(e, pod(cpu="6")) == "a"
+
+
+def test_set_node_label_and_taint_updates():
+    e = engine([node("a"), node("b")])
+    p_sel = pod(cpu="1", nodeSelector={"disk": "ssd"})
+    assert where(e, p_sel) is None
+    e.set_node(node("b", labels={"disk": "ssd"}))
+    assert where(e, pod(cpu="1", nodeSelector={"disk": "ssd"})) == "b"
+    e.set_node(node("b", labels={"disk": "ssd"}, taints=[{"key": "k", "effect": "NoSchedule"}]))
+    assert where(e, pod(cpu="1", nodeSelector={"disk": "ssd"})) is None
+
+
+def test_check_agrees_with_schedule():
+    nodes = [node("a", cpu="2", labels={ZONE: "a"}), node("b", cpu="4", labels={ZONE: "b"}),
+             node("c", cpu="4", unschedulable=True), node("d", cpu="8", taints=[{"key": "k", "effect": "NoSchedule"}])]
+    e = engine(nodes, [bound("x", "b", cpu="3")])
+    for p in [pod(cpu="1"), pod(cpu="1500m"), pod(cpu="3"), pod(cpu="1", nodeSelector={ZONE: "b"})]:
+        feasible = set(scores(e, p))
+        for n in ["a", "b", "c", "d", "missing"]:
+            assert e.check(p.key, n) == (n in feasible), (p.key.requests, n)
+
+
+def test_check_sees_commits():
+    e = engine([node("a", cpu="2")])
+    p = pod(cpu="1500m")
+    assert e.check(p.key, "a")
+    e.assume(pod(cpu="1"), "a")
+    assert not e.check(p.key, "a")
+    e.forget(next(iter(e.pods)))
+    assert e.check(p.key, "a")
+
+
+def test_priority_order_is_callers():
+    """schedule places pods in the order given: the first takes the only slot."""
+    e = engine([node("a", cpu="1")])
+    first, second = pod(cpu="1"), pod(cpu="1")
+    res = e.schedule([second, first])
+    assert res[0].candidates and not res[1].candidates
+
+
+def test_many_classes_evicted_from_cache_stay_correct():
+    e = Engine(max_classes=4)
+    for i in range(3):
+        e.set_node(node(f"n{i}", cpu="4"))
+    pods = [pod(cpu=f"{100 + 10 * i}m", labels={"i": str(i)}) for i in range(30)]
+    res = e.schedule(pods)
+    assert all(r.candidates for r in res)
+    assert sum(used(e, f"n{i}") for i in range(3)) == sum(100 + 10 * i for i in range(30))
+    assert len(e.classes) <= 4
+
+
+def test_lazy_rescoring_matches_fresh_engine():
+    """After a sequence of placements, the cached class scores equal a fresh engine's."""
+    nodes = [node(f"n{i}", cpu=str(4 + i), memory=f"{8 + 2 * i}Gi") for i in range(5)]
+    e = engine(nodes)
+    seq = [pod(cpu="700m", memory="1Gi") for _ in range(12)]
+    for p in seq:
+        where(e, p)
+    fresh = engine(nodes, [bound(p.name, e.pods[p.uid].node_name, cpu="700m", memory="1Gi") for p in seq])
+    probe = pod(cpu="700m", memory="1Gi")
+    assert scores(e, probe) == scores(fresh, probe)
+
+
+@pytest.mark.parametrize("spec", [
+    {"containers": [{"name": "c", "resources": {"requests": {"cpu": "two"}}}]},
+    {"containers": [{"name": "c"}], "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchExpressions": [{"key": "k", "operator": "Near", "values": ["x"]}]}]}}}},
+    {"containers": [{"name": "c"}], "topologySpreadConstraints": [
+        {"maxSkew": 0, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule"}]},
+    {"containers": [{"name": "c"}], "tolerations": [{"key": "k", "operator": "Exists", "value": "v"}]},
+    {"containers": "not a list"},
+])
+def test_malformed_pods_become_errors_in_a_batch(spec):
+    """A malformed pod gets PodResult.error with the parser's reason; its batch-mates still schedule."""
+    from cluster_scheduler.model.parse import parse_pod
+
+    bad = parse_pod({"metadata": {"name": "bad", "namespace": "default"}, "spec": spec})
+    assert bad.key is None and bad.error
+    e = engine([node("a")])
+    res = e.schedule([pod(cpu="1"), bad, pod(cpu="1")])
+    assert res[1].error == bad.error == res[1].message() and not res[1].candidates
+    assert res[0].candidates and res[2].candidates
