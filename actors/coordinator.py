@@ -1,0 +1,533 @@
+"""The coordinator: batching, fan-out to the partitions, optimistic commit against the ledger.
+
+It runs in the scheduler's driver process, next to the informer and the binder, on one thread
+(`run`): informer events, binding results, resizes and batches are handled in turn, so the ledger
+and the queue have a single owner and need no locks.
+
+One scheduling cycle:
+1. A batch leaves the queue (priority, then arrival) and goes to all partitions at once, with the
+   deltas accumulated since the last batch (nodes, bound pods, assumptions) in the same call;
+   each returns its best k nodes per pod from its shard, and a reason histogram for pods it
+   cannot place.
+3. Per pod, in batch order, the candidates of all partitions are merged best score first. The
+   first that passes `ledger.check` now wins and is assumed in the ledger at once (the next pod
+   and the next batch see it); the binder binds it. Partitions learn the assumption with the next
+   deltas. A pod whose candidates all fail lost a race to another pod of the batch: it goes back
+   to the queue (after a few such losses the ledger places it itself, so nothing livelocks).
+4. A pod no partition can place is tried once on the ledger (a partition's view includes its own
+   proposals for earlier pods of the batch, which may have lost); if that fails too, it is
+   Unschedulable with the partitions' histograms summed: kube's "0/N nodes are available: ...".
+
+The ledger is an Engine over all nodes: it sees exactly what the partitions see (every node, every
+bound and assumed pod), so cross-shard constraints (spread skew, anti-affinity across zones) are
+decided on global counts twice: by the partitions when proposing and by the ledger when committing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import msgpack
+
+from cluster_scheduler.api.binder import BOUND, RETRY
+from cluster_scheduler.api.informer import (DELETED, NAMESPACES, NODES, PODS, namespace_labels, node_info,
+                                            object_key, pack, pod_info, strip_node, strip_pod)
+from cluster_scheduler.config import Profile, RuntimeConfig
+from cluster_scheduler.engine import Engine, fit_error_message
+from cluster_scheduler.model.types import PodInfo
+from cluster_scheduler.queue import SchedulingQueue
+
+from .partition import Partition
+
+log = logging.getLogger(__name__)
+
+TERMINAL_PHASES = ("Succeeded", "Failed")
+LEDGER_AFTER_CONFLICTS = 3  # a pod that lost this many races is placed by the ledger itself
+MAX_DELTAS = 20000  # flush deltas to the partitions at least this often while idle
+
+
+@dataclass
+class Stats:
+    batches: int = 0
+    scheduled: int = 0  # assumed and sent to the binder
+    bound: int = 0
+    unschedulable: int = 0  # Unschedulable verdicts (a pod may get several)
+    conflicts: int = 0  # proposals that failed the ledger check
+    requeued: int = 0  # pods whose every proposal failed
+    rescued: int = 0  # pods the ledger placed after the partitions could not
+    bind_retries: int = 0
+    bind_dropped: int = 0  # 409 / 404
+    partition_failures: int = 0
+    first_bind: float = 0.0
+    last_bind: float = 0.0
+    schedule_s: float = 0.0  # time in partition calls
+    commit_s: float = 0.0  # time in the ledger
+
+    def line(self) -> str:
+        return (f"batches={self.batches} scheduled={self.scheduled} bound={self.bound} "
+                f"unschedulable={self.unschedulable} conflicts={self.conflicts} requeued={self.requeued} "
+                f"rescued={self.rescued} bind_retries={self.bind_retries} bind_dropped={self.bind_dropped} "
+                f"partition_failures={self.partition_failures} "
+                f"partitions_s={self.schedule_s:.1f} commit_s={self.commit_s:.1f}")
+
+
+@dataclass
+class Merged:
+    candidates: list[tuple[str, int]] = field(default_factory=list)
+    reasons: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+
+
+def merge(per_partition: list[list], n_pods: int) -> list[Merged]:
+    """Per pod: every partition's candidates, best score first (ties keep partition order), and
+    the sum of their reason histograms."""
+    out = [Merged() for _ in range(n_pods)]
+    for results in per_partition:
+        for m, (_uid, cands, reasons, _num, error) in zip(out, results):
+            m.candidates.extend((n, s) for n, s in cands)
+            for text, c in reasons.items():
+                m.reasons[text] = m.reasons.get(text, 0) + c
+            if error:
+                m.error = error
+    for m in out:
+        m.candidates.sort(key=lambda c: -c[1])
+    return out
+
+
+class Coordinator:
+    def __init__(self, profile: Profile, runtime: RuntimeConfig, binder: Any, *, partitions: int,
+                 actor_options: dict | None = None, ray_module: Any = None, metrics: Any = None) -> None:
+        import ray as _ray
+
+        self.metrics = metrics  # a cluster_scheduler.metrics.SchedulerMetrics, or None
+        self.ray = ray_module or _ray
+        self.profile = profile
+        self.cfg = runtime
+        self.binder = binder
+        self.scheduler_name = profile.scheduler_name
+        self.ledger = Engine(profile)
+        self.queue = SchedulingQueue(runtime.backoff_initial_s, runtime.backoff_max_s,
+                                     runtime.unschedulable_flush_s)
+        self.stats = Stats()
+        # what the partitions must know, kept to re-feed a restarted or new one
+        self.nodes: dict[str, bytes] = {}
+        self.namespaces: dict[str, bytes] = {}
+        self.bound: dict[str, bytes] = {}  # uid -> stripped bound pod (watch-confirmed)
+        self.assumed: dict[str, tuple[bytes, str]] = {}  # uid -> (pending pod, node) while binding
+        self.pending: dict[str, bytes] = {}  # uid -> stripped pending pod of ours
+        self.last_message: dict[str, str] = {}  # uid -> last Unschedulable message posted
+        self._deltas: list[list] = []
+        self._inbox: deque[tuple[str, str, dict]] = deque()
+        self.wake = threading.Event()
+        self._actor_options = dict(actor_options or {})
+        self._remote = self.ray.remote(Partition)
+        self.parts: list[Any] = []
+        self._resync: set[int] = set()
+        self._resize_to: int | None = None
+        self._stop = threading.Event()  # replaced by run()'s stop event
+        self._last_summary = time.monotonic()
+        self._last_gauges = 0.0
+        self.summary_every_s = 10.0
+        self.restart_wait_s = 10.0  # how long a failed actor may take to come back before it is replaced
+        for i in range(partitions):
+            self.parts.append(self._new_actor(i, partitions))
+        self._resync = set(range(partitions))
+
+    # ------------------------------------------------------------------ actors
+    def _new_actor(self, index: int, count: int) -> Any:
+        opts = dict(self._actor_options)
+        want = opts.get("num_cpus") or 0
+        available = getattr(self.ray, "available_resources", None)
+        if want and available is not None:
+            # an actor asking for more CPU than is free would never start (e.g. a partition added
+            # on a full local machine): take what is free, down to none (an unreserved actor)
+            free = available().get("CPU", 0.0)
+            if free < want:
+                opts["num_cpus"] = int(free * 100) / 100
+                log.warning("partition %d gets %.2f CPU (asked %.2f): the cluster has no more free",
+                            index, opts["num_cpus"], want)
+        return self._remote.options(**opts).remote(self.profile, index, count)
+
+    def snapshot(self) -> bytes:
+        ops: list[list] = [["S", b] for b in self.namespaces.values()]
+        ops += [["N", b] for b in self.nodes.values()]
+        ops += [["P", b] for b in self.bound.values()]
+        ops += [["A", b, node] for b, node in self.assumed.values()]
+        return msgpack.packb(ops, use_bin_type=True)
+
+    def _sync_partitions(self) -> None:
+        """(Re)load every partition in `_resync` from the coordinator's state. A partition whose
+        actor cannot answer within a while (restarts exhausted) is replaced by a new actor."""
+        if not self._resync:
+            return
+        snap = self.ray.put(self.snapshot())
+        count = len(self.parts)
+        for i in sorted(self._resync):
+            deadline = time.monotonic() + self.restart_wait_s
+            while not self._stop.is_set():
+                try:
+                    self.ray.get(self.parts[i].load.remote(i, count, snap), timeout=60)
+                    break
+                except Exception as exc:  # noqa: BLE001 - actor dead or restarting
+                    if time.monotonic() > deadline:
+                        log.warning("partition %d did not come back (%s): replacing it", i, type(exc).__name__)
+                        try:
+                            self.ray.kill(self.parts[i], no_restart=True)
+                        except Exception:  # noqa: BLE001
+                            pass
+                        self.parts[i] = self._new_actor(i, count)
+                        deadline = time.monotonic() + 60
+                    else:
+                        time.sleep(0.5)
+            else:
+                return  # stopping: leave the rest unsynced
+            log.info("partition %d/%d loaded (%d nodes, %d pods)", i, count, len(self.nodes),
+                     len(self.bound) + len(self.assumed))
+        self._resync.clear()
+
+    def request_resize(self, partitions: int) -> None:
+        """Change the number of partitions while running (applied between batches)."""
+        self._resize_to = max(1, int(partitions))
+        self.wake.set()
+
+    def _resize(self, n: int) -> None:
+        old = len(self.parts)
+        if n == old:
+            return
+        if n < old:
+            for actor in self.parts[n:]:
+                try:
+                    self.ray.kill(actor, no_restart=True)
+                except Exception:  # noqa: BLE001
+                    pass
+            del self.parts[n:]
+        else:
+            for i in range(old, n):
+                self.parts.append(self._new_actor(i, n))
+                self._resync.add(i)
+        keep = [i for i in range(min(old, n)) if i not in self._resync]
+        self._flush_deltas()
+        futs = [self.parts[i].reshard.remote(i, n) for i in keep]
+        for i, f in zip(keep, futs):
+            try:
+                self.ray.get(f)
+            except Exception:  # noqa: BLE001
+                self._resync.add(i)
+        self._sync_partitions()
+        log.info("partitions: %d -> %d", old, n)
+
+    # ----------------------------------------------------------- informer side
+    def sink(self, kind: str, typ: str, obj: dict) -> None:
+        """Informer callback (any thread): queued for the loop."""
+        self._inbox.append((kind, typ, obj))
+        self.wake.set()
+
+    def _drain_inbox(self) -> int:
+        n = 0
+        moved = False  # an event that may let unschedulable pods fit
+        affinity_moved = False
+        while True:
+            try:
+                kind, typ, obj = self._inbox.popleft()
+            except IndexError:
+                break
+            n += 1
+            if kind == PODS:
+                m = self._on_pod(typ, obj)
+                moved |= m == "freed"
+                affinity_moved |= m == "bound"
+            elif kind == NODES:
+                # only a real change (not a heartbeat) can make a pod fit
+                moved |= self._on_node(typ, obj)
+            elif kind == NAMESPACES:
+                self._on_namespace(typ, obj)
+        if moved:
+            self.queue.move_all_to_active()
+        elif affinity_moved:
+            # a newly bound pod can only help pods that need a pod nearby (required affinity)
+            self.queue.move_all_to_active(lambda p: bool(p.key and p.key.pod_affinity))
+        return n
+
+    def _on_node(self, typ: str, obj: dict) -> bool:
+        """Apply a node event; True when it changed what the scheduler knows."""
+        name = object_key(NODES, obj)
+        if typ == DELETED:
+            if self.nodes.pop(name, None) is not None:
+                self.ledger.remove_node(name)
+                self._deltas.append(["n", name])
+            return False  # fewer nodes never make a pod fit
+        stripped = strip_node(obj)
+        b = pack(stripped)
+        if self.nodes.get(name) == b:
+            return False
+        self.nodes[name] = b
+        self.ledger.set_node(node_info(stripped))
+        self._deltas.append(["N", b])
+        return True
+
+    def _on_namespace(self, typ: str, obj: dict) -> None:
+        name, labels = namespace_labels(obj)
+        if typ == DELETED:
+            self.namespaces.pop(name, None)
+            return
+        b = pack({"metadata": {"name": name, "labels": labels}})
+        if self.namespaces.get(name) == b:
+            return
+        self.namespaces[name] = b
+        self.ledger.set_namespace_labels(name, labels)
+        self._deltas.append(["S", b])
+
+    def _pod_gone(self, uid: str) -> bool:
+        self.pending.pop(uid, None)
+        self.last_message.pop(uid, None)
+        self.queue.done(uid)
+        freed = False
+        if self.bound.pop(uid, None) is not None:
+            freed = True
+        if self.assumed.pop(uid, None) is not None:
+            freed = True
+        if freed:
+            self.ledger.remove_pod(uid)
+            self._deltas.append(["p", uid])
+        return freed
+
+    def _on_pod(self, typ: str, obj: dict) -> str:
+        """Apply a pod event; returns "freed" (capacity released), "bound" (a pod newly placed)
+        or ""."""
+        uid = object_key(PODS, obj)
+        if typ == DELETED:
+            return "freed" if self._pod_gone(uid) else ""
+        s = strip_pod(obj)
+        spec = s["spec"]
+        node = spec.get("nodeName")
+        if node:
+            if s["status"].get("phase") in TERMINAL_PHASES:
+                # finished pods hold no resources (as kube-scheduler's cache)
+                return "freed" if self._pod_gone(uid) else ""
+            b = pack(s)
+            self.pending.pop(uid, None)
+            self.last_message.pop(uid, None)
+            self.queue.done(uid)
+            self.assumed.pop(uid, None)  # confirmed (or bound by someone else: the watch wins)
+            if self.bound.get(uid) == b:
+                return ""
+            self.bound[uid] = b
+            self.ledger.add_pod(pod_info(s))
+            self._deltas.append(["P", b])
+            return "bound"
+        if spec.get("schedulerName") != self.scheduler_name:
+            return ""
+        if uid in self.assumed or uid in self.bound:
+            return ""  # being bound by us; this is e.g. our own status patch arriving
+        b = pack(s)
+        if self.pending.get(uid) == b and uid in self.queue:
+            return ""
+        info = pod_info(s)
+        if info.deleting or info.scheduling_gated:
+            # never place a pod being deleted; a gated pod waits for the update that lifts its gates
+            self.pending.pop(uid, None)
+            self.queue.done(uid)
+            return ""
+        self.pending[uid] = b
+        self.queue.add(info)
+        return ""
+
+    # ------------------------------------------------------------ binder side
+    def _drain_binder(self) -> None:
+        now = time.monotonic()
+        for r in self.binder.drain():
+            uid = r.pod.uid
+            if self.metrics is not None:
+                self.metrics.observe_binding(r.outcome)
+            if r.outcome == BOUND:
+                self.stats.bound += 1
+                self.stats.first_bind = self.stats.first_bind or now
+                self.stats.last_bind = now
+                if self.metrics is not None and r.pod.creation_ts:
+                    self.metrics.observe_scheduled(time.time() - r.pod.creation_ts,
+                                                   max(1, self.queue.attempts(uid)))
+                continue
+            entry = self.assumed.pop(uid, None)
+            if entry is not None:
+                self.ledger.forget(uid)
+                self._deltas.append(["p", uid])
+                self.queue.move_all_to_active()
+            if r.outcome == RETRY and entry is not None and uid not in self.bound:
+                self.stats.bind_retries += 1
+                log.info("binding %s/%s to %s failed (%s): retrying after backoff",
+                         r.pod.namespace, r.pod.name, r.node, r.detail)
+                self.pending[uid] = entry[0]
+                self.queue.backoff(r.pod)
+            else:
+                self.stats.bind_dropped += 1
+                self.queue.done(uid)
+                log.info("binding %s/%s to %s dropped: %s", r.pod.namespace, r.pod.name, r.node, r.detail)
+
+    # -------------------------------------------------------------- scheduling
+    def _flush_deltas(self) -> list:
+        """Send pending deltas to every partition (one call each; used when no batch carries
+        them: resizes, long idle stretches); returns the futures."""
+        if not self._deltas:
+            return []
+        data = self.ray.put(msgpack.packb(self._deltas, use_bin_type=True))
+        self._deltas = []
+        return [(i, p.apply.remote(data)) for i, p in enumerate(self.parts) if i not in self._resync]
+
+    def _fan_out(self, batch: list[PodInfo]) -> list[list] | None:
+        deltas = None
+        if self._deltas:
+            deltas = self.ray.put(msgpack.packb(self._deltas, use_bin_type=True))
+            self._deltas = []
+        data = self.ray.put(msgpack.packb([self.pending[p.uid] for p in batch], use_bin_type=True))
+        futs = [p.schedule.remote(data, self.cfg.top_k, deltas) for p in self.parts]
+        out: list[list] = []
+        failed = False
+        for i, f in enumerate(futs):
+            try:
+                res = self.ray.get(f)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("partition %d failed scheduling: %s", i, type(exc).__name__)
+                res = None
+            if res is None:
+                self._resync.add(i)
+                failed = True
+            else:
+                seconds, results = msgpack.unpackb(res, raw=False)
+                if self.metrics is not None:
+                    self.metrics.observe_partition_batch(i, seconds)
+                out.append(results)
+        if failed:
+            self.stats.partition_failures += 1
+            return None
+        return out
+
+    def schedule_batch(self, batch: list[PodInfo]) -> None:
+        t0 = time.monotonic()
+        results = self._fan_out(batch)
+        t1 = time.monotonic()
+        if results is None:
+            for p in batch:  # nothing was assumed: the whole batch is tried again once resynced
+                self.queue.requeue(p)
+            return
+        merged = merge(results, len(batch))
+        ledger = self.ledger
+        total = len(self.nodes)
+        n_won = n_unsched = n_requeued = 0
+        conflicts_before = self.stats.conflicts
+        for pod, m in zip(batch, merged):
+            if m.error or pod.key is None:
+                self._unschedulable(pod, m.error or pod.error or "invalid pod spec")
+                n_unsched += 1
+                continue
+            won = None
+            for node, _score in m.candidates:
+                if ledger.check(pod.key, node):
+                    won = node
+                    break
+                self.stats.conflicts += 1
+            if won is None and (not m.candidates or self.queue.attempts(pod.uid) >= LEDGER_AFTER_CONFLICTS):
+                r = ledger.schedule([pod], k=1, commit=False)[0]
+                if r.candidates:
+                    won = r.candidates[0][0]
+                    self.stats.rescued += 1
+                elif not m.candidates:
+                    self._unschedulable(pod, fit_error_message(total, m.reasons))
+                    n_unsched += 1
+                    continue
+            if won is None:
+                self.stats.requeued += 1
+                n_requeued += 1
+                self.queue.requeue(pod)
+                continue
+            self._assume(pod, won)
+            n_won += 1
+        t2 = time.monotonic()
+        if self.metrics is not None:
+            m = self.metrics
+            m.observe_attempt("scheduled", t2 - t0, n_won)
+            m.observe_attempt("unschedulable", t2 - t0, n_unsched)
+            m.conflicts.inc(self.stats.conflicts - conflicts_before)
+        self.stats.batches += 1
+        self.stats.schedule_s += t1 - t0
+        self.stats.commit_s += t2 - t1
+        log.debug("batch %d: %d pods, %d assumed, %d unschedulable, %d requeued; partitions %.3fs, "
+                  "commit %.3fs", self.stats.batches, len(batch), n_won, n_unsched, n_requeued, t1 - t0, t2 - t1)
+
+    def _assume(self, pod: PodInfo, node: str) -> None:
+        b = self.pending.pop(pod.uid)
+        self.ledger.assume(replace(pod), node)
+        self.assumed[pod.uid] = (b, node)
+        self._deltas.append(["A", b, node])
+        # the queue keeps its bookkeeping (attempts) until the binding is settled, so a failed
+        # binding backs off longer each time
+        self.last_message.pop(pod.uid, None)
+        self.stats.scheduled += 1
+        self.binder.bind(pod, node)
+
+    def _unschedulable(self, pod: PodInfo, message: str) -> None:
+        self.stats.unschedulable += 1
+        self.queue.mark_unschedulable(pod)
+        if self.last_message.get(pod.uid) != message:  # don't re-post an unchanged verdict
+            self.last_message[pod.uid] = message
+            self.binder.mark_unschedulable(pod, message)
+
+    # -------------------------------------------------------------------- loop
+    def run_once(self) -> bool:
+        """One turn of the loop; True when a batch was scheduled."""
+        self._drain_inbox()
+        self._drain_binder()
+        if self._resize_to is not None:
+            n, self._resize_to = self._resize_to, None
+            self._resize(n)
+        self._sync_partitions()
+        if len(self._deltas) >= MAX_DELTAS:
+            for _i, f in self._flush_deltas():
+                try:
+                    self.ray.get(f)
+                except Exception:  # noqa: BLE001
+                    self._resync.add(_i)
+        now = time.monotonic()
+        if self.metrics is not None and now - self._last_gauges >= 1.0:
+            self._last_gauges = now
+            c = self.queue.counts()
+            self.metrics.set_pending(c["active"], c["backoff"], c["unschedulable"])
+            self.metrics.partitions.set(len(self.parts))
+            self.metrics.binder_inflight.set(self.binder.in_flight)
+        if now - self._last_summary >= self.summary_every_s:
+            self._last_summary = now
+            c = self.queue.counts()
+            log.info("%s queue active=%d backoff=%d unschedulable=%d binding=%d", self.stats.line(),
+                     c["active"], c["backoff"], c["unschedulable"], len(self.assumed))
+        batch = self.queue.pop_batch(self.cfg.batch_size)
+        if not batch:
+            return False
+        self.schedule_batch(batch)
+        return True
+
+    def run(self, stop: threading.Event, ready: threading.Event | None = None) -> None:
+        """The scheduling loop, until `stop` is set. `ready` (the informers' sync) gates the
+        first batch: nothing is scheduled against a partial view of the cluster."""
+        self._stop = stop
+        while not stop.is_set():
+            if ready is not None and not ready.is_set():
+                self._drain_inbox()
+                ready.wait(0.1)
+                continue
+            if self.run_once():
+                continue
+            self.wake.clear()
+            wait = self.queue.next_ready_in()
+            self.wake.wait(0.5 if wait is None else min(0.5, max(wait, 0.005)))
+
+    def shutdown(self) -> None:
+        for actor in self.parts:
+            try:
+                self.ray.kill(actor, no_restart=True)
+            except Exception:  # noqa: BLE001
+                pass
+        self.parts.clear()

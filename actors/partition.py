@@ -1,0 +1,127 @@
+"""A partition: one Engine replica that proposes nodes from its shard only.
+
+Every partition sees every node and every bound or assumed pod, so topology counts (zone spread,
+inter-pod affinity) are global; `set_owned` restricts the nodes it proposes to its shard
+(crc32(node name) mod partitions: stable across processes and restarts, and even for many nodes).
+
+State arrives in batches of msgpack deltas from the coordinator, never one call per object. A
+fresh (or restarted) actor is not synced: it refuses deltas and batches until the coordinator
+re-feeds it a full snapshot with `load`, so a restarted actor can never propose from a partial view.
+
+Delta ops (lists): ["N", node] set node, ["n", name] remove node, ["S", namespace] namespace
+labels, ["P", pod] a bound pod, ["p", uid] pod gone or assumption forgotten,
+["A", pod, node] a pod the coordinator assumed onto node. Objects are msgpack bytes of stripped
+API dicts (see cluster_scheduler.api.informer).
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+
+import msgpack
+
+from cluster_scheduler.api.informer import namespace_labels, node_info, pod_info, unpack
+from cluster_scheduler.config import Profile
+from cluster_scheduler.engine import Engine
+
+
+def shard_of(node: str, partitions: int) -> int:
+    return zlib.crc32(node.encode()) % partitions
+
+
+def apply_deltas(engine: Engine, deltas: list) -> list[str]:
+    """Apply decoded delta ops to an engine; returns the names of nodes added or updated."""
+    touched: list[str] = []
+    for d in deltas:
+        op = d[0]
+        if op == "P":
+            engine.add_pod(pod_info(unpack(d[1])))
+        elif op == "p":
+            engine.remove_pod(d[1])
+        elif op == "A":
+            info = pod_info(unpack(d[1]))
+            engine.assume(info, d[2])
+        elif op == "N":
+            n = node_info(unpack(d[1]))
+            engine.set_node(n)
+            touched.append(n.name)
+        elif op == "n":
+            engine.remove_node(d[1])
+        elif op == "S":
+            name, labels = namespace_labels(unpack(d[1]))
+            engine.set_namespace_labels(name, labels)
+        else:
+            raise ValueError(f"unknown delta op {op!r}")
+    return touched
+
+
+def encode_results(results: list, seconds: float) -> bytes:
+    """[seconds, [[uid, [[node, score], ...], reasons, num_nodes, error], ...]]"""
+    return msgpack.packb([seconds, [[r.uid, [[n, s] for n, s in r.candidates], r.reasons, r.num_nodes, r.error]
+                                    for r in results]], use_bin_type=True)
+
+
+class Partition:
+    """The actor body (wrapped with ray.remote by the coordinator)."""
+
+    def __init__(self, profile: Profile, index: int, count: int) -> None:
+        self.profile = profile
+        self.index, self.count = index, count
+        self.engine = Engine(profile)
+        self.synced = False
+        self.owned: set[str] = set()
+
+    def ping(self) -> bool:
+        return self.synced
+
+    def load(self, index: int, count: int, snapshot: bytes) -> int:
+        """Replace all state with a full snapshot (a list of delta ops); returns the node count."""
+        self.index, self.count = index, count
+        self.engine = Engine(self.profile)
+        self.owned = set()
+        apply_deltas(self.engine, msgpack.unpackb(snapshot, raw=False))
+        self._reown()
+        self.synced = True
+        return self.engine.num_nodes()
+
+    def reshard(self, index: int, count: int) -> int:
+        """New shard after partitions were added or removed; returns how many nodes it owns."""
+        self.index, self.count = index, count
+        self._reown()
+        return len(self.owned)
+
+    def _reown(self) -> None:
+        self.owned = {n for n in self.engine.table.index if shard_of(n, self.count) == self.index}
+        self.engine.set_owned(self.owned)
+
+    def apply(self, deltas: bytes) -> bool:
+        """Apply a batch of deltas; False (and nothing applied) when not synced."""
+        if not self.synced:
+            return False
+        ops = msgpack.unpackb(deltas, raw=False)
+        touched = apply_deltas(self.engine, ops)
+        mine = [n for n in touched if n not in self.owned and shard_of(n, self.count) == self.index]
+        removed = any(op[0] == "n" and op[1] in self.owned for op in ops)
+        if mine or removed:
+            self.owned.update(mine)
+            self.owned.intersection_update(self.engine.table.index)
+            self.engine.set_owned(self.owned)
+        return True
+
+    def schedule(self, pods: bytes, k: int, deltas: bytes | None = None) -> bytes | None:
+        """Top-k proposals (and reason histograms) for a batch of pods (msgpack list of stripped
+        pod bytes), in order, and the seconds it took; nothing is committed. Pending `deltas` come
+        in the same call (one task per partition per batch). None when not synced."""
+        if not self.synced:
+            return None
+        t0 = time.perf_counter()
+        if deltas is not None:
+            self.apply(deltas)
+        infos = [pod_info(unpack(b)) for b in msgpack.unpackb(pods, raw=False)]
+        results = self.engine.schedule(infos, k=k, commit=False)
+        return encode_results(results, time.perf_counter() - t0)
+
+    def stats(self) -> dict:
+        return {"index": self.index, "count": self.count, "nodes": self.engine.num_nodes(),
+                "owned": len(self.owned), "pods": len(self.engine.pods), "synced": self.synced}

@@ -1,0 +1,204 @@
+"""The binder: the only writer of bindings (and of the PodScheduled=False condition).
+
+Bindings go out from a bounded thread pool (`bind_concurrency`) through one token bucket
+(`qps`/`burst`, as client-go's rate limiter), so a burst of winners cannot flood the apiserver.
+Each outcome is classified the way kube-scheduler's binding cycle needs it:
+
+- 201: bound. The assumption stays until the watch event confirms it.
+- 409 Conflict: already bound (by another scheduler, a human, or an earlier attempt of ours that
+  timed out yet succeeded). Forget the assumption and drop the pod; the watch event tells where it
+  went. The apiserver refuses a second binding, so a pod can never be bound twice.
+- 404 Not Found: the pod is gone. Forget and drop.
+- 429, 5xx, timeouts, connection errors, anything else: forget and retry after a backoff.
+
+Results are not acted on here: they are handed back (`drain`) to the coordinator's loop, which owns
+the ledger and the queue. A status patch for a pod and a later binding of the same pod are
+ordered (the binding waits for the patch) so a slow PodScheduled=False can never land on a pod
+that is already bound.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from ..model.types import PodInfo
+
+log = logging.getLogger(__name__)
+
+BOUND = "bound"
+CONFLICT = "conflict"  # 409: someone bound it already
+GONE = "gone"  # 404: deleted
+RETRY = "retry"  # transient: requeue with backoff
+
+
+class TokenBucket:
+    """Thread-safe token bucket: `qps` tokens a second, at most `burst` saved up. `acquire` blocks
+    until a token is free (or the bucket is closed)."""
+
+    def __init__(self, qps: float, burst: int, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.qps = float(qps)
+        self.burst = max(1, int(burst))
+        self._tokens = float(self.burst)
+        self._clock, self._sleep = clock, sleep
+        self._last = clock()
+        self._lock = threading.Lock()
+
+    def try_acquire(self) -> float:
+        """Take a token if one is free (returns 0.0), else return how long until one will be."""
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self.burst, self._tokens + (now - self._last) * self.qps)
+            self._last = now
+            if self._tokens >= 1.0:
+                self._tokens -= 1.0
+                return 0.0
+            return (1.0 - self._tokens) / self.qps
+
+    def acquire(self) -> None:
+        while (wait := self.try_acquire()) > 0:
+            self._sleep(wait)
+
+
+@dataclass(slots=True)
+class BindResult:
+    pod: PodInfo
+    node: str
+    outcome: str
+    detail: str = ""
+    seconds: float = 0.0
+
+
+def classify(exc: BaseException) -> tuple[str, str]:
+    """(outcome, detail) for an exception raised by a binding call."""
+    status = getattr(exc, "status", None)
+    if isinstance(status, int) and status:
+        reason = getattr(exc, "reason", "") or ""
+        if status == 409:
+            return CONFLICT, f"409 {reason}"
+        if status == 404:
+            return GONE, f"404 {reason}"
+        return RETRY, f"{status} {reason}"
+    return RETRY, f"{type(exc).__name__}: {exc}"
+
+
+def finish(resp) -> None:
+    """Read a raw response to its end before handing the connection back: a connection returned
+    with unread bytes breaks the next request that gets it."""
+    try:
+        resp.read()
+    finally:
+        resp.release_conn()
+
+
+def now_rfc3339() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Binder:
+    """Issues pods/binding and PodScheduled=False status patches. `core` is a CoreV1Api whose
+    ApiClient has a connection pool at least `concurrency` wide."""
+
+    def __init__(self, core: Any, *, concurrency: int, qps: float, burst: int,
+                 events: Any = None, request_timeout: float = 30.0,
+                 on_result: Callable[[], None] | None = None) -> None:
+        self.core = core
+        self.events = events  # an EventRecorder, or None
+        self.limiter = TokenBucket(qps, burst)
+        self.request_timeout = request_timeout
+        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="binder")
+        self._results: deque[BindResult] = deque()
+        self._status: dict[str, Future] = {}  # uid -> last status patch, to order a later binding
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self.on_result = on_result  # called after each outcome (wakes the coordinator's loop)
+
+    # ------------------------------------------------------------------ binding
+    def bind(self, pod: PodInfo, node: str) -> None:
+        with self._lock:
+            self._in_flight += 1
+            before = self._status.pop(pod.uid, None)
+        self._pool.submit(self._bind, pod, node, before)
+
+    def _bind(self, pod: PodInfo, node: str, before: Future | None) -> None:
+        t0 = time.monotonic()
+        try:
+            if before is not None:
+                try:
+                    before.result(timeout=self.request_timeout)
+                except Exception:  # noqa: BLE001 - a failed patch must not block the binding
+                    pass
+            self.limiter.acquire()
+            body = {
+                "apiVersion": "v1", "kind": "Binding",
+                # the uid is a precondition: a pod recreated under the same name is not bound
+                "metadata": {"name": pod.name, "namespace": pod.namespace, "uid": pod.uid},
+                "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+            }
+            resp = self.core.create_namespaced_pod_binding(
+                pod.name, pod.namespace, body, _preload_content=False,
+                _request_timeout=self.request_timeout)
+            finish(resp)
+            result = BindResult(pod, node, BOUND, seconds=time.monotonic() - t0)
+        except BaseException as exc:  # noqa: BLE001 - every failure is classified and reported
+            outcome, detail = classify(exc)
+            result = BindResult(pod, node, outcome, detail, time.monotonic() - t0)
+        if result.outcome == BOUND and self.events is not None:
+            self.events.scheduled(pod, node)
+        with self._lock:
+            self._in_flight -= 1
+            self._results.append(result)
+        if self.on_result is not None:
+            self.on_result()
+
+    def drain(self) -> list[BindResult]:
+        out = []
+        while True:
+            try:
+                out.append(self._results.popleft())
+            except IndexError:
+                return out
+
+    @property
+    def in_flight(self) -> int:
+        with self._lock:
+            return self._in_flight
+
+    # ------------------------------------------------------------ unschedulable
+    def mark_unschedulable(self, pod: PodInfo, message: str) -> None:
+        """PodScheduled=False/Unschedulable with `message`, plus a FailedScheduling event."""
+        fut = self._pool.submit(self._patch_status, pod, message)
+        with self._lock:
+            self._status[pod.uid] = fut
+        fut.add_done_callback(lambda f, uid=pod.uid: self._status_done(uid, f))
+
+    def _status_done(self, uid: str, fut: Future) -> None:
+        with self._lock:
+            if self._status.get(uid) is fut:
+                del self._status[uid]
+
+    def _patch_status(self, pod: PodInfo, message: str) -> None:
+        self.limiter.acquire()
+        body = {"status": {"conditions": [{
+            "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+            "message": message, "lastTransitionTime": now_rfc3339()}]}}
+        try:
+            resp = self.core.patch_namespaced_pod_status(
+                pod.name, pod.namespace, body, _preload_content=False,
+                _content_type="application/strategic-merge-patch+json",
+                _request_timeout=self.request_timeout)
+            finish(resp)
+        except Exception as exc:  # noqa: BLE001 - best effort: the pod stays in the queue anyway
+            log.warning("status of %s/%s not updated: %s", pod.namespace, pod.name, classify(exc)[1])
+        if self.events is not None:
+            self.events.failed_scheduling(pod, message)
+
+    def close(self, wait: bool = True) -> None:
+        self._pool.shutdown(wait=wait, cancel_futures=not wait)

@@ -1,0 +1,106 @@
+"""Scheduling events (events.k8s.io/v1): `Scheduled` (Normal) and `FailedScheduling` (Warning).
+
+Events are best-effort and must never slow binding, so they have their own small thread pool and
+their own token bucket. `Scheduled` events are dropped when the backlog is full (under a burst of
+thousands of bindings a person reads the pods, not ten thousand events); `FailedScheduling` is
+never dropped, because it is the only place that says why a pod waits.
+
+Each event gets an explicit unique name (`<pod>.<hex>`): the apiserver rejects a generateName
+ending in '.', and kubectl sorts events of one object by that prefix.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from typing import Any
+
+from ..model.types import PodInfo
+from .binder import TokenBucket, classify, finish
+
+log = logging.getLogger(__name__)
+
+ACTION = "Scheduling"
+
+
+def micro_time() -> str:
+    """metav1.MicroTime as the apiserver writes it."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class EventRecorder:
+    def __init__(self, events_api: Any, scheduler_name: str, *, qps: float = 50.0, burst: int = 100,
+                 workers: int = 2, max_backlog: int = 1000) -> None:
+        self.api = events_api  # kubernetes.client.EventsV1Api
+        self.controller = scheduler_name
+        self.instance = f"{scheduler_name}-{socket.gethostname()}-{os.getpid()}"
+        self.max_backlog = max_backlog
+        # Warnings have a lane (pool and bucket) of their own: a flood of Scheduled events must
+        # never delay the one event that explains why a pod waits.
+        self._normal = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="events")
+        self._warning = ThreadPoolExecutor(max_workers=1, thread_name_prefix="events-warning")
+        self._limiters = {"Normal": TokenBucket(qps, burst), "Warning": TokenBucket(qps, burst)}
+        self._backlog = 0
+        self._lock = threading.Lock()
+        self._ids = itertools.count()
+        self._prefix = f"{os.getpid():x}{int(datetime.now().timestamp() * 1000):x}"
+        self.posted = 0
+        self.dropped = 0
+        self.failed = 0
+
+    def scheduled(self, pod: PodInfo, node: str) -> None:
+        msg = f"Successfully assigned {pod.namespace}/{pod.name} to {node}"
+        self._submit(pod, "Normal", "Scheduled", msg, droppable=True)
+
+    def failed_scheduling(self, pod: PodInfo, message: str) -> None:
+        self._submit(pod, "Warning", "FailedScheduling", message, droppable=False)
+
+    def _submit(self, pod: PodInfo, type_: str, reason: str, note: str, droppable: bool) -> None:
+        with self._lock:
+            if droppable and self._backlog >= self.max_backlog:
+                self.dropped += 1
+                return
+            self._backlog += 1
+        (self._normal if droppable else self._warning).submit(self._post, pod, type_, reason, note)
+
+    def body(self, pod: PodInfo, type_: str, reason: str, note: str) -> dict:
+        name = f"{pod.name}.{self._prefix}{next(self._ids):x}"
+        return {
+            "apiVersion": "events.k8s.io/v1", "kind": "Event",
+            "metadata": {"name": name, "namespace": pod.namespace},
+            "eventTime": micro_time(),
+            "reportingController": self.controller,
+            "reportingInstance": self.instance[:128],
+            "action": ACTION, "reason": reason, "type": type_,
+            "note": note[:1024],
+            "regarding": {"apiVersion": "v1", "kind": "Pod", "namespace": pod.namespace,
+                          "name": pod.name, "uid": pod.uid},
+        }
+
+    def _post(self, pod: PodInfo, type_: str, reason: str, note: str) -> None:
+        try:
+            self._limiters[type_].acquire()
+            resp = self.api.create_namespaced_event(pod.namespace, self.body(pod, type_, reason, note),
+                                                    _preload_content=False, _request_timeout=30)
+            finish(resp)
+            ok = True
+        except Exception as exc:  # noqa: BLE001 - events are best effort
+            ok = False
+            log.debug("event %s for %s/%s not posted: %s", reason, pod.namespace, pod.name, classify(exc)[1])
+        with self._lock:
+            self._backlog -= 1
+            if ok:
+                self.posted += 1
+            else:
+                self.failed += 1
+
+    def close(self, wait: bool = True) -> None:
+        """Stop: queued Scheduled events are dropped (a backlog must not delay a shutdown);
+        FailedScheduling events still queued are posted first when `wait`."""
+        self._normal.shutdown(wait=False, cancel_futures=True)
+        self._warning.shutdown(wait=wait, cancel_futures=not wait)

@@ -1,0 +1,261 @@
+"""The informer: list+watch of nodes, pods (all namespaces) and namespaces; the only reader of the API.
+
+Each kind has one thread that lists (paged), then watches from the list's resourceVersion with
+bookmarks, resuming from the last resourceVersion seen whenever the stream ends. When that version
+is too old (410 Gone, as a status code or as an ERROR event) it relists and turns the difference
+into events, objects that vanished included. Bodies are read raw and decoded with orjson: the
+client's model deserialisation costs more than the scheduling itself at 100k pods.
+
+Events go to a `sink(kind, type, obj)` callback as plain dicts; the coordinator decides what they
+mean. This module also holds the small helpers that turn API objects into what the engines need
+(`strip_pod`, `pack`, `pod_info`), shared by the coordinator and the partition actors.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Callable
+
+import msgpack
+import orjson
+
+from ..model.parse import parse_node, parse_pod
+from ..model.types import NodeInfo, PodInfo
+
+log = logging.getLogger(__name__)
+
+NODES, PODS, NAMESPACES = "nodes", "pods", "namespaces"
+ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
+LIST_LIMIT = 5000
+
+Sink = Callable[[str, str, dict], None]
+
+
+class Gone(Exception):
+    """The resourceVersion we resume from has been compacted away: relist."""
+
+
+# ------------------------------------------------------------------------------- object helpers
+
+def object_key(kind: str, obj: dict) -> str:
+    meta = obj.get("metadata") or {}
+    if kind == PODS:
+        return meta.get("uid") or f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+    return meta.get("name", "")
+
+
+def strip_pod(obj: dict) -> dict:
+    """What the engines read of a pod (no managedFields, no resourceVersion, no status beyond
+    phase): what travels to the partitions and what the coordinator keeps for re-feeding them.
+    Updates that change none of it pack to the same bytes and are not forwarded."""
+    meta = obj.get("metadata") or {}
+    m = {k: meta[k] for k in ("name", "namespace", "uid", "labels", "creationTimestamp",
+                              "deletionTimestamp") if k in meta}
+    status = obj.get("status") or {}
+    return {"metadata": m, "spec": obj.get("spec") or {}, "status": {"phase": status.get("phase", "Pending")}}
+
+
+def strip_node(obj: dict) -> dict:
+    meta = obj.get("metadata") or {}
+    status = obj.get("status") or {}
+    out = {k: status[k] for k in ("allocatable", "capacity") if k in status}
+    # only type and status of conditions matter: heartbeat timestamps must not look like changes
+    out["conditions"] = [{"type": c.get("type"), "status": c.get("status")}
+                         for c in status.get("conditions") or () if isinstance(c, dict)]
+    return {"metadata": {"name": meta.get("name"), "labels": meta.get("labels") or {}},
+            "spec": obj.get("spec") or {}, "status": out}
+
+
+def pack(obj: dict) -> bytes:
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+def unpack(data: bytes) -> Any:
+    return msgpack.unpackb(data, raw=False)
+
+
+def pod_info(obj: dict) -> PodInfo:
+    """PodInfo for a stripped pod. A bound pod is parsed without spec.nodeName (then given its
+    node) so pods of one template share one equivalence-class key wherever they run."""
+    spec = obj.get("spec") or {}
+    node = spec.get("nodeName")
+    if node:
+        obj = dict(obj, spec={k: v for k, v in spec.items() if k != "nodeName"})
+    info = parse_pod(obj)
+    if node:
+        info.node_name = node if isinstance(node, str) else ""
+    return info
+
+
+def node_info(obj: dict) -> NodeInfo:
+    return parse_node(obj)
+
+
+def namespace_labels(obj: dict) -> tuple[str, dict[str, str]]:
+    meta = obj.get("metadata") or {}
+    return meta.get("name", ""), dict(meta.get("labels") or {})
+
+
+# ------------------------------------------------------------------------------------ informer
+
+class Informer:
+    """List+watch of one kind. `list_fn` is a CoreV1Api list method (list_node,
+    list_pod_for_all_namespaces, list_namespace)."""
+
+    def __init__(self, kind: str, list_fn: Callable[..., Any], sink: Sink, *,
+                 watch_timeout_s: int = 300, retry_s: float = 1.0) -> None:
+        self.kind = kind
+        self.list_fn = list_fn
+        self.sink = sink
+        self.watch_timeout_s = watch_timeout_s
+        self.retry_s = retry_s
+        self.resource_version: str | None = None
+        self.known: dict[str, dict] = {}  # key -> identity (metadata stub), for relist diffs
+        self.synced = threading.Event()
+        self.relists = 0
+        self.events = 0
+        self._stop = threading.Event()
+        self._resp: Any = None
+        self._thread = threading.Thread(target=self._run, name=f"informer-{kind}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        resp = self._resp
+        if resp is not None:
+            try:
+                resp.shutdown()
+            except Exception:  # noqa: BLE001
+                pass
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    # ----------------------------------------------------------------------------- loop
+    def _run(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                if self.resource_version is None:
+                    self._list()
+                    self.synced.set()
+                self._watch()
+                failures = 0
+            except Gone:
+                log.info("%s: resourceVersion %s is gone, relisting", self.kind, self.resource_version)
+                self.resource_version = None
+            except Exception as exc:  # noqa: BLE001 - keep watching whatever the failure
+                if self._stop.is_set():
+                    return
+                if getattr(exc, "status", None) == 410:
+                    self.resource_version = None
+                    continue
+                failures += 1
+                log.warning("%s: list/watch failed (%s), retrying", self.kind, " ".join(str(exc).split())[:200])
+                self._stop.wait(min(self.retry_s * failures, 10.0))
+
+    def _list(self) -> None:
+        items: list[dict] = []
+        token: str | None = None
+        rv = ""
+        while True:
+            kw: dict[str, Any] = {"limit": LIST_LIMIT, "_preload_content": False, "_request_timeout": 120}
+            if token:
+                kw["_continue"] = token
+            resp = self.list_fn(**kw)
+            try:
+                body = orjson.loads(resp.data)
+            finally:
+                resp.release_conn()
+            items.extend(body.get("items") or ())
+            meta = body.get("metadata") or {}
+            if not token:
+                rv = meta.get("resourceVersion", "")
+            token = meta.get("continue")
+            if not token:
+                break
+        self.relists += 1
+        seen: set[str] = set()
+        for obj in items:
+            key = object_key(self.kind, obj)
+            seen.add(key)
+            self._emit(MODIFIED if key in self.known else ADDED, key, obj)
+        for key in [k for k in self.known if k not in seen]:
+            self._emit(DELETED, key, self.known[key])
+        self.resource_version = rv
+
+    def _watch(self) -> None:
+        resp = self.list_fn(watch=True, resource_version=self.resource_version,
+                            allow_watch_bookmarks=True, timeout_seconds=self.watch_timeout_s,
+                            _preload_content=False, _request_timeout=(10, self.watch_timeout_s + 30))
+        self._resp = resp
+        try:
+            if self._stop.is_set():
+                return
+            from kubernetes.watch.watch import iter_resp_lines
+
+            for line in iter_resp_lines(resp):
+                if not line:
+                    continue
+                ev = orjson.loads(line)
+                typ, obj = ev.get("type"), ev.get("object") or {}
+                if typ == "ERROR":
+                    if obj.get("code") == 410:
+                        raise Gone()
+                    raise RuntimeError(f"watch error: {obj.get('message', obj)}")
+                rv = (obj.get("metadata") or {}).get("resourceVersion")
+                if typ != "BOOKMARK":
+                    self._emit(typ, object_key(self.kind, obj), obj)
+                if rv:
+                    self.resource_version = rv
+                if self._stop.is_set():
+                    return
+        finally:
+            self._resp = None
+            try:
+                resp.close()  # never back to the pool: the stream may have been cut mid-way
+            except Exception:  # noqa: BLE001
+                pass
+
+    def _emit(self, typ: str, key: str, obj: dict) -> None:
+        if typ == DELETED:
+            self.known.pop(key, None)
+        else:
+            meta = obj.get("metadata") or {}
+            self.known[key] = {"metadata": {k: meta.get(k) for k in ("name", "namespace", "uid")}}
+        self.events += 1
+        self.sink(self.kind, typ, obj)
+
+
+class ClusterInformer:
+    """The three informers the scheduler needs, started together; `wait_synced` returns once each
+    has delivered its first full list (nothing is scheduled against a partial view)."""
+
+    def __init__(self, core: Any, sink: Sink, *, watch_timeout_s: int = 300) -> None:
+        self.informers = {
+            NAMESPACES: Informer(NAMESPACES, core.list_namespace, sink, watch_timeout_s=watch_timeout_s),
+            NODES: Informer(NODES, core.list_node, sink, watch_timeout_s=watch_timeout_s),
+            PODS: Informer(PODS, core.list_pod_for_all_namespaces, sink, watch_timeout_s=watch_timeout_s),
+        }
+
+    def start(self) -> None:
+        for inf in self.informers.values():
+            inf.start()
+
+    def wait_synced(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for inf in self.informers.values():
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not inf.synced.wait(left):
+                return False
+        return True
+
+    def stop(self) -> None:
+        for inf in self.informers.values():
+            inf.stop()
+        for inf in self.informers.values():
+            inf.join(5)

@@ -1,0 +1,111 @@
+"""The binder and the event recorder against the real apiserver, as the scheduler's ServiceAccount:
+outcomes are classified as the coordinator needs them, and a pod is never bound twice."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from kubernetes import client
+
+from cluster_scheduler.api.binder import BOUND, CONFLICT, GONE, Binder
+from cluster_scheduler.api.events import EventRecorder
+from cluster_scheduler.api.informer import pod_info
+
+pytestmark = [pytest.mark.apiserver, pytest.mark.timeout(120)]
+SCHEDULER = "cluster-scheduler"
+
+
+def make_node(core: client.CoreV1Api) -> str:
+    name = f"bn-{uuid.uuid4().hex[:8]}"
+    res = {"cpu": "4", "memory": "8Gi", "pods": "10"}
+    core.create_node({"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
+                      "status": {"capacity": res, "allocatable": res,
+                                 "conditions": [{"type": "Ready", "status": "True"}]}})
+    return name
+
+
+def make_pod(core: client.CoreV1Api, ns: str) -> dict:
+    name = f"bp-{uuid.uuid4().hex[:8]}"
+    body = {"metadata": {"name": name, "namespace": ns},
+            "spec": {"schedulerName": SCHEDULER,
+                     "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}]}}
+    return client.ApiClient().sanitize_for_serialization(core.create_namespaced_pod(ns, body))
+
+
+def results(binder: Binder, n: int, timeout: float = 30) -> list:
+    out: list = []
+    deadline = time.monotonic() + timeout
+    while len(out) < n and time.monotonic() < deadline:
+        out += binder.drain()
+        time.sleep(0.05)
+    assert len(out) == n, out
+    return out
+
+
+@pytest.fixture
+def binder(scheduler_api):
+    events = EventRecorder(client.EventsV1Api(scheduler_api), SCHEDULER)
+    b = Binder(client.CoreV1Api(scheduler_api), concurrency=4, qps=100, burst=10, events=events)
+    yield b
+    b.close()
+    events.close()
+
+
+def test_bind_conflict_and_gone(admin_api, binder, namespace):
+    core = client.CoreV1Api(admin_api)
+    node, other = make_node(core), make_node(core)
+    pod = pod_info(make_pod(core, namespace))
+    binder.bind(pod, node)
+    assert [r.outcome for r in results(binder, 1)] == [BOUND]
+    binder.bind(pod, other)  # a second binding is refused: never bound twice
+    (r,) = results(binder, 1)
+    assert r.outcome == CONFLICT and r.detail.startswith("409")
+    assert core.read_namespaced_pod(pod.name, namespace).spec.node_name == node
+    core.delete_namespaced_pod(pod.name, namespace, grace_period_seconds=0)
+    gone = pod_info(make_pod(core, namespace))
+    core.delete_namespaced_pod(gone.name, namespace, grace_period_seconds=0)
+    binder.bind(gone, node)
+    assert [r.outcome for r in results(binder, 1)] == [GONE]
+
+
+def test_unschedulable_condition_and_events_then_bind(admin_api, binder, namespace):
+    core = client.CoreV1Api(admin_api)
+    node = make_node(core)
+    pod = pod_info(make_pod(core, namespace))
+    msg = "0/3 nodes are available: 3 Insufficient cpu."
+    binder.mark_unschedulable(pod, msg)
+    binder.bind(pod, node)  # ordered after the patch: PodScheduled must end True
+    assert [r.outcome for r in results(binder, 1)] == [BOUND]
+    got = core.read_namespaced_pod(pod.name, namespace)
+    assert got.spec.node_name == node
+    assert {c.type: c.status for c in got.status.conditions}["PodScheduled"] == "True"
+
+    def events(reason: str) -> list:
+        return client.EventsV1Api(admin_api).list_namespaced_event(
+            namespace, field_selector=f"reason={reason}").items
+
+    deadline = time.monotonic() + 20
+    while (not events("FailedScheduling") or not events("Scheduled")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    (failed,) = events("FailedScheduling")
+    assert (failed.type, failed.note, failed.action) == ("Warning", msg, "Scheduling")
+    assert failed.regarding.uid == pod.uid and failed.reporting_controller == SCHEDULER
+    (ok,) = events("Scheduled")
+    assert ok.type == "Normal" and ok.note == f"Successfully assigned {namespace}/{pod.name} to {node}"
+
+
+def test_unschedulable_condition_is_set(admin_api, binder, namespace):
+    core = client.CoreV1Api(admin_api)
+    pod = pod_info(make_pod(core, namespace))
+    binder.mark_unschedulable(pod, "0/1 nodes are available: 1 node(s) were unschedulable.")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        conds = {c.type: c for c in core.read_namespaced_pod(pod.name, namespace).status.conditions or ()}
+        if "PodScheduled" in conds:
+            break
+        time.sleep(0.1)
+    c = conds["PodScheduled"]
+    assert (c.status, c.reason) == ("False", "Unschedulable")
+    assert c.message == "0/1 nodes are available: 1 node(s) were unschedulable."

@@ -1,0 +1,314 @@
+"""The distributed runtime against a real kube-apiserver: informer, queue, partitions (Ray),
+coordinator and binder end to end, checked by the independent placement check.
+
+Each test gets a private control plane (a few seconds to start): the acceptance workloads use fixed
+node names and namespaces, and other tests' nodes in the shared cluster would change where pods can
+go. One Ray instance is shared by the module.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import ray
+from kubernetes import client
+from prometheus_client.parser import text_string_to_metric_families
+
+from cluster_scheduler.api.binder import finish
+from cluster_scheduler.check import _list_all, check_placement
+from cluster_scheduler.config import SchedulerConfig
+from cluster_scheduler.controlplane.cluster import start_control_plane
+from cluster_scheduler.runtime import SchedulerRuntime
+from cluster_scheduler.workload import load_workload
+
+pytestmark = [pytest.mark.apiserver, pytest.mark.ray, pytest.mark.timeout(600)]
+
+SCHEDULER = "cluster-scheduler"
+WORKLOADS = Path(__file__).resolve().parents[3] / "shared" / "workloads"
+ACTOR_OPTIONS = {"num_cpus": 0.25, "max_restarts": 3, "max_task_retries": 0}
+
+
+def config(partitions: int, batch_size: int = 200) -> SchedulerConfig:
+    cfg = SchedulerConfig()
+    return replace(cfg, runtime=replace(cfg.runtime, partitions=partitions, batch_size=batch_size,
+                                        bind_concurrency=16, backoff_initial_s=0.2, backoff_max_s=1.0,
+                                        metrics_port=0))
+
+
+def create_all(admin_api, nodes: list[dict], pods: list[dict], workers: int = 8) -> None:
+    core = client.CoreV1Api(admin_api)
+    for ns in sorted({p["metadata"]["namespace"] for p in pods}):
+        try:
+            core.create_namespace({"metadata": {"name": ns}})
+        except client.ApiException as exc:
+            if exc.status != 409:
+                raise
+
+    def node(n: dict) -> None:
+        finish(core.create_node(n, _preload_content=False))
+
+    def pod(p: dict) -> None:
+        finish(core.create_namespaced_pod(p["metadata"]["namespace"], p, _preload_content=False))
+
+    with ThreadPoolExecutor(workers) as ex:
+        list(ex.map(node, nodes))
+        list(ex.map(pod, pods))
+
+
+def workload_objects(name: str) -> tuple[list[dict], list[dict]]:
+    wl = load_workload(WORKLOADS / f"{name}.yaml")
+    return list(wl.all_nodes()), list(wl.all_pods(SCHEDULER))
+
+
+def pod_state(p: dict) -> str:
+    if (p.get("spec") or {}).get("nodeName"):
+        return "bound"
+    for c in (p.get("status") or {}).get("conditions") or ():
+        if c.get("type") == "PodScheduled" and c.get("status") == "False" and c.get("reason") == "Unschedulable":
+            return "unschedulable"
+    return "pending"
+
+
+def list_pods(admin_api, namespace: str | None = None) -> list[dict]:
+    core = client.CoreV1Api(admin_api)
+    if namespace:
+        return _list_all(core.list_namespaced_pod, namespace=namespace)
+    return _list_all(core.list_pod_for_all_namespaces)
+
+
+def wait_settled(admin_api, namespace: str, expected: int, timeout: float, want_bound: int | None = None,
+                 stable_s: float = 2.0) -> dict[str, int]:
+    """Poll until every pod of `namespace` is bound or Unschedulable (and, with want_bound, that many
+    are bound), unchanged for `stable_s`."""
+    deadline = time.monotonic() + timeout
+    last, since = None, time.monotonic()
+    counts: dict[str, int] = {}
+    while time.monotonic() < deadline:
+        pods = list_pods(admin_api, namespace)
+        counts = {"bound": 0, "unschedulable": 0, "pending": 0}
+        for p in pods:
+            counts[pod_state(p)] += 1
+        done = len(pods) == expected and counts["pending"] == 0 and (
+            want_bound is None or counts["bound"] == want_bound)
+        if counts != last:
+            last, since = counts, time.monotonic()
+        if done and time.monotonic() - since >= stable_s:
+            return counts
+        time.sleep(0.5)
+    raise AssertionError(f"pods did not settle in {timeout}s: {counts}")
+
+
+def check_cluster(admin_api, timeout: float = 30.0):
+    """The placement check over the listed cluster. Events are posted asynchronously (best
+    effort), so a report that only misses events is retried for a while."""
+    core = client.CoreV1Api(admin_api)
+    deadline = time.monotonic() + timeout
+    while True:
+        nodes = _list_all(core.list_node)
+        pods = _list_all(core.list_pod_for_all_namespaces)
+        events = _list_all(core.list_event_for_all_namespaces, field_selector="reason=FailedScheduling")
+        report = check_placement(nodes, pods, scheduler_name=SCHEDULER, events=events)
+        only_events = report.violations and all(v.kind == "missing_event" for v in report.violations)
+        if not only_events or time.monotonic() > deadline:
+            return report, pods
+        time.sleep(1)
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 object_store_memory=100 * 1024 * 1024)
+    yield
+    if started:
+        ray.shutdown()
+
+
+@pytest.fixture
+def private_cp(tmp_path):
+    cp = start_control_plane(tmp_path / "cp")
+    try:
+        yield cp
+    finally:
+        cp.stop()
+
+
+@pytest.fixture
+def admin(private_cp):
+    api = private_cp.api_client("admin")
+    yield api
+    api.close()
+
+
+@pytest.fixture
+def run_scheduler(private_cp, ray_session):
+    started: list[SchedulerRuntime] = []
+
+    def start(partitions: int, **kw) -> SchedulerRuntime:
+        rt = SchedulerRuntime(config(partitions, **kw), str(private_cp.scheduler_kubeconfig),
+                              actor_options=ACTOR_OPTIONS)
+        rt.start()
+        started.append(rt)
+        assert rt.wait_synced(60), "informers never synced"
+        return rt
+
+    yield start
+    for rt in started:
+        rt.stop()
+
+
+@pytest.mark.parametrize("partitions", [1, 3])
+def test_constraints_mix(admin, run_scheduler, partitions):
+    nodes, pods = workload_objects("constraints-mix")
+    rt = run_scheduler(partitions)
+    create_all(admin, nodes, pods)
+    counts = wait_settled(admin, "mix", len(pods), timeout=300)
+    report, _ = check_cluster(admin)
+    assert report.ok, report.summary()
+    assert (counts["bound"], counts["unschedulable"]) == (550, 10), counts
+    assert (report.bound, report.unschedulable) == (550, 10)
+    assert rt.coordinator.stats.bound == 550
+    text = urllib.request.urlopen(rt.metrics_server.url + "/metrics", timeout=10).read().decode()
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for fam in text_string_to_metric_families(text) for s in fam.samples}
+    assert samples[("scheduler_schedule_attempts_total",
+                    (("profile", SCHEDULER), ("result", "scheduled")))] == 550
+    assert samples[("cluster_scheduler_bindings_total", (("result", "bound"),))] == 550
+    assert samples[("cluster_scheduler_partitions", ())] == partitions
+
+
+# ---- small scenarios --------------------------------------------------------------------------
+
+def node_obj(name: str, cpu: str, pods: str = "10", labels: dict | None = None) -> dict:
+    res = {"cpu": cpu, "memory": "16Gi", "pods": pods}
+    return {"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, **(labels or {})}},
+            "status": {"capacity": res, "allocatable": res,
+                       "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}]}}
+
+
+def pod_obj(name: str, ns: str, cpu: str, scheduler: str = SCHEDULER, node: str | None = None,
+            labels: dict | None = None) -> dict:
+    spec = {"schedulerName": scheduler,
+            "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10",
+                            "resources": {"requests": {"cpu": cpu, "memory": "64Mi"}}}]}
+    if node:
+        spec["nodeName"] = node
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": ns, "labels": labels or {"app": "t"}}, "spec": spec}
+
+
+def pod_map(admin_api, ns: str) -> dict[str, dict]:
+    return {p["metadata"]["name"]: p for p in list_pods(admin_api, ns)}
+
+
+def wait_for(pred, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_pods_bound_by_others_count_and_deletes_free_room(admin, run_scheduler):
+    """A pod bound by someone else takes room (no over-commit); when it goes, waiting pods fit."""
+    core = client.CoreV1Api(admin)
+    create_all(admin, [node_obj("n1", "2")], [])
+    core.create_namespace({"metadata": {"name": "t"}})
+    rt = run_scheduler(1)
+    # bound by another client while ours runs: spec.nodeName set directly, no scheduler involved
+    finish(core.create_namespaced_pod("t", pod_obj("foreign", "t", "1500m", scheduler="other", node="n1"),
+                                      _preload_content=False))
+    wait_for(lambda: "n1" in rt.coordinator.nodes and len(rt.coordinator.bound) == 1, 20, "the foreign pod")
+    for i in range(2):
+        finish(core.create_namespaced_pod("t", pod_obj(f"mine-{i}", "t", "1"), _preload_content=False))
+    pods = wait_for(lambda: (m := pod_map(admin, "t")) and all(
+        pod_state(m[f"mine-{i}"]) == "unschedulable" for i in range(2)) and m, 30, "Unschedulable verdicts")
+    msg = next(c for c in pods["mine-0"]["status"]["conditions"] if c["type"] == "PodScheduled")["message"]
+    assert msg == "0/1 nodes are available: 1 Insufficient cpu.", msg
+    # the room is freed: both fit now (2 x 1 cpu on a 2-cpu node), each bound exactly once
+    core.delete_namespaced_pod("foreign", "t", grace_period_seconds=0)
+    wait_for(lambda: all(pod_state(p) == "bound" for n, p in pod_map(admin, "t").items()) and
+             len(pod_map(admin, "t")) == 2, 30, "both pods bound")
+    report, _ = check_cluster(admin)
+    assert report.ok, report.summary()
+    assert rt.coordinator.stats.bound == 2
+
+
+def test_unschedulable_pod_binds_when_a_fitting_node_arrives(admin, run_scheduler):
+    core = client.CoreV1Api(admin)
+    create_all(admin, [node_obj("small", "2")], [])
+    core.create_namespace({"metadata": {"name": "t"}})
+    rt = run_scheduler(2)
+    finish(core.create_namespaced_pod("t", pod_obj("big", "t", "4"), _preload_content=False))
+    wait_for(lambda: pod_state(pod_map(admin, "t")["big"]) == "unschedulable", 30, "Unschedulable")
+    events = _list_all(core.list_namespaced_event, namespace="t", field_selector="reason=FailedScheduling")
+    wait_for(lambda: _list_all(core.list_namespaced_event, namespace="t",
+                               field_selector="reason=FailedScheduling"), 20, "a FailedScheduling event")
+    events = _list_all(core.list_namespaced_event, namespace="t", field_selector="reason=FailedScheduling")
+    assert events[0]["involvedObject"]["name"] == "big"
+    assert events[0]["reportingComponent"] == SCHEDULER
+    assert events[0]["type"] == "Warning"
+    time.sleep(2)  # nothing changes: the verdict is not re-posted
+    assert len(_list_all(core.list_namespaced_event, namespace="t", field_selector="reason=FailedScheduling")) == 1
+    finish(core.create_node(node_obj("large", "8"), _preload_content=False))
+    p = wait_for(lambda: (q := pod_map(admin, "t")["big"]) and pod_state(q) == "bound" and q, 30, "binding")
+    assert p["spec"]["nodeName"] == "large"
+    assert {c["type"]: c["status"] for c in p["status"]["conditions"]}["PodScheduled"] == "True"
+    wait_for(lambda: _list_all(core.list_namespaced_event, namespace="t", field_selector="reason=Scheduled"),
+             20, "a Scheduled event")
+    ev = _list_all(core.list_namespaced_event, namespace="t", field_selector="reason=Scheduled")[0]
+    assert ev["message"] == "Successfully assigned t/big to large"
+    assert rt.coordinator.stats.bound == 1
+
+
+def test_killed_partitions_are_recreated_and_nothing_is_lost(admin, run_scheduler):
+    """One partition is killed and restarted by Ray, another killed for good (replaced): every
+    pod still ends bound exactly once, within capacity."""
+    nodes = [node_obj(f"k-{i:02d}", "4", labels={"topology.kubernetes.io/zone": f"z{i % 3}"}) for i in range(24)]
+    wave1 = [pod_obj(f"w1-{i}", "kill", "500m") for i in range(80)]
+    wave2 = [pod_obj(f"w2-{i}", "kill", "500m") for i in range(80)]
+    create_all(admin, nodes, [])
+    rt = run_scheduler(3, batch_size=20)
+    create_all(admin, [], wave1)
+    wait_settled(admin, "kill", 80, timeout=120, want_bound=80, stable_s=0.5)
+    coord = rt.coordinator
+    ray.kill(coord.parts[1], no_restart=False)
+    ray.kill(coord.parts[2], no_restart=True)
+    create_all(admin, [], wave2)
+    counts = wait_settled(admin, "kill", 160, timeout=180, want_bound=160)
+    assert counts["bound"] == 160
+    report, _ = check_cluster(admin)
+    assert report.ok, report.summary()
+    assert coord.stats.partition_failures >= 1
+    assert coord.stats.bound == 160 and coord.stats.bind_dropped == 0
+    stats = ray.get([p.stats.remote() for p in coord.parts])
+    assert all(s["synced"] and s["nodes"] == 24 for s in stats), stats
+    assert sum(s["owned"] for s in stats) == 24
+
+
+def test_partitions_added_and_removed_while_running(admin, run_scheduler):
+    nodes = [node_obj(f"r-{i:02d}", "4") for i in range(20)]
+    create_all(admin, nodes, [])
+    rt = run_scheduler(1, batch_size=10)
+    coord = rt.coordinator
+    for wave, n in enumerate((3, 2)):
+        create_all(admin, [], [pod_obj(f"p{wave}-{i}", "resize", "250m") for i in range(60)])
+        coord.request_resize(n)
+        wait_for(lambda: len(coord.parts) == n, 30, f"{n} partitions")
+    counts = wait_settled(admin, "resize", 120, timeout=120, want_bound=120)
+    assert counts["bound"] == 120
+    report, _ = check_cluster(admin)
+    assert report.ok, report.summary()
+    stats = ray.get([p.stats.remote() for p in coord.parts])
+    assert [s["count"] for s in stats] == [2, 2]
+    assert sum(s["owned"] for s in stats) == 20 and all(s["nodes"] == 20 for s in stats)
+    assert coord.stats.bound == 120

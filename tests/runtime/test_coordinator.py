@@ -1,0 +1,287 @@
+"""The coordinator's commit logic with the partitions run in-process (a stand-in for Ray that calls
+the real Partition class) and a recording binder: proposals are merged, checked against the
+ledger, assumed once, and pods that fit nowhere get kube's message."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from actors.coordinator import Coordinator, merge
+from actors.partition import Partition, shard_of
+from cluster_scheduler.api.binder import BOUND, CONFLICT, RETRY, BindResult, TokenBucket, classify
+from cluster_scheduler.api.informer import NODES, PODS
+from cluster_scheduler.config import Profile, RuntimeConfig
+
+
+class Future:
+    def __init__(self, value=None, error: Exception | None = None):
+        self.value, self.error = value, error
+
+
+class Method:
+    def __init__(self, actor: "Actor", name: str):
+        self.actor, self.name = actor, name
+
+    def remote(self, *args):
+        if self.actor.dead:
+            return Future(error=RuntimeError("actor died"))
+        return Future(getattr(self.actor.obj, self.name)(*args))
+
+
+class Actor:
+    def __init__(self, obj):
+        self.obj, self.dead = obj, False
+
+    def __getattr__(self, name):
+        return Method(self, name)
+
+
+class Remote:
+    def __init__(self, cls):
+        self.cls = cls
+        self.created: list[Actor] = []
+
+    def options(self, **kw):
+        return self
+
+    def remote(self, *args):
+        a = Actor(self.cls(*args))
+        self.created.append(a)
+        return a
+
+
+class FakeRay:
+    """Just enough of ray's API for the coordinator: remote/options/put/get/kill."""
+
+    def __init__(self):
+        self.remotes: list[Remote] = []
+
+    def remote(self, cls):
+        r = Remote(cls)
+        self.remotes.append(r)
+        return r
+
+    def put(self, v):
+        return v
+
+    def get(self, f, timeout=None):
+        if f.error:
+            raise f.error
+        return f.value
+
+    def kill(self, actor, no_restart=True):
+        actor.dead = True
+
+
+class RecordingBinder:
+    def __init__(self):
+        self.bound: list[tuple[str, str]] = []
+        self.unschedulable: list[tuple[str, str]] = []
+        self.results: list[BindResult] = []
+        self.outcome = BOUND
+
+    def bind(self, pod, node):
+        self.bound.append((pod.name, node))
+        self.results.append(BindResult(pod, node, self.outcome))
+
+    def mark_unschedulable(self, pod, message):
+        self.unschedulable.append((pod.name, message))
+
+    def drain(self):
+        out, self.results = self.results, []
+        return out
+
+
+def node(name: str, cpu: str) -> dict:
+    res = {"cpu": cpu, "memory": "8Gi", "pods": "10"}
+    return {"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
+            "status": {"allocatable": res, "conditions": [{"type": "Ready", "status": "True"}]}}
+
+
+def pod(name: str, cpu: str, node_name: str = "", scheduler: str = "cluster-scheduler", prio: int = 0) -> dict:
+    spec = {"schedulerName": scheduler, "priority": prio,
+            "containers": [{"name": "c", "resources": {"requests": {"cpu": cpu}}}]}
+    if node_name:
+        spec["nodeName"] = node_name
+    return {"metadata": {"name": name, "namespace": "ns", "uid": f"u-{name}"}, "spec": spec,
+            "status": {"phase": "Pending"}}
+
+
+def make(partitions: int, batch: int = 100):
+    binder = RecordingBinder()
+    c = Coordinator(Profile(), RuntimeConfig(batch_size=batch, top_k=2), binder, partitions=partitions,
+                    ray_module=FakeRay())
+    return c, binder
+
+
+def feed(c: Coordinator, kind: str, objs: list[dict], typ: str = "ADDED") -> None:
+    for o in objs:
+        c.sink(kind, typ, o)
+
+
+@pytest.mark.parametrize("partitions", [1, 2, 3])
+def test_every_pod_placed_once_within_capacity(partitions):
+    c, binder = make(partitions)
+    feed(c, NODES, [node(f"n{i}", "2") for i in range(4)])
+    feed(c, PODS, [pod(f"p{i}", "1") for i in range(10)])
+    while c.run_once():
+        pass
+    placed = dict(binder.bound)
+    assert len(binder.bound) == len(placed) == 8  # 4 nodes x 2 cpu, never a pod twice
+    per_node: dict[str, int] = {}
+    for n in placed.values():
+        per_node[n] = per_node.get(n, 0) + 1
+    assert per_node == {f"n{i}": 2 for i in range(4)}
+    assert sorted(binder.unschedulable) == [(f"p{i}", "0/4 nodes are available: 4 Insufficient cpu.")
+                                            for i in (8, 9)]
+    # the verdict is posted once, even if retried unchanged
+    c.queue.move_all_to_active()
+    time.sleep(1.01)
+    c.queue.flush()
+    while c.run_once():
+        pass
+    assert len(binder.unschedulable) == 2
+
+
+def test_foreign_bound_pods_count_and_priority_goes_first():
+    c, binder = make(2)
+    feed(c, NODES, [node("a", "2"), node("b", "2")])
+    feed(c, PODS, [pod("theirs", "1500m", node_name="a", scheduler="other")])
+    feed(c, PODS, [pod("low", "2"), pod("high", "2", prio=100)])
+    while c.run_once():
+        pass
+    assert binder.bound == [("high", "b")]
+    assert binder.unschedulable == [("low", "0/2 nodes are available: 2 Insufficient cpu.")]
+    # the foreign pod leaves: "low" is moved back on the delete event and fits on a
+    feed(c, PODS, [pod("theirs", "1500m", node_name="a", scheduler="other")], typ="DELETED")
+    time.sleep(1.01)  # its backoff after the failed attempt
+    while c.run_once() or c.queue.has_active():
+        pass
+    assert binder.bound == [("high", "b"), ("low", "a")]
+
+
+def test_failed_binding_is_forgotten_and_retried_conflict_dropped():
+    c, binder = make(1)
+    c.cfg = RuntimeConfig(batch_size=10, backoff_initial_s=0.05, backoff_max_s=0.05)
+    c.queue.backoff_initial_s = c.queue.backoff_max_s = 0.05
+    feed(c, NODES, [node("a", "1")])
+    feed(c, PODS, [pod("x", "1")])
+    binder.outcome = RETRY
+    c.run_once()
+    assert binder.bound == [("x", "a")] and "u-x" in c.assumed
+    c.run_once()  # drains the failure: assumption forgotten, pod backs off
+    assert "u-x" not in c.assumed and c.queue.where("u-x") == "backoff"
+    assert c.queue.attempts("u-x") == 1  # the attempt count survives the binding round trip
+    assert c.ledger.check(c.queue._pods["u-x"].pod.key, "a")  # the room is free again
+    binder.outcome = CONFLICT
+    time.sleep(0.06)
+    c.run_once()
+    c.run_once()
+    assert binder.bound == [("x", "a")] * 2
+    assert "u-x" not in c.assumed and "u-x" not in c.queue and c.stats.bind_dropped == 1
+
+
+def test_dead_partition_is_reloaded_and_the_batch_retried():
+    c, binder = make(2)
+    c.restart_wait_s = 0.0
+    feed(c, NODES, [node(f"n{i}", "4") for i in range(6)])
+    feed(c, PODS, [pod("first", "1")])
+    c.run_once()
+    assert len(binder.bound) == 1
+    c.parts[1].dead = True  # dies for good: replaced by a new actor, fed a full snapshot
+    feed(c, PODS, [pod(f"p{i}", "1") for i in range(5)])
+    while c.run_once() or c.queue.has_active():
+        pass
+    assert c.stats.partition_failures == 1
+    assert len({name for name, _ in binder.bound}) == len(binder.bound) == 6
+    c._flush_deltas()  # the last assumptions travel with the next deltas
+    new = c.parts[1].obj
+    assert new.synced and new.engine.num_nodes() == 6 and len(new.engine.pods) == 6
+
+
+def test_resize_rebalances_ownership():
+    c, _ = make(1)
+    feed(c, NODES, [node(f"n{i}", "4") for i in range(30)])
+    c.run_once()
+    for n in (4, 2):
+        c.request_resize(n)
+        c.run_once()
+        owned = [p.obj.owned for p in c.parts]
+        assert len(owned) == n
+        assert set().union(*owned) == {f"n{i}" for i in range(30)}
+        assert sum(len(o) for o in owned) == 30
+        assert all(shard_of(x, n) == i for i, o in enumerate(owned) for x in o)
+
+
+def test_merge_sums_histograms_and_orders_candidates():
+    a = [["u1", [["n1", 80], ["n2", 50]], {}, 4, None], ["u2", [], {"Insufficient cpu": 2}, 4, None]]
+    b = [["u1", [["n3", 90]], {}, 4, None], ["u2", [], {"Insufficient cpu": 1, "node(s) were unschedulable": 1}, 4, None]]
+    m1, m2 = merge([a, b], 2)
+    assert m1.candidates == [("n3", 90), ("n1", 80), ("n2", 50)]
+    assert m2.reasons == {"Insufficient cpu": 3, "node(s) were unschedulable": 1} and not m2.candidates
+
+
+def test_unsynced_partition_refuses_work():
+    p = Partition(Profile(), 0, 1)
+    assert p.apply(b"\x90") is False and p.schedule(b"\x90", 1) is None
+
+
+def test_token_bucket_and_classify():
+    t = [0.0]
+    slept = []
+
+    def sleep(s):
+        slept.append(s)
+        t[0] += s
+
+    b = TokenBucket(qps=10, burst=3, clock=lambda: t[0], sleep=sleep)
+    for _ in range(5):
+        b.acquire()
+    assert slept and abs(t[0] - 0.2) < 1e-9  # 3 from the burst, then one per 100 ms
+
+    class E(Exception):
+        def __init__(self, status):
+            self.status, self.reason = status, "x"
+
+    assert [classify(E(s))[0] for s in (409, 404, 429, 500, 503, 403)] == [
+        "conflict", "gone", "retry", "retry", "retry", "retry"]
+    assert classify(TimeoutError("read timed out"))[0] == "retry"
+
+
+def test_gated_and_deleting_pods_wait():
+    c, binder = make(1)
+    feed(c, NODES, [node("a", "4")])
+    gated = pod("gated", "1")
+    gated["spec"]["schedulingGates"] = [{"name": "example.com/wait"}]
+    going = pod("going", "1")
+    going["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    feed(c, PODS, [gated, going])
+    while c.run_once():
+        pass
+    assert binder.bound == [] and binder.unschedulable == []
+    del gated["spec"]["schedulingGates"]
+    feed(c, PODS, [gated], typ="MODIFIED")
+    while c.run_once():
+        pass
+    assert binder.bound == [("gated", "a")]
+
+
+def test_only_real_changes_move_unschedulable_pods():
+    c, binder = make(1)
+    small = node("a", "1")
+    feed(c, NODES, [small])
+    feed(c, PODS, [pod("big", "2"), pod("other", "1", scheduler="other")])
+    while c.run_once():
+        pass
+    assert c.queue.where("u-big") == "unschedulable"
+    beat = dict(small, status=dict(small["status"], conditions=[
+        {"type": "Ready", "status": "True", "lastHeartbeatTime": "2026-01-01T00:00:00Z"}]))
+    feed(c, NODES, [beat], typ="MODIFIED")  # a heartbeat
+    feed(c, PODS, [pod("other", "1", scheduler="other")], typ="DELETED")  # held nothing
+    c.run_once()
+    assert c.queue.where("u-big") == "unschedulable"
+    feed(c, NODES, [node("a", "4")], typ="MODIFIED")  # resized: it may fit now
+    c.run_once()
+    assert c.queue.where("u-big") in ("backoff", "active")
