@@ -71,6 +71,14 @@ class RuntimeConfig:
     backoff_initial_s: float = 1.0
     backoff_max_s: float = 10.0
     unschedulable_flush_s: float = 300.0
+    # leader election (upstream's leaderElection section, client-go's defaults): only the holder
+    # of the Lease schedules; the others stand by with warm caches
+    leader_elect: bool = False
+    lease_name: str = "cluster-scheduler"
+    lease_namespace: str = "kube-system"
+    lease_duration_s: float = 15.0
+    renew_deadline_s: float = 10.0
+    retry_period_s: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -188,6 +196,16 @@ def parse_runtime(doc: Any) -> RuntimeConfig:
         if k in fields:
             attr, lo, hi = fields[k]
             kw[attr] = _int(v, f"runtime.{k}", lo, hi)
+        elif k == "leaderElect":
+            _expect(isinstance(v, bool), "runtime.leaderElect", f"must be true or false, got {v!r}")
+            kw["leader_elect"] = v
+        elif k in ("leaseName", "leaseNamespace"):
+            _expect(isinstance(v, str) and v, f"runtime.{k}", f"must be a non-empty string, got {v!r}")
+            kw["lease_name" if k == "leaseName" else "lease_namespace"] = v
+        elif k in ("leaseDurationSeconds", "renewDeadlineSeconds", "retryPeriodSeconds"):
+            _expect(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0, f"runtime.{k}", f"must be a positive number, got {v!r}")
+            kw[{"leaseDurationSeconds": "lease_duration_s", "renewDeadlineSeconds": "renew_deadline_s",
+                "retryPeriodSeconds": "retry_period_s"}[k]] = float(v)
         elif k in ("qps", "backoffInitialSeconds", "backoffMaxSeconds", "unschedulableFlushSeconds"):
             _expect(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0, f"runtime.{k}", f"must be a positive number, got {v!r}")
             attr = {"qps": "qps", "backoffInitialSeconds": "backoff_initial_s", "backoffMaxSeconds": "backoff_max_s",
@@ -195,7 +213,13 @@ def parse_runtime(doc: Any) -> RuntimeConfig:
             kw[attr] = float(v)
         else:
             raise ConfigError(f"runtime.{k}: unknown setting")
-    return replace(base, **kw)
+    out = replace(base, **kw)
+    # client-go's constraints: a leader that cannot renew stops before anyone may take over
+    _expect(out.lease_duration_s > out.renew_deadline_s, "runtime.leaseDurationSeconds",
+            f"must be greater than renewDeadlineSeconds ({out.renew_deadline_s:g})")
+    _expect(out.renew_deadline_s > 1.2 * out.retry_period_s, "runtime.renewDeadlineSeconds",
+            f"must be greater than 1.2 x retryPeriodSeconds ({out.retry_period_s:g})")
+    return out
 
 
 def load_config(path: str | Path | None) -> SchedulerConfig:

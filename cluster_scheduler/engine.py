@@ -241,6 +241,7 @@ class ClassState:
         w_fit, w_bal = self.w_fit, self.w_bal
         fs = node_resources_fit.row_score_fn(ctx) if w_fit else (lambda row: 0)
         bs = balanced_allocation.row_score_fn(ctx) if w_bal else (lambda row: 0)
+        self._fs, self._bs, self._static_norm_l = fs, bs, static_norm
         if self.ipa_raw is None:
             def score_fn(row: int) -> int:
                 return static_norm[pos_l[row]] + w_fit * fs(row) + w_bal * bs(row)
@@ -289,13 +290,9 @@ class ClassState:
         return True
 
     def score_row(self, row: int, ipa_raw: int | None = None) -> int:
-        ctx, t = self.ctx, self.engine.table
-        s = int(self.static_norm[self.pos[row]])
-        alloc, req = t.alloc_l[row], t.req_l[row]
-        if self.w_fit:
-            s += self.w_fit * node_resources_fit.score_row(ctx, row, alloc, req, t.nz_l[row])
-        if self.w_bal:
-            s += self.w_bal * balanced_allocation.score_row(ctx, row, alloc, req)
+        """Total score of one row now (compiled per-row scorers plus the normalized parts)."""
+        ctx = self.ctx
+        s = self._static_norm_l[self.pos_l[row]] + self.w_fit * self._fs(row) + self.w_bal * self._bs(row)
         if self.ipa_raw is not None:
             raw = inter_pod_affinity.score_raw_row(ctx, row) if ipa_raw is None else ipa_raw
             s += self.w_ipa * inter_pod_affinity.normalize_one(raw, self.ipa_lo, self.ipa_hi)

@@ -168,10 +168,7 @@ def fits_row(ctx: ClassCtx, row: int) -> bool:
                 exist = False
         if not exist and not p.affinity_self_ok:
             return False
-    for k, c in p.anti:
-        if c.per_row[row] > 0 and t.label_column(k)[row] >= 0:
-            return False
-    for k, c in p.existing_anti:
+    for k, c in (*p.anti, *p.existing_anti):  # own anti-affinity, then existing pods' against us
         if c.per_row[row] > 0 and t.label_column(k)[row] >= 0:
             return False
     return True

@@ -120,33 +120,12 @@ def score(ctx: ClassCtx, rows: np.ndarray | None = None) -> np.ndarray:
     return np.where(wsum > 0, num // np.maximum(wsum, 1), 0)
 
 
-def score_row(ctx: ClassCtx, row: int, alloc: list | None = None, req: list | None = None,
-              nz: list | None = None) -> int:
-    """Scalar twin of `score` for one row: the lazy heap's hot path (LeastAllocated/MostAllocated).
-    The row's values may be passed in as lists (read once by the caller for several plugins)."""
-    strat = ctx.profile.scoring
-    if strat.type == "RequestedToCapacityRatio":
-        return int(score(ctx, np.array([row]))[0])
-    plan = ctx.memo.get("fit_score_plan")
-    if plan is None:
-        plan = ctx.memo["fit_score_plan"] = _score_resources(ctx, strat.resources)
-    if alloc is None:
-        t = ctx.table
-        alloc, nz, req = t.alloc_l[row], t.nz_l[row], t.req_l[row]
-    num = wsum = 0
-    least = strat.type == "LeastAllocated"
-    for w, col, src, pod_req in plan:
-        a = alloc[col]
-        if a <= 0:
-            continue
-        r = (nz[src] if src >= 0 else req[-1 - src]) + pod_req
-        if least:
-            s = 0 if r > a else ((a - r) * MAX_NODE_SCORE) // a
-        else:
-            s = (min(r, a) * MAX_NODE_SCORE) // a
-        num += s * w
-        wsum += w
-    return num // wsum if wsum else 0
+def score_row(ctx: ClassCtx, row: int) -> int:
+    """Scalar twin of `score` for one row (the compiled closure, made once per class)."""
+    fn = ctx.memo.get("fit_row_score")
+    if fn is None:
+        fn = ctx.memo["fit_row_score"] = row_score_fn(ctx)
+    return fn(row)
 
 
 def row_fit_fn(ctx: ClassCtx):
