@@ -35,6 +35,9 @@ class Plan:
     holders_gen: int = 0
     watch: list[tuple[Counts, int]] = field(default_factory=list)  # non-row-local counts and their gen
     row_local: bool = True
+    # per-domain counts of the non-row-local terms, computed once per plan: valid until a watched
+    # count changes, which rebuilds the class (and so the plan)
+    domain_cache: dict = field(default_factory=dict)
 
 
 def _row_local(ctx: ClassCtx, key: str) -> bool:
@@ -155,21 +158,35 @@ def filter(ctx: ClassCtx) -> tuple[np.ndarray, list[tuple[np.ndarray, str]]]:
     return ok, reasons
 
 
+def _count_at(ctx: ClassCtx, p: Plan, key: str, c: Counts, row: int) -> int | None:
+    """Pods counted by `c` in the topology domain of `row` (None when the node lacks the key)."""
+    vid = ctx.table.label_column(key)[row]
+    if vid < 0:
+        return None
+    if _row_local(ctx, key):
+        return int(c.per_row[row])
+    dc = p.domain_cache.get((key, id(c)))
+    if dc is None:
+        dc = p.domain_cache[(key, id(c))] = ctx.index.domain_counts(c, key)
+    return int(dc[vid]) if vid < len(dc) else 0
+
+
 def fits_row(ctx: ClassCtx, row: int) -> bool:
-    """Scalar twin of `filter` for one row, valid while the plan is row-local."""
+    """Scalar twin of `filter` for one row. Row-local terms read the row's live count; wider
+    domains read the plan's domain counts (the class is rebuilt when those change)."""
     p = plan(ctx)
-    t = ctx.table
     if p.affinity_counts is not None:
         exist = True
         for k in p.affinity_keys:
-            if t.label_column(k)[row] < 0:
+            cnt = _count_at(ctx, p, k, p.affinity_counts, row)
+            if cnt is None:
                 return False
-            if p.affinity_counts.per_row[row] <= 0:
+            if cnt <= 0:
                 exist = False
         if not exist and not p.affinity_self_ok:
             return False
     for k, c in (*p.anti, *p.existing_anti):  # own anti-affinity, then existing pods' against us
-        if c.per_row[row] > 0 and t.label_column(k)[row] >= 0:
+        if _count_at(ctx, p, k, c, row):
             return False
     return True
 
@@ -187,8 +204,9 @@ def score_raw_row(ctx: ClassCtx, row: int) -> int:
     p = plan(ctx)
     s = 0
     for k, c, w in p.score_terms:
-        if ctx.table.label_column(k)[row] >= 0:
-            s += w * int(c.per_row[row])
+        cnt = _count_at(ctx, p, k, c, row)
+        if cnt:
+            s += w * cnt
     return s
 
 
