@@ -162,8 +162,7 @@ class SchedulerRuntime:
                     self._synced.set()
                     break
             if rt.leader_elect and not self._leading.is_set():
-                log.info("standby: waiting for lease %s/%s (held by %r)", rt.lease_namespace,
-                         rt.lease_name, self.elector.observed_holder)
+                log.info("standby: waiting for lease %s/%s", rt.lease_namespace, rt.lease_name)
             while not self._stop.is_set():
                 if self._leading.wait(0.5):
                     self._gate.set()  # the loop's `ready`: schedule from now on
@@ -171,7 +170,7 @@ class SchedulerRuntime:
 
         def loop() -> None:
             try:
-                self.coordinator.run(self._stop, self._gate)
+                self.coordinator.run(self._stop, self._gate, warm=self._synced)
             except Exception:  # noqa: BLE001 - a crashed loop must stop the process, loudly
                 log.exception("scheduling loop crashed")
                 self.failed = True
@@ -198,6 +197,8 @@ class SchedulerRuntime:
             self._leading.set()
 
         def stopped() -> None:
+            if self._stop.is_set():
+                return  # our own stop() ending the campaign, not a lost lease
             # the loop stops between batches; what the binder holds finishes, nothing new starts
             log.error("leader election lost by %s: stopping", self.identity)
             self.lost_leadership = True
@@ -420,7 +421,8 @@ def _run_actor(cfg: SchedulerConfig, args: argparse.Namespace) -> int:
     log.info("coordinator actor created (identity %s)", identity)
     code = 0
     pid = None
-    was_ready = first_logged = False
+    was_ready = ""  # the role last logged as ready
+    first_logged = False
     unreachable_since: float | None = None
     try:
         while not stop.is_set():
@@ -443,10 +445,11 @@ def _run_actor(cfg: SchedulerConfig, args: argparse.Namespace) -> int:
                     log.warning("coordinator actor restarted: pid %s -> %s", pid, st["pid"])
                 else:
                     log.info("coordinator actor running in pid %s", st["pid"])
-                pid, was_ready, first_logged = st["pid"], False, False
-            if st["synced"] and not was_ready:
-                was_ready = True
-                log.info("coordinator ready (%s)", "leader" if st["leading"] else "standby")
+                pid, was_ready, first_logged = st["pid"], "", False
+            role = "leader" if st["leading"] else "standby"
+            if st["synced"] and role != was_ready:
+                was_ready = role  # logged again when a standby becomes the leader
+                log.info("coordinator ready (%s)", role)
             if st["first_bind_after_start_s"] is not None and not first_logged:
                 first_logged = True
                 log.info("first binding %.2fs after the coordinator started (%.2fs after leading)",

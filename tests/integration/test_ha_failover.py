@@ -1,0 +1,471 @@
+"""High availability against a real apiserver, with `cluster-scheduler run` as users start it.
+
+- Two replicas with `--leader-elect` on one apiserver: only the Lease holder schedules; SIGKILL of
+  the leader mid-run hands the Lease to the standby, which finishes the workload.
+- The coordinator actor's process killed mid-run: Ray restarts it, the new one rebuilds its state
+  from the API and finishes the workload.
+
+Both end with the placement check (capacity, constraints, every pod bound or Unschedulable with an
+event) and with at most one Scheduled event per pod (a pod "bound twice" would have two: the binder
+posts one per successful binding). The failover times are printed (`pytest -s`) for
+docs/reliability.md; the asserted bounds are loose (shared 2-core machines).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+import orjson
+import pytest
+import ray
+import yaml
+from kubernetes import client
+
+from cluster_scheduler.api.binder import finish
+from cluster_scheduler.api.leader import micro_time
+from cluster_scheduler.check import _list_all, check_placement
+from cluster_scheduler.config import SchedulerConfig
+from cluster_scheduler.controlplane.cluster import start_control_plane
+from cluster_scheduler.faults import FaultProxy, FaultRule
+from cluster_scheduler.runtime import SchedulerRuntime
+
+pytestmark = [pytest.mark.apiserver, pytest.mark.ray, pytest.mark.timeout(420)]
+
+SCHEDULER = "cluster-scheduler"
+NS = "ha"
+LEASE = "ha-test"
+TAKEOVER_LIMIT_S = 15.0
+
+CONFIG = f"""\
+apiVersion: kubescheduler.config.k8s.io/v1
+kind: KubeSchedulerConfiguration
+profiles:
+  - schedulerName: {SCHEDULER}
+runtime:
+  partitions: 1
+  batchSize: 50
+  bindConcurrency: 16
+  metricsPort: 0
+  backoffInitialSeconds: 0.2
+  backoffMaxSeconds: 1
+  leaseName: {LEASE}
+  leaseNamespace: kube-system
+  leaseDurationSeconds: 4
+  renewDeadlineSeconds: 3
+  retryPeriodSeconds: 1
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def ray_head(tmp_path):
+    """A Ray head of the test's own that the replicas join (as under `ray job submit`). Two local
+    `ray.init()` instances on one machine would both want the dashboard agent's fixed port; here
+    every port is free-picked. Run with --block in a session of its own: teardown kills exactly
+    this head's processes."""
+    temp = Path("/tmp") / f"csha{os.getpid()}"  # short: Ray's unix socket paths have a length limit
+    # no token: nothing here submits jobs, and a test process that joins cannot switch tokens
+    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="disabled", RAY_DEDUP_LOGS="0")
+    env.pop("RAY_AUTH_TOKEN", None)
+    gcs = free_port()
+    log = (tmp_path / "ray-head.log").open("w")
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block", f"--port={gcs}", "--num-cpus=4",
+         "--include-dashboard=false", f"--dashboard-agent-listen-port={free_port()}",
+         f"--dashboard-agent-grpc-port={free_port()}", f"--metrics-export-port={free_port()}",
+         f"--runtime-env-agent-port={free_port()}", f"--temp-dir={temp}", "--disable-usage-stats"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    env["RAY_ADDRESS"] = f"127.0.0.1:{gcs}"
+    try:
+        deadline = time.monotonic() + 120
+        while "Ray runtime started" not in (tmp_path / "ray-head.log").read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "ray-head.log").read_text()
+            time.sleep(0.5)
+        yield env
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(30)
+        log.close()
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    cp = start_control_plane(tmp_path / "cp")
+    admin = cp.api_client("admin")
+    core = client.CoreV1Api(admin)
+    res = {"cpu": "4", "memory": "16Gi", "pods": "40"}
+    for i in range(10):
+        core.create_node({"metadata": {"name": f"h-{i}", "labels": {"kubernetes.io/hostname": f"h-{i}"}},
+                          "status": {"capacity": res, "allocatable": res,
+                                     "conditions": [{"type": "Ready", "status": "True"}]}})
+    core.create_namespace({"metadata": {"name": NS}})
+    (tmp_path / "sched.yaml").write_text(CONFIG)
+    try:
+        yield cp, admin
+    finally:
+        admin.close()
+        cp.stop()
+
+
+class Replica:
+    """One `cluster-scheduler run` in a session of its own, so that teardown can take its Ray
+    processes down with it."""
+
+    def __init__(self, cp, tmp_path: Path, env: dict, name: str, *extra: str) -> None:
+        self.log_path = tmp_path / f"{name}.log"
+        self._log = self.log_path.open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "cluster_scheduler.cli", "run", "--kubeconfig", str(cp.scheduler_kubeconfig),
+             "--config", str(tmp_path / "sched.yaml"), *extra],
+            stdout=self._log, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True, env=env)
+
+    @property
+    def text(self) -> str:
+        return self.log_path.read_text()
+
+    def wait_log(self, pattern: str, timeout: float) -> re.Match:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            m = re.search(pattern, self.text)
+            if m:
+                return m
+            assert self.proc.poll() is None, f"exited {self.proc.returncode}:\n{self.text[-3000:]}"
+            time.sleep(0.3)
+        raise AssertionError(f"no {pattern!r} in {timeout}s:\n{self.text[-3000:]}")
+
+    def close(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(30)
+        self._log.close()
+
+
+def pod(i: int, cpu: str = "100m") -> dict:
+    return {"metadata": {"name": f"p-{i:04d}", "namespace": NS},
+            "spec": {"schedulerName": SCHEDULER,
+                     "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10",
+                                     "resources": {"requests": {"cpu": cpu, "memory": "64Mi"}}}]}}
+
+
+def create_slowly(admin, pods: list[dict], per_s: float) -> threading.Thread:
+    """Create pods at a steady rate in the background, so a failure always lands mid-run."""
+    core = client.CoreV1Api(admin)
+
+    def run() -> None:
+        t0 = time.monotonic()
+        with ThreadPoolExecutor(4) as ex:
+            for i, p in enumerate(pods):
+                delay = t0 + i / per_s - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                ex.submit(lambda p=p: finish(core.create_namespaced_pod(NS, p, _preload_content=False)))
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
+class BindWatch:
+    """Polls the pods and notes when each was first seen bound: "first binding after t" is the
+    scheduler-independent measure of a failover."""
+
+    def __init__(self, admin) -> None:
+        self.core = client.CoreV1Api(admin)
+        self.first_seen: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for p in _list_all(self.core.list_namespaced_pod, namespace=NS):
+                if p["spec"].get("nodeName"):
+                    self.first_seen.setdefault(p["metadata"]["name"], time.time())
+            time.sleep(0.2)
+
+    def bound(self) -> int:
+        return len(self.first_seen)
+
+    def first_after(self, t: float, timeout: float) -> float:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            later = [s for s in list(self.first_seen.values()) if s > t]
+            if later:
+                return min(later)
+            time.sleep(0.1)
+        raise AssertionError(f"no binding within {timeout}s after {t}")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._t.join(5)
+
+
+def read_lease(admin) -> dict:
+    resp = client.CoordinationV1Api(admin).read_namespaced_lease(LEASE, "kube-system", _preload_content=False)
+    return orjson.loads(resp.data)["spec"]
+
+
+def holder_pid(admin) -> int | None:
+    """The driver pid in a holder identity (`host_pid_uuid`, see runtime.default_identity)."""
+    m = re.search(r"_(\d+)_[0-9a-f]{8}$", holder(admin))
+    return int(m.group(1)) if m else None
+
+
+def holder(admin) -> str:
+    try:
+        return read_lease(admin).get("holderIdentity") or ""
+    except client.ApiException as exc:
+        if exc.status == 404:
+            return ""
+        raise
+
+
+def wait_for(cond, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def settle_and_check(admin, expected: int, unschedulable: int, timeout: float = 120):
+    """Wait until every pod is bound or Unschedulable, then run the placement check (events are
+    posted asynchronously: a report that only misses events is retried a while)."""
+    core = client.CoreV1Api(admin)
+    deadline = time.monotonic() + timeout
+    while True:
+        nodes = _list_all(core.list_node)
+        pods = _list_all(core.list_pod_for_all_namespaces)
+        events = _list_all(core.list_event_for_all_namespaces)
+        failed = [e for e in events if e.get("reason") == "FailedScheduling"]
+        report = check_placement(nodes, pods, scheduler_name=SCHEDULER, events=failed)
+        done = (report.pods_checked == expected and report.bound + report.unschedulable == expected
+                and report.unschedulable == unschedulable)
+        if (done and report.ok) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert report.ok, report.summary()
+    assert (report.bound, report.unschedulable) == (expected - unschedulable, unschedulable), report.summary()
+    scheduled = Counter((e.get("involvedObject") or {}).get("name") for e in events if e.get("reason") == "Scheduled")
+    twice = {k: v for k, v in scheduled.items() if v > 1}
+    assert not twice, f"pods with more than one successful binding: {twice}"
+    return report, events
+
+
+def test_leader_failover(cluster, ray_head, tmp_path):
+    cp, admin = cluster
+    a = Replica(cp, tmp_path, ray_head, "a", "--leader-elect")
+    b = None
+    watch = None
+    try:
+        wait_for(lambda: holder_pid(admin) == a.proc.pid, 120, "replica a to lead")
+        a.wait_log(r"coordinator ready \(leader\)", 60)
+        b = Replica(cp, tmp_path, ray_head, "b", "--leader-elect")
+        b.wait_log(r"coordinator ready \(standby\)", 120)
+        assert holder_pid(admin) == a.proc.pid
+
+        total, unsched = 400, 4
+        pods = [pod(i) for i in range(total - unsched)] + [pod(i, cpu="64") for i in range(total - unsched, total)]
+        watch = BindWatch(admin)
+        creator = create_slowly(admin, pods, per_s=40)
+        wait_for(lambda: watch.bound() >= 100, 120, "100 pods bound by the leader")
+        assert not re.search(r"leader \S+: scheduling", b.text), "the standby scheduled"
+        a_renewals = read_lease(admin)
+
+        t_kill = time.time()
+        a.proc.send_signal(signal.SIGKILL)
+        wait_for(lambda: holder_pid(admin) == b.proc.pid, 60, "replica b to take the lease")
+        t_lease = time.time()
+        # the dead leader's last bindings land within milliseconds; later ones are the new leader's
+        t_first = watch.first_after(t_kill + 1.0, 60)
+        creator.join(60)
+        report, _events = settle_and_check(admin, total, unsched)
+        lease = read_lease(admin)
+        assert lease["leaseTransitions"] == a_renewals.get("leaseTransitions", 0) + 1
+        takeover, first = t_lease - t_kill, t_first - t_kill
+        print(f"\nleader takeover: lease {takeover:.2f}s, first binding by the new leader {first:.2f}s after "
+              f"SIGKILL; {report.bound} bound, {report.unschedulable} unschedulable")
+        assert first < TAKEOVER_LIMIT_S, f"takeover took {first:.1f}s"
+        b.wait_log(r"leader \S+: scheduling", 5)
+        # the standby had its partition loaded before it led: the takeover did not wait for it
+        assert b.text.index("partition 0/1 loaded") < b.text.index("became leader"), b.text[-3000:]
+
+        # a clean stop releases the Lease at once
+        b.proc.send_signal(signal.SIGTERM)
+        assert b.proc.wait(90) == 0, b.text[-3000:]
+        assert holder(admin) == ""
+        assert re.search(r"stopped: batches=\d+ scheduled=\d+ bound=\d+", b.text)
+    finally:
+        if watch is not None:
+            watch.stop()
+        for r in (a, b):
+            if r is not None:
+                r.close()
+
+
+def test_coordinator_actor_restart(cluster, ray_head, tmp_path):
+    cp, admin = cluster
+    r = Replica(cp, tmp_path, ray_head, "solo")
+    watch = None
+    try:
+        pid1 = int(r.wait_log(r"coordinator actor running in pid (\d+)", 120).group(1))
+        r.wait_log(r"coordinator ready", 60)
+        total, unsched = 400, 4
+        pods = [pod(i) for i in range(total - unsched)] + [pod(i, cpu="64") for i in range(total - unsched, total)]
+        watch = BindWatch(admin)
+        creator = create_slowly(admin, pods, per_s=40)
+        wait_for(lambda: watch.bound() >= 100, 120, "100 pods bound")
+
+        t_kill = time.time()
+        os.kill(pid1, signal.SIGKILL)  # the coordinator actor's worker process, as a crash would
+        pid2 = int(r.wait_log(r"coordinator actor restarted: pid \d+ -> (\d+)", 120).group(1))
+        assert pid2 != pid1
+        t_first = watch.first_after(t_kill + 1.0, 120)
+        creator.join(60)
+        report, _events = settle_and_check(admin, total, unsched)
+        print(f"\ncoordinator restart: first binding {t_first - t_kill:.2f}s after SIGKILL of the actor; "
+              f"{report.bound} bound, {report.unschedulable} unschedulable")
+        assert r.proc.poll() is None
+
+        r.proc.send_signal(signal.SIGTERM)
+        assert r.proc.wait(90) == 0, r.text[-3000:]
+        assert re.search(r"stopped: batches=\d+ scheduled=\d+ bound=\d+", r.text)
+    finally:
+        if watch is not None:
+            watch.stop()
+        r.close()
+
+
+def test_binding_that_lands_late_is_not_bound_twice(ray_head, tmp_path, monkeypatch):
+    """A dead coordinator's binding that reaches the apiserver after the new coordinator listed the
+    pod as pending: the new one's own binding is refused with 409, the binder drops it (no retry),
+    the watch shows the pod where the first binding put it, and the ledger counts it there only.
+
+    Made deterministic with the fault proxy: our binding of `late` is held 3 s, and meanwhile the
+    "old" binding (the admin, straight to the apiserver) puts it on the other node."""
+    monkeypatch.setenv("RAY_AUTH_MODE", ray_head["RAY_AUTH_MODE"])
+    cp = start_control_plane(tmp_path / "cp")
+    proxy = FaultProxy(cp.url, cp.ca_file, workdir=tmp_path / "proxy").start()
+    admin = cp.api_client("admin")
+    rt = None
+    ray.init(address=ray_head["RAY_ADDRESS"], log_to_driver=False)
+    try:
+        core = client.CoreV1Api(admin)
+        res = {"cpu": "2", "memory": "8Gi", "pods": "10"}
+        for n in ("n1", "n2"):
+            core.create_node({"metadata": {"name": n, "labels": {"kubernetes.io/hostname": n}},
+                              "status": {"capacity": res, "allocatable": res,
+                                         "conditions": [{"type": "Ready", "status": "True"}]}})
+        core.create_namespace({"metadata": {"name": NS}})
+        late = pod(0, cpu="1")
+        late["metadata"]["name"] = "late"
+        core.create_namespaced_pod(NS, late)
+        rule = proxy.add_rule(FaultRule(path=r"/pods/late/binding$", method="POST", delay_s=3.0, count=1))
+        token = yaml.safe_load(cp.scheduler_kubeconfig.read_text())["users"][0]["user"]["token"]
+        kubeconfig = proxy.kubeconfig(tmp_path / "sched.kubeconfig", token)
+        cfg = SchedulerConfig()
+        cfg = replace(cfg, runtime=replace(cfg.runtime, partitions=1, metrics_port=0, bind_concurrency=4))
+        rt = SchedulerRuntime(cfg, str(kubeconfig), actor_options={"num_cpus": 0.25, "max_restarts": 1})
+        rt.start()
+        coord = rt.coordinator
+        ours = wait_for(lambda: next((n for _b, n in list(coord.assumed.values())), None), 60,
+                        "our binding of `late` to be in flight")
+        other = "n2" if ours == "n1" else "n1"
+        uid = core.read_namespaced_pod("late", NS).metadata.uid
+        # the earlier coordinator's binding lands first
+        core.create_namespaced_binding(NS, {"metadata": {"name": "late"}, "target": {"kind": "Node", "name": other}},
+                                       _preload_content=False)
+        wait_for(lambda: coord.stats.bind_dropped == 1, 30, "our binding to be refused (409) and dropped")
+        wait_for(lambda: uid in coord.bound and uid not in coord.assumed, 30, "the watch to show `late` bound")
+        assert rule.injected == 1
+        assert core.read_namespaced_pod("late", NS).spec.node_name == other
+        assert coord.stats.bound == 0 and coord.stats.bind_retries == 0
+        # the ledger holds `late` on `other` only: three more 1-cpu pods fill both nodes exactly
+        for i in range(1, 4):
+            core.create_namespaced_pod(NS, pod(i, cpu="1"))
+        wait_for(lambda: coord.stats.bound == 3, 60, "three more pods bound")
+        report, _events = settle_and_check(admin, 4, 0)
+        placed = Counter(p.spec.node_name for p in core.list_namespaced_pod(NS).items)
+        assert placed == {"n1": 2, "n2": 2}
+    finally:
+        if rt is not None:
+            rt.stop()
+        ray.shutdown()
+        proxy.stop()
+        admin.close()
+        cp.stop()
+
+
+def test_lost_lease_stops_scheduling(ray_head, tmp_path, monkeypatch):
+    """A leader whose Lease is taken over (here: rewritten by someone else, as after a partition
+    from the apiserver) stops scheduling within the renew period and does not come back."""
+    monkeypatch.setenv("RAY_AUTH_MODE", ray_head["RAY_AUTH_MODE"])
+    cp = start_control_plane(tmp_path / "cp")
+    admin = cp.api_client("admin")
+    rt = None
+    ray.init(address=ray_head["RAY_ADDRESS"], log_to_driver=False)
+    try:
+        core = client.CoreV1Api(admin)
+        res = {"cpu": "4", "memory": "8Gi", "pods": "10"}
+        core.create_node({"metadata": {"name": "n1", "labels": {"kubernetes.io/hostname": "n1"}},
+                          "status": {"capacity": res, "allocatable": res,
+                                     "conditions": [{"type": "Ready", "status": "True"}]}})
+        core.create_namespace({"metadata": {"name": NS}})
+        cfg = SchedulerConfig()
+        cfg = replace(cfg, runtime=replace(cfg.runtime, partitions=1, metrics_port=0, leader_elect=True,
+                                           lease_name=LEASE, lease_duration_s=4, renew_deadline_s=3,
+                                           retry_period_s=1))
+        rt = SchedulerRuntime(cfg, str(cp.scheduler_kubeconfig), actor_options={"num_cpus": 0.25})
+        rt.start()
+        wait_for(lambda: rt.leading, 30, "leadership")
+        core.create_namespaced_pod(NS, pod(1))
+        wait_for(lambda: core.read_namespaced_pod("p-0001", NS).spec.node_name, 30, "a pod bound as leader")
+        assert holder(admin) == rt.identity
+
+        coord_api = client.CoordinationV1Api(admin)
+        lease = coord_api.read_namespaced_lease(LEASE, "kube-system")
+        now = micro_time()
+        lease.spec.holder_identity, lease.spec.lease_duration_seconds = "intruder", 60
+        lease.spec.acquire_time = lease.spec.renew_time = now
+        coord_api.replace_namespaced_lease(LEASE, "kube-system", lease)
+        t0 = time.monotonic()
+        wait_for(lambda: rt.stopped and rt.lost_leadership, 10, "the runtime to stop on the lost lease")
+        print(f"\nlost lease noticed in {time.monotonic() - t0:.2f}s")
+        assert not rt.leading and rt.stats()["lost_leadership"]
+        core.create_namespaced_pod(NS, pod(2))
+        time.sleep(3)
+        assert not core.read_namespaced_pod("p-0002", NS).spec.node_name  # nobody schedules any more
+        rt.stop()
+        assert holder(admin) == "intruder"  # a lost lease is not "released" over its new holder
+        rt = None
+    finally:
+        if rt is not None:
+            rt.stop()
+        ray.shutdown()
+        admin.close()
+        cp.stop()
