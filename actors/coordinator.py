@@ -61,6 +61,7 @@ class Stats:
     conflicts: int = 0  # proposals that failed the ledger check
     requeued: int = 0  # pods whose every proposal failed
     rescued: int = 0  # pods the ledger placed after the partitions could not
+    ledger_refusals: int = 0  # pods declared Unschedulable by the ledger against partition proposals
     bind_retries: int = 0
     bind_dropped: int = 0  # 409 / 404
     partition_failures: int = 0
@@ -72,7 +73,8 @@ class Stats:
     def line(self) -> str:
         return (f"batches={self.batches} scheduled={self.scheduled} bound={self.bound} "
                 f"unschedulable={self.unschedulable} conflicts={self.conflicts} requeued={self.requeued} "
-                f"rescued={self.rescued} bind_retries={self.bind_retries} bind_dropped={self.bind_dropped} "
+                f"rescued={self.rescued} ledger_refusals={self.ledger_refusals} "
+                f"bind_retries={self.bind_retries} bind_dropped={self.bind_dropped} "
                 f"partition_failures={self.partition_failures} "
                 f"partitions_s={self.schedule_s:.1f} commit_s={self.commit_s:.1f}")
 
@@ -441,6 +443,14 @@ class Coordinator:
                     self.stats.rescued += 1
                 elif not m.candidates:
                     self._unschedulable(pod, fit_error_message(total, m.reasons))
+                    n_unsched += 1
+                    continue
+                else:
+                    # Partitions keep proposing nodes the ledger refuses and the ledger finds none:
+                    # the ledger is authoritative, so the pod is Unschedulable for its reasons
+                    # rather than re-queued forever (it returns on the next cluster event).
+                    self.stats.ledger_refusals += 1
+                    self._unschedulable(pod, r.message())
                     n_unsched += 1
                     continue
             if won is None:

@@ -51,6 +51,11 @@ def ray_head(tmp_path):
     if ray is None:
         pytest.skip("the `ray` CLI is not installed")
     gcs, dash = _free_port(), _free_port()
+    # every port the head opens is a free one, so it never collides with another Ray on the machine
+    ports = [f"--dashboard-agent-listen-port={_free_port()}", f"--dashboard-agent-grpc-port={_free_port()}",
+             f"--metrics-export-port={_free_port()}", f"--runtime-env-agent-port={_free_port()}",
+             f"--node-manager-port={_free_port()}", f"--object-manager-port={_free_port()}",
+             ]
     temp = Path("/tmp") / f"csray{os.getpid()}"  # short: Ray's unix socket paths have a length limit
     # Ray 2.60 protects job submission with a token: give the head and the client the same one,
     # so the test does not depend on a ~/.ray/auth_token left by anything else
@@ -58,12 +63,39 @@ def ray_head(tmp_path):
                RAY_AUTH_TOKEN=secrets.token_hex(32))
     subprocess.run([ray, "start", "--head", f"--port={gcs}", "--num-cpus=2", "--include-dashboard=true",
                     "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", f"--temp-dir={temp}",
-                    "--disable-usage-stats"], check=True, env=env, capture_output=True, timeout=180)
+                    "--disable-usage-stats", *ports], check=True, env=env, capture_output=True, timeout=180)
     try:
         yield ray, f"http://127.0.0.1:{dash}", env
     finally:
-        subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=120)
+        _stop_head(temp)
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def _stop_head(temp: Path) -> None:
+    """Stop only this head's processes (`ray stop` would stop every Ray on the machine): they all
+    carry its temp dir on their command line."""
+    import signal
+
+    def ours() -> list[int]:
+        pids = []
+        for d in Path("/proc").iterdir():
+            if d.name.isdigit() and int(d.name) != os.getpid():
+                try:
+                    if str(temp).encode() in (d / "cmdline").read_bytes():
+                        pids.append(int(d.name))
+                except OSError:
+                    pass
+        return pids
+
+    for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        for pid in ours():
+            try:
+                os.kill(pid, sig)
+            except OSError:
+                pass
+        deadline = time.monotonic() + wait
+        while ours() and time.monotonic() < deadline:
+            time.sleep(0.2)
 
 
 def test_run_as_ray_job_binds_pods(control_plane, admin_api, namespace, ray_head, tmp_path):
