@@ -30,17 +30,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _node(name: str) -> dict:
+def _node(name: str, group: str) -> dict:
     return {"apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
+            "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, "rayjob-test": group}},
             "status": {"capacity": {"cpu": "4", "memory": "8Gi", "pods": "10"},
                        "allocatable": {"cpu": "4", "memory": "8Gi", "pods": "10"},
                        "conditions": [{"type": "Ready", "status": "True"}]}}
 
 
-def _pod(name: str) -> dict:
+def _pod(name: str, group: str) -> dict:
+    # the session's control plane holds other tests' nodes too: select this test's own
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-            "spec": {"schedulerName": "cluster-scheduler",
+            "spec": {"schedulerName": "cluster-scheduler", "nodeSelector": {"rayjob-test": group},
                      "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10",
                                      "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}}}]}}
 
@@ -103,10 +104,10 @@ def test_run_as_ray_job_binds_pods(control_plane, admin_api, namespace, ray_head
     core = client.CoreV1Api(admin_api)
     names = [f"rj-{namespace}-{i}" for i in range(2)]
     for n in names:
-        core.create_node(_node(n))
+        core.create_node(_node(n, namespace))
     pods = [f"p{i}" for i in range(4)]
     for p in pods:
-        core.create_namespaced_pod(namespace, _pod(p))
+        core.create_namespaced_pod(namespace, _pod(p, namespace))
     job = f"cs-{namespace}"
     cmd = [ray, "job", "submit", f"--address={address}", f"--submission-id={job}", "--no-wait", "--",
            str(BIN / "cluster-scheduler"), "run", "--kubeconfig", str(control_plane.scheduler_kubeconfig),
