@@ -24,6 +24,7 @@ import msgpack
 from cluster_scheduler.api.informer import namespace_labels, node_info, pod_info, unpack
 from cluster_scheduler.config import Profile
 from cluster_scheduler.engine import Engine
+from cluster_scheduler.gc_tuning import freeze_loaded_state
 
 
 def shard_of(node: str, partitions: int) -> int:
@@ -58,7 +59,7 @@ def apply_deltas(engine: Engine, deltas: list) -> list[str]:
 
 def encode_results(results: list, seconds: float) -> bytes:
     """[seconds, [[uid, [[node, score], ...], reasons, num_nodes, error], ...]]"""
-    return msgpack.packb([seconds, [[r.uid, [[n, s] for n, s in r.candidates], r.reasons, r.num_nodes, r.error]
+    return msgpack.packb([seconds, [[r.uid, [[n, s] for n, s in r.candidates], r.reasons or {}, r.num_nodes, r.error]
                                     for r in results]], use_bin_type=True)
 
 
@@ -81,6 +82,7 @@ class Partition:
         self.engine = Engine(self.profile)
         self.owned = set()
         apply_deltas(self.engine, msgpack.unpackb(snapshot, raw=False))
+        freeze_loaded_state()
         self._reown()
         self.synced = True
         return self.engine.num_nodes()

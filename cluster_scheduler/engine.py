@@ -68,19 +68,20 @@ def fit_error_message(num_nodes: int, reasons: dict[str, int]) -> str:
 class PodResult:
     """Outcome for one pod: best-first (node, score) candidates, or why none fits.
 
-    `reasons` is a histogram (reason -> node count) so shards' diagnoses can be summed; `error` is
-    set when the pod's spec itself is unusable."""
+    `reasons` is a histogram (reason -> node count) so shards' diagnoses can be summed, None when
+    the pod fits (one result is made per placement: no empty dict each time); `error` is set when
+    the pod's spec itself is unusable."""
 
     uid: str
     candidates: list[tuple[str, int]] = field(default_factory=list)
-    reasons: dict[str, int] = field(default_factory=dict)
+    reasons: dict[str, int] | None = None
     num_nodes: int = 0
     error: str | None = None
 
     def message(self) -> str:
         if self.error:
             return self.error
-        return fit_error_message(self.num_nodes, self.reasons)
+        return fit_error_message(self.num_nodes, self.reasons or {})
 
 
 class ClassState:
@@ -201,15 +202,21 @@ class ClassState:
         # drop only when a max-scoring row stops being feasible.
         self.eager = self.ipa_raw is not None or bool(key.pod_affinity)
         self.norm_watch = self.na_raw is not None or self.tt_raw is not None
+        self.norm_max_rows: set[int] = set()  # rows whose raw score is a normalizer's max
+        if self.na_raw is not None:
+            self.norm_max_rows.update(rows[self.na_raw == self.na_max].tolist())
+        if self.tt_raw is not None:
+            self.norm_max_rows.update(rows[self.tt_raw == self.tt_max].tolist())
         timings["score:affinity/taints/spread"] = timings.get("score:affinity/taints/spread", 0.0) + time.perf_counter() - t0
         self.total = total
         e.builds += 1
         idx = np.flatnonzero(feas)
-        self.pushed = np.full(n, -1, dtype=np.int64)
         ver = t.ver
         cand = rows[idx].tolist()
         vers = [ver[r] for r in cand]
-        self.pushed[idx] = vers
+        pushed = np.full(n, -1, dtype=np.int64)
+        pushed[idx] = vers
+        self.pushed: list[int] = pushed.tolist()  # per position: version of its live heap entry
         entries = list(zip((-total[idx]).tolist(), cand, vers))
         if self.gate is None:
             self.heaps = {0: entries}
@@ -250,6 +257,18 @@ class ClassState:
                 return self.score_row(row)
         self.score_fn = score_fn
         self.simple = simple_filter and self.ipa_raw is None and not self.eager and not self.dense
+        if self.simple:
+            # filter + score in one call (the hot path): -1 when the row does not fit
+            fit_score = node_resources_fit.row_fit_score_fn(ctx, w_fit) if self.use_fit else (
+                lambda row: w_fit * fs(row))
+
+            def rescore(row: int) -> int:
+                p = pos_l[row]
+                if p < 0 or not static_ok[p]:
+                    return -1
+                s = fit_score(row)
+                return s if s < 0 else s + static_norm[p] + w_bal * bs(row)
+            self.rescore_fn = rescore
 
     # ------------------------------------------------------------- checks
     def stale(self) -> bool:
@@ -340,14 +359,23 @@ class ClassState:
             self.pushed[p] = ver
             heapq.heappush(self._heap_of(p), (-self.score_row(row, ipa_raw), row, ver))
 
+    def toucher(self):
+        """`touch` for the engine's charge loop; a class that only watches a normalizer's max
+        cares about a handful of rows, so the common case is one set lookup."""
+        if self.eager or self.dense:
+            return self.touch
+        rows, pos, watch = self.norm_max_rows, self.pos_l, self._watch_norm
+
+        def touch_norm(row: int) -> None:
+            if row in rows:
+                watch(row, pos[row])
+        return touch_norm
+
     def _watch_norm(self, row: int, p: int) -> None:
-        na, tt = self.na_raw, self.tt_raw
-        if not ((na is not None and na[p] == self.na_max) or (tt is not None and tt[p] == self.tt_max)):
-            return
-        if not self.feas[p] or self.ok_fn(row):
+        if row not in self.norm_max_rows or not self.feas[p] or self.ok_fn(row):
             return
         self.feas[p] = False
-        f = self.feas
+        f, na, tt = self.feas, self.na_raw, self.tt_raw
         if na is not None and int(na[f].max(initial=0)) != self.na_max:
             self.epoch = -1
         if tt is not None and int(tt[f].max(initial=0)) != self.tt_max:
@@ -407,15 +435,15 @@ class ClassState:
         """Place consecutive pods of this (simple) class, k=1: the engine's tightest loop.
         Returns the index after the last pod handled."""
         e = self.engine
-        t = e.table
         key = self.key
         heap = self.heaps[0]
-        version, pushed, pos = t.ver, self.pushed, self.pos_l
-        ok_fn, score_fn = self.ok_fn, self.score_fn
-        names = t.names
-        heappop, heappush = heapq.heappop, heapq.heappush
-        charge = e._charge
+        version, pushed, pos = e.table.ver, self.pushed, self.pos_l
+        rescore = self.rescore_fn
+        names = e.table.names
+        heappop, heappush, heapreplace = heapq.heappop, heapq.heappush, heapq.heapreplace
+        charge = e.charger(key)
         epods = e.pods
+        epoch = self.epoch
         i, n = start, len(pods)
         while i < n and pods[i].key is key:
             pod = pods[i]
@@ -428,23 +456,29 @@ class ClassState:
                 p = pos[row]
                 if pushed[p] != cur:
                     pushed[p] = cur
-                    if ok_fn(row):
-                        heappush(heap, (-score_fn(row), row, cur))
+                    s = rescore(row)
+                    if s >= 0:
+                        heappush(heap, (-s, row, cur))
             if not heap:
-                return i  # the caller diagnoses
-            neg, row, _ = heappop(heap)
+                break  # the caller diagnoses
+            neg, row, _ = heap[0]
             node = names[row]
             pod.node_name = node
-            epods[pod.uid] = pod
-            charge(pod.uid, key, row)
+            uid = pod.uid
+            epods[uid] = pod
+            charge(uid, row)
             cur = version[row]
             pushed[pos[row]] = cur
-            if ok_fn(row):
-                heappush(heap, (-score_fn(row), row, cur))
-            results.append(PodResult(pod.uid, [(node, -neg)]))
+            s = rescore(row)
+            if s >= 0:
+                heapreplace(heap, (-s, row, cur))  # one sift instead of a pop and a push
+            else:
+                heappop(heap)
+            results.append(PodResult(uid, [(node, -neg)]))
             i += 1
-            if e.epoch != self.epoch:
+            if e.epoch != epoch:
                 break  # something outside this class changed the world: let the caller re-check
+        e.placements += i - start
         return i
 
     def diagnose(self) -> dict[str, int]:
@@ -540,6 +574,25 @@ class Engine:
         for cls in self.classes.values():
             if cls.eager or cls.norm_watch:
                 cls.touch(row)
+
+    def charger(self, key: PodSpecKey):
+        """`_charge` compiled for a run of one key's placements, minus the `placements` count (the
+        run adds it at the end): the table's per-key charger, the pod index only if it counts
+        anything this key touches, and the classes that watch placements. Valid while no class
+        is built or dropped (place_run stops when the epoch moves)."""
+        table_charge = self.table.charger(key)
+        touch = [cls.toucher() for cls in self.classes.values() if cls.eager or cls.norm_watch]
+        if not self.index.tracks(key) and not touch:
+            return table_charge
+        index_charge = self.index.on_charge if self.index.tracks(key) else None
+
+        def charge(uid: str, row: int) -> None:
+            table_charge(uid, row)
+            if index_charge is not None:
+                index_charge(key, row)
+            for t in touch:
+                t(row)
+        return charge
 
     def add_pod(self, pod: PodInfo) -> None:
         """A pod bound (or assumed) to pod.node_name; pods without a usable spec still count for

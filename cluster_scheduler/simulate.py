@@ -12,11 +12,11 @@ import argparse
 import resource
 import sys
 import time
-import tracemalloc
 from dataclasses import dataclass, field
 
 from .config import Profile, load_config
 from .engine import Engine, PodResult
+from .gc_tuning import freeze_loaded_state
 from .model.parse import parse_node, parse_pod
 from .model.types import PodInfo
 from .workload import Barrier, CreateNodes, CreatePods, Workload, load_workload
@@ -53,6 +53,7 @@ class SimResult:
 def _schedule_pending(engine: Engine, pending: list[PodInfo], res: SimResult) -> list[PodInfo]:
     """Schedule until no progress; returns the pods left unschedulable (with their messages)."""
     order = sorted(pending, key=lambda p: -p.priority)  # stable: creation order within a priority
+    freeze_loaded_state()
     while order:
         t0, c0 = time.perf_counter(), time.process_time()
         results = engine.schedule(order, k=1, commit=True)

@@ -64,8 +64,9 @@ class NodeTable:
         self.ports: list[dict[tuple[str, int], set[str]]] = []  # (proto, port) -> host IPs in use
         self.pods: list[dict[str, PodSpecKey]] = []
         self._node_info_alloc: list[dict[str, int]] = []  # as parsed, to fill new resource columns
-        self.charged: dict[str, ChargedPod] = {}
+        self.charged: dict[str, int] = {}  # uid -> row (the key is in pods[row])
         self._req_cache: dict[PodSpecKey, list[tuple[int, int]]] = {}
+        self._chargers: dict[PodSpecKey, object] = {}
         # lazily encoded label columns: key -> int32 value ids (-1 = label absent)
         self._label_cols: dict[str, np.ndarray] = {}
         self._vocab: dict[str, dict[str, int]] = {}
@@ -247,27 +248,54 @@ class NodeTable:
     # ----------------------------------------------------------------- pods
     def charge(self, uid: str, key: PodSpecKey, row: int) -> None:
         """Account a pod on a row (bound or assumed). Idempotent per uid."""
-        if uid in self.charged:
-            return
-        req = self.req_l[row]
-        for j, v in self.request_items(key):
-            req[j] += v
-        nz = self.nz_l[row]
-        nz[0] += key.nonzero_cpu
-        nz[1] += key.nonzero_memory
-        self._dirty.add(row)
-        if key.host_ports:
-            for hp in key.host_ports:
-                self.ports[row].setdefault((hp.protocol, hp.port), set()).add(hp.host_ip)
-        self.pods[row][uid] = key
-        self.charged[uid] = ChargedPod(uid, row, key)
-        self.ver[row] += 1
+        self.charger(key)(uid, row)
+
+    def charger(self, key: PodSpecKey):
+        """`charge` compiled for one key: a closure `(uid, row)` over this key's request columns.
+        The engine fetches it once per run of same-class placements (its hottest loop)."""
+        fn = self._chargers.get(key)
+        if fn is not None:
+            return fn
+        items = self.request_items(key)
+        req_l, nz_l, pods, charged, ver, dirty = self.req_l, self.nz_l, self.pods, self.charged, self.ver, self._dirty
+        nzc, nzm, ports = key.nonzero_cpu, key.nonzero_memory, key.host_ports
+        port_l = self.ports
+        (j0, v0), (j1, v1), (j2, v2) = items if len(items) == 3 else ((0, 0), (0, 0), (0, 0))
+        many = len(items) != 3
+
+        def charge(uid: str, row: int) -> None:
+            if uid in charged:
+                return
+            req = req_l[row]
+            if many:
+                for j, v in items:
+                    req[j] += v
+            else:  # cpu, memory, pods: the common case, unrolled
+                req[j0] += v0
+                req[j1] += v1
+                req[j2] += v2
+            nz = nz_l[row]
+            nz[0] += nzc
+            nz[1] += nzm
+            dirty.add(row)
+            if ports:
+                used = port_l[row]
+                for hp in ports:
+                    used.setdefault((hp.protocol, hp.port), set()).add(hp.host_ip)
+            pods[row][uid] = key
+            charged[uid] = row
+            ver[row] += 1
+        if len(self._chargers) > 50_000:
+            self._chargers.clear()
+        self._chargers[key] = charge
+        return charge
 
     def uncharge(self, uid: str) -> ChargedPod | None:
-        cp = self.charged.pop(uid, None)
-        if cp is None:
+        row = self.charged.pop(uid, None)
+        if row is None:
             return None
-        row, key = cp.row, cp.key
+        key = self.pods[row][uid]
+        cp = ChargedPod(uid, row, key)
         req = self.req_l[row]
         for j, v in self.request_items(key):
             req[j] -= v

@@ -82,10 +82,11 @@ class PodIndex:
         entry = self.matchers.get(mkey)
         if entry is None:
             counts = self._new_counts()
-            for cp in self.table.charged.values():
-                if fn(cp.key):
-                    counts.per_row[cp.row] += 1
-                    counts.total += 1
+            for row, pods in enumerate(self.table.pods):
+                for key in pods.values():
+                    if fn(key):
+                        counts.per_row[row] += 1
+                        counts.total += 1
             entry = (fn, counts)
             self.matchers[mkey] = entry
         return self._fit(entry[1])
@@ -144,9 +145,13 @@ class PodIndex:
             yield (PREF_ANTI, wt.term, wt.weight)
 
     # ---------------------------------------------------------- pod events
+    def tracks(self, key: PodSpecKey) -> bool:
+        """Does charging a pod of this key change any count? (No matchers and no held terms: no.)"""
+        return bool(self.matchers or key.pod_affinity or key.pod_anti_affinity
+                    or key.preferred_pod_affinity or key.preferred_pod_anti_affinity)
+
     def on_charge(self, key: PodSpecKey, row: int, delta: int = 1) -> None:
-        if not self.matchers and not (key.pod_affinity or key.pod_anti_affinity
-                                      or key.preferred_pod_affinity or key.preferred_pod_anti_affinity):
+        if not self.tracks(key):
             return
         for mkey, (fn, counts) in self.matchers.items():
             if self.matches(mkey, key):

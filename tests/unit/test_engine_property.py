@@ -596,6 +596,7 @@ def test_vectorized_scores_equal_scalar_twins(nodes, existing, probe, fpga, stra
     bal_fn = balanced_allocation.row_score_fn(ClassCtx(t, e.index, prof, key, t.rows()))
     ok_vec, _ = node_resources_fit.filter(ctx)
     fits_fn = node_resources_fit.row_fit_fn(ClassCtx(t, e.index, prof, key, t.rows()))
+    fused_fn = node_resources_fit.row_fit_score_fn(ClassCtx(t, e.index, prof, key, t.rows()), 3)
     # inter-pod terms here are all on the hostname key: row-local, so the scalar twins are exact
     ipa_ok, _ = inter_pod_affinity.filter(ctx)
     ipa_raw = inter_pod_affinity.score_raw(ctx)
@@ -610,6 +611,7 @@ def test_vectorized_scores_equal_scalar_twins(nodes, existing, probe, fpga, stra
         assert node_resources_fit.score_row(ctx, row) == fit_vec[i] == fit_fn(row), (t.names[row], strategy)
         assert balanced_allocation.score_row(ctx, row) == bal_vec[i] == bal_fn(row), t.names[row]
         assert node_resources_fit.fits_row(ctx, row) == bool(ok_vec[i]) == fits_fn(row), t.names[row]
+        assert fused_fn(row) == (3 * int(fit_vec[i]) if ok_vec[i] else -1), (t.names[row], strategy)
 
 
 def test_reference_formulas_sanity():
