@@ -74,3 +74,254 @@ def peer_scheduler(control_plane: ControlPlane) -> Iterator[PeerScheduler]:
         yield peer
     finally:
         peer.stop()
+
+
+# --------------------------------------------------------------------------------------------
+# Shared by the integration tests that run `cluster-scheduler run` (or the runtime) against a
+# control plane of their own: a Ray head on free ports, the scheduler as a subprocess, a steady pod
+# creator, a watcher of first bindings and the final placement check.
+
+SCHEDULER = "cluster-scheduler"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def ray_head(tmp_path):
+    """A Ray head of the test's own that schedulers join (as under `ray job submit`); yields the
+    environment to join it with (RAY_ADDRESS). Two local `ray.init()` instances on one machine
+    would both want the dashboard agent's fixed port; here every port is free-picked. Run with
+    --block in a session of its own: teardown kills exactly this head's processes."""
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    temp = Path("/tmp") / f"csha{os.getpid()}"  # short: Ray's unix socket paths have a length limit
+    # no token: nothing here submits jobs, and a test process that joins cannot switch tokens
+    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="disabled", RAY_DEDUP_LOGS="0")
+    env.pop("RAY_AUTH_TOKEN", None)
+    gcs = _free_port()
+    log = (tmp_path / "ray-head.log").open("w")
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block", f"--port={gcs}", "--num-cpus=4",
+         "--include-dashboard=false", f"--dashboard-agent-listen-port={_free_port()}",
+         f"--dashboard-agent-grpc-port={_free_port()}", f"--metrics-export-port={_free_port()}",
+         f"--runtime-env-agent-port={_free_port()}", f"--temp-dir={temp}", "--disable-usage-stats"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    env["RAY_ADDRESS"] = f"127.0.0.1:{gcs}"
+    env["CS_RAY_TEMP_DIR"] = str(temp)  # where the head's session logs are (tests read them)
+    try:
+        deadline = time.monotonic() + 120
+        while "Ray runtime started" not in (tmp_path / "ray-head.log").read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "ray-head.log").read_text()
+            time.sleep(0.5)
+        yield env
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(30)
+        log.close()
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+class Replica:
+    """One `cluster-scheduler run` (configuration `tmp_path/sched.yaml`) in a session of its own,
+    so that teardown can take its Ray processes down with it."""
+
+    def __init__(self, cp, tmp_path, env: dict, name: str, *extra: str, kubeconfig=None) -> None:
+        import subprocess
+        import sys
+
+        self.log_path = tmp_path / f"{name}.log"
+        self._log = self.log_path.open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "cluster_scheduler.cli", "run", "--kubeconfig",
+             str(kubeconfig or cp.scheduler_kubeconfig), "--config", str(tmp_path / "sched.yaml"), *extra],
+            stdout=self._log, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True, env=env)
+
+    @property
+    def text(self) -> str:
+        return self.log_path.read_text()
+
+    def wait_log(self, pattern: str, timeout: float):
+        import re
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            m = re.search(pattern, self.text)
+            if m:
+                return m
+            assert self.proc.poll() is None, f"exited {self.proc.returncode}:\n{self.text[-3000:]}"
+            time.sleep(0.3)
+        raise AssertionError(f"no {pattern!r} in {timeout}s:\n{self.text[-3000:]}")
+
+    def close(self) -> None:
+        import os
+        import signal
+
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(30)
+        self._log.close()
+
+
+def plain_pod(i: int, namespace: str, cpu: str = "100m") -> dict:
+    """Pod `p-NNNN` for our scheduler requesting `cpu` and 64Mi."""
+    return {"metadata": {"name": f"p-{i:04d}", "namespace": namespace},
+            "spec": {"schedulerName": SCHEDULER,
+                     "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10",
+                                     "resources": {"requests": {"cpu": cpu, "memory": "64Mi"}}}]}}
+
+
+def create_slowly(admin, namespace: str, pods: list[dict], per_s: float, *, tolerate_errors: bool = False):
+    """Create pods at a steady rate in the background, so a failure always lands mid-run. With
+    `tolerate_errors`, a create that fails (the apiserver is down) is retried until it succeeds;
+    the thread's `failed_creates` counts the failures."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from kubernetes import client
+
+    from cluster_scheduler.api.binder import finish
+
+    core = client.CoreV1Api(admin)
+
+    def create(p: dict) -> None:
+        while True:
+            try:
+                finish(core.create_namespaced_pod(namespace, p, _preload_content=False, _request_timeout=10))
+                return
+            except client.ApiException as exc:
+                if exc.status == 409:  # an earlier try reached the apiserver after all
+                    return
+                if not tolerate_errors:
+                    raise
+            except Exception:  # noqa: BLE001 - connection refused while the apiserver restarts
+                if not tolerate_errors:
+                    raise
+            t.failed_creates += 1
+            time.sleep(0.5)
+
+    def run() -> None:
+        t0 = time.monotonic()
+        with ThreadPoolExecutor(4) as ex:
+            for i, p in enumerate(pods):
+                delay = t0 + i / per_s - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                ex.submit(create, p)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.failed_creates = 0
+    t.start()
+    return t
+
+
+class BindWatch:
+    """Polls the pods of a namespace and notes when each was first seen bound: "first binding
+    after t" is the scheduler-independent measure of a recovery. Polls that fail (the apiserver
+    is down) are skipped."""
+
+    def __init__(self, admin, namespace: str) -> None:
+        import threading
+
+        from kubernetes import client
+
+        self.core = client.CoreV1Api(admin)
+        self.namespace = namespace
+        self.first_seen: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _run(self) -> None:
+        import time
+
+        from cluster_scheduler.check import _list_all
+
+        while not self._stop.is_set():
+            try:
+                for p in _list_all(self.core.list_namespaced_pod, namespace=self.namespace, _request_timeout=5):
+                    if p["spec"].get("nodeName"):
+                        self.first_seen.setdefault(p["metadata"]["name"], time.time())
+            except Exception:  # noqa: BLE001
+                pass
+            time.sleep(0.2)
+
+    def bound(self) -> int:
+        return len(self.first_seen)
+
+    def first_after(self, t: float, timeout: float) -> float:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            later = [s for s in list(self.first_seen.values()) if s > t]
+            if later:
+                return min(later)
+            time.sleep(0.1)
+        raise AssertionError(f"no binding within {timeout}s after {t}")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._t.join(5)
+
+
+def wait_for(cond, timeout: float, what: str):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def settle_and_check(admin, expected: int, unschedulable: int, timeout: float = 120):
+    """Wait until every pod of our scheduler is bound or Unschedulable, then run the placement
+    check (events are posted asynchronously: a report that only misses events is retried a
+    while) and assert at most one Scheduled event per pod. Returns (report, events)."""
+    import time
+    from collections import Counter
+
+    from kubernetes import client
+
+    from cluster_scheduler.check import _list_all, check_placement
+
+    core = client.CoreV1Api(admin)
+    deadline = time.monotonic() + timeout
+    while True:
+        nodes = _list_all(core.list_node)
+        pods = _list_all(core.list_pod_for_all_namespaces)
+        events = _list_all(core.list_event_for_all_namespaces)
+        failed = [e for e in events if e.get("reason") == "FailedScheduling"]
+        report = check_placement(nodes, pods, scheduler_name=SCHEDULER, events=failed)
+        done = (report.pods_checked == expected and report.bound + report.unschedulable == expected
+                and report.unschedulable == unschedulable)
+        if (done and report.ok) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert report.ok, report.summary()
+    assert (report.bound, report.unschedulable) == (expected - unschedulable, unschedulable), report.summary()
+    scheduled = Counter((e.get("involvedObject") or {}).get("name") for e in events if e.get("reason") == "Scheduled")
+    twice = {k: v for k, v in scheduled.items() if v > 1}
+    assert not twice, f"pods with more than one successful binding: {twice}"
+    return report, events

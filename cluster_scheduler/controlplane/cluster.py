@@ -344,6 +344,33 @@ class ControlPlane:
         }
         return api_client(paths[which])
 
+    def stop_apiserver(self, timeout: float = 70.0) -> None:
+        """Stop kube-apiserver only, as a rolling restart does: SIGTERM, and SIGKILL only if it has
+        not exited after `timeout` (its graceful shutdown waits up to a minute for requests in
+        flight). etcd and its data stay."""
+        self.processes["kube-apiserver"].stop(timeout)
+
+    def start_apiserver(self, timeout: float = 120.0, *, detached: bool = False) -> float:
+        """Start kube-apiserver again with the argv it was first started with: the same port,
+        serving certificate (kept in its --cert-dir), tokens and etcd. Returns once /readyz
+        answers ok, with the monotonic time it did. Not detached, the new process is tied to the
+        calling thread, as in `start_control_plane`."""
+        old = self.processes["kube-apiserver"]
+        if old.running():
+            raise ControlPlaneError(f"kube-apiserver (pid {old.pid}) is still running")
+        new = ManagedProcess.spawn(old.name, old.argv, old.log, detached=detached)
+        self.processes[old.name] = new
+        self.save()
+        _wait(f"kube-apiserver {self.url}/readyz after a restart", new, lambda: self.readyz(timeout=5), timeout)
+        return time.monotonic()
+
+    def restart_apiserver(self, timeout: float = 120.0, *, down_s: float = 0.0) -> float:
+        """Stop kube-apiserver, keep it down `down_s` seconds, start it again; returns the
+        monotonic time it was ready again."""
+        self.stop_apiserver()
+        time.sleep(down_s)
+        return self.start_apiserver(timeout)
+
     def stop(self, timeout: float = 10.0) -> None:
         """Stop every process (newest first), wipe etcd's data, forget the state. Idempotent."""
         errors = []

@@ -15,17 +15,10 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
-import socket
-import subprocess
-import sys
-import threading
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from pathlib import Path
 
 import orjson
 import pytest
@@ -33,13 +26,12 @@ import ray
 import yaml
 from kubernetes import client
 
-from cluster_scheduler.api.binder import finish
 from cluster_scheduler.api.leader import micro_time
-from cluster_scheduler.check import _list_all, check_placement
 from cluster_scheduler.config import SchedulerConfig
 from cluster_scheduler.controlplane.cluster import start_control_plane
 from cluster_scheduler.faults import FaultProxy, FaultRule
 from cluster_scheduler.runtime import SchedulerRuntime
+from tests.conftest import BindWatch, Replica, create_slowly, plain_pod, settle_and_check, wait_for
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.ray, pytest.mark.timeout(420)]
 
@@ -47,6 +39,11 @@ SCHEDULER = "cluster-scheduler"
 NS = "ha"
 LEASE = "ha-test"
 TAKEOVER_LIMIT_S = 15.0
+
+
+def pod(i: int, cpu: str = "100m") -> dict:
+    return plain_pod(i, NS, cpu)
+
 
 CONFIG = f"""\
 apiVersion: kubescheduler.config.k8s.io/v1
@@ -68,47 +65,6 @@ runtime:
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def ray_head(tmp_path):
-    """A Ray head of the test's own that the replicas join (as under `ray job submit`). Two local
-    `ray.init()` instances on one machine would both want the dashboard agent's fixed port; here
-    every port is free-picked. Run with --block in a session of its own: teardown kills exactly
-    this head's processes."""
-    temp = Path("/tmp") / f"csha{os.getpid()}"  # short: Ray's unix socket paths have a length limit
-    # no token: nothing here submits jobs, and a test process that joins cannot switch tokens
-    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="disabled", RAY_DEDUP_LOGS="0")
-    env.pop("RAY_AUTH_TOKEN", None)
-    gcs = free_port()
-    log = (tmp_path / "ray-head.log").open("w")
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block", f"--port={gcs}", "--num-cpus=4",
-         "--include-dashboard=false", f"--dashboard-agent-listen-port={free_port()}",
-         f"--dashboard-agent-grpc-port={free_port()}", f"--metrics-export-port={free_port()}",
-         f"--runtime-env-agent-port={free_port()}", f"--temp-dir={temp}", "--disable-usage-stats"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    env["RAY_ADDRESS"] = f"127.0.0.1:{gcs}"
-    try:
-        deadline = time.monotonic() + 120
-        while "Ray runtime started" not in (tmp_path / "ray-head.log").read_text():
-            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "ray-head.log").read_text()
-            time.sleep(0.5)
-        yield env
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(30)
-        log.close()
-        shutil.rmtree(temp, ignore_errors=True)
-
-
 @pytest.fixture
 def cluster(tmp_path):
     cp = start_control_plane(tmp_path / "cp")
@@ -126,101 +82,6 @@ def cluster(tmp_path):
     finally:
         admin.close()
         cp.stop()
-
-
-class Replica:
-    """One `cluster-scheduler run` in a session of its own, so that teardown can take its Ray
-    processes down with it."""
-
-    def __init__(self, cp, tmp_path: Path, env: dict, name: str, *extra: str) -> None:
-        self.log_path = tmp_path / f"{name}.log"
-        self._log = self.log_path.open("w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "cluster_scheduler.cli", "run", "--kubeconfig", str(cp.scheduler_kubeconfig),
-             "--config", str(tmp_path / "sched.yaml"), *extra],
-            stdout=self._log, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True, env=env)
-
-    @property
-    def text(self) -> str:
-        return self.log_path.read_text()
-
-    def wait_log(self, pattern: str, timeout: float) -> re.Match:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            m = re.search(pattern, self.text)
-            if m:
-                return m
-            assert self.proc.poll() is None, f"exited {self.proc.returncode}:\n{self.text[-3000:]}"
-            time.sleep(0.3)
-        raise AssertionError(f"no {pattern!r} in {timeout}s:\n{self.text[-3000:]}")
-
-    def close(self) -> None:
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait(30)
-        self._log.close()
-
-
-def pod(i: int, cpu: str = "100m") -> dict:
-    return {"metadata": {"name": f"p-{i:04d}", "namespace": NS},
-            "spec": {"schedulerName": SCHEDULER,
-                     "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10",
-                                     "resources": {"requests": {"cpu": cpu, "memory": "64Mi"}}}]}}
-
-
-def create_slowly(admin, pods: list[dict], per_s: float) -> threading.Thread:
-    """Create pods at a steady rate in the background, so a failure always lands mid-run."""
-    core = client.CoreV1Api(admin)
-
-    def run() -> None:
-        t0 = time.monotonic()
-        with ThreadPoolExecutor(4) as ex:
-            for i, p in enumerate(pods):
-                delay = t0 + i / per_s - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-                ex.submit(lambda p=p: finish(core.create_namespaced_pod(NS, p, _preload_content=False)))
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    return t
-
-
-class BindWatch:
-    """Polls the pods and notes when each was first seen bound: "first binding after t" is the
-    scheduler-independent measure of a failover."""
-
-    def __init__(self, admin) -> None:
-        self.core = client.CoreV1Api(admin)
-        self.first_seen: dict[str, float] = {}
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-        self._t.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            for p in _list_all(self.core.list_namespaced_pod, namespace=NS):
-                if p["spec"].get("nodeName"):
-                    self.first_seen.setdefault(p["metadata"]["name"], time.time())
-            time.sleep(0.2)
-
-    def bound(self) -> int:
-        return len(self.first_seen)
-
-    def first_after(self, t: float, timeout: float) -> float:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            later = [s for s in list(self.first_seen.values()) if s > t]
-            if later:
-                return min(later)
-            time.sleep(0.1)
-        raise AssertionError(f"no binding within {timeout}s after {t}")
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._t.join(5)
 
 
 def read_lease(admin) -> dict:
@@ -243,40 +104,6 @@ def holder(admin) -> str:
         raise
 
 
-def wait_for(cond, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def settle_and_check(admin, expected: int, unschedulable: int, timeout: float = 120):
-    """Wait until every pod is bound or Unschedulable, then run the placement check (events are
-    posted asynchronously: a report that only misses events is retried a while)."""
-    core = client.CoreV1Api(admin)
-    deadline = time.monotonic() + timeout
-    while True:
-        nodes = _list_all(core.list_node)
-        pods = _list_all(core.list_pod_for_all_namespaces)
-        events = _list_all(core.list_event_for_all_namespaces)
-        failed = [e for e in events if e.get("reason") == "FailedScheduling"]
-        report = check_placement(nodes, pods, scheduler_name=SCHEDULER, events=failed)
-        done = (report.pods_checked == expected and report.bound + report.unschedulable == expected
-                and report.unschedulable == unschedulable)
-        if (done and report.ok) or time.monotonic() > deadline:
-            break
-        time.sleep(1)
-    assert report.ok, report.summary()
-    assert (report.bound, report.unschedulable) == (expected - unschedulable, unschedulable), report.summary()
-    scheduled = Counter((e.get("involvedObject") or {}).get("name") for e in events if e.get("reason") == "Scheduled")
-    twice = {k: v for k, v in scheduled.items() if v > 1}
-    assert not twice, f"pods with more than one successful binding: {twice}"
-    return report, events
-
-
 def test_leader_failover(cluster, ray_head, tmp_path):
     cp, admin = cluster
     a = Replica(cp, tmp_path, ray_head, "a", "--leader-elect")
@@ -291,8 +118,8 @@ def test_leader_failover(cluster, ray_head, tmp_path):
 
         total, unsched = 400, 4
         pods = [pod(i) for i in range(total - unsched)] + [pod(i, cpu="64") for i in range(total - unsched, total)]
-        watch = BindWatch(admin)
-        creator = create_slowly(admin, pods, per_s=40)
+        watch = BindWatch(admin, NS)
+        creator = create_slowly(admin, NS, pods, per_s=40)
         wait_for(lambda: watch.bound() >= 100, 120, "100 pods bound by the leader")
         assert not re.search(r"leader \S+: scheduling", b.text), "the standby scheduled"
         a_renewals = read_lease(admin)
@@ -337,8 +164,8 @@ def test_coordinator_actor_restart(cluster, ray_head, tmp_path):
         r.wait_log(r"coordinator ready", 60)
         total, unsched = 400, 4
         pods = [pod(i) for i in range(total - unsched)] + [pod(i, cpu="64") for i in range(total - unsched, total)]
-        watch = BindWatch(admin)
-        creator = create_slowly(admin, pods, per_s=40)
+        watch = BindWatch(admin, NS)
+        creator = create_slowly(admin, NS, pods, per_s=40)
         wait_for(lambda: watch.bound() >= 100, 120, "100 pods bound")
 
         t_kill = time.time()
