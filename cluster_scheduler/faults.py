@@ -14,6 +14,8 @@ Per `FaultRule` (method + path regex, optional query regex), a matching request 
 - answered with an error status instead of being forwarded (a Kubernetes `Status` body, with
   Retry-After on 429), e.g. a 500 on `POST .../pods/NAME/binding`;
 - delayed before forwarding, or held and then dropped without any answer (a client timeout);
+- held until the test sets an event, then forwarded as it was (e.g. a re-watch from a
+  resourceVersion that meanwhile got compacted away);
 - for watches, forwarded and then cut: after some seconds or some events, either ended cleanly
   (as the apiserver ends a watch) or reset mid-stream.
 `fraction` (seeded, reproducible) and `count` bound how many matching requests are hit.
@@ -55,7 +57,8 @@ class FaultRule:
     Exactly one action applies: `status` (answer with it), `timeout` (hold `delay_s`, then drop the
     connection unanswered), `cut_watch_after_s`/`cut_watch_after_events` (forward, then end the
     stream; `abort` resets it instead of ending it cleanly), or just `delay_s` before forwarding
-    (which also precedes `status`). A request is hit with probability `fraction`, at most `count`
+    (which also precedes `status`). `hold` (a `threading.Event`) keeps a hit request waiting until
+    it is set, before any of that. A request is hit with probability `fraction`, at most `count`
     times in all (None: no limit), and only after `skip` matching requests went through untouched.
     """
 
@@ -73,6 +76,7 @@ class FaultRule:
     skip: int = 0
     seed: int | None = 0
     retry_after_s: int = 1
+    hold: threading.Event | None = field(default=None, repr=False, compare=False)
     matched: int = field(default=0, init=False)
     injected: int = field(default=0, init=False)
 
@@ -232,6 +236,10 @@ class _Handler(BaseHTTPRequestHandler):
         proxy._record(self.command, path, query, hit)
         cut: FaultRule | None = None
         if hit is not None:
+            if hit.hold is not None:
+                while not hit.hold.wait(0.1):
+                    if proxy._closing.is_set():
+                        return self._drop()
             if hit.delay_s:
                 if proxy._closing.wait(hit.delay_s):
                     return self._drop()
