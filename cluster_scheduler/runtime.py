@@ -31,9 +31,10 @@ from .config import SchedulerConfig
 log = logging.getLogger("cluster_scheduler.runtime")
 
 
-def make_api_client(kubeconfig: str | None, pool_size: int) -> Any:
+def make_api_client(kubeconfig: str | None, pool_size: int, *, retries: int | None = None) -> Any:
     """An ApiClient from a kubeconfig (or the in-cluster ServiceAccount when None and running in a
-    pod), with a connection pool wide enough for `pool_size` concurrent requests."""
+    pod), with a connection pool wide enough for `pool_size` concurrent requests (and urllib3's
+    own retries when `retries` is None)."""
     from kubernetes import client, config
 
     cfg = client.Configuration()
@@ -44,7 +45,42 @@ def make_api_client(kubeconfig: str | None, pool_size: int) -> Any:
     else:
         config.load_kube_config(client_configuration=cfg)
     cfg.connection_pool_maxsize = max(pool_size, 4)
+    if retries is not None:
+        cfg.retries = retries
     return client.ApiClient(cfg)
+
+
+def check_api_access(api: Any, timeout: float = 15.0) -> None:
+    """Fail fast, with one clear line, on what no retry can fix: the server's certificate does not
+    verify against the kubeconfig's CA (TLS verification is always on), or the credentials are
+    refused (401) or lack the right to list namespaces (403). Anything else (the apiserver not up
+    yet, a timeout) is left to the informer, which retries. Never shows a credential: the message
+    names the server and the failure only."""
+    import ssl
+
+    from kubernetes import client
+    from urllib3.exceptions import MaxRetryError, SSLError
+
+    server = api.configuration.host
+    try:
+        resp = client.CoreV1Api(api).list_namespace(limit=1, _preload_content=False, _request_timeout=timeout)
+        resp.release_conn()
+    except client.ApiException as exc:
+        if exc.status == 401:
+            raise RuntimeError(f"{server} refused the credentials (401 Unauthorized): check the token or "
+                               f"client certificate of the kubeconfig") from None
+        if exc.status == 403:
+            raise RuntimeError(f"{server} forbids listing namespaces to this identity (403 Forbidden): "
+                               f"apply k8s/rbac.yaml") from None
+        log.warning("%s answered %s %s at start; the informers will retry", server, exc.status, exc.reason)
+    except (MaxRetryError, SSLError, ssl.SSLError) as exc:
+        cause = getattr(exc, "reason", None) or exc
+        if isinstance(cause, (SSLError, ssl.SSLError)) or "CERTIFICATE_VERIFY_FAILED" in str(cause):
+            detail = str(cause).split("certificate verify failed:")[-1].split("(_ssl")[0].strip(" ')\"")
+            raise RuntimeError(f"TLS verification of {server} failed (certificate verify failed: {detail}): "
+                               f"the server's certificate is not signed by the kubeconfig's "
+                               f"certificate-authority") from None
+        log.warning("%s not reachable at start (%s); the informers will retry", server, type(cause).__name__)
 
 
 def default_identity() -> str:
@@ -333,6 +369,14 @@ def _main(args: argparse.Namespace) -> int:
 def _run_in_process(cfg: SchedulerConfig, args: argparse.Namespace) -> int:
     from .cli import CliError
 
+    try:  # credentials first: a bad kubeconfig fails in a second, before Ray starts
+        api = make_api_client(args.kubeconfig, 1, retries=0)
+        try:
+            check_api_access(api)
+        finally:
+            api.close()
+    except Exception as exc:  # noqa: BLE001
+        raise CliError(f"cannot start: {' '.join(str(exc).split())[:300]}") from None
     rt = SchedulerRuntime(cfg, args.kubeconfig, ray_address=args.ray_address, num_cpus=args.num_cpus)
 
     def on_stop(signum: int, _frame: Any) -> None:
@@ -384,7 +428,11 @@ def _run_actor(cfg: SchedulerConfig, args: argparse.Namespace) -> int:
 
     kubeconfig = os.path.abspath(args.kubeconfig) if args.kubeconfig else None
     try:  # credentials first: a bad kubeconfig fails in a second, before Ray starts
-        make_api_client(kubeconfig, 1).close()
+        api = make_api_client(kubeconfig, 1, retries=0)
+        try:
+            check_api_access(api)
+        finally:
+            api.close()
     except Exception as exc:  # noqa: BLE001
         raise CliError(f"cannot start: {' '.join(str(exc).split())[:300]}") from None
     address = args.ray_address or os.environ.get("RAY_ADDRESS")
