@@ -40,6 +40,7 @@ from cluster_scheduler.api.informer import (DELETED, NAMESPACES, NODES, PODS, na
                                             object_key, pack, pod_info, strip_node, strip_pod)
 from cluster_scheduler.config import Profile, RuntimeConfig
 from cluster_scheduler.engine import Engine, fit_error_message
+from cluster_scheduler.gc_tuning import paused_gc
 from cluster_scheduler.model.types import PodInfo
 from cluster_scheduler.queue import SchedulingQueue
 
@@ -157,9 +158,23 @@ class Coordinator:
         return self._remote.options(**opts).remote(self.profile, index, count)
 
     def snapshot(self) -> bytes:
+        """Everything a partition must know, as delta ops. Bound pods go in groups of one
+        equivalence class ("G": one member's bytes, then (uid, name, node) per member), so a
+        partition parses each pod template once instead of once per pod."""
         ops: list[list] = [["S", b] for b in self.namespaces.values()]
         ops += [["N", b] for b in self.nodes.values()]
-        ops += [["P", b] for b in self.bound.values()]
+        groups: dict[Any, list] = {}
+        pods = self.ledger.pods
+        for uid, b in self.bound.items():
+            info = pods.get(uid)
+            if info is None or info.key is None:
+                ops.append(["P", b])
+                continue
+            g = groups.get(info.key)
+            if g is None:
+                g = groups[info.key] = ["G", b, []]
+            g[2].append([uid, info.name, info.node_name])
+        ops += groups.values()
         ops += [["A", b, node] for b, node in self.assumed.values()]
         return msgpack.packb(ops, use_bin_type=True)
 
@@ -530,6 +545,13 @@ class Coordinator:
         of the cluster. Once `warm` is set (synced, not yet leading: a standby) the partitions
         are loaded and kept current, so a takeover schedules at once instead of loading first."""
         self._stop = stop
+        synced = warm if warm is not None else ready
+        if synced is not None:
+            with paused_gc():  # the initial list is a bulk load: see gc_tuning
+                while not stop.is_set() and not (synced.is_set() and not self._inbox):
+                    self._drain_inbox()
+                    synced.wait(0.05)
+                self._drain_inbox()
         while not stop.is_set():
             if ready is not None and not ready.is_set():
                 self._drain_inbox()

@@ -9,7 +9,8 @@ fresh (or restarted) actor is not synced: it refuses deltas and batches until th
 re-feeds it a full snapshot with `load`, so a restarted actor can never propose from a partial view.
 
 Delta ops (lists): ["N", node] set node, ["n", name] remove node, ["S", namespace] namespace
-labels, ["P", pod] a bound pod, ["p", uid] pod gone or assumption forgotten,
+labels, ["P", pod] a bound pod, ["G", pod, [[uid, name, node], ...]] bound pods of one equivalence
+class (`pod` is one of them: parsed once), ["p", uid] pod gone or assumption forgotten,
 ["A", pod, node] a pod the coordinator assumed onto node. Objects are msgpack bytes of stripped
 API dicts (see cluster_scheduler.api.informer).
 """
@@ -24,7 +25,8 @@ import msgpack
 from cluster_scheduler.api.informer import namespace_labels, node_info, pod_info, unpack
 from cluster_scheduler.config import Profile
 from cluster_scheduler.engine import Engine
-from cluster_scheduler.gc_tuning import freeze_loaded_state
+from cluster_scheduler.model.types import PodInfo
+from cluster_scheduler.gc_tuning import paused_gc
 
 
 def shard_of(node: str, partitions: int) -> int:
@@ -40,6 +42,12 @@ def apply_deltas(engine: Engine, deltas: list) -> list[str]:
             engine.add_pod(pod_info(unpack(d[1])))
         elif op == "p":
             engine.remove_pod(d[1])
+        elif op == "G":
+            tpl = pod_info(unpack(d[1]))
+            for uid, name, node in d[2]:
+                engine.add_pod(PodInfo(uid=uid, namespace=tpl.namespace, name=name, priority=tpl.priority,
+                                       scheduler_name=tpl.scheduler_name, node_name=node, key=tpl.key,
+                                       error=tpl.error, phase=tpl.phase))
         elif op == "A":
             info = pod_info(unpack(d[1]))
             engine.assume(info, d[2])
@@ -81,8 +89,8 @@ class Partition:
         self.index, self.count = index, count
         self.engine = Engine(self.profile)
         self.owned = set()
-        apply_deltas(self.engine, msgpack.unpackb(snapshot, raw=False))
-        freeze_loaded_state()
+        with paused_gc():
+            apply_deltas(self.engine, msgpack.unpackb(snapshot, raw=False))
         self._reown()
         self.synced = True
         return self.engine.num_nodes()

@@ -21,6 +21,7 @@ from typing import Any, Callable
 import msgpack
 import orjson
 
+from ..gc_tuning import paused_gc
 from ..model.parse import parse_node, parse_pod
 from ..model.types import NodeInfo, PodInfo
 
@@ -159,6 +160,10 @@ class Informer:
                 self._stop.wait(min(self.retry_s * failures, 10.0))
 
     def _list(self) -> None:
+        with paused_gc():  # a full list is a bulk load: see gc_tuning
+            self._list_all()
+
+    def _list_all(self) -> None:
         items: list[dict] = []
         token: str | None = None
         rv = ""

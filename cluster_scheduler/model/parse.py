@@ -752,7 +752,28 @@ def _memoised_key(fp: bytes, spec: Mapping[str, Any], namespace: str, raw_labels
     return key
 
 
+# The canonical fingerprint costs more than the rest of a memoised parse; pods of one template
+# (a Deployment's, a Job's) have byte-identical specs, so the whole spec's JSON, as given, is first
+# looked up here. Same bytes, same spec, same fingerprint; a miss only costs the canonical path.
+_EXACT: dict[tuple[str, bytes], bytes] = {}
+
+
 def _fingerprint(namespace: str, spec: Mapping[str, Any]) -> bytes | None:
+    try:
+        exact = (namespace, orjson.dumps(spec))
+    except (orjson.JSONEncodeError, TypeError):
+        return _canonical_fingerprint(namespace, spec)
+    fp = _EXACT.get(exact)
+    if fp is None:
+        fp = _canonical_fingerprint(namespace, spec)
+        if fp is not None:
+            if len(_EXACT) >= _KEY_CACHE_SIZE:
+                _EXACT.clear()
+            _EXACT[exact] = fp
+    return fp
+
+
+def _canonical_fingerprint(namespace: str, spec: Mapping[str, Any]) -> bytes | None:
     """Canonical bytes of what _pod_key reads from the spec, or None when the input is not plain
     JSON (then the key is computed directly)."""
     parts: dict[str, Any] = {}

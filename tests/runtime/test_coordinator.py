@@ -285,3 +285,30 @@ def test_only_real_changes_move_unschedulable_pods():
     feed(c, NODES, [node("a", "4")], typ="MODIFIED")  # resized: it may fit now
     c.run_once()
     assert c.queue.where("u-big") in ("backoff", "active")
+
+
+def test_snapshot_groups_bound_pods_and_a_loaded_partition_mirrors_the_ledger():
+    """Bound pods travel grouped by equivalence class ("G"); a partition loaded from the snapshot
+    charges exactly what the ledger charges, foreign pods, odd labels and unusable specs included."""
+    c, _ = make(2)
+    feed(c, NODES, [node(f"n{i}", "8") for i in range(4)])
+    bound = [pod(f"a{i}", "1", node_name=f"n{i % 4}") for i in range(12)]
+    bound += [pod(f"b{i}", "500m", node_name="n1", scheduler="other") for i in range(3)]
+    odd = pod("odd", "250m", node_name="n2")
+    odd["metadata"]["labels"] = {"app": "odd"}
+    broken = pod("broken", "1", node_name="n3")
+    broken["spec"]["containers"][0]["resources"]["requests"]["cpu"] = "one"
+    feed(c, PODS, bound + [odd, broken])
+    c._drain_inbox()
+    ops = __import__("msgpack").unpackb(c.snapshot(), raw=False)
+    groups = [op for op in ops if op[0] == "G"]
+    assert sorted(len(g[2]) for g in groups) == [1, 3, 12]  # a*, b*, odd; "broken" goes alone
+    assert [op[0] for op in ops].count("P") == 1
+    p = Partition(Profile(), 0, 2)
+    p.load(0, 2, c.snapshot())
+    t, lt = p.engine.table, c.ledger.table
+    assert set(p.engine.pods) == set(c.ledger.pods)
+    for name in (f"n{i}" for i in range(4)):
+        assert t.req_l[t.index[name]] == lt.req_l[lt.index[name]]
+        assert set(t.pods[t.index[name]]) == set(lt.pods[lt.index[name]])
+    assert {u: i.node_name for u, i in p.engine.pods.items()} == {u: i.node_name for u, i in c.ledger.pods.items()}
