@@ -99,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
         except (TimeoutError, RuntimeError) as exc:
             raise CliError(f"[{label}] {exc} (logs in {out_dir / 'logs'})") from None
     report = build_report(workload.name, workload.source, ["cluster-scheduler", "loadtest", *sys.argv[2:]]
-                          if sys.argv[1:2] == ["loadtest"] else sys.argv, results, settings.to_dict())
+                          if sys.argv[1:2] == ["loadtest"] else sys.argv, results, settings.to_dict(),
+                          nodes=workload.node_count)
     files = write_all(report, results, out_dir)
     print(files["report.md"].read_text())
     for name, path in files.items():

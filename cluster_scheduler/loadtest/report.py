@@ -128,8 +128,51 @@ def ratios(results: list[RunResult]) -> dict[str, Any]:
     return out
 
 
+LARGE_NODES = 5_000  # from here on the target is 5x kube-scheduler's pods/s (or the ceiling)
+
+
+def targets(results: list[RunResult], nodes: int) -> list[dict[str, Any]]:
+    """The project's benchmark targets for our run, each met or missed and by how much: no
+    placement violation (both schedulers), at least 80% of the ceiling's pods/s, ahead of
+    kube-scheduler, a lower p99, and on large workloads (>= LARGE_NODES nodes) 5x kube-scheduler's
+    pods/s, capped by 80% of the ceiling where that is lower (the apiserver is then the limit)."""
+    by = {r.label: r.summary for r in results}
+    o, k, c = by.get("ours"), by.get("kube-scheduler"), by.get("ceiling")
+    out: list[dict[str, Any]] = []
+
+    def add(name: str, met: bool, detail: str) -> None:
+        out.append({"target": name, "met": met, "detail": detail})
+
+    for label, s in (("ours", o), ("kube-scheduler", k)):
+        if s is not None and s.get("check") is not None and not s["check"].get("skipped"):
+            bad = sum((s["check"].get("violations_by_kind") or {}).values())
+            add(f"zero placement violations ({label})", bool(s["check"].get("ok")), f"{bad} violation(s)")
+    if o is None:
+        return out
+    ours = o["pods_per_s"] or 0.0
+    if c is not None and c.get("pods_per_s"):
+        frac = ours / c["pods_per_s"]
+        add(">= 80% of the ceiling's pods/s", frac >= 0.8,
+            f"{frac:.0%} of {c['pods_per_s']:.1f}" + ("" if frac >= 0.8 else f" (missed by {0.8 - frac:.0%} of the ceiling)"))
+    if k is not None and k.get("pods_per_s"):
+        r = ours / k["pods_per_s"]
+        add("ahead of kube-scheduler (pods/s)", r > 1.0, f"{r:.2f}x")
+        op99, kp99 = (o.get("latency_s") or {}).get("p99"), (k.get("latency_s") or {}).get("p99")
+        if op99 is not None and kp99 is not None:
+            add("lower p99 latency than kube-scheduler", op99 < kp99, f"{op99:.3f} s vs {kp99:.3f} s")
+        if nodes >= LARGE_NODES:
+            want = 5.0 * k["pods_per_s"]
+            capped = c is not None and c.get("pods_per_s") and 0.8 * c["pods_per_s"] < want
+            if capped:
+                want = 0.8 * c["pods_per_s"]
+            name = "5x kube-scheduler's pods/s" + (" (capped: 80% of the ceiling is lower)" if capped else "")
+            add(name, ours >= want, f"{ours:.1f} vs {want:.1f} pods/s ({r:.2f}x kube-scheduler)"
+                + ("" if ours >= want else f", missed by {want - ours:.1f} pods/s"))
+    return out
+
+
 def build_report(workload_name: str, workload_source: str, command: list[str],
-                 results: list[RunResult], settings: dict[str, Any]) -> dict[str, Any]:
+                 results: list[RunResult], settings: dict[str, Any], nodes: int = 0) -> dict[str, Any]:
     import os
 
     return {
@@ -142,6 +185,7 @@ def build_report(workload_name: str, workload_source: str, command: list[str],
         "settings": settings,
         "runs": {r.label: r.summary for r in results},
         "ratios": ratios(results),
+        "targets": targets(results, nodes),
     }
 
 
@@ -210,6 +254,9 @@ def markdown(report: dict[str, Any]) -> str:
                     for k, v in (r.get("pods_per_s_fraction_of_ceiling") or {}).items()]
     if ratio_lines:
         lines += ["", "## Ratios", "", *ratio_lines]
+    if report.get("targets"):
+        lines += ["", "## Targets (ours)", ""]
+        lines += [f"- {'met' if t['met'] else 'MISSED'}: {t['target']}: {t['detail']}" for t in report["targets"]]
     for lb in labels:
         notes = runs[lb].get("notes") or []
         check = runs[lb].get("check") or {}

@@ -242,6 +242,38 @@ def test_summary_figures_and_ratios() -> None:
     assert r["pods_per_s"] == round(fast.summary["pods_per_s"] / slow.summary["pods_per_s"], 3)
 
 
+def test_targets_say_met_or_missed_and_by_how_much() -> None:
+    from cluster_scheduler.loadtest.report import targets
+
+    created = {f"ns/p{i}": float(i) for i in range(10)}
+    ok = {"ok": True, "violations_by_kind": {}}
+
+    def run(label: str, delay: float, end_shift: float = 0.0, check=ok) -> RunResult:
+        bound = {k: v + delay + (end_shift if k == "ns/p9" else 0.0) for k, v in created.items()}
+        return summarise(label, "s", _run_data(created, bound), cpu={}, check=check, timings={})
+
+    ceiling = run("ceiling", 0.1, check=None)
+    kube = run("kube-scheduler", 0.5, end_shift=40.0)  # 10 pods in ~50 s
+    ours = run("ours", 0.2, check={"ok": False, "violations_by_kind": {"resources": 2}})
+    got = {t["target"]: t for t in targets([ceiling, kube, ours], nodes=10_000)}
+    assert not got["zero placement violations (ours)"]["met"]
+    assert "2 violation" in got["zero placement violations (ours)"]["detail"]
+    assert got["zero placement violations (kube-scheduler)"]["met"]
+    assert got[">= 80% of the ceiling's pods/s"]["met"]
+    assert got["ahead of kube-scheduler (pods/s)"]["met"]
+    assert got["lower p99 latency than kube-scheduler"]["met"]
+    # 5x kube-scheduler is ~1.0 pods/s; 80% of the ceiling (~0.88) is lower: the target is capped
+    capped = [t for name, t in got.items() if name.startswith("5x")]
+    assert len(capped) == 1 and "capped" in capped[0]["target"]
+    small = {t["target"] for t in targets([ceiling, kube, ours], nodes=100)}
+    assert not any(name.startswith("5x") for name in small)  # small workloads: no 5x target
+    slow = run("ours", 3.0, end_shift=60.0)
+    missed = {t["target"]: t for t in targets([ceiling, kube, slow], nodes=100)}
+    assert not missed[">= 80% of the ceiling's pods/s"]["met"]
+    assert "missed by" in missed[">= 80% of the ceiling's pods/s"]["detail"]
+    assert not missed["lower p99 latency than kube-scheduler"]["met"]
+
+
 def test_create_all_paces_calls_at_the_ops_rate() -> None:
     """`rate: R` in a createPods op: call i starts no earlier than i/R seconds in; errors are
     reported per key and do not stop the rest."""
