@@ -24,7 +24,7 @@ from cluster_scheduler.api.binder import finish
 from cluster_scheduler.check import _list_all
 from cluster_scheduler.controlplane.cluster import start_control_plane
 
-from test_ha_failover import Replica, ray_head  # noqa: F401 - ray_head is a fixture
+from tests.conftest import Replica
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.ray, pytest.mark.slow, pytest.mark.timeout(1800),
               pytest.mark.skipif(os.environ.get("CS_LARGE_START") != "1", reason="set CS_LARGE_START=1")]
@@ -76,7 +76,7 @@ def first_bound(core, ns: str, timeout: float) -> float:
     raise AssertionError(f"nothing bound in {ns} within {timeout}s")
 
 
-def test_start_and_restart_with_100k_pods(ray_head, tmp_path):  # noqa: F811
+def test_start_and_restart_with_100k_pods(ray_head, tmp_path):
     cp = start_control_plane(tmp_path / "cp", bench=True)
     admin = cp.api_client("admin")
     admin.configuration.connection_pool_maxsize = 32
