@@ -36,6 +36,32 @@ BOUND = "bound"
 CONFLICT = "conflict"  # 409: someone bound it already
 GONE = "gone"  # 404: deleted
 RETRY = "retry"  # transient: requeue with backoff
+# A PodScheduled=False patch (and its FailedScheduling event) is posted once per verdict, so one
+# that fails transiently (the apiserver restarting) is retried here, with backoff, for this long.
+VERDICT_RETRY_S = 60.0
+
+
+def retry_transient(call: Callable[[], None], *, deadline_s: float = VERDICT_RETRY_S,
+                    first_s: float = 0.5, max_s: float = 5.0, closed: threading.Event | None = None,
+                    sleep: Callable[[float], None] = time.sleep) -> None:
+    """Run `call` until it succeeds, fails for good (404, 409: see `classify`), `deadline_s` has passed
+    or `closed` is set; waits first_s, 2*first_s, ... (at most max_s) between tries. Re-raises
+    the last failure."""
+    t0 = time.monotonic()
+    wait = first_s
+    while True:
+        try:
+            call()
+            return
+        except Exception as exc:  # noqa: BLE001 - classified below
+            if classify(exc)[0] != RETRY or time.monotonic() - t0 + wait > deadline_s:
+                raise
+            if closed is not None:
+                if closed.wait(wait):
+                    raise
+            else:
+                sleep(wait)
+            wait = min(wait * 2, max_s)
 
 
 class TokenBucket:
@@ -119,6 +145,7 @@ class Binder:
         self._lock = threading.Lock()
         self._in_flight = 0
         self.on_result = on_result  # called after each outcome (wakes the coordinator's loop)
+        self._closed = threading.Event()
 
     # ------------------------------------------------------------------ binding
     def bind(self, pod: PodInfo, node: str) -> None:
@@ -132,7 +159,7 @@ class Binder:
         try:
             if before is not None:
                 try:
-                    before.result(timeout=self.request_timeout)
+                    before.result(timeout=self.request_timeout + VERDICT_RETRY_S)
                 except Exception:  # noqa: BLE001 - a failed patch must not block the binding
                     pass
             self.limiter.acquire()
@@ -185,20 +212,27 @@ class Binder:
                 del self._status[uid]
 
     def _patch_status(self, pod: PodInfo, message: str) -> None:
-        self.limiter.acquire()
         body = {"status": {"conditions": [{
             "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
             "message": message, "lastTransitionTime": now_rfc3339()}]}}
-        try:
+
+        def patch() -> None:
+            self.limiter.acquire()
             resp = self.core.patch_namespaced_pod_status(
                 pod.name, pod.namespace, body, _preload_content=False,
                 _content_type="application/strategic-merge-patch+json",
                 _request_timeout=self.request_timeout)
             finish(resp)
+
+        try:
+            # the verdict is posted once (the coordinator does not re-post an unchanged one), so a
+            # transient failure must not lose it
+            retry_transient(patch, closed=self._closed)
         except Exception as exc:  # noqa: BLE001 - best effort: the pod stays in the queue anyway
             log.warning("status of %s/%s not updated: %s", pod.namespace, pod.name, classify(exc)[1])
         if self.events is not None:
             self.events.failed_scheduling(pod, message)
 
     def close(self, wait: bool = True) -> None:
+        self._closed.set()  # verdicts being retried give up: a stopping scheduler must not hang
         self._pool.shutdown(wait=wait, cancel_futures=not wait)

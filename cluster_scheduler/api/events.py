@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..model.types import PodInfo
-from .binder import TokenBucket, classify, finish
+from .binder import TokenBucket, classify, finish, retry_transient
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,7 @@ class EventRecorder:
         self._lock = threading.Lock()
         self._ids = itertools.count()
         self._prefix = f"{os.getpid():x}{int(datetime.now().timestamp() * 1000):x}"
+        self._closed = threading.Event()
         self.posted = 0
         self.dropped = 0
         self.failed = 0
@@ -83,11 +84,19 @@ class EventRecorder:
         }
 
     def _post(self, pod: PodInfo, type_: str, reason: str, note: str) -> None:
-        try:
+        body = self.body(pod, type_, reason, note)
+
+        def post() -> None:
             self._limiters[type_].acquire()
-            resp = self.api.create_namespaced_event(pod.namespace, self.body(pod, type_, reason, note),
-                                                    _preload_content=False, _request_timeout=30)
+            resp = self.api.create_namespaced_event(pod.namespace, body, _preload_content=False,
+                                                    _request_timeout=30)
             finish(resp)
+
+        try:
+            if type_ == "Warning":  # the only record of why a pod waits: retried while transient
+                retry_transient(post, closed=self._closed)
+            else:
+                post()
             ok = True
         except Exception as exc:  # noqa: BLE001 - events are best effort
             ok = False
@@ -102,5 +111,6 @@ class EventRecorder:
     def close(self, wait: bool = True) -> None:
         """Stop: queued Scheduled events are dropped (a backlog must not delay a shutdown);
         FailedScheduling events still queued are posted first when `wait`."""
+        self._closed.set()  # a warning being retried gives up
         self._normal.shutdown(wait=False, cancel_futures=True)
         self._warning.shutdown(wait=wait, cancel_futures=not wait)

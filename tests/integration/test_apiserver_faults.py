@@ -265,3 +265,45 @@ def test_watch_expired_after_etcd_compaction_relists(tmp_path, ray_head, monkeyp
         proxy.stop()
         admin.close()
         cp.stop()
+
+
+# ----------------------------------------------- an Unschedulable verdict posted while it is down
+
+
+def test_unschedulable_verdict_survives_transient_failures(tmp_path, ray_head, monkeypatch):
+    """The PodScheduled=False patch and the FailedScheduling event of a pod that fits nowhere are
+    posted once per verdict; when both fail transiently (503, as while the apiserver restarts) they
+    are retried, so the pod still ends with its condition and its event."""
+    monkeypatch.setenv("RAY_AUTH_MODE", ray_head["RAY_AUTH_MODE"])
+    cp = start_control_plane(tmp_path / "cp")
+    proxy = FaultProxy(cp.url, cp.ca_file, workdir=tmp_path / "proxy").start()
+    admin = cp.api_client("admin")
+    core = client.CoreV1Api(admin)
+    rt = None
+    ray.init(address=ray_head["RAY_ADDRESS"], log_to_driver=False)
+    try:
+        ns = "verdict"
+        core.create_node(ready_node("v-0"))
+        core.create_namespace({"metadata": {"name": ns}})
+        status = proxy.add_rule(FaultRule(path=r"/pods/p-0001/status$", method="PATCH", status=503, count=2))
+        event = proxy.add_rule(FaultRule(path=rf"^/apis/events.k8s.io/v1/namespaces/{ns}/events$", method="POST",
+                                         status=503, count=2))
+        token = yaml.safe_load(cp.scheduler_kubeconfig.read_text())["users"][0]["user"]["token"]
+        cfg = SchedulerConfig()
+        cfg = replace(cfg, runtime=replace(cfg.runtime, partitions=1, metrics_port=0, bind_concurrency=4))
+        rt = SchedulerRuntime(cfg, str(proxy.kubeconfig(tmp_path / "sched.kubeconfig", token)),
+                              actor_options={"num_cpus": 0.25, "max_restarts": 1})
+        rt.start()
+        assert rt.wait_synced(60)
+        core.create_namespaced_pod(ns, plain_pod(0, ns, cpu="1"))
+        core.create_namespaced_pod(ns, plain_pod(1, ns, cpu="64"))  # fits nowhere
+        report, _events = settle_and_check(admin, 2, 1, timeout=60)
+        assert status.injected == 2 and event.injected == 2
+        assert rt.coordinator.stats.unschedulable == 1  # one verdict, posted once, retried
+    finally:
+        if rt is not None:
+            rt.stop()
+        ray.shutdown()
+        proxy.stop()
+        admin.close()
+        cp.stop()
