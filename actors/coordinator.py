@@ -51,6 +51,9 @@ log = logging.getLogger(__name__)
 TERMINAL_PHASES = ("Succeeded", "Failed")
 LEDGER_AFTER_CONFLICTS = 3  # a pod that lost this many races is placed by the ledger itself
 MAX_DELTAS = 20000  # flush deltas to the partitions at least this often while idle
+# Payloads below this go to the partitions inline in the task (Ray inlines small arguments);
+# larger ones are put in the object store once and shared by every partition.
+INLINE_BYTES = 64 * 1024
 
 
 @dataclass
@@ -399,12 +402,17 @@ class Coordinator:
         self._deltas = []
         return [(i, p.apply.remote(data)) for i, p in enumerate(self.parts) if i not in self._resync]
 
+    def _shared(self, payload: bytes) -> Any:
+        """A task argument for every partition: inline when small (no object-store round trip
+        per batch), one shared object when large."""
+        return payload if len(payload) < INLINE_BYTES else self.ray.put(payload)
+
     def _fan_out(self, batch: list[PodInfo]) -> list[list] | None:
         deltas = None
         if self._deltas:
-            deltas = self.ray.put(msgpack.packb(self._deltas, use_bin_type=True))
+            deltas = self._shared(msgpack.packb(self._deltas, use_bin_type=True))
             self._deltas = []
-        data = self.ray.put(msgpack.packb([self.pending[p.uid] for p in batch], use_bin_type=True))
+        data = self._shared(msgpack.packb([self.pending[p.uid] for p in batch], use_bin_type=True))
         futs = [p.schedule.remote(data, self.cfg.top_k, deltas) for p in self.parts]
         out: list[list] = []
         failed = False
