@@ -186,7 +186,19 @@ class Coordinator:
         actor cannot answer within a while (restarts exhausted) is replaced by a new actor."""
         if not self._resync:
             return
-        snap = self.ray.put(self.snapshot())
+        # Deltas still pending are in the snapshot: the partitions that are not reloading get them
+        # now, the reloading ones must not apply them again after it (at start-up that would be
+        # every bound pod of the initial list, parsed a second time with the first batch).
+        for i, f in self._flush_deltas():
+            try:
+                self.ray.get(f)
+            except Exception:  # noqa: BLE001 - reloaded below with the others
+                self._resync.add(i)
+        t0 = time.monotonic()
+        raw = self.snapshot()
+        snap = self.ray.put(raw)
+        log.info("snapshot for %d partition(s): %.1f MB in %.2fs", len(self._resync), len(raw) / 1e6,
+                 time.monotonic() - t0)
         count = len(self.parts)
         # all loads at once: on a large cluster each takes seconds (a full snapshot to decode)
         futs = {i: self.parts[i].load.remote(i, count, snap) for i in sorted(self._resync)}
@@ -210,8 +222,8 @@ class Coordinator:
                     futs[i] = self.parts[i].load.remote(i, count, snap)
             else:
                 return  # stopping: leave the rest unsynced
-            log.info("partition %d/%d loaded (%d nodes, %d pods)", i, count, len(self.nodes),
-                     len(self.bound) + len(self.assumed))
+            log.info("partition %d/%d loaded (%d nodes, %d pods) %.2fs after the snapshot began", i, count,
+                     len(self.nodes), len(self.bound) + len(self.assumed), time.monotonic() - t0)
         self._resync.clear()
 
     def request_resize(self, partitions: int) -> None:
@@ -398,9 +410,10 @@ class Coordinator:
         them: resizes, long idle stretches); returns the futures."""
         if not self._deltas:
             return []
-        data = self.ray.put(msgpack.packb(self._deltas, use_bin_type=True))
-        self._deltas = []
-        return [(i, p.apply.remote(data)) for i, p in enumerate(self.parts) if i not in self._resync]
+        to = [(i, p) for i, p in enumerate(self.parts) if i not in self._resync]
+        data = self._shared(msgpack.packb(self._deltas, use_bin_type=True)) if to else None
+        self._deltas = []  # a resyncing partition gets all of it in its snapshot
+        return [(i, p.apply.remote(data)) for i, p in to]
 
     def _shared(self, payload: bytes) -> Any:
         """A task argument for every partition: inline when small (no object-store round trip
@@ -492,8 +505,9 @@ class Coordinator:
         self.stats.batches += 1
         self.stats.schedule_s += t1 - t0
         self.stats.commit_s += t2 - t1
-        log.debug("batch %d: %d pods, %d assumed, %d unschedulable, %d requeued; partitions %.3fs, "
-                  "commit %.3fs", self.stats.batches, len(batch), n_won, n_unsched, n_requeued, t1 - t0, t2 - t1)
+        log.log(logging.INFO if self.stats.batches == 1 else logging.DEBUG,
+                "batch %d: %d pods, %d assumed, %d unschedulable, %d requeued; partitions %.3fs, "
+                "commit %.3fs", self.stats.batches, len(batch), n_won, n_unsched, n_requeued, t1 - t0, t2 - t1)
 
     def _assume(self, pod: PodInfo, node: str) -> None:
         b = self.pending.pop(pod.uid)
@@ -555,11 +569,14 @@ class Coordinator:
         self._stop = stop
         synced = warm if warm is not None else ready
         if synced is not None:
+            t0 = time.monotonic()
             with paused_gc():  # the initial list is a bulk load: see gc_tuning
                 while not stop.is_set() and not (synced.is_set() and not self._inbox):
                     self._drain_inbox()
                     synced.wait(0.05)
                 self._drain_inbox()
+            log.info("initial state in the ledger %.2fs after the loop started: %d nodes, %d bound pods, "
+                     "%d pending", time.monotonic() - t0, len(self.nodes), len(self.bound), len(self.pending))
         while not stop.is_set():
             if ready is not None and not ready.is_set():
                 self._drain_inbox()

@@ -312,3 +312,26 @@ def test_snapshot_groups_bound_pods_and_a_loaded_partition_mirrors_the_ledger():
         assert t.req_l[t.index[name]] == lt.req_l[lt.index[name]]
         assert set(t.pods[t.index[name]]) == set(lt.pods[lt.index[name]])
     assert {u: i.node_name for u, i in p.engine.pods.items()} == {u: i.node_name for u, i in c.ledger.pods.items()}
+
+
+def test_reloaded_partitions_do_not_get_the_snapshots_deltas_again():
+    """Deltas pending when partitions reload are in the snapshot: partitions that reload must not
+    apply them a second time (at start-up: every bound pod of the initial list), the others get
+    them before the snapshot is taken."""
+    c, _ = make(2)
+    feed(c, NODES, [node(f"n{i}", "8") for i in range(2)])
+    feed(c, PODS, [pod(f"b{i}", "1", node_name="n0") for i in range(5)])
+    c._drain_inbox()
+    applied: list[int] = []
+    for part in c.parts:
+        orig = part.obj.apply
+        part.obj.apply = lambda d, orig=orig: (applied.append(1), orig(d))[1]
+    c._sync_partitions()  # start-up: both reload from the snapshot
+    assert c._deltas == [] and applied == []
+    assert all(len(p.obj.engine.pods) == 5 for p in c.parts)
+    feed(c, PODS, [pod("late", "1", node_name="n1")])
+    c._drain_inbox()
+    c._resync = {1}  # partition 1 reloads; partition 0 must still learn about "late"
+    c._sync_partitions()
+    assert applied == [1] and c._deltas == []
+    assert all("u-late" in p.obj.engine.pods for p in c.parts)
