@@ -36,17 +36,20 @@ BOUND = "bound"
 CONFLICT = "conflict"  # 409: someone bound it already
 GONE = "gone"  # 404: deleted
 RETRY = "retry"  # transient: requeue with backoff
-# A PodScheduled=False patch (and its FailedScheduling event) is posted once per verdict, so one
-# that fails transiently (the apiserver restarting) is retried here, with backoff, for this long.
-VERDICT_RETRY_S = 60.0
+# A PodScheduled=False patch (and its FailedScheduling event) is posted once per verdict (the
+# coordinator does not re-post an unchanged one), so one that fails transiently (the apiserver
+# restarting: a graceful stop alone takes a minute) is retried here until it lands, the pod is
+# bound or given a newer verdict, or the binder closes; waits grow to this many seconds.
+VERDICT_RETRY_MAX_S = 10.0
 
 
-def retry_transient(call: Callable[[], None], *, deadline_s: float = VERDICT_RETRY_S,
-                    first_s: float = 0.5, max_s: float = 5.0, closed: threading.Event | None = None,
+def retry_transient(call: Callable[[], None], *, deadline_s: float | None = None,
+                    first_s: float = 0.5, max_s: float = VERDICT_RETRY_MAX_S,
+                    closed: threading.Event | None = None,
                     sleep: Callable[[float], None] = time.sleep) -> None:
-    """Run `call` until it succeeds, fails for good (404, 409: see `classify`), `deadline_s` has passed
-    or `closed` is set; waits first_s, 2*first_s, ... (at most max_s) between tries. Re-raises
-    the last failure."""
+    """Run `call` until it succeeds, fails for good (404, 409: see `classify`), `deadline_s` (if
+    any) has passed or `closed` is set; waits first_s, 2*first_s, ... (at most max_s) between
+    tries. Re-raises the last failure."""
     t0 = time.monotonic()
     wait = first_s
     while True:
@@ -54,7 +57,8 @@ def retry_transient(call: Callable[[], None], *, deadline_s: float = VERDICT_RET
             call()
             return
         except Exception as exc:  # noqa: BLE001 - classified below
-            if classify(exc)[0] != RETRY or time.monotonic() - t0 + wait > deadline_s:
+            late = deadline_s is not None and time.monotonic() - t0 + wait > deadline_s
+            if classify(exc)[0] != RETRY or late:
                 raise
             if closed is not None:
                 if closed.wait(wait):
@@ -141,7 +145,9 @@ class Binder:
         self.request_timeout = request_timeout
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="binder")
         self._results: deque[BindResult] = deque()
-        self._status: dict[str, Future] = {}  # uid -> last status patch, to order a later binding
+        # uid -> (last status patch, its cancel event): a later binding waits for the patch, and
+        # cancels its retries first
+        self._status: dict[str, tuple[Future, threading.Event]] = {}
         self._lock = threading.Lock()
         self._in_flight = 0
         self.on_result = on_result  # called after each outcome (wakes the coordinator's loop)
@@ -152,14 +158,16 @@ class Binder:
         with self._lock:
             self._in_flight += 1
             before = self._status.pop(pod.uid, None)
-        self._pool.submit(self._bind, pod, node, before)
+            if before is not None:
+                before[1].set()  # bound now: a verdict still being retried is stale
+        self._pool.submit(self._bind, pod, node, before[0] if before is not None else None)
 
     def _bind(self, pod: PodInfo, node: str, before: Future | None) -> None:
         t0 = time.monotonic()
         try:
             if before is not None:
                 try:
-                    before.result(timeout=self.request_timeout + VERDICT_RETRY_S)
+                    before.result(timeout=self.request_timeout + 1.0)
                 except Exception:  # noqa: BLE001 - a failed patch must not block the binding
                     pass
             self.limiter.acquire()
@@ -201,17 +209,24 @@ class Binder:
     # ------------------------------------------------------------ unschedulable
     def mark_unschedulable(self, pod: PodInfo, message: str) -> None:
         """PodScheduled=False/Unschedulable with `message`, plus a FailedScheduling event."""
-        fut = self._pool.submit(self._patch_status, pod, message)
+        cancel = threading.Event()
+        fut = self._pool.submit(self._patch_status, pod, message, cancel)
         with self._lock:
-            self._status[pod.uid] = fut
+            old = self._status.get(pod.uid)
+            if old is not None:
+                old[1].set()  # a newer verdict replaces one still being retried
+            self._status[pod.uid] = (fut, cancel)
+            if self._closed.is_set():
+                cancel.set()
         fut.add_done_callback(lambda f, uid=pod.uid: self._status_done(uid, f))
 
     def _status_done(self, uid: str, fut: Future) -> None:
         with self._lock:
-            if self._status.get(uid) is fut:
+            entry = self._status.get(uid)
+            if entry is not None and entry[0] is fut:
                 del self._status[uid]
 
-    def _patch_status(self, pod: PodInfo, message: str) -> None:
+    def _patch_status(self, pod: PodInfo, message: str, cancel: threading.Event) -> None:
         body = {"status": {"conditions": [{
             "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
             "message": message, "lastTransitionTime": now_rfc3339()}]}}
@@ -225,14 +240,16 @@ class Binder:
             finish(resp)
 
         try:
-            # the verdict is posted once (the coordinator does not re-post an unchanged one), so a
-            # transient failure must not lose it
-            retry_transient(patch, closed=self._closed)
+            # posted once per verdict: a transient failure must not lose it (see VERDICT_RETRY_MAX_S)
+            retry_transient(patch, closed=cancel)
         except Exception as exc:  # noqa: BLE001 - best effort: the pod stays in the queue anyway
             log.warning("status of %s/%s not updated: %s", pod.namespace, pod.name, classify(exc)[1])
         if self.events is not None:
             self.events.failed_scheduling(pod, message)
 
     def close(self, wait: bool = True) -> None:
-        self._closed.set()  # verdicts being retried give up: a stopping scheduler must not hang
+        with self._lock:
+            self._closed.set()  # verdicts being retried give up: a stopping scheduler must not hang
+            for _fut, cancel in self._status.values():
+                cancel.set()
         self._pool.shutdown(wait=wait, cancel_futures=not wait)

@@ -7,6 +7,8 @@
   scheduler and the apiserver), pods and nodes change and etcd is compacted past our
   resourceVersion; the apiserver (watch cache off for pods and nodes, so watches are served by
   etcd) answers 410 Gone, the informer re-lists, and what it knows afterwards is what the API holds.
+- An Unschedulable verdict whose status patch and event fail transiently (503 from the proxy) is
+  retried, not lost.
 
 Both end with the placement check and at most one Scheduled event per pod. Recovery times are
 printed (`pytest -s`) for docs/reliability.md; nothing here asserts a time.

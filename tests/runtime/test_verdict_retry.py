@@ -48,3 +48,70 @@ def test_closing_stops_the_retries():
     with pytest.raises(ApiException):
         retry_transient(call, closed=closed)
     assert call.calls == 1
+
+
+def test_retried_until_it_lands_with_waits_capped():
+    waits: list[float] = []
+    call = Flaky(*[ApiException(status=503)] * 12)
+    retry_transient(call, sleep=waits.append)
+    assert call.calls == 13 and max(waits) == 10.0 and sum(waits) > 60  # longer than a graceful restart
+
+
+class Core:
+    """A CoreV1Api stand-in whose status patches fail with 503 until `up` is set."""
+
+    def __init__(self) -> None:
+        self.up = threading.Event()
+        self.patches = 0
+        self.bindings: list[str] = []
+
+    def patch_namespaced_pod_status(self, name, namespace, body, **kw):
+        self.patches += 1
+        if not self.up.is_set():
+            raise ApiException(status=503)
+        return Resp()
+
+    def create_namespaced_pod_binding(self, name, namespace, body, **kw):
+        self.bindings.append(body["target"]["name"])
+        return Resp()
+
+
+class Resp:
+    def read(self):
+        return b""
+
+    def release_conn(self):
+        pass
+
+
+def pod(uid: str):
+    from cluster_scheduler.model.types import PodInfo
+
+    p = PodInfo.__new__(PodInfo)
+    p.uid, p.name, p.namespace = uid, uid, "ns"
+    return p
+
+
+def test_a_binding_stops_the_retries_of_a_stale_verdict():
+    import time
+
+    from cluster_scheduler.api.binder import Binder
+
+    core = Core()
+    b = Binder(core, concurrency=2, qps=1000, burst=1000)
+    try:
+        b.mark_unschedulable(pod("a"), "0/1 nodes are available")
+        deadline = time.monotonic() + 5
+        while core.patches < 2 and time.monotonic() < deadline:  # failing, being retried
+            time.sleep(0.05)
+        assert core.patches >= 2
+        b.bind(pod("a"), "n1")  # the pod fits now: the verdict is stale
+        while not b.drain() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert core.bindings == ["n1"]
+        patches = core.patches
+        core.up.set()
+        time.sleep(1.2)  # longer than the next retry wait would have been
+        assert core.patches == patches  # never retried after the binding
+    finally:
+        b.close()
