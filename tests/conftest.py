@@ -84,6 +84,20 @@ def peer_scheduler(control_plane: ControlPlane) -> Iterator[PeerScheduler]:
 SCHEDULER = "cluster-scheduler"
 
 
+@pytest.fixture(scope="module")
+def ray_session():
+    """A local Ray for in-process runtimes (module-wide; left alone if a test started one)."""
+    import ray
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 object_store_memory=100 * 1024 * 1024)
+    yield
+    if started:
+        ray.shutdown()
+
+
 def _free_port() -> int:
     import socket
 

@@ -7,7 +7,6 @@ import time
 from dataclasses import replace
 
 import pytest
-import ray
 import yaml
 from kubernetes import client
 
@@ -22,17 +21,6 @@ pytestmark = [pytest.mark.apiserver, pytest.mark.ray, pytest.mark.timeout(400)]
 
 BINDING = r"/api/v1/namespaces/[^/]+/pods/[^/]+/binding$"
 PODS = r"^/api/v1/pods$"
-
-
-@pytest.fixture(scope="module")
-def ray_session():
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-                 object_store_memory=100 * 1024 * 1024)
-    yield
-    if started:
-        ray.shutdown()
 
 
 def test_everything_bound_once_despite_faults(tmp_path, ray_session):

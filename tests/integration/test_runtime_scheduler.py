@@ -119,17 +119,6 @@ def check_cluster(admin_api, timeout: float = 30.0):
         time.sleep(1)
 
 
-@pytest.fixture(scope="module")
-def ray_session():
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-                 object_store_memory=100 * 1024 * 1024)
-    yield
-    if started:
-        ray.shutdown()
-
-
 @pytest.fixture
 def private_cp(tmp_path):
     cp = start_control_plane(tmp_path / "cp")
