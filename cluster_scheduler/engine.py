@@ -235,7 +235,7 @@ class ClassState:
         self.pos_l = pos_l
         static_ok = self.static_ok.tolist()
         static_norm = self.static_norm.tolist()
-        fit = node_resources_fit.row_fit_fn(ctx) if self.use_fit else (lambda row: True)
+        fit = self._fit = node_resources_fit.row_fit_fn(ctx) if self.use_fit else (lambda row: True)
         simple_filter = not (self.use_ports or self.use_ipa or self.gate is not None or self.use_pts)
         if simple_filter:
             def ok_fn(row: int) -> bool:
@@ -298,7 +298,7 @@ class ClassState:
             if d < 0 or (gate and not self.gate.allowed()[d]):
                 return False
         ctx = self.ctx
-        if self.use_fit and not node_resources_fit.fits_row(ctx, row):
+        if not self._fit(row):
             return False
         if self.use_ports and not node_ports.fits_row(ctx, row):
             return False

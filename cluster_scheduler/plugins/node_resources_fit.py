@@ -41,8 +41,13 @@ def filter(ctx: ClassCtx) -> tuple[np.ndarray, list[tuple[np.ndarray, str]]]:
 
 
 def fits_row(ctx: ClassCtx, row: int, alloc: list | None = None, req: list | None = None) -> bool:
+    """Scalar twin of `filter` for one row (the compiled closure, made once per class), or for
+    the given alloc/req lists (the reference tests)."""
     if alloc is None:
-        alloc, req = ctx.table.alloc_l[row], ctx.table.req_l[row]
+        fn = ctx.memo.get("fit_row")
+        if fn is None:
+            fn = ctx.memo["fit_row"] = row_fit_fn(ctx)
+        return fn(row)
     for col, v, _ in requested_columns(ctx):
         if alloc[col] - req[col] < v:
             return False
