@@ -17,6 +17,8 @@ Two families:
 
 from __future__ import annotations
 
+import copy
+
 from hypothesis import strategies as st
 
 SCHED = "cluster-scheduler"
@@ -416,6 +418,8 @@ def api_template(draw, gid: str, namespaces: tuple[str, ...]):
     if opt.get("initContainers") and draw(st.booleans()):
         # an init container bigger than all app containers together
         spec["initContainers"][0]["resources"] = {"requests": {"cpu": "3", "memory": "6Gi"}}
+    if "affinity" in spec:  # drawn values can be shared objects (st.just): never mutate them
+        spec["affinity"] = copy.deepcopy(spec["affinity"])
     for term in (spec.get("affinity", {}).get("podAffinity", {})
                  .get("requiredDuringSchedulingIgnoredDuringExecution", ())):
         if "labelSelector" in term:
