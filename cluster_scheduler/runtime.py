@@ -363,14 +363,6 @@ def _main(args: argparse.Namespace) -> int:
         cfg = replace(cfg, runtime=replace(cfg.runtime, partitions=args.partitions))
     if args.leader_elect:
         cfg = replace(cfg, runtime=replace(cfg.runtime, leader_elect=True))
-    if args.in_process:
-        return _run_in_process(cfg, args)
-    return _run_actor(cfg, args)
-
-
-def _run_in_process(cfg: SchedulerConfig, args: argparse.Namespace) -> int:
-    from .cli import CliError
-
     try:  # credentials first: a bad kubeconfig fails in a second, before Ray starts
         api = make_api_client(args.kubeconfig, 1, retries=0)
         try:
@@ -379,6 +371,14 @@ def _run_in_process(cfg: SchedulerConfig, args: argparse.Namespace) -> int:
             api.close()
     except Exception as exc:  # noqa: BLE001
         raise CliError(f"cannot start: {' '.join(str(exc).split())[:300]}") from None
+    if args.in_process:
+        return _run_in_process(cfg, args)
+    return _run_actor(cfg, args)
+
+
+def _run_in_process(cfg: SchedulerConfig, args: argparse.Namespace) -> int:
+    from .cli import CliError
+
     rt = SchedulerRuntime(cfg, args.kubeconfig, ray_address=args.ray_address, num_cpus=args.num_cpus)
 
     def on_stop(signum: int, _frame: Any) -> None:
@@ -429,14 +429,6 @@ def _run_actor(cfg: SchedulerConfig, args: argparse.Namespace) -> int:
     from .cli import CliError
 
     kubeconfig = os.path.abspath(args.kubeconfig) if args.kubeconfig else None
-    try:  # credentials first: a bad kubeconfig fails in a second, before Ray starts
-        api = make_api_client(kubeconfig, 1, retries=0)
-        try:
-            check_api_access(api)
-        finally:
-            api.close()
-    except Exception as exc:  # noqa: BLE001
-        raise CliError(f"cannot start: {' '.join(str(exc).split())[:300]}") from None
     address = args.ray_address or os.environ.get("RAY_ADDRESS")
     started_ray = not ray.is_initialized()
     try:
