@@ -189,11 +189,7 @@ class Coordinator:
         # Deltas still pending are in the snapshot: the partitions that are not reloading get them
         # now, the reloading ones must not apply them again after it (at start-up that would be
         # every bound pod of the initial list, parsed a second time with the first batch).
-        for i, f in self._flush_deltas():
-            try:
-                self.ray.get(f)
-            except Exception:  # noqa: BLE001 - reloaded below with the others
-                self._resync.add(i)
+        self._flush_deltas()
         t0 = time.monotonic()
         raw = self.snapshot()
         snap = self.ray.put(raw)
@@ -405,15 +401,21 @@ class Coordinator:
                 log.info("binding %s/%s to %s dropped: %s", r.pod.namespace, r.pod.name, r.node, r.detail)
 
     # -------------------------------------------------------------- scheduling
-    def _flush_deltas(self) -> list:
-        """Send pending deltas to every partition (one call each; used when no batch carries
-        them: resizes, long idle stretches); returns the futures."""
+    def _flush_deltas(self) -> None:
+        """Send pending deltas to every partition that is not reloading (one call each; used when
+        no batch carries them: resizes, long idle stretches, before a snapshot) and wait; one that
+        fails is reloaded. A reloading partition gets all of it in its snapshot."""
         if not self._deltas:
-            return []
-        to = [(i, p) for i, p in enumerate(self.parts) if i not in self._resync]
+            return
+        to = [i for i in range(len(self.parts)) if i not in self._resync]
         data = self._shared(msgpack.packb(self._deltas, use_bin_type=True)) if to else None
-        self._deltas = []  # a resyncing partition gets all of it in its snapshot
-        return [(i, p.apply.remote(data)) for i, p in to]
+        self._deltas = []
+        futs = [(i, self.parts[i].apply.remote(data)) for i in to]
+        for i, f in futs:
+            try:
+                self.ray.get(f)
+            except Exception:  # noqa: BLE001 - actor dead or restarting
+                self._resync.add(i)
 
     def _shared(self, payload: bytes) -> Any:
         """A task argument for every partition: inline when small (no object-store round trip
@@ -537,11 +539,7 @@ class Coordinator:
             self._resize(n)
         self._sync_partitions()
         if len(self._deltas) >= MAX_DELTAS:
-            for _i, f in self._flush_deltas():
-                try:
-                    self.ray.get(f)
-                except Exception:  # noqa: BLE001
-                    self._resync.add(_i)
+            self._flush_deltas()
         now = time.monotonic()
         if self.metrics is not None and now - self._last_gauges >= 1.0:
             self._last_gauges = now
@@ -583,11 +581,7 @@ class Coordinator:
                 if warm is not None and warm.is_set():
                     self._sync_partitions()
                     if len(self._deltas) >= MAX_DELTAS:
-                        for i, f in self._flush_deltas():
-                            try:
-                                self.ray.get(f)
-                            except Exception:  # noqa: BLE001
-                                self._resync.add(i)
+                        self._flush_deltas()
                 ready.wait(0.1)
                 continue
             if self.run_once():
