@@ -582,9 +582,9 @@ class Engine:
         is built or dropped (place_run stops when the epoch moves)."""
         table_charge = self.table.charger(key)
         touch = [cls.toucher() for cls in self.classes.values() if cls.eager or cls.norm_watch]
-        if not self.index.tracks(key) and not touch:
-            return table_charge
         index_charge = self.index.on_charge if self.index.tracks(key) else None
+        if index_charge is None and not touch:
+            return table_charge
 
         def charge(uid: str, row: int) -> None:
             table_charge(uid, row)

@@ -44,10 +44,7 @@ def fits_row(ctx: ClassCtx, row: int, alloc: list | None = None, req: list | Non
     """Scalar twin of `filter` for one row (the compiled closure, made once per class), or for
     the given alloc/req lists (the reference tests)."""
     if alloc is None:
-        fn = ctx.memo.get("fit_row")
-        if fn is None:
-            fn = ctx.memo["fit_row"] = row_fit_fn(ctx)
-        return fn(row)
+        return row_fit_fn(ctx)(row)
     for col, v, _ in requested_columns(ctx):
         if alloc[col] - req[col] < v:
             return False
@@ -134,7 +131,15 @@ def score_row(ctx: ClassCtx, row: int) -> int:
 
 
 def row_fit_fn(ctx: ClassCtx):
-    """Compiled `fits_row`: a closure over this class's requests and the table's row lists."""
+    """Compiled `fits_row`: a closure over this class's requests and the table's row lists, made
+    once per class (memoised in ctx.memo)."""
+    fn = ctx.memo.get("fit_row")
+    if fn is None:
+        fn = ctx.memo["fit_row"] = _compile_fit(ctx)
+    return fn
+
+
+def _compile_fit(ctx: ClassCtx):
     cols = [(c, v) for c, v, _ in requested_columns(ctx)]
     alloc_l, req_l = ctx.table.alloc_l, ctx.table.req_l
     if len(cols) == 3:  # cpu, memory, pods: the common case, unrolled
