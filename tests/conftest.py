@@ -84,6 +84,16 @@ def peer_scheduler(control_plane: ControlPlane) -> Iterator[PeerScheduler]:
 SCHEDULER = "cluster-scheduler"
 
 
+@pytest.fixture
+def private_cp(tmp_path):
+    """A control plane of the test's own (for tests that stop, fault or fill it)."""
+    cp = start_control_plane(tmp_path / "cp")
+    try:
+        yield cp
+    finally:
+        cp.stop()
+
+
 @pytest.fixture(scope="module")
 def ray_session():
     """A local Ray for in-process runtimes (module-wide; left alone if a test started one)."""

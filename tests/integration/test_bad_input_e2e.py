@@ -37,7 +37,7 @@ from kubernetes import client
 
 from cluster_scheduler.api.binder import finish
 from cluster_scheduler.check import _list_all, check_placement, effective_requests
-from cluster_scheduler.controlplane.cluster import free_port, start_control_plane
+from cluster_scheduler.controlplane.cluster import free_port
 from tests.reliability.bad_pods import IMAGE, NODES, RUNTIME_CLASS, SCHED, Z, _node, api_template
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.ray, pytest.mark.timeout(600)]
@@ -236,15 +236,6 @@ class Scheduler:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
         self._log.close()
-
-
-@pytest.fixture
-def private_cp(tmp_path):
-    cp = start_control_plane(tmp_path / "cp")
-    try:
-        yield cp
-    finally:
-        cp.stop()
 
 
 def test_bad_pods_through_the_apiserver(private_cp, tmp_path):

@@ -22,7 +22,6 @@ import pytest
 import yaml
 from kubernetes import client
 
-from cluster_scheduler.controlplane.cluster import start_control_plane
 from cluster_scheduler.faults import FaultProxy, FaultRule, generate_self_signed
 from tests.conftest import SCHEDULER, Replica, plain_pod, settle_and_check, wait_for
 
@@ -41,15 +40,6 @@ runtime:
   backoffInitialSeconds: 0.2
   backoffMaxSeconds: 1
 """
-
-
-@pytest.fixture
-def private_cp(tmp_path):
-    cp = start_control_plane(tmp_path / "cp")
-    try:
-        yield cp
-    finally:
-        cp.stop()
 
 
 def pem_body(path: Path) -> str:

@@ -13,19 +13,9 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from cluster_scheduler.controlplane.cluster import start_control_plane
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.ray, pytest.mark.timeout(300)]
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def private_cp(tmp_path):
-    cp = start_control_plane(tmp_path / "cp")
-    try:
-        yield cp
-    finally:
-        cp.stop()
 
 
 def test_run_binds_pods_and_stops_on_sigterm(private_cp, tmp_path):

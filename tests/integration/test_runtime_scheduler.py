@@ -22,7 +22,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from cluster_scheduler.api.binder import finish
 from cluster_scheduler.check import _list_all, check_placement
 from cluster_scheduler.config import SchedulerConfig
-from cluster_scheduler.controlplane.cluster import start_control_plane
 from cluster_scheduler.runtime import SchedulerRuntime
 from cluster_scheduler.workload import load_workload
 
@@ -117,15 +116,6 @@ def check_cluster(admin_api, timeout: float = 30.0):
         if not only_events or time.monotonic() > deadline:
             return report, pods
         time.sleep(1)
-
-
-@pytest.fixture
-def private_cp(tmp_path):
-    cp = start_control_plane(tmp_path / "cp")
-    try:
-        yield cp
-    finally:
-        cp.stop()
 
 
 @pytest.fixture
