@@ -359,6 +359,33 @@ class ClassState:
             self.pushed[p] = ver
             heapq.heappush(self._heap_of(p), (-self.score_row(row, ipa_raw), row, ver))
 
+    def release(self, row: int) -> None:
+        """A pod left `row` (a proposal undone, an assumption forgotten, a pod deleted): the row
+        can only have become *more* feasible and changed its score, so it gets a fresh heap entry
+        (a row dropped as infeasible would otherwise never come back), and a class whose
+        normalizer's max that row now exceeds is rebuilt. Wider domains (zone counts, inter-pod
+        terms) are the watched counters' business, as for placements."""
+        if self.dense:
+            return  # rebuilt on any change of the placement count
+        p = self.pos_l[row] if row < len(self.pos_l) else -1
+        if p < 0 or not self.static_ok[p]:
+            return
+        if self.eager:
+            self.touch(row)  # exact in both directions (feasibility, normalizers, raw scores)
+            return
+        if not self.ok_fn(row):
+            return
+        if self.norm_watch and not self.feas[p]:
+            self.feas[p] = True
+            if ((self.na_raw is not None and int(self.na_raw[p]) > self.na_max)
+                    or (self.tt_raw is not None and int(self.tt_raw[p]) > self.tt_max)):
+                self.epoch = -1  # the row raises the max its class normalizes by
+                return
+        ver = self.engine.table.ver[row]
+        if self.pushed[p] != ver:
+            self.pushed[p] = ver
+            heapq.heappush(self._heap_of(p), (-self.score_fn(row), row, ver))
+
     def toucher(self):
         """`touch` for the engine's charge loop; a class that only watches a normalizer's max
         cares about a handful of rows, so the common case is one set lookup."""
@@ -476,8 +503,10 @@ class ClassState:
                 heappop(heap)
             results.append(PodResult(uid, [(node, -neg)]))
             i += 1
-            if e.epoch != epoch:
-                break  # something outside this class changed the world: let the caller re-check
+            if e.epoch != epoch or self.epoch != epoch:
+                # the world changed, or this pick moved the max a normalizer of this class divides
+                # by (touch marked it for a rebuild): let the caller re-check
+                break
         e.placements += i - start
         return i
 
@@ -619,8 +648,12 @@ class Engine:
             return
         cp = self.table.uncharge(uid)
         if cp is not None:
+            # No epoch bump (which would rebuild every class): each class re-admits the freed row
+            # itself. Partitions undo every proposal at the end of a batch, so this is per batch.
             self.index.on_uncharge(cp.key, cp.row)
-            self._changed()
+            self.placements += 1  # dense classes and diagnoses key on it
+            for cls in self.classes.values():
+                cls.release(cp.row)
 
     def assume(self, pod: PodInfo, node: str) -> None:
         pod.node_name = node

@@ -34,6 +34,10 @@ class Plan:
     holder_keys: frozenset = frozenset()
     holders_gen: int = 0
     watch: list[tuple[Counts, int]] = field(default_factory=list)  # non-row-local counts and their gen
+    # the first-pod rule is off but the pod matches its own terms: it comes back on when the last
+    # matching pod leaves the keyed nodes (a release); (keyed rows, counts gen last looked at)
+    self_rule_rows: np.ndarray | None = None
+    self_rule_gen: int = 0
     row_local: bool = True
     # per-domain counts of the non-row-local terms, computed once per plan: valid until a watched
     # count changes, which rebuilds the class (and so the plan)
@@ -61,10 +65,13 @@ def plan(ctx: ClassCtx) -> Plan:
         for k in p.affinity_keys:
             has_any |= ctx.table.label_column(k)[:size] >= 0
         none_counted = not (p.affinity_counts.per_row[:size][has_any] > 0).any()
-        p.affinity_self_ok = none_counted and all(idx.term_matches(t, key) for t in key.pod_affinity)
+        self_matches = all(idx.term_matches(t, key) for t in key.pod_affinity)
+        p.affinity_self_ok = none_counted and self_matches
         # the self rule flips when the first matching pod lands anywhere: watch the total
         if p.affinity_self_ok or not all(_row_local(ctx, k) for k in p.affinity_keys):
             p.watch.append((p.affinity_counts, p.affinity_counts.gen))
+        elif self_matches:
+            p.self_rule_rows, p.self_rule_gen = has_any, p.affinity_counts.gen
     for t in key.pod_anti_affinity:
         c = idx.term_counts(t)
         p.anti.append((t.topology_key, c))
@@ -109,6 +116,12 @@ def is_stale(ctx: ClassCtx, p: Plan) -> bool:
     for c, gen in p.watch:
         if c.gen != gen:
             return True
+    if p.self_rule_rows is not None and p.affinity_counts.gen != p.self_rule_gen:
+        c = p.affinity_counts
+        p.self_rule_gen = c.gen
+        rows = p.self_rule_rows
+        if c.total <= 0 or not (c.per_row[:len(rows)][rows] > 0).any():
+            return True  # no matching pod left on a keyed node: the first-pod rule is on again
     if ctx.index.holders_gen != p.holders_gen:
         idx, key = ctx.index, ctx.key
         now = {h for h in idx.holders if idx.term_matches(h[1], key)}

@@ -561,6 +561,78 @@ def test_commit_false_proposals_match_reference_then_nothing_changes(profile, ba
     check_sequence(e, ref, pods, results)
 
 
+def test_run_of_one_class_renormalizes_when_its_max_row_fills():
+    """Found by the rounds test below: two pods of one class in a row (the engine's place_run).
+    The first fills the only node with the top preferred-affinity score, so the second must be
+    scored with the max taken over the nodes still feasible (upstream normalizes per pod)."""
+    nodes = [RNode("n0", 500, 512 * MI, 1, {"zone": "a"}, [], False, True),
+             RNode("n1", 500, 512 * MI, 1, {}, [], False, True)]
+    t = RPod(name="t", labels={"app": "web"}, cpu=None, mem=None,
+             preferred_na=[(1, ("zone", "In", ("a",))), (1, ("disk", "NotIn", ("hdd",)))])
+    e, ref = build(nodes, [], PROFILE_NO_BALANCED, None)
+    pods = [RPod(**{**t.__dict__, "name": f"p{i}"}) for i in range(2)]
+    results = e.schedule([pod(p.name, **pod_kwargs(p)) for p in pods], k=1, commit=True)
+    check_sequence(e, ref, pods, results)
+    assert [r.candidates[0][0] for r in results] == ["n0", "n1"]
+
+
+FLAVOURS = {
+    # preferred node affinity, PreferNoSchedule taints, hostname anti-affinity (required and preferred)
+    "default": (rnodes(), lambda: rpods("t", (2, 4))),
+    # required pod affinity on zone and hostname: feasibility that grows and shrinks with the group
+    "affinity": (rnodes(all_zoned=True), lambda: rpods("t", (2, 4), affinity=True)),
+    # DoNotSchedule zone spread (the per-domain gate)
+    "spread": (rnodes(prefer_taints=False), lambda: rpods("t", (2, 4), spread="own", preferred=False)),
+}
+
+
+def scratch_copy(ref: Reference) -> Reference:
+    out = Reference(ref.nodes, ref.balanced)
+    out.on = {n: list(ps) for n, ps in ref.on.items()}
+    return out
+
+
+@pytest.mark.parametrize("flavour", sorted(FLAVOURS))
+@SETTINGS
+@given(data=st.data())
+def test_partition_rounds_with_releases_match_reference(flavour, data):
+    """What a partition lives through: a proposal batch (commit=False, undone at the end), then
+    some proposals assumed, some earlier pods forgotten or deleted, and the next batch. Pods come
+    from a few templates, so the same equivalence classes live across rounds: rows freed by a
+    release must be re-admitted by every class (nothing rebuilds them all). After each round,
+    every feasible node's score for each template equals the reference's, and the next proposals
+    are right."""
+    node_st, templates_st = FLAVOURS[flavour]
+    nodes = data.draw(node_st)
+    templates = data.draw(templates_st())
+    e, ref = build(nodes, [], PROFILE_NO_BALANCED, None)
+    placed: list[tuple[RPod, str, str]] = []  # (pod, uid, node)
+    serial = 0
+    for r in range(data.draw(st.integers(2, 5))):
+        pods = []
+        for t in data.draw(st.lists(st.sampled_from(templates), min_size=1, max_size=6)):
+            serial += 1
+            pods.append(RPod(**{**t.__dict__, "name": f"p{serial}"}))
+        infos = [pod(p.name, **pod_kwargs(p)) for p in pods]
+        results = e.schedule(infos, k=1, commit=False)
+        check_sequence(e, scratch_copy(ref), pods, results)
+        for p, info, res in zip(pods, infos, results):
+            if res.candidates and data.draw(st.integers(0, 3)) > 0:
+                where = res.candidates[0][0]
+                e.assume(info, where)
+                ref.place(p, where)
+                placed.append((p, info.uid, where))
+        for item in list(placed):
+            if data.draw(st.integers(0, 2)) == 0:
+                p, uid, where = item
+                e.forget(uid)
+                ref.on[where].remove(p)
+                placed.remove(item)
+        for t in templates:
+            full = e.schedule([pod(f"probe-{t.name}", **pod_kwargs(t))], k=len(nodes), commit=False)[0]
+            assert dict(full.candidates) == ref.scores(t), f"round {r}: template {t}"
+
+
 # ---------------------------------------------------------------------------------------------
 # vectorized scorers == scalar per-row twins
 # ---------------------------------------------------------------------------------------------
