@@ -33,8 +33,10 @@ def shard_of(node: str, partitions: int) -> int:
     return zlib.crc32(node.encode()) % partitions
 
 
-def apply_deltas(engine: Engine, deltas: list) -> list[str]:
-    """Apply decoded delta ops to an engine; returns the names of nodes added or updated."""
+def apply_deltas(engine: Engine, deltas: list, parsed: dict[bytes, PodInfo] | None = None) -> list[str]:
+    """Apply decoded delta ops to an engine; returns the names of nodes added or updated.
+    `parsed`: pods this partition already parsed (the last batch, by their bytes): an "A" of one
+    of them reuses it instead of parsing the same bytes again."""
     touched: list[str] = []
     for d in deltas:
         op = d[0]
@@ -49,8 +51,8 @@ def apply_deltas(engine: Engine, deltas: list) -> list[str]:
                                        scheduler_name=tpl.scheduler_name, node_name=node, key=tpl.key,
                                        error=tpl.error, phase=tpl.phase))
         elif op == "A":
-            info = pod_info(unpack(d[1]))
-            engine.assume(info, d[2])
+            info = parsed.pop(d[1], None) if parsed else None
+            engine.assume(info if info is not None else pod_info(unpack(d[1])), d[2])
         elif op == "N":
             n = node_info(unpack(d[1]))
             engine.set_node(n)
@@ -80,6 +82,7 @@ class Partition:
         self.engine = Engine(profile)
         self.synced = False
         self.owned: set[str] = set()
+        self._last_batch: dict[bytes, PodInfo] = {}  # the last batch's pods, parsed (see apply_deltas)
 
     def ping(self) -> bool:
         return self.synced
@@ -89,6 +92,7 @@ class Partition:
         self.index, self.count = index, count
         self.engine = Engine(self.profile)
         self.owned = set()
+        self._last_batch = {}
         with paused_gc():
             apply_deltas(self.engine, msgpack.unpackb(snapshot, raw=False))
         self._reown()
@@ -110,7 +114,7 @@ class Partition:
         if not self.synced:
             return False
         ops = msgpack.unpackb(deltas, raw=False)
-        touched = apply_deltas(self.engine, ops)
+        touched = apply_deltas(self.engine, ops, self._last_batch)
         mine = [n for n in touched if n not in self.owned and shard_of(n, self.count) == self.index]
         removed = any(op[0] == "n" and op[1] in self.owned for op in ops)
         if mine or removed:
@@ -128,8 +132,11 @@ class Partition:
         t0 = time.perf_counter()
         if deltas is not None:
             self.apply(deltas)
-        infos = [pod_info(unpack(b)) for b in msgpack.unpackb(pods, raw=False)]
-        results = self.engine.schedule(infos, k=k, commit=False)
+        raw = msgpack.unpackb(pods, raw=False)
+        infos = [pod_info(unpack(b)) for b in raw]
+        results = self.engine.schedule(infos, k=k, commit=False)  # leaves node_name empty again
+        # the winners come back as "A" deltas with these very bytes in the next call
+        self._last_batch = dict(zip(raw, infos))
         return encode_results(results, time.perf_counter() - t0)
 
     def stats(self) -> dict:
