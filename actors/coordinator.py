@@ -137,6 +137,8 @@ class Coordinator:
         self._resync: set[int] = set()
         self._resize_to: int | None = None
         self._stop = threading.Event()  # replaced by run()'s stop event
+        self._last_batch_at = -1e9
+        self._hold_s: float | None = None  # how long run_once held a small batch back
         self._last_summary = time.monotonic()
         self._last_gauges = 0.0
         self.summary_every_s = 10.0
@@ -560,9 +562,17 @@ class Coordinator:
             c = self.queue.counts()
             log.info("%s queue active=%d backoff=%d unschedulable=%d binding=%d", self.stats.line(),
                      c["active"], c["backoff"], c["unschedulable"], len(self.assumed))
+        # A trickle of pods (pods created a few at a time) would otherwise make a batch of each
+        # few: every batch costs a round trip and CPU in every partition, whatever its size.
+        self._hold_s = None
+        hold = self._last_batch_at + self.cfg.batch_interval_s - now
+        if hold > 0 and self.queue.active_at_most() < self.cfg.batch_size:
+            self._hold_s = hold
+            return False
         batch = self.queue.pop_batch(self.cfg.batch_size)
         if not batch:
             return False
+        self._last_batch_at = now
         self.schedule_batch(batch)
         return True
 
@@ -596,6 +606,8 @@ class Coordinator:
                 continue
             self.wake.clear()
             wait = self.queue.next_ready_in()
+            if self._hold_s is not None:
+                wait = self._hold_s if wait is None else min(wait, self._hold_s)
             self.wake.wait(0.5 if wait is None else min(0.5, max(wait, 0.005)))
 
     def shutdown(self) -> None:

@@ -62,8 +62,11 @@ class Profile:
 @dataclass(frozen=True)
 class RuntimeConfig:
     batch_size: int = 2000
-    partitions: int = 2
+    partitions: int = 0  # 0 = auto: see auto_partitions
     top_k: int = 3
+    # while fewer than batch_size pods wait, a batch starts at most this often: a few ms of latency
+    # for fewer partition round trips (each costs CPU in every partition whatever its size)
+    batch_interval_s: float = 0.05
     qps: float = 5000.0
     burst: int = 10000
     bind_concurrency: int = 64
@@ -181,6 +184,13 @@ def parse_profile(doc: dict, where: str = "profiles[0]") -> Profile:
     return Profile(name, tuple(weights.items()), frozenset(disabled), scoring, balanced, hard_weight)
 
 
+def auto_partitions(cpus: float) -> int:
+    """`partitions: auto`: one partition per CPU Ray has beyond the coordinator's, at most 8.
+    On a 2-CPU machine that is one: a second partition there only adds a Ray round trip per
+    batch on the cores the apiserver needs (docs/benchmarks.md measures both)."""
+    return max(1, min(8, int(cpus) - 1))
+
+
 def parse_runtime(doc: Any) -> RuntimeConfig:
     if doc is None:
         return RuntimeConfig()
@@ -193,9 +203,17 @@ def parse_runtime(doc: Any) -> RuntimeConfig:
     }
     kw: dict[str, Any] = {}
     for k, v in doc.items():
-        if k in fields:
+        if k == "partitions" and v == "auto":
+            kw["partitions"] = 0
+        elif k == "partitions" and isinstance(v, str):
+            raise ConfigError(f"runtime.partitions: must be an integer or auto, got {v!r}")
+        elif k in fields:
             attr, lo, hi = fields[k]
             kw[attr] = _int(v, f"runtime.{k}", lo, hi)
+        elif k == "batchIntervalSeconds":
+            _expect(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 10,
+                    "runtime.batchIntervalSeconds", f"must be a number from 0 to 10, got {v!r}")
+            kw["batch_interval_s"] = float(v)
         elif k == "leaderElect":
             _expect(isinstance(v, bool), "runtime.leaderElect", f"must be true or false, got {v!r}")
             kw["leader_elect"] = v

@@ -201,6 +201,10 @@ class SchedulingQueue:
             return max(0.0, self._backoff[0][0] - self.clock())
         return None
 
+    def active_at_most(self) -> int:
+        """An upper bound of the active pods (the heap, stale entries included), in O(1)."""
+        return len(self._active)
+
     def has_active(self) -> bool:
         """Is an active pod waiting? Drops stale heap entries off the top on the way."""
         while self._active:

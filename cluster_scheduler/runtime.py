@@ -26,7 +26,7 @@ import uuid
 from dataclasses import replace
 from typing import Any
 
-from .config import SchedulerConfig
+from .config import SchedulerConfig, auto_partitions
 
 log = logging.getLogger("cluster_scheduler.runtime")
 
@@ -140,14 +140,19 @@ class SchedulerRuntime:
             ray.init(num_cpus=self.num_cpus, include_dashboard=False, log_to_driver=True)
         self._started_ray = True
 
+    def _cpus(self) -> float:
+        """CPUs Ray has for partitions (the coordinator's reservation left out)."""
+        import ray
+
+        return max(0.1, ray.cluster_resources().get("CPU", 1.0) - self.reserved_cpus)
+
     def _actor_options(self) -> dict:
         import ray
 
         if self.actor_options is not None:
             return self.actor_options
         # one CPU per partition where there are enough; shares of the machine where there are not
-        cpus = max(0.1, ray.cluster_resources().get("CPU", 1.0) - self.reserved_cpus)
-        per = min(1.0, cpus / max(1, self.config.runtime.partitions))
+        per = min(1.0, self._cpus() / max(1, self.config.runtime.partitions))
         # No task events: Ray's GCS keeps a record of every actor call otherwise, and the soak saw
         # it grow by 22 MiB in 10 minutes (one call per batch per partition, for ever).
         return {"num_cpus": per, "max_restarts": 3, "max_task_retries": 0, "enable_task_events": False}
@@ -176,6 +181,9 @@ class SchedulerRuntime:
         except OSError as exc:  # a busy port must not stop the scheduler
             log.warning("metrics endpoint not served on port %d: %s", rt.metrics_port, exc)
         self._init_ray()
+        if not rt.partitions:  # auto
+            rt = replace(rt, partitions=auto_partitions(self._cpus()))
+            self.config = replace(self.config, runtime=rt)
         self.events = EventRecorder(client.EventsV1Api(write_client), self.config.profile.scheduler_name)
         self.binder = Binder(client.CoreV1Api(write_client), concurrency=rt.bind_concurrency,
                              qps=rt.qps, burst=rt.burst, events=self.events)

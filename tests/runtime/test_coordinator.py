@@ -111,7 +111,7 @@ def pod(name: str, cpu: str, node_name: str = "", scheduler: str = "cluster-sche
 
 def make(partitions: int, batch: int = 100):
     binder = RecordingBinder()
-    c = Coordinator(Profile(), RuntimeConfig(batch_size=batch, top_k=2), binder, partitions=partitions,
+    c = Coordinator(Profile(), RuntimeConfig(batch_size=batch, top_k=2, batch_interval_s=0), binder, partitions=partitions,
                     ray_module=FakeRay())
     return c, binder
 
@@ -164,7 +164,7 @@ def test_foreign_bound_pods_count_and_priority_goes_first():
 
 def test_failed_binding_is_forgotten_and_retried_conflict_dropped():
     c, binder = make(1)
-    c.cfg = RuntimeConfig(batch_size=10, backoff_initial_s=0.05, backoff_max_s=0.05)
+    c.cfg = RuntimeConfig(batch_size=10, backoff_initial_s=0.05, backoff_max_s=0.05, batch_interval_s=0)
     c.queue.backoff_initial_s = c.queue.backoff_max_s = 0.05
     feed(c, NODES, [node("a", "1")])
     feed(c, PODS, [pod("x", "1")])
@@ -335,3 +335,23 @@ def test_reloaded_partitions_do_not_get_the_snapshots_deltas_again():
     c._sync_partitions()
     assert applied == [1] and c._deltas == []
     assert all("u-late" in p.obj.engine.pods for p in c.parts)
+
+
+def test_a_trickle_of_pods_is_batched_at_most_every_interval():
+    """Pods arriving a few at a time wait up to batch_interval_s for the next batch (fewer
+    partition round trips); a full batch never waits."""
+    binder = RecordingBinder()
+    c = Coordinator(Profile(), RuntimeConfig(batch_size=3, top_k=2, batch_interval_s=0.2), binder,
+                    partitions=1, ray_module=FakeRay())
+    feed(c, NODES, [node("n0", "64")])
+    feed(c, PODS, [pod("a", "1")])
+    assert c.run_once() and c.stats.batches == 1
+    feed(c, PODS, [pod("b", "1")])
+    assert not c.run_once() and 0 < c._hold_s <= 0.2  # one pod waits: held back
+    feed(c, PODS, [pod("c", "1"), pod("d", "1")])
+    assert c.run_once() and c.stats.batches == 2  # a full batch goes at once
+    feed(c, PODS, [pod("e", "1")])
+    assert not c.run_once()
+    time.sleep(0.21)
+    assert c.run_once() and c.stats.batches == 3
+    assert sorted(n for n, _ in binder.bound) == ["a", "b", "c", "d", "e"]

@@ -144,3 +144,17 @@ def test_cli_reports_config_error_without_traceback(tmp_path):
     out = proc.stdout + proc.stderr
     assert "runtime.turbo: unknown setting" in out
     assert "Traceback" not in out
+
+
+def test_partitions_auto(tmp_path):
+    """`partitions: auto` (the default) resolves at start from Ray's CPUs: one per CPU beyond the
+    coordinator's, at least one, at most eight."""
+    from cluster_scheduler.config import auto_partitions
+
+    p = tmp_path / "auto.yaml"
+    p.write_text("kind: KubeSchedulerConfiguration\nruntime:\n  partitions: auto\n")
+    assert load_config(p).runtime.partitions == 0 == RuntimeConfig().partitions
+    assert [auto_partitions(c) for c in (0.5, 1, 2, 3, 4, 9, 64)] == [1, 1, 1, 2, 3, 8, 8]
+    p.write_text("kind: KubeSchedulerConfiguration\nruntime:\n  partitions: many\n")
+    with pytest.raises(ConfigError, match="runtime.partitions"):
+        load_config(p)
