@@ -13,6 +13,8 @@ Placing a pod changes one node, so later picks only rescore what changed:
   normalizer's min/max moved the class is rebuilt.
 - rebuilt: when a count on a wider domain (zone, rack, spread) that the class reads has changed;
   classes with ScheduleAnyway spread rebuild on every pick (their weights depend on the feasible set).
+- released: a pod leaving node n (a proposal undone, an assumption forgotten) gives n a fresh heap
+  entry in each class it fits now; a class whose normalizer max n now exceeds is rebuilt.
 
 Decisions are exact (every feasible node considered, upstream formulas); ties go to the lowest row.
 The engine charges its own picks, so one batch never over-commits a node; `commit=False` (used by
