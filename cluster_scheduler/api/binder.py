@@ -27,6 +27,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable
+from urllib.parse import quote
 
 from ..model.types import PodInfo
 
@@ -128,6 +129,48 @@ def finish(resp) -> None:
         resp.release_conn()
 
 
+class RawPoster:
+    """POSTs a JSON body through an ApiClient's own urllib3 connection pool: the same TLS
+    settings, credentials (read per request, so a rotated ServiceAccount token is picked up) and
+    pool retries as the client, without its model layer (parameter checks, sanitising, header
+    negotiation), which cost about a tenth of the coordinator's CPU at one call per binding."""
+
+    def __init__(self, api_client: Any) -> None:
+        from urllib3.util import parse_url
+
+        host = api_client.configuration.host
+        self._api = api_client
+        self._pool = api_client.rest_client.pool_manager.connection_from_url(host)
+        self._prefix = (parse_url(host).path or "").rstrip("/")
+        self._headers = {"Content-Type": "application/json", "Accept": "application/json",
+                         "User-Agent": api_client.user_agent}
+
+    def post(self, path: str, body: dict, timeout: float) -> None:
+        """POST; raises an ApiException (status, reason) for a non-2xx answer, as the client does."""
+        import orjson
+        import urllib3
+        from kubernetes.client.exceptions import ApiException
+
+        headers = dict(self._headers)
+        self._api.update_params_for_auth(headers, [], ["BearerToken"])
+        resp = self._pool.urlopen("POST", self._prefix + path, body=orjson.dumps(body), headers=headers,
+                                  timeout=urllib3.Timeout(total=timeout), preload_content=False)
+        try:
+            resp.read()
+        finally:
+            resp.release_conn()
+        if not 200 <= resp.status <= 299:
+            raise ApiException(status=resp.status, reason=resp.reason)
+
+
+def raw_poster(core: Any) -> RawPoster | None:
+    """A RawPoster for a CoreV1Api, or None when `core` is not a real client (test doubles)."""
+    api = getattr(core, "api_client", None)
+    if api is None or not hasattr(getattr(api, "rest_client", None), "pool_manager"):
+        return None
+    return RawPoster(api)
+
+
 def now_rfc3339() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -152,6 +195,7 @@ class Binder:
         self._in_flight = 0
         self.on_result = on_result  # called after each outcome (wakes the coordinator's loop)
         self._closed = threading.Event()
+        self._raw = raw_poster(core)
 
     # ------------------------------------------------------------------ binding
     def bind(self, pod: PodInfo, node: str) -> None:
@@ -177,10 +221,14 @@ class Binder:
                 "metadata": {"name": pod.name, "namespace": pod.namespace, "uid": pod.uid},
                 "target": {"apiVersion": "v1", "kind": "Node", "name": node},
             }
-            resp = self.core.create_namespaced_pod_binding(
-                pod.name, pod.namespace, body, _preload_content=False,
-                _request_timeout=self.request_timeout)
-            finish(resp)
+            if self._raw is not None:
+                self._raw.post(f"/api/v1/namespaces/{quote(pod.namespace, safe='')}/pods/"
+                               f"{quote(pod.name, safe='')}/binding", body, self.request_timeout)
+            else:
+                resp = self.core.create_namespaced_pod_binding(
+                    pod.name, pod.namespace, body, _preload_content=False,
+                    _request_timeout=self.request_timeout)
+                finish(resp)
             result = BindResult(pod, node, BOUND, seconds=time.monotonic() - t0)
         except BaseException as exc:  # noqa: BLE001 - every failure is classified and reported
             outcome, detail = classify(exc)
