@@ -351,15 +351,10 @@ class Coordinator:
             if self.bound.get(uid) == b:
                 return ""
             self.bound[uid] = b
-            info = pod_info(s)
-            old = self.ledger.pods.get(uid)
-            # The watch confirming our own assumption (same node, same spec key) changes nothing the
-            # partitions schedule by: they keep the assumed pod, and are not sent it again
-            # (a reload's snapshot has the bound bytes).
-            confirmed = (old is not None and old.key is not None and old.node_name == node
-                         and old.key == info.key)
-            self.ledger.add_pod(info)
-            if not confirmed:
+            # The watch confirming our own assumption (same node, same spec key) changes nothing in
+            # the ledger, nor in the partitions, which keep the assumed pod: it is not sent to them
+            # again (a reload's snapshot has the bound bytes).
+            if self.ledger.add_pod(pod_info(s)):
                 self._deltas.append(["P", b])
             return "bound"
         if spec.get("schedulerName") != self.scheduler_name:

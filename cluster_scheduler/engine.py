@@ -625,24 +625,26 @@ class Engine:
                 t(row)
         return charge
 
-    def add_pod(self, pod: PodInfo) -> None:
+    def add_pod(self, pod: PodInfo) -> bool:
         """A pod bound (or assumed) to pod.node_name; pods without a usable spec still count for
-        nothing but are remembered so a later removal is a no-op."""
+        nothing but are remembered so a later removal is a no-op. False when the engine already
+        had it there with the same key (e.g. the watch confirming an assumption): nothing changed."""
         if not pod.node_name:
-            return
+            return False
         old = self.pods.get(pod.uid)
         if old is not None:
             if old.node_name == pod.node_name and old.key == pod.key:
-                return
+                return False
             self.remove_pod(pod.uid)
         self.pods[pod.uid] = pod
         if pod.key is None:
-            return
+            return True
         row = self.table.index.get(pod.node_name)
         if row is None:
             self._waiting.setdefault(pod.node_name, []).append(pod.uid)
-            return
+            return True
         self._charge(pod.uid, pod.key, row)
+        return True
 
     def remove_pod(self, uid: str) -> None:
         pod = self.pods.pop(uid, None)

@@ -155,10 +155,7 @@ class RawPoster:
         self._api.update_params_for_auth(headers, [], ["BearerToken"])
         resp = self._pool.urlopen("POST", self._prefix + path, body=orjson.dumps(body), headers=headers,
                                   timeout=urllib3.Timeout(total=timeout), preload_content=False)
-        try:
-            resp.read()
-        finally:
-            resp.release_conn()
+        finish(resp)
         if not 200 <= resp.status <= 299:
             raise ApiException(status=resp.status, reason=resp.reason)
 
