@@ -161,7 +161,8 @@ class RawPoster:
 
 
 def raw_poster(core: Any) -> RawPoster | None:
-    """A RawPoster for a CoreV1Api, or None when `core` is not a real client (test doubles)."""
+    """A RawPoster for a client API object (CoreV1Api, EventsV1Api), or None when `core` is not a
+    real client (test doubles)."""
     api = getattr(core, "api_client", None)
     if api is None or not hasattr(getattr(api, "rest_client", None), "pool_manager"):
         return None

@@ -105,13 +105,15 @@ class TreeCPU:
             base = since or {}
             return sum(max(t - base.get(k, 0), 0) for k, t in self._ticks.items()) / _TICKS
 
-    def by_command(self) -> dict[str, float]:
-        """CPU seconds per command name (raylet, gcs_server, python, ...), for the report."""
+    def by_command(self, since: dict[tuple[int, int], int] | None = None) -> dict[str, float]:
+        """CPU seconds per command name (raylet, gcs_server, python, ...), for the report; with
+        `since`, only those used after that snapshot."""
         with self._lock:
+            base = since or {}
             out: dict[str, float] = {}
             for key, t in self._ticks.items():
                 name = self._names.get(key, "?")
-                out[name] = out.get(name, 0.0) + t / _TICKS
+                out[name] = out.get(name, 0.0) + max(t - base.get(key, 0), 0) / _TICKS
             return {k: round(v, 2) for k, v in sorted(out.items(), key=lambda kv: -kv[1])}
 
     def live_pids(self) -> list[tuple[int, int]]:

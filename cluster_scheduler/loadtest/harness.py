@@ -261,6 +261,8 @@ def run_one(label: str, workload: Workload, settings: Settings, out_dir: Path, *
         if "scheduler" in sampler.trees:
             cpu["scheduler_total"] = round(sampler.trees["scheduler"].seconds(), 2)
             cpu["scheduler_by_command"] = sampler.trees["scheduler"].by_command()
+            cpu["scheduler_by_command_pod_phase"] = sampler.trees["scheduler"].by_command(
+                base.get("scheduler"))
         if "rusage" in marks:
             r0 = marks["rusage"]
             cpu["loadtest"] = round(ru_end.ru_utime + ru_end.ru_stime - r0.ru_utime - r0.ru_stime, 2)
