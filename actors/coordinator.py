@@ -37,7 +37,7 @@ import msgpack
 
 from cluster_scheduler.api.binder import BOUND, RETRY
 from cluster_scheduler.api.informer import (DELETED, NAMESPACES, NODES, PODS, namespace_labels, node_info,
-                                            object_key, pack, pod_info, strip_node, strip_pod)
+                                            object_key, pack, pod_info, strip_node)
 from cluster_scheduler.config import Profile, RuntimeConfig
 from cluster_scheduler.engine import Engine, fit_error_message
 from cluster_scheduler.gc_tuning import paused_gc
@@ -208,7 +208,8 @@ class Coordinator:
                     break
                 except Exception as exc:  # noqa: BLE001 - actor dead or restarting
                     if time.monotonic() > deadline:
-                        log.warning("partition %d did not come back (%s): replacing it", i, type(exc).__name__)
+                        log.warning("partition %d did not come back (%s: %s): replacing it", i, type(exc).__name__,
+                                    " ".join(str(exc).split())[:400])
                         try:
                             self.ray.kill(self.parts[i], no_restart=True)
                         except Exception:  # noqa: BLE001
@@ -257,9 +258,11 @@ class Coordinator:
 
     # ----------------------------------------------------------- informer side
     def sink(self, kind: str, typ: str, obj: dict) -> None:
-        """Informer callback (any thread): queued for the loop."""
+        """Informer callback (any thread): queued for the loop. Pods come stripped (`strip_pod`),
+        as the informer delivers them."""
         self._inbox.append((kind, typ, obj))
-        self.wake.set()
+        if not self.wake.is_set():  # a lock-free read; a list delivers 100k of these in a burst
+            self.wake.set()
 
     def _drain_inbox(self) -> int:
         n = 0
@@ -336,7 +339,7 @@ class Coordinator:
         uid = object_key(PODS, obj)
         if typ == DELETED:
             return "freed" if self._pod_gone(uid) else ""
-        s = strip_pod(obj)
+        s = obj  # stripped by the informer
         spec = s["spec"]
         node = spec.get("nodeName")
         if node:
@@ -600,6 +603,8 @@ class Coordinator:
             if self.run_once():
                 continue
             self.wake.clear()
+            if self._inbox:  # arrived between run_once's drain and the clear: its wake is gone
+                continue
             wait = self.queue.next_ready_in()
             if self._hold_s is not None:
                 wait = self._hold_s if wait is None else min(wait, self._hold_s)

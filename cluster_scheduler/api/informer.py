@@ -3,11 +3,20 @@
 Each kind has one thread that lists (paged), then watches from the list's resourceVersion with
 bookmarks, resuming from the last resourceVersion seen whenever the stream ends. When that version
 is too old (410 Gone, as a status code or as an ERROR event) it relists and turns the difference
-into events, objects that vanished included. Bodies are read raw and decoded with orjson: the
-client's model deserialisation costs more than the scheduling itself at 100k pods.
+into events, objects that vanished included. Each page of a list is handed on as soon as it is
+decoded, so the coordinator digests one page while the apiserver encodes the next. Lists ask for
+gzip: the apiserver sends a large JSON list in chunks of about 2 KB, and reading 150 MB of them
+through http.client cost more CPU than decoding it; compressed, 100k pods arrive in a third less
+time for a quarter of the client CPU (measured on this project's 2-core VM).
 
-Events go to a `sink(kind, type, obj)` callback as plain dicts; the coordinator decides what they
-mean. This module also holds the small helpers that turn API objects into what the engines need
+Bodies are read raw: the client's model deserialisation costs more than the scheduling itself at
+100k pods. Pods (list pages and watch events) are decoded by msgspec into only the fields the
+scheduler reads (`PodObject`), skipping managedFields and status in C: about a third of the cost of
+decoding whole objects. Anything that does not fit that shape (an ERROR event's Status) falls
+back to a plain decode. Nodes and namespaces, far fewer, are decoded whole with orjson.
+
+Events go to a `sink(kind, type, obj)` callback as plain dicts (pods already stripped, see
+`strip_pod`); the coordinator decides what they mean. This module also holds the small helpers that turn API objects into what the engines need
 (`strip_pod`, `pack`, `pod_info`), shared by the coordinator and the partition actors.
 """
 
@@ -16,10 +25,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
-import msgpack
+import msgspec
 import orjson
+from msgspec import UNSET
 
 from ..gc_tuning import paused_gc
 from ..model.parse import parse_node, parse_pod
@@ -58,6 +69,69 @@ def strip_pod(obj: dict) -> dict:
     return {"metadata": m, "spec": obj.get("spec") or {}, "status": {"phase": status.get("phase", "Pending")}}
 
 
+# ------------------------------------------------------------------ typed pod decoding (msgspec)
+
+class _PodMeta(msgspec.Struct):
+    name: Any = UNSET
+    namespace: Any = UNSET
+    uid: Any = UNSET
+    labels: Any = UNSET
+    creationTimestamp: Any = UNSET
+    deletionTimestamp: Any = UNSET
+    resourceVersion: Any = UNSET  # for resuming the watch; not part of the stripped pod
+
+
+class _PodStatus(msgspec.Struct):
+    phase: Any = UNSET
+
+
+class PodObject(msgspec.Struct):
+    """What the scheduler reads of a pod; every other field is skipped by the decoder."""
+    metadata: _PodMeta = msgspec.field(default_factory=_PodMeta)
+    spec: Any = UNSET
+    status: _PodStatus = msgspec.field(default_factory=_PodStatus)
+
+    def stripped(self) -> dict:
+        """The same dict as `strip_pod` of the whole object."""
+        meta = self.metadata
+        m = {}
+        for k in _STRIPPED_META:
+            v = getattr(meta, k)
+            if v is not UNSET:
+                m[k] = v
+        phase = self.status.phase
+        spec = self.spec
+        return {"metadata": m, "spec": spec if spec is not UNSET and spec else {},
+                "status": {"phase": "Pending" if phase is UNSET else phase}}
+
+
+_STRIPPED_META = ("name", "namespace", "uid", "labels", "creationTimestamp", "deletionTimestamp")
+
+
+class _ListMeta(msgspec.Struct):
+    resourceVersion: Any = ""
+    continue_: Any = msgspec.field(default=None, name="continue")
+
+
+class PodListPage(msgspec.Struct):
+    metadata: _ListMeta = msgspec.field(default_factory=_ListMeta)
+    items: list[PodObject] = msgspec.field(default_factory=list)
+
+
+class _ListHead(msgspec.Struct):
+    metadata: _ListMeta = msgspec.field(default_factory=_ListMeta)
+
+
+class PodEvent(msgspec.Struct):
+    type: Any = UNSET
+    object: PodObject = msgspec.field(default_factory=PodObject)
+
+
+_POD_PAGE = msgspec.json.Decoder(PodListPage)
+_POD_EVENT = msgspec.json.Decoder(PodEvent)
+_LIST_HEAD = msgspec.json.Decoder(_ListHead)  # any kind's list: only its metadata, items skipped
+
+
 def strip_node(obj: dict) -> dict:
     meta = obj.get("metadata") or {}
     status = obj.get("status") or {}
@@ -69,12 +143,18 @@ def strip_node(obj: dict) -> dict:
             "spec": obj.get("spec") or {}, "status": out}
 
 
+_MSGPACK_ENCODER = msgspec.msgpack.Encoder()
+_MSGPACK_DECODER = msgspec.msgpack.Decoder()
+
+
 def pack(obj: dict) -> bytes:
-    return msgpack.packb(obj, use_bin_type=True)
+    """msgpack bytes of a stripped object (msgspec's encoder: the same bytes as msgpack's, in
+    about half the time; one call per pod event)."""
+    return _MSGPACK_ENCODER.encode(obj)
 
 
 def unpack(data: bytes) -> Any:
-    return msgpack.unpackb(data, raw=False)
+    return _MSGPACK_DECODER.decode(data)
 
 
 def pod_info(obj: dict) -> PodInfo:
@@ -113,7 +193,7 @@ class Informer:
         self.watch_timeout_s = watch_timeout_s
         self.retry_s = retry_s
         self.resource_version: str | None = None
-        self.known: dict[str, dict] = {}  # key -> identity (metadata stub), for relist diffs
+        self.known: dict[str, tuple] = {}  # key -> (name, namespace, uid), for relist diffs
         self.synced = threading.Event()
         self.relists = 0
         self.events = 0
@@ -164,34 +244,80 @@ class Informer:
             self._list_all()
 
     def _list_all(self) -> None:
-        items: list[dict] = []
-        token: str | None = None
         rv = ""
-        while True:
-            kw: dict[str, Any] = {"limit": LIST_LIMIT, "_preload_content": False, "_request_timeout": 120}
-            if token:
-                kw["_continue"] = token
-            resp = self.list_fn(**kw)
-            try:
-                body = orjson.loads(resp.data)
-            finally:
-                resp.release_conn()
-            items.extend(body.get("items") or ())
-            meta = body.get("metadata") or {}
-            if not token:
-                rv = meta.get("resourceVersion", "")
-            token = meta.get("continue")
-            if not token:
-                break
-        self.relists += 1
         seen: set[str] = set()
-        for obj in items:
-            key = object_key(self.kind, obj)
-            seen.add(key)
-            self._emit(MODIFIED if key in self.known else ADDED, key, obj)
+        # The next page is fetched while this one is decoded and handed on (its continue token is
+        # read first, cheaply), so the apiserver encodes while we decode.
+        with ThreadPoolExecutor(1, thread_name_prefix=f"list-{self.kind}") as fetcher:
+            nxt = fetcher.submit(self._fetch_page, None)
+            while True:
+                data = nxt.result()
+                token = _LIST_HEAD.decode(data).metadata.continue_ or None
+                if token:
+                    nxt = fetcher.submit(self._fetch_page, token)
+                items, page_rv, _ = self._decode_page(data)
+                del data
+                if not rv:
+                    rv = page_rv
+                # hand the page on now: the coordinator works on it while the next one arrives
+                for obj in items:
+                    key = object_key(self.kind, obj)
+                    seen.add(key)
+                    self._emit(MODIFIED if key in self.known else ADDED, key, obj)
+                if not token:
+                    break
+        self.relists += 1
         for key in [k for k in self.known if k not in seen]:
-            self._emit(DELETED, key, self.known[key])
+            name, namespace, uid = self.known[key]
+            self._emit(DELETED, key, {"metadata": {"name": name, "namespace": namespace, "uid": uid}})
         self.resource_version = rv
+
+    def _fetch_page(self, token: str | None) -> bytes:
+        kw: dict[str, Any] = {"limit": LIST_LIMIT, "_preload_content": False, "_request_timeout": 120,
+                              "_headers": {"Accept-Encoding": "gzip"}}
+        if token:
+            kw["_continue"] = token
+        resp = self.list_fn(**kw)
+        try:
+            return resp.data
+        finally:
+            resp.release_conn()
+
+    def _decode_page(self, data: bytes) -> tuple[list[dict], str, str | None]:
+        """(objects, the list's resourceVersion, the continue token) of one page; pods stripped."""
+        if self.kind == PODS:
+            try:
+                page = _POD_PAGE.decode(data)
+            except msgspec.ValidationError:
+                pass  # not the shape we expect: decoded whole below
+            else:
+                meta = page.metadata
+                return [p.stripped() for p in page.items], meta.resourceVersion or "", meta.continue_ or None
+        body = orjson.loads(data)
+        items = body.get("items") or []
+        if self.kind == PODS:
+            items = [strip_pod(o) for o in items]
+        meta = body.get("metadata") or {}
+        return items, meta.get("resourceVersion", "") or "", meta.get("continue") or None
+
+    def _decode_event(self, line: bytes) -> tuple[Any, dict, Any]:
+        """(type, object, its resourceVersion) of one watch event; pods stripped, an ERROR's
+        Status whole."""
+        if self.kind == PODS:
+            try:
+                ev = _POD_EVENT.decode(line)
+            except msgspec.ValidationError:
+                pass
+            else:
+                if ev.type != "ERROR":
+                    rv = ev.object.metadata.resourceVersion
+                    return ev.type, ev.object.stripped(), None if rv is UNSET else rv
+        ev = orjson.loads(line)
+        obj = ev.get("object") or {}
+        rv = (obj.get("metadata") or {}).get("resourceVersion") if isinstance(obj, dict) else None
+        if self.kind == PODS and ev.get("type") not in ("ERROR", "BOOKMARK") and isinstance(obj, dict):
+            obj = strip_pod(obj)
+        return ev.get("type"), obj, rv
 
     def _watch(self) -> None:
         resp = self.list_fn(watch=True, resource_version=self.resource_version,
@@ -206,16 +332,14 @@ class Informer:
             for line in iter_resp_lines(resp):
                 if not line:
                     continue
-                ev = orjson.loads(line)
-                typ, obj = ev.get("type"), ev.get("object") or {}
+                typ, obj, rv = self._decode_event(line)
                 if typ == "ERROR":
-                    if obj.get("code") == 410:
+                    if isinstance(obj, dict) and obj.get("code") == 410:
                         raise Gone()
-                    raise RuntimeError(f"watch error: {obj.get('message', obj)}")
-                rv = (obj.get("metadata") or {}).get("resourceVersion")
+                    raise RuntimeError(f"watch error: {obj.get('message', obj) if isinstance(obj, dict) else obj}")
                 if typ != "BOOKMARK":
                     self._emit(typ, object_key(self.kind, obj), obj)
-                if rv:
+                if rv and isinstance(rv, str):
                     self.resource_version = rv
                 if self._stop.is_set():
                     return
@@ -231,7 +355,7 @@ class Informer:
             self.known.pop(key, None)
         else:
             meta = obj.get("metadata") or {}
-            self.known[key] = {"metadata": {k: meta.get(k) for k in ("name", "namespace", "uid")}}
+            self.known[key] = (meta.get("name"), meta.get("namespace"), meta.get("uid"))
         self.events += 1
         self.sink(self.kind, typ, obj)
 

@@ -633,6 +633,12 @@ def _timestamp(v: Any) -> float:
     since it only orders the queue and must not make a pod unschedulable."""
     if not isinstance(v, str) or not v:
         return 0.0
+    return _timestamp_str(v)
+
+
+@lru_cache(maxsize=4096)
+def _timestamp_str(v: str) -> float:
+    """Memoised: timestamps have one-second resolution, so pods created together share one."""
     try:
         dt = datetime.fromisoformat(v)
     except ValueError:

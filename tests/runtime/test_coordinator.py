@@ -11,7 +11,7 @@ import pytest
 from actors.coordinator import Coordinator, merge
 from actors.partition import Partition, shard_of
 from cluster_scheduler.api.binder import BOUND, CONFLICT, RETRY, BindResult, TokenBucket, classify
-from cluster_scheduler.api.informer import NODES, PODS
+from cluster_scheduler.api.informer import NODES, PODS, strip_pod
 from cluster_scheduler.config import Profile, RuntimeConfig
 
 
@@ -117,8 +117,8 @@ def make(partitions: int, batch: int = 100):
 
 
 def feed(c: Coordinator, kind: str, objs: list[dict], typ: str = "ADDED") -> None:
-    for o in objs:
-        c.sink(kind, typ, o)
+    for o in objs:  # pods stripped, as the informer delivers them
+        c.sink(kind, typ, strip_pod(o) if kind == PODS else o)
 
 
 @pytest.mark.parametrize("partitions", [1, 2, 3])

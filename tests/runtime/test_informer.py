@@ -111,3 +111,53 @@ def test_strip_and_parse_bound_pods_share_the_template_key():
     later = orjson.loads(orjson.dumps(heartbeat))
     later["status"]["conditions"][0]["lastHeartbeatTime"] = "2026-01-01T00:01:00Z"
     assert strip_node(heartbeat) == strip_node(later)
+
+
+# ---------------------------------------------------------------- typed pod decoding (msgspec)
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_json = st.recursive(st.none() | st.booleans() | st.integers(-10, 10) | st.text(max_size=4),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+                     max_leaves=6)
+_meta = st.fixed_dictionaries({}, optional={
+    "name": st.text(max_size=5), "namespace": st.text(max_size=5), "uid": st.text(max_size=5),
+    "labels": st.none() | st.dictionaries(st.text(max_size=4), st.text(max_size=4), max_size=3),
+    "creationTimestamp": st.none() | st.just("2026-01-01T00:00:00Z"), "deletionTimestamp": st.none() | st.text(max_size=3),
+    "resourceVersion": st.text("0123456789", min_size=1, max_size=4), "managedFields": _json, "annotations": _json})
+_pod = st.fixed_dictionaries({}, optional={
+    "metadata": _meta, "spec": st.none() | st.dictionaries(st.sampled_from(["nodeName", "containers", "x"]), _json),
+    "status": st.fixed_dictionaries({}, optional={"phase": st.none() | st.sampled_from(["Pending", "Running", "Failed"]),
+                                                  "conditions": _json}),
+    "kind": st.just("Pod")})
+
+
+def plain_event(line: bytes):
+    """The reference: decode the whole event, strip the pod."""
+    ev = orjson.loads(line)
+    obj = ev["object"]
+    return ev["type"], strip_pod(obj), (obj.get("metadata") or {}).get("resourceVersion")
+
+
+@settings(max_examples=300, deadline=None)
+@given(pod=_pod, typ=st.sampled_from(["ADDED", "MODIFIED", "DELETED"]))
+def test_typed_pod_event_decoding_matches_whole_decoding(pod, typ):
+    inf = Informer(PODS, None, lambda *a: None)
+    line = orjson.dumps({"type": typ, "object": pod})
+    assert inf._decode_event(line) == plain_event(line)
+    page = orjson.dumps({"metadata": {"resourceVersion": "7", "continue": "t"}, "items": [pod, pod]})
+    items, rv, token = inf._decode_page(page)
+    assert items == [strip_pod(pod)] * 2 and (rv, token) == ("7", "t")
+
+
+def test_error_and_bookmark_events_are_decoded_whole():
+    inf = Informer(PODS, None, lambda *a: None)
+    gone = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "reason": "Expired", "code": 410}
+    typ, obj, _ = inf._decode_event(orjson.dumps({"type": "ERROR", "object": gone}))
+    assert typ == "ERROR" and obj["code"] == 410
+    # an ERROR whose Status happens to fit the pod shape is still read whole
+    typ, obj, _ = inf._decode_event(orjson.dumps({"type": "ERROR", "object": {"code": 500, "message": "boom"}}))
+    assert (typ, obj["code"], obj["message"]) == ("ERROR", 500, "boom")
+    typ, _, rv = inf._decode_event(orjson.dumps({"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "42"}}}))
+    assert (typ, rv) == ("BOOKMARK", "42")
