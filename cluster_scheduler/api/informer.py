@@ -58,13 +58,15 @@ def object_key(kind: str, obj: dict) -> str:
     return meta.get("name", "")
 
 
+_STRIPPED_META = ("name", "namespace", "uid", "labels", "creationTimestamp", "deletionTimestamp")
+
+
 def strip_pod(obj: dict) -> dict:
     """What the engines read of a pod (no managedFields, no resourceVersion, no status beyond
     phase): what travels to the partitions and what the coordinator keeps for re-feeding them.
     Updates that change none of it pack to the same bytes and are not forwarded."""
     meta = obj.get("metadata") or {}
-    m = {k: meta[k] for k in ("name", "namespace", "uid", "labels", "creationTimestamp",
-                              "deletionTimestamp") if k in meta}
+    m = {k: meta[k] for k in _STRIPPED_META if k in meta}
     status = obj.get("status") or {}
     return {"metadata": m, "spec": obj.get("spec") or {}, "status": {"phase": status.get("phase", "Pending")}}
 
@@ -103,9 +105,6 @@ class PodObject(msgspec.Struct):
         spec = self.spec
         return {"metadata": m, "spec": spec if spec is not UNSET and spec else {},
                 "status": {"phase": "Pending" if phase is UNSET else phase}}
-
-
-_STRIPPED_META = ("name", "namespace", "uid", "labels", "creationTimestamp", "deletionTimestamp")
 
 
 class _ListMeta(msgspec.Struct):
