@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -163,3 +164,25 @@ class CPUSampler:
         if self._thread is not None:
             self._thread.join(timeout=5)
         self.sample_now()
+
+
+def speed_probe(seconds: float = 0.2, samples: int = 3) -> float:
+    """This machine's single-core speed now, as rounds of a fixed pure-Python workload per second
+    of this thread's CPU time (the median of `samples` windows; about +-10% on an idle machine
+    here). The VM this project runs on drifts by up to 40% within minutes (the same work costing
+    that much more CPU); runs that are compared with each other (ours against the ceiling) should
+    have been made at a similar speed."""
+    rates = []
+    for _ in range(samples):
+        rounds = 0
+        t0 = time.thread_time()
+        while True:
+            d = {}
+            for i in range(1000):
+                d[i] = str(i)
+            rounds += 1
+            elapsed = time.thread_time() - t0
+            if elapsed >= seconds:
+                rates.append(rounds / elapsed)
+                break
+    return round(sorted(rates)[len(rates) // 2], 1)

@@ -272,6 +272,16 @@ def test_targets_say_met_or_missed_and_by_how_much() -> None:
     assert not missed[">= 80% of the ceiling's pods/s"]["met"]
     assert "missed by" in missed[">= 80% of the ceiling's pods/s"]["detail"]
     assert not missed["lower p99 latency than kube-scheduler"]["met"]
+    # the machine's speed, probed at each run's start and end: a ratio across a large drift is
+    # flagged, one within the tolerance is not (and runs without a probe are taken as they are)
+    assert got[">= 80% of the ceiling's pods/s"]["reliable"]
+    ceiling.summary["machine_speed"] = {"start": 1000.0, "end": 1000.0}
+    ours.summary["machine_speed"] = {"start": 1300.0, "end": 1500.0}
+    drifted = {t["target"]: t for t in targets([ceiling, kube, ours], nodes=100)}[">= 80% of the ceiling's pods/s"]
+    assert not drifted["reliable"] and "+40%" in drifted["detail"]
+    ours.summary["machine_speed"] = {"start": 1050.0, "end": 1100.0}
+    steady = {t["target"]: t for t in targets([ceiling, kube, ours], nodes=100)}[">= 80% of the ceiling's pods/s"]
+    assert steady["reliable"] and "machine ran" not in steady["detail"]
 
 
 def test_create_all_paces_calls_at_the_ops_rate() -> None:
