@@ -334,19 +334,18 @@ class Coordinator:
         return freed
 
     def _on_pod(self, typ: str, obj: dict) -> str:
-        """Apply a pod event; returns "freed" (capacity released), "bound" (a pod newly placed)
-        or ""."""
+        """Apply a pod event (the pod stripped by the informer); returns "freed" (capacity
+        released), "bound" (a pod newly placed) or ""."""
         uid = object_key(PODS, obj)
         if typ == DELETED:
             return "freed" if self._pod_gone(uid) else ""
-        s = obj  # stripped by the informer
-        spec = s["spec"]
+        spec = obj["spec"]
         node = spec.get("nodeName")
         if node:
-            if s["status"].get("phase") in TERMINAL_PHASES:
+            if obj["status"].get("phase") in TERMINAL_PHASES:
                 # finished pods hold no resources (as kube-scheduler's cache)
                 return "freed" if self._pod_gone(uid) else ""
-            b = pack(s)
+            b = pack(obj)
             self.pending.pop(uid, None)
             self.last_message.pop(uid, None)
             self.queue.done(uid)
@@ -357,17 +356,17 @@ class Coordinator:
             # The watch confirming our own assumption (same node, same spec key) changes nothing in
             # the ledger, nor in the partitions, which keep the assumed pod: it is not sent to them
             # again (a reload's snapshot has the bound bytes).
-            if self.ledger.add_pod(pod_info(s)):
+            if self.ledger.add_pod(pod_info(obj)):
                 self._deltas.append(["P", b])
             return "bound"
         if spec.get("schedulerName") != self.scheduler_name:
             return ""
         if uid in self.assumed or uid in self.bound:
             return ""  # being bound by us; this is e.g. our own status patch arriving
-        b = pack(s)
+        b = pack(obj)
         if self.pending.get(uid) == b and uid in self.queue:
             return ""
-        info = pod_info(s)
+        info = pod_info(obj)
         if info.deleting or info.scheduling_gated:
             # never place a pod being deleted; a gated pod waits for the update that lifts its gates
             self.pending.pop(uid, None)

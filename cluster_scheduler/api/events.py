@@ -19,6 +19,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import quote
 
 from ..model.types import PodInfo
 from .binder import TokenBucket, classify, finish, raw_poster, retry_transient
@@ -90,7 +91,8 @@ class EventRecorder:
         def post() -> None:
             self._limiters[type_].acquire()
             if self._raw is not None:
-                self._raw.post(f"/apis/events.k8s.io/v1/namespaces/{pod.namespace}/events", body, 30)
+                self._raw.post(f"/apis/events.k8s.io/v1/namespaces/{quote(pod.namespace, safe='')}/events",
+                               body, 30)
                 return
             resp = self.api.create_namespaced_event(pod.namespace, body, _preload_content=False,
                                                     _request_timeout=30)

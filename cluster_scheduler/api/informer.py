@@ -251,13 +251,14 @@ class Informer:
             nxt = fetcher.submit(self._fetch_page, None)
             while True:
                 data = nxt.result()
-                token = _LIST_HEAD.decode(data).metadata.continue_ or None
+                head = _LIST_HEAD.decode(data).metadata
+                token = head.continue_ or None
                 if token:
                     nxt = fetcher.submit(self._fetch_page, token)
-                items, page_rv, _ = self._decode_page(data)
-                del data
                 if not rv:
-                    rv = page_rv
+                    rv = head.resourceVersion or ""
+                items = self._decode_items(data)
+                del data
                 # hand the page on now: the coordinator works on it while the next one arrives
                 for obj in items:
                     key = object_key(self.kind, obj)
@@ -282,22 +283,15 @@ class Informer:
         finally:
             resp.release_conn()
 
-    def _decode_page(self, data: bytes) -> tuple[list[dict], str, str | None]:
-        """(objects, the list's resourceVersion, the continue token) of one page; pods stripped."""
+    def _decode_items(self, data: bytes) -> list[dict]:
+        """The objects of one list page; pods stripped."""
         if self.kind == PODS:
             try:
-                page = _POD_PAGE.decode(data)
+                return [p.stripped() for p in _POD_PAGE.decode(data).items]
             except msgspec.ValidationError:
                 pass  # not the shape we expect: decoded whole below
-            else:
-                meta = page.metadata
-                return [p.stripped() for p in page.items], meta.resourceVersion or "", meta.continue_ or None
-        body = orjson.loads(data)
-        items = body.get("items") or []
-        if self.kind == PODS:
-            items = [strip_pod(o) for o in items]
-        meta = body.get("metadata") or {}
-        return items, meta.get("resourceVersion", "") or "", meta.get("continue") or None
+        items = orjson.loads(data).get("items") or []
+        return [strip_pod(o) for o in items] if self.kind == PODS else items
 
     def _decode_event(self, line: bytes) -> tuple[Any, dict, Any]:
         """(type, object, its resourceVersion) of one watch event; pods stripped, an ERROR's

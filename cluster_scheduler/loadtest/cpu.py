@@ -168,10 +168,10 @@ class CPUSampler:
 
 def speed_probe(seconds: float = 0.2, samples: int = 3) -> float:
     """This machine's single-core speed now, as rounds of a fixed pure-Python workload per second
-    of this thread's CPU time (the median of `samples` windows; about +-10% on an idle machine
-    here). The VM this project runs on drifts by up to 40% within minutes (the same work costing
-    that much more CPU); runs that are compared with each other (ours against the ceiling) should
-    have been made at a similar speed."""
+    of this thread's CPU time (the median of `samples` windows: within about 5% from one probe to
+    the next on an idle machine here, single windows about 10%). The VM this project runs on
+    drifts by up to 40% within minutes (the same work costing that much more CPU); runs that are
+    compared with each other (ours against the ceiling) should have been made at a similar speed."""
     rates = []
     for _ in range(samples):
         rounds = 0

@@ -7,7 +7,7 @@ import threading
 
 import orjson
 
-from cluster_scheduler.api.informer import PODS, Informer, pod_info, strip_node, strip_pod
+from cluster_scheduler.api.informer import _LIST_HEAD, PODS, Informer, pod_info, strip_node, strip_pod
 
 
 def pod(name: str, rv: str, node: str = "") -> dict:
@@ -147,8 +147,8 @@ def test_typed_pod_event_decoding_matches_whole_decoding(pod, typ):
     line = orjson.dumps({"type": typ, "object": pod})
     assert inf._decode_event(line) == plain_event(line)
     page = orjson.dumps({"metadata": {"resourceVersion": "7", "continue": "t"}, "items": [pod, pod]})
-    items, rv, token = inf._decode_page(page)
-    assert items == [strip_pod(pod)] * 2 and (rv, token) == ("7", "t")
+    head = _LIST_HEAD.decode(page).metadata
+    assert inf._decode_items(page) == [strip_pod(pod)] * 2 and (head.resourceVersion, head.continue_) == ("7", "t")
 
 
 def test_error_and_bookmark_events_are_decoded_whole():
