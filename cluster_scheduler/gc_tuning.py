@@ -23,12 +23,13 @@ from typing import Iterator
 
 
 class _Pause:
-    """Reference count of the bulk loads in progress in this process."""
+    """Reference count of the bulk loads (and engine batches) in progress in this process."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.depth = 0
         self.was_enabled = True
+        self.freeze_pending = False  # a bulk load finished while others were still paused
 
 
 _PAUSE = _Pause()  # the collector is process state; so is the count of who paused it
@@ -40,9 +41,10 @@ def freeze_loaded_state() -> None:
 
 
 @contextmanager
-def paused_gc() -> Iterator[None]:
-    """Pause the cyclic collector for a bulk load; the last one out collects once, freezes what
-    survived and restores the collector."""
+def paused_gc(freeze: bool = True) -> Iterator[None]:
+    """Pause the cyclic collector for a bulk load (or, with freeze=False, one engine batch: its
+    short-lived results would otherwise trigger a few full passes over everything unfrozen). The
+    last one out freezes what the bulk loads built, if any did, and restores the collector."""
     with _PAUSE.lock:
         if _PAUSE.depth == 0:
             _PAUSE.was_enabled = gc.isenabled()
@@ -53,8 +55,10 @@ def paused_gc() -> Iterator[None]:
     finally:
         with _PAUSE.lock:
             _PAUSE.depth -= 1
-            last = _PAUSE.depth == 0
-            if last:
-                freeze_loaded_state()
+            _PAUSE.freeze_pending |= freeze
+            if _PAUSE.depth == 0:
+                if _PAUSE.freeze_pending:
+                    freeze_loaded_state()
+                    _PAUSE.freeze_pending = False
                 if _PAUSE.was_enabled:
                     gc.enable()

@@ -24,7 +24,8 @@ from hypothesis import strategies as st
 from cluster_scheduler.config import DEFAULT_SCORE_WEIGHTS, Profile, ScoringStrategy
 from cluster_scheduler.engine import Engine
 from cluster_scheduler.model.types import HOSTNAME_LABEL, NO_EXECUTE, NO_SCHEDULE, PREFER_NO_SCHEDULE
-from cluster_scheduler.plugins import ClassCtx, balanced_allocation, inter_pod_affinity, node_resources_fit
+from cluster_scheduler.plugins import (ClassCtx, balanced_allocation, fused, inter_pod_affinity,
+                                       node_resources_fit)
 from tests.plugins.builders import bound, node, pod
 
 MI = 1024 * 1024
@@ -684,6 +685,17 @@ def test_vectorized_scores_equal_scalar_twins(nodes, existing, probe, fpga, stra
         assert balanced_allocation.score_row(ctx, row) == bal_vec[i] == bal_fn(row), t.names[row]
         assert node_resources_fit.fits_row(ctx, row) == bool(ok_vec[i]) == fits_fn(row), t.names[row]
         assert fused_fn(row) == (3 * int(fit_vec[i]) if ok_vec[i] else -1), (t.names[row], strategy)
+    # the engine's fused hot path (filter + LeastAllocated + balanced) == the twins it inlines
+    static = [(r * 7) % 11 - 1 for r in range(len(t.alloc_l))]  # -1: the row fails a static filter
+    hot = fused.row_rescore_fn(ClassCtx(t, e.index, prof, key, t.rows()), 3, 2, static)
+    common = (strategy == STRATEGIES[0] and not three
+              and len(node_resources_fit.requested_columns(ctx)) == 3 and balanced_allocation._plan(ctx))
+    if common:  # the default profile's usual shape must take the fused path
+        assert hot is not None, (strategy, three, fpga, key.requests)
+    if hot is not None:
+        for i, row in enumerate(rows):
+            want = static[row] + 3 * int(fit_vec[i]) + 2 * int(bal_vec[i])
+            assert hot(row) == (want if ok_vec[i] and static[row] >= 0 else -1), t.names[row]
 
 
 def test_reference_formulas_sanity():
