@@ -45,11 +45,7 @@ def apply_deltas(engine: Engine, deltas: list, parsed: dict[bytes, PodInfo] | No
         elif op == "p":
             engine.remove_pod(d[1])
         elif op == "G":
-            tpl = pod_info(unpack(d[1]))
-            for uid, name, node in d[2]:
-                engine.add_pod(PodInfo(uid=uid, namespace=tpl.namespace, name=name, priority=tpl.priority,
-                                       scheduler_name=tpl.scheduler_name, node_name=node, key=tpl.key,
-                                       error=tpl.error, phase=tpl.phase))
+            engine.add_group(pod_info(unpack(d[1])), d[2])
         elif op == "A":
             info = parsed.pop(d[1], None) if parsed else None
             engine.assume(info if info is not None else pod_info(unpack(d[1])), d[2])

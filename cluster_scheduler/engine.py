@@ -657,6 +657,26 @@ class Engine:
         self._charge(pod.uid, pod.key, row)
         return True
 
+    def add_group(self, tpl: PodInfo, members: list) -> None:
+        """`add_pod` for many bound pods of one template, [(uid, name, node), ...] (a snapshot's
+        "G" op): the charger is looked up once and the common case (a new pod on a known node)
+        charged directly; anything else goes through add_pod."""
+        key, pods, index = tpl.key, self.pods, self.table.index
+        charge = self.charger(key) if key is not None else None  # no class is built meanwhile
+        ns, prio, sched, err, phase = tpl.namespace, tpl.priority, tpl.scheduler_name, tpl.error, tpl.phase
+        n = 0
+        for uid, name, node in members:
+            pod = PodInfo(uid=uid, namespace=ns, name=name, priority=prio, scheduler_name=sched, node_name=node,
+                          key=key, error=err, phase=phase)
+            row = index.get(node)
+            if charge is None or row is None or uid in pods:
+                self.add_pod(pod)
+                continue
+            pods[uid] = pod
+            charge(uid, row)
+            n += 1
+        self.placements += n
+
     def remove_pod(self, uid: str) -> None:
         pod = self.pods.pop(uid, None)
         if pod is None:

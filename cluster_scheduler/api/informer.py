@@ -131,6 +131,19 @@ _POD_EVENT = msgspec.json.Decoder(PodEvent)
 _LIST_HEAD = msgspec.json.Decoder(_ListHead)  # any kind's list: only its metadata, items skipped
 
 
+def _list_head(data: bytes) -> _ListMeta:
+    """A list page's metadata. The apiserver writes it before the items, so the few bytes up to
+    `"items"` are decoded alone (decoding the whole page just to skip the items took ~10 ms a
+    5,000-pod page); any other layout is decoded whole."""
+    cut = data.find(b',"items":', 0, 4096)
+    if cut > 0 and b'"metadata"' in data[:cut]:
+        try:
+            return _LIST_HEAD.decode(data[:cut] + b"}").metadata
+        except msgspec.DecodeError:
+            pass
+    return _LIST_HEAD.decode(data).metadata
+
+
 def strip_node(obj: dict) -> dict:
     meta = obj.get("metadata") or {}
     status = obj.get("status") or {}
@@ -251,7 +264,7 @@ class Informer:
             nxt = fetcher.submit(self._fetch_page, None)
             while True:
                 data = nxt.result()
-                head = _LIST_HEAD.decode(data).metadata
+                head = _list_head(data)
                 token = head.continue_ or None
                 if token:
                     nxt = fetcher.submit(self._fetch_page, token)

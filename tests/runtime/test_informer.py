@@ -6,8 +6,9 @@ from __future__ import annotations
 import threading
 
 import orjson
+import pytest
 
-from cluster_scheduler.api.informer import _LIST_HEAD, PODS, Informer, pod_info, strip_node, strip_pod
+from cluster_scheduler.api.informer import PODS, Informer, _list_head, pod_info, strip_node, strip_pod
 
 
 def pod(name: str, rv: str, node: str = "") -> dict:
@@ -147,8 +148,20 @@ def test_typed_pod_event_decoding_matches_whole_decoding(pod, typ):
     line = orjson.dumps({"type": typ, "object": pod})
     assert inf._decode_event(line) == plain_event(line)
     page = orjson.dumps({"metadata": {"resourceVersion": "7", "continue": "t"}, "items": [pod, pod]})
-    head = _LIST_HEAD.decode(page).metadata
+    head = _list_head(page)
     assert inf._decode_items(page) == [strip_pod(pod)] * 2 and (head.resourceVersion, head.continue_) == ("7", "t")
+
+
+@pytest.mark.parametrize("page", [
+    b'{"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"9","continue":"abc"},"items":[]}',
+    b'{"kind":"PodList","items":[{"metadata":{"name":"x"}}],"metadata":{"resourceVersion":"9","continue":"abc"}}',
+    b'{"metadata":{"resourceVersion":"9","continue":"abc","remainingItemCount":3},\n "items": [],"x":1}',
+])
+def test_list_head_is_read_from_the_prefix_or_the_whole_page(page):
+    """The apiserver's layout (metadata first) is read from its prefix; items first, or any other
+    spacing, falls back to decoding the page whole: never a default (which would stop paging)."""
+    head = _list_head(page)
+    assert (head.resourceVersion, head.continue_) == ("9", "abc")
 
 
 def test_error_and_bookmark_events_are_decoded_whole():

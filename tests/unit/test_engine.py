@@ -313,3 +313,32 @@ def test_malformed_pods_become_errors_in_a_batch(spec):
     res = e.schedule([pod(cpu="1"), bad, pod(cpu="1")])
     assert res[1].error == bad.error == res[1].message() and not res[1].candidates
     assert res[0].candidates and res[2].candidates
+
+
+def test_add_group_charges_as_add_pod_does():
+    """A snapshot's group of bound pods (one template) lands as each member's add_pod would: a new
+    pod charged, one already known moved, one on a node not seen yet charged when it arrives."""
+    labels = {"app": "web"}
+    tpl = bound("tpl", "n0", "500m", "1Gi", labels=labels)
+    members = [("u1", "a", "n0"), ("u2", "b", "n1"), ("u3", "c", "n9"), ("u4", "d", "n1")]
+    grouped = engine([node("n0"), node("n1")], [bound("old", "n0", "1", labels=labels)])
+    grouped.add_pod(bound("u4", "n0", "1"))  # known before, elsewhere and with another spec
+    one_by_one = engine([node("n0"), node("n1")], [bound("old", "n0", "1", labels=labels)])
+    one_by_one.add_pod(bound("u4", "n0", "1"))
+    grouped.add_group(tpl, members)
+    for uid, name, node_name in members:
+        p = bound(name, node_name, "500m", "1Gi", labels=labels)
+        p.uid = uid
+        one_by_one.add_pod(p)
+    for e in (grouped, one_by_one):
+        e.set_node(node("n9"))
+    for a, b in zip(snapshot(grouped), snapshot(one_by_one)):
+        if isinstance(a, np.ndarray):
+            assert (a == b).all()
+        elif isinstance(a, dict):
+            assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+        else:
+            assert a == b
+    assert used(grouped, "n1") == 1000 and used(grouped, "n9") == 500
+    assert {u: p.node_name for u, p in grouped.pods.items()} == {u: p.node_name for u, p in one_by_one.pods.items()}
+    assert grouped.placements == one_by_one.placements
