@@ -186,3 +186,17 @@ def speed_probe(seconds: float = 0.2, samples: int = 3) -> float:
                 rates.append(rounds / elapsed)
                 break
     return round(sorted(rates)[len(rates) // 2], 1)
+
+
+def settled_speed_probe(tolerance: float = 0.05, tries: int = 6, pause_s: float = 0.5) -> float:
+    """`speed_probe` once two probes in a row agree within `tolerance`: a probe taken while the
+    previous run's processes were still exiting read up to 30% slow here, and flagged a good run
+    as unreliable. Gives the last probe after `tries`, however far apart they were."""
+    last = speed_probe()
+    for _ in range(tries - 1):
+        time.sleep(pause_s)
+        now = speed_probe()
+        if abs(now - last) <= tolerance * max(last, 1e-9):
+            return now
+        last = now
+    return last

@@ -25,7 +25,7 @@ from cluster_scheduler.check import check_placement, fetch_cluster_state, fetch_
 from cluster_scheduler.controlplane.binaries import repo_root
 from cluster_scheduler.controlplane.cluster import ControlPlane, ManagedProcess, start_control_plane
 from cluster_scheduler.controlplane.peer import DEFAULT_SCHEDULER_NAME, start_kube_scheduler
-from cluster_scheduler.loadtest.cpu import CPUSampler, speed_probe
+from cluster_scheduler.loadtest.cpu import CPUSampler, settled_speed_probe
 from cluster_scheduler.loadtest.kube import api_client, warm_up
 from cluster_scheduler.loadtest.progress import Progress
 from cluster_scheduler.loadtest.report import RunResult, summarise
@@ -178,7 +178,7 @@ def run_one(label: str, workload: Workload, settings: Settings, out_dir: Path, *
     api = None
     ok = False
     load_start = os.getloadavg()[0]  # the machine is shared: say how busy it was
-    speed_start = speed_probe()  # and how fast it is: see report.targets
+    speed_start = settled_speed_probe()  # and how fast it is: see report.targets
     try:
         if kubeconfig is None:
             say(f"[{label}] starting a fresh control plane (etcd + kube-apiserver, bench settings)")
@@ -285,7 +285,7 @@ def run_one(label: str, workload: Workload, settings: Settings, out_dir: Path, *
                            notes=notes)
         result.summary["load_average_1m"] = {"start": round(load_start, 2),
                                              "end": round(os.getloadavg()[0], 2)}
-        result.summary["machine_speed"] = {"start": speed_start, "end": speed_probe()}
+        result.summary["machine_speed"] = {"start": speed_start, "end": settled_speed_probe()}
         ok = True
         return result
     finally:

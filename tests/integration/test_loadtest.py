@@ -315,3 +315,16 @@ def test_create_all_paces_calls_at_the_ops_rate() -> None:
     _create_all(((f"k{i}", make(i + 100)) for i in range(11)), 11, 8, 0.0,
                 done.__setitem__, errors.__setitem__, threading.Event())
     assert max(starts) - t0 < 0.15  # rate 0: as fast as possible
+
+
+def test_settled_speed_probe_waits_for_two_probes_that_agree(monkeypatch):
+    """A first probe caught in another run's teardown (slow) is not the one reported."""
+    from cluster_scheduler.loadtest import cpu
+
+    seq = iter([700.0, 1000.0, 1020.0, 1500.0])
+    monkeypatch.setattr(cpu, "speed_probe", lambda: next(seq))
+    monkeypatch.setattr(cpu.time, "sleep", lambda s: None)
+    assert cpu.settled_speed_probe() == 1020.0
+    seq2 = iter([100.0, 200.0, 300.0])
+    monkeypatch.setattr(cpu, "speed_probe", lambda: next(seq2))
+    assert cpu.settled_speed_probe(tries=3) == 300.0  # never settled: the last one
