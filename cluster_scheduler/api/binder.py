@@ -160,13 +160,27 @@ class RawPoster:
             raise ApiException(status=resp.status, reason=resp.reason)
 
 
-def raw_poster(core: Any) -> RawPoster | None:
-    """A RawPoster for a client API object (CoreV1Api, EventsV1Api), or None when `core` is not a
-    real client (test doubles)."""
+def raw_poster(core: Any, connections: int = 2) -> Any:
+    """A poster for a client API object (CoreV1Api, EventsV1Api): pipelined connections of our
+    own (api/pipeline.py), or the client's urllib3 pool (RawPoster) when the client goes through
+    a proxy; None when `core` is not a real client (test doubles)."""
     api = getattr(core, "api_client", None)
     if api is None or not hasattr(getattr(api, "rest_client", None), "pool_manager"):
         return None
-    return RawPoster(api)
+    if getattr(api.configuration, "proxy", None):
+        return RawPoster(api)
+    from .pipeline import PipelinedPoster
+
+    return PipelinedPoster(api, connections)
+
+
+def answer_error(status: int, reason: str) -> Exception | None:
+    """The ApiException a client call would raise for this answer; None for a 2xx."""
+    if 200 <= status <= 299:
+        return None
+    from kubernetes.client.exceptions import ApiException
+
+    return ApiException(status=status, reason=reason)
 
 
 def now_rfc3339() -> str:
@@ -193,7 +207,9 @@ class Binder:
         self._in_flight = 0
         self.on_result = on_result  # called after each outcome (wakes the coordinator's loop)
         self._closed = threading.Event()
-        self._raw = raw_poster(core)
+        self._raw = raw_poster(core, connections=max(2, concurrency // 8))
+        # answered on the poster's thread, no binder thread blocked per binding (see bind)
+        self._pipe = self._raw if hasattr(self._raw, "submit") else None
 
     # ------------------------------------------------------------------ binding
     def bind(self, pod: PodInfo, node: str) -> None:
@@ -202,7 +218,35 @@ class Binder:
             before = self._status.pop(pod.uid, None)
             if before is not None:
                 before[1].set()  # bound now: a verdict still being retried is stale
+        if before is None and self._pipe is not None and self.limiter.try_acquire() == 0.0:
+            # the common case: no status patch to wait for and a token free, so nothing blocks
+            t0 = time.monotonic()
+            fut = self._pipe.submit(_binding_path(pod), _binding_body(pod, node), self.request_timeout)
+            fut.add_done_callback(lambda f: self._answered(pod, node, t0, f))
+            return
         self._pool.submit(self._bind, pod, node, before[0] if before is not None else None)
+
+    def _answered(self, pod: PodInfo, node: str, t0: float, fut: Future) -> None:
+        """A pipelined binding's answer (on the poster's thread)."""
+        exc = fut.exception()
+        if exc is None:
+            status, reason, _body = fut.result()
+            exc = answer_error(status, reason)
+        if exc is None:
+            result = BindResult(pod, node, BOUND, seconds=time.monotonic() - t0)
+        else:
+            outcome, detail = classify(exc)
+            result = BindResult(pod, node, outcome, detail, time.monotonic() - t0)
+        self._done(result)
+
+    def _done(self, result: BindResult) -> None:
+        if result.outcome == BOUND and self.events is not None:
+            self.events.scheduled(result.pod, result.node)
+        with self._lock:
+            self._in_flight -= 1
+            self._results.append(result)
+        if self.on_result is not None:
+            self.on_result()
 
     def _bind(self, pod: PodInfo, node: str, before: Future | None) -> None:
         t0 = time.monotonic()
@@ -213,15 +257,9 @@ class Binder:
                 except Exception:  # noqa: BLE001 - a failed patch must not block the binding
                     pass
             self.limiter.acquire()
-            body = {
-                "apiVersion": "v1", "kind": "Binding",
-                # the uid is a precondition: a pod recreated under the same name is not bound
-                "metadata": {"name": pod.name, "namespace": pod.namespace, "uid": pod.uid},
-                "target": {"apiVersion": "v1", "kind": "Node", "name": node},
-            }
+            body = _binding_body(pod, node)
             if self._raw is not None:
-                self._raw.post(f"/api/v1/namespaces/{quote(pod.namespace, safe='')}/pods/"
-                               f"{quote(pod.name, safe='')}/binding", body, self.request_timeout)
+                self._raw.post(_binding_path(pod), body, self.request_timeout)
             else:
                 resp = self.core.create_namespaced_pod_binding(
                     pod.name, pod.namespace, body, _preload_content=False,
@@ -231,13 +269,7 @@ class Binder:
         except BaseException as exc:  # noqa: BLE001 - every failure is classified and reported
             outcome, detail = classify(exc)
             result = BindResult(pod, node, outcome, detail, time.monotonic() - t0)
-        if result.outcome == BOUND and self.events is not None:
-            self.events.scheduled(pod, node)
-        with self._lock:
-            self._in_flight -= 1
-            self._results.append(result)
-        if self.on_result is not None:
-            self.on_result()
+        self._done(result)
 
     def drain(self) -> list[BindResult]:
         out = []
@@ -299,3 +331,21 @@ class Binder:
             for _fut, cancel in self._status.values():
                 cancel.set()
         self._pool.shutdown(wait=wait, cancel_futures=not wait)
+        if self._raw is not None and hasattr(self._raw, "close"):
+            deadline = time.monotonic() + (self.request_timeout if wait else 0.0)
+            while self.in_flight and time.monotonic() < deadline:  # pipelined bindings in flight
+                time.sleep(0.05)
+            self._raw.close()
+
+
+def _binding_path(pod: PodInfo) -> str:
+    return f"/api/v1/namespaces/{quote(pod.namespace, safe='')}/pods/{quote(pod.name, safe='')}/binding"
+
+
+def _binding_body(pod: PodInfo, node: str) -> dict:
+    return {
+        "apiVersion": "v1", "kind": "Binding",
+        # the uid is a precondition: a pod recreated under the same name is not bound
+        "metadata": {"name": pod.name, "namespace": pod.namespace, "uid": pod.uid},
+        "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+    }

@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ..model.types import PodInfo
-from .binder import TokenBucket, classify, finish, raw_poster, retry_transient
+from .binder import TokenBucket, answer_error, classify, finish, raw_poster, retry_transient
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,7 @@ class EventRecorder:
                  workers: int = 2, max_backlog: int = 1000) -> None:
         self.api = events_api  # kubernetes.client.EventsV1Api
         self._raw = raw_poster(events_api)  # None for test doubles
+        self._pipe = self._raw if hasattr(self._raw, "submit") else None  # see _submit
         self.controller = scheduler_name
         self.instance = f"{scheduler_name}-{socket.gethostname()}-{os.getpid()}"
         self.max_backlog = max_backlog
@@ -69,7 +70,33 @@ class EventRecorder:
                 self.dropped += 1
                 return
             self._backlog += 1
+        if droppable and self._pipe is not None and self._limiters[type_].try_acquire() == 0.0:
+            # a token is free: posted from here and answered on the poster's thread, no worker
+            # thread woken per event
+            fut = self._pipe.submit(self._path(pod), self.body(pod, type_, reason, note), 30)
+            fut.add_done_callback(lambda f: self._answered(pod, reason, f))
+            return
         (self._normal if droppable else self._warning).submit(self._post, pod, type_, reason, note)
+
+    @staticmethod
+    def _path(pod: PodInfo) -> str:
+        return f"/apis/events.k8s.io/v1/namespaces/{quote(pod.namespace, safe='')}/events"
+
+    def _answered(self, pod: PodInfo, reason: str, fut: Any) -> None:
+        exc = fut.exception()
+        if exc is None:
+            exc = answer_error(*fut.result()[:2])
+        self._count(exc is None)
+        if exc is not None:
+            log.debug("event %s for %s/%s not posted: %s", reason, pod.namespace, pod.name, classify(exc)[1])
+
+    def _count(self, ok: bool) -> None:
+        with self._lock:
+            self._backlog -= 1
+            if ok:
+                self.posted += 1
+            else:
+                self.failed += 1
 
     def body(self, pod: PodInfo, type_: str, reason: str, note: str) -> dict:
         name = f"{pod.name}.{self._prefix}{next(self._ids):x}"
@@ -91,8 +118,7 @@ class EventRecorder:
         def post() -> None:
             self._limiters[type_].acquire()
             if self._raw is not None:
-                self._raw.post(f"/apis/events.k8s.io/v1/namespaces/{quote(pod.namespace, safe='')}/events",
-                               body, 30)
+                self._raw.post(self._path(pod), body, 30)
                 return
             resp = self.api.create_namespaced_event(pod.namespace, body, _preload_content=False,
                                                     _request_timeout=30)
@@ -107,12 +133,7 @@ class EventRecorder:
         except Exception as exc:  # noqa: BLE001 - events are best effort
             ok = False
             log.debug("event %s for %s/%s not posted: %s", reason, pod.namespace, pod.name, classify(exc)[1])
-        with self._lock:
-            self._backlog -= 1
-            if ok:
-                self.posted += 1
-            else:
-                self.failed += 1
+        self._count(ok)
 
     def close(self, wait: bool = True) -> None:
         """Stop: queued Scheduled events are dropped (a backlog must not delay a shutdown);
@@ -120,3 +141,5 @@ class EventRecorder:
         self._closed.set()  # a warning being retried gives up
         self._normal.shutdown(wait=False, cancel_futures=True)
         self._warning.shutdown(wait=wait, cancel_futures=not wait)
+        if self._raw is not None and hasattr(self._raw, "close"):
+            self._raw.close()  # Scheduled events still in flight are dropped, as queued ones
