@@ -207,9 +207,14 @@ class Binder:
         self._in_flight = 0
         self.on_result = on_result  # called after each outcome (wakes the coordinator's loop)
         self._closed = threading.Event()
-        self._raw = raw_poster(core, connections=max(2, concurrency // 8))
+        # One connection per binding in flight: the apiserver answers a connection's requests one
+        # after the other, so fewer connections would cap bindings at (connections / latency).
+        self._raw = raw_poster(core, connections=concurrency)
         # answered on the poster's thread, no binder thread blocked per binding (see bind)
         self._pipe = self._raw if hasattr(self._raw, "submit") else None
+        self.concurrency = concurrency
+        self._piped = 0  # pipelined bindings in flight (at most `concurrency`)
+        self._waiting: deque[tuple[PodInfo, str]] = deque()  # for a free slot
 
     # ------------------------------------------------------------------ binding
     def bind(self, pod: PodInfo, node: str) -> None:
@@ -219,15 +224,30 @@ class Binder:
             if before is not None:
                 before[1].set()  # bound now: a verdict still being retried is stale
         if before is None and self._pipe is not None and self.limiter.try_acquire() == 0.0:
-            # the common case: no status patch to wait for and a token free, so nothing blocks
-            t0 = time.monotonic()
-            fut = self._pipe.submit(_binding_path(pod), _binding_body(pod, node), self.request_timeout)
-            fut.add_done_callback(lambda f: self._answered(pod, node, t0, f))
+            # the common case: no status patch to wait for and a token free, so nothing blocks;
+            # at most `concurrency` in flight, the rest wait their turn in order
+            with self._lock:
+                if self._piped >= self.concurrency:
+                    self._waiting.append((pod, node))
+                    return
+                self._piped += 1
+            self._send(pod, node)
             return
         self._pool.submit(self._bind, pod, node, before[0] if before is not None else None)
 
+    def _send(self, pod: PodInfo, node: str) -> None:
+        t0 = time.monotonic()
+        fut = self._pipe.submit(_binding_path(pod), _binding_body(pod, node), self.request_timeout)
+        fut.add_done_callback(lambda f: self._answered(pod, node, t0, f))
+
     def _answered(self, pod: PodInfo, node: str, t0: float, fut: Future) -> None:
-        """A pipelined binding's answer (on the poster's thread)."""
+        """A pipelined binding's answer (on the poster's thread); the next waiting one goes out."""
+        with self._lock:
+            nxt = self._waiting.popleft() if self._waiting else None
+            if nxt is None:
+                self._piped -= 1
+        if nxt is not None:
+            self._send(*nxt)
         exc = fut.exception()
         if exc is None:
             status, reason, _body = fut.result()

@@ -225,14 +225,16 @@ class PipelinedPoster:
             self._loop.call_later(0.25, self._tick)
 
     def _pick(self, req: bytes, fut: Future, deadline: float) -> None:
-        # round robin, but skip a connection with a backlog when another has none
-        start = next(self._next)
+        # the next idle connection, round robin; pipelined behind another only when none is idle
         conns = self._conns
-        c = conns[start % len(conns)]
-        if c.load():
-            idle = [x for x in conns if not x.load()]
-            if idle:
-                c = idle[0]
+        n = len(conns)
+        start = next(self._next)
+        for k in range(n):
+            c = conns[(start + k) % n]
+            if not c.load():
+                break
+        else:
+            c = conns[start % n]
         c.send(req, fut, deadline)
 
     def submit(self, path: str, body: dict, timeout: float) -> Future:
