@@ -1,11 +1,12 @@
-"""POSTs pipelined over a few persistent HTTP/1.1 connections: the binder's and the events' writes.
+"""POSTs over persistent, pipelined HTTP/1.1 connections: the binder's and the events' writes.
 
 A binding or an event through urllib3 cost about 0.5 ms of CPU each here (request and header
 objects, http.client's header parser, one blocking socket round per request): with one of each
-per pod, most of the coordinator's CPU. This client writes each request's bytes straight onto one
-of a few long-lived connections without waiting for the previous answer (HTTP/1.1 pipelining;
-Go's server answers each connection's requests in order), and reads the answers in bulk on one
-asyncio loop thread: status line and the headers it needs, body skipped.
+per pod, most of the coordinator's CPU. This client writes each request's bytes straight onto a
+long-lived connection (an idle one; behind others, pipelined, only when none is idle: Go's server
+answers a connection's requests one after the other), and reads the answers on one asyncio loop
+thread: status line and the headers it needs, body skipped. Callers that take the answer in a
+callback (the binder, Scheduled events) block no thread per request.
 
 Same TLS settings and credentials as the ApiClient it is made from (CA, client certificate,
 verification on unless the kubeconfig turns it off; the Authorization header read per request, so
@@ -187,8 +188,12 @@ async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
 
 
 class PipelinedPoster:
-    """POSTs JSON bodies for an ApiClient over `connections` pipelined connections, answered on
-    one loop thread. `submit` returns a Future of (status, reason, first bytes of the body); `post` blocks like RawPoster.post."""
+    """POSTs JSON bodies for an ApiClient over `connections` connections (the next idle one,
+    pipelined behind another only when none is), answered on one loop thread. `submit` returns a
+    Future of (status, reason, first bytes of the body); `post` blocks like RawPoster.post.
+
+    A request written just as the server closes an idle connection fails (retryable) rather than
+    being re-sent on a new one, as urllib3 would: a binding's retry is the binder's business."""
 
     def __init__(self, api_client: Any, connections: int = 4, *, connect_timeout: float = 10.0) -> None:
         cfg = api_client.configuration
