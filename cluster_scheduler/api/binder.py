@@ -42,6 +42,9 @@ RETRY = "retry"  # transient: requeue with backoff
 # restarting: a graceful stop alone takes a minute) is retried here until it lands, the pod is
 # bound or given a newer verdict, or the binder closes; waits grow to this many seconds.
 VERDICT_RETRY_MAX_S = 10.0
+# connections opened when the binder starts, so a first burst of bindings pays no TLS handshake
+WARM_CONNECTIONS = 4
+STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 
 
 def retry_transient(call: Callable[[], None], *, deadline_s: float | None = None,
@@ -145,25 +148,29 @@ class RawPoster:
         self._headers = {"Content-Type": "application/json", "Accept": "application/json",
                          "User-Agent": api_client.user_agent}
 
-    def post(self, path: str, body: dict, timeout: float) -> None:
-        """POST; raises an ApiException (status, reason) for a non-2xx answer, as the client does."""
+    def post(self, path: str, body: dict, timeout: float, *, method: str = "POST",
+             content_type: str = "application/json") -> None:
+        """POST (or `method`); raises an ApiException (status, reason) for a non-2xx answer, as
+        the client does."""
         import orjson
         import urllib3
         from kubernetes.client.exceptions import ApiException
 
         headers = dict(self._headers)
+        headers["Content-Type"] = content_type
         self._api.update_params_for_auth(headers, [], ["BearerToken"])
-        resp = self._pool.urlopen("POST", self._prefix + path, body=orjson.dumps(body), headers=headers,
+        resp = self._pool.urlopen(method, self._prefix + path, body=orjson.dumps(body), headers=headers,
                                   timeout=urllib3.Timeout(total=timeout), preload_content=False)
         finish(resp)
         if not 200 <= resp.status <= 299:
             raise ApiException(status=resp.status, reason=resp.reason)
 
 
-def raw_poster(core: Any, connections: int = 2) -> Any:
+def raw_poster(core: Any, connections: int = 2, warm: int = 0) -> Any:
     """A poster for a client API object (CoreV1Api, EventsV1Api): pipelined connections of our
-    own (api/pipeline.py), or the client's urllib3 pool (RawPoster) when the client goes through
-    a proxy; None when `core` is not a real client (test doubles)."""
+    own (api/pipeline.py), `warm` of them opened at once, or the client's urllib3 pool
+    (RawPoster) when the client goes through a proxy; None when `core` is not a real client
+    (test doubles)."""
     api = getattr(core, "api_client", None)
     if api is None or not hasattr(getattr(api, "rest_client", None), "pool_manager"):
         return None
@@ -171,7 +178,10 @@ def raw_poster(core: Any, connections: int = 2) -> Any:
         return RawPoster(api)
     from .pipeline import PipelinedPoster
 
-    return PipelinedPoster(api, connections)
+    poster = PipelinedPoster(api, connections)
+    if warm:
+        poster.warm(warm)
+    return poster
 
 
 def answer_error(status: int, reason: str) -> Exception | None:
@@ -207,9 +217,10 @@ class Binder:
         self._in_flight = 0
         self.on_result = on_result  # called after each outcome (wakes the coordinator's loop)
         self._closed = threading.Event()
-        # One connection per binding in flight: the apiserver answers a connection's requests one
-        # after the other, so fewer connections would cap bindings at (connections / latency).
-        self._raw = raw_poster(core, connections=concurrency)
+        # Up to one connection per binding in flight: the apiserver answers a connection's requests
+        # one after the other, so fewer would cap bindings at (connections / latency). They are
+        # opened as concurrency needs them, a few at once (see api/pipeline.py).
+        self._raw = raw_poster(core, connections=concurrency, warm=min(WARM_CONNECTIONS, concurrency))
         # answered on the poster's thread, no binder thread blocked per binding (see bind)
         self._pipe = self._raw if hasattr(self._raw, "submit") else None
         self.concurrency = concurrency
@@ -331,10 +342,13 @@ class Binder:
 
         def patch() -> None:
             self.limiter.acquire()
+            if self._raw is not None:  # the bindings' open connections: no handshake per verdict
+                self._raw.post(_status_path(pod), body, self.request_timeout, method="PATCH",
+                               content_type=STRATEGIC_MERGE_PATCH)
+                return
             resp = self.core.patch_namespaced_pod_status(
                 pod.name, pod.namespace, body, _preload_content=False,
-                _content_type="application/strategic-merge-patch+json",
-                _request_timeout=self.request_timeout)
+                _content_type=STRATEGIC_MERGE_PATCH, _request_timeout=self.request_timeout)
             finish(resp)
 
         try:
@@ -356,6 +370,10 @@ class Binder:
             while self.in_flight and time.monotonic() < deadline:  # pipelined bindings in flight
                 time.sleep(0.05)
             self._raw.close()
+
+
+def _status_path(pod: PodInfo) -> str:
+    return f"/api/v1/namespaces/{quote(pod.namespace, safe='')}/pods/{quote(pod.name, safe='')}/status"
 
 
 def _binding_path(pod: PodInfo) -> str:

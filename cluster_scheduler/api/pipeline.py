@@ -3,9 +3,13 @@
 A binding or an event through urllib3 cost about 0.5 ms of CPU each here (request and header
 objects, http.client's header parser, one blocking socket round per request): with one of each
 per pod, most of the coordinator's CPU. This client writes each request's bytes straight onto a
-long-lived connection (an idle one; behind others, pipelined, only when none is idle: Go's server
-answers a connection's requests one after the other), and reads the answers on one asyncio loop
-thread: status line and the headers it needs, body skipped. Callers that take the answer in a
+long-lived connection and reads the answers on one asyncio loop thread: status line and the
+headers it needs, body skipped. A request takes the connection that went idle last; another is
+opened only when every open one is busy, and a request is pipelined behind others only when all
+are open and busy (Go's server answers a connection's requests one after the other). A TLS
+handshake costs ~3 ms of CPU here, client and apiserver together: opening connections only as
+concurrency needs them, and `warm` opening the first ones before work arrives, keeps them off a
+burst's critical path. Callers that take the answer in a
 callback (the binder, Scheduled events) block no thread per request.
 
 Same TLS settings and credentials as the ApiClient it is made from (CA, client certificate,
@@ -19,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import itertools
 import ssl
 import threading
 import time
@@ -31,6 +34,9 @@ import orjson
 
 HEAD_END = b"\r\n\r\n"
 MAX_HEAD = 64 * 1024
+# An idle connection is closed by us after this long, before kube-apiserver's own idle timeout
+# (90 s) can close it under a request being written (which would fail that request).
+IDLE_CLOSE_S = 45.0
 
 
 class PipelineError(ConnectionError):
@@ -59,11 +65,13 @@ class _Conn:
         self.connecting = False
         self.queued: list[tuple[bytes, Future, float]] = []  # waiting for the connection
         self.waiting: collections.deque[tuple[Future, float]] = collections.deque()  # sent, in order
+        self.last_used = 0.0  # monotonic time of the last request or answer
 
     def load(self) -> int:
         return len(self.waiting) + len(self.queued)
 
     def send(self, req: bytes, fut: Future, deadline: float) -> None:
+        self.last_used = time.monotonic()
         if self.writer is not None:
             self.waiting.append((fut, deadline))
             self.writer.write(req)
@@ -91,7 +99,16 @@ class _Conn:
         for req, fut, deadline in queued:
             self.waiting.append((fut, deadline))
             writer.write(req)
-        self.owner._loop.create_task(self._read(reader, writer))
+        if not self.waiting:  # opened ahead of work (warm)
+            self.last_used = time.monotonic()
+            o._idle.append(self)
+        o._loop.create_task(self._read(reader, writer))
+
+    def open(self) -> None:
+        """Connect now, with nothing to send yet (see PipelinedPoster.warm)."""
+        if self.writer is None and not self.connecting:
+            self.connecting = True
+            self.owner._loop.create_task(self._connect())
 
     async def _read(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -113,6 +130,9 @@ class _Conn:
                     fut.set_result((status, reason, body[:512]))
                 if close:
                     raise PipelineError("the server closed the connection")
+                if not self.waiting:
+                    self.last_used = time.monotonic()
+                    self.owner._idle.append(self)
         except Exception as exc:  # noqa: BLE001 - EOF, reset, bad framing, a timeout's close
             self._drop(writer, exc)
 
@@ -131,7 +151,15 @@ class _Conn:
 
     def expire(self, now: float) -> None:
         """The oldest request is past its deadline: the connection is closed (answers come in
-        order, so the ones behind it wait as long) and every request on it fails."""
+        order, so the ones behind it wait as long) and every request on it fails. A connection
+        idle for IDLE_CLOSE_S is closed quietly (the next request opens another)."""
+        if not self.waiting and self.writer is not None and now - self.last_used > IDLE_CLOSE_S:
+            writer, self.writer = self.writer, None
+            try:
+                writer.close()
+            except Exception:  # noqa: BLE001
+                pass
+            return
         if self.waiting and self.waiting[0][1] < now and self.writer is not None:
             writer = self.writer
             self.writer = None
@@ -188,12 +216,13 @@ async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
 
 
 class PipelinedPoster:
-    """POSTs JSON bodies for an ApiClient over `connections` connections (the next idle one,
-    pipelined behind another only when none is), answered on one loop thread. `submit` returns a
+    """POSTs (or PATCHes) JSON bodies for an ApiClient over at most `connections` connections
+    (see the module's docstring for which one), answered on one loop thread. `submit` returns a
     Future of (status, reason, first bytes of the body); `post` blocks like RawPoster.post.
 
-    A request written just as the server closes an idle connection fails (retryable) rather than
-    being re-sent on a new one, as urllib3 would: a binding's retry is the binder's business."""
+    Idle connections are closed after IDLE_CLOSE_S, before the server would. A request written
+    just as the server closes a connection anyway fails (retryable) rather than being re-sent on
+    a new one, as urllib3 would: a binding's retry is the binder's business."""
 
     def __init__(self, api_client: Any, connections: int = 4, *, connect_timeout: float = 10.0) -> None:
         cfg = api_client.configuration
@@ -209,7 +238,7 @@ class PipelinedPoster:
         self._agent = api_client.user_agent
         self._loop = asyncio.new_event_loop()
         self._conns = [_Conn(self) for _ in range(max(1, connections))]
-        self._next = itertools.count()
+        self._idle: list[_Conn] = []  # open connections that went idle, last on top (may hold stale entries)
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="http-pipeline", daemon=True)
         self._thread.start()
@@ -230,19 +259,35 @@ class PipelinedPoster:
             self._loop.call_later(0.25, self._tick)
 
     def _pick(self, req: bytes, fut: Future, deadline: float) -> None:
-        # the next idle connection, round robin; pipelined behind another only when none is idle
-        conns = self._conns
-        n = len(conns)
-        start = next(self._next)
-        for k in range(n):
-            c = conns[(start + k) % n]
-            if not c.load():
-                break
-        else:
-            c = conns[start % n]
-        c.send(req, fut, deadline)
+        idle = self._idle
+        while idle:  # the open connection that went idle last (warm in every cache)
+            c = idle.pop()
+            if c.writer is not None and not c.load():
+                c.send(req, fut, deadline)
+                return
+        best = None
+        for c in self._conns:  # every open one is busy: open another, if any is left
+            if c.writer is None and not c.connecting:
+                c.send(req, fut, deadline)
+                return
+            if best is None or c.load() < best.load():
+                best = c
+        best.send(req, fut, deadline)  # all open and busy: pipelined behind the least loaded
 
-    def submit(self, path: str, body: dict, timeout: float) -> Future:
+    def warm(self, n: int) -> None:
+        """Open up to `n` connections now, so the first requests of a burst find them open."""
+        def open_some() -> None:
+            for c in self._conns[:n]:
+                c.open()
+        if not self._closed:
+            self._loop.call_soon_threadsafe(open_some)
+
+    @property
+    def open_connections(self) -> int:
+        return sum(c.writer is not None for c in self._conns)
+
+    def submit(self, path: str, body: dict, timeout: float, *, method: str = "POST",
+               content_type: str = "application/json") -> Future:
         fut: Future = Future()
         if self._closed:
             fut.set_exception(PipelineError("poster closed"))
@@ -251,18 +296,18 @@ class PipelinedPoster:
         self._api.update_params_for_auth(headers, [], ["BearerToken"])
         data = orjson.dumps(body)
         auth = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-        req = (f"POST {self._prefix}{path} HTTP/1.1\r\nHost: {self._host_header}\r\n"
-               f"User-Agent: {self._agent}\r\nContent-Type: application/json\r\nAccept: application/json\r\n"
+        req = (f"{method} {self._prefix}{path} HTTP/1.1\r\nHost: {self._host_header}\r\n"
+               f"User-Agent: {self._agent}\r\nContent-Type: {content_type}\r\nAccept: application/json\r\n"
                f"Content-Length: {len(data)}\r\n{auth}\r\n").encode("latin-1") + data
         self._loop.call_soon_threadsafe(self._pick, req, fut, time.monotonic() + timeout)
         return fut
 
-    def post(self, path: str, body: dict, timeout: float) -> None:
-        """POST and wait; raises ApiException(status, reason) for a non-2xx answer, a
-        PipelineError/TimeoutError when no answer came."""
+    def post(self, path: str, body: dict, timeout: float, **kw: str) -> None:
+        """Send (POST unless `method` says otherwise) and wait; raises ApiException(status,
+        reason) for a non-2xx answer, a PipelineError/TimeoutError when no answer came."""
         from kubernetes.client.exceptions import ApiException
 
-        ans = self.submit(path, body, timeout).result(timeout + 5.0)
+        ans = self.submit(path, body, timeout, **kw).result(timeout + 5.0)
         if not 200 <= ans[0] <= 299:
             raise ApiException(status=ans[0], reason=ans[1])
 

@@ -1,14 +1,17 @@
 """The pipelined poster against the real apiserver: answers reach the right request however many
 are in flight, injected failures (status, dropped connection, no answer in time) fail only what
-they hit and the connection comes back, TLS verification stays on."""
+they hit and the connection comes back, TLS verification stays on; connections are opened only as
+concurrency needs them and closed when idle; a status PATCH takes the same way."""
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
 from kubernetes import client
 
+from cluster_scheduler.api import pipeline
 from cluster_scheduler.api.pipeline import PipelinedPoster, PipelineError
 from cluster_scheduler.controlplane.cluster import api_client, write_kubeconfig
 from cluster_scheduler.faults import FaultProxy, FaultRule, generate_self_signed
@@ -95,3 +98,71 @@ def test_an_untrusted_server_certificate_is_refused(control_plane, tmp_path):
         poster.close()
         api.close()
 
+
+
+def _wait_for(cond, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return cond()
+
+
+def test_connections_are_opened_as_concurrency_needs_them(admin_api, cluster):
+    """One request at a time reuses one connection (a TLS handshake costs ~3 ms of CPU); `warm`
+    opens some ahead; a burst opens more, never past the limit."""
+    core, ns, node_name = cluster
+    names = [f"s{i}" for i in range(20)]
+    for n in names:
+        core.create_namespaced_pod(ns, pod(n))
+    poster = PipelinedPoster(admin_api, connections=6)
+    try:
+        for n in names[:10]:
+            assert poster.submit(_bind_path(ns, n), binding(n, node_name), 30).result(30)[0] == 201
+        assert poster.open_connections == 1
+        poster.warm(3)
+        assert _wait_for(lambda: poster.open_connections == 3)
+        for n in names[10:]:
+            assert poster.submit(_bind_path(ns, n), binding(n, node_name), 30).result(30)[0] == 201
+        assert poster.open_connections == 3
+        futs = [poster.submit(_bind_path(ns, f"absent{i}"), binding(f"absent{i}", node_name), 30)
+                for i in range(200)]
+        assert {f.result(60)[0] for f in futs} == {404}
+        assert 3 <= poster.open_connections <= 6
+    finally:
+        poster.close()
+
+
+def test_a_status_patch_goes_through_the_same_connections(admin_api, cluster):
+    core, ns, _node_name = cluster
+    core.create_namespaced_pod(ns, pod("u"))
+    poster = PipelinedPoster(admin_api, connections=2)
+    body = {"status": {"conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                                       "message": "0/1 nodes are available: 1 Insufficient cpu."}]}}
+    try:
+        poster.post(f"/api/v1/namespaces/{ns}/pods/u/status", body, 30, method="PATCH",
+                    content_type="application/strategic-merge-patch+json")
+        with pytest.raises(client.exceptions.ApiException) as info:  # a non-2xx answer raises, as the client
+            poster.post(f"/api/v1/namespaces/{ns}/pods/absent/status", body, 30, method="PATCH",
+                        content_type="application/strategic-merge-patch+json")
+        assert info.value.status == 404
+    finally:
+        poster.close()
+    conds = {c.type: c for c in core.read_namespaced_pod(name="u", namespace=ns).status.conditions}
+    assert conds["PodScheduled"].status == "False" and conds["PodScheduled"].reason == "Unschedulable"
+
+
+def test_idle_connections_are_closed_before_the_server_would(admin_api, cluster, monkeypatch):
+    core, ns, node_name = cluster
+    for n in ("i1", "i2"):
+        core.create_namespaced_pod(ns, pod(n))
+    monkeypatch.setattr(pipeline, "IDLE_CLOSE_S", 0.3)
+    poster = PipelinedPoster(admin_api, connections=2)
+    try:
+        assert poster.submit(_bind_path(ns, "i1"), binding("i1", node_name), 30).result(30)[0] == 201
+        assert poster.open_connections == 1
+        assert _wait_for(lambda: poster.open_connections == 0, 5.0)
+        assert poster.submit(_bind_path(ns, "i2"), binding("i2", node_name), 30).result(30)[0] == 201
+    finally:
+        poster.close()
