@@ -42,8 +42,6 @@ RETRY = "retry"  # transient: requeue with backoff
 # restarting: a graceful stop alone takes a minute) is retried here until it lands, the pod is
 # bound or given a newer verdict, or the binder closes; waits grow to this many seconds.
 VERDICT_RETRY_MAX_S = 10.0
-# connections opened when the binder starts, so a first burst of bindings pays no TLS handshake
-WARM_CONNECTIONS = 4
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 
 
@@ -218,9 +216,10 @@ class Binder:
         self.on_result = on_result  # called after each outcome (wakes the coordinator's loop)
         self._closed = threading.Event()
         # Up to one connection per binding in flight: the apiserver answers a connection's requests
-        # one after the other, so fewer would cap bindings at (connections / latency). They are
-        # opened as concurrency needs them, a few at once (see api/pipeline.py).
-        self._raw = raw_poster(core, connections=concurrency, warm=min(WARM_CONNECTIONS, concurrency))
+        # one after the other, so fewer would cap bindings at (connections / latency). All are
+        # opened at start: a batch's bindings go out at once, and a TLS handshake in their way
+        # costs ~3 ms of CPU, client and apiserver together (see api/pipeline.py).
+        self._raw = raw_poster(core, connections=concurrency, warm=concurrency)
         # answered on the poster's thread, no binder thread blocked per binding (see bind)
         self._pipe = self._raw if hasattr(self._raw, "submit") else None
         self.concurrency = concurrency

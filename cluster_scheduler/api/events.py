@@ -38,7 +38,7 @@ class EventRecorder:
     def __init__(self, events_api: Any, scheduler_name: str, *, qps: float = 50.0, burst: int = 100,
                  workers: int = 2, max_backlog: int = 1000) -> None:
         self.api = events_api  # kubernetes.client.EventsV1Api
-        self._raw = raw_poster(events_api, warm=1)  # None for test doubles
+        self._raw = raw_poster(events_api, warm=2)  # None for test doubles
         self._pipe = self._raw if hasattr(self._raw, "submit") else None  # see _submit
         self.controller = scheduler_name
         self.instance = f"{scheduler_name}-{socket.gethostname()}-{os.getpid()}"
