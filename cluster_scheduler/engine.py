@@ -198,8 +198,12 @@ class ClassState:
         self.watch = [(c, c.gen) for c in pod_topology_spread.watched(ctx)
                       if self.gate is None or c is not self.gate.counts] if key.spread_constraints else []
         ipa_dynamic = self.ipa_plan is not None and (not self.ipa_plan.row_local)
+        # counts only the spread filter reads: when just these moved, a commit-time check reads
+        # them live (check_row) instead of rebuilding the class
+        self.spread_only = {id(c) for c, _ in self.watch}
         if ipa_dynamic:
             self.watch += self.ipa_plan.watch
+            self.spread_only -= {id(c) for c, _ in self.ipa_plan.watch}
         # eager: the changed row must be rescored at once (its raw inter-pod score moved, or it may
         # have become feasible); norm_watch: only watch the max of a static normalizer, which can
         # drop only when a max-scoring row stops being feasible.
@@ -296,6 +300,40 @@ class ClassState:
         if self.ipa_plan is not None and inter_pod_affinity.is_stale(self.ctx, self.ipa_plan):
             return True
         return False
+
+    def check_row(self, row: int) -> bool:
+        """Engine.check: can `row` take the pod now? A class that placements elsewhere left stale
+        only through its spread counts (the coordinator's ledger, pod after pod) is not rebuilt:
+        its static filters still hold (no epoch change), and the dynamic ones are read live for
+        this one row. Anything else stale (epoch, inter-pod terms) rebuilds first. (`stale()`'s
+        tests, inlined: is_stale must be asked once, it records what it saw.)"""
+        e = self.engine
+        if self.epoch != e.epoch or (self.ipa_plan is not None
+                                     and inter_pod_affinity.is_stale(self.ctx, self.ipa_plan)):
+            self.build()
+            return self.feasible_row(row)
+        moved = [c for c, gen in self.watch if c.gen != gen]
+        if not moved and not (self.dense and self.built_at != e.placements):
+            return self.feasible_row(row)
+        if all(id(c) in self.spread_only for c in moved):
+            return self._feasible_row_live(row)  # only spread counts (or dense scores) moved
+        self.build()
+        return self.feasible_row(row)
+
+    def _feasible_row_live(self, row: int) -> bool:
+        p = self.pos_l[row] if row < len(self.pos_l) else -1
+        if p < 0 or not self.static_ok[p]:
+            return False
+        ctx = self.ctx
+        if not self._fit(row):
+            return False
+        if self.use_ports and not node_ports.fits_row(ctx, row):
+            return False
+        if self.use_pts and not pod_topology_spread.fits_row(ctx, row):
+            return False
+        if self.use_ipa and not inter_pod_affinity.fits_row(ctx, row):
+            return False
+        return True
 
     def _heap_of(self, p: int) -> list:
         return self.heaps.setdefault(0 if self.gate is None else int(self.gate.dom_c[p]), [])
@@ -763,7 +801,4 @@ class Engine:
         row = self.table.index.get(node)
         if row is None:
             return False
-        cls = self.class_state(key)
-        if cls.stale():
-            cls.build()
-        return cls.feasible_row(row)
+        return self.class_state(key).check_row(row)

@@ -29,7 +29,12 @@ def _all_rows_ctx(ctx: ClassCtx) -> ClassCtx:
 
 
 def _eligible(ctx: ClassCtx, constraints: tuple[TopologySpreadConstraint, ...], c: TopologySpreadConstraint) -> np.ndarray:
-    """Over all rows: nodes that carry every constraint key and pass c's inclusion policies."""
+    """Over all rows: nodes that carry every constraint key and pass c's inclusion policies
+    (node data only: memoized for the class's build, which an epoch change replaces)."""
+    memo_key = ("pts_eligible", constraints, c)
+    m = ctx.memo.get(memo_key)
+    if m is not None:
+        return m
     allc = _all_rows_ctx(ctx)
     t = ctx.table
     m = np.ones(len(allc.rows), dtype=bool)
@@ -39,6 +44,7 @@ def _eligible(ctx: ClassCtx, constraints: tuple[TopologySpreadConstraint, ...], 
         m &= node_affinity.filter(allc)[0]
     if c.node_taints_policy == "Honor":
         m &= taint_toleration.filter(allc)[0]
+    ctx.memo[memo_key] = m
     return m
 
 
@@ -58,30 +64,38 @@ def watched(ctx: ClassCtx) -> list[Counts]:
     return [_counts(ctx, c) for c in ctx.key.spread_constraints]
 
 
+def _skew(ctx: ClassCtx, cons: tuple[TopologySpreadConstraint, ...],
+          c: TopologySpreadConstraint) -> tuple[np.ndarray, int, int]:
+    """(matching pods per domain over the eligible nodes, the global minimum, 1 if the incoming
+    pod matches its own selector) for constraint c, from the live counts."""
+    t = ctx.table
+    allrows = _all_rows_ctx(ctx).rows
+    col_all = t.label_column(c.topology_key)[allrows]
+    elig = _eligible(ctx, cons, c)
+    counts = _counts(ctx, c)
+    vids = col_all[elig]
+    per_dom = np.bincount(vids, weights=counts.per_row[allrows][elig],
+                          minlength=t.vocab_size(c.topology_key)).astype(np.int64)
+    present = np.zeros(len(per_dom), dtype=bool)
+    present[vids] = True
+    n_domains = int(present.sum())
+    min_match = int(per_dom[present].min()) if n_domains else 0
+    if n_domains < c.min_domains:
+        min_match = 0
+    self_match = 1 if c.selector is not None and c.selector.matches(ctx.labels) else 0
+    return per_dom, min_match, self_match
+
+
 def filter(ctx: ClassCtx) -> tuple[np.ndarray, list[tuple[np.ndarray, str]]]:
     cons = hard(ctx)
     n = len(ctx.rows)
     if not cons:
         return np.ones(n, dtype=bool), []
     t = ctx.table
-    allrows = _all_rows_ctx(ctx).rows
-    labels = ctx.labels
     missing = np.zeros(n, dtype=bool)
     skewed = np.zeros(n, dtype=bool)
     for c in cons:
-        col_all = t.label_column(c.topology_key)[allrows]
-        elig = _eligible(ctx, cons, c)
-        counts = _counts(ctx, c)
-        vids = col_all[elig]
-        per_dom = np.bincount(vids, weights=counts.per_row[allrows][elig],
-                              minlength=t.vocab_size(c.topology_key)).astype(np.int64)
-        present = np.zeros(len(per_dom), dtype=bool)
-        present[vids] = True
-        n_domains = int(present.sum())
-        min_match = int(per_dom[present].min()) if n_domains else 0
-        if n_domains < c.min_domains:
-            min_match = 0
-        self_match = 1 if c.selector is not None and c.selector.matches(labels) else 0
+        per_dom, min_match, self_match = _skew(ctx, cons, c)
         col = t.label_column(c.topology_key)[ctx.rows]
         has = col >= 0
         missing |= ~has
@@ -89,6 +103,22 @@ def filter(ctx: ClassCtx) -> tuple[np.ndarray, list[tuple[np.ndarray, str]]]:
         skewed |= has & (match_num + self_match - min_match > c.max_skew)
     ok = ~missing & ~skewed
     return ok, [(missing, REASON_MISSING), (~missing & skewed, REASON)]
+
+
+def fits_row(ctx: ClassCtx, row: int) -> bool:
+    """Scalar twin of `filter` for one row, from the live counts: the commit-time check of a
+    class whose counts moved since it was built (one O(nodes) count per constraint, no rebuild)."""
+    cons = hard(ctx)
+    t = ctx.table
+    for c in cons:
+        d = int(t.label_column(c.topology_key)[row])
+        if d < 0:
+            return False
+        per_dom, min_match, self_match = _skew(ctx, cons, c)
+        match = int(per_dom[d]) if d < len(per_dom) else 0
+        if match + self_match - min_match > c.max_skew:
+            return False
+    return True
 
 
 def normalizing_weight(size: int) -> float:

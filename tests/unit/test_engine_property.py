@@ -549,6 +549,30 @@ def test_one_at_a_time_full_score_map_matches_reference(profile, balanced, nodes
         check_sequence(e, ref, [p], [r])
 
 
+@pytest.mark.parametrize("profile, balanced", [*CASES, pytest.param(Profile(), "v1.36", id="default-profile")])
+@SETTINGS
+@given(nodes=rnodes(), existing=st.lists(st.tuples(rpods("e", (1, 1), spread="some").map(lambda x: x[0]),
+                                                   st.integers(0, 5)), max_size=4),
+       pods=rpods("p", (2, 12), spread="some", affinity=True), data=st.data())
+def test_commit_time_checks_between_assumptions_match_reference(profile, balanced, nodes, existing, pods, data):
+    """The coordinator's ledger: `check` then `assume`, pod after pod, with no schedule call in
+    between (so a class is checked while stale: spread counts, anti-affinity terms moved), says
+    yes exactly for the nodes that pass every filter."""
+    existing = [(RPod(**{**p.__dict__, "name": f"e{i}"}), j) for i, (p, j) in enumerate(existing)]
+    e, ref = build(nodes, existing, profile, balanced)
+    infos = [pod(p.name, **pod_kwargs(p)) for p in pods]
+    for info in infos:
+        e.class_state(info.key)  # every class built up front, as after a first batch
+    for p, info in zip(pods, infos):
+        want = {n.name for n in nodes if ref.feasible(p, n)}
+        got = {n.name for n in nodes if e.check(info.key, n.name)}
+        assert got == want, f"{p.name}: check says {sorted(got)}, filters {sorted(want)}"
+        if want:
+            node = data.draw(st.sampled_from(sorted(want)))
+            e.assume(info, node)
+            ref.place(p, node)
+
+
 @pytest.mark.parametrize("profile, balanced", CASES)
 @SETTINGS
 @given(nodes=rnodes(), pods=rpods("p", (2, 10)))
