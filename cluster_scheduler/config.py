@@ -70,6 +70,10 @@ class RuntimeConfig:
     qps: float = 5000.0
     burst: int = 10000
     bind_concurrency: int = 64
+    # Scheduled events (one per binding) are a courtesy: their own, lower rate, dropped when
+    # behind. FailedScheduling events go at qps/burst, like the status patch they explain.
+    event_qps: float = 50.0
+    event_burst: int = 100
     metrics_port: int = 10259
     backoff_initial_s: float = 1.0
     backoff_max_s: float = 10.0
@@ -198,7 +202,7 @@ def parse_runtime(doc: Any) -> RuntimeConfig:
     base = RuntimeConfig()
     fields = {
         "batchSize": ("batch_size", 1, 100_000), "partitions": ("partitions", 1, 256),
-        "topK": ("top_k", 1, 64), "burst": ("burst", 1, 1_000_000),
+        "topK": ("top_k", 1, 64), "burst": ("burst", 1, 1_000_000), "eventBurst": ("event_burst", 1, 1_000_000),
         "bindConcurrency": ("bind_concurrency", 1, 4096), "metricsPort": ("metrics_port", 0, 65535),
     }
     kw: dict[str, Any] = {}
@@ -224,9 +228,9 @@ def parse_runtime(doc: Any) -> RuntimeConfig:
             _expect(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0, f"runtime.{k}", f"must be a positive number, got {v!r}")
             kw[{"leaseDurationSeconds": "lease_duration_s", "renewDeadlineSeconds": "renew_deadline_s",
                 "retryPeriodSeconds": "retry_period_s"}[k]] = float(v)
-        elif k in ("qps", "backoffInitialSeconds", "backoffMaxSeconds", "unschedulableFlushSeconds"):
+        elif k in ("qps", "eventQps", "backoffInitialSeconds", "backoffMaxSeconds", "unschedulableFlushSeconds"):
             _expect(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0, f"runtime.{k}", f"must be a positive number, got {v!r}")
-            attr = {"qps": "qps", "backoffInitialSeconds": "backoff_initial_s", "backoffMaxSeconds": "backoff_max_s",
+            attr = {"qps": "qps", "eventQps": "event_qps", "backoffInitialSeconds": "backoff_initial_s", "backoffMaxSeconds": "backoff_max_s",
                     "unschedulableFlushSeconds": "unschedulable_flush_s"}[k]
             kw[attr] = float(v)
         else:

@@ -184,7 +184,9 @@ class SchedulerRuntime:
         if not rt.partitions:  # auto
             rt = replace(rt, partitions=auto_partitions(self._cpus()))
             self.config = replace(self.config, runtime=rt)
-        self.events = EventRecorder(client.EventsV1Api(write_client), self.config.profile.scheduler_name)
+        self.events = EventRecorder(client.EventsV1Api(write_client), self.config.profile.scheduler_name,
+                                    qps=rt.event_qps, burst=rt.event_burst,
+                                    warning_qps=rt.qps, warning_burst=rt.burst)
         self.binder = Binder(client.CoreV1Api(write_client), concurrency=rt.bind_concurrency,
                              qps=rt.qps, burst=rt.burst, events=self.events)
         self.coordinator = Coordinator(self.config.profile, rt, self.binder, partitions=rt.partitions,

@@ -12,6 +12,7 @@ from kubernetes import client
 from cluster_scheduler.api.binder import BOUND, CONFLICT, GONE, Binder
 from cluster_scheduler.api.events import EventRecorder
 from cluster_scheduler.api.informer import pod_info
+from cluster_scheduler.model.types import PodInfo
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.timeout(120)]
 SCHEDULER = "cluster-scheduler"
@@ -109,3 +110,23 @@ def test_unschedulable_condition_is_set(admin_api, binder, namespace):
     c = conds["PodScheduled"]
     assert (c.status, c.reason) == ("False", "Unschedulable")
     assert c.message == "0/1 nodes are available: 1 node(s) were unschedulable."
+
+
+def test_failed_scheduling_events_are_not_held_to_the_scheduled_events_rate(admin_api, scheduler_api, namespace):
+    """Pods found unschedulable together get their reasons at the client's rate, not at the
+    courtesy rate of Scheduled events: here 1 event/s, which would take 200 s for these 200."""
+    n = 200
+    rec = EventRecorder(client.EventsV1Api(scheduler_api), SCHEDULER, qps=1, burst=1)
+    try:
+        pods = [PodInfo(uid=str(uuid.uuid4()), namespace=namespace, name=f"u-{i}") for i in range(n)]
+        for p in pods:
+            rec.failed_scheduling(p, "0/3 nodes are available: 3 Insufficient nvidia.com/gpu.")
+        deadline = time.monotonic() + 60
+        while rec.posted < n and rec.failed == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert (rec.posted, rec.failed) == (n, 0)
+    finally:
+        rec.close(wait=False)
+    got = client.EventsV1Api(admin_api).list_namespaced_event(namespace, field_selector="reason=FailedScheduling").items
+    assert sorted(e.regarding.name for e in got) == sorted(p.name for p in pods)
+    assert {e.type for e in got} == {"Warning"}
