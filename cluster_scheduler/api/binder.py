@@ -195,6 +195,9 @@ def now_rfc3339() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+QUIET_S = 0.2  # a binder answered nothing for this long is idle (Scheduled events may go)
+
+
 class Binder:
     """Issues pods/binding and PodScheduled=False status patches. `core` is a CoreV1Api whose
     ApiClient has a connection pool at least `concurrency` wide."""
@@ -225,6 +228,14 @@ class Binder:
         self.concurrency = concurrency
         self._piped = 0  # pipelined bindings in flight (at most `concurrency`)
         self._waiting: deque[tuple[PodInfo, str]] = deque()  # for a free slot
+        self._last_done = -1e9  # monotonic time of the last binding's outcome
+        if events is not None and hasattr(events, "busy"):
+            events.busy = self.busy  # Scheduled events wait while bindings are in flight
+
+    def busy(self) -> bool:
+        """Bindings in flight, or answered within QUIET_S (a burst's batches leave short gaps with
+        none in flight). Read without the lock: a stale answer only moves an event by a poll."""
+        return self._in_flight > 0 or time.monotonic() - self._last_done < QUIET_S
 
     # ------------------------------------------------------------------ binding
     def bind(self, pod: PodInfo, node: str) -> None:
@@ -270,6 +281,7 @@ class Binder:
         self._done(result)
 
     def _done(self, result: BindResult) -> None:
+        self._last_done = time.monotonic()
         if result.outcome == BOUND and self.events is not None:
             self.events.scheduled(result.pod, result.node)
         with self._lock:
