@@ -192,6 +192,7 @@ class SchedulerRuntime:
         self.coordinator = Coordinator(self.config.profile, rt, self.binder, partitions=rt.partitions,
                                        actor_options=self._actor_options(), metrics=self.metrics)
         self.binder.on_result = self.coordinator.wake.set
+        self.events.busy = self.binder.busy  # Scheduled events wait while bindings are in flight
         self.informer = ClusterInformer(client.CoreV1Api(watch_client), self.coordinator.sink)
         self.informer.start()
 

@@ -229,8 +229,6 @@ class Binder:
         self._piped = 0  # pipelined bindings in flight (at most `concurrency`)
         self._waiting: deque[tuple[PodInfo, str]] = deque()  # for a free slot
         self._last_done = -1e9  # monotonic time of the last binding's outcome
-        if events is not None and hasattr(events, "busy"):
-            events.busy = self.busy  # Scheduled events wait while bindings are in flight
 
     def busy(self) -> bool:
         """Bindings in flight, or answered within QUIET_S (a burst's batches leave short gaps with

@@ -55,7 +55,8 @@ class EventRecorder:
         self.instance = f"{scheduler_name}-{socket.gethostname()}-{os.getpid()}"
         self.max_backlog = max_backlog
         self.hold_s = hold_s
-        # set by the Binder: True while bindings are in flight or just answered; Scheduled events wait
+        # wired by the runtime to Binder.busy (True while bindings are in flight or just answered):
+        # Scheduled events wait while it holds
         self.busy: Callable[[], bool] | None = None
         # Warnings have a lane (pool and bucket) of their own: a flood of Scheduled events must
         # never delay the one event that explains why a pod waits.

@@ -231,7 +231,6 @@ def test_unschedulable_pod_binds_when_a_fitting_node_arrives(admin, run_schedule
     rt = run_scheduler(2)
     finish(core.create_namespaced_pod("t", pod_obj("big", "t", "4"), _preload_content=False))
     wait_for(lambda: pod_state(pod_map(admin, "t")["big"]) == "unschedulable", 30, "Unschedulable")
-    events = _list_all(core.list_namespaced_event, namespace="t", field_selector="reason=FailedScheduling")
     wait_for(lambda: _list_all(core.list_namespaced_event, namespace="t",
                                field_selector="reason=FailedScheduling"), 20, "a FailedScheduling event")
     events = _list_all(core.list_namespaced_event, namespace="t", field_selector="reason=FailedScheduling")
@@ -249,6 +248,7 @@ def test_unschedulable_pod_binds_when_a_fitting_node_arrives(admin, run_schedule
     ev = _list_all(core.list_namespaced_event, namespace="t", field_selector="reason=Scheduled")[0]
     assert ev["message"] == "Successfully assigned t/big to large"
     assert rt.coordinator.stats.bound == 1
+    assert rt.events.busy == rt.binder.busy  # Scheduled events wait while bindings are in flight
 
 
 def test_killed_partitions_are_recreated_and_nothing_is_lost(admin, run_scheduler):

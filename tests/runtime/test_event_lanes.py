@@ -101,9 +101,10 @@ def test_held_events_are_bounded_and_dropped_at_close():
     assert (rec.dropped, rec.posted, api.reasons()) == (5, 0, [])
 
 
-def test_the_binder_tells_the_recorder_when_bindings_are_in_flight():
+def test_the_binder_says_when_bindings_are_in_flight():
     rec = recorder(FakeEventsApi(), hold_s=60)
     b = Binder(object(), concurrency=2, qps=1000, burst=1000, events=rec)
+    rec.busy = b.busy  # as the runtime wires them
     fake = FakePoster()
     b._raw = b._pipe = fake
     try:
