@@ -29,6 +29,9 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
+# np.unique reads np.ma on every call, and numpy imports numpy.ma lazily: import it with the engine
+# so its first import (tens of ms) lands at start-up, not in an actor's first scheduling batch.
+import numpy.ma  # noqa: F401
 
 from .config import Profile
 from .gc_tuning import paused_gc
@@ -189,9 +192,11 @@ class ClassState:
             total += w_pts * pod_topology_spread.score(ctx, feas)
         hard = pod_topology_spread.hard(ctx) if self.use_pts else ()
         if (len(hard) == 1 and not inter_pod_affinity._row_local(ctx, hard[0].topology_key)
-                and self.na_raw is None and self.tt_raw is None and self.ipa_raw is None and not self.dense):
-            # One zone-like constraint and no score normalized over the feasible set: decide the
-            # constraint per domain at pick time (one heap per domain) instead of rebuilding.
+                and self.ipa_raw is None and not self.dense):
+            # One zone-like constraint: decide it per domain at pick time (one heap per domain)
+            # instead of rebuilding on every placement. A preferred-affinity or taint score is
+            # normalized by its max over the feasible nodes, which moves with the allowed domains:
+            # `stale()` compares that max whenever the counts move (`_norm_moved`).
             self.gate = pod_topology_spread.Gate(ctx, hard[0])
             feas = self._feas_without_pts & (self.gate.dom_c >= 0)
             self.feas = feas
@@ -216,6 +221,7 @@ class ClassState:
             self.norm_max_rows.update(rows[self.tt_raw == self.tt_max].tolist())
         timings["score:affinity/taints/spread"] = timings.get("score:affinity/taints/spread", 0.0) + time.perf_counter() - t0
         self.total = total
+        self._norm_gen = self.gate.counts.gen if self.gate is not None else -1
         e.builds += 1
         idx = np.flatnonzero(feas)
         ver = t.ver
@@ -299,6 +305,23 @@ class ClassState:
                 return True
         if self.ipa_plan is not None and inter_pod_affinity.is_stale(self.ctx, self.ipa_plan):
             return True
+        if self.norm_watch and self.gate is not None and self.gate.counts.gen != self._norm_gen:
+            self._norm_gen = self.gate.counts.gen  # checked once per move of the gated counts
+            return self._norm_moved()
+        return False
+
+    def _norm_moved(self) -> bool:
+        """Would a normalizer divide by another max over the feasible rows now (for a gated class,
+        the rows in the domains its spread constraint allows now)? A max that fell to 0 changes
+        nothing: every feasible row then has raw 0, which normalizes alike under any max."""
+        f = self.feas
+        if self.gate is not None:
+            f = f & self.gate.allowed()[self.gate.dom_c]  # dom_c -1 rows are never in feas
+        for raw, mx in ((self.na_raw, getattr(self, "na_max", 0)), (self.tt_raw, getattr(self, "tt_max", 0))):
+            if raw is not None:
+                cur = int(raw[f].max(initial=0))
+                if cur != mx and cur != 0:
+                    return True
         return False
 
     def check_row(self, row: int) -> bool:
@@ -397,12 +420,8 @@ class ClassState:
                     hist[ipa_raw] = hist.get(ipa_raw, 0) + 1
                 if hist and (min(hist), max(hist)) != (self.ipa_lo, self.ipa_hi):
                     self.epoch = -1
-        if changed:
-            f = self.feas
-            if self.na_raw is not None and int(self.na_raw[f].max(initial=0)) != self.na_max:
-                self.epoch = -1
-            if self.tt_raw is not None and int(self.tt_raw[f].max(initial=0)) != self.tt_max:
-                self.epoch = -1
+        if changed and self.norm_watch and self._norm_moved():
+            self.epoch = -1
         if self.epoch == -1:
             return
         if ok:
@@ -428,8 +447,10 @@ class ClassState:
             return
         if self.norm_watch and not self.feas[p]:
             self.feas[p] = True
-            if ((self.na_raw is not None and int(self.na_raw[p]) > self.na_max)
-                    or (self.tt_raw is not None and int(self.tt_raw[p]) > self.tt_max)):
+            # (a row of a domain the gate disallows now counts once it is allowed: `stale()`)
+            if (((self.na_raw is not None and int(self.na_raw[p]) > self.na_max)
+                    or (self.tt_raw is not None and int(self.tt_raw[p]) > self.tt_max))
+                    and (self.gate is None or self.gate.allowed()[self.gate.dom_c[p]])):
                 self.epoch = -1  # the row raises the max its class normalizes by
                 return
         ver = self.engine.table.ver[row]
@@ -453,10 +474,7 @@ class ClassState:
         if row not in self.norm_max_rows or not self.feas[p] or self.ok_fn(row):
             return
         self.feas[p] = False
-        f, na, tt = self.feas, self.na_raw, self.tt_raw
-        if na is not None and int(na[f].max(initial=0)) != self.na_max:
-            self.epoch = -1
-        if tt is not None and int(tt[f].max(initial=0)) != self.tt_max:
+        if self._norm_moved():
             self.epoch = -1
 
     # --------------------------------------------------------------- pick

@@ -162,6 +162,43 @@ def test_set_owned_spread_counts_pods_bound_before_first_use():
     assert set(scores(e, pod(cpu="100m", labels={"app": "web"}, **WEB_SPREAD))) == {"b2"}
 
 
+
+def _tainted_zones(taints_per_zone: dict[str, int]) -> list:
+    """Three nodes per zone, each with as many PreferNoSchedule taints as its zone is given."""
+    return [node(f"{z}{i}", cpu="8", labels={ZONE: z},
+                 taints=[{"key": f"t{j}", "effect": "PreferNoSchedule"} for j in range(taints_per_zone[z])])
+            for z in taints_per_zone for i in range(3)]
+
+
+@pytest.mark.parametrize("taints, first", [({"a": 1, "b": 1, "c": 0}, None), ({"a": 2, "b": 1, "c": 0}, "a0")],
+                         ids=["max-stays", "max-moves"])
+def test_zone_spread_with_taint_scores_matches_a_fresh_build(taints, first):
+    """A zone spread class whose taint score is normalized over the feasible nodes: placing pods
+    moves the allowed zones, hence the max the score divides by. Each pick, made incrementally
+    inside one batch, must be the best node with the score a from-scratch engine gives it.
+    In "max-moves", a web pod already in zone a makes the class start with zones b and c (max 1);
+    once all three are allowed the max is 2, and after a pod in c, zone b scores 50, not 0."""
+    web = lambda i: pod(f"w{i}", cpu="100m", labels={"app": "web"}, **WEB_SPREAD)  # noqa: E731
+    placed: list = [bound("w-first", first, cpu="100m", labels={"app": "web"})] if first else []
+    e = engine(_tainted_zones(taints), placed)
+    results = e.schedule([web(i) for i in range(12)], k=1, commit=False)
+    for i, r in enumerate(results):
+        fresh = scores(engine(_tainted_zones(taints), placed), web(i))
+        node_name, score = r.candidates[0]
+        assert score == max(fresh.values()) == fresh[node_name], (i, r.candidates, fresh)
+        placed.append(bound(f"w{i}", node_name, cpu="100m", labels={"app": "web"}))
+    per_zone = {z: sum(p.node_name.startswith(z) for p in placed) for z in taints}
+    assert max(per_zone.values()) - min(per_zone.values()) <= 1, per_zone
+
+
+def test_zone_spread_with_taint_scores_is_not_rebuilt_per_pod():
+    """The allowed zones move with every placement; while the taint normalizer's max over them
+    stays put (1 where zone a or b is allowed, 0 in zone c alone, which scores alike), the class
+    keeps its heaps instead of being rebuilt for each pod."""
+    e = engine(_tainted_zones({"a": 1, "b": 1, "c": 0}))
+    e.schedule([pod(f"w{i}", cpu="100m", labels={"app": "web"}, **WEB_SPREAD) for i in range(30)], k=3, commit=False)
+    assert e.builds <= 2
+
 def test_remove_pod_frees_capacity_exactly():
     e = engine([node("a", cpu="2")], [bound("x", "a", cpu="1500m")])
     assert where(e, pod(cpu="1")) is None

@@ -491,15 +491,9 @@ def test_required_pod_affinity_matches_reference(profile, balanced, nodes, exist
     check_sequence(e, ref, pods, results)
 
 
-# The xfail cases below run derandomized and without shrinking, so they fail (or, once fixed,
-# pass) the same way on every run.
-GATE_NORMALIZER_BUG = (
-    "bug: with a spread Gate (one zone DoNotSchedule constraint) ClassState.build adds the nodes the "
-    "constraint rejects to `feas` (the gate decides per domain at pick time), and the NodeAffinity / "
-    "TaintToleration / InterPodAffinity normalizers (na_max, tt_max, ipa_lo/ipa_hi) are taken over that "
-    "`feas`; upstream normalizes over the nodes that pass every filter")
-
-
+# The spread-gate cases below (a gated zone constraint whose class also has a normalized score:
+# the normalizer's max moves with the allowed zones) run derandomized and without shrinking, so
+# they fail the same way on every run.
 @settings(max_examples=150, deadline=None, phases=[Phase.explicit, Phase.generate], derandomize=True,
           suppress_health_check=[HealthCheck.too_slow])
 @given(nodes=rnodes(), pods=rpods("p", (1, 10), spread="own"))
