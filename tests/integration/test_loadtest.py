@@ -96,6 +96,24 @@ def test_kube_scheduler_and_ceiling_end_to_end(tmp_path: Path) -> None:
     assert (out / "logs" / "kube-scheduler.log").stat().st_size > 0
 
 
+
+@pytest.mark.apiserver
+@pytest.mark.timeout(600)
+def test_repeat_runs_rounds_and_reports_the_median(tmp_path: Path) -> None:
+    wl = tiny_workload(tmp_path / "tiny.yaml")
+    out = tmp_path / "out"
+    proc = run_cli(str(wl), "--scheduler", "none", "--ceiling", "--repeat", "2", "--output", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = assert_files(out)
+    rates = [r["runs"]["ceiling"]["pods_per_s"] for r in report["rounds"]]
+    assert report["median_of_rounds"] == 2 and len(rates) == 2
+    assert report["runs"]["ceiling"]["pods_per_s"] == min(rates)
+    for i in (1, 2):  # each round keeps its own report and logs
+        assert assert_files(out / f"round-{i}")["runs"]["ceiling"]["pods_per_s"] == rates[i - 1]
+        assert (out / f"round-{i}" / "logs").is_dir()
+    bad = run_cli(str(wl), "--repeat", "0")
+    assert bad.returncode != 0 and "--repeat" in bad.stderr and "Traceback" not in bad.stderr
+
 @pytest.mark.apiserver
 @pytest.mark.timeout(600)
 def test_drain_mode(tmp_path: Path) -> None:
@@ -283,6 +301,35 @@ def test_targets_say_met_or_missed_and_by_how_much() -> None:
     steady = {t["target"]: t for t in targets([ceiling, kube, ours], nodes=100)}[">= 80% of the ceiling's pods/s"]
     assert steady["reliable"] and "machine ran" not in steady["detail"]
 
+
+
+def test_median_of_rounds_reports_every_round() -> None:
+    """--repeat: each scheduler's median run by pods/s (the lower middle for an even count) makes
+    the report, and every round's figures and ratios are listed beside it."""
+    from cluster_scheduler.loadtest.report import build_report, markdown, median_runs
+
+    created = {f"ns/p{i}": float(i) for i in range(10)}
+    ok = {"ok": True, "violations_by_kind": {}}
+
+    def run(label: str, delay: float) -> RunResult:
+        bound = {k: v + delay + (delay if k == "ns/p9" else 0.0) for k, v in created.items()}
+        return summarise(label, "s", _run_data(created, bound), cpu={}, check=ok, timings={})
+
+    delays = [(0.1, 5.0, 1.0), (0.1, 4.0, 9.0), (0.1, 6.0, 2.0)]  # ceiling, kube, ours per round
+    rounds = [[run("ceiling", c), run("kube-scheduler", k), run("ours", o)] for c, k, o in delays]
+    median = median_runs(rounds)
+    assert [r.label for r in median] == ["ceiling", "kube-scheduler", "ours"]
+    assert median[1] is rounds[0][1] and median[2] is rounds[2][2]  # the middle rates: 5 s, 2 s
+    assert median_runs(rounds[:2])[2] is rounds[1][2]  # even count: the lower of the two
+    report = build_report("w", "w.yaml", ["loadtest"], median, {}, nodes=10, rounds=rounds)
+    assert report["median_of_rounds"] == 3 and [r["round"] for r in report["rounds"]] == [1, 2, 3]
+    assert report["rounds"][1]["runs"]["ours"]["pods_per_s"] == rounds[1][2].summary["pods_per_s"]
+    assert report["ratios"]["ours_over_kube_scheduler"]["pods_per_s"] == round(
+        median[2].summary["pods_per_s"] / median[1].summary["pods_per_s"], 3)
+    md = markdown(report)
+    assert "median run (by pods/s) of 3 rounds" in md and "## Rounds" in md
+    assert len([ln for ln in md.splitlines() if ln.startswith(("| 1 |", "| 2 |", "| 3 |"))]) == 3
+    assert "rounds" not in build_report("w", "w.yaml", ["loadtest"], rounds[0], {}, rounds=rounds[:1])
 
 def test_create_all_paces_calls_at_the_ops_rate() -> None:
     """`rate: R` in a createPods op: call i starts no earlier than i/R seconds in; errors are
