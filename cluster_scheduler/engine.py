@@ -166,6 +166,7 @@ class ClassState:
         t0 = time.perf_counter()
         static_norm = np.zeros(n, dtype=np.int64)
         self.na_raw = self.tt_raw = None
+        self.na_max = self.tt_max = 0  # each normalizer's max, kept only while its raw varies
         if w_na and key.preferred_node_affinity:
             raw = node_affinity.score_raw(ctx)
             static_norm += w_na * node_affinity.normalize(raw, feas)
@@ -317,7 +318,7 @@ class ClassState:
         f = self.feas
         if self.gate is not None:
             f = f & self.gate.allowed()[self.gate.dom_c]  # dom_c -1 rows are never in feas
-        for raw, mx in ((self.na_raw, getattr(self, "na_max", 0)), (self.tt_raw, getattr(self, "tt_max", 0))):
+        for raw, mx in ((self.na_raw, self.na_max), (self.tt_raw, self.tt_max)):
             if raw is not None:
                 cur = int(raw[f].max(initial=0))
                 if cur != mx and cur != 0:
