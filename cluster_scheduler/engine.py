@@ -44,10 +44,11 @@ from .plugins import (ClassCtx, balanced_allocation, fused, inter_pod_affinity, 
 
 NO_NODE_AVAILABLE = "0/{} nodes are available"
 
-# Filter order as upstream's default profile: the first failing plugin names a node's reason.
+# Filter order as upstream's default profile (v1.37 runs NodeName before NodeUnschedulable): the
+# first failing plugin names a node's reason.
 STATIC_FILTERS = (
-    (node_unschedulable.NAME, node_unschedulable.filter),
     (node_name.NAME, node_name.filter),
+    (node_unschedulable.NAME, node_unschedulable.filter),
     (taint_toleration.NAME, taint_toleration.filter),
     (node_affinity.NAME, node_affinity.filter),
 )

@@ -154,9 +154,11 @@ class RawPoster:
         import urllib3
         from kubernetes.client.exceptions import ApiException
 
+        from .rest import auth_headers
+
         headers = dict(self._headers)
         headers["Content-Type"] = content_type
-        self._api.update_params_for_auth(headers, [], ["BearerToken"])
+        headers.update(auth_headers(self._api))
         resp = self._pool.urlopen(method, self._prefix + path, body=orjson.dumps(body), headers=headers,
                                   timeout=urllib3.Timeout(total=timeout), preload_content=False)
         finish(resp)

@@ -32,6 +32,8 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from .rest import auth_headers
+
 HEAD_END = b"\r\n\r\n"
 MAX_HEAD = 64 * 1024
 # An idle connection is closed by us after this long, before kube-apiserver's own idle timeout
@@ -299,10 +301,8 @@ class PipelinedPoster:
         if self._closed:
             fut.set_exception(PipelineError("poster closed"))
             return fut
-        headers: dict[str, str] = {}
-        self._api.update_params_for_auth(headers, [], ["BearerToken"])
         data = orjson.dumps(body)
-        auth = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        auth = "".join(f"{k}: {v}\r\n" for k, v in auth_headers(self._api).items())
         req = (f"{method} {self._prefix}{path} HTTP/1.1\r\nHost: {self._host_header}\r\n"
                f"User-Agent: {self._agent}\r\nContent-Type: {content_type}\r\nAccept: application/json\r\n"
                f"Content-Length: {len(data)}\r\n{auth}\r\n").encode("latin-1") + data

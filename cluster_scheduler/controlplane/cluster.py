@@ -45,6 +45,11 @@ SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 # TaintNodesByCondition would taint every new Node not-ready with no node-lifecycle controller to
 # lift the taint; Priority would reject pods that set spec.priority without a PriorityClass.
 DISABLED_ADMISSION = ("ServiceAccount", "TaintNodesByCondition", "Priority")
+# The gang API (KEP-4671): beta in 1.37 but off by default, so both the API group version and the
+# feature gate must be turned on; the peer kube-scheduler runs with the same gates, so both
+# schedulers see the same objects and fields (Pod.spec.schedulingGroup is dropped without the gate).
+FEATURE_GATES = ("GenericWorkload=true",)
+RUNTIME_CONFIG = ("scheduling.k8s.io/v1beta1=true",)
 # Throttles that cap a single client far below what etcd can take (what kwokctl lifts too).
 BENCH_APISERVER_ARGS = (
     "--max-requests-inflight=0",
@@ -463,6 +468,8 @@ def _apiserver_args(
         f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
         "--allow-privileged=true",
         f"--disable-admission-plugins={','.join(DISABLED_ADMISSION)}",
+        f"--feature-gates={','.join(FEATURE_GATES)}",
+        f"--runtime-config={','.join(RUNTIME_CONFIG)}",
     ]
     if bench:
         args += BENCH_APISERVER_ARGS

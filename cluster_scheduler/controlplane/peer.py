@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from cluster_scheduler.controlplane.binaries import ControlPlaneError
-from cluster_scheduler.controlplane.cluster import ControlPlane, ManagedProcess, _get, _wait, free_port
+from cluster_scheduler.controlplane.cluster import FEATURE_GATES, ControlPlane, ManagedProcess, _get, _wait, free_port
 
 PEER = "kube-scheduler"
 DEFAULT_SCHEDULER_NAME = "default-scheduler"
@@ -78,6 +78,7 @@ def start_kube_scheduler(
         f"--config={config}",
         "--bind-address=127.0.0.1",
         f"--secure-port={port}",  # self-signed, in memory; /healthz is always allowed unauthenticated
+        f"--feature-gates={','.join(FEATURE_GATES)}",
         *extra_args,
     ]
     proc = ManagedProcess.spawn(PEER, argv, wd / "kube-scheduler.log", detached=detached)

@@ -2,7 +2,8 @@
 
 The generated client's model (de)serialisation costs more CPU than the scheduler being measured
 on a small machine, so every call here passes `_preload_content=False` and reads the bytes with
-orjson. Transient failures (connection resets, 429, 5xx) are retried a few times, because one lost
+orjson; objects are created with `create`, whose body goes as given (`api/rest.py`: the client
+37.x validates bodies against its models, refusing what the apiserver accepts). Transient failures (connection resets, 429, 5xx) are retried a few times, because one lost
 create would fail a barrier for a reason that has nothing to do with the scheduler.
 """
 
@@ -117,6 +118,15 @@ def call(fn: Callable[..., Any], *args: Any, ok_statuses: tuple[int, ...] = (), 
                 continue
             raise CallError(0, f"{type(exc).__name__}: {exc}") from None
     raise AssertionError("unreachable")
+
+
+def create(api: Any, path: str, body: dict, *, ok_statuses: tuple[int, ...] = ()) -> int:
+    """POST `body` to `path` (e.g. `/api/v1/namespaces/NS/pods`) as given, with `call`'s retries;
+    `api` is an ApiClient or anything holding one (a CoreV1Api)."""
+    from ..api.rest import request
+
+    api = getattr(api, "api_client", api)
+    return call(lambda _preload_content: request(api, "POST", path, body), ok_statuses=ok_statuses)
 
 
 def _reason(exc: Any) -> str:

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 
 import orjson
 
-from cluster_scheduler.loadtest.kube import CallError, call, iter_lines
+from cluster_scheduler.loadtest.kube import CallError, call, create, iter_lines
 from cluster_scheduler.workload import (DEFAULT_BARRIER_TIMEOUT, Barrier, CreateNodes, CreatePods,
                                         Workload)
 
@@ -300,8 +300,8 @@ def _create_all(items: Iterator[tuple[str, Callable[[], Any]]], count: int, conc
 
 
 def ensure_namespace(core: Any, name: str) -> None:
-    call(core.create_namespace, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
-         ok_statuses=(409,))
+    create(core, "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
+           ok_statuses=(409,))
 
 
 def probe_scheduler(api: Any, scheduler_name: str, timeout: float,
@@ -320,7 +320,7 @@ def probe_scheduler(api: Any, scheduler_name: str, timeout: float,
                     "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10",
                                     "resources": {"requests": {"cpu": "1m", "memory": "1Mi"}}}]}}
     t0 = time.monotonic()
-    call(core.create_namespaced_pod, PROBE_NAMESPACE, pod)
+    create(core, f"/api/v1/namespaces/{PROBE_NAMESPACE}/pods", pod)
     try:
         while True:
             resp = core.read_namespaced_pod(name, PROBE_NAMESPACE, _preload_content=False)
@@ -383,7 +383,7 @@ def run_workload(workload: Workload, api: Any, scheduler_name: str, *,
                 on_phase(phase.op)
             if isinstance(op, CreateNodes):
                 items = ((n["metadata"]["name"],
-                          (lambda body=n: call(core.create_node, body, ok_statuses=(409,))))
+                          (lambda body=n: create(core, "/api/v1/nodes", body, ok_statuses=(409,))))
                          for n in workload.iter_nodes(op, start))
                 done: list[str] = []
                 _create_all(items, op.count, create_concurrency, 0, lambda k, t: done.append(k),
@@ -398,8 +398,9 @@ def run_workload(workload: Workload, api: Any, scheduler_name: str, *,
                         on_pods_start()
                     data.t_pods_start = time.monotonic()
                 ns = op.namespace
+                path = f"/api/v1/namespaces/{ns}/pods"
                 items = ((f"{ns}/{p['metadata']['name']}",
-                          (lambda body=p: call(core.create_namespaced_pod, ns, body)))
+                          (lambda body=p, path=path: create(core, path, body)))
                          for p in workload.iter_pods(op, start, scheduler_name))
                 made = _create_all(items, op.count, create_concurrency, op.rate, tracker.on_created,
                                    tracker.on_create_error, stop)

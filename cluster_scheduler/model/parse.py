@@ -1,10 +1,10 @@
 """Pods and Nodes, as the apiserver serves them (camelCase JSON dicts), into the engine's types.
 
-Parsing happens once, at the edge, and follows what Kubernetes v1.36 does with the same object:
+Parsing happens once, at the edge, and follows what Kubernetes v1.37 does with the same object:
 
 - apiserver defaulting the scheduler relies on but a hand-written manifest may lack: container
   requests default to limits; pod-level requests default from container requests / pod-level
-  limits (PodLevelResources, beta and on in 1.36); hostNetwork host ports default to the
+  limits (PodLevelResources, beta and on in 1.36 and 1.37); hostNetwork host ports default to the
   container port; ``matchLabelKeys``/``mismatchLabelKeys`` fold into the label selector.
 - the scheduler's reading of the object: the effective request of
   component-helpers ``resource.PodRequests`` (sidecars, init-container steps, pod-level override,

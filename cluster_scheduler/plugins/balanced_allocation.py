@@ -1,6 +1,6 @@
 """NodeResourcesBalancedAllocation: favour nodes whose cpu and memory fractions stay close.
 
-As upstream v1.36: balance = (1 - std of the used fractions) * 100, computed with and without the
+As upstream v1.36 and v1.37 (unchanged): balance = (1 - std of the used fractions) * 100, computed with and without the
 pod, and the score rewards the improvement: 50 + (50 + with - without) / 2. Uses actual requests
 (not the non-zero defaults) and skips best-effort pods.
 """

@@ -2,9 +2,9 @@
 # Regenerates k8s/go.mod for a Kubernetes release: k8s.io/kubernetes pins each staging module at
 # v0.0.0 with ./staging replaces that do not apply to a dependent module, so we must replace every
 # staging module with the matching v0.X.Y ourselves. Derived from upstream's own go.mod, not by hand.
-# Usage: scripts/controlplane/gen-k8s-gomod.sh v1.36.3
+# Usage: scripts/controlplane/gen-k8s-gomod.sh v1.37.2
 set -euo pipefail
-ver=${1:?kubernetes version, e.g. v1.36.3}
+ver=${1:?kubernetes version, e.g. v1.37.2}
 export GOTOOLCHAIN=local GOFLAGS=-mod=mod
 here=$(cd "$(dirname "$0")" && pwd)
 mod=$(go mod download -json "k8s.io/kubernetes@$ver" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')

@@ -263,3 +263,44 @@ def test_cli_errors_are_one_line_and_leave_nothing(tmp_path, monkeypatch):
     out = run_cli("up", "--workdir", str(tmp_path / "b"))
     assert out.returncode == 2 and out.stderr.count("\n") == 1
     assert "kube-apiserver" in out.stderr and "not found" in out.stderr and "Traceback" not in out.stderr
+
+
+def _pod_group(name: str, min_count: int) -> dict:
+    return {"apiVersion": "scheduling.k8s.io/v1beta1", "kind": "PodGroup", "metadata": {"name": name},
+            "spec": {"schedulingPolicy": {"gang": {"minCount": min_count}}}}
+
+
+def test_gang_api_is_served_and_the_peer_schedules_gangs(admin_api, namespace, peer_scheduler):
+    """Kubernetes 1.37's gang API (scheduling.k8s.io/v1beta1 PodGroup, Pod.spec.schedulingGroup)
+    is on for the apiserver and the peer kube-scheduler alike: a gang whose members all exist is
+    bound whole and its PodGroup marked scheduled; a gang short of minCount members waits."""
+    from cluster_scheduler.api.rest import request
+    from cluster_scheduler.api.binder import finish
+
+    admin = client.CoreV1Api(admin_api)
+    create_ready_node(admin)
+    groups = f"/apis/scheduling.k8s.io/v1beta1/namespaces/{namespace}/podgroups"
+    whole, short = unique("whole"), unique("short")
+    finish(request(admin_api, "POST", groups, _pod_group(whole, 2)))
+    finish(request(admin_api, "POST", groups, _pod_group(short, 3)))
+    members = {whole: [unique("w") for _ in range(2)], short: [unique("s") for _ in range(2)]}
+    for group, names in members.items():
+        for name in names:
+            body = admin_api.sanitize_for_serialization(pod(name, "default-scheduler"))
+            body["spec"]["schedulingGroup"] = {"podGroupName": group}
+            finish(request(admin_api, "POST", f"/api/v1/namespaces/{namespace}/pods", body))
+    stored = admin.read_namespaced_pod(members[whole][0], namespace, _preload_content=False)
+    assert json.loads(stored.data)["spec"]["schedulingGroup"] == {"podGroupName": whole}  # the gate keeps the field
+
+    deadline = time.monotonic() + 60
+    while not all(admin.read_namespaced_pod(n, namespace).spec.node_name for n in members[whole]):
+        assert peer_scheduler.running(), peer_scheduler.process.log_tail()
+        assert time.monotonic() < deadline, "kube-scheduler did not bind the gang in 60s"
+        time.sleep(0.2)
+    resp = request(admin_api, "GET", f"{groups}/{whole}")
+    try:
+        conditions = {c["type"]: c["status"] for c in json.loads(resp.data).get("status", {}).get("conditions", [])}
+    finally:
+        resp.release_conn()
+    assert conditions.get("PodGroupInitiallyScheduled") == "True", conditions
+    assert not any(admin.read_namespaced_pod(n, namespace).spec.node_name for n in members[short])
