@@ -33,16 +33,15 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import msgpack
-
+from cluster_scheduler import wire
 from cluster_scheduler.api.binder import BOUND, RETRY
-from cluster_scheduler.api.informer import (DELETED, NAMESPACES, NODES, PODS, namespace_labels, node_info,
-                                            object_key, pack, pod_info, strip_node)
+from cluster_scheduler.api.informer import DELETED, NAMESPACES, NODES, PODS, object_key
 from cluster_scheduler.config import Profile, RuntimeConfig
 from cluster_scheduler.engine import Engine, fit_error_message
 from cluster_scheduler.gc_tuning import paused_gc
 from cluster_scheduler.model.types import PodInfo
 from cluster_scheduler.queue import SchedulingQueue
+from cluster_scheduler.wire import Proposal, namespace_labels, node_info, pack, pod_info, strip_node
 
 from .partition import Partition
 
@@ -90,17 +89,17 @@ class Merged:
     error: str | None = None
 
 
-def merge(per_partition: list[list], n_pods: int) -> list[Merged]:
+def merge(per_partition: list[list[Proposal]], n_pods: int) -> list[Merged]:
     """Per pod: every partition's candidates, best score first (ties keep partition order), and
     the sum of their reason histograms."""
     out = [Merged() for _ in range(n_pods)]
     for results in per_partition:
-        for m, (_uid, cands, reasons, _num, error) in zip(out, results):
-            m.candidates.extend((n, s) for n, s in cands)
-            for text, c in reasons.items():
+        for m, p in zip(out, results):
+            m.candidates.extend(p.candidates)
+            for text, c in p.reasons.items():
                 m.reasons[text] = m.reasons.get(text, 0) + c
-            if error:
-                m.error = error
+            if p.error:
+                m.error = p.error
     for m in out:
         m.candidates.sort(key=lambda c: -c[1])
     return out
@@ -164,24 +163,24 @@ class Coordinator:
 
     def snapshot(self) -> bytes:
         """Everything a partition must know, as delta ops. Bound pods go in groups of one
-        equivalence class ("G": one member's bytes, then (uid, name, node) per member), so a
-        partition parses each pod template once instead of once per pod."""
-        ops: list[list] = [["S", b] for b in self.namespaces.values()]
-        ops += [["N", b] for b in self.nodes.values()]
+        equivalence class (BOUND_CLASS: one member's bytes, then (uid, name, node) per member), so
+        a partition parses each pod template once instead of once per pod."""
+        ops: list[list] = [wire.namespace(b) for b in self.namespaces.values()]
+        ops += [wire.node(b) for b in self.nodes.values()]
         groups: dict[Any, list] = {}
         pods = self.ledger.pods
         for uid, b in self.bound.items():
             info = pods.get(uid)
             if info is None or info.key is None:
-                ops.append(["P", b])
+                ops.append(wire.pod(b))
                 continue
             g = groups.get(info.key)
             if g is None:
-                g = groups[info.key] = ["G", b, []]
+                g = groups[info.key] = wire.bound_class(b, [])
             g[2].append([uid, info.name, info.node_name])
         ops += groups.values()
-        ops += [["A", b, node] for b, node in self.assumed.values()]
-        return msgpack.packb(ops, use_bin_type=True)
+        ops += [wire.assume(b, node) for b, node in self.assumed.values()]
+        return wire.encode_deltas(ops)
 
     def _sync_partitions(self) -> None:
         """(Re)load every partition in `_resync` from the coordinator's state. A partition whose
@@ -296,7 +295,7 @@ class Coordinator:
         if typ == DELETED:
             if self.nodes.pop(name, None) is not None:
                 self.ledger.remove_node(name)
-                self._deltas.append(["n", name])
+                self._deltas.append(wire.node_gone(name))
             return False  # fewer nodes never make a pod fit
         stripped = strip_node(obj)
         b = pack(stripped)
@@ -304,7 +303,7 @@ class Coordinator:
             return False
         self.nodes[name] = b
         self.ledger.set_node(node_info(stripped))
-        self._deltas.append(["N", b])
+        self._deltas.append(wire.node(b))
         return True
 
     def _on_namespace(self, typ: str, obj: dict) -> None:
@@ -317,7 +316,7 @@ class Coordinator:
             return
         self.namespaces[name] = b
         self.ledger.set_namespace_labels(name, labels)
-        self._deltas.append(["S", b])
+        self._deltas.append(wire.namespace(b))
 
     def _pod_gone(self, uid: str) -> bool:
         self.pending.pop(uid, None)
@@ -330,7 +329,7 @@ class Coordinator:
             freed = True
         if freed:
             self.ledger.remove_pod(uid)
-            self._deltas.append(["p", uid])
+            self._deltas.append(wire.pod_gone(uid))
         return freed
 
     def _on_pod(self, typ: str, obj: dict) -> str:
@@ -357,7 +356,7 @@ class Coordinator:
             # the ledger, nor in the partitions, which keep the assumed pod: it is not sent to them
             # again (a reload's snapshot has the bound bytes).
             if self.ledger.add_pod(pod_info(obj)):
-                self._deltas.append(["P", b])
+                self._deltas.append(wire.pod(b))
             return "bound"
         if spec.get("schedulerName") != self.scheduler_name:
             return ""
@@ -394,7 +393,7 @@ class Coordinator:
             entry = self.assumed.pop(uid, None)
             if entry is not None:
                 self.ledger.forget(uid)
-                self._deltas.append(["p", uid])
+                self._deltas.append(wire.pod_gone(uid))
                 self.queue.move_all_to_active()
             if r.outcome == RETRY and entry is not None and uid not in self.bound:
                 self.stats.bind_retries += 1
@@ -415,7 +414,7 @@ class Coordinator:
         if not self._deltas:
             return
         to = [i for i in range(len(self.parts)) if i not in self._resync]
-        data = self._shared(msgpack.packb(self._deltas, use_bin_type=True)) if to else None
+        data = self._shared(wire.encode_deltas(self._deltas)) if to else None
         self._deltas = []
         futs = [(i, self.parts[i].apply.remote(data)) for i in to]
         for i, f in futs:
@@ -429,14 +428,14 @@ class Coordinator:
         per batch), one shared object when large."""
         return payload if len(payload) < INLINE_BYTES else self.ray.put(payload)
 
-    def _fan_out(self, batch: list[PodInfo]) -> list[list] | None:
+    def _fan_out(self, batch: list[PodInfo]) -> list[list[Proposal]] | None:
         deltas = None
         if self._deltas:
-            deltas = self._shared(msgpack.packb(self._deltas, use_bin_type=True))
+            deltas = self._shared(wire.encode_deltas(self._deltas))
             self._deltas = []
-        data = self._shared(msgpack.packb([self.pending[p.uid] for p in batch], use_bin_type=True))
+        data = self._shared(wire.encode_batch(self.pending[p.uid] for p in batch))
         futs = [p.schedule.remote(data, self.cfg.top_k, deltas) for p in self.parts]
-        out: list[list] = []
+        out: list[list[Proposal]] = []
         failed = False
         for i, f in enumerate(futs):
             try:
@@ -448,7 +447,7 @@ class Coordinator:
                 self._resync.add(i)
                 failed = True
             else:
-                seconds, results = msgpack.unpackb(res, raw=False)
+                seconds, results = wire.decode_proposals(res)
                 if self.metrics is not None:
                     self.metrics.observe_partition_batch(i, seconds)
                 out.append(results)
@@ -522,7 +521,7 @@ class Coordinator:
         b = self.pending.pop(pod.uid)
         self.ledger.assume(replace(pod), node)
         self.assumed[pod.uid] = (b, node)
-        self._deltas.append(["A", b, node])
+        self._deltas.append(wire.assume(b, node))
         # the queue keeps its bookkeeping (attempts) until the binding is settled, so a failed
         # binding backs off longer each time
         self.last_message.pop(pod.uid, None)

@@ -4,15 +4,10 @@ Every partition sees every node and every bound or assumed pod, so topology coun
 inter-pod affinity) are global; `set_owned` restricts the nodes it proposes to its shard
 (crc32(node name) mod partitions: stable across processes and restarts, and even for many nodes).
 
-State arrives in batches of msgpack deltas from the coordinator, never one call per object. A
-fresh (or restarted) actor is not synced: it refuses deltas and batches until the coordinator
-re-feeds it a full snapshot with `load`, so a restarted actor can never propose from a partial view.
-
-Delta ops (lists): ["N", node] set node, ["n", name] remove node, ["S", namespace] namespace
-labels, ["P", pod] a bound pod, ["G", pod, [[uid, name, node], ...]] bound pods of one equivalence
-class (`pod` is one of them: parsed once), ["p", uid] pod gone or assumption forgotten,
-["A", pod, node] a pod the coordinator assumed onto node. Objects are msgpack bytes of stripped
-API dicts (see cluster_scheduler.api.informer).
+State arrives in batches of deltas from the coordinator, never one call per object. A fresh (or
+restarted) actor is not synced: it refuses deltas and batches until the coordinator re-feeds it a
+full snapshot with `load`, so a restarted actor can never propose from a partial view. Every
+payload is in the format of `cluster_scheduler.wire`.
 """
 
 from __future__ import annotations
@@ -20,13 +15,12 @@ from __future__ import annotations
 import time
 import zlib
 
-import msgpack
-
-from cluster_scheduler.api.informer import namespace_labels, node_info, pod_info, unpack
+from cluster_scheduler import wire
 from cluster_scheduler.config import Profile
 from cluster_scheduler.engine import Engine
-from cluster_scheduler.model.types import PodInfo
 from cluster_scheduler.gc_tuning import paused_gc
+from cluster_scheduler.model.types import PodInfo
+from cluster_scheduler.wire import Op, namespace_labels, node_info, pod_info, unpack
 
 
 def shard_of(node: str, partitions: int) -> int:
@@ -34,39 +28,33 @@ def shard_of(node: str, partitions: int) -> int:
 
 
 def apply_deltas(engine: Engine, deltas: list, parsed: dict[bytes, PodInfo] | None = None) -> list[str]:
-    """Apply decoded delta ops to an engine; returns the names of nodes added or updated.
-    `parsed`: pods this partition already parsed (the last batch, by their bytes): an "A" of one
-    of them reuses it instead of parsing the same bytes again."""
+    """Apply decoded delta ops (`wire.decode_deltas`) to an engine; returns the names of nodes added
+    or updated. `parsed`: pods this partition already parsed (the last batch, by their bytes): an
+    ASSUME of one of them reuses it instead of parsing the same bytes again."""
     touched: list[str] = []
     for d in deltas:
         op = d[0]
-        if op == "P":
+        if op is Op.POD:
             engine.add_pod(pod_info(unpack(d[1])))
-        elif op == "p":
+        elif op is Op.POD_GONE:
             engine.remove_pod(d[1])
-        elif op == "G":
+        elif op is Op.BOUND_CLASS:
             engine.add_group(pod_info(unpack(d[1])), d[2])
-        elif op == "A":
+        elif op is Op.ASSUME:
             info = parsed.pop(d[1], None) if parsed else None
             engine.assume(info if info is not None else pod_info(unpack(d[1])), d[2])
-        elif op == "N":
+        elif op is Op.NODE:
             n = node_info(unpack(d[1]))
             engine.set_node(n)
             touched.append(n.name)
-        elif op == "n":
+        elif op is Op.NODE_GONE:
             engine.remove_node(d[1])
-        elif op == "S":
+        elif op is Op.NAMESPACE:
             name, labels = namespace_labels(unpack(d[1]))
             engine.set_namespace_labels(name, labels)
         else:
             raise ValueError(f"unknown delta op {op!r}")
     return touched
-
-
-def encode_results(results: list, seconds: float) -> bytes:
-    """[seconds, [[uid, [[node, score], ...], reasons, num_nodes, error], ...]]"""
-    return msgpack.packb([seconds, [[r.uid, [[n, s] for n, s in r.candidates], r.reasons or {}, r.num_nodes, r.error]
-                                    for r in results]], use_bin_type=True)
 
 
 class Partition:
@@ -90,7 +78,7 @@ class Partition:
         self.owned = set()
         self._last_batch = {}
         with paused_gc():
-            apply_deltas(self.engine, msgpack.unpackb(snapshot, raw=False))
+            apply_deltas(self.engine, wire.decode_deltas(snapshot))
         self._reown()
         self.synced = True
         return self.engine.num_nodes()
@@ -109,10 +97,10 @@ class Partition:
         """Apply a batch of deltas; False (and nothing applied) when not synced."""
         if not self.synced:
             return False
-        ops = msgpack.unpackb(deltas, raw=False)
+        ops = wire.decode_deltas(deltas)
         touched = apply_deltas(self.engine, ops, self._last_batch)
         mine = [n for n in touched if n not in self.owned and shard_of(n, self.count) == self.index]
-        removed = any(op[0] == "n" and op[1] in self.owned for op in ops)
+        removed = any(op[0] is Op.NODE_GONE and op[1] in self.owned for op in ops)
         if mine or removed:
             self.owned.update(mine)
             self.owned.intersection_update(self.engine.table.index)
@@ -120,20 +108,20 @@ class Partition:
         return True
 
     def schedule(self, pods: bytes, k: int, deltas: bytes | None = None) -> bytes | None:
-        """Top-k proposals (and reason histograms) for a batch of pods (msgpack list of stripped
-        pod bytes), in order, and the seconds it took; nothing is committed. Pending `deltas` come
+        """Top-k proposals (and reason histograms) for a batch of pods (`wire.encode_batch`), in
+        order, and the seconds it took (`wire.encode_proposals`); nothing is committed. Pending `deltas` come
         in the same call (one task per partition per batch). None when not synced."""
         if not self.synced:
             return None
         t0 = time.perf_counter()
         if deltas is not None:
             self.apply(deltas)
-        raw = msgpack.unpackb(pods, raw=False)
+        raw = wire.decode_batch(pods)
         infos = [pod_info(unpack(b)) for b in raw]
         results = self.engine.schedule(infos, k=k, commit=False)  # leaves node_name empty again
-        # the winners come back as "A" deltas with these very bytes in the next call
+        # the winners come back as ASSUME deltas with these very bytes in the next call
         self._last_batch = dict(zip(raw, infos))
-        return encode_results(results, time.perf_counter() - t0)
+        return wire.encode_proposals(results, time.perf_counter() - t0)
 
     def stats(self) -> dict:
         return {"index": self.index, "count": self.count, "nodes": self.engine.num_nodes(),

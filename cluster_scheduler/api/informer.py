@@ -15,9 +15,8 @@ scheduler reads (`PodObject`), skipping managedFields and status in C: about a t
 decoding whole objects. Anything that does not fit that shape (an ERROR event's Status) falls
 back to a plain decode. Nodes and namespaces, far fewer, are decoded whole with orjson.
 
-Events go to a `sink(kind, type, obj)` callback as plain dicts (pods already stripped, see
-`strip_pod`); the coordinator decides what they mean. This module also holds the small helpers that turn API objects into what the engines need
-(`strip_pod`, `pack`, `pod_info`), shared by the coordinator and the partition actors.
+Events go to a `sink(kind, type, obj)` callback as plain dicts (pods already stripped to what the
+engines read, `cluster_scheduler.wire`); the coordinator decides what they mean.
 """
 
 from __future__ import annotations
@@ -33,8 +32,7 @@ import orjson
 from msgspec import UNSET
 
 from ..gc_tuning import paused_gc
-from ..model.parse import parse_node, parse_pod
-from ..model.types import NodeInfo, PodInfo
+from ..wire import PodObject, strip_pod
 
 log = logging.getLogger(__name__)
 
@@ -56,55 +54,6 @@ def object_key(kind: str, obj: dict) -> str:
     if kind == PODS:
         return meta.get("uid") or f"{meta.get('namespace', '')}/{meta.get('name', '')}"
     return meta.get("name", "")
-
-
-_STRIPPED_META = ("name", "namespace", "uid", "labels", "creationTimestamp", "deletionTimestamp")
-
-
-def strip_pod(obj: dict) -> dict:
-    """What the engines read of a pod (no managedFields, no resourceVersion, no status beyond
-    phase): what travels to the partitions and what the coordinator keeps for re-feeding them.
-    Updates that change none of it pack to the same bytes and are not forwarded."""
-    meta = obj.get("metadata") or {}
-    m = {k: meta[k] for k in _STRIPPED_META if k in meta}
-    status = obj.get("status") or {}
-    return {"metadata": m, "spec": obj.get("spec") or {}, "status": {"phase": status.get("phase", "Pending")}}
-
-
-# ------------------------------------------------------------------ typed pod decoding (msgspec)
-
-class _PodMeta(msgspec.Struct):
-    name: Any = UNSET
-    namespace: Any = UNSET
-    uid: Any = UNSET
-    labels: Any = UNSET
-    creationTimestamp: Any = UNSET
-    deletionTimestamp: Any = UNSET
-    resourceVersion: Any = UNSET  # for resuming the watch; not part of the stripped pod
-
-
-class _PodStatus(msgspec.Struct):
-    phase: Any = UNSET
-
-
-class PodObject(msgspec.Struct):
-    """What the scheduler reads of a pod; every other field is skipped by the decoder."""
-    metadata: _PodMeta = msgspec.field(default_factory=_PodMeta)
-    spec: Any = UNSET
-    status: _PodStatus = msgspec.field(default_factory=_PodStatus)
-
-    def stripped(self) -> dict:
-        """The same dict as `strip_pod` of the whole object."""
-        meta = self.metadata
-        m = {}
-        for k in _STRIPPED_META:
-            v = getattr(meta, k)
-            if v is not UNSET:
-                m[k] = v
-        phase = self.status.phase
-        spec = self.spec
-        return {"metadata": m, "spec": spec if spec is not UNSET and spec else {},
-                "status": {"phase": "Pending" if phase is UNSET else phase}}
 
 
 class _ListMeta(msgspec.Struct):
@@ -142,53 +91,6 @@ def _list_head(data: bytes) -> _ListMeta:
         except msgspec.DecodeError:
             pass
     return _LIST_HEAD.decode(data).metadata
-
-
-def strip_node(obj: dict) -> dict:
-    meta = obj.get("metadata") or {}
-    status = obj.get("status") or {}
-    out = {k: status[k] for k in ("allocatable", "capacity") if k in status}
-    # only type and status of conditions matter: heartbeat timestamps must not look like changes
-    out["conditions"] = [{"type": c.get("type"), "status": c.get("status")}
-                         for c in status.get("conditions") or () if isinstance(c, dict)]
-    return {"metadata": {"name": meta.get("name"), "labels": meta.get("labels") or {}},
-            "spec": obj.get("spec") or {}, "status": out}
-
-
-_MSGPACK_ENCODER = msgspec.msgpack.Encoder()
-_MSGPACK_DECODER = msgspec.msgpack.Decoder()
-
-
-def pack(obj: dict) -> bytes:
-    """msgpack bytes of a stripped object (msgspec's encoder: the same bytes as msgpack's, in
-    about half the time; one call per pod event)."""
-    return _MSGPACK_ENCODER.encode(obj)
-
-
-def unpack(data: bytes) -> Any:
-    return _MSGPACK_DECODER.decode(data)
-
-
-def pod_info(obj: dict) -> PodInfo:
-    """PodInfo for a stripped pod. A bound pod is parsed without spec.nodeName (then given its
-    node) so pods of one template share one equivalence-class key wherever they run."""
-    spec = obj.get("spec") or {}
-    node = spec.get("nodeName")
-    if node:
-        obj = dict(obj, spec={k: v for k, v in spec.items() if k != "nodeName"})
-    info = parse_pod(obj)
-    if node:
-        info.node_name = node if isinstance(node, str) else ""
-    return info
-
-
-def node_info(obj: dict) -> NodeInfo:
-    return parse_node(obj)
-
-
-def namespace_labels(obj: dict) -> tuple[str, dict[str, str]]:
-    meta = obj.get("metadata") or {}
-    return meta.get("name", ""), dict(meta.get("labels") or {})
 
 
 # ------------------------------------------------------------------------------------ informer

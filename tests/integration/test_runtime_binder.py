@@ -11,7 +11,7 @@ from kubernetes import client
 
 from cluster_scheduler.api.binder import BOUND, CONFLICT, GONE, Binder
 from cluster_scheduler.api.events import EventRecorder
-from cluster_scheduler.api.informer import pod_info
+from cluster_scheduler.wire import pod_info
 from cluster_scheduler.model.types import PodInfo
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.timeout(120)]

@@ -11,7 +11,8 @@ import pytest
 from actors.coordinator import Coordinator, merge
 from actors.partition import Partition, shard_of
 from cluster_scheduler.api.binder import BOUND, CONFLICT, RETRY, BindResult, TokenBucket, classify
-from cluster_scheduler.api.informer import NODES, PODS, strip_pod
+from cluster_scheduler.api.informer import NODES, PODS
+from cluster_scheduler.wire import Op, Proposal, decode_deltas, strip_pod
 from cluster_scheduler.config import Profile, RuntimeConfig
 
 
@@ -216,8 +217,9 @@ def test_resize_rebalances_ownership():
 
 
 def test_merge_sums_histograms_and_orders_candidates():
-    a = [["u1", [["n1", 80], ["n2", 50]], {}, 4, None], ["u2", [], {"Insufficient cpu": 2}, 4, None]]
-    b = [["u1", [["n3", 90]], {}, 4, None], ["u2", [], {"Insufficient cpu": 1, "node(s) were unschedulable": 1}, 4, None]]
+    a = [Proposal("u1", [("n1", 80), ("n2", 50)], {}, 4, None), Proposal("u2", [], {"Insufficient cpu": 2}, 4, None)]
+    b = [Proposal("u1", [("n3", 90)], {}, 4, None),
+         Proposal("u2", [], {"Insufficient cpu": 1, "node(s) were unschedulable": 1}, 4, None)]
     m1, m2 = merge([a, b], 2)
     assert m1.candidates == [("n3", 90), ("n1", 80), ("n2", 50)]
     assert m2.reasons == {"Insufficient cpu": 3, "node(s) were unschedulable": 1} and not m2.candidates
@@ -300,10 +302,10 @@ def test_snapshot_groups_bound_pods_and_a_loaded_partition_mirrors_the_ledger():
     broken["spec"]["containers"][0]["resources"]["requests"]["cpu"] = "one"
     feed(c, PODS, bound + [odd, broken])
     c._drain_inbox()
-    ops = __import__("msgpack").unpackb(c.snapshot(), raw=False)
-    groups = [op for op in ops if op[0] == "G"]
+    ops = decode_deltas(c.snapshot())
+    groups = [op for op in ops if op[0] is Op.BOUND_CLASS]
     assert sorted(len(g[2]) for g in groups) == [1, 3, 12]  # a*, b*, odd; "broken" goes alone
-    assert [op[0] for op in ops].count("P") == 1
+    assert [op[0] for op in ops].count(Op.POD) == 1
     p = Partition(Profile(), 0, 2)
     p.load(0, 2, c.snapshot())
     t, lt = p.engine.table, c.ledger.table

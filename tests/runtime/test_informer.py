@@ -8,7 +8,8 @@ import threading
 import orjson
 import pytest
 
-from cluster_scheduler.api.informer import PODS, Informer, _list_head, pod_info, strip_node, strip_pod
+from cluster_scheduler.api.informer import PODS, Informer, _list_head
+from cluster_scheduler.wire import pod_info, strip_node, strip_pod
 
 
 def pod(name: str, rv: str, node: str = "") -> dict:
