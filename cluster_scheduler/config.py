@@ -190,6 +190,7 @@ def parse_profile(doc: dict, where: str = "profiles[0]") -> Profile:
 
 def auto_partitions(cpus: float) -> int:
     """`partitions: auto`: one partition per CPU Ray has beyond the coordinator's, at most 8.
+    `cpus` is all of the Ray cluster's CPUs (the coordinator's reservation not taken off first).
     On a 2-CPU machine that is one: a second partition there only adds a Ray round trip per
     batch on the cores the apiserver needs (docs/benchmarks.md measures both)."""
     return max(1, min(8, int(cpus) - 1))

@@ -140,11 +140,21 @@ class SchedulerRuntime:
             ray.init(num_cpus=self.num_cpus, include_dashboard=False, log_to_driver=True)
         self._started_ray = True
 
-    def _cpus(self) -> float:
-        """CPUs Ray has for partitions (the coordinator's reservation left out)."""
+    def _ray_cpus(self) -> float:
+        """All the CPUs of the Ray cluster."""
         import ray
 
-        return max(0.1, ray.cluster_resources().get("CPU", 1.0) - self.reserved_cpus)
+        return ray.cluster_resources().get("CPU", 1.0)
+
+    def _cpus(self) -> float:
+        """CPUs Ray has for partitions (the coordinator actor's reservation left out)."""
+        return max(0.1, self._ray_cpus() - self.reserved_cpus)
+
+    def partition_count(self) -> int:
+        """runtime.partitions, or for `auto` a count from the Ray cluster's CPUs, all of them: the
+        coordinator's own CPU is left out once, by `auto_partitions`, whether it runs in an actor
+        (which reserves its share) or in-process."""
+        return self.config.runtime.partitions or auto_partitions(self._ray_cpus())
 
     def _actor_options(self) -> dict:
         import ray
@@ -182,7 +192,7 @@ class SchedulerRuntime:
             log.warning("metrics endpoint not served on port %d: %s", rt.metrics_port, exc)
         self._init_ray()
         if not rt.partitions:  # auto
-            rt = replace(rt, partitions=auto_partitions(self._cpus()))
+            rt = replace(rt, partitions=self.partition_count())
             self.config = replace(self.config, runtime=rt)
         self.events = EventRecorder(client.EventsV1Api(write_client), self.config.profile.scheduler_name,
                                     qps=rt.event_qps, burst=rt.event_burst,

@@ -163,3 +163,20 @@ def test_partitions_auto(tmp_path):
     p.write_text("kind: KubeSchedulerConfiguration\nruntime:\n  partitions: many\n")
     with pytest.raises(ConfigError, match="runtime.partitions"):
         load_config(p)
+
+
+@pytest.mark.parametrize("ray_cpus, expected", [(2, 1), (4, 3), (4.5, 3), (16, 8)])
+def test_partitions_auto_is_the_same_under_the_actor_and_in_process(monkeypatch, ray_cpus, expected):
+    """The coordinator actor reserves 0.5 CPU (runtime.COORDINATOR_CPUS); `auto` must not take the
+    coordinator's CPU off twice, so both ways of running give the count the README promises."""
+    from cluster_scheduler.runtime import COORDINATOR_CPUS, SchedulerRuntime
+
+    monkeypatch.setattr(SchedulerRuntime, "_ray_cpus", lambda self: float(ray_cpus))
+    cfg = SchedulerConfig(runtime=RuntimeConfig())
+    in_process = SchedulerRuntime(cfg, None)
+    in_actor = SchedulerRuntime(cfg, None, reserved_cpus=COORDINATOR_CPUS)
+    assert in_process.partition_count() == in_actor.partition_count() == expected
+    # the per-partition CPU share still leaves the actor's reservation out
+    assert in_actor._cpus() == pytest.approx(ray_cpus - COORDINATOR_CPUS)
+    fixed = SchedulerRuntime(SchedulerConfig(runtime=RuntimeConfig(partitions=5)), None, reserved_cpus=0.5)
+    assert fixed.partition_count() == 5
