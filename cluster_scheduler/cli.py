@@ -16,7 +16,7 @@ SUBCOMMANDS = {
     "simulate": "cluster_scheduler.simulate",
     "check": "cluster_scheduler.check",
     "loadtest": "cluster_scheduler.loadtest.cli",
-    "run": "cluster_scheduler.runtime",
+    "run": "cluster_scheduler.run",
 }
 
 

@@ -1,24 +1,15 @@
-"""`cluster-scheduler run`: the distributed scheduler against a real apiserver.
+"""The wiring: `SchedulerRuntime` puts the pieces of the data flow together in one process.
 
-`SchedulerRuntime` wires the pieces of the data flow together in one process: the informer
-(list+watch) feeds the coordinator's loop, which fans batches out to the partition actors (Ray)
-and hands winners to the binder; with leader election, only the Lease holder's loop schedules.
-
-The command runs that runtime inside a Ray actor (`actors.coordinator.CoordinatorActor`), so Ray
-restarts the coordinator when it crashes: a restarted coordinator rebuilds everything from the API
-(the informer's list), nothing survives in memory. The driver process only starts Ray (or joins
-RAY_ADDRESS, e.g. under `ray job submit`), creates the actor, relays signals and watches it:
-SIGTERM/SIGINT stop it gracefully (the loop ends between batches, bindings in flight finish, the
-Lease is released), SIGUSR1/SIGUSR2 add/remove a partition. `--in-process` runs the runtime in
-the driver itself, as before the actor existed.
+The informer (list+watch) feeds the coordinator's loop, which fans batches out to the partition
+actors (Ray) and hands winners to the binder; with leader election, only the Lease holder's loop
+schedules. It runs inside the coordinator actor (`actors/coordinator_actor.py`) or, with
+`run --in-process` and in tests, in the caller's process; `cluster_scheduler/run.py` is the command.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
-import signal
 import socket
 import threading
 import time
@@ -89,6 +80,20 @@ def default_identity() -> str:
     return f"{socket.gethostname()}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
 
 
+def init_ray(address: str | None, num_cpus: int | None) -> bool:
+    """Join the Ray cluster at `address` (or $RAY_ADDRESS, e.g. under `ray job submit`), or start a
+    local one with `num_cpus`; nothing when Ray is up already. True if this call started or joined it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if address or os.environ.get("RAY_ADDRESS"):
+        ray.init(address=address or None, log_to_driver=True)
+    else:
+        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=True)
+    return True
+
+
 class SchedulerRuntime:
     """The running scheduler. `start()` returns once the loop runs (the informers may still be
     syncing, a standby may still wait for the Lease); `stop()` is idempotent. Used in-process
@@ -130,15 +135,7 @@ class SchedulerRuntime:
         self.metrics_server: Any = None
 
     def _init_ray(self) -> None:
-        import ray
-
-        if ray.is_initialized():
-            return
-        if self.ray_address or os.environ.get("RAY_ADDRESS"):
-            ray.init(address=self.ray_address or None, log_to_driver=True)
-        else:
-            ray.init(num_cpus=self.num_cpus, include_dashboard=False, log_to_driver=True)
-        self._started_ray = True
+        self._started_ray = init_ray(self.ray_address, self.num_cpus)
 
     def _ray_cpus(self) -> float:
         """All the CPUs of the Ray cluster."""
@@ -157,8 +154,6 @@ class SchedulerRuntime:
         return self.config.runtime.partitions or auto_partitions(self._ray_cpus())
 
     def _actor_options(self) -> dict:
-        import ray
-
         if self.actor_options is not None:
             return self.actor_options
         # one CPU per partition where there are enough; shares of the machine where there are not
@@ -340,203 +335,3 @@ class SchedulerRuntime:
 
             ray.shutdown()
             self._started_ray = False
-
-
-# ------------------------------------------------------------------------------------------ CLI
-
-COORDINATOR_CPUS = 0.5  # the coordinator actor's reservation: it mostly waits on the API and Ray
-COORDINATOR_RESTARTS = 3  # crash recovery; beyond this the driver exits non-zero (a crash loop)
-DEAD_AFTER_S = 120.0  # an actor unreachable this long is treated as dead even if Ray still restarts it
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("run", help="run the scheduler against a cluster",
-                              description="Run the distributed scheduler: list+watch the cluster, "
-                                          "schedule pods whose schedulerName is the profile's, bind them.")
-    p.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"),
-                   help="kubeconfig (default: $KUBECONFIG, or the in-cluster ServiceAccount)")
-    p.add_argument("--config", help="KubeSchedulerConfiguration YAML (default: built-in defaults)")
-    p.add_argument("--partitions", type=int, help="partition actors (overrides runtime.partitions)")
-    p.add_argument("--num-cpus", type=int, help="CPUs of the local Ray instance (default: all)")
-    p.add_argument("--ray-address", help="join this Ray cluster ('auto' under ray job submit)")
-    p.add_argument("--leader-elect", action="store_true", default=None,
-                   help="campaign for the Lease (runtime.leaderElect); only the leader schedules")
-    p.add_argument("--in-process", action="store_true",
-                   help="run the coordinator in this process instead of a restartable Ray actor")
-    p.add_argument("--log-level", default=os.environ.get("CS_LOG_LEVEL", "INFO"),
-                   help="DEBUG shows one line per batch")
-    p.set_defaults(func=_main)
-
-
-def _main(args: argparse.Namespace) -> int:
-    from .cli import CliError
-    from .config import ConfigError, load_config
-
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as exc:
-        raise CliError(str(exc)) from None
-    if args.partitions is not None:
-        if args.partitions < 1:
-            raise CliError("--partitions must be at least 1")
-        cfg = replace(cfg, runtime=replace(cfg.runtime, partitions=args.partitions))
-    if args.leader_elect:
-        cfg = replace(cfg, runtime=replace(cfg.runtime, leader_elect=True))
-    try:  # credentials first: a bad kubeconfig fails in a second, before Ray starts
-        api = make_api_client(args.kubeconfig, 1, retries=0)
-        try:
-            check_api_access(api)
-        finally:
-            api.close()
-    except Exception as exc:  # noqa: BLE001
-        raise CliError(f"cannot start: {' '.join(str(exc).split())[:300]}") from None
-    if args.in_process:
-        return _run_in_process(cfg, args)
-    return _run_actor(cfg, args)
-
-
-def _run_in_process(cfg: SchedulerConfig, args: argparse.Namespace) -> int:
-    from .cli import CliError
-
-    rt = SchedulerRuntime(cfg, args.kubeconfig, ray_address=args.ray_address, num_cpus=args.num_cpus)
-
-    def on_stop(signum: int, _frame: Any) -> None:
-        log.info("signal %d: stopping", signum)
-        rt._stop.set()
-
-    def on_resize(signum: int, _frame: Any) -> None:
-        if rt.coordinator is not None:
-            n = len(rt.coordinator.parts) + (1 if signum == signal.SIGUSR1 else -1)
-            rt.coordinator.request_resize(n)
-
-    try:
-        rt.start()
-    except Exception as exc:  # noqa: BLE001 - bad kubeconfig, Ray failing to start
-        rt.stop()
-        raise CliError(f"cannot start: {' '.join(str(exc).split())[:300]}") from None
-    # after start: ray.init installs a SIGTERM handler of its own that exits at once
-    signal.signal(signal.SIGTERM, on_stop)
-    signal.signal(signal.SIGINT, on_stop)
-    signal.signal(signal.SIGUSR1, on_resize)
-    signal.signal(signal.SIGUSR2, on_resize)
-    try:
-        while not rt.stopped:
-            time.sleep(0.2)
-    finally:
-        rt.stop()
-    return 1 if rt.failed or rt.lost_leadership else 0
-
-
-def _actor_state(actor: Any) -> str:
-    """ALIVE / RESTARTING / DEAD from the GCS actor table ("" when it cannot be read)."""
-    try:
-        from ray._private.state import state
-
-        info = state.actor_table(actor._actor_id.hex()) or {}
-        return str(info.get("State", ""))
-    except Exception:  # noqa: BLE001 - an internal API: fall back to the unreachable timeout
-        return ""
-
-
-def _run_actor(cfg: SchedulerConfig, args: argparse.Namespace) -> int:
-    """The driver: start/join Ray, create the coordinator actor, relay signals, watch it."""
-    import ray
-    from ray.exceptions import GetTimeoutError, RayActorError
-
-    from actors.coordinator import CoordinatorActor
-
-    from .cli import CliError
-
-    kubeconfig = os.path.abspath(args.kubeconfig) if args.kubeconfig else None
-    address = args.ray_address or os.environ.get("RAY_ADDRESS")
-    started_ray = not ray.is_initialized()
-    try:
-        if started_ray and address:
-            ray.init(address=address, log_to_driver=True)
-        elif started_ray:
-            ray.init(num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=True)
-    except Exception as exc:  # noqa: BLE001
-        raise CliError(f"cannot start Ray: {' '.join(str(exc).split())[:300]}") from None
-
-    stop = threading.Event()
-    resize: list[int] = []
-
-    def on_stop(signum: int, _frame: Any) -> None:
-        log.info("signal %d: stopping", signum)
-        stop.set()
-
-    def on_resize(signum: int, _frame: Any) -> None:
-        resize.append(1 if signum == signal.SIGUSR1 else -1)
-
-    # after ray.init, which installs a SIGTERM handler of its own that exits at once
-    signal.signal(signal.SIGTERM, on_stop)
-    signal.signal(signal.SIGINT, on_stop)
-    signal.signal(signal.SIGUSR1, on_resize)
-    signal.signal(signal.SIGUSR2, on_resize)
-
-    identity = default_identity()
-    actor = ray.remote(CoordinatorActor).options(
-        num_cpus=COORDINATOR_CPUS, max_restarts=COORDINATOR_RESTARTS, max_task_retries=0,
-        enable_task_events=False,  # see _actor_options
-    ).remote(cfg, kubeconfig, identity=identity, log_level=args.log_level.upper(),
-             reserved_cpus=COORDINATOR_CPUS)
-    log.info("coordinator actor created (identity %s)", identity)
-    code = 0
-    pid = None
-    was_ready = ""  # the role last logged as ready
-    first_logged = False
-    unreachable_since: float | None = None
-    try:
-        while not stop.is_set():
-            try:
-                st = ray.get(actor.stats.remote(), timeout=30)
-            except (RayActorError, GetTimeoutError) as exc:
-                now = time.monotonic()
-                unreachable_since = unreachable_since or now
-                state = _actor_state(actor)
-                if state == "DEAD" or now - unreachable_since > DEAD_AFTER_S:
-                    log.error("coordinator actor died for good (%s): %s", state or "unreachable",
-                              " ".join(str(exc).split())[:300])
-                    return 1
-                log.warning("coordinator actor unavailable (%s), waiting for Ray to restart it", state or "?")
-                stop.wait(1.0)
-                continue
-            unreachable_since = None
-            if st["pid"] != pid:
-                if pid is not None:
-                    log.warning("coordinator actor restarted: pid %s -> %s", pid, st["pid"])
-                else:
-                    log.info("coordinator actor running in pid %s", st["pid"])
-                pid, was_ready, first_logged = st["pid"], "", False
-            role = "leader" if st["leading"] else "standby"
-            if st["synced"] and role != was_ready:
-                was_ready = role  # logged again when a standby becomes the leader
-                log.info("coordinator ready (%s)", role)
-            if st["first_bind_after_start_s"] is not None and not first_logged:
-                first_logged = True
-                log.info("first binding %.2fs after the coordinator started (%.2fs after leading)",
-                         st["first_bind_after_start_s"], st["first_bind_after_leading_s"] or 0.0)
-            if st["lost_leadership"] or st["failed"]:
-                log.error("coordinator stopped: %s", "leader election lost" if st["lost_leadership"]
-                          else "scheduling loop failed")
-                code = 1
-                break
-            while resize:
-                n = st["partitions"] + resize.pop(0)
-                st["partitions"] = max(1, n)
-                ray.get(actor.resize.remote(n), timeout=30)
-            stop.wait(0.5)
-        try:
-            log.info("stopped: %s", ray.get(actor.stop.remote(), timeout=120))
-        except Exception as exc:  # noqa: BLE001 - it may be the thing that failed
-            log.warning("coordinator actor did not stop cleanly: %s", type(exc).__name__)
-        return code
-    finally:
-        try:
-            ray.kill(actor, no_restart=True)
-        except Exception:  # noqa: BLE001
-            pass
-        if started_ray:
-            ray.shutdown()

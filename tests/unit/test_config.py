@@ -167,9 +167,10 @@ def test_partitions_auto(tmp_path):
 
 @pytest.mark.parametrize("ray_cpus, expected", [(2, 1), (4, 3), (4.5, 3), (16, 8)])
 def test_partitions_auto_is_the_same_under_the_actor_and_in_process(monkeypatch, ray_cpus, expected):
-    """The coordinator actor reserves 0.5 CPU (runtime.COORDINATOR_CPUS); `auto` must not take the
+    """The coordinator actor reserves 0.5 CPU (run.COORDINATOR_CPUS); `auto` must not take the
     coordinator's CPU off twice, so both ways of running give the count the README promises."""
-    from cluster_scheduler.runtime import COORDINATOR_CPUS, SchedulerRuntime
+    from cluster_scheduler.run import COORDINATOR_CPUS
+    from cluster_scheduler.runtime import SchedulerRuntime
 
     monkeypatch.setattr(SchedulerRuntime, "_ray_cpus", lambda self: float(ray_cpus))
     cfg = SchedulerConfig(runtime=RuntimeConfig())
