@@ -56,6 +56,7 @@ DUPLICATE_POD = "duplicate_pod"
 PENDING_WITHOUT_REASON = "pending_without_reason"
 MISSING_EVENT = "missing_event"
 BOUND_BUT_UNSCHEDULABLE = "bound_but_unschedulable"
+GANG_PARTIAL = "gang_partial"
 
 DEFAULT_SCHEDULER = "default-scheduler"
 NO_SCHEDULE = "NoSchedule"
@@ -447,6 +448,9 @@ class CheckReport:
     violations: list[Violation] = field(default_factory=list)
     nodes_checked: int = 0
     pods_checked: int = 0  # pods of ours
+    gangs_whole: int = 0  # gang PodGroups with at least minCount members bound
+    gangs_unbound: int = 0  # gang PodGroups with members, none of them bound
+    gangs_checked: bool = False  # PodGroups were given, so the gang tallies mean something
 
     @property
     def ok(self) -> bool:
@@ -467,6 +471,8 @@ class CheckReport:
             f"  bound {self.bound}, unschedulable {self.unschedulable}, "
             f"pending without reason {self.pending_without_reason}",
         ]
+        if self.gangs_checked:
+            lines.append(f"  gangs: {self.gangs_whole} whole, {self.gangs_unbound} with no pod bound")
         grouped: dict[str, list[Violation]] = defaultdict(list)
         for v in self.violations:
             grouped[v.kind].append(v)
@@ -486,14 +492,17 @@ class CheckReport:
 def check_placement(nodes: Sequence[Mapping[str, Any]], pods: Sequence[Mapping[str, Any]],
                     scheduler_name: str | None = None,
                     events: Sequence[Mapping[str, Any]] | None = None,
-                    namespace_labels: Mapping[str, Mapping[str, str]] | None = None) -> CheckReport:
+                    namespace_labels: Mapping[str, Mapping[str, str]] | None = None,
+                    pod_groups: Sequence[Mapping[str, Any]] | None = None) -> CheckReport:
     """Check the invariants of /shared/README.md on one snapshot of the cluster.
 
     `scheduler_name` picks the pods that are "ours": they must each end bound or Unschedulable,
     and their constraints are checked; every bound pod, ours or not, takes capacity, ports and
     domains from the nodes. With `events`, every Unschedulable pod of ours must have a
     FailedScheduling event. `namespace_labels` serves namespaceSelectors in affinity terms;
-    without it a namespace is known only by its `kubernetes.io/metadata.name` label."""
+    without it a namespace is known only by its `kubernetes.io/metadata.name` label. With
+    `pod_groups` (raw scheduling.k8s.io PodGroups), no gang may end with some but fewer than
+    minCount of its members bound."""
     report = CheckReport()
     add = report.violations.append
     node_map: dict[str, _Node] = {}
@@ -518,6 +527,8 @@ def check_placement(nodes: Sequence[Mapping[str, Any]], pods: Sequence[Mapping[s
         all_pods.append(p)
 
     _check_outcomes(all_pods, node_map, events, report)
+    if pod_groups is not None:
+        _check_gangs(all_pods, pod_groups, report)
 
     placed = [p for p in all_pods if p.node and not p.terminal and p.node in node_map]
     _check_capacity(placed, node_map, add)
@@ -570,6 +581,64 @@ def _check_outcomes(pods: list[_Pod], node_map: Mapping[str, _Node],
                  if cond is not None else "no PodScheduled condition")
         add(Violation(PENDING_WITHOUT_REASON, p.key, "",
                       f"neither bound nor marked Unschedulable ({state})"))
+
+
+def _gang_min_count(raw: Mapping[str, Any]) -> int | None:
+    """spec.schedulingPolicy.gang.minCount of a PodGroup; None for a basic or malformed one."""
+    spec = raw.get("spec")
+    policy = spec.get("schedulingPolicy") if isinstance(spec, Mapping) else None
+    gang = policy.get("gang") if isinstance(policy, Mapping) else None
+    count = gang.get("minCount") if isinstance(gang, Mapping) else None
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        return None
+    return count
+
+
+def _pod_group_name(pod: _Pod) -> str | None:
+    group = pod.spec.get("schedulingGroup")
+    name = group.get("podGroupName") if isinstance(group, Mapping) else None
+    return name if isinstance(name, str) and name else None
+
+
+def _check_gangs(pods: list[_Pod], pod_groups: Sequence[Mapping[str, Any]],
+                 report: CheckReport) -> None:
+    """No gang PodGroup is bound below its minCount: of its members (every pod, ours or not, in
+    its namespace naming it in spec.schedulingGroup.podGroupName), the bound, non-terminal ones
+    number 0 or at least minCount. Basic-policy and malformed PodGroups are not gangs."""
+    report.gangs_checked = True
+    members: Counter[tuple[str, str]] = Counter()
+    bound: Counter[tuple[str, str]] = Counter()
+    for p in pods:
+        name = _pod_group_name(p)
+        if name is None:
+            continue
+        members[(p.namespace, name)] += 1
+        if p.node and not p.terminal:
+            bound[(p.namespace, name)] += 1
+    seen: set[tuple[str, str]] = set()
+    for raw in pod_groups:
+        if not isinstance(raw, Mapping):
+            continue
+        meta = raw.get("metadata")
+        if not isinstance(meta, Mapping):
+            continue
+        name, ns = meta.get("name"), meta.get("namespace") or "default"
+        if not isinstance(name, str) or not name or not isinstance(ns, str):
+            continue
+        min_count = _gang_min_count(raw)
+        if min_count is None or (ns, name) in seen:
+            continue
+        seen.add((ns, name))
+        n_bound, n_members = bound[(ns, name)], members[(ns, name)]
+        if n_bound >= min_count:
+            report.gangs_whole += 1
+        elif n_bound == 0:
+            if n_members:
+                report.gangs_unbound += 1
+        else:
+            report.violations.append(Violation(
+                GANG_PARTIAL, f"{ns}/{name}", "",
+                f"gang {ns}/{name}: {n_bound} of {n_members} members bound, minCount {min_count}"))
 
 
 def _check_capacity(placed: list[_Pod], node_map: Mapping[str, _Node],
@@ -864,11 +933,27 @@ def fetch_namespace_labels(api_client: Any) -> dict[str, dict[str, str]]:
             for ns in _list_all(core.list_namespace)}
 
 
+def fetch_pod_groups(api_client: Any) -> list[dict[str, Any]] | None:
+    """Every scheduling.k8s.io/v1beta1 PodGroup, or None where the cluster does not serve the
+    API (404: a cluster older than gang scheduling)."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    scheduling = client.SchedulingV1beta1Api(api_client)
+    try:
+        return _list_all(scheduling.list_pod_group_for_all_namespaces)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "check", help="check every pod's placement against the correctness invariants",
-        description="List nodes, pods and events and check capacity, constraints and outcomes "
-                    "independently of the scheduling engine. Exits 1 on any violation.")
+        description="List nodes, pods, events and PodGroups and check capacity, constraints, "
+                    "gangs and outcomes independently of the scheduling engine. Exits 1 on any "
+                    "violation.")
     p.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"),
                    help="kubeconfig of the cluster (default: $KUBECONFIG)")
     p.add_argument("--scheduler-name", default=None,
@@ -895,13 +980,14 @@ def run_check(args: argparse.Namespace) -> int:
     try:
         nodes, pods, events = fetch_cluster_state(api_client)
         ns_labels = fetch_namespace_labels(api_client)
+        pod_groups = fetch_pod_groups(api_client)
     except Exception as exc:
         raise CliError(f"cannot list the cluster: {' '.join(str(exc).split())}") from None
     finally:
         api_client.close()
     report = check_placement(nodes, pods, scheduler_name=args.scheduler_name,
                              events=None if args.no_events else events,
-                             namespace_labels=ns_labels)
+                             namespace_labels=ns_labels, pod_groups=pod_groups)
     if args.json:
         sys.stdout.write(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")
     else:

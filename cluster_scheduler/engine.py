@@ -816,6 +816,22 @@ class Engine:
                     pod.node_name = ""
         return results
 
+    def schedule_gang(self, pods: list[PodInfo], min_count: int, k: int = 1) -> tuple[list[PodResult], bool]:
+        """All or nothing: place a gang's members in order, each seeing the ones placed before it
+        (through the normal filters and scores), and keep the placements only if at least
+        `min_count` fit; the members that did not fit stay pending. Otherwise every placement is
+        undone (nothing of the gang holds capacity) and False is returned with the results, whose
+        reasons say why the members that failed did not fit."""
+        results = self.schedule(pods, k=k, commit=True)
+        placed = sum(1 for r in results if r.candidates)
+        if placed >= min_count:
+            return results, True
+        for r, pod in zip(results, pods):
+            if r.candidates:
+                self.remove_pod(pod.uid)
+                pod.node_name = ""
+        return results, False
+
     def check(self, key: PodSpecKey, node: str) -> bool:
         """Would `node` pass every filter for this pod now? The coordinator's commit-time check."""
         row = self.table.index.get(node)

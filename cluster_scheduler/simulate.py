@@ -4,6 +4,12 @@ Users plan capacity with it; tests use it. It follows the workload's ops in orde
 pods are created, barriers schedule what is pending), places pods as the scheduler would (priority
 first, then creation order, retrying unschedulable pods while placements still happen, as the
 queue does on cluster events), then runs the independent placement check over the result.
+
+Gangs (pods naming a gang PodGroup in `spec.schedulingGroup.podGroupName`) are placed all or
+nothing, in the queue position of their first member (`Engine.schedule_gang`); a gang waits while
+its PodGroup is missing or fewer than minCount members exist, and once it is placed, members that
+did not fit are scheduled one by one. createObjects ops feed Namespace labels and PodGroups; other
+kinds do not change a placement here.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from .engine import Engine, PodResult
 from .gc_tuning import freeze_loaded_state
 from .model.parse import parse_node, parse_pod
 from .model.types import PodInfo
-from .workload import Barrier, CreateNodes, CreatePods, Workload, load_workload
+from .workload import Barrier, CreateNodes, CreateObjects, CreatePods, Workload, load_workload
 
 SIM_SCHEDULER = "cluster-scheduler"
 
@@ -38,6 +44,7 @@ class SimResult:
     messages: dict[str, str] = field(default_factory=dict)  # uid -> why unschedulable
     node_dicts: list[dict] = field(default_factory=list)
     pod_dicts: list[dict] = field(default_factory=list)
+    pod_group_dicts: list[dict] = field(default_factory=list)
     check_summary: str = ""
     check_ok: bool | None = None
 
@@ -50,27 +57,114 @@ class SimResult:
         return self.bound / self.schedule_cpu_seconds if self.schedule_cpu_seconds else 0.0
 
 
-def _schedule_pending(engine: Engine, pending: list[PodInfo], res: SimResult) -> list[PodInfo]:
+@dataclass(frozen=True, slots=True)
+class Gang:
+    """What the simulator knows of a PodGroup: its gang minCount (None: basic policy, pod by pod)."""
+
+    min_count: int | None
+
+
+def pod_group_of(obj: dict) -> tuple[tuple[str, str], Gang]:
+    """(namespace, name) and policy of a PodGroup manifest; a malformed gang policy counts as a
+    gang nobody can satisfy (its pods wait with the reason), never as a crash."""
+    meta = obj.get("metadata") or {}
+    policy = (obj.get("spec") or {}).get("schedulingPolicy") or {}
+    gang = policy.get("gang") if isinstance(policy, dict) else None
+    min_count = None
+    if isinstance(gang, dict):
+        m = gang.get("minCount")
+        min_count = m if isinstance(m, int) and not isinstance(m, bool) and m >= 1 else 2**31
+    return (meta.get("namespace") or "default", meta.get("name") or ""), Gang(min_count)
+
+
+def _units(order: list[PodInfo], groups: dict[tuple[str, str], Gang],
+           placed_groups: set[tuple[str, str]]) -> list[tuple[tuple[str, str] | None, list[PodInfo]]]:
+    """The queue as units in order: runs of pods scheduled one by one (None), and whole gangs at
+    the position of their first member."""
+    units: list[tuple[tuple[str, str] | None, list[PodInfo]]] = []
+    gangs: dict[tuple[str, str], list[PodInfo]] = {}
+    for pod in order:
+        g = (pod.namespace, pod.pod_group) if pod.pod_group else None
+        if g is not None and g not in placed_groups:
+            spec = groups.get(g)
+            if spec is None or spec.min_count is not None:  # a gang, or a group yet unknown
+                if g not in gangs:
+                    gangs[g] = []
+                    units.append((g, gangs[g]))
+                gangs[g].append(pod)
+                continue
+        if not units or units[-1][0] is not None:
+            units.append((None, []))
+        units[-1][1].append(pod)
+    return units
+
+
+def _schedule_pending(engine: Engine, pending: list[PodInfo], res: SimResult,
+                      groups: dict[tuple[str, str], Gang] | None = None,
+                      placed_groups: set[tuple[str, str]] | None = None) -> list[PodInfo]:
     """Schedule until no progress; returns the pods left unschedulable (with their messages)."""
+    groups = groups if groups is not None else {}
+    placed_groups = placed_groups if placed_groups is not None else set()
     order = sorted(pending, key=lambda p: -p.priority)  # stable: creation order within a priority
     freeze_loaded_state()
     while order:
-        t0, c0 = time.perf_counter(), time.process_time()
-        results = engine.schedule(order, k=1, commit=True)
-        res.schedule_seconds += time.perf_counter() - t0
-        res.schedule_cpu_seconds += time.process_time() - c0
         failed: list[PodInfo] = []
-        for pod, r in zip(order, results):
-            if r.candidates:
-                res.bound += 1
-                pod.node_name = r.candidates[0][0]
-            else:
+        progress = False
+        for g, pods in _units(order, groups, placed_groups):
+            if g is None:
+                progress |= _place(engine, pods, res, failed)
+                continue
+            spec = groups.get(g)
+            if spec is None:
+                for pod in pods:
+                    failed.append(pod)
+                    res.messages[pod.uid] = f'waiting for PodGroup "{g[1]}" in namespace {g[0]}: it does not exist'
+                continue
+            assert spec.min_count is not None
+            if len(pods) < spec.min_count:
+                for pod in pods:
+                    failed.append(pod)
+                    res.messages[pod.uid] = (f"waiting for gang {g[1]}: {len(pods)} of minCount "
+                                             f"{spec.min_count} pods exist")
+                continue
+            t0, c0 = time.perf_counter(), time.process_time()
+            results, ok = engine.schedule_gang(pods, spec.min_count)
+            res.schedule_seconds += time.perf_counter() - t0
+            res.schedule_cpu_seconds += time.process_time() - c0
+            fits = sum(1 for r in results if r.candidates)
+            if ok:
+                placed_groups.add(g)
+                progress = True
+            why = next((r.message() for r in results if not r.candidates), "")
+            for pod, r in zip(pods, results):
+                if ok and r.candidates:
+                    res.bound += 1
+                    continue
                 failed.append(pod)
-                res.messages[pod.uid] = r.message()
-        if len(failed) == len(order):  # no progress: nothing that failed can fit now
+                res.messages[pod.uid] = (r.message() if ok else
+                                         f"{why}; gang {g[1]} needs {spec.min_count}, {fits} fit")
+        if not progress:  # nothing that failed can fit now
             return failed
         order = failed
     return []
+
+
+def _place(engine: Engine, pods: list[PodInfo], res: SimResult, failed: list[PodInfo]) -> bool:
+    """Pods one by one (a batch of the engine); True if any was placed."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    results: list[PodResult] = engine.schedule(pods, k=1, commit=True)
+    res.schedule_seconds += time.perf_counter() - t0
+    res.schedule_cpu_seconds += time.process_time() - c0
+    placed = False
+    for pod, r in zip(pods, results):
+        if r.candidates:
+            res.bound += 1
+            pod.node_name = r.candidates[0][0]
+            placed = True
+        else:
+            failed.append(pod)
+            res.messages[pod.uid] = r.message()
+    return placed
 
 
 def simulate(workload: Workload, profile: Profile | None = None, keep_objects: bool = True,
@@ -79,20 +173,34 @@ def simulate(workload: Workload, profile: Profile | None = None, keep_objects: b
     res = SimResult(workload.name)
     pending: list[PodInfo] = []
     pod_by_uid: dict[str, dict] = {}
-    node_index = 0
-    pod_index = 0
-    for op in workload.ops:
+    groups: dict[tuple[str, str], Gang] = {}
+    placed_groups: set[tuple[str, str]] = set()
+    for op, start in workload.steps():
         if isinstance(op, CreateNodes):
-            for nd in workload.iter_nodes(op, node_index):
+            for nd in workload.iter_nodes(op, start):
                 t0 = time.perf_counter()
                 engine.set_node(parse_node(nd))
                 res.parse_seconds += time.perf_counter() - t0
                 res.nodes += 1
                 if keep_objects:
                     res.node_dicts.append(nd)
-            node_index += op.count
+        elif isinstance(op, CreateObjects):
+            for obj in op.objects:
+                if obj.get("kind") == "PodGroup" and str(obj.get("apiVersion", "")).startswith("scheduling.k8s.io/"):
+                    key, gang = pod_group_of(obj)
+                    groups[key] = gang
+                    if keep_objects:
+                        res.pod_group_dicts.append(obj)
+                elif obj.get("kind") == "Namespace" and obj.get("apiVersion") == "v1":
+                    meta = obj.get("metadata") or {}
+                    engine.set_namespace_labels(meta.get("name", ""), dict(meta.get("labels") or {}))
         elif isinstance(op, CreatePods):
-            for pd in workload.iter_pods(op, pod_index, scheduler_name):
+            for obj in workload.iter_pod_groups(op):
+                key, gang = pod_group_of(obj)
+                groups[key] = gang
+                if keep_objects:
+                    res.pod_group_dicts.append(obj)
+            for pd in workload.iter_pods(op, start, scheduler_name):
                 pd.setdefault("metadata", {}).setdefault("uid", f"{pd['metadata'].get('namespace', 'default')}/{pd['metadata']['name']}")
                 t0 = time.perf_counter()
                 info = parse_pod(pd)
@@ -101,10 +209,9 @@ def simulate(workload: Workload, profile: Profile | None = None, keep_objects: b
                 res.pods += 1
                 if keep_objects:
                     pod_by_uid[info.uid] = pd
-            pod_index += op.count
         elif isinstance(op, Barrier):
-            pending = _schedule_pending(engine, pending, res)
-    pending = _schedule_pending(engine, pending, res)
+            pending = _schedule_pending(engine, pending, res, groups, placed_groups)
+    pending = _schedule_pending(engine, pending, res, groups, placed_groups)
     res.unschedulable = len(pending)
     if keep_objects:
         for uid, pd in pod_by_uid.items():
@@ -123,7 +230,8 @@ def simulate(workload: Workload, profile: Profile | None = None, keep_objects: b
 def run_check(res: SimResult, scheduler_name: str = SIM_SCHEDULER) -> None:
     from .check import check_placement
 
-    report = check_placement(res.node_dicts, res.pod_dicts, scheduler_name=scheduler_name)
+    report = check_placement(res.node_dicts, res.pod_dicts, scheduler_name=scheduler_name,
+                             pod_groups=res.pod_group_dicts)
     res.check_ok = report.ok
     res.check_summary = report.summary()
 

@@ -11,6 +11,13 @@ Names are deterministic so a run can be repeated and its results joined with the
 nodes are `<workload>-node-<i>` (zero-padded, `i` global across all createNodes ops), pods are
 `<generateName><i>` where `i` counts within one (namespace, generateName) series, so two ops that
 share a prefix never produce the same name.
+
+Gangs (`podGroup: {size, minCount}` on a createPods op) use Kubernetes 1.37's API: one
+`scheduling.k8s.io/v1beta1` PodGroup per `size` consecutive pods of the op, named
+`<generateName>g<k>` (k counts the groups of one (namespace, generateName) series from 0), with
+the pods' priority (the scheduler requires the two to match), each member naming it in
+`spec.schedulingGroup.podGroupName`; `iter_pod_groups` yields them, to be created before the pods.
+`createObjects` carries any other manifests, created as given, in order.
 """
 
 from __future__ import annotations
@@ -51,6 +58,14 @@ class CreateNodes:
 
 
 @dataclass(frozen=True, slots=True)
+class PodGroupSpec:
+    """`podGroup` of a createPods op: a gang PodGroup per `size` consecutive pods."""
+
+    size: int
+    min_count: int
+
+
+@dataclass(frozen=True, slots=True)
 class CreatePods:
     """Create `count` pods from `template` in `namespace`, `rate` per second (0 = unthrottled)."""
 
@@ -59,6 +74,15 @@ class CreatePods:
     generate_name: str
     rate: float
     template: dict[str, Any]
+    pod_group: PodGroupSpec | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CreateObjects:
+    """Create these manifests as given, in order (PriorityClass, PodDisruptionBudget, Namespace,
+    PodGroup, StorageClass, ...), before the next op."""
+
+    objects: tuple[dict[str, Any], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +92,7 @@ class Barrier:
     timeout: float = DEFAULT_BARRIER_TIMEOUT
 
 
-Op = Union[CreateNodes, CreatePods, Barrier]
+Op = Union[CreateNodes, CreatePods, CreateObjects, Barrier]
 
 
 @dataclass(slots=True)
@@ -89,12 +113,20 @@ class Workload:
 
     @property
     def namespaces(self) -> list[str]:
-        """Namespaces the pods go to, in order of first use (the load test creates them)."""
+        """Namespaces the pods and namespaced objects go to, in order of first use (the load test
+        creates them up front), except those a createObjects op defines as Namespace objects
+        (labels for namespaceSelectors): those are created as given, by their op."""
+        defined = {o["metadata"]["name"] for op in self.ops if isinstance(op, CreateObjects)
+                   for o in op.objects if o.get("kind") == "Namespace" and o.get("apiVersion") == "v1"}
         seen: dict[str, None] = {}
         for op in self.ops:
             if isinstance(op, CreatePods):
                 seen.setdefault(op.namespace, None)
-        return list(seen)
+            elif isinstance(op, CreateObjects):
+                for o in op.objects:
+                    if o["metadata"].get("namespace"):
+                        seen.setdefault(o["metadata"]["namespace"], None)
+        return [ns for ns in seen if ns not in defined]
 
     # ---- naming -------------------------------------------------------------------------------
 
@@ -105,7 +137,7 @@ class Workload:
 
     def steps(self) -> Iterator[tuple[Op, int]]:
         """Each op with its start index: the global node index for createNodes, the index within
-        the op's (namespace, generateName) series for createPods, 0 for barriers."""
+        the op's (namespace, generateName) series for createPods, 0 for the others."""
         next_node = 0
         next_pod: dict[tuple[str, str], int] = {}
         for op in self.ops:
@@ -154,17 +186,54 @@ class Workload:
                 "status": status,
             }
 
+    def _group_base(self, op: CreatePods) -> int:
+        """How many PodGroups earlier ops of `op`'s (namespace, generateName) series made."""
+        base = 0
+        for o in self.ops:
+            if o is op:
+                return base
+            if (isinstance(o, CreatePods) and o.pod_group is not None
+                    and (o.namespace, o.generate_name) == (op.namespace, op.generate_name)):
+                base += -(-o.count // o.pod_group.size)
+        raise ValueError("op is not one of this workload's")
+
+    def pod_group_name(self, op: CreatePods, k: int) -> str:
+        """The k-th PodGroup of `op` (from 0)."""
+        return f"{op.generate_name}g{self._group_base(op) + k}"
+
+    def iter_pod_groups(self, op: CreatePods) -> Iterator[dict[str, Any]]:
+        """PodGroup manifests of a gang op (none for other ops), to be created before its pods.
+        Their priority is the pods' (spec.priority of the template), which the schedulers require."""
+        if op.pod_group is None:
+            return
+        spec = op.template.get("spec") or {}
+        base = self._group_base(op)
+        for k in range(-(-op.count // op.pod_group.size)):
+            group_spec: dict[str, Any] = {"schedulingPolicy": {"gang": {"minCount": op.pod_group.min_count}}}
+            if isinstance(spec.get("priority"), int):
+                group_spec["priority"] = spec["priority"]
+            if spec.get("priorityClassName"):
+                group_spec["priorityClassName"] = spec["priorityClassName"]
+            yield {"apiVersion": "scheduling.k8s.io/v1beta1", "kind": "PodGroup",
+                   "metadata": {"name": f"{op.generate_name}g{base + k}", "namespace": op.namespace},
+                   "spec": group_spec}
+
     def iter_pods(self, op: CreatePods, start_index: int,
                   scheduler_name: str) -> Iterator[dict[str, Any]]:
-        """Pod manifests for `op`, numbered from `start_index`, with spec.schedulerName set."""
+        """Pod manifests for `op`, numbered from `start_index`, with spec.schedulerName set (and
+        spec.schedulingGroup for a gang op)."""
         blob = orjson.dumps(op.template)
-        for i in range(start_index, start_index + op.count):
+        size = op.pod_group.size if op.pod_group is not None else 0
+        base = self._group_base(op) if size else 0
+        for j, i in enumerate(range(start_index, start_index + op.count)):
             t = orjson.loads(blob)
             meta = t.get("metadata") or {}
             meta["name"] = f"{op.generate_name}{i}"
             meta["namespace"] = op.namespace
             spec = t.get("spec") or {}
             spec["schedulerName"] = scheduler_name
+            if size:
+                spec["schedulingGroup"] = {"podGroupName": f"{op.generate_name}g{base + j // size}"}
             yield {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
 
     def all_nodes(self) -> Iterator[dict[str, Any]]:
@@ -182,7 +251,8 @@ class Workload:
 
 _OP_KEYS = {
     "createNodes": {"op", "count", "template", "roundRobinLabels"},
-    "createPods": {"op", "count", "namespace", "generateName", "rate", "template"},
+    "createPods": {"op", "count", "namespace", "generateName", "rate", "template", "podGroup"},
+    "createObjects": {"op", "objects"},
     "barrier": {"op", "timeout"},
 }
 
@@ -244,6 +314,8 @@ def _parse_op(raw: Any, workload_name: str) -> Op:
         if not _is_number(timeout) or timeout <= 0:
             raise _Invalid(f"'timeout' must be a positive number of seconds, got {timeout!r}")
         return Barrier(timeout=float(timeout))
+    if kind == "createObjects":
+        return CreateObjects(objects=tuple(_check_objects(raw.get("objects"))))
     count = raw.get("count")
     if count is None:
         raise _Invalid("'count' is required")
@@ -270,8 +342,43 @@ def _parse_op(raw: Any, workload_name: str) -> Op:
         raise _Invalid(f"'rate' must be a number >= 0 (pods per second, 0 = unthrottled), "
                        f"got {rate!r}")
     _check_pod_template(template)
+    pod_group = _check_pod_group(raw["podGroup"]) if "podGroup" in raw else None
+    if pod_group is not None and "schedulingGroup" in template["spec"]:
+        raise _Invalid("template.spec.schedulingGroup is not allowed with podGroup: the tool sets it")
     return CreatePods(count=count, namespace=namespace, generate_name=generate_name,
-                      rate=float(rate), template=template)
+                      rate=float(rate), template=template, pod_group=pod_group)
+
+
+def _check_pod_group(raw: Any) -> PodGroupSpec:
+    if not isinstance(raw, dict) or set(raw) - {"size", "minCount"} or "size" not in raw:
+        raise _Invalid(f"'podGroup' must be a mapping {{size, minCount}}, got {raw!r}")
+    size, min_count = raw["size"], raw.get("minCount", raw["size"])
+    for key, v in (("size", size), ("minCount", min_count)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise _Invalid(f"podGroup.{key} must be a positive integer, got {v!r}")
+    # minCount > size is allowed on purpose: a gang that can never be satisfied (bad input the
+    # scheduler must report, not a bad workload file)
+    return PodGroupSpec(size=size, min_count=min_count)
+
+
+def _check_objects(raw: Any) -> list[dict[str, Any]]:
+    if not isinstance(raw, list) or not raw:
+        raise _Invalid("'objects' must be a non-empty list of manifests")
+    for j, obj in enumerate(raw):
+        where = f"objects[{j}]"
+        if not isinstance(obj, dict):
+            raise _Invalid(f"{where} must be a mapping (a Kubernetes manifest)")
+        if not isinstance(obj.get("apiVersion"), str) or not obj["apiVersion"]:
+            raise _Invalid(f"{where}: 'apiVersion' is required")
+        if not isinstance(obj.get("kind"), str) or not obj["kind"]:
+            raise _Invalid(f"{where}: 'kind' is required")
+        meta = obj.get("metadata")
+        if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not meta["name"]:
+            raise _Invalid(f"{where} ({obj['kind']}): metadata.name is required")
+        ns = meta.get("namespace")
+        if ns is not None and (not isinstance(ns, str) or not _DNS_LABEL.match(ns)):
+            raise _Invalid(f"{where} ({obj['kind']}): metadata.namespace must be a DNS label, got {ns!r}")
+    return raw
 
 
 def _is_number(v: Any) -> bool:

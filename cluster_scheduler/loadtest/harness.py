@@ -138,13 +138,13 @@ def _kill_leftovers(members: list[tuple[int, int]]) -> int:
 def run_check(api: Any, scheduler_name: str) -> dict[str, Any]:
     """The independent placement check over the listed state, waiting briefly when the only
     problem is a FailedScheduling event that has not been written yet."""
-    from cluster_scheduler.check import MISSING_EVENT
+    from cluster_scheduler.check import MISSING_EVENT, fetch_pod_groups
 
     deadline = time.monotonic() + CHECK_EVENT_GRACE_S
     while True:
         nodes, pods, events = fetch_cluster_state(api)
         rep = check_placement(nodes, pods, scheduler_name=scheduler_name, events=events,
-                              namespace_labels=fetch_namespace_labels(api))
+                              namespace_labels=fetch_namespace_labels(api), pod_groups=fetch_pod_groups(api))
         kinds = rep.by_kind()
         if rep.ok or set(kinds) != {MISSING_EVENT} or time.monotonic() > deadline:
             break
@@ -152,6 +152,7 @@ def run_check(api: Any, scheduler_name: str) -> dict[str, Any]:
     return {"ok": rep.ok, "bound": rep.bound, "unschedulable": rep.unschedulable,
             "pending_without_reason": rep.pending_without_reason,
             "nodes_checked": rep.nodes_checked, "pods_checked": rep.pods_checked,
+            "gangs_whole": rep.gangs_whole, "gangs_unbound": rep.gangs_unbound,
             "violations_by_kind": kinds,
             "examples": [f"{v.kind} {v.pod} {v.node}: {v.message}" for v in rep.violations[:10]],
             "summary": rep.summary(examples=3)}

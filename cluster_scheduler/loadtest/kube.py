@@ -129,6 +129,43 @@ def create(api: Any, path: str, body: dict, *, ok_statuses: tuple[int, ...] = ()
     return call(lambda _preload_content: request(api, "POST", path, body), ok_statuses=ok_statuses)
 
 
+class ResourcePaths:
+    """Collection paths for any kind, from the apiserver's discovery documents (one GET per
+    group version, cached), so createObjects can create what the cluster serves: CRDs included."""
+
+    def __init__(self, api: Any) -> None:
+        self.api = getattr(api, "api_client", api)
+        self._kinds: dict[str, dict[str, tuple[str, bool]]] = {}
+
+    def path(self, obj: dict) -> str:
+        """`/api/v1/namespaces/NS/pods`-style path to POST `obj` to; namespaced kinds go to
+        metadata.namespace or `default`. Raises CallError when the kind is not served."""
+        from ..api.rest import request
+
+        version = obj["apiVersion"]
+        if version not in self._kinds:
+            prefix = "/api/v1" if version == "v1" else f"/apis/{version}"
+            try:
+                resp = request(self.api, "GET", prefix)
+            except Exception as exc:  # noqa: BLE001 - a 404 for an unserved group, or the network
+                raise CallError(getattr(exc, "status", 0) or 0,
+                                f"{version} is not served by this apiserver ({exc})") from None
+            try:
+                doc = orjson.loads(resp.data)
+            finally:
+                resp.release_conn()
+            self._kinds[version] = {r["kind"]: (r["name"], bool(r.get("namespaced")))
+                                    for r in doc.get("resources") or () if "/" not in r["name"]}
+        found = self._kinds[version].get(obj["kind"])
+        if found is None:
+            raise CallError(404, f"kind {obj['kind']} is not served in {version}")
+        name, namespaced = found
+        prefix = "/api/v1" if version == "v1" else f"/apis/{version}"
+        if namespaced:
+            return f"{prefix}/namespaces/{obj['metadata'].get('namespace') or 'default'}/{name}"
+        return f"{prefix}/{name}"
+
+
 def _reason(exc: Any) -> str:
     try:
         body = orjson.loads(exc.body or b"{}")

@@ -17,9 +17,9 @@ from typing import Any, Callable, Iterator
 
 import orjson
 
-from cluster_scheduler.loadtest.kube import CallError, call, create, iter_lines
-from cluster_scheduler.workload import (DEFAULT_BARRIER_TIMEOUT, Barrier, CreateNodes, CreatePods,
-                                        Workload)
+from cluster_scheduler.loadtest.kube import CallError, ResourcePaths, call, create, iter_lines
+from cluster_scheduler.workload import (DEFAULT_BARRIER_TIMEOUT, Barrier, CreateNodes, CreateObjects,
+                                        CreatePods, Workload)
 
 PROBE_NAMESPACE = "loadtest-probe"
 WATCH_TIMEOUT_S = 240  # server-side watch timeout; the watcher resumes from the last resourceVersion
@@ -370,6 +370,7 @@ def run_workload(workload: Workload, api: Any, scheduler_name: str, *,
                    tracker.create_errors, t_start=t_start)
     for ns in workload.namespaces:
         ensure_namespace(core, ns)
+    paths = ResourcePaths(api)
     watcher = pod_watcher(api, scheduler_name, tracker,
                           ).start()
     attempted = 0
@@ -392,7 +393,24 @@ def run_workload(workload: Workload, api: Any, scheduler_name: str, *,
                 if node_errors:
                     raise RuntimeError(f"{len(node_errors)} node(s) could not be created, e.g. "
                                        f"{next(iter(node_errors.items()))}")
+            elif isinstance(op, CreateObjects):
+                for obj in op.objects:  # in order: a later object may need an earlier one
+                    try:
+                        create(core, paths.path(obj), obj)
+                    except CallError as exc:
+                        raise RuntimeError(f"createObjects: {obj['kind']} {obj['metadata']['name']} could not "
+                                           f"be created: {exc}") from None
+                phase.count = len(op.objects)
             elif isinstance(op, CreatePods):
+                groups = list(workload.iter_pod_groups(op))
+                if groups:  # each gang's PodGroup exists before its pods
+                    group_errors: dict[str, str] = {}
+                    _create_all(((g["metadata"]["name"], (lambda g=g: create(core, paths.path(g), g)))
+                                 for g in groups), len(groups), create_concurrency, 0, lambda k, t: None,
+                                group_errors.__setitem__, stop)
+                    if group_errors:
+                        raise RuntimeError(f"{len(group_errors)} PodGroup(s) could not be created, e.g. "
+                                           f"{next(iter(group_errors.items()))}")
                 if data.t_pods_start is None:
                     if on_pods_start:
                         on_pods_start()

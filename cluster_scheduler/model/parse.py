@@ -698,6 +698,8 @@ def _fill_pod(info: PodInfo, obj: Mapping[str, Any], meta: Mapping[str, Any],
     node_name = _str(spec.get("nodeName"), "spec.nodeName")
     info.node_name = node_name
     info.scheduling_gated = bool(spec.get("schedulingGates"))
+    group = _obj(spec.get("schedulingGroup"), "spec.schedulingGroup")
+    info.pod_group = _str(group.get("podGroupName"), "spec.schedulingGroup.podGroupName")
     info.deleting = bool(meta.get("deletionTimestamp"))
     raw_labels = meta.get("labels")
     if namespace_labels is None:

@@ -246,6 +246,7 @@ class PodInfo:
     resource_version: str = ""
     scheduling_gated: bool = False  # spec.schedulingGates non-empty: not ready to be scheduled
     deleting: bool = False  # metadata.deletionTimestamp set: never schedule it
+    pod_group: str = ""  # spec.schedulingGroup.podGroupName: a PodGroup in the pod's namespace
 
     @property
     def labels(self) -> dict[str, str]:

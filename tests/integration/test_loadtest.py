@@ -97,6 +97,44 @@ def test_kube_scheduler_and_ceiling_end_to_end(tmp_path: Path) -> None:
 
 
 
+GANG_WORKLOAD = {
+    "name": "gangs",
+    "ops": [
+        {"op": "createObjects", "objects": [
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "train", "labels": {"team": "ml"}}},
+            {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": "train"},
+             "value": 500},
+        ]},
+        {"op": "createNodes", "count": 2,
+         "template": {"status": {"allocatable": {"cpu": "4", "memory": "8Gi", "pods": "20", "example.com/gpu": "4"}}}},
+        # 8 GPUs, three gangs of 4: two bound whole, one with no pod bound
+        {"op": "createPods", "count": 12, "namespace": "train", "generateName": "job-",
+         "podGroup": {"size": 4, "minCount": 4},
+         "template": {"spec": {"priority": 500, "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10",
+                      "resources": {"requests": {"cpu": "100m", "example.com/gpu": 1},
+                                    "limits": {"example.com/gpu": 1}}}]}}},
+        {"op": "barrier", "timeout": 120},
+    ],
+}
+
+
+@pytest.mark.apiserver
+@pytest.mark.timeout(600)
+def test_gang_workload_against_kube_scheduler(tmp_path: Path) -> None:
+    """createObjects and podGroup against the real 1.37 apiserver: objects are created as given
+    (an integer quantity included), each gang's PodGroup before its pods, and the placement check
+    counts gangs; kube-scheduler binds two gangs whole and leaves the third with no pod."""
+    wl = tmp_path / "gangs.yaml"
+    wl.write_text(yaml.safe_dump(GANG_WORKLOAD))
+    out = tmp_path / "out"
+    proc = run_cli(str(wl), "--scheduler", "kube-scheduler", "--output", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run = assert_files(out)["runs"]["kube-scheduler"]
+    assert (run["bound"], run["unschedulable"], run["create_errors"]) == (8, 4, 0)
+    assert run["check"]["ok"], run["check"]["summary"]
+    assert (run["check"]["gangs_whole"], run["check"]["gangs_unbound"]) == (2, 1)
+
+
 @pytest.mark.apiserver
 @pytest.mark.timeout(600)
 def test_repeat_runs_rounds_and_reports_the_median(tmp_path: Path) -> None:

@@ -561,6 +561,124 @@ def test_summary_groups_violations_by_kind():
     assert report.to_dict()["ok"] is False
 
 
+# ---- invariant: no gang bound below its minCount ------------------------------------------------
+
+def pod_group(name, min_count=None, ns="default", basic=False):
+    policy = {"basic": {}} if basic else {"gang": {"minCount": min_count}}
+    return {"apiVersion": "scheduling.k8s.io/v1beta1", "kind": "PodGroup",
+            "metadata": {"name": name, "namespace": ns}, "spec": {"schedulingPolicy": policy}}
+
+
+def gang(group, bound, pending=0, ns="default", prefix=None, **kw):
+    """`bound` members of `group` placed round-robin on n0..n3, then `pending` Unschedulable ones."""
+    prefix = prefix or group
+    members = [pod(f"{prefix}-{i}", on=f"n{i % 4}", ns=ns, **kw) for i in range(bound)]
+    members += [pod(f"{prefix}-{bound + i}", ns=ns, unschedulable=True, **kw) for i in range(pending)]
+    for m in members:
+        m["spec"]["schedulingGroup"] = {"podGroupName": group}
+    return members
+
+
+GANG_NODES = [node(f"n{i}") for i in range(4)]
+
+
+def test_partial_gang_is_flagged():
+    pods = gang("job", bound=3, pending=2, ns="training")
+    report = check_placement(GANG_NODES, pods, pod_groups=[pod_group("job", 5, ns="training")])
+    assert kinds(report) == [check.GANG_PARTIAL] == ["gang_partial"]
+    (v,) = report.violations
+    assert (v.pod, v.node) == ("training/job", "")
+    assert v.message == "gang training/job: 3 of 5 members bound, minCount 5"
+    assert (report.gangs_whole, report.gangs_unbound) == (0, 0)
+    # members count whoever schedules them, and whichever scheduler the check is asked about
+    theirs = gang("job", bound=1, pending=1, ns="training", sched="other")
+    report = check_placement(GANG_NODES, theirs, scheduler_name=SCHED,
+                             pod_groups=[pod_group("job", 2, ns="training")])
+    assert kinds(report) == ["gang_partial"] and report.pods_checked == 0
+    # without PodGroups the same pods are not judged as a gang
+    assert check_placement(GANG_NODES, pods).ok
+
+
+def test_whole_and_unbound_gangs_are_clean_and_counted():
+    pods = (gang("exact", bound=4) + gang("over", bound=6, pending=1) + gang("none", bound=0, pending=3))
+    groups = [pod_group("exact", 4), pod_group("over", 4), pod_group("none", 3),
+              pod_group("empty", 2)]  # no member pods at all: neither whole nor unbound
+    report = check_placement(GANG_NODES, pods, pod_groups=groups)
+    assert report.ok, report.violations
+    assert (report.gangs_whole, report.gangs_unbound) == (2, 1)
+    assert report.gangs_checked
+
+
+def test_terminal_member_does_not_count_as_bound():
+    pods = gang("job", bound=3)
+    pods[0]["status"]["phase"] = "Succeeded"
+    report = check_placement(GANG_NODES, pods, pod_groups=[pod_group("job", 3)])
+    assert kinds(report) == ["gang_partial"]
+    assert "2 of 3 members bound" in report.violations[0].message
+    for p in pods:
+        p["status"]["phase"] = "Failed"
+    report = check_placement(GANG_NODES, pods, pod_groups=[pod_group("job", 3)])
+    assert report.ok and (report.gangs_whole, report.gangs_unbound) == (0, 1)
+
+
+def test_basic_policy_group_is_not_a_gang():
+    pods = gang("web", bound=1, pending=2)
+    report = check_placement(GANG_NODES, pods, pod_groups=[pod_group("web", basic=True)])
+    assert report.ok and (report.gangs_whole, report.gangs_unbound) == (0, 0)
+
+
+def test_members_in_another_namespace_do_not_count():
+    pods = gang("job", bound=2, pending=2, ns="a") + gang("job", bound=4, ns="b")
+    report = check_placement(GANG_NODES, pods, pod_groups=[pod_group("job", 4, ns="a")])
+    assert kinds(report) == ["gang_partial"]
+    (v,) = report.violations
+    assert v.pod == "a/job" and "2 of 4 members bound" in v.message
+    # and a gang's own namespace having no members leaves it unbound, whatever others bind
+    report = check_placement(GANG_NODES, gang("job", bound=4, ns="b"),
+                             pod_groups=[pod_group("job", 4, ns="a")])
+    assert report.ok and (report.gangs_whole, report.gangs_unbound) == (0, 0)
+
+
+@pytest.mark.parametrize("bad", [
+    pod_group("job", "x"), pod_group("job", 0), pod_group("job", -2), pod_group("job", True),
+    pod_group("job", 2.0), pod_group("job", None),
+    {"metadata": {"name": "job", "namespace": "default"}},  # no spec
+    {"metadata": {"name": "job", "namespace": "default"}, "spec": None},
+    {"metadata": {"name": "job", "namespace": "default"}, "spec": {"schedulingPolicy": "gang"}},
+    {"metadata": {"name": "job", "namespace": "default"},
+     "spec": {"schedulingPolicy": {"gang": [3]}}},
+    {"spec": {"schedulingPolicy": {"gang": {"minCount": 3}}}},  # no metadata
+    {"metadata": None, "spec": {"schedulingPolicy": {"gang": {"minCount": 3}}}},
+    {}, None, "job",
+])
+def test_malformed_pod_groups_do_not_crash(bad):
+    pods = gang("job", bound=1, pending=2)
+    pods.append(pod("odd", unschedulable=True, schedulingGroup="job"))  # malformed member: ignored
+    pods.append(pod("odd2", unschedulable=True, schedulingGroup={"podGroupName": 7}))
+    report = check_placement(GANG_NODES, pods, pod_groups=[bad])
+    assert report.ok and (report.gangs_whole, report.gangs_unbound) == (0, 0)
+    # a good PodGroup beside it is still checked
+    report = check_placement(GANG_NODES, pods, pod_groups=[bad, pod_group("job", 3)])
+    assert kinds(report) == ["gang_partial"]
+
+
+def test_gang_summary_and_to_dict():
+    pods = gang("whole", bound=2) + gang("stuck", bound=0, pending=2) + gang("half", bound=1, pending=1)
+    groups = [pod_group("whole", 2), pod_group("stuck", 2), pod_group("half", 2)]
+    report = check_placement(GANG_NODES, pods, pod_groups=groups)
+    text = report.summary()
+    assert "gangs: 1 whole, 1 with no pod bound" in text
+    assert "gang_partial: 1" in text and "pod default/half" in text
+    d = report.to_dict()
+    assert (d["gangs_whole"], d["gangs_unbound"], d["ok"]) == (1, 1, False)
+    # no PodGroups given (an older cluster): no gang line
+    plain = check_placement(GANG_NODES, pods)
+    assert plain.ok and "gangs:" not in plain.summary() and not plain.gangs_checked
+    # PodGroups given but none exist: the line says so
+    assert "gangs: 0 whole, 0 with no pod bound" in check_placement(GANG_NODES, pods,
+                                                                    pod_groups=[]).summary()
+
+
 # ---- independence and the command ---------------------------------------------------------------
 
 def test_check_does_not_import_the_engine():
@@ -701,14 +819,19 @@ class _FakeApiserver:
         self.server.server_close()
 
 
+PODGROUPS_PATH = "/apis/scheduling.k8s.io/v1beta1/podgroups"
+
+
 @pytest.fixture
 def fake_apiserver(tmp_path):
     servers = []
 
-    def start(nodes, pods, events):
-        srv = _FakeApiserver({"/api/v1/nodes": nodes, "/api/v1/pods": pods,
-                              "/api/v1/events": events,
-                              "/api/v1/namespaces": [{"metadata": {"name": "default"}}]})
+    def start(nodes, pods, events, pod_groups=None):
+        objects = {"/api/v1/nodes": nodes, "/api/v1/pods": pods, "/api/v1/events": events,
+                   "/api/v1/namespaces": [{"metadata": {"name": "default"}}]}
+        if pod_groups is not None:  # otherwise 404, as on a cluster without the API
+            objects[PODGROUPS_PATH] = pod_groups
+        srv = _FakeApiserver(objects)
         servers.append(srv)
         kubeconfig = tmp_path / "kubeconfig"
         kubeconfig.write_text(
@@ -735,6 +858,8 @@ def test_check_command_end_to_end(fake_apiserver, monkeypatch, capsys):
     assert main(["check", "--kubeconfig", kubeconfig, "--scheduler-name", SCHED]) == 0
     out = capsys.readouterr().out
     assert "placement check: OK" in out and "bound 5, unschedulable 1" in out
+    assert "gangs:" not in out  # the PodGroup API is not served (404): no gang check
+    assert [path for path, _ in srv.requests].count(PODGROUPS_PATH) == 1
     pod_calls = [q for path, q in srv.requests if path == "/api/v1/pods"]
     assert len(pod_calls) == 3 and all(q["limit"] == "2" for q in pod_calls)
     assert [q for path, q in srv.requests if path == "/api/v1/events"][0]["fieldSelector"] == \
@@ -745,3 +870,26 @@ def test_check_command_end_to_end(fake_apiserver, monkeypatch, capsys):
     assert "missing_event: 1" in capsys.readouterr().out
     assert main(["check", "--kubeconfig", kubeconfig, "--no-events", "--json"]) == 0
     assert '"ok": true' in capsys.readouterr().out
+
+
+def test_check_command_checks_pod_groups(fake_apiserver, monkeypatch, capsys):
+    from cluster_scheduler.cli import main
+
+    monkeypatch.setattr(check, "LIST_CHUNK", 2)  # force paging of the PodGroups too
+    pods = (gang("whole", bound=2, ns="t") + gang("stuck", bound=0, pending=2, ns="t")
+            + gang("half", bound=1, pending=2, ns="t"))
+    groups = [pod_group("whole", 2, ns="t"), pod_group("stuck", 2, ns="t"),
+              pod_group("web", ns="t", basic=True)]
+    srv, kubeconfig = fake_apiserver(GANG_NODES, pods, [], pod_groups=groups)
+    assert main(["check", "--kubeconfig", kubeconfig, "--no-events"]) == 0
+    out = capsys.readouterr().out
+    assert "placement check: OK" in out and "gangs: 1 whole, 1 with no pod bound" in out
+    pg_calls = [q for path, q in srv.requests if path == PODGROUPS_PATH]
+    assert len(pg_calls) == 2 and all(q["limit"] == "2" for q in pg_calls)
+
+    srv.objects[PODGROUPS_PATH] = groups + [pod_group("half", 3, ns="t")]
+    assert main(["check", "--kubeconfig", kubeconfig, "--no-events"]) == 1
+    out = capsys.readouterr().out
+    assert "gang_partial: 1" in out and "gang t/half: 1 of 3 members bound, minCount 3" in out
+    assert main(["check", "--kubeconfig", kubeconfig, "--no-events", "--json"]) == 1
+    assert '"gangs_whole": 1' in capsys.readouterr().out

@@ -114,3 +114,104 @@ def test_affinity_5k():
     assert (res.nodes, res.pods) == (5_000, 20_000)
     assert res.bound == 20_000 and res.unschedulable == 0
     assert res.check_ok, res.check_summary
+
+
+def _gang_workload(tmp_path: Path, body: str) -> Path:
+    head = """\
+name: g
+ops:
+  - op: createNodes
+    count: 4
+    template:
+      status: {allocatable: {cpu: "4", memory: 16Gi, pods: "20", nvidia.com/gpu: "4"}}
+"""
+    p = tmp_path / "g.yaml"
+    p.write_text(head + body)
+    return p
+
+
+GPU_POD = "{spec: {containers: [{name: c, resources: {requests: {cpu: 100m, nvidia.com/gpu: '1'}}}]}}"
+
+
+def members_bound(res) -> Counter:
+    return Counter(p["spec"]["schedulingGroup"]["podGroupName"] for p in res.pod_dicts
+                   if p["spec"].get("nodeName") and p["spec"].get("schedulingGroup"))
+
+
+def test_gangs_that_fit_alone_but_not_together(tmp_path):
+    """16 GPUs; three gangs of 6: two fit whole, the third gets none (not the 4 left)."""
+    res = run(_gang_workload(tmp_path, f"""\
+  - op: createPods
+    count: 18
+    generateName: job-
+    podGroup: {{size: 6, minCount: 6}}
+    template: {GPU_POD}
+"""))
+    assert res.check_ok, res.check_summary
+    assert members_bound(res) == Counter({"job-g0": 6, "job-g1": 6})
+    assert res.bound == 12 and res.unschedulable == 6
+    messages = {p["status"]["conditions"][0]["message"] for p in unschedulable_pods(res)}
+    assert messages == {"0/4 nodes are available: 4 Insufficient nvidia.com/gpu.; gang job-g2 needs 6, 4 fit"}
+    assert "gangs: 2 whole, 1 with no pod bound" in res.check_summary
+
+
+def test_gang_with_min_count_below_size_keeps_what_fits(tmp_path):
+    """minCount 3 of 6 members, room for 4: the gang is placed with 4, the other 2 wait."""
+    res = run(_gang_workload(tmp_path, f"""\
+  - op: createPods
+    count: 12
+    generateName: big-
+    template: {GPU_POD}
+  - op: createPods
+    count: 6
+    generateName: job-
+    podGroup: {{size: 6, minCount: 3}}
+    template: {GPU_POD}
+"""))
+    assert res.check_ok, res.check_summary
+    assert members_bound(res) == Counter({"job-g0": 4}) and res.unschedulable == 2
+
+
+def test_gang_waits_for_its_pod_group_and_for_min_count(tmp_path):
+    """A member of a PodGroup that does not exist, and a gang whose minCount exceeds its members,
+    wait with a reason and bind nothing; a basic-policy group schedules pod by pod."""
+    res = run(_gang_workload(tmp_path, f"""\
+  - op: createObjects
+    objects:
+      - apiVersion: scheduling.k8s.io/v1beta1
+        kind: PodGroup
+        metadata: {{name: loose, namespace: default}}
+        spec: {{schedulingPolicy: {{basic: {{}}}}}}
+  - op: createPods
+    count: 2
+    generateName: orphan-
+    template: {{spec: {{schedulingGroup: {{podGroupName: nowhere}}, containers: [{{name: c}}]}}}}
+  - op: createPods
+    count: 2
+    generateName: short-
+    podGroup: {{size: 2, minCount: 3}}
+    template: {GPU_POD}
+  - op: createPods
+    count: 3
+    generateName: loose-
+    template: {{spec: {{schedulingGroup: {{podGroupName: loose}}, containers: [{{name: c}}]}}}}
+"""))
+    assert res.check_ok, res.check_summary
+    assert res.bound == 3 and res.unschedulable == 4
+    reasons = {p["metadata"]["name"]: p["status"]["conditions"][0]["message"] for p in unschedulable_pods(res)}
+    assert reasons["orphan-0"] == 'waiting for PodGroup "nowhere" in namespace default: it does not exist'
+    assert reasons["short-0"] == "waiting for gang short-g0: 2 of minCount 3 pods exist"
+
+
+@needs_shared
+def test_gang_gpu():
+    res = run(SHARED_WORKLOADS / "gang-gpu.yaml")
+    assert (res.nodes, res.pods) == (800, 7800)
+    assert res.check_ok, res.check_summary
+    gangs = members_bound(res)
+    assert len(gangs) == 250 and set(gangs.values()) == {16}  # 250 whole, and no partial one
+    assert res.bound == 7000 and res.unschedulable == 800
+    stuck = unschedulable_pods(res)
+    assert all(p["metadata"]["namespace"] == "training" for p in stuck)
+    web = [p for p in res.pod_dicts if p["metadata"]["namespace"] == "web"]
+    assert len(web) == 3000 and all(p["spec"].get("nodeName") for p in web)

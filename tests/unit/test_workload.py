@@ -11,7 +11,9 @@ import pytest
 from cluster_scheduler.workload import (
     Barrier,
     CreateNodes,
+    CreateObjects,
     CreatePods,
+    PodGroupSpec,
     WorkloadError,
     load_workload,
 )
@@ -258,3 +260,102 @@ def test_constraints_mix_details():
     assert pods[-1]["metadata"]["name"] == "constraints-mix-559"
     impossible = [p for p in pods if p["metadata"]["labels"]["app"] == "impossible"]
     assert len(impossible) == 10
+
+
+GANGS = """\
+name: gangs
+ops:
+  - op: createObjects
+    objects:
+      - {apiVersion: v1, kind: Namespace, metadata: {name: team-a, labels: {team: a}}}
+      - apiVersion: scheduling.k8s.io/v1beta1
+        kind: PodGroup
+        metadata: {name: hand-made, namespace: other}
+        spec: {schedulingPolicy: {basic: {}}}
+  - op: createPods
+    count: 5
+    namespace: team-a
+    generateName: job-
+    podGroup: {size: 2, minCount: 2}
+    template:
+      spec:
+        priority: 500
+        containers: [{name: c}]
+  - op: createPods
+    count: 3
+    namespace: team-a
+    generateName: job-
+    podGroup: {size: 4}
+    template: {spec: {containers: [{name: c}]}}
+  - op: createPods
+    count: 1
+    namespace: team-a
+    generateName: solo-
+    template: {spec: {containers: [{name: c}]}}
+"""
+
+
+def test_gang_ops_make_pod_groups_and_members(tmp_path):
+    wl = load_workload(write(tmp_path, GANGS))
+    objects, first, second, solo = wl.ops
+    assert isinstance(objects, CreateObjects) and len(objects.objects) == 2
+    assert first.pod_group == PodGroupSpec(size=2, min_count=2)
+    assert second.pod_group == PodGroupSpec(size=4, min_count=4)  # minCount defaults to size
+    assert solo.pod_group is None
+    # team-a is a Namespace object (created with its labels by its op); `other` is only used
+    assert wl.namespaces == ["other"]
+
+    groups = list(wl.iter_pod_groups(first))
+    assert [g["metadata"] for g in groups] == [{"name": f"job-g{k}", "namespace": "team-a"} for k in range(3)]
+    assert groups[0]["apiVersion"] == "scheduling.k8s.io/v1beta1" and groups[0]["kind"] == "PodGroup"
+    # the gang's priority is its pods' (kube-scheduler refuses a group whose pods differ from it)
+    assert groups[0]["spec"] == {"schedulingPolicy": {"gang": {"minCount": 2}}, "priority": 500}
+    # the second op of the same series continues the group count: no name is reused
+    assert [g["metadata"]["name"] for g in wl.iter_pod_groups(second)] == ["job-g3"]
+    assert list(wl.iter_pod_groups(solo)) == []
+
+    steps = dict((id(op), start) for op, start in wl.steps())
+    members = [(p["metadata"]["name"], p["spec"]["schedulingGroup"]["podGroupName"])
+               for op in (first, second) for p in wl.iter_pods(op, steps[id(op)], SCHED)]
+    assert members == [("job-0", "job-g0"), ("job-1", "job-g0"), ("job-2", "job-g1"), ("job-3", "job-g1"),
+                       ("job-4", "job-g2"), ("job-5", "job-g3"), ("job-6", "job-g3"), ("job-7", "job-g3")]
+    assert "schedulingGroup" not in next(wl.iter_pods(solo, 0, SCHED))["spec"]
+
+
+@pytest.mark.parametrize("body, needle", [
+    ("  - op: createPods\n    count: 2\n    podGroup: {size: 0}\n    template: {spec: {containers: [{name: c}]}}\n",
+     "podGroup.size must be a positive integer"),
+    ("  - op: createPods\n    count: 2\n    podGroup: {size: 2, minCount: two}\n    template: "
+     "{spec: {containers: [{name: c}]}}\n", "podGroup.minCount must be a positive integer"),
+    ("  - op: createPods\n    count: 2\n    podGroup: {minCount: 2}\n    template: {spec: {containers: [{name: c}]}}\n",
+     "'podGroup' must be a mapping {size, minCount}"),
+    ("  - op: createPods\n    count: 2\n    podGroup: {size: 2}\n    template: {spec: {containers: [{name: c}], "
+     "schedulingGroup: {podGroupName: x}}}\n", "schedulingGroup is not allowed with podGroup"),
+    ("  - op: createObjects\n    objects: []\n", "'objects' must be a non-empty list"),
+    ("  - op: createObjects\n    objects: [{kind: PodGroup, metadata: {name: x}}]\n", "'apiVersion' is required"),
+    ("  - op: createObjects\n    objects: [{apiVersion: v1, kind: Namespace}]\n", "metadata.name is required"),
+    ("  - op: createObjects\n    objects: [{apiVersion: v1, kind: ConfigMap, metadata: {name: x, namespace: Bad}}]\n",
+     "metadata.namespace must be a DNS label"),
+])
+def test_broken_gang_and_object_ops(tmp_path, body, needle):
+    path = write(tmp_path, "name: broken\nops:\n  - op: barrier\n" + body)
+    with pytest.raises(WorkloadError) as err:
+        load_workload(path)
+    assert "ops[1]" in str(err.value) and needle in str(err.value)
+
+
+def test_min_count_above_size_is_a_valid_file(tmp_path):
+    """A gang that can never be satisfied is bad input for the scheduler to report, not a bad file."""
+    wl = load_workload(write(tmp_path, "name: w\nops:\n  - op: createPods\n    count: 2\n"
+                                       "    podGroup: {size: 2, minCount: 3}\n"
+                                       "    template: {spec: {containers: [{name: c}]}}\n"))
+    assert wl.ops[0].pod_group == PodGroupSpec(size=2, min_count=3)
+
+
+@needs_shared
+def test_gang_gpu_workload():
+    wl = load_workload(SHARED_WORKLOADS / "gang-gpu.yaml")
+    gang_op = next(op for op in wl.ops if isinstance(op, CreatePods) and op.pod_group)
+    groups = list(wl.iter_pod_groups(gang_op))
+    assert len(groups) == 300 and groups[0]["metadata"]["name"] == "job-g0"
+    assert groups[0]["spec"]["schedulingPolicy"] == {"gang": {"minCount": 16}}
