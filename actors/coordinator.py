@@ -48,6 +48,10 @@ from .partition import Partition
 log = logging.getLogger(__name__)
 
 TERMINAL_PHASES = ("Succeeded", "Failed")
+# Until the runtime places gangs all or nothing, a PodGroup member is refused, never bound alone.
+GANG_NOT_YET = ("pod is a member of PodGroup {!r} (spec.schedulingGroup): this version of "
+                "cluster-scheduler does not place PodGroup members yet, and binds none rather than "
+                "part of a gang")
 LEDGER_AFTER_CONFLICTS = 3  # a pod that lost this many races is placed by the ledger itself
 MAX_DELTAS = 20000  # flush deltas to the partitions at least this often while idle
 # Payloads below this go to the partitions inline in the task (Ray inlines small arguments);
@@ -457,6 +461,13 @@ class Coordinator:
         return out
 
     def schedule_batch(self, batch: list[PodInfo]) -> None:
+        if any(p.pod_group for p in batch):
+            for p in batch:
+                if p.pod_group:
+                    self._unschedulable(p, GANG_NOT_YET.format(p.pod_group))
+            batch = [p for p in batch if not p.pod_group]
+            if not batch:
+                return
         t0 = time.monotonic()
         results = self._fan_out(batch)
         t1 = time.monotonic()

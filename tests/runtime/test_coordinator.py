@@ -357,3 +357,20 @@ def test_a_trickle_of_pods_is_batched_at_most_every_interval():
     time.sleep(0.21)
     assert c.run_once() and c.stats.batches == 3
     assert sorted(n for n, _ in binder.bound) == ["a", "b", "c", "d", "e"]
+
+
+def test_pod_group_members_are_refused_never_bound_alone():
+    """The runtime does not place gangs yet: a member gets a clear Unschedulable reason (and an
+    event) instead of a binding that could leave its gang partial; plain pods are unaffected."""
+    c, binder = make(2)
+    feed(c, NODES, [node(f"n{i}", "2") for i in range(2)])
+    members = [pod(f"g{i}", "1") for i in range(2)]
+    for m in members:
+        m["spec"]["schedulingGroup"] = {"podGroupName": "job-g0"}
+    feed(c, PODS, members + [pod("plain", "1")])
+    while c.run_once():
+        pass
+    assert [name for name, _ in binder.bound] == ["plain"]
+    assert sorted(binder.unschedulable) == [
+        (f"g{i}", "pod is a member of PodGroup 'job-g0' (spec.schedulingGroup): this version of cluster-scheduler "
+                  "does not place PodGroup members yet, and binds none rather than part of a gang") for i in range(2)]
