@@ -178,6 +178,10 @@ class ClassState:
             static_norm += w_tt * taint_toleration.normalize(raw, feas)
             if raw.min(initial=0) != raw.max(initial=0):
                 self.tt_raw, self.tt_max = raw, int(raw[feas].max(initial=0))
+        # each normalizer's max over the feasible rows *now*: the built max, or 0 once only raw-0
+        # rows are left (they score alike under any max, so the scores stay). A row re-admitted
+        # later must then bring back exactly the built max (`_norm_admits`), not merely stay under it.
+        self.na_live, self.tt_live = self.na_max, self.tt_max
         self.static_norm = static_norm
         total += static_norm
         self.ipa_raw = None
@@ -315,15 +319,40 @@ class ClassState:
     def _norm_moved(self) -> bool:
         """Would a normalizer divide by another max over the feasible rows now (for a gated class,
         the rows in the domains its spread constraint allows now)? A max that fell to 0 changes
-        nothing: every feasible row then has raw 0, which normalizes alike under any max."""
+        nothing: every feasible row then has raw 0, which normalizes alike under any max; the live
+        max (`na_live`/`tt_live`) records it, so that `release` knows the set's max is 0."""
         f = self.feas
         if self.gate is not None:
             f = f & self.gate.allowed()[self.gate.dom_c]  # dom_c -1 rows are never in feas
-        for raw, mx in ((self.na_raw, self.na_max), (self.tt_raw, self.tt_max)):
-            if raw is not None:
-                cur = int(raw[f].max(initial=0))
-                if cur != mx and cur != 0:
+        if self.na_raw is not None:
+            cur = int(self.na_raw[f].max(initial=0))
+            if cur != self.na_max and cur != 0:
+                return True
+            self.na_live = cur
+        if self.tt_raw is not None:
+            cur = int(self.tt_raw[f].max(initial=0))
+            if cur != self.tt_max and cur != 0:
+                return True
+            self.tt_live = cur
+        return False
+
+    def _norm_admits(self, p: int) -> bool:
+        """Row position `p` joins the feasible set: would a normalizer's max move to a value other
+        than the built one? The max becomes max(live, raw): a raw above the built max raises it,
+        and after the live max fell to 0 any other non-zero raw (even one below the built max)
+        becomes the new max. False (and the live max updated) when the scores stay exact."""
+        if self.na_raw is not None:
+            r = int(self.na_raw[p])
+            if r > self.na_live:
+                if r != self.na_max:
                     return True
+                self.na_live = r
+        if self.tt_raw is not None:
+            r = int(self.tt_raw[p])
+            if r > self.tt_live:
+                if r != self.tt_max:
+                    return True
+                self.tt_live = r
         return False
 
     def check_row(self, row: int) -> bool:
@@ -450,10 +479,8 @@ class ClassState:
         if self.norm_watch and not self.feas[p]:
             self.feas[p] = True
             # (a row of a domain the gate disallows now counts once it is allowed: `stale()`)
-            if (((self.na_raw is not None and int(self.na_raw[p]) > self.na_max)
-                    or (self.tt_raw is not None and int(self.tt_raw[p]) > self.tt_max))
-                    and (self.gate is None or self.gate.allowed()[self.gate.dom_c[p]])):
-                self.epoch = -1  # the row raises the max its class normalizes by
+            if (self.gate is None or self.gate.allowed()[self.gate.dom_c[p]]) and self._norm_admits(p):
+                self.epoch = -1  # the row moves the max its class normalizes by
                 return
         ver = self.engine.table.ver[row]
         if self.pushed[p] != ver:

@@ -218,6 +218,38 @@ def test_remove_pod_after_schedule():
     assert where(e, pod(cpu="1")) == "a"
 
 
+@pytest.mark.parametrize("holder", [False, True], ids=["simple-class", "with-anti-affinity-holder"])
+def test_released_row_renormalizes_after_the_taint_max_fell_to_zero(holder):
+    """Found by test_partition_rounds_with_releases_match_reference. The class's taint max is 2
+    (n1) while n0 (1 taint) is full; assuming a pod on n1 leaves no feasible node, a max of 0
+    that keeps the scores. Forgetting n0's pod re-admits n0 alone: the max is now 1, below the
+    built 2, so n0's TaintToleration score is 0 (total 30), not 50 (total 180)."""
+    from cluster_scheduler.config import DEFAULT_SCORE_WEIGHTS, Profile
+
+    profile = Profile(score_weights=tuple(
+        (k, v) for k, v in DEFAULT_SCORE_WEIGHTS.items() if k != "NodeResourcesBalancedAllocation"))
+    spot = {"key": "spot", "value": "true", "effect": "PreferNoSchedule"}
+    nodes = [node("n0", cpu="1000m", memory="512Mi", pods=3, labels={"zone": "a"}, taints=[spot]),
+             node("n1", cpu="1000m", memory="512Mi", pods=1, labels={"zone": "a"},
+                  taints=[spot, {"key": "old", "effect": "PreferNoSchedule"}]),
+             node("n2", cpu="500m", memory="512Mi", pods=1, labels={"zone": "a"}, unschedulable=True, ready=False)]
+    # (with a pod carrying required anti-affinity somewhere, the class filters inter-pod terms)
+    anti = {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+        {"labelSelector": {"matchLabels": {"app": "web"}}, "topologyKey": "kubernetes.io/hostname"}]}}
+    others = [bound("holder", "n0", labels={"app": "db"}, affinity=anti)] if holder else []
+
+    def t0(name: str):
+        return pod(name, cpu="1000m", labels={"app": "db"}, nodeSelector={"zone": "a"})
+
+    e = engine(nodes, others + [bound("a", "n0", cpu="1000m", labels={"app": "db"})], profile)
+    assert scores(e, t0("probe1")) == {"n1": 30}  # built: feasible {n1}, taint max 2
+    e.assume(t0("b"), "n1")
+    assert scores(e, t0("probe2")) == {}
+    e.forget("default/a")
+    fresh = engine(nodes, others + [bound("b", "n1", cpu="1000m", labels={"app": "db"})], profile)
+    assert scores(e, t0("probe3")) == scores(fresh, t0("probe4")) == {"n0": 30}
+
+
 def test_add_pod_is_idempotent_and_moves():
     e = engine([node("a", cpu="4"), node("b", cpu="4")])
     p = bound("x", "a", cpu="1")
