@@ -35,11 +35,12 @@ from typing import Any
 
 from cluster_scheduler import wire
 from cluster_scheduler.api.binder import BOUND, RETRY
-from cluster_scheduler.api.informer import DELETED, NAMESPACES, NODES, PODS, object_key
+from cluster_scheduler.api.informer import DELETED, NAMESPACES, NODES, POD_GROUPS, PODS, object_key
 from cluster_scheduler.config import Profile, RuntimeConfig
 from cluster_scheduler.engine import Engine, fit_error_message
 from cluster_scheduler.gc_tuning import paused_gc
-from cluster_scheduler.model.types import PodInfo
+from cluster_scheduler.model.parse import parse_pod_group
+from cluster_scheduler.model.types import Gang, PodInfo
 from cluster_scheduler.queue import SchedulingQueue
 from cluster_scheduler.wire import Proposal, namespace_labels, node_info, pack, pod_info, strip_node
 
@@ -48,11 +49,10 @@ from .partition import Partition
 log = logging.getLogger(__name__)
 
 TERMINAL_PHASES = ("Succeeded", "Failed")
-# Until the runtime places gangs all or nothing, a PodGroup member is refused, never bound alone.
-GANG_NOT_YET = ("pod is a member of PodGroup {!r} (spec.schedulingGroup): this version of "
-                "cluster-scheduler does not place PodGroup members yet, and binds none rather than "
-                "part of a gang")
-LEDGER_AFTER_CONFLICTS = 3  # a pod that lost this many races is placed by the ledger itself
+LEDGER_AFTER_CONFLICTS = 3
+# A gang's members arrive over a few batches: while its pods are this young, a member waiting for
+# the rest backs off quietly instead of getting a status and an event that are stale a moment later.
+GANG_QUIET_S = 5.0  # a pod that lost this many races is placed by the ledger itself
 MAX_DELTAS = 20000  # flush deltas to the partitions at least this often while idle
 # Payloads below this go to the partitions inline in the task (Ray inlines small arguments);
 # larger ones are put in the object store once and shared by every partition.
@@ -72,6 +72,8 @@ class Stats:
     bind_retries: int = 0
     bind_dropped: int = 0  # 409 / 404
     partition_failures: int = 0
+    gangs_placed: int = 0  # gangs assumed whole (at least minCount members)
+    gangs_unschedulable: int = 0  # gang attempts that placed no member
     first_bind: float = 0.0
     last_bind: float = 0.0
     schedule_s: float = 0.0  # time in partition calls
@@ -83,7 +85,8 @@ class Stats:
                 f"rescued={self.rescued} ledger_refusals={self.ledger_refusals} "
                 f"bind_retries={self.bind_retries} bind_dropped={self.bind_dropped} "
                 f"partition_failures={self.partition_failures} "
-                f"partitions_s={self.schedule_s:.1f} commit_s={self.commit_s:.1f}")
+                f"partitions_s={self.schedule_s:.1f} commit_s={self.commit_s:.1f} "
+                f"gangs_placed={self.gangs_placed} gangs_unschedulable={self.gangs_unschedulable}")
 
 
 @dataclass
@@ -131,6 +134,10 @@ class Coordinator:
         self.assumed: dict[str, tuple[bytes, str]] = {}  # uid -> (pending pod, node) while binding
         self.pending: dict[str, bytes] = {}  # uid -> stripped pending pod of ours
         self.last_message: dict[str, str] = {}  # uid -> last Unschedulable message posted
+        # gangs: PodGroups by (namespace, name), and every known member (pending or placed) of each
+        self.pod_groups: dict[tuple[str, str], Gang] = {}
+        self.group_members: dict[tuple[str, str], set[str]] = {}
+        self._member_of: dict[str, tuple[str, str]] = {}
         self._deltas: list[list] = []
         self._inbox: deque[tuple[str, str, dict]] = deque()
         self.wake = threading.Event()
@@ -286,6 +293,8 @@ class Coordinator:
                 moved |= self._on_node(typ, obj)
             elif kind == NAMESPACES:
                 self._on_namespace(typ, obj)
+            elif kind == POD_GROUPS:
+                self._on_pod_group(typ, obj)
         if moved:
             self.queue.move_all_to_active()
         elif affinity_moved:
@@ -322,7 +331,36 @@ class Coordinator:
         self.ledger.set_namespace_labels(name, labels)
         self._deltas.append(wire.namespace(b))
 
+    def _on_pod_group(self, typ: str, obj: dict) -> None:
+        g = parse_pod_group(obj)
+        key = (g.namespace, g.name)
+        if typ == DELETED:
+            self.pod_groups.pop(key, None)
+        elif self.pod_groups.get(key) != g:
+            self.pod_groups[key] = g
+            # its members may have waited for it (or for a smaller minCount)
+            self.queue.move_all_to_active(lambda p: p.pod_group == key[1] and p.namespace == key[0])
+
+    def _track_member(self, uid: str, obj: dict) -> None:
+        group = (obj["spec"].get("schedulingGroup") or {}) if isinstance(obj["spec"].get("schedulingGroup"), dict) else {}
+        name = group.get("podGroupName")
+        if not isinstance(name, str) or not name:
+            return
+        key = ((obj.get("metadata") or {}).get("namespace") or "default", name)
+        self._member_of[uid] = key
+        self.group_members.setdefault(key, set()).add(uid)
+
+    def _untrack_member(self, uid: str) -> None:
+        key = self._member_of.pop(uid, None)
+        if key is not None:
+            members = self.group_members.get(key)
+            if members is not None:
+                members.discard(uid)
+                if not members:
+                    del self.group_members[key]
+
     def _pod_gone(self, uid: str) -> bool:
+        self._untrack_member(uid)
         self.pending.pop(uid, None)
         self.last_message.pop(uid, None)
         self.queue.done(uid)
@@ -349,6 +387,7 @@ class Coordinator:
                 # finished pods hold no resources (as kube-scheduler's cache)
                 return "freed" if self._pod_gone(uid) else ""
             b = pack(obj)
+            self._track_member(uid, obj)
             self.pending.pop(uid, None)
             self.last_message.pop(uid, None)
             self.queue.done(uid)
@@ -376,6 +415,7 @@ class Coordinator:
             self.queue.done(uid)
             return ""
         self.pending[uid] = b
+        self._track_member(uid, obj)
         self.queue.add(info)
         return ""
 
@@ -462,10 +502,7 @@ class Coordinator:
 
     def schedule_batch(self, batch: list[PodInfo]) -> None:
         if any(p.pod_group for p in batch):
-            for p in batch:
-                if p.pod_group:
-                    self._unschedulable(p, GANG_NOT_YET.format(p.pod_group))
-            batch = [p for p in batch if not p.pod_group]
+            batch = self._schedule_gangs(batch)
             if not batch:
                 return
         t0 = time.monotonic()
@@ -527,6 +564,78 @@ class Coordinator:
         log.log(logging.INFO if self.stats.batches == 1 else logging.DEBUG,
                 "batch %d: %d pods, %d assumed, %d unschedulable, %d requeued; partitions %.3fs, "
                 "commit %.3fs", self.stats.batches, len(batch), n_won, n_unsched, n_requeued, t1 - t0, t2 - t1)
+
+    # ---------------------------------------------------------------- gangs
+    def _schedule_gangs(self, batch: list[PodInfo]) -> list[PodInfo]:
+        """Place the batch's gangs, each in one decision on the ledger; returns the pods to
+        schedule one by one (plain pods, basic-policy groups, members of a gang already placed)."""
+        plain: list[PodInfo] = []
+        gangs: dict[tuple[str, str], list[PodInfo]] = {}
+        for p in batch:
+            key = (p.namespace, p.pod_group)
+            g = self.pod_groups.get(key) if p.pod_group else None
+            if not p.pod_group or (g is not None and g.min_count is None):
+                plain.append(p)
+            else:
+                gangs.setdefault(key, []).append(p)
+        for key, popped in gangs.items():
+            plain += self._schedule_gang(key, popped)
+        return plain
+
+    def _schedule_gang(self, key: tuple[str, str], popped: list[PodInfo]) -> list[PodInfo]:
+        """All or nothing for one gang: its pending members (those popped, and the others taken
+        from the queue) are placed on the ledger together, and assumed only if, with the members
+        already placed, at least minCount fit; otherwise none is, and every member is
+        Unschedulable with the gang's reason. Returns members to place one by one (the gang was
+        placed before)."""
+        ns, name = key
+        g = self.pod_groups.get(key)
+        if g is None:  # as upstream, the pods wait for their PodGroup, visibly
+            for p in popped:
+                self._unschedulable(p, f'waiting for PodGroup "{name}" in namespace {ns}: it does not exist')
+            return []
+        assert g.min_count is not None
+        members = self.group_members.get(key, set())
+        placed = sum(1 for uid in members if uid in self.ledger.pods)
+        if placed >= g.min_count:
+            return popped  # the gang stands: the rest join it one by one
+        mine = {p.uid for p in popped}
+        pods = list(popped)
+        for uid in sorted(members - mine):
+            if uid in self.pending and uid not in self.ledger.pods:
+                taken = self.queue.take(uid)
+                if taken is not None:
+                    pods.append(taken)
+        pods.sort(key=lambda p: (p.creation_ts, p.name))
+        need = g.min_count - placed
+        t0 = time.monotonic()
+        if len(pods) < need:
+            message = f"waiting for gang {name}: fewer than minCount ({g.min_count}) of its pods exist"
+            young = time.time() - max(p.creation_ts for p in pods) < GANG_QUIET_S
+            for p in pods:
+                if young:
+                    self.queue.backoff(p)
+                else:
+                    self._unschedulable(p, message)
+            return []
+        results, ok = self.ledger.schedule_gang(pods, need, commit=False)
+        fits = sum(1 for r in results if r.candidates)
+        if ok:
+            for p, r in zip(pods, results):
+                if r.candidates:
+                    self._assume(p, r.candidates[0][0])
+                else:
+                    self._unschedulable(p, r.message())
+        else:
+            why = next((r.message() for r in results if not r.candidates), "")
+            message = f"{why}; gang {name} needs {g.min_count}, {placed + fits} fit"
+            for p in pods:
+                self._unschedulable(p, message)
+        self.stats.gangs_placed += ok
+        self.stats.gangs_unschedulable += not ok
+        if self.metrics is not None:
+            self.metrics.observe_pod_group_attempt("scheduled" if ok else "unschedulable", time.monotonic() - t0)
+        return []
 
     def _assume(self, pod: PodInfo, node: str) -> None:
         b = self.pending.pop(pod.uid)

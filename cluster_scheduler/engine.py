@@ -843,21 +843,24 @@ class Engine:
                     pod.node_name = ""
         return results
 
-    def schedule_gang(self, pods: list[PodInfo], min_count: int, k: int = 1) -> tuple[list[PodResult], bool]:
+    def schedule_gang(self, pods: list[PodInfo], min_count: int, k: int = 1,
+                      commit: bool = True) -> tuple[list[PodResult], bool]:
         """All or nothing: place a gang's members in order, each seeing the ones placed before it
         (through the normal filters and scores), and keep the placements only if at least
         `min_count` fit; the members that did not fit stay pending. Otherwise every placement is
         undone (nothing of the gang holds capacity) and False is returned with the results, whose
-        reasons say why the members that failed did not fit."""
+        reasons say why the members that failed did not fit. With commit=False the placements
+        are undone either way (the caller assumes what it accepts, as with `schedule`)."""
         results = self.schedule(pods, k=k, commit=True)
         placed = sum(1 for r in results if r.candidates)
-        if placed >= min_count:
+        ok = placed >= min_count
+        if ok and commit:
             return results, True
         for r, pod in zip(results, pods):
             if r.candidates:
                 self.remove_pod(pod.uid)
                 pod.node_name = ""
-        return results, False
+        return results, ok
 
     def check(self, key: PodSpecKey, node: str) -> bool:
         """Would `node` pass every filter for this pod now? The coordinator's commit-time check."""

@@ -51,6 +51,13 @@ class SchedulerMetrics:
             "scheduler_scheduling_attempt_duration_seconds",
             "Scheduling attempt latency in seconds (scheduling algorithm + binding).",
             ["result", "profile"], buckets=ATTEMPT_BUCKETS, registry=r)
+        self.pod_group_attempts = Counter(
+            "scheduler_podgroup_schedule_attempts", "Number of attempts to schedule pod groups, by the result.",
+            ["result", "profile"], registry=r)
+        self.pod_group_attempt_duration = Histogram(
+            "scheduler_podgroup_scheduling_attempt_duration_seconds",
+            "Pod group scheduling attempt latency in seconds.",
+            ["result", "profile"], buckets=ATTEMPT_BUCKETS, registry=r)
         self.pending_pods = Gauge(
             "scheduler_pending_pods", "Number of pending pods, by the queue type.", ["queue"], registry=r)
         self.sli_duration = Histogram(
@@ -84,6 +91,13 @@ class SchedulerMetrics:
             return
         self.schedule_attempts.labels(result=result, profile=self.profile).inc(count)
         _observe_many(self.attempt_duration.labels(result=result, profile=self.profile), seconds, count)
+
+    def observe_pod_group_attempt(self, result: str, seconds: float) -> None:
+        """One attempt at a whole gang (upstream's results: scheduled, unschedulable, error)."""
+        if result not in ATTEMPT_RESULTS:
+            raise ValueError(f"result must be one of {ATTEMPT_RESULTS}, got {result!r}")
+        self.pod_group_attempts.labels(result=result, profile=self.profile).inc()
+        self.pod_group_attempt_duration.labels(result=result, profile=self.profile).observe(seconds)
 
     def set_pending(self, active: int, backoff: int, unschedulable: int, gated: int = 0) -> None:
         for q, n in zip(QUEUES, (active, backoff, unschedulable, gated)):

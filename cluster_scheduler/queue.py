@@ -105,6 +105,18 @@ class SchedulingQueue:
         if e is not None and e.where == UNSCHEDULABLE:
             self._unschedulable.pop(uid, None)
 
+    def take(self, uid: str) -> PodInfo | None:
+        """Take one queued pod out of whichever queue holds it (active, backoff or
+        unschedulable), as `pop_batch` would: the caller owns it now. None when it is not queued.
+        A gang is placed together: its other members are taken when one of them is popped."""
+        e = self._pods.pop(uid, None)
+        if e is None:
+            return None
+        self._unschedulable.pop(uid, None)
+        e.attempts += 1
+        self._popped[uid] = e
+        return e.pod
+
     def pop_batch(self, n: int) -> list[PodInfo]:
         """Up to n active pods, best first. They leave the queue: the caller owns them until it
         calls requeue/backoff/mark_unschedulable, or drops them (bound, gone)."""
@@ -150,7 +162,8 @@ class SchedulingQueue:
         heapq.heappush(self._backoff, (e.backoff_until, e.seq, pod.uid))
 
     def backoff_delay(self, attempts: int) -> float:
-        return min(self.backoff_initial_s * (2 ** (attempts - 1)), self.backoff_max_s)
+        # the exponent is capped: a pod retried for hours must not overflow the float
+        return min(self.backoff_initial_s * (2 ** min(attempts - 1, 60)), self.backoff_max_s)
 
     def mark_unschedulable(self, pod: PodInfo) -> None:
         e = self._entry(pod)

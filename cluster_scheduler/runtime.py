@@ -80,6 +80,26 @@ def default_identity() -> str:
     return f"{socket.gethostname()}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
 
 
+def pod_group_lister(api: Any) -> Any:
+    """The PodGroup list function (scheduling.k8s.io/v1beta1) where the cluster serves that API,
+    else None: a cluster without gang scheduling has no PodGroups to wait for."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    from .api.rest import request
+
+    try:
+        resp = request(api, "GET", "/apis/scheduling.k8s.io/v1beta1", timeout=15)
+        resp.read()
+        resp.release_conn()
+    except ApiException as exc:
+        if exc.status == 404:
+            log.info("scheduling.k8s.io/v1beta1 is not served: gangs (PodGroups) are not watched")
+            return None
+        raise
+    return client.SchedulingV1beta1Api(api).list_pod_group_for_all_namespaces
+
+
 def init_ray(address: str | None, num_cpus: int | None) -> bool:
     """Join the Ray cluster at `address` (or $RAY_ADDRESS, e.g. under `ray job submit`), or start a
     local one with `num_cpus`; nothing when Ray is up already. True if this call started or joined it."""
@@ -198,7 +218,8 @@ class SchedulerRuntime:
                                        actor_options=self._actor_options(), metrics=self.metrics)
         self.binder.on_result = self.coordinator.wake.set
         self.events.busy = self.binder.busy  # Scheduled events wait while bindings are in flight
-        self.informer = ClusterInformer(client.CoreV1Api(watch_client), self.coordinator.sink)
+        self.informer = ClusterInformer(client.CoreV1Api(watch_client), self.coordinator.sink,
+                                        list_pod_groups=pod_group_lister(watch_client))
         self.informer.start()
 
         if rt.leader_elect:

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from .config import Profile, load_config
 from .engine import Engine, PodResult
 from .gc_tuning import freeze_loaded_state
-from .model.parse import parse_node, parse_pod
-from .model.types import PodInfo
+from .model.parse import parse_node, parse_pod, parse_pod_group
+from .model.types import Gang, PodInfo
 from .workload import Barrier, CreateNodes, CreateObjects, CreatePods, Workload, load_workload
 
 SIM_SCHEDULER = "cluster-scheduler"
@@ -57,24 +57,9 @@ class SimResult:
         return self.bound / self.schedule_cpu_seconds if self.schedule_cpu_seconds else 0.0
 
 
-@dataclass(frozen=True, slots=True)
-class Gang:
-    """What the simulator knows of a PodGroup: its gang minCount (None: basic policy, pod by pod)."""
-
-    min_count: int | None
-
-
 def pod_group_of(obj: dict) -> tuple[tuple[str, str], Gang]:
-    """(namespace, name) and policy of a PodGroup manifest; a malformed gang policy counts as a
-    gang nobody can satisfy (its pods wait with the reason), never as a crash."""
-    meta = obj.get("metadata") or {}
-    policy = (obj.get("spec") or {}).get("schedulingPolicy") or {}
-    gang = policy.get("gang") if isinstance(policy, dict) else None
-    min_count = None
-    if isinstance(gang, dict):
-        m = gang.get("minCount")
-        min_count = m if isinstance(m, int) and not isinstance(m, bool) and m >= 1 else 2**31
-    return (meta.get("namespace") or "default", meta.get("name") or ""), Gang(min_count)
+    g = parse_pod_group(obj)
+    return (g.namespace, g.name), g
 
 
 def _units(order: list[PodInfo], groups: dict[tuple[str, str], Gang],
@@ -124,8 +109,8 @@ def _schedule_pending(engine: Engine, pending: list[PodInfo], res: SimResult,
             if len(pods) < spec.min_count:
                 for pod in pods:
                     failed.append(pod)
-                    res.messages[pod.uid] = (f"waiting for gang {g[1]}: {len(pods)} of minCount "
-                                             f"{spec.min_count} pods exist")
+                    res.messages[pod.uid] = (f"waiting for gang {g[1]}: fewer than minCount "
+                                             f"({spec.min_count}) of its pods exist")
                 continue
             t0, c0 = time.perf_counter(), time.process_time()
             results, ok = engine.schedule_gang(pods, spec.min_count)

@@ -330,11 +330,13 @@ class Binder:
     def mark_unschedulable(self, pod: PodInfo, message: str) -> None:
         """PodScheduled=False/Unschedulable with `message`, plus a FailedScheduling event."""
         cancel = threading.Event()
-        fut = self._pool.submit(self._patch_status, pod, message, cancel)
         with self._lock:
             old = self._status.get(pod.uid)
             if old is not None:
                 old[1].set()  # a newer verdict replaces one still being retried
+            # after the older one has finished: one already on the wire must not land after this
+            # one, nor after a binding that waits for this one
+            fut = self._pool.submit(self._patch_status, pod, message, cancel, old[0] if old else None)
             self._status[pod.uid] = (fut, cancel)
             if self._closed.is_set():
                 cancel.set()
@@ -346,7 +348,13 @@ class Binder:
             if entry is not None and entry[0] is fut:
                 del self._status[uid]
 
-    def _patch_status(self, pod: PodInfo, message: str, cancel: threading.Event) -> None:
+    def _patch_status(self, pod: PodInfo, message: str, cancel: threading.Event,
+                      before: Future | None = None) -> None:
+        if before is not None:
+            try:
+                before.result(timeout=self.request_timeout + 1.0)
+            except Exception:  # noqa: BLE001 - its outcome does not matter, only that it is over
+                pass
         body = {"status": {"conditions": [{
             "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
             "message": message, "lastTransitionTime": now_rfc3339()}]}}

@@ -36,7 +36,7 @@ from ..wire import PodObject, strip_pod
 
 log = logging.getLogger(__name__)
 
-NODES, PODS, NAMESPACES = "nodes", "pods", "namespaces"
+NODES, PODS, NAMESPACES, POD_GROUPS = "nodes", "pods", "namespaces", "podgroups"
 ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
 LIST_LIMIT = 5000
 
@@ -53,6 +53,8 @@ def object_key(kind: str, obj: dict) -> str:
     meta = obj.get("metadata") or {}
     if kind == PODS:
         return meta.get("uid") or f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+    if kind == POD_GROUPS:
+        return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
     return meta.get("name", "")
 
 
@@ -269,15 +271,19 @@ class Informer:
 
 
 class ClusterInformer:
-    """The three informers the scheduler needs, started together; `wait_synced` returns once each
-    has delivered its first full list (nothing is scheduled against a partial view)."""
+    """The informers the scheduler needs, started together; `wait_synced` returns once each has
+    delivered its first full list (nothing is scheduled against a partial view). PodGroups
+    (`list_pod_groups`, scheduling.k8s.io/v1beta1) only where the cluster serves them."""
 
-    def __init__(self, core: Any, sink: Sink, *, watch_timeout_s: int = 300) -> None:
+    def __init__(self, core: Any, sink: Sink, *, watch_timeout_s: int = 300,
+                 list_pod_groups: Callable[..., Any] | None = None) -> None:
         self.informers = {
             NAMESPACES: Informer(NAMESPACES, core.list_namespace, sink, watch_timeout_s=watch_timeout_s),
             NODES: Informer(NODES, core.list_node, sink, watch_timeout_s=watch_timeout_s),
-            PODS: Informer(PODS, core.list_pod_for_all_namespaces, sink, watch_timeout_s=watch_timeout_s),
         }
+        if list_pod_groups is not None:  # before pods: a gang's group is known when its pods arrive
+            self.informers[POD_GROUPS] = Informer(POD_GROUPS, list_pod_groups, sink, watch_timeout_s=watch_timeout_s)
+        self.informers[PODS] = Informer(PODS, core.list_pod_for_all_namespaces, sink, watch_timeout_s=watch_timeout_s)
 
     def start(self) -> None:
         for inf in self.informers.values():

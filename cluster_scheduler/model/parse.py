@@ -35,6 +35,7 @@ from cluster_scheduler.model.quantity import (
 )
 from cluster_scheduler.model.types import (
     CPU,
+    Gang,
     DEFAULT_MEMORY_REQUEST,
     DEFAULT_MILLI_CPU_REQUEST,
     MEMORY,
@@ -931,3 +932,23 @@ def _fill_node(info: NodeInfo, obj: Mapping[str, Any]) -> None:
     allocatable.setdefault(PODS, 0)
     info.allocatable = allocatable
 
+
+
+# A gang policy whose minCount cannot be read: no number of members satisfies it, so its pods
+# wait with a reason (never bound, never a crash).
+UNSATISFIABLE = 2**31
+
+
+def parse_pod_group(obj: Any) -> Gang:
+    """A scheduling.k8s.io PodGroup: its gang minCount, or None for the basic policy."""
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    meta = meta if isinstance(meta, dict) else {}
+    spec = obj.get("spec") if isinstance(obj, dict) else None
+    policy = spec.get("schedulingPolicy") if isinstance(spec, dict) else None
+    gang = policy.get("gang") if isinstance(policy, dict) else None
+    min_count = None
+    if isinstance(gang, dict):
+        m = gang.get("minCount")
+        min_count = m if isinstance(m, int) and not isinstance(m, bool) and m >= 1 else UNSATISFIABLE
+    name, ns = meta.get("name"), meta.get("namespace")
+    return Gang(ns if isinstance(ns, str) and ns else "default", name if isinstance(name, str) else "", min_count)

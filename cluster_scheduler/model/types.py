@@ -253,6 +253,16 @@ class PodInfo:
         return dict(self.key.labels) if self.key else {}
 
 
+@dataclass(frozen=True, slots=True)
+class Gang:
+    """A PodGroup as the scheduler needs it: `min_count` for a gang policy, None for basic (its
+    pods are scheduled one by one)."""
+
+    namespace: str
+    name: str
+    min_count: int | None
+
+
 @dataclass(slots=True)
 class NodeInfo:
     """A node as the engine needs it. Quantities are canonical integers; `error` marks a node whose

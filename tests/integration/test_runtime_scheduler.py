@@ -293,3 +293,63 @@ def test_partitions_added_and_removed_while_running(admin, run_scheduler):
     assert [s["count"] for s in stats] == [2, 2]
     assert sum(s["owned"] for s in stats) == 20 and all(s["nodes"] == 20 for s in stats)
     assert coord.stats.bound == 120
+
+
+# ---- gangs (Kubernetes 1.37 PodGroups) ------------------------------------------------------------
+
+def pod_group_obj(name: str, ns: str, min_count: int) -> dict:
+    return {"apiVersion": "scheduling.k8s.io/v1beta1", "kind": "PodGroup", "metadata": {"name": name, "namespace": ns},
+            "spec": {"schedulingPolicy": {"gang": {"minCount": min_count}}}}
+
+
+def gang_members(prefix: str, ns: str, group: str, n: int, cpu: str = "1") -> list[dict]:
+    out = []
+    for i in range(n):
+        p = pod_obj(f"{prefix}{i}", ns, cpu)
+        p["spec"]["schedulingGroup"] = {"podGroupName": group}
+        out.append(p)
+    return out
+
+
+def test_gangs_across_partitions_whole_or_not_at_all(admin, run_scheduler):
+    """Three partitions, 12 CPUs on 6 nodes: two gangs of 8 that each fit alone compete; exactly
+    one is bound whole (across shards), the other has no pod bound and one reason; a plain pod is
+    not held up. A node added later makes the waiting gang fit: it is then bound whole."""
+    from cluster_scheduler.api import rest
+    from cluster_scheduler.check import fetch_pod_groups
+
+    ns = "gangs"
+    core = client.CoreV1Api(admin)
+    core.create_namespace({"metadata": {"name": ns}})
+    for i in range(6):
+        finish(core.create_node(node_obj(f"g-{i}", "2"), _preload_content=False))
+    run_scheduler(3, batch_size=5)
+    for g in ("a", "b"):
+        finish(rest.request(admin, "POST", f"/apis/scheduling.k8s.io/v1beta1/namespaces/{ns}/podgroups",
+                            pod_group_obj(g, ns, 8)))
+    pods = gang_members("a", ns, "a", 8) + gang_members("b", ns, "b", 8) + [pod_obj("plain", ns, "1")]
+    for p in pods:
+        finish(rest.request(admin, "POST", f"/api/v1/namespaces/{ns}/pods", p))
+    wait_settled(admin, ns, len(pods), timeout=120, want_bound=9)
+    state = {name: pod_state(p) for name, p in pod_map(admin, ns).items()}
+    winners = {g for g in "ab" if all(state[f"{g}{i}"] == "bound" for i in range(8))}
+    assert len(winners) == 1 and state["plain"] == "bound", state
+    loser = ({"a", "b"} - winners).pop()
+    assert all(state[f"{loser}{i}"] == "unschedulable" for i in range(8)), state
+    messages = {c["message"] for p in pod_map(admin, ns).values() if p["metadata"]["name"].startswith(loser)
+                for c in p["status"]["conditions"] if c["type"] == "PodScheduled"}
+    # 12 CPUs less the winner's 8, and the plain pod's 1 if it went first: 3 or 4 of the 8 fit
+    assert len(messages) == 1 and messages <= {f"0/6 nodes are available: 6 Insufficient cpu.; gang {loser} "
+                                               f"needs 8, {n} fit" for n in (3, 4)}, messages
+    nodes_used = {p["spec"]["nodeName"] for p in pod_map(admin, ns).values() if p["metadata"]["name"][0] in winners}
+    assert len(nodes_used) >= 4  # spread over the nodes of every shard
+
+    for i in range(6, 9):  # room for the loser: 6 more CPUs
+        finish(core.create_node(node_obj(f"g-{i}", "2"), _preload_content=False))
+    wait_settled(admin, ns, len(pods), timeout=120, want_bound=17)
+    report, _ = check_cluster(admin)
+    assert report.ok, report.summary()
+    groups = fetch_pod_groups(admin)
+    report = check_placement(_list_all(core.list_node), list_pods(admin), scheduler_name=SCHEDULER,
+                             pod_groups=groups)
+    assert (report.gangs_whole, report.gangs_unbound) == (2, 0), report.summary()

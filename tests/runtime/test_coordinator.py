@@ -11,7 +11,7 @@ import pytest
 from actors.coordinator import Coordinator, merge
 from actors.partition import Partition, shard_of
 from cluster_scheduler.api.binder import BOUND, CONFLICT, RETRY, BindResult, TokenBucket, classify
-from cluster_scheduler.api.informer import NODES, PODS
+from cluster_scheduler.api.informer import NODES, POD_GROUPS, PODS
 from cluster_scheduler.wire import Op, Proposal, decode_deltas, strip_pod
 from cluster_scheduler.config import Profile, RuntimeConfig
 
@@ -359,18 +359,99 @@ def test_a_trickle_of_pods_is_batched_at_most_every_interval():
     assert sorted(n for n, _ in binder.bound) == ["a", "b", "c", "d", "e"]
 
 
-def test_pod_group_members_are_refused_never_bound_alone():
-    """The runtime does not place gangs yet: a member gets a clear Unschedulable reason (and an
-    event) instead of a binding that could leave its gang partial; plain pods are unaffected."""
-    c, binder = make(2)
-    feed(c, NODES, [node(f"n{i}", "2") for i in range(2)])
-    members = [pod(f"g{i}", "1") for i in range(2)]
-    for m in members:
-        m["spec"]["schedulingGroup"] = {"podGroupName": "job-g0"}
-    feed(c, PODS, members + [pod("plain", "1")])
+def gang_pod(name: str, group: str, cpu: str = "1") -> dict:
+    p = pod(name, cpu)
+    p["spec"]["schedulingGroup"] = {"podGroupName": group}
+    return p
+
+
+def pod_group(name: str, min_count: int | None) -> dict:
+    policy = {"gang": {"minCount": min_count}} if min_count is not None else {"basic": {}}
+    return {"metadata": {"name": name, "namespace": "ns"}, "spec": {"schedulingPolicy": policy}}
+
+
+def run_all(c: Coordinator) -> None:
     while c.run_once():
         pass
-    assert [name for name, _ in binder.bound] == ["plain"]
-    assert sorted(binder.unschedulable) == [
-        (f"g{i}", "pod is a member of PodGroup 'job-g0' (spec.schedulingGroup): this version of cluster-scheduler "
-                  "does not place PodGroup members yet, and binds none rather than part of a gang") for i in range(2)]
+
+
+def make_no_backoff(partitions: int, batch: int = 100):
+    """A coordinator whose unschedulable pods come back at once on an event (no backoff wait)."""
+    c, binder = make(partitions, batch)
+    c.queue.backoff_initial_s = c.queue.backoff_max_s = 0.0
+    return c, binder
+
+
+@pytest.mark.parametrize("partitions", [1, 3])
+def test_gangs_are_placed_whole_or_not_at_all(partitions):
+    """8 CPUs; two gangs of 6 one-CPU pods that each fit alone: one is placed whole (members on
+    nodes of every shard), the other gets no pod and one reason; a plain pod still binds."""
+    c, binder = make_no_backoff(partitions, batch=4)
+    feed(c, NODES, [node(f"n{i}", "2") for i in range(4)])
+    feed(c, POD_GROUPS, [pod_group("a", 6), pod_group("b", 6)])
+    feed(c, PODS, [gang_pod(f"a{i}", "a") for i in range(6)] + [gang_pod(f"b{i}", "b") for i in range(6)]
+         + [pod("plain", "1")])
+    run_all(c)
+    bound = dict(binder.bound)
+    a = [n for n in bound if n.startswith("a")]
+    b = [n for n in bound if n.startswith("b")]
+    assert sorted(map(len, (a, b))) == [0, 6]  # one whole, the other none
+    assert "plain" in bound and len(bound) == 7
+    placed = a or b
+    if partitions == 3:
+        from actors.partition import shard_of
+        assert len({shard_of(bound[n], 3) for n in placed}) > 1  # the gang spans shards
+    loser = "b" if a else "a"
+    reasons = {m for n, m in binder.unschedulable if n.startswith(loser)}
+    assert reasons == {f"0/4 nodes are available: 4 Insufficient cpu.; gang {loser} needs 6, 2 fit"}
+    assert c.stats.gangs_placed == 1 and c.stats.gangs_unschedulable >= 1
+    assert sum(1 for uid in c.ledger.pods if c.ledger.pods[uid].pod_group == loser) == 0
+
+
+def test_gang_waits_for_its_pod_group_and_its_members():
+    c, binder = make_no_backoff(2)
+    feed(c, NODES, [node(f"n{i}", "4") for i in range(2)])
+    feed(c, PODS, [gang_pod(f"g{i}", "g") for i in range(2)])
+    run_all(c)
+    assert not binder.bound
+    assert {m for _, m in binder.unschedulable} == {'waiting for PodGroup "g" in namespace ns: it does not exist'}
+    feed(c, POD_GROUPS, [pod_group("g", 3)])  # the group appears: its pods are tried again
+    run_all(c)
+    assert not binder.bound
+    assert binder.unschedulable[-1][1] == "waiting for gang g: fewer than minCount (3) of its pods exist"
+    feed(c, PODS, [gang_pod("g2", "g")])  # the third member arrives: all three go together
+    run_all(c)
+    assert sorted(n for n, _ in binder.bound) == ["g0", "g1", "g2"]
+
+
+def test_basic_pod_group_members_go_one_by_one_and_late_members_join_a_placed_gang():
+    c, binder = make_no_backoff(1)
+    feed(c, NODES, [node("n0", "3")])
+    feed(c, POD_GROUPS, [pod_group("loose", None), pod_group("g", 2)])
+    feed(c, PODS, [gang_pod(f"l{i}", "loose") for i in range(2)] + [gang_pod(f"g{i}", "g") for i in range(2)])
+    run_all(c)
+    assert sorted(n for n, _ in binder.bound) == ["g0", "g1", "l0"]  # 3 CPUs: the gang whole, one loose pod
+    feed(c, PODS, [pod("l0", "1", node_name="n0"), pod("g0", "1", node_name="n0")], typ="DELETED")
+    feed(c, PODS, [gang_pod("g2", "g")])  # a late member of a placed gang joins it alone
+    run_all(c)
+    assert {"g2", "l1"} <= {n for n, _ in binder.bound}
+
+
+def test_young_gang_members_wait_quietly_for_the_rest():
+    """Members of a gang whose pods were just created back off without a status write or event
+    (the rest are likely a batch away); they are placed together once all exist."""
+    from datetime import datetime, timezone
+    c, binder = make(1)
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    feed(c, NODES, [node("n0", "4")])
+    feed(c, POD_GROUPS, [pod_group("g", 3)])
+    members = [gang_pod(f"g{i}", "g") for i in range(3)]
+    for m in members:
+        m["metadata"]["creationTimestamp"] = now
+    feed(c, PODS, members[:2])
+    run_all(c)
+    assert not binder.unschedulable and not binder.bound
+    assert {c.queue.where("u-g0"), c.queue.where("u-g1")} == {"backoff"}
+    feed(c, PODS, members[2:])
+    run_all(c)
+    assert sorted(n for n, _ in binder.bound) == ["g0", "g1", "g2"] and not binder.unschedulable

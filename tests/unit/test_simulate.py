@@ -200,7 +200,7 @@ def test_gang_waits_for_its_pod_group_and_for_min_count(tmp_path):
     assert res.bound == 3 and res.unschedulable == 4
     reasons = {p["metadata"]["name"]: p["status"]["conditions"][0]["message"] for p in unschedulable_pods(res)}
     assert reasons["orphan-0"] == 'waiting for PodGroup "nowhere" in namespace default: it does not exist'
-    assert reasons["short-0"] == "waiting for gang short-g0: 2 of minCount 3 pods exist"
+    assert reasons["short-0"] == "waiting for gang short-g0: fewer than minCount (3) of its pods exist"
 
 
 @needs_shared
