@@ -14,7 +14,9 @@ Placing a pod changes one node, so later picks only rescore what changed:
 - rebuilt: when a count on a wider domain (zone, rack, spread) that the class reads has changed;
   classes with ScheduleAnyway spread rebuild on every pick (their weights depend on the feasible set).
 - released: a pod leaving node n (a proposal undone, an assumption forgotten) gives n a fresh heap
-  entry in each class it fits now; a class whose normalizer max n now exceeds is rebuilt.
+  entry in each class it fits now; a class whose normalizer max n now moves (n exceeds it, or
+  n is the first row with a non-zero raw score since the max fell to 0 and does not bring back
+  the built max) is rebuilt.
 
 Decisions are exact (every feasible node considered, upstream formulas); ties go to the lowest row.
 The engine charges its own picks, so one batch never over-commits a node; `commit=False` (used by
@@ -464,7 +466,7 @@ class ClassState:
         """A pod left `row` (a proposal undone, an assumption forgotten, a pod deleted): the row
         can only have become *more* feasible and changed its score, so it gets a fresh heap entry
         (a row dropped as infeasible would otherwise never come back), and a class whose
-        normalizer's max that row now exceeds is rebuilt. Wider domains (zone counts, inter-pod
+        normalizer's max that row moves is rebuilt (`_norm_admits`). Wider domains (zone counts, inter-pod
         terms) are the watched counters' business, as for placements."""
         if self.dense:
             return  # rebuilt on any change of the placement count
