@@ -138,6 +138,7 @@ class Coordinator:
         self.pod_groups: dict[tuple[str, str], Gang] = {}
         self.group_members: dict[tuple[str, str], set[str]] = {}
         self._member_of: dict[str, tuple[str, str]] = {}
+        self._group_condition: dict[tuple[str, str], tuple[bool, str]] = {}  # last posted
         self._deltas: list[list] = []
         self._inbox: deque[tuple[str, str, dict]] = deque()
         self.wake = threading.Event()
@@ -336,10 +337,13 @@ class Coordinator:
         key = (g.namespace, g.name)
         if typ == DELETED:
             self.pod_groups.pop(key, None)
-        elif self.pod_groups.get(key) != g:
+        else:
+            old = self.pod_groups.get(key)
             self.pod_groups[key] = g
-            # its members may have waited for it (or for a smaller minCount)
-            self.queue.move_all_to_active(lambda p: p.pod_group == key[1] and p.namespace == key[0])
+            if old is None or old.min_count != g.min_count:
+                # its members may have waited for it (or for a smaller minCount); a status change
+                # (our own condition) changes nothing for them
+                self.queue.move_all_to_active(lambda p: p.pod_group == key[1] and p.namespace == key[0])
 
     def _track_member(self, uid: str, obj: dict) -> None:
         group = (obj["spec"].get("schedulingGroup") or {}) if isinstance(obj["spec"].get("schedulingGroup"), dict) else {}
@@ -631,11 +635,25 @@ class Coordinator:
             message = f"{why}; gang {name} needs {g.min_count}, {placed + fits} fit"
             for p in pods:
                 self._unschedulable(p, message)
+        self._pod_group_condition(key, g, ok, "Scheduled" if ok else "Unschedulable",
+                                  f"{placed + fits} of minCount {g.min_count} pods placed" if ok else message)
         self.stats.gangs_placed += ok
         self.stats.gangs_unschedulable += not ok
         if self.metrics is not None:
             self.metrics.observe_pod_group_attempt("scheduled" if ok else "unschedulable", time.monotonic() - t0)
         return []
+
+    def _pod_group_condition(self, key: tuple[str, str], g: Gang, ok: bool, reason: str, message: str) -> None:
+        """PodGroupInitiallyScheduled, as upstream: True once the gang is placed, and never False
+        after that; each change posted once."""
+        if g.scheduled or self._group_condition.get(key, (False, ""))[0]:
+            return
+        if self._group_condition.get(key) == (ok, message):
+            return
+        self._group_condition[key] = (ok, message)
+        setter = getattr(self.binder, "set_pod_group_condition", None)
+        if setter is not None:
+            setter(key[0], key[1], ok, reason, message)
 
     def _assume(self, pod: PodInfo, node: str) -> None:
         b = self.pending.pop(pod.uid)

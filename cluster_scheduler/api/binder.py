@@ -378,6 +378,32 @@ class Binder:
         if self.events is not None:
             self.events.failed_scheduling(pod, message)
 
+    def set_pod_group_condition(self, namespace: str, name: str, status: bool, reason: str, message: str) -> None:
+        """The PodGroup's PodGroupInitiallyScheduled condition (best effort, retried while transient)."""
+        body = {"status": {"conditions": [{
+            "type": "PodGroupInitiallyScheduled", "status": "True" if status else "False", "reason": reason,
+            "message": message[:32768], "lastTransitionTime": now_rfc3339()}]}}
+        path = (f"/apis/scheduling.k8s.io/v1beta1/namespaces/{quote(namespace, safe='')}/podgroups/"
+                f"{quote(name, safe='')}/status")
+
+        def patch() -> None:
+            self.limiter.acquire()
+            if self._raw is not None:
+                self._raw.post(path, body, self.request_timeout, method="PATCH",
+                               content_type=STRATEGIC_MERGE_PATCH)
+                return
+            from .rest import request
+            finish(request(self.core.api_client, "PATCH", path, body, timeout=self.request_timeout,
+                           content_type=STRATEGIC_MERGE_PATCH))
+
+        def run() -> None:
+            try:
+                retry_transient(patch, closed=self._closed)
+            except Exception as exc:  # noqa: BLE001 - a condition is information, never a reason to stop
+                log.warning("PodGroup %s/%s condition not updated: %s", namespace, name, classify(exc)[1])
+
+        self._pool.submit(run)
+
     def close(self, wait: bool = True) -> None:
         with self._lock:
             self._closed.set()  # verdicts being retried give up: a stopping scheduler must not hang

@@ -951,4 +951,9 @@ def parse_pod_group(obj: Any) -> Gang:
         m = gang.get("minCount")
         min_count = m if isinstance(m, int) and not isinstance(m, bool) and m >= 1 else UNSATISFIABLE
     name, ns = meta.get("name"), meta.get("namespace")
-    return Gang(ns if isinstance(ns, str) and ns else "default", name if isinstance(name, str) else "", min_count)
+    status = obj.get("status") if isinstance(obj, dict) else None
+    conditions = status.get("conditions") if isinstance(status, dict) else None
+    scheduled = any(isinstance(c, dict) and c.get("type") == "PodGroupInitiallyScheduled" and c.get("status") == "True"
+                    for c in conditions or ()) if isinstance(conditions, list) else False
+    return Gang(ns if isinstance(ns, str) and ns else "default", name if isinstance(name, str) else "", min_count,
+                scheduled)

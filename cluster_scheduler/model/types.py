@@ -261,6 +261,7 @@ class Gang:
     namespace: str
     name: str
     min_count: int | None
+    scheduled: bool = False  # its PodGroupInitiallyScheduled condition is True (it never goes back)
 
 
 @dataclass(slots=True)

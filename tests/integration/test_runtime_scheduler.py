@@ -344,6 +344,14 @@ def test_gangs_across_partitions_whole_or_not_at_all(admin, run_scheduler):
     nodes_used = {p["spec"]["nodeName"] for p in pod_map(admin, ns).values() if p["metadata"]["name"][0] in winners}
     assert len(nodes_used) >= 4  # spread over the nodes of every shard
 
+    def conditions() -> dict[str, tuple[str, str]]:
+        return {g["metadata"]["name"]: next(((c["status"], c["reason"]) for c in g.get("status", {}).get("conditions", [])
+                                            if c["type"] == "PodGroupInitiallyScheduled"), ("", ""))
+                for g in fetch_pod_groups(admin) if g["metadata"]["namespace"] == ns}
+    winner = next(iter(winners))
+    wait_for(lambda: conditions() == {winner: ("True", "Scheduled"), loser: ("False", "Unschedulable")}, 30,
+             f"PodGroupInitiallyScheduled True on {winner}, False on {loser}: {conditions()}")
+
     for i in range(6, 9):  # room for the loser: 6 more CPUs
         finish(core.create_node(node_obj(f"g-{i}", "2"), _preload_content=False))
     wait_settled(admin, ns, len(pods), timeout=120, want_bound=17)
@@ -353,3 +361,5 @@ def test_gangs_across_partitions_whole_or_not_at_all(admin, run_scheduler):
     report = check_placement(_list_all(core.list_node), list_pods(admin), scheduler_name=SCHEDULER,
                              pod_groups=groups)
     assert (report.gangs_whole, report.gangs_unbound) == (2, 0), report.summary()
+    wait_for(lambda: conditions() == {"a": ("True", "Scheduled"), "b": ("True", "Scheduled")}, 30,
+             "PodGroupInitiallyScheduled True on both")

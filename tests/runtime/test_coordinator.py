@@ -455,3 +455,25 @@ def test_young_gang_members_wait_quietly_for_the_rest():
     feed(c, PODS, members[2:])
     run_all(c)
     assert sorted(n for n, _ in binder.bound) == ["g0", "g1", "g2"] and not binder.unschedulable
+
+
+def test_pod_group_condition_posted_once_per_change_and_never_back_to_false():
+    c, binder = make_no_backoff(1)
+    posted = []
+    binder.set_pod_group_condition = lambda ns, name, ok, reason, msg: posted.append((name, ok, reason))
+    feed(c, NODES, [node("n0", "2")])
+    feed(c, POD_GROUPS, [pod_group("g", 3)])
+    feed(c, PODS, [gang_pod(f"g{i}", "g") for i in range(3)])
+    run_all(c)
+    assert posted == [("g", False, "Unschedulable")] and not binder.bound
+    feed(c, NODES, [node("n0", "3")], typ="MODIFIED")  # room for the whole gang now
+    run_all(c)
+    assert posted == [("g", False, "Unschedulable"), ("g", True, "Scheduled")]
+    assert sorted(n for n, _ in binder.bound) == ["g0", "g1", "g2"]
+    # a PodGroup already marked scheduled (e.g. before a restart) is never set back to False
+    done = pod_group("h", 2)
+    done["status"] = {"conditions": [{"type": "PodGroupInitiallyScheduled", "status": "True"}]}
+    feed(c, POD_GROUPS, [done])
+    feed(c, PODS, [gang_pod(f"h{i}", "h") for i in range(2)])
+    run_all(c)
+    assert len(posted) == 2
