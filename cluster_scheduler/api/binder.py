@@ -30,6 +30,7 @@ from typing import Any, Callable
 from urllib.parse import quote
 
 from ..model.types import PodInfo
+from .rest import RawClient, finish, request
 
 log = logging.getLogger(__name__)
 
@@ -121,61 +122,16 @@ def classify(exc: BaseException) -> tuple[str, str]:
     return RETRY, f"{type(exc).__name__}: {exc}"
 
 
-def finish(resp) -> None:
-    """Read a raw response to its end before handing the connection back: a connection returned
-    with unread bytes breaks the next request that gets it."""
-    try:
-        resp.read()
-    finally:
-        resp.release_conn()
-
-
-class RawPoster:
-    """POSTs a JSON body through an ApiClient's own urllib3 connection pool: the same TLS
-    settings, credentials (read per request, so a rotated ServiceAccount token is picked up) and
-    pool retries as the client, without its model layer (parameter checks, sanitising, header
-    negotiation), which cost about a tenth of the coordinator's CPU at one call per binding."""
-
-    def __init__(self, api_client: Any) -> None:
-        from urllib3.util import parse_url
-
-        host = api_client.configuration.host
-        self._api = api_client
-        self._pool = api_client.rest_client.pool_manager.connection_from_url(host)
-        self._prefix = (parse_url(host).path or "").rstrip("/")
-        self._headers = {"Content-Type": "application/json", "Accept": "application/json",
-                         "User-Agent": api_client.user_agent}
-
-    def post(self, path: str, body: dict, timeout: float, *, method: str = "POST",
-             content_type: str = "application/json") -> None:
-        """POST (or `method`); raises an ApiException (status, reason) for a non-2xx answer, as
-        the client does."""
-        import orjson
-        import urllib3
-        from kubernetes.client.exceptions import ApiException
-
-        from .rest import auth_headers
-
-        headers = dict(self._headers)
-        headers["Content-Type"] = content_type
-        headers.update(auth_headers(self._api))
-        resp = self._pool.urlopen(method, self._prefix + path, body=orjson.dumps(body), headers=headers,
-                                  timeout=urllib3.Timeout(total=timeout), preload_content=False)
-        finish(resp)
-        if not 200 <= resp.status <= 299:
-            raise ApiException(status=resp.status, reason=resp.reason)
-
-
 def raw_poster(core: Any, connections: int = 2, warm: int = 0) -> Any:
     """A poster for a client API object (CoreV1Api, EventsV1Api): pipelined connections of our
     own (api/pipeline.py), `warm` of them opened at once, or the client's urllib3 pool
-    (RawPoster) when the client goes through a proxy; None when `core` is not a real client
+    (`rest.RawClient`) when the client goes through a proxy; None when `core` is not a real client
     (test doubles)."""
     api = getattr(core, "api_client", None)
     if api is None or not hasattr(getattr(api, "rest_client", None), "pool_manager"):
         return None
     if getattr(api.configuration, "proxy", None):
-        return RawPoster(api)
+        return RawClient(api)
     from .pipeline import PipelinedPoster
 
     poster = PipelinedPoster(api, connections)
@@ -392,7 +348,6 @@ class Binder:
                 self._raw.post(path, body, self.request_timeout, method="PATCH",
                                content_type=STRATEGIC_MERGE_PATCH)
                 return
-            from .rest import request
             finish(request(self.core.api_client, "PATCH", path, body, timeout=self.request_timeout,
                            content_type=STRATEGIC_MERGE_PATCH))
 

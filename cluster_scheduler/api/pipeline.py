@@ -220,7 +220,7 @@ async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
 class PipelinedPoster:
     """POSTs (or PATCHes) JSON bodies for an ApiClient over at most `connections` connections
     (see the module's docstring for which one), answered on one loop thread. `submit` returns a
-    Future of (status, reason, first bytes of the body); `post` blocks like RawPoster.post.
+    Future of (status, reason, first bytes of the body); `post` blocks like `rest.RawClient.post`.
 
     Idle connections are closed after IDLE_CLOSE_S, before the server would. A request written
     just as the server closes a connection anyway fails (retryable) rather than being re-sent on
