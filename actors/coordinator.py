@@ -37,7 +37,8 @@ from cluster_scheduler import wire
 from cluster_scheduler.api.binder import BOUND, RETRY
 from cluster_scheduler.api.informer import DELETED, NAMESPACES, NODES, POD_GROUPS, PODS, object_key
 from cluster_scheduler.config import Profile, RuntimeConfig
-from cluster_scheduler.engine import Engine, fit_error_message
+from cluster_scheduler.engine import (Engine, fit_error_message, gang_unfit_message, gang_waiting_message,
+                                      pod_group_missing_message)
 from cluster_scheduler.gc_tuning import paused_gc
 from cluster_scheduler.model.parse import parse_pod_group
 from cluster_scheduler.model.types import Gang, PodInfo
@@ -49,10 +50,10 @@ from .partition import Partition
 log = logging.getLogger(__name__)
 
 TERMINAL_PHASES = ("Succeeded", "Failed")
-LEDGER_AFTER_CONFLICTS = 3
+LEDGER_AFTER_CONFLICTS = 3  # a pod that lost this many races is placed by the ledger itself
 # A gang's members arrive over a few batches: while its pods are this young, a member waiting for
 # the rest backs off quietly instead of getting a status and an event that are stale a moment later.
-GANG_QUIET_S = 5.0  # a pod that lost this many races is placed by the ledger itself
+GANG_QUIET_S = 5.0
 MAX_DELTAS = 20000  # flush deltas to the partitions at least this often while idle
 # Payloads below this go to the partitions inline in the task (Ray inlines small arguments);
 # larger ones are put in the object store once and shared by every partition.
@@ -345,14 +346,12 @@ class Coordinator:
                 # (our own condition) changes nothing for them
                 self.queue.move_all_to_active(lambda p: p.pod_group == key[1] and p.namespace == key[0])
 
-    def _track_member(self, uid: str, obj: dict) -> None:
-        group = (obj["spec"].get("schedulingGroup") or {}) if isinstance(obj["spec"].get("schedulingGroup"), dict) else {}
-        name = group.get("podGroupName")
-        if not isinstance(name, str) or not name:
-            return
-        key = ((obj.get("metadata") or {}).get("namespace") or "default", name)
-        self._member_of[uid] = key
-        self.group_members.setdefault(key, set()).add(uid)
+    def _track_member(self, info: PodInfo) -> None:
+        """Remember a pod that names a PodGroup (parsed into `info.pod_group`), pending or placed."""
+        if info.pod_group:
+            key = (info.namespace, info.pod_group)
+            self._member_of[info.uid] = key
+            self.group_members.setdefault(key, set()).add(info.uid)
 
     def _untrack_member(self, uid: str) -> None:
         key = self._member_of.pop(uid, None)
@@ -391,7 +390,6 @@ class Coordinator:
                 # finished pods hold no resources (as kube-scheduler's cache)
                 return "freed" if self._pod_gone(uid) else ""
             b = pack(obj)
-            self._track_member(uid, obj)
             self.pending.pop(uid, None)
             self.last_message.pop(uid, None)
             self.queue.done(uid)
@@ -399,10 +397,12 @@ class Coordinator:
             if self.bound.get(uid) == b:
                 return ""
             self.bound[uid] = b
+            info = pod_info(obj)
+            self._track_member(info)
             # The watch confirming our own assumption (same node, same spec key) changes nothing in
             # the ledger, nor in the partitions, which keep the assumed pod: it is not sent to them
             # again (a reload's snapshot has the bound bytes).
-            if self.ledger.add_pod(pod_info(obj)):
+            if self.ledger.add_pod(info):
                 self._deltas.append(wire.pod(b))
             return "bound"
         if spec.get("schedulerName") != self.scheduler_name:
@@ -419,7 +419,7 @@ class Coordinator:
             self.queue.done(uid)
             return ""
         self.pending[uid] = b
-        self._track_member(uid, obj)
+        self._track_member(info)
         self.queue.add(info)
         return ""
 
@@ -596,7 +596,7 @@ class Coordinator:
         g = self.pod_groups.get(key)
         if g is None:  # as upstream, the pods wait for their PodGroup, visibly
             for p in popped:
-                self._unschedulable(p, f'waiting for PodGroup "{name}" in namespace {ns}: it does not exist')
+                self._unschedulable(p, pod_group_missing_message(ns, name))
             return []
         assert g.min_count is not None
         members = self.group_members.get(key, set())
@@ -614,7 +614,7 @@ class Coordinator:
         need = g.min_count - placed
         t0 = time.monotonic()
         if len(pods) < need:
-            message = f"waiting for gang {name}: fewer than minCount ({g.min_count}) of its pods exist"
+            message = gang_waiting_message(name, g.min_count)
             young = time.time() - max(p.creation_ts for p in pods) < GANG_QUIET_S
             for p in pods:
                 if young:
@@ -632,7 +632,7 @@ class Coordinator:
                     self._unschedulable(p, r.message())
         else:
             why = next((r.message() for r in results if not r.candidates), "")
-            message = f"{why}; gang {name} needs {g.min_count}, {placed + fits} fit"
+            message = gang_unfit_message(why, name, g.min_count, placed + fits)
             for p in pods:
                 self._unschedulable(p, message)
         self._pod_group_condition(key, g, ok, "Scheduled" if ok else "Unschedulable",

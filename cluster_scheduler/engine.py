@@ -73,6 +73,19 @@ def fit_error_message(num_nodes: int, reasons: dict[str, int]) -> str:
     return msg + "."
 
 
+def pod_group_missing_message(namespace: str, name: str) -> str:
+    return f'waiting for PodGroup "{name}" in namespace {namespace}: it does not exist'
+
+
+def gang_waiting_message(name: str, min_count: int) -> str:
+    return f"waiting for gang {name}: fewer than minCount ({min_count}) of its pods exist"
+
+
+def gang_unfit_message(why: str, name: str, min_count: int, fits: int) -> str:
+    """A member's fit error, then the gang's count: '...; gang job-g7 needs 16, 11 fit'."""
+    return f"{why}; gang {name} needs {min_count}, {fits} fit"
+
+
 @dataclass(slots=True)
 class PodResult:
     """Outcome for one pod: best-first (node, score) candidates, or why none fits.

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 
 from .config import Profile, load_config
-from .engine import Engine, PodResult
+from .engine import Engine, PodResult, gang_unfit_message, gang_waiting_message, pod_group_missing_message
 from .gc_tuning import freeze_loaded_state
 from .model.parse import parse_node, parse_pod, parse_pod_group
 from .model.types import Gang, PodInfo
@@ -103,14 +103,13 @@ def _schedule_pending(engine: Engine, pending: list[PodInfo], res: SimResult,
             if spec is None:
                 for pod in pods:
                     failed.append(pod)
-                    res.messages[pod.uid] = f'waiting for PodGroup "{g[1]}" in namespace {g[0]}: it does not exist'
+                    res.messages[pod.uid] = pod_group_missing_message(*g)
                 continue
             assert spec.min_count is not None
             if len(pods) < spec.min_count:
                 for pod in pods:
                     failed.append(pod)
-                    res.messages[pod.uid] = (f"waiting for gang {g[1]}: fewer than minCount "
-                                             f"({spec.min_count}) of its pods exist")
+                    res.messages[pod.uid] = gang_waiting_message(g[1], spec.min_count)
                 continue
             t0, c0 = time.perf_counter(), time.process_time()
             results, ok = engine.schedule_gang(pods, spec.min_count)
@@ -127,7 +126,7 @@ def _schedule_pending(engine: Engine, pending: list[PodInfo], res: SimResult,
                     continue
                 failed.append(pod)
                 res.messages[pod.uid] = (r.message() if ok else
-                                         f"{why}; gang {g[1]} needs {spec.min_count}, {fits} fit")
+                                         gang_unfit_message(why, g[1], spec.min_count, fits))
         if not progress:  # nothing that failed can fit now
             return failed
         order = failed

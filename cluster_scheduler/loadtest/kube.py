@@ -143,8 +143,8 @@ class ResourcePaths:
         from ..api.rest import request
 
         version = obj["apiVersion"]
+        prefix = "/api/v1" if version == "v1" else f"/apis/{version}"
         if version not in self._kinds:
-            prefix = "/api/v1" if version == "v1" else f"/apis/{version}"
             try:
                 resp = request(self.api, "GET", prefix)
             except Exception as exc:  # noqa: BLE001 - a 404 for an unserved group, or the network
@@ -160,7 +160,6 @@ class ResourcePaths:
         if found is None:
             raise CallError(404, f"kind {obj['kind']} is not served in {version}")
         name, namespaced = found
-        prefix = "/api/v1" if version == "v1" else f"/apis/{version}"
         if namespaced:
             return f"{prefix}/namespaces/{obj['metadata'].get('namespace') or 'default'}/{name}"
         return f"{prefix}/{name}"
