@@ -38,7 +38,7 @@ from cluster_scheduler.api.binder import BOUND, RETRY
 from cluster_scheduler.api.informer import DELETED, NAMESPACES, NODES, POD_GROUPS, PODS, object_key
 from cluster_scheduler.config import Profile, RuntimeConfig
 from cluster_scheduler.engine import (Engine, fit_error_message, gang_unfit_message, gang_waiting_message,
-                                      pod_group_missing_message)
+                                      pod_group_deleting_message, pod_group_missing_message)
 from cluster_scheduler.gc_tuning import paused_gc
 from cluster_scheduler.model.parse import parse_pod_group
 from cluster_scheduler.model.types import Gang, PodInfo
@@ -139,6 +139,9 @@ class Coordinator:
         self.pod_groups: dict[tuple[str, str], Gang] = {}
         self.group_members: dict[tuple[str, str], set[str]] = {}
         self._member_of: dict[str, tuple[str, str]] = {}
+        # pending members that name another scheduler: they never count towards minCount here, and
+        # the gang's waiting message says so
+        self._foreign_members: dict[str, tuple[tuple[str, str], str]] = {}  # uid -> (group, scheduler)
         self._group_condition: dict[tuple[str, str], tuple[bool, str]] = {}  # last posted
         self._deltas: list[list] = []
         self._inbox: deque[tuple[str, str, dict]] = deque()
@@ -337,11 +340,14 @@ class Coordinator:
         g = parse_pod_group(obj)
         key = (g.namespace, g.name)
         if typ == DELETED:
-            self.pod_groups.pop(key, None)
+            # members still pending are told at once that their group is gone; placed ones stay
+            if self.pod_groups.pop(key, None) is not None:
+                self._group_condition.pop(key, None)
+                self.queue.move_all_to_active(lambda p: p.pod_group == key[1] and p.namespace == key[0])
         else:
             old = self.pod_groups.get(key)
             self.pod_groups[key] = g
-            if old is None or old.min_count != g.min_count:
+            if old is None or (old.min_count, old.deleting) != (g.min_count, g.deleting):
                 # its members may have waited for it (or for a smaller minCount); a status change
                 # (our own condition) changes nothing for them
                 self.queue.move_all_to_active(lambda p: p.pod_group == key[1] and p.namespace == key[0])
@@ -364,6 +370,7 @@ class Coordinator:
 
     def _pod_gone(self, uid: str) -> bool:
         self._untrack_member(uid)
+        self._foreign_members.pop(uid, None)
         self.pending.pop(uid, None)
         self.last_message.pop(uid, None)
         self.queue.done(uid)
@@ -386,6 +393,7 @@ class Coordinator:
         spec = obj["spec"]
         node = spec.get("nodeName")
         if node:
+            self._foreign_members.pop(uid, None)
             if obj["status"].get("phase") in TERMINAL_PHASES:
                 # finished pods hold no resources (as kube-scheduler's cache)
                 return "freed" if self._pod_gone(uid) else ""
@@ -406,6 +414,10 @@ class Coordinator:
                 self._deltas.append(wire.pod(b))
             return "bound"
         if spec.get("schedulerName") != self.scheduler_name:
+            group = spec.get("schedulingGroup")
+            if isinstance(group, dict) and group.get("podGroupName"):
+                key = (obj["metadata"].get("namespace", ""), str(group["podGroupName"]))
+                self._foreign_members[uid] = (key, str(spec.get("schedulerName")))
             return ""
         if uid in self.assumed or uid in self.bound:
             return ""  # being bound by us; this is e.g. our own status patch arriving
@@ -603,6 +615,12 @@ class Coordinator:
         placed = sum(1 for uid in members if uid in self.ledger.pods)
         if placed >= g.min_count:
             return popped  # the gang stands: the rest join it one by one
+        if g.deleting:
+            # upstream still places a terminating group's pods; a gang not yet placed whose group is
+            # going away is not started here (its finalizer only waits for these pods to go)
+            for p in popped:
+                self._unschedulable(p, pod_group_deleting_message(ns, name))
+            return []
         mine = {p.uid for p in popped}
         pods = list(popped)
         for uid in sorted(members - mine):
@@ -614,7 +632,9 @@ class Coordinator:
         need = g.min_count - placed
         t0 = time.monotonic()
         if len(pods) < need:
-            message = gang_waiting_message(name, g.min_count)
+            foreign = sorted({s for k, s in self._foreign_members.values() if k == key})
+            message = gang_waiting_message(name, g.min_count, len(pods) + placed,
+                                           sum(1 for k, _s in self._foreign_members.values() if k == key), foreign)
             young = time.time() - max(p.creation_ts for p in pods) < GANG_QUIET_S
             for p in pods:
                 if young:

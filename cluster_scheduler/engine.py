@@ -77,8 +77,19 @@ def pod_group_missing_message(namespace: str, name: str) -> str:
     return f'waiting for PodGroup "{name}" in namespace {namespace}: it does not exist'
 
 
-def gang_waiting_message(name: str, min_count: int) -> str:
-    return f"waiting for gang {name}: fewer than minCount ({min_count}) of its pods exist"
+def pod_group_deleting_message(namespace: str, name: str) -> str:
+    return f'PodGroup "{name}" in namespace {namespace} is being deleted: its pods are not placed'
+
+
+def gang_waiting_message(name: str, min_count: int, have: int | None = None, foreign: int = 0,
+                         schedulers: list[str] | None = None) -> str:
+    """Why a gang's members wait; when some members name another scheduler, they never count here
+    (a gang is one scheduler's decision), and the message says which."""
+    text = f"waiting for gang {name}: fewer than minCount ({min_count}) of its pods exist"
+    if foreign:
+        text = (f"waiting for gang {name}: {have} of minCount {min_count} pods use this scheduler; "
+                f"{foreign} name another ({', '.join(schedulers or [])})")
+    return text
 
 
 def gang_unfit_message(why: str, name: str, min_count: int, fits: int) -> str:

@@ -956,4 +956,4 @@ def parse_pod_group(obj: Any) -> Gang:
     scheduled = any(isinstance(c, dict) and c.get("type") == "PodGroupInitiallyScheduled" and c.get("status") == "True"
                     for c in conditions or ()) if isinstance(conditions, list) else False
     return Gang(ns if isinstance(ns, str) and ns else "default", name if isinstance(name, str) else "", min_count,
-                scheduled)
+                scheduled, bool(meta.get("deletionTimestamp")))

@@ -262,6 +262,7 @@ class Gang:
     name: str
     min_count: int | None
     scheduled: bool = False  # its PodGroupInitiallyScheduled condition is True (it never goes back)
+    deleting: bool = False  # metadata.deletionTimestamp set (held by the podgroup-protection finalizer)
 
 
 @dataclass(slots=True)

@@ -296,3 +296,53 @@ def test_lost_lease_stops_scheduling(ray_head, tmp_path, monkeypatch):
         ray.shutdown()
         admin.close()
         cp.stop()
+
+
+def test_coordinator_killed_while_committing_a_gang(cluster, ray_head, tmp_path):
+    """The coordinator actor SIGKILLed with a gang half bound: the fault proxy holds four of gang
+    g0's eight bindings (never forwarded), the other four land, then the actor dies. The restarted
+    one lists g0 with four members placed and completes it; a second gang is whole, a gang that can
+    never fit has no member bound. Every gang whole or not at all, no pod bound twice."""
+    from cluster_scheduler.api import rest
+    from cluster_scheduler.api.binder import finish
+    from cluster_scheduler.check import _list_all, check_placement, fetch_pod_groups
+
+    cp, admin = cluster
+    proxy = FaultProxy(cp.url, cp.ca_file, workdir=tmp_path / "proxy").start()
+    watch = None
+    token = yaml.safe_load(cp.scheduler_kubeconfig.read_text())["users"][0]["user"]["token"]
+    r = Replica(cp, tmp_path, ray_head, "gang", kubeconfig=proxy.kubeconfig(tmp_path / "sched.kubeconfig", token))
+    try:
+        pid1 = int(r.wait_log(r"coordinator actor running in pid (\d+)", 120).group(1))
+        r.wait_log(r"coordinator ready", 60)
+        held = proxy.add_rule(FaultRule(path=r"/pods/g0-[4-7]/binding$", method="POST", timeout=True,
+                                        delay_s=60, count=4))
+        groups = {"g0": (8, "1"), "g1": (8, "1"), "huge": (3, "10")}
+        for g, (n, _cpu) in groups.items():
+            finish(rest.request(admin, "POST", f"/apis/scheduling.k8s.io/v1beta1/namespaces/{NS}/podgroups",
+                                {"metadata": {"name": g}, "spec": {"schedulingPolicy": {"gang": {"minCount": n}}}}))
+        watch = BindWatch(admin, NS)
+        for g, (n, cpu) in groups.items():
+            for i in range(n):
+                p = pod(0, cpu)
+                p["metadata"]["name"] = f"{g}-{i}"
+                p["spec"]["schedulingGroup"] = {"podGroupName": g}
+                finish(rest.request(admin, "POST", f"/api/v1/namespaces/{NS}/pods", p))
+        wait_for(lambda: held.injected == 4 and sum(n.startswith("g0-") for n in watch.first_seen) == 4, 60,
+                 "four of g0 bound and four bindings held")
+        os.kill(pid1, signal.SIGKILL)
+        r.wait_log(r"coordinator actor restarted: pid \d+ -> (\d+)", 120)
+        wait_for(lambda: sum(n.startswith(("g0-", "g1-")) for n in watch.first_seen) == 16, 120,
+                 f"g0 and g1 whole: {sorted(watch.first_seen)}")
+        report, events = settle_and_check(admin, 19, 3)
+        report = check_placement(_list_all(client.CoreV1Api(admin).list_node),
+                                 _list_all(client.CoreV1Api(admin).list_pod_for_all_namespaces),
+                                 scheduler_name="cluster-scheduler", pod_groups=fetch_pod_groups(admin))
+        assert (report.gangs_whole, report.gangs_unbound) == (2, 1), report.summary()
+        assert not [v for v in report.violations if v.kind != "missing_event"], report.summary()
+        assert held.injected == 4
+    finally:
+        if watch is not None:
+            watch.stop()
+        r.close()
+        proxy.stop()

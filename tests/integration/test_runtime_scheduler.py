@@ -363,3 +363,62 @@ def test_gangs_across_partitions_whole_or_not_at_all(admin, run_scheduler):
     assert (report.gangs_whole, report.gangs_unbound) == (2, 0), report.summary()
     wait_for(lambda: conditions() == {"a": ("True", "Scheduled"), "b": ("True", "Scheduled")}, 30,
              "PodGroupInitiallyScheduled True on both")
+
+
+def test_gang_bad_input_gets_a_reason_and_nothing_is_bound_half_way(admin, run_scheduler):
+    """A PodGroup that never exists, a minCount larger than the group, members for another
+    scheduler, a PodGroup deleted while its members wait: each member Unschedulable with the reason,
+    no member bound, nothing lost; a plain pod beside them is bound and the check is clean."""
+    from cluster_scheduler.api import rest
+    from cluster_scheduler.check import fetch_pod_groups
+
+    ns = "gang-bad"
+    core = client.CoreV1Api(admin)
+    core.create_namespace({"metadata": {"name": ns}})
+    for i in range(2):
+        finish(core.create_node(node_obj(f"b-{i}", "8"), _preload_content=False))
+    rt = run_scheduler(2, batch_size=10)
+
+    def post(obj: dict) -> None:
+        path = (f"/api/v1/namespaces/{ns}/pods" if obj["kind"] == "Pod"
+                else f"/apis/scheduling.k8s.io/v1beta1/namespaces/{ns}/podgroups")
+        finish(rest.request(admin, "POST", path, obj))
+
+    for name, m in (("big", 5), ("mixed", 2), ("gone", 3)):
+        post(pod_group_obj(name, ns, m))
+    foreign = gang_members("mixed-other", ns, "mixed", 1)
+    foreign[0]["spec"]["schedulerName"] = "default-scheduler"
+    pods = (gang_members("ghost", ns, "ghost", 2) + gang_members("big", ns, "big", 3)
+            + gang_members("mixed", ns, "mixed", 1) + foreign + gang_members("gone", ns, "gone", 2)
+            + [pod_obj("plain", ns, "1")])
+    for p in pods:
+        post(p)
+
+    def reasons() -> dict[str, str]:
+        return {name: next((c["message"] for c in p["status"].get("conditions", [])
+                            if c["type"] == "PodScheduled" and c.get("reason") == "Unschedulable"), "")
+                for name, p in pod_map(admin, ns).items()}
+
+    expected = {"ghost0": f'waiting for PodGroup "ghost" in namespace {ns}: it does not exist',
+                "big0": "waiting for gang big: fewer than minCount (5) of its pods exist",
+                "mixed0": "waiting for gang mixed: 1 of minCount 2 pods use this scheduler; "
+                          "1 name another (default-scheduler)",
+                "gone0": "waiting for gang gone: fewer than minCount (3) of its pods exist"}
+    wait_for(lambda: all(reasons()[k] == v for k, v in expected.items()), 60, f"the reasons: {reasons()}")
+    assert pod_state(pod_map(admin, ns)["plain"]) == "bound"
+
+    # the group deleted while its members wait: the podgroup-protection finalizer holds it while
+    # they exist; they say so, and a third member does not start the gang
+    finish(rest.request(admin, "DELETE", f"/apis/scheduling.k8s.io/v1beta1/namespaces/{ns}/podgroups/gone"))
+    gone = f'PodGroup "gone" in namespace {ns} is being deleted: its pods are not placed'
+    wait_for(lambda: reasons()["gone0"] == reasons()["gone1"] == gone, 30, f"gone's reason: {reasons()}")
+    post(gang_members("gone", ns, "gone", 3)[2])
+    wait_for(lambda: reasons().get("gone2") == gone, 30, f"gone2's reason: {reasons()}")
+
+    state = {name: pod_state(p) for name, p in pod_map(admin, ns).items()}
+    assert state.pop("plain") == "bound" and state.pop("mixed-other0") == "pending"
+    assert set(state.values()) == {"unschedulable"}, state
+    report = check_placement(_list_all(core.list_node), list_pods(admin), scheduler_name=SCHEDULER,
+                             pod_groups=fetch_pod_groups(admin))
+    assert not [v for v in report.violations if v.kind != "missing_event"], report.summary()
+    assert rt.coordinator.stats.bound == 1

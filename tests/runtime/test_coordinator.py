@@ -477,3 +477,36 @@ def test_pod_group_condition_posted_once_per_change_and_never_back_to_false():
     feed(c, PODS, [gang_pod(f"h{i}", "h") for i in range(2)])
     run_all(c)
     assert len(posted) == 2
+
+
+def test_gang_bad_input_foreign_members_and_a_pod_group_deleted_midway():
+    """Members that name another scheduler never count towards minCount, and the reason says so;
+    a PodGroup deleted while its members wait: they are told at once, and none is bound later."""
+    c, binder = make_no_backoff(2)
+    feed(c, NODES, [node(f"n{i}", "4") for i in range(2)])
+    feed(c, POD_GROUPS, [pod_group("mixed", 4), pod_group("gone", 3)])
+    foreign = [gang_pod(f"m{i}", "mixed") for i in (2, 3)]
+    for p in foreign:
+        p["spec"]["schedulerName"] = "default-scheduler"
+    feed(c, PODS, [gang_pod(f"m{i}", "mixed") for i in (0, 1)] + foreign + [gang_pod(f"x{i}", "gone") for i in (0, 1)])
+    run_all(c)
+    assert not binder.bound
+    said = dict(binder.unschedulable)
+    assert said["m0"] == said["m1"] == ("waiting for gang mixed: 2 of minCount 4 pods use this scheduler; "
+                                        "2 name another (default-scheduler)")
+    assert said["x0"] == "waiting for gang gone: fewer than minCount (3) of its pods exist"
+    deleting = pod_group("gone", 3)
+    deleting["metadata"]["deletionTimestamp"] = "2026-12-06T00:00:00Z"  # held by its finalizer
+    feed(c, POD_GROUPS, [deleting], typ="MODIFIED")
+    run_all(c)
+    assert dict(binder.unschedulable)["x1"] == 'PodGroup "gone" in namespace ns is being deleted: its pods are not placed'
+    feed(c, PODS, [gang_pod("x2", "gone")])  # the third member: the gang is not started
+    run_all(c)
+    assert not binder.bound and "x2" in dict(binder.unschedulable)
+    feed(c, POD_GROUPS, [deleting], typ="DELETED")
+    run_all(c)
+    assert dict(binder.unschedulable)["x1"] == 'waiting for PodGroup "gone" in namespace ns: it does not exist'
+    feed(c, PODS, foreign, typ="DELETED")  # gone foreign members are no longer named
+    c.queue.move_all_to_active()
+    run_all(c)
+    assert dict(binder.unschedulable)["m0"] == "waiting for gang mixed: fewer than minCount (4) of its pods exist"
