@@ -57,6 +57,9 @@ PENDING_WITHOUT_REASON = "pending_without_reason"
 MISSING_EVENT = "missing_event"
 BOUND_BUT_UNSCHEDULABLE = "bound_but_unschedulable"
 GANG_PARTIAL = "gang_partial"
+PREEMPTED_NOT_LOWER = "preempted_not_lower"  # a victim whose priority was not below its preemptor's
+PREEMPTED_WITHOUT_PREEMPTOR = "preempted_without_preemptor"
+MISSING_PREEMPTED_EVENT = "missing_preempted_event"
 
 DEFAULT_SCHEDULER = "default-scheduler"
 NO_SCHEDULE = "NoSchedule"
@@ -451,6 +454,7 @@ class CheckReport:
     gangs_whole: int = 0  # gang PodGroups with at least minCount members bound
     gangs_unbound: int = 0  # gang PodGroups with members, none of them bound
     gangs_checked: bool = False  # PodGroups were given, so the gang tallies mean something
+    preempted: int = 0  # pods of ours deleted by the scheduler to make room (given as `preemptions`)
 
     @property
     def ok(self) -> bool:
@@ -473,6 +477,8 @@ class CheckReport:
         ]
         if self.gangs_checked:
             lines.append(f"  gangs: {self.gangs_whole} whole, {self.gangs_unbound} with no pod bound")
+        if self.preempted:
+            lines.append(f"  preempted {self.preempted}")
         grouped: dict[str, list[Violation]] = defaultdict(list)
         for v in self.violations:
             grouped[v.kind].append(v)
@@ -493,7 +499,9 @@ def check_placement(nodes: Sequence[Mapping[str, Any]], pods: Sequence[Mapping[s
                     scheduler_name: str | None = None,
                     events: Sequence[Mapping[str, Any]] | None = None,
                     namespace_labels: Mapping[str, Mapping[str, str]] | None = None,
-                    pod_groups: Sequence[Mapping[str, Any]] | None = None) -> CheckReport:
+                    pod_groups: Sequence[Mapping[str, Any]] | None = None,
+                    preemptions: Sequence[tuple[Mapping[str, Any], Mapping[str, Any] | None]] | None = None,
+                    ) -> CheckReport:
     """Check the invariants of /shared/README.md on one snapshot of the cluster.
 
     `scheduler_name` picks the pods that are "ours": they must each end bound or Unschedulable,
@@ -502,7 +510,9 @@ def check_placement(nodes: Sequence[Mapping[str, Any]], pods: Sequence[Mapping[s
     FailedScheduling event. `namespace_labels` serves namespaceSelectors in affinity terms;
     without it a namespace is known only by its `kubernetes.io/metadata.name` label. With
     `pod_groups` (raw scheduling.k8s.io PodGroups), no gang may end with some but fewer than
-    minCount of its members bound."""
+    minCount of its members bound. `preemptions` are the pods the scheduler deleted, each with its
+    preemptor (the pod as it was, the preemptor as listed, or None when it is not known): each
+    victim must have had a lower priority, and with `events` carry a `Preempted` event."""
     report = CheckReport()
     add = report.violations.append
     node_map: dict[str, _Node] = {}
@@ -529,6 +539,8 @@ def check_placement(nodes: Sequence[Mapping[str, Any]], pods: Sequence[Mapping[s
     _check_outcomes(all_pods, node_map, events, report)
     if pod_groups is not None:
         _check_gangs(all_pods, pod_groups, report)
+    if preemptions is not None:
+        _check_preemptions(preemptions, events, report)
 
     placed = [p for p in all_pods if p.node and not p.terminal and p.node in node_map]
     _check_capacity(placed, node_map, add)
@@ -598,6 +610,36 @@ def _pod_group_name(pod: _Pod) -> str | None:
     group = pod.spec.get("schedulingGroup")
     name = group.get("podGroupName") if isinstance(group, Mapping) else None
     return name if isinstance(name, str) and name else None
+
+
+def _check_preemptions(preemptions: Sequence[tuple[Mapping[str, Any], Mapping[str, Any] | None]],
+                       events: Sequence[Mapping[str, Any]] | None, report: CheckReport) -> None:
+    """Each victim had a lower priority than its preemptor, and (with events) a Preempted event."""
+    add = report.violations.append
+    evicted: set[str] = set()
+    for e in events or ():
+        if e.get("reason") == "Preempted":
+            obj = e.get("regarding") or e.get("involvedObject") or {}
+            evicted.add(obj.get("uid") or f"{obj.get('namespace', '')}/{obj.get('name', '')}")
+    for victim, preemptor in preemptions:
+        v = _Pod.parse(victim, None)
+        report.preempted += 1
+        if preemptor is None:
+            add(Violation(PREEMPTED_WITHOUT_PREEMPTOR, v.key, v.node, "deleted for a preemptor that is not known"))
+        else:
+            vp, pp = _priority(v.spec), _priority(preemptor.get("spec") or {})
+            if vp >= pp:
+                meta = preemptor.get("metadata") or {}
+                add(Violation(PREEMPTED_NOT_LOWER, v.key, v.node,
+                              f"priority {vp} preempted by {meta.get('namespace', '')}/{meta.get('name', '')} "
+                              f"of priority {pp}"))
+        if events is not None and v.uid not in evicted and v.key not in evicted:
+            add(Violation(MISSING_PREEMPTED_EVENT, v.key, v.node, "preempted without a Preempted event"))
+
+
+def _priority(spec: Mapping[str, Any]) -> int:
+    p = spec.get("priority")
+    return p if isinstance(p, int) and not isinstance(p, bool) else 0
 
 
 def _check_gangs(pods: list[_Pod], pod_groups: Sequence[Mapping[str, Any]],

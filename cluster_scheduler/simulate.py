@@ -8,8 +8,12 @@ queue does on cluster events), then runs the independent placement check over th
 Gangs (pods naming a gang PodGroup in `spec.schedulingGroup.podGroupName`) are placed all or
 nothing, in the queue position of their first member (`Engine.schedule_gang`); a gang waits while
 its PodGroup is missing or fewer than minCount members exist, and once it is placed, members that
-did not fit are scheduled one by one. createObjects ops feed Namespace labels and PodGroups; other
-kinds do not change a placement here.
+did not fit are scheduled one by one. createObjects ops feed Namespace labels, PodGroups and
+PodDisruptionBudgets (with the status they are given); other kinds do not change a placement here.
+
+A pod that fits nowhere may preempt (`preemption.Preemption`, upstream's DefaultPreemption): at
+its turn in the queue, its victims are deleted at once (no kubelet, no grace period here) and it
+is placed on the node chosen; pods after it see that. Victims are reported as preempted.
 """
 
 from __future__ import annotations
@@ -23,8 +27,9 @@ from dataclasses import dataclass, field
 from .config import Profile, load_config
 from .engine import Engine, PodResult, gang_unfit_message, gang_waiting_message, pod_group_missing_message
 from .gc_tuning import freeze_loaded_state
-from .model.parse import parse_node, parse_pod, parse_pod_group
+from .model.parse import parse_node, parse_pdb, parse_pod, parse_pod_group
 from .model.types import Gang, PodInfo
+from .preemption import Preemption
 from .workload import Barrier, CreateNodes, CreateObjects, CreatePods, Workload, load_workload
 
 SIM_SCHEDULER = "cluster-scheduler"
@@ -37,6 +42,8 @@ class SimResult:
     pods: int = 0
     bound: int = 0
     unschedulable: int = 0
+    preempted: int = 0
+    preemptions: dict[str, tuple[str, str]] = field(default_factory=dict)  # victim uid -> (preemptor uid, node)
     schedule_seconds: float = 0.0
     schedule_cpu_seconds: float = 0.0  # process CPU time in the engine: the one-core figure
     parse_seconds: float = 0.0
@@ -45,6 +52,7 @@ class SimResult:
     node_dicts: list[dict] = field(default_factory=list)
     pod_dicts: list[dict] = field(default_factory=list)
     pod_group_dicts: list[dict] = field(default_factory=list)
+    victim_dicts: list[dict] = field(default_factory=list)  # preempted pods as they were when evicted
     check_summary: str = ""
     check_ok: bool | None = None
 
@@ -86,7 +94,8 @@ def _units(order: list[PodInfo], groups: dict[tuple[str, str], Gang],
 
 def _schedule_pending(engine: Engine, pending: list[PodInfo], res: SimResult,
                       groups: dict[tuple[str, str], Gang] | None = None,
-                      placed_groups: set[tuple[str, str]] | None = None) -> list[PodInfo]:
+                      placed_groups: set[tuple[str, str]] | None = None,
+                      preemption: Preemption | None = None) -> list[PodInfo]:
     """Schedule until no progress; returns the pods left unschedulable (with their messages)."""
     groups = groups if groups is not None else {}
     placed_groups = placed_groups if placed_groups is not None else set()
@@ -97,7 +106,7 @@ def _schedule_pending(engine: Engine, pending: list[PodInfo], res: SimResult,
         progress = False
         for g, pods in _units(order, groups, placed_groups):
             if g is None:
-                progress |= _place(engine, pods, res, failed)
+                progress |= _place(engine, pods, res, failed, preemption)
                 continue
             spec = groups.get(g)
             if spec is None:
@@ -133,21 +142,65 @@ def _schedule_pending(engine: Engine, pending: list[PodInfo], res: SimResult,
     return []
 
 
-def _place(engine: Engine, pods: list[PodInfo], res: SimResult, failed: list[PodInfo]) -> bool:
-    """Pods one by one (a batch of the engine); True if any was placed."""
-    t0, c0 = time.perf_counter(), time.process_time()
-    results: list[PodResult] = engine.schedule(pods, k=1, commit=True)
-    res.schedule_seconds += time.perf_counter() - t0
-    res.schedule_cpu_seconds += time.process_time() - c0
+def _place(engine: Engine, pods: list[PodInfo], res: SimResult, failed: list[PodInfo],
+           preemption: Preemption | None = None) -> bool:
+    """Pods one by one (a batch of the engine); True if any was placed. A pod that fits nowhere
+    and may preempt stops the batch at its turn: the placements after it are undone, it preempts
+    (or is told why it cannot), and the rest are scheduled again in the new state."""
     placed = False
-    for pod, r in zip(pods, results):
-        if r.candidates:
+    i = 0
+    chunk = len(pods)  # after a preemption, the next pods go in chunks growing from 1, so that a
+    # long run of preemptors is not rescheduled (and undone) after each one
+    while i < len(pods):
+        t0, c0 = time.perf_counter(), time.process_time()
+        # the pods are in queue order (priority first), so those placed before a pod in this
+        # chunk are never of lower priority: lower-priority pods at its turn are those placed now
+        lowest = preemption.lowest_priority() if preemption is not None else None
+        results: list[PodResult] = engine.schedule(pods[i:i + chunk], k=1, commit=True)
+        stop = None
+        if preemption is not None:
+            stop = next((j for j, (p, r) in enumerate(zip(pods[i:], results))
+                         if not r.candidates and preemption.may_preempt(p, lowest)), None)
+            if stop is not None:
+                for p, r in zip(pods[i + stop + 1:i + chunk], results[stop + 1:]):
+                    if r.candidates:
+                        engine.remove_pod(p.uid)
+                        p.node_name = ""
+        res.schedule_seconds += time.perf_counter() - t0
+        res.schedule_cpu_seconds += time.process_time() - c0
+        end = len(results) if stop is None else stop
+        for pod, r in zip(pods[i:i + end], results[:end]):
+            if r.candidates:
+                res.bound += 1
+                pod.node_name = r.candidates[0][0]
+                placed = True
+            else:
+                failed.append(pod)
+                res.messages[pod.uid] = r.message() + (
+                    " " + preemption.preempt(pod).message if preemption is not None and pod.key is not None else "")
+        if stop is None:
+            i += len(results)
+            chunk *= 2
+            continue
+        chunk = 1
+        pod, r = pods[i + stop], results[stop]
+        t0, c0 = time.perf_counter(), time.process_time()
+        out = preemption.preempt(pod)
+        if out.candidate is not None:
+            for v in out.candidate.victims:
+                engine.remove_pod(v.uid)
+                res.preemptions[v.uid] = (pod.uid, out.candidate.node)
+            res.preempted += len(out.candidate.victims)
+            res.bound -= len(out.candidate.victims)  # they were counted when they were bound
+            engine.assume(pod, out.candidate.node)
             res.bound += 1
-            pod.node_name = r.candidates[0][0]
             placed = True
         else:
             failed.append(pod)
-            res.messages[pod.uid] = r.message()
+            res.messages[pod.uid] = f"{r.message()} {out.message}"
+        res.schedule_seconds += time.perf_counter() - t0
+        res.schedule_cpu_seconds += time.process_time() - c0
+        i += stop + 1
     return placed
 
 
@@ -159,6 +212,7 @@ def simulate(workload: Workload, profile: Profile | None = None, keep_objects: b
     pod_by_uid: dict[str, dict] = {}
     groups: dict[tuple[str, str], Gang] = {}
     placed_groups: set[tuple[str, str]] = set()
+    preemption = Preemption(engine)
     for op, start in workload.steps():
         if isinstance(op, CreateNodes):
             for nd in workload.iter_nodes(op, start):
@@ -175,6 +229,8 @@ def simulate(workload: Workload, profile: Profile | None = None, keep_objects: b
                     groups[key] = gang
                     if keep_objects:
                         res.pod_group_dicts.append(obj)
+                elif obj.get("kind") == "PodDisruptionBudget" and obj.get("apiVersion") == "policy/v1":
+                    preemption.pdbs.append(parse_pdb(obj))
                 elif obj.get("kind") == "Namespace" and obj.get("apiVersion") == "v1":
                     meta = obj.get("metadata") or {}
                     engine.set_namespace_labels(meta.get("name", ""), dict(meta.get("labels") or {}))
@@ -194,12 +250,17 @@ def simulate(workload: Workload, profile: Profile | None = None, keep_objects: b
                 if keep_objects:
                     pod_by_uid[info.uid] = pd
         elif isinstance(op, Barrier):
-            pending = _schedule_pending(engine, pending, res, groups, placed_groups)
-    pending = _schedule_pending(engine, pending, res, groups, placed_groups)
+            pending = _schedule_pending(engine, pending, res, groups, placed_groups, preemption)
+    pending = _schedule_pending(engine, pending, res, groups, placed_groups, preemption)
     res.unschedulable = len(pending)
     if keep_objects:
         for uid, pd in pod_by_uid.items():
             placed = engine.pods.get(uid)
+            if uid in res.preemptions:  # deleted by the scheduler: not in the cluster any more
+                pd.setdefault("spec", {})["nodeName"] = res.preemptions[uid][1]
+                pd["status"] = {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True"}]}
+                res.victim_dicts.append(pd)
+                continue
             if placed is not None:
                 pd.setdefault("spec", {})["nodeName"] = placed.node_name
                 pd["status"] = {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True"}]}
@@ -214,8 +275,10 @@ def simulate(workload: Workload, profile: Profile | None = None, keep_objects: b
 def run_check(res: SimResult, scheduler_name: str = SIM_SCHEDULER) -> None:
     from .check import check_placement
 
+    by_uid = {pd["metadata"]["uid"]: pd for pd in res.pod_dicts}
+    preemptions = [(v, by_uid.get(res.preemptions[v["metadata"]["uid"]][0])) for v in res.victim_dicts]
     report = check_placement(res.node_dicts, res.pod_dicts, scheduler_name=scheduler_name,
-                             pod_groups=res.pod_group_dicts)
+                             pod_groups=res.pod_group_dicts, preemptions=preemptions)
     res.check_ok = report.ok
     res.check_summary = report.summary()
 
@@ -227,6 +290,7 @@ def format_report(res: SimResult) -> str:
         f"pods              {res.pods:,}",
         f"bound             {res.bound:,}",
         f"unschedulable     {res.unschedulable:,}",
+        f"preempted         {res.preempted:,}",
         f"scheduling time   {res.schedule_seconds:.3f} s (engine only; parsing {res.parse_seconds:.3f} s)",
         f"throughput        {res.pods_per_second:,.0f} pods/s wall, {res.pods_per_cpu_second:,.0f} pods per CPU-second",
         f"peak memory       {res.peak_mib:,.0f} MiB (process max RSS)",

@@ -73,6 +73,10 @@ class NodeTable:
         self._vocab_list: dict[str, list[str]] = {}
         self._unique_memo: dict[str, tuple[int, bool]] = {}
         self.generation = 0  # bumped on any node add/update/remove (not on pod charges)
+        # charges and uncharges since the last `drain_log`, as (uid, row) / (uid, -1), while a
+        # reader (preemption's victim index) follows them; None (no cost) until one asks
+        self.log: list[tuple[str, int]] | None = None
+        self.log_limit = 200_000  # past this the log stops growing and the reader rebuilds instead
 
     # ----------------------------------------------------------------- rows
     def _sync(self) -> None:
@@ -165,6 +169,22 @@ class NodeTable:
                 self._req_cache.clear()
             self._req_cache[key] = items
         return items
+
+    def start_log(self) -> None:
+        """Record every charge and uncharge from now on (the compiled chargers are remade)."""
+        if self.log is None:
+            self.log = []
+            self._chargers.clear()
+
+    def drain_log(self) -> list[tuple[str, int]] | None:
+        """The entries so far, emptied in place (the chargers hold this very list); None when the
+        log overflowed (entries were dropped: the reader must rebuild from `charged`)."""
+        if not self.log:
+            return []
+        full = len(self.log) >= self.log_limit
+        out = self.log[:]
+        self.log.clear()
+        return None if full else out
 
     # ---------------------------------------------------------------- nodes
     def set_node(self, node: NodeInfo) -> int:
@@ -260,6 +280,7 @@ class NodeTable:
         req_l, nz_l, pods, charged, ver, dirty = self.req_l, self.nz_l, self.pods, self.charged, self.ver, self._dirty
         nzc, nzm, ports = key.nonzero_cpu, key.nonzero_memory, key.host_ports
         port_l = self.ports
+        log, limit = self.log, self.log_limit
         (j0, v0), (j1, v1), (j2, v2) = items if len(items) == 3 else ((0, 0), (0, 0), (0, 0))
         many = len(items) != 3
 
@@ -285,6 +306,8 @@ class NodeTable:
             pods[row][uid] = key
             charged[uid] = row
             ver[row] += 1
+            if log is not None and len(log) < limit:
+                log.append((uid, row))
         if len(self._chargers) > 50_000:
             self._chargers.clear()
         self._chargers[key] = charge
@@ -312,6 +335,8 @@ class NodeTable:
                     ports.setdefault((hp.protocol, hp.port), set()).add(hp.host_ip)
             self.ports[row] = ports
         self.ver[row] += 1
+        if self.log is not None and len(self.log) < self.log_limit:
+            self.log.append((uid, -1))
         return cp
 
     # --------------------------------------------------------------- labels

@@ -35,6 +35,7 @@ from cluster_scheduler.model.quantity import (
 )
 from cluster_scheduler.model.types import (
     CPU,
+    DisruptionBudget,
     Gang,
     DEFAULT_MEMORY_REQUEST,
     DEFAULT_MILLI_CPU_REQUEST,
@@ -702,6 +703,7 @@ def _fill_pod(info: PodInfo, obj: Mapping[str, Any], meta: Mapping[str, Any],
     group = _obj(spec.get("schedulingGroup"), "spec.schedulingGroup")
     info.pod_group = _str(group.get("podGroupName"), "spec.schedulingGroup.podGroupName")
     info.deleting = bool(meta.get("deletionTimestamp"))
+    info.preempt_never = spec.get("preemptionPolicy") == "Never"
     raw_labels = meta.get("labels")
     if namespace_labels is None:
         fp = _fingerprint(info.namespace, spec)
@@ -957,3 +959,23 @@ def parse_pod_group(obj: Any) -> Gang:
                     for c in conditions or ()) if isinstance(conditions, list) else False
     return Gang(ns if isinstance(ns, str) and ns else "default", name if isinstance(name, str) else "", min_count,
                 scheduled, bool(meta.get("deletionTimestamp")))
+
+
+def parse_pdb(obj: Any) -> DisruptionBudget:
+    """A policy/v1 PodDisruptionBudget for preemption; a malformed one covers no pod (as upstream,
+    whose selector conversion fails and matches nothing)."""
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    meta = meta if isinstance(meta, dict) else {}
+    spec = obj.get("spec") if isinstance(obj, dict) else None
+    status = obj.get("status") if isinstance(obj, dict) else None
+    status = status if isinstance(status, dict) else {}
+    try:
+        selector = _label_selector(spec.get("selector"), "spec.selector") if isinstance(spec, dict) else None
+    except Exception:  # noqa: BLE001 - an invalid selector matches nothing
+        selector = None
+    allowed = status.get("disruptionsAllowed")
+    disrupted = status.get("disruptedPods")
+    ns, name = meta.get("namespace"), meta.get("name")
+    return DisruptionBudget(ns if isinstance(ns, str) and ns else "default", name if isinstance(name, str) else "",
+                            selector, allowed if isinstance(allowed, int) and not isinstance(allowed, bool) else 0,
+                            frozenset(disrupted) if isinstance(disrupted, dict) else frozenset())

@@ -247,6 +247,7 @@ class PodInfo:
     scheduling_gated: bool = False  # spec.schedulingGates non-empty: not ready to be scheduled
     deleting: bool = False  # metadata.deletionTimestamp set: never schedule it
     pod_group: str = ""  # spec.schedulingGroup.podGroupName: a PodGroup in the pod's namespace
+    preempt_never: bool = False  # spec.preemptionPolicy: Never (it waits instead of preempting)
 
     @property
     def labels(self) -> dict[str, str]:
@@ -263,6 +264,27 @@ class Gang:
     min_count: int | None
     scheduled: bool = False  # its PodGroupInitiallyScheduled condition is True (it never goes back)
     deleting: bool = False  # metadata.deletionTimestamp set (held by the podgroup-protection finalizer)
+
+
+@dataclass(frozen=True, slots=True)
+class DisruptionBudget:
+    """A policy/v1 PodDisruptionBudget as preemption reads it: which pods it covers, and how many
+    more may be disrupted (`status.disruptionsAllowed`, as the apiserver has it). `selector` None
+    or empty matches no pod (as upstream's preemption treats it)."""
+
+    namespace: str
+    name: str
+    selector: LabelSelector | None
+    disruptions_allowed: int
+    disrupted: frozenset[str] = frozenset()  # status.disruptedPods: already counted by the apiserver
+
+    def covers(self, namespace: str, labels: Mapping[str, str]) -> bool:
+        sel = self.selector
+        if namespace != self.namespace or sel is None or not labels:
+            return False
+        if not sel.match_labels and not sel.match_expressions:
+            return False
+        return sel.matches(labels)
 
 
 @dataclass(slots=True)

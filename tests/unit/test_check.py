@@ -893,3 +893,17 @@ def test_check_command_checks_pod_groups(fake_apiserver, monkeypatch, capsys):
     assert "gang_partial: 1" in out and "gang t/half: 1 of 3 members bound, minCount 3" in out
     assert main(["check", "--kubeconfig", kubeconfig, "--no-events", "--json"]) == 1
     assert '"gangs_whole": 1' in capsys.readouterr().out
+
+
+def test_preemptions_lower_priority_and_an_event_each():
+    high = pod("high", on="n0", priority=100)
+    low, same, orphan = pod("low", on="n0", priority=1), pod("same", on="n0", priority=100), pod("orphan", on="n1")
+    event = {"reason": "Preempted", "regarding": {"uid": low["metadata"]["uid"]}}
+    report = check_placement(GANG_NODES, [high], preemptions=[(low, high)], events=[event])
+    assert report.ok and report.preempted == 1
+    assert "preempted 1" in report.summary()
+    report = check_placement(GANG_NODES, [high], preemptions=[(same, high), (orphan, None)], events=[event])
+    assert kinds(report) == ["missing_preempted_event", "missing_preempted_event", "preempted_not_lower",
+                             "preempted_without_preemptor"]
+    # without events, only the priorities are judged
+    assert kinds(check_placement(GANG_NODES, [high], preemptions=[(low, high)])) == []

@@ -77,7 +77,10 @@ def test_tiny_workload(tmp_path):
     per_node = bound_nodes(res)
     assert sorted(per_node.values()) == [2, 2, 3]  # spread over the three zones, none on the cordoned node
     msgs = {p["status"]["conditions"][0]["message"] for p in unschedulable_pods(res)}
-    assert msgs == {"0/4 nodes are available: 1 node(s) were unschedulable, 3 Insufficient cpu."}
+    # upstream's words, PostFilter's included: nothing of lower priority runs anywhere
+    assert msgs == {"0/4 nodes are available: 1 node(s) were unschedulable, 3 Insufficient cpu. preemption: "
+                    "0/4 nodes are available: 1 Preemption is not helpful for scheduling, "
+                    "3 No preemption victims found for incoming pod."}
     report = format_report(res)
     assert "unschedulable     2" in report and "clean" in report
 
@@ -215,3 +218,70 @@ def test_gang_gpu():
     assert all(p["metadata"]["namespace"] == "training" for p in stuck)
     web = [p for p in res.pod_dicts if p["metadata"]["namespace"] == "web"]
     assert len(web) == 3000 and all(p["spec"].get("nodeName") for p in web)
+
+
+@needs_shared
+def test_preemption_2k():
+    """8,000 batch pods fill 2,000 nodes; each of 2,000 online pods preempts exactly one of them;
+    the Never pods and the pods below the batch priority stay Unschedulable with upstream's words."""
+    res = run(SHARED_WORKLOADS / "preemption-2k.yaml")
+    assert (res.bound, res.preempted, res.unschedulable) == (8000, 2000, 400)
+    assert res.check_ok, res.check_summary
+    per_preemptor = Counter(pre for pre, _node in res.preemptions.values())
+    assert len(per_preemptor) == 2000 and set(per_preemptor.values()) == {1}
+    online = {p["metadata"]["uid"]: p for p in res.pod_dicts if p["metadata"]["namespace"] == "online"}
+    for victim in res.victim_dicts:
+        assert victim["spec"]["priority"] == 10
+        pre, node = res.preemptions[victim["metadata"]["uid"]]
+        assert online[pre]["spec"]["nodeName"] == node == victim["spec"]["nodeName"]
+    reasons = Counter(res.messages[p["metadata"]["uid"]] for p in unschedulable_pods(res))
+    assert reasons == {
+        "0/2000 nodes are available: 2000 Insufficient cpu. preemption: not eligible due to preemptionPolicy=Never.": 200,
+        "0/2000 nodes are available: 2000 Insufficient cpu. preemption: 0/2000 nodes are available: "
+        "2000 No preemption victims found for incoming pod.": 200}
+
+
+PREEMPT_ORDER = """\
+name: preempt-order
+ops:
+  - op: createNodes
+    count: 2
+    template:
+      status:
+        allocatable: {cpu: "2", memory: 4Gi, pods: "10"}
+  - op: createPods
+    count: 4
+    namespace: low
+    template:
+      spec:
+        priority: 1
+        terminationGracePeriodSeconds: 0
+        containers: [{name: c, image: pause, resources: {requests: {cpu: "1"}}}]
+  - op: barrier
+  - op: createPods
+    count: 3
+    namespace: high
+    template:
+      spec:
+        priority: 100
+        containers: [{name: c, image: pause, resources: {requests: {cpu: "1"}}}]
+  - op: createPods
+    count: 2
+    namespace: mid
+    template:
+      spec:
+        priority: 50
+        containers: [{name: c, image: pause, resources: {requests: {cpu: "1"}}}]
+"""
+
+
+def test_preemption_in_queue_order(tmp_path):
+    """Three high pods preempt three low ones; the mid pods come after them in the queue: one
+    preempts the last low pod, the other finds only higher pods and stays Unschedulable."""
+    path = tmp_path / "w.yaml"
+    path.write_text(PREEMPT_ORDER)
+    res = run(path)
+    assert (res.bound, res.preempted, res.unschedulable) == (4, 4, 1), format_report(res)
+    assert res.check_ok, res.check_summary
+    by_ns = Counter(p["metadata"]["namespace"] for p in res.pod_dicts if p["spec"].get("nodeName"))
+    assert by_ns == {"high": 3, "mid": 1}

@@ -1,0 +1,252 @@
+"""Preemption (PostFilter, upstream DefaultPreemption semantics) on one engine: the rules one by
+one, then a property test against a plain per-node reference on random small clusters."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cluster_scheduler.model.parse import parse_pdb
+from cluster_scheduler.model.quantity import parse_quantity
+from cluster_scheduler.preemption import (NO_VICTIMS, NOT_ELIGIBLE_NEVER, NOT_HELPFUL, PRIORITY_OFFSET, Preemption,
+                                          split_by_pdb)
+from tests.plugins.builders import bound, engine, node, pod
+
+_ts = itertools.count(1)
+
+
+def running(name: str, node_name: str, cpu: str, prio: int, labels: dict | None = None, ts: float | None = None,
+            **kw):
+    p = bound(name, node_name, cpu, priority=prio, labels=labels or {"app": "x"}, **kw)
+    p.creation_ts = float(next(_ts)) if ts is None else ts
+    return p
+
+
+def pdb(name: str, app: str, allowed: int, namespace: str = "default"):
+    return parse_pdb({"metadata": {"name": name, "namespace": namespace},
+                      "spec": {"selector": {"matchLabels": {"app": app}}},
+                      "status": {"disruptionsAllowed": allowed}})
+
+
+def victims(out) -> list[str]:
+    return [v.name for v in out.candidate.victims]
+
+
+def test_one_victim_the_least_important_and_the_rest_reprieved():
+    e = engine([node("n1", "5")], [running("old", "n1", "2", 1), running("young", "n1", "2", 1),
+                                   running("high", "n1", "1", 9)])
+    out = Preemption(e).preempt(pod("p", "2", priority=5))
+    assert out.candidate.node == "n1" and victims(out) == ["young"]  # same priority: the younger goes
+
+
+def test_lower_priority_only_and_never_more_than_needed():
+    e = engine([node("n1", "4")], [running("a", "n1", "1", 1), running("b", "n1", "1", 2),
+                                   running("c", "n1", "1", 3), running("d", "n1", "1", 5)])
+    out = Preemption(e).preempt(pod("p", "3", priority=5))  # needs 3 CPUs: a, b, c (d is not lower)
+    assert victims(out) == ["c", "b", "a"]
+    out = Preemption(e).preempt(pod("p2", "2", priority=5))
+    assert victims(out) == ["b", "a"]
+
+
+def test_node_order_fewest_pdb_violations_then_lowest_top_priority_then_sum_then_count():
+    nodes = [node(f"n{i}", "2") for i in range(4)]
+    pods = [running("pdb-covered", "n0", "2", 1, labels={"app": "db"}),  # violates: best otherwise
+            running("top3", "n1", "2", 3),
+            running("two-1", "n2", "1", 2), running("two-2", "n2", "1", 2),  # top 2, sum 4
+            running("one-2", "n3", "2", 2)]  # top 2, sum 2: wins
+    e = engine(nodes, pods)
+    out = Preemption(e, [pdb("db", "db", 0)]).preempt(pod("p", "2", priority=10))
+    assert out.candidate.node == "n3" and victims(out) == ["one-2"] and out.candidate.pdb_violations == 0
+    # with room in the budget, the covered pod is the cheapest victim
+    out = Preemption(e, [pdb("db", "db", 1)]).preempt(pod("p", "2", priority=10))
+    assert out.candidate.node == "n0"
+
+
+def test_latest_start_breaks_the_last_tie():
+    e = engine([node("a", "1"), node("b", "1")], [running("older", "a", "1", 1, ts=10.0),
+                                                   running("newer", "b", "1", 1, ts=20.0)])
+    assert Preemption(e).preempt(pod("p", "1", priority=5)).candidate.node == "b"
+
+
+def test_pdb_violating_victims_are_reprieved_first():
+    e = engine([node("n1", "2")], [running("guarded", "n1", "1", 1, labels={"app": "db"}, ts=5.0),
+                                   running("free", "n1", "1", 1, labels={"app": "web"}, ts=1.0)])
+    # without budgets the younger ("guarded") would go; with one exhausted budget, "free" goes
+    assert victims(Preemption(e).preempt(pod("p", "1", priority=5))) == ["guarded"]
+    out = Preemption(e, [pdb("db", "db", 0)]).preempt(pod("p", "1", priority=5))
+    assert victims(out) == ["free"] and out.candidate.pdb_violations == 0
+
+
+def test_split_by_pdb_charges_budgets_in_order():
+    pods = [running(f"d{i}", "n", "1", 1, labels={"app": "db"}) for i in range(3)]
+    violating, ok = split_by_pdb(pods, [pdb("db", "db", 2)])
+    assert [p.name for p in ok] == ["d0", "d1"] and [p.name for p in violating] == ["d2"]
+    other_ns = split_by_pdb(pods, [pdb("db", "db", 0, namespace="elsewhere")])
+    assert other_ns == ([], pods)
+
+
+def test_never_and_no_victims_get_upstream_messages():
+    e = engine([node("n1", "2")], [running("a", "n1", "2", 5)])
+    assert Preemption(e).preempt(pod("p", "1", priority=9, preemptionPolicy="Never")).message == \
+        f"preemption: {NOT_ELIGIBLE_NEVER}"
+    out = Preemption(e).preempt(pod("p", "1", priority=5))
+    assert out.candidate is None
+    assert out.message == f"preemption: 0/1 nodes are available: 1 {NO_VICTIMS}."
+
+
+def test_unresolvable_nodes_are_not_candidates():
+    taint = [{"key": "dedicated", "value": "x", "effect": "NoSchedule"}]
+    e = engine([node("tainted", "2", taints=taint), node("small", "1")],
+               [running("t", "tainted", "2", 1), running("s", "small", "1", 1)])
+    out = Preemption(e).preempt(pod("p", "2", priority=5))
+    assert out.candidate is None
+    assert out.message == (f"preemption: 0/2 nodes are available: 1 Insufficient cpu, 1 {NOT_HELPFUL}.")
+
+
+def test_host_port_held_by_a_lower_priority_pod():
+    port = [{"containerPort": 80, "hostPort": 8080}]
+    e = engine([node("n1", "8"), node("n2", "8")],
+               [running("web1", "n1", "1", 1, ports=port), running("web2", "n2", "1", 1, ports=port),
+                running("filler", "n2", "1", 0)])
+    out = Preemption(e).preempt(pod("p", "1", priority=5, ports=port))
+    assert victims(out) == ["web2"] or victims(out) == ["web1"]
+    assert len(out.candidate.victims) == 1
+    # the engine is left exactly as it was
+    assert {p.name for p in e.pods.values()} == {"web1", "web2", "filler"}
+
+
+def test_existing_anti_affinity_of_a_lower_priority_pod_is_cured_by_evicting_it():
+    anti = {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+        {"labelSelector": {"matchLabels": {"app": "noisy"}}, "topologyKey": "kubernetes.io/hostname"}]}}
+    e = engine([node("n1", "8")], [running("loner", "n1", "1", 1, affinity=anti), running("other", "n1", "1", 1)])
+    p = pod("p", "1", priority=5, labels={"app": "noisy"})
+    out = Preemption(e).preempt(p)
+    assert victims(out) == ["loner"]
+    assert e.schedule([p], commit=False)[0].candidates == []  # untouched: still does not fit
+
+
+def test_pod_affinity_that_only_lower_pods_satisfy_is_not_helped():
+    aff = {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+        {"labelSelector": {"matchLabels": {"app": "cache"}}, "topologyKey": "kubernetes.io/hostname"}]}}
+    e = engine([node("n1", "1"), node("n2", "1")], [running("c", "n1", "1", 1, labels={"app": "cache"}),
+                                                    running("x", "n2", "1", 1)])
+    out = Preemption(e).preempt(pod("p", "1", priority=5, affinity=aff))
+    # n2 lacks the cache pod (unresolvable); on n1 evicting the cache pod breaks the affinity
+    assert out.candidate is None
+
+
+# --------------------------------------------------------------------------- the reference
+
+def reference(nodes, running_pods, preemptor, pdbs):
+    """Plain per-node DefaultPreemption over cpu and pod count, with taints as the only
+    unresolvable filter: returns {node: (rank, [victim names])} for every candidate."""
+    out = {}
+    req = int(parse_quantity(preemptor["cpu"]) * 1000)
+    for n in nodes:
+        if n["tainted"]:
+            continue
+        on = [p for p in running_pods if p["node"] == n["name"]]
+        lower = sorted((p for p in on if p["prio"] < preemptor["prio"]), key=lambda p: (-p["prio"], p["ts"]))
+        if not lower:
+            continue
+        keep = [p for p in on if p not in lower]
+
+        def fits(kept):
+            used = sum(int(parse_quantity(p["cpu"]) * 1000) for p in kept)
+            return used + req <= n["cpu"] * 1000 and len(kept) + 1 <= n["pods"]
+        if not fits(keep):
+            continue
+        allowed = {b["name"]: b["allowed"] for b in pdbs}
+        violating, ok = [], []
+        for p in lower:
+            bad = False
+            for b in pdbs:
+                if p["app"] == b["app"]:
+                    allowed[b["name"]] -= 1
+                    if allowed[b["name"]] < 0:
+                        bad = True
+                        break
+            (violating if bad else ok).append(p)
+        victims_, violations = [], 0
+        for group, is_bad in ((violating, True), (ok, False)):
+            for p in group:
+                if fits(keep + [p]):
+                    keep.append(p)
+                else:
+                    victims_.append(p)
+                    violations += is_bad
+        if not victims_:
+            continue
+        victims_.sort(key=lambda p: (-p["prio"], p["ts"]))
+        top = victims_[0]["prio"]
+        rank = (violations, top, sum(p["prio"] + PRIORITY_OFFSET for p in victims_), len(victims_),
+                -min(p["ts"] for p in victims_ if p["prio"] == top))
+        out[n["name"]] = (rank, sorted(p["name"] for p in victims_))
+    return out
+
+
+@st.composite
+def clusters(draw):
+    nodes = [{"name": f"n{i}", "cpu": draw(st.integers(1, 4)), "pods": draw(st.integers(1, 5)),
+              "tainted": draw(st.booleans()) and draw(st.booleans())} for i in range(draw(st.integers(1, 5)))]
+    pods = []
+    for i in range(draw(st.integers(0, 14))):
+        n = draw(st.sampled_from(nodes))
+        pods.append({"name": f"r{i}", "node": n["name"], "cpu": draw(st.sampled_from(["250m", "500m", "1", "2"])),
+                     "prio": draw(st.integers(0, 4)), "app": draw(st.sampled_from(["a", "b"])),
+                     "ts": float(draw(st.integers(0, 3)))})
+    pdbs = [{"name": f"b{i}", "app": app, "allowed": draw(st.integers(0, 2))}
+            for i, app in enumerate(draw(st.lists(st.sampled_from(["a", "b"]), max_size=2)))]
+    preemptor = {"cpu": draw(st.sampled_from(["500m", "1", "2", "3"])), "prio": draw(st.integers(1, 5))}
+    return nodes, pods, pdbs, preemptor
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(clusters())
+def test_victims_and_node_match_the_reference(c):
+    nodes, pods, pdbs, pre = c
+    taint = [{"key": "k", "value": "v", "effect": "NoSchedule"}]
+    e = engine([node(n["name"], str(n["cpu"]), pods=str(n["pods"]), taints=taint if n["tainted"] else None)
+                for n in nodes],
+               [running(p["name"], p["node"], p["cpu"], p["prio"], labels={"app": p["app"]}, ts=p["ts"]) for p in pods])
+    preemptor = pod("pre", pre["cpu"], priority=pre["prio"])
+    if e.schedule([preemptor], commit=False)[0].candidates:
+        return  # it fits: PostFilter never runs
+    budgets = [pdb(b["name"], b["app"], b["allowed"]) for b in pdbs]
+    out = Preemption(e, budgets).preempt(preemptor)
+    ref = reference(nodes, pods, pre, pdbs)
+    if not ref:
+        assert out.candidate is None, out
+        return
+    assert out.candidate is not None, (ref, out.message)
+    best = min(r for r, _ in ref.values())
+    assert out.candidate.rank == best
+    assert sorted(victims(out)) == ref[out.candidate.node][1]
+    assert {p.name for p in e.pods.values()} == {p["name"] for p in pods}  # nothing changed
+
+
+@pytest.mark.parametrize("n", [50])
+def test_bounds_skip_nodes_that_cannot_win(n):
+    """Identical nodes each holding one low pod: the first exact evaluation meets every other
+    node's bound, so one node is evaluated, not n."""
+    e = engine([node(f"n{i}", "2") for i in range(n)], [running(f"r{i}", f"n{i}", "2", 1, ts=5.0) for i in range(n)])
+    out = Preemption(e).preempt(pod("p", "2", priority=5))
+    assert out.candidate is not None and out.nodes_evaluated == 1
+
+
+def test_victim_index_follows_the_engine_and_rebuilds_after_an_overflowing_log():
+    from cluster_scheduler.preemption import VictimIndex
+
+    e = engine([node("n1", "4"), node("n2", "4")], [running("a", "n1", "1", 1)])
+    idx = VictimIndex(e)
+    e.table.log_limit = 3
+    for i in range(5):  # more changes than the log holds
+        e.add_pod(running(f"b{i}", "n2", "500m", 2))
+    e.remove_pod("default/a")
+    freeable, count, minp, _ = idx.lower(5, e.table.size)
+    rows = {name: e.table.index[name] for name in ("n1", "n2")}
+    assert count[rows["n1"]] == 0 and count[rows["n2"]] == 5 and minp[rows["n2"]] == 2
+    assert freeable[rows["n2"], e.table.res_index["cpu"]] == 2500
