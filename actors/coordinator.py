@@ -34,14 +34,15 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cluster_scheduler import wire
-from cluster_scheduler.api.binder import BOUND, RETRY
-from cluster_scheduler.api.informer import DELETED, NAMESPACES, NODES, POD_GROUPS, PODS, object_key
+from cluster_scheduler.api.binder import BOUND, EVICTED, RETRY
+from cluster_scheduler.api.informer import DELETED, NAMESPACES, NODES, PDBS, POD_GROUPS, PODS, object_key
 from cluster_scheduler.config import Profile, RuntimeConfig
 from cluster_scheduler.engine import (Engine, fit_error_message, gang_unfit_message, gang_waiting_message,
                                       pod_group_deleting_message, pod_group_missing_message)
 from cluster_scheduler.gc_tuning import paused_gc
-from cluster_scheduler.model.parse import parse_pod_group
+from cluster_scheduler.model.parse import parse_pdb, parse_pod_group
 from cluster_scheduler.model.types import Gang, PodInfo
+from cluster_scheduler.preemption import Preemption
 from cluster_scheduler.queue import SchedulingQueue
 from cluster_scheduler.wire import Proposal, namespace_labels, node_info, pack, pod_info, strip_node
 
@@ -75,6 +76,9 @@ class Stats:
     partition_failures: int = 0
     gangs_placed: int = 0  # gangs assumed whole (at least minCount members)
     gangs_unschedulable: int = 0  # gang attempts that placed no member
+    preemptions: int = 0  # preemptors nominated (their victims evicted)
+    victims: int = 0  # pods evicted for them
+    evictions_failed: int = 0  # victims whose deletion failed for good (their preemptor released)
     first_bind: float = 0.0
     last_bind: float = 0.0
     schedule_s: float = 0.0  # time in partition calls
@@ -87,7 +91,8 @@ class Stats:
                 f"bind_retries={self.bind_retries} bind_dropped={self.bind_dropped} "
                 f"partition_failures={self.partition_failures} "
                 f"partitions_s={self.schedule_s:.1f} commit_s={self.commit_s:.1f} "
-                f"gangs_placed={self.gangs_placed} gangs_unschedulable={self.gangs_unschedulable}")
+                f"gangs_placed={self.gangs_placed} gangs_unschedulable={self.gangs_unschedulable} "
+                f"preemptions={self.preemptions} victims={self.victims}")
 
 
 @dataclass
@@ -125,6 +130,12 @@ class Coordinator:
         self.binder = binder
         self.scheduler_name = profile.scheduler_name
         self.ledger = Engine(profile)
+        # PostFilter on the ledger (every node): a preemptor is assumed on its node at once (its
+        # room held, as a nominated pod's is), and bound when the last of its victims is gone
+        self.preemption = Preemption(self.ledger)
+        self.nominated: dict[str, tuple[PodInfo, set[str]]] = {}  # preemptor uid -> (pod, victims left)
+        self._evicting: dict[str, str] = {}  # victim uid -> preemptor uid
+        self._pdbs: dict[tuple[str, str], Any] = {}
         self.queue = SchedulingQueue(runtime.backoff_initial_s, runtime.backoff_max_s,
                                      runtime.unschedulable_flush_s)
         self.stats = Stats()
@@ -300,6 +311,8 @@ class Coordinator:
                 self._on_namespace(typ, obj)
             elif kind == POD_GROUPS:
                 self._on_pod_group(typ, obj)
+            elif kind == PDBS:
+                self._on_pdb(typ, obj)
         if moved:
             self.queue.move_all_to_active()
         elif affinity_moved:
@@ -336,6 +349,16 @@ class Coordinator:
         self.ledger.set_namespace_labels(name, labels)
         self._deltas.append(wire.namespace(b))
 
+    def _on_pdb(self, typ: str, obj: dict) -> None:
+        """PodDisruptionBudgets as the apiserver has them (status included): preemption's input."""
+        b = parse_pdb(obj)
+        key = (b.namespace, b.name)
+        if typ == DELETED:
+            self._pdbs.pop(key, None)
+        else:
+            self._pdbs[key] = b
+        self.preemption.pdbs = list(self._pdbs.values())
+
     def _on_pod_group(self, typ: str, obj: dict) -> None:
         g = parse_pod_group(obj)
         key = (g.namespace, g.name)
@@ -371,6 +394,8 @@ class Coordinator:
     def _pod_gone(self, uid: str) -> bool:
         self._untrack_member(uid)
         self._foreign_members.pop(uid, None)
+        self._victim_gone(uid)
+        self._forget_nomination(uid)
         self.pending.pop(uid, None)
         self.last_message.pop(uid, None)
         self.queue.done(uid)
@@ -402,6 +427,7 @@ class Coordinator:
             self.last_message.pop(uid, None)
             self.queue.done(uid)
             self.assumed.pop(uid, None)  # confirmed (or bound by someone else: the watch wins)
+            self._forget_nomination(uid)
             if self.bound.get(uid) == b:
                 return ""
             self.bound[uid] = b
@@ -420,7 +446,7 @@ class Coordinator:
                 self._foreign_members[uid] = (key, str(spec.get("schedulerName")))
             return ""
         if uid in self.assumed or uid in self.bound:
-            return ""  # being bound by us; this is e.g. our own status patch arriving
+            return ""  # being bound (or nominated) by us; this is e.g. our own status patch arriving
         b = pack(obj)
         if self.pending.get(uid) == b and uid in self.queue:
             return ""
@@ -438,6 +464,11 @@ class Coordinator:
     # ------------------------------------------------------------ binder side
     def _drain_binder(self) -> None:
         now = time.monotonic()
+        for ev in self.binder.drain_evictions() if hasattr(self.binder, "drain_evictions") else ():
+            if ev.outcome != EVICTED:
+                self.stats.evictions_failed += 1
+                self._release_preemptor(ev.preemptor.uid, f"eviction of {ev.victim.namespace}/{ev.victim.name} "
+                                                          f"failed: {ev.detail}")
         for r in self.binder.drain():
             uid = r.pod.uid
             if self.metrics is not None:
@@ -550,16 +581,14 @@ class Coordinator:
                     won = r.candidates[0][0]
                     self.stats.rescued += 1
                 elif not m.candidates:
-                    self._unschedulable(pod, fit_error_message(total, m.reasons))
-                    n_unsched += 1
+                    n_unsched += not self._postfilter(pod, fit_error_message(total, m.reasons))
                     continue
                 else:
                     # Partitions keep proposing nodes the ledger refuses and the ledger finds none:
                     # the ledger is authoritative, so the pod is Unschedulable for its reasons
                     # rather than re-queued forever (it returns on the next cluster event).
                     self.stats.ledger_refusals += 1
-                    self._unschedulable(pod, r.message())
-                    n_unsched += 1
+                    n_unsched += not self._postfilter(pod, r.message())
                     continue
             if won is None:
                 self.stats.requeued += 1
@@ -580,6 +609,91 @@ class Coordinator:
         log.log(logging.INFO if self.stats.batches == 1 else logging.DEBUG,
                 "batch %d: %d pods, %d assumed, %d unschedulable, %d requeued; partitions %.3fs, "
                 "commit %.3fs", self.stats.batches, len(batch), n_won, n_unsched, n_requeued, t1 - t0, t2 - t1)
+
+    # ------------------------------------------------------------- preemption
+    def _postfilter(self, pod: PodInfo, message: str) -> bool:
+        """No node fits `pod` (the ledger agrees): preempt if it may (upstream's DefaultPreemption
+        on the ledger, so the victims may be on any partition's nodes). On success the preemptor
+        is assumed on the chosen node at once, which holds the room against every later pod (a
+        nominated pod's room), its victims are evicted, and it is bound when the last is gone
+        (`_victim_gone`); it shows PodScheduled=False with nominatedNodeName meanwhile, as
+        upstream. Otherwise it is Unschedulable with the fit error and PostFilter's words.
+        Returns True when it preempted."""
+        pre = self.preemption
+        if pod.key is None or not pre.may_preempt(pod, pre.lowest_priority()):
+            out = pre.preempt(pod) if pod.key is not None else None
+            self._unschedulable(pod, f"{message} {out.message}" if out is not None else message)
+            return False
+        t0 = time.monotonic()
+        out = pre.preempt(pod)
+        c = out.candidate
+        if self.metrics is not None:
+            self.metrics.observe_preemption(len(c.victims) if c is not None else None, time.monotonic() - t0)
+        if c is None:
+            self._unschedulable(pod, f"{message} {out.message}")
+            return False
+        b = self.pending.pop(pod.uid)
+        self.ledger.assume(replace(pod), c.node)
+        self.assumed[pod.uid] = (b, c.node)
+        self._deltas.append(wire.assume(b, c.node))
+        self.nominated[pod.uid] = (pod, {v.uid for v in c.victims})
+        for v in c.victims:
+            self._evicting[v.uid] = pod.uid
+            pre.evicting.add(v.uid)
+            self.binder.evict(v, pod, c.node)
+        self.stats.preemptions += 1
+        self.stats.victims += len(c.victims)
+        verdict = (f"{message} preemption: found a potential placement for pod on node {c.node}, "
+                   f"preempting {len(c.victims)} victims")
+        self.last_message[pod.uid] = verdict
+        self.binder.mark_unschedulable(pod, verdict, nominated_node=c.node)
+        log.debug("%s/%s nominated to %s, preempting %s", pod.namespace, pod.name, c.node,
+                  ", ".join(f"{v.namespace}/{v.name}" for v in c.victims))
+        return True
+
+    def _victim_gone(self, uid: str) -> None:
+        """A victim's deletion seen by the watch: its preemptor is bound once none is left."""
+        pre_uid = self._evicting.pop(uid, None)
+        self.preemption.evicting.discard(uid)
+        if pre_uid is None:
+            return
+        entry = self.nominated.get(pre_uid)
+        if entry is None:
+            return
+        pod, left = entry
+        left.discard(uid)
+        if not left:
+            del self.nominated[pre_uid]
+            assumed = self.assumed.get(pre_uid)
+            if assumed is not None:
+                self.stats.scheduled += 1
+                self.binder.bind(pod, assumed[1])
+
+    def _forget_nomination(self, uid: str) -> None:
+        """A nominated preemptor deleted (or bound by someone else): its victims go anyway (their
+        deletion was asked), but nothing waits for them any more."""
+        entry = self.nominated.pop(uid, None)
+        if entry is not None:
+            for v in entry[1]:
+                self._evicting.pop(v, None)
+
+    def _release_preemptor(self, uid: str, why: str) -> None:
+        """A victim could not be evicted: the preemptor gives its held room back and is tried
+        again after backoff (the room its other victims free is then anyone's)."""
+        entry = self.nominated.pop(uid, None)
+        if entry is None:
+            return
+        pod, left = entry
+        for v in left:
+            self._evicting.pop(v, None)
+            self.preemption.evicting.discard(v)
+        held = self.assumed.pop(uid, None)
+        if held is not None:
+            self.ledger.forget(uid)
+            self._deltas.append(wire.pod_gone(uid))
+            self.pending[uid] = held[0]
+        log.warning("preemptor %s/%s released: %s", pod.namespace, pod.name, why)
+        self.queue.backoff(pod)
 
     # ---------------------------------------------------------------- gangs
     def _schedule_gangs(self, batch: list[PodInfo]) -> list[PodInfo]:

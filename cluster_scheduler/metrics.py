@@ -58,6 +58,15 @@ class SchedulerMetrics:
             "scheduler_podgroup_scheduling_attempt_duration_seconds",
             "Pod group scheduling attempt latency in seconds.",
             ["result", "profile"], buckets=ATTEMPT_BUCKETS, registry=r)
+        self.preemption_attempts = Counter(
+            "scheduler_preemption_attempts", "Total preemption attempts in the cluster till now", registry=r)
+        self.preemption_victims = Histogram(
+            "scheduler_preemption_victims",
+            "Number of selected preemption victims for preemption initiated by a single pod",
+            buckets=(1, 2, 4, 8, 16, 32, 64), registry=r)
+        self.preemption_evaluation = Histogram(
+            "scheduler_preemption_evaluation_duration_seconds", "Preemption evaluation latency in seconds.",
+            ["result"], buckets=ATTEMPT_BUCKETS, registry=r)
         self.pending_pods = Gauge(
             "scheduler_pending_pods", "Number of pending pods, by the queue type.", ["queue"], registry=r)
         self.sli_duration = Histogram(
@@ -98,6 +107,13 @@ class SchedulerMetrics:
             raise ValueError(f"result must be one of {ATTEMPT_RESULTS}, got {result!r}")
         self.pod_group_attempts.labels(result=result, profile=self.profile).inc()
         self.pod_group_attempt_duration.labels(result=result, profile=self.profile).observe(seconds)
+
+    def observe_preemption(self, victims: int | None, seconds: float) -> None:
+        """One PostFilter run that could preempt: how many victims it chose (None: no candidate)."""
+        self.preemption_attempts.inc()
+        self.preemption_evaluation.labels(result="success" if victims else "unschedulable").observe(seconds)
+        if victims:
+            self.preemption_victims.observe(victims)
 
     def set_pending(self, active: int, backoff: int, unschedulable: int, gated: int = 0) -> None:
         for q, n in zip(QUEUES, (active, backoff, unschedulable, gated)):

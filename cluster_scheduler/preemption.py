@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 # upstream's PostFilter texts (the pod's message is the FitError, then "preemption: " and these)
 NOT_ELIGIBLE_NEVER = "not eligible due to preemptionPolicy=Never."
+NOT_ELIGIBLE_TERMINATING = "not eligible due to a terminating pod on the nominated node."
 NO_VICTIMS = "No preemption victims found for incoming pod"
 NOT_HELPFUL = "Preemption is not helpful for scheduling"
 # filter reasons that no eviction can cure (upstream: UnschedulableAndUnresolvable)
@@ -244,6 +245,9 @@ class Preemption:
     engine: "Engine"
     pdbs: list[DisruptionBudget] = field(default_factory=list)
     index: VictimIndex | None = None
+    # pods whose eviction is under way (the coordinator's): never chosen again, and a preemptor
+    # nominated where one of them still runs waits instead of preempting more
+    evicting: set[str] = field(default_factory=set)
     # outcomes by (pod key, priority) while the engine has not changed: a run of identical pods
     # that cannot preempt is diagnosed once
     _memo: dict = field(default_factory=dict)
@@ -252,7 +256,7 @@ class Preemption:
 
     def _stamp(self) -> tuple:
         e = self.engine
-        return (e.placements, e.epoch, len(e.pods), len(self.pdbs))
+        return (e.placements, e.epoch, len(e.pods), len(self.pdbs), len(self.evicting))
 
     def lowest_priority(self) -> int | None:
         """The lowest priority of any pod placed now (None when there is none)."""
@@ -269,8 +273,22 @@ class Preemption:
         return not pod.preempt_never and pod.key is not None and lowest is not None and lowest < pod.priority
 
     def eligible(self, pod: PodInfo) -> str:
-        """'' when the pod may preempt, else upstream's reason."""
-        return NOT_ELIGIBLE_NEVER if pod.preempt_never else ""
+        """'' when the pod may preempt, else upstream's reason: its policy is Never, or it already
+        preempted (it is nominated to a node) and a lower-priority pod there is still going."""
+        if pod.preempt_never:
+            return NOT_ELIGIBLE_NEVER
+        if pod.nominated_node:
+            t, pods = self.engine.table, self.engine.pods
+            row = t.index.get(pod.nominated_node)
+            if row is not None:
+                for uid in t.pods[row]:
+                    q = pods.get(uid)
+                    if q is not None and q.priority < pod.priority and (q.deleting or uid in self.evicting):
+                        return NOT_ELIGIBLE_TERMINATING
+        return ""
+
+    def _victim(self, q: PodInfo | None, priority: int) -> bool:
+        return q is not None and q.priority < priority and not q.deleting and q.uid not in self.evicting
 
     def preempt(self, pod: PodInfo) -> Outcome:
         """Find the best candidate for `pod` (nothing is changed), or why there is none."""
@@ -278,7 +296,7 @@ class Preemption:
         if stamp != self._memo_stamp:
             self._memo.clear()
             self._memo_stamp = stamp
-        memo_key = (pod.key, pod.priority, pod.preempt_never)
+        memo_key = (pod.key, pod.priority, pod.preempt_never, pod.nominated_node)
         out = self._memo.get(memo_key)
         if out is None:
             out = self._memo[memo_key] = self._preempt(pod)
@@ -356,7 +374,7 @@ class Preemption:
         e = self.engine
         t = e.table
         pods = e.pods
-        lower = [pods[uid] for uid in t.pods[row] if uid in pods and pods[uid].priority < pod.priority]
+        lower = [q for q in map(pods.get, t.pods[row]) if self._victim(q, pod.priority)]
         if not lower:
             return [NO_VICTIMS]
         lower.sort(key=importance)

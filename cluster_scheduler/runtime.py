@@ -219,7 +219,8 @@ class SchedulerRuntime:
         self.binder.on_result = self.coordinator.wake.set
         self.events.busy = self.binder.busy  # Scheduled events wait while bindings are in flight
         self.informer = ClusterInformer(client.CoreV1Api(watch_client), self.coordinator.sink,
-                                        list_pod_groups=pod_group_lister(watch_client))
+                                        list_pod_groups=pod_group_lister(watch_client),
+                                        list_pdbs=client.PolicyV1Api(watch_client).list_pod_disruption_budget_for_all_namespaces)
         self.informer.start()
 
         if rt.leader_elect:

@@ -43,6 +43,7 @@ class PodMeta(msgspec.Struct):
 
 class PodStatus(msgspec.Struct):
     phase: Any = UNSET
+    nominatedNodeName: Any = UNSET  # where a preemptor waits for its victims to go
 
 
 class PodObject(msgspec.Struct):
@@ -61,8 +62,11 @@ class PodObject(msgspec.Struct):
                 m[k] = v
         phase = self.status.phase
         spec = self.spec
-        return {"metadata": m, "spec": spec if spec is not UNSET and spec else {},
-                "status": {"phase": "Pending" if phase is UNSET else phase}}
+        status = {"phase": "Pending" if phase is UNSET else phase}
+        nominated = self.status.nominatedNodeName
+        if nominated is not UNSET and nominated:
+            status["nominatedNodeName"] = nominated
+        return {"metadata": m, "spec": spec if spec is not UNSET and spec else {}, "status": status}
 
 
 def strip_pod(obj: dict) -> dict:
@@ -70,7 +74,8 @@ def strip_pod(obj: dict) -> dict:
     meta = obj.get("metadata")
     status = obj.get("status")
     m = PodMeta(**{k: meta[k] for k in _POD_META if k in meta}) if isinstance(meta, dict) else PodMeta()
-    s = PodStatus(status.get("phase", UNSET)) if isinstance(status, dict) else PodStatus()
+    s = (PodStatus(status.get("phase", UNSET), status.get("nominatedNodeName", UNSET)) if isinstance(status, dict)
+         else PodStatus())
     return PodObject(m, obj.get("spec", UNSET), s).stripped()
 
 

@@ -109,6 +109,22 @@ class BindResult:
     seconds: float = 0.0
 
 
+@dataclass(slots=True)
+class EvictResult:
+    """How a victim's eviction ended: `outcome` BOUND-like GONE ('gone': deleted, or no longer
+    there) or RETRY when it failed for good (the preemptor is then released)."""
+
+    victim: PodInfo
+    preemptor: PodInfo
+    node: str
+    outcome: str
+    detail: str = ""
+
+
+EVICTED = "evicted"
+EVICT_DEADLINE_S = 60.0  # a victim's deletion retried while transient for this long
+
+
 def classify(exc: BaseException) -> tuple[str, str]:
     """(outcome, detail) for an exception raised by a binding call."""
     status = getattr(exc, "status", None)
@@ -169,6 +185,7 @@ class Binder:
         self.request_timeout = request_timeout
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="binder")
         self._results: deque[BindResult] = deque()
+        self._evictions: deque[EvictResult] = deque()
         # uid -> (last status patch, its cancel event): a later binding waits for the patch, and
         # cancels its retries first
         self._status: dict[str, tuple[Future, threading.Event]] = {}
@@ -282,9 +299,61 @@ class Binder:
         with self._lock:
             return self._in_flight
 
+    # --------------------------------------------------------------- preemption
+    def evict(self, victim: PodInfo, preemptor: PodInfo, node: str) -> None:
+        """Preempt `victim` as upstream does: its DisruptionTarget condition (reason
+        PreemptionByScheduler), then its deletion with its own grace period (the uid a
+        precondition: a pod recreated under the name is left alone), then a `Preempted` event.
+        The outcome comes back through `drain_evictions`."""
+        self._pool.submit(self._evict, victim, preemptor, node)
+
+    def _evict(self, victim: PodInfo, preemptor: PodInfo, node: str) -> None:
+        cond = {"status": {"conditions": [{
+            "type": "DisruptionTarget", "status": "True", "reason": "PreemptionByScheduler",
+            "message": f"{preemptor.scheduler_name}: preempting to accommodate a higher priority pod",
+            "lastTransitionTime": now_rfc3339()}]}}
+        delete = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": victim.uid}}
+        path = f"/api/v1/namespaces/{quote(victim.namespace, safe='')}/pods/{quote(victim.name, safe='')}"
+
+        def send(method: str, where: str, body: dict, content_type: str = "application/json") -> None:
+            self.limiter.acquire()
+            if self._raw is not None:
+                self._raw.post(where, body, self.request_timeout, method=method, content_type=content_type)
+                return
+            finish(request(self.core.api_client, method, where, body, timeout=self.request_timeout,
+                           content_type=content_type))
+
+        outcome, detail = EVICTED, ""
+        try:
+            retry_transient(lambda: send("PATCH", path + "/status", cond, STRATEGIC_MERGE_PATCH),
+                            deadline_s=EVICT_DEADLINE_S, closed=self._closed)
+            retry_transient(lambda: send("DELETE", path, delete), deadline_s=EVICT_DEADLINE_S, closed=self._closed)
+        except Exception as exc:  # noqa: BLE001 - classified: gone (404/409) is as good as deleted
+            outcome, detail = classify(exc)
+            if outcome in (GONE, CONFLICT):
+                outcome = EVICTED
+            else:
+                log.warning("preemption of %s/%s for %s/%s failed: %s", victim.namespace, victim.name,
+                            preemptor.namespace, preemptor.name, detail)
+        if outcome == EVICTED and self.events is not None:
+            self.events.preempted(victim, preemptor, node)
+        with self._lock:
+            self._evictions.append(EvictResult(victim, preemptor, node, outcome, detail))
+        if self.on_result is not None:
+            self.on_result()
+
+    def drain_evictions(self) -> list[EvictResult]:
+        out = []
+        while True:
+            try:
+                out.append(self._evictions.popleft())
+            except IndexError:
+                return out
+
     # ------------------------------------------------------------ unschedulable
-    def mark_unschedulable(self, pod: PodInfo, message: str) -> None:
-        """PodScheduled=False/Unschedulable with `message`, plus a FailedScheduling event."""
+    def mark_unschedulable(self, pod: PodInfo, message: str, nominated_node: str | None = None) -> None:
+        """PodScheduled=False/Unschedulable with `message`, plus a FailedScheduling event; with
+        `nominated_node`, status.nominatedNodeName too (a preemptor's, '' clears it)."""
         cancel = threading.Event()
         with self._lock:
             old = self._status.get(pod.uid)
@@ -292,7 +361,8 @@ class Binder:
                 old[1].set()  # a newer verdict replaces one still being retried
             # after the older one has finished: one already on the wire must not land after this
             # one, nor after a binding that waits for this one
-            fut = self._pool.submit(self._patch_status, pod, message, cancel, old[0] if old else None)
+            fut = self._pool.submit(self._patch_status, pod, message, cancel, old[0] if old else None,
+                                    nominated_node)
             self._status[pod.uid] = (fut, cancel)
             if self._closed.is_set():
                 cancel.set()
@@ -305,7 +375,7 @@ class Binder:
                 del self._status[uid]
 
     def _patch_status(self, pod: PodInfo, message: str, cancel: threading.Event,
-                      before: Future | None = None) -> None:
+                      before: Future | None = None, nominated_node: str | None = None) -> None:
         if before is not None:
             try:
                 before.result(timeout=self.request_timeout + 1.0)
@@ -314,6 +384,8 @@ class Binder:
         body = {"status": {"conditions": [{
             "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
             "message": message, "lastTransitionTime": now_rfc3339()}]}}
+        if nominated_node is not None:
+            body["status"]["nominatedNodeName"] = nominated_node or None
 
         def patch() -> None:
             self.limiter.acquire()

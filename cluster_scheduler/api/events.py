@@ -86,6 +86,17 @@ class EventRecorder:
             if len(self._held) == 1:
                 self._wake.notify()
 
+    def preempted(self, victim: PodInfo, preemptor: PodInfo, node: str) -> None:
+        """The victim's `Preempted` event (upstream's words, the preemptor as the related object),
+        on the warning lane: like FailedScheduling it is the only record of why a pod went."""
+        body = self.body(victim, "Normal", "Preempted", f"Preempted by pod {preemptor.uid} on node {node}")
+        body["action"] = "Preempting"
+        body["related"] = {"apiVersion": "v1", "kind": "Pod", "namespace": preemptor.namespace,
+                           "name": preemptor.name, "uid": preemptor.uid}
+        with self._lock:
+            self._backlog += 1
+        self._warning.submit(self._send, victim, "Normal", "Preempted", body, False)
+
     def failed_scheduling(self, pod: PodInfo, message: str) -> None:
         with self._lock:
             self._backlog += 1  # never dropped
@@ -169,7 +180,7 @@ class EventRecorder:
             finish(resp)
 
         try:
-            if type_ == "Warning":  # the only record of why a pod waits: retried while transient
+            if type_ == "Warning" or reason == "Preempted":  # the only record of why: retried while transient
                 retry_transient(post, closed=self._closed)
             else:
                 post()

@@ -37,6 +37,7 @@ from ..wire import PodObject, strip_pod
 log = logging.getLogger(__name__)
 
 NODES, PODS, NAMESPACES, POD_GROUPS = "nodes", "pods", "namespaces", "podgroups"
+PDBS = "poddisruptionbudgets"
 ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
 LIST_LIMIT = 5000
 
@@ -53,7 +54,7 @@ def object_key(kind: str, obj: dict) -> str:
     meta = obj.get("metadata") or {}
     if kind == PODS:
         return meta.get("uid") or f"{meta.get('namespace', '')}/{meta.get('name', '')}"
-    if kind == POD_GROUPS:
+    if kind == POD_GROUPS or kind == PDBS:
         return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
     return meta.get("name", "")
 
@@ -276,13 +277,16 @@ class ClusterInformer:
     (`list_pod_groups`, scheduling.k8s.io/v1beta1) only where the cluster serves them."""
 
     def __init__(self, core: Any, sink: Sink, *, watch_timeout_s: int = 300,
-                 list_pod_groups: Callable[..., Any] | None = None) -> None:
+                 list_pod_groups: Callable[..., Any] | None = None,
+                 list_pdbs: Callable[..., Any] | None = None) -> None:
         self.informers = {
             NAMESPACES: Informer(NAMESPACES, core.list_namespace, sink, watch_timeout_s=watch_timeout_s),
             NODES: Informer(NODES, core.list_node, sink, watch_timeout_s=watch_timeout_s),
         }
         if list_pod_groups is not None:  # before pods: a gang's group is known when its pods arrive
             self.informers[POD_GROUPS] = Informer(POD_GROUPS, list_pod_groups, sink, watch_timeout_s=watch_timeout_s)
+        if list_pdbs is not None:  # preemption weighs victims against them
+            self.informers[PDBS] = Informer(PDBS, list_pdbs, sink, watch_timeout_s=watch_timeout_s)
         self.informers[PODS] = Informer(PODS, core.list_pod_for_all_namespaces, sink, watch_timeout_s=watch_timeout_s)
 
     def start(self) -> None:

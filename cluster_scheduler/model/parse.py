@@ -704,6 +704,8 @@ def _fill_pod(info: PodInfo, obj: Mapping[str, Any], meta: Mapping[str, Any],
     info.pod_group = _str(group.get("podGroupName"), "spec.schedulingGroup.podGroupName")
     info.deleting = bool(meta.get("deletionTimestamp"))
     info.preempt_never = spec.get("preemptionPolicy") == "Never"
+    nominated = status.get("nominatedNodeName")
+    info.nominated_node = nominated if isinstance(nominated, str) else ""
     raw_labels = meta.get("labels")
     if namespace_labels is None:
         fp = _fingerprint(info.namespace, spec)

@@ -248,6 +248,7 @@ class PodInfo:
     deleting: bool = False  # metadata.deletionTimestamp set: never schedule it
     pod_group: str = ""  # spec.schedulingGroup.podGroupName: a PodGroup in the pod's namespace
     preempt_never: bool = False  # spec.preemptionPolicy: Never (it waits instead of preempting)
+    nominated_node: str = ""  # status.nominatedNodeName: where it preempted and waits for room
 
     @property
     def labels(self) -> dict[str, str]:

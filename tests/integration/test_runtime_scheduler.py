@@ -422,3 +422,98 @@ def test_gang_bad_input_gets_a_reason_and_nothing_is_bound_half_way(admin, run_s
                              pod_groups=fetch_pod_groups(admin))
     assert not [v for v in report.violations if v.kind != "missing_event"], report.summary()
     assert rt.coordinator.stats.bound == 1
+
+
+# ---- preemption ---------------------------------------------------------------------------------
+
+def prio_pod(name: str, ns: str, cpu: str, prio: int, grace: int | None = 0, labels: dict | None = None) -> dict:
+    p = pod_obj(name, ns, cpu, labels=labels)
+    p["spec"]["priority"] = prio
+    if grace is not None:
+        p["spec"]["terminationGracePeriodSeconds"] = grace
+    return p
+
+
+def events_for(admin_api, ns: str, reason: str) -> list[dict]:
+    return [e for e in _list_all(client.EventsV1Api(admin_api).list_namespaced_event, namespace=ns)
+            if e.get("reason") == reason]
+
+
+def test_preemption_end_to_end(admin, run_scheduler):
+    """Three partitions, nodes full of low pods. Two high pods each evict exactly one low pod
+    (with a Preempted event naming the preemptor) and are bound where it ran; a PDB-covered pod is
+    spared while an uncovered one can go; a high pod with preemptionPolicy Never and a pod below
+    the low ones stay Unschedulable with upstream's words; nothing else is evicted."""
+    ns = "preempt"
+    core = client.CoreV1Api(admin)
+    core.create_namespace({"metadata": {"name": ns}})
+    for i in range(3):
+        finish(core.create_node(node_obj(f"p-{i}", "2"), _preload_content=False))
+    client.PolicyV1Api(admin).create_namespaced_pod_disruption_budget(ns, {
+        "metadata": {"name": "db"}, "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "db"}}}})
+    rt = run_scheduler(3, batch_size=10)
+    low = [prio_pod(f"low{i}", ns, "1", 10, labels={"app": "db" if i < 4 else "web"}) for i in range(6)]
+    create_all(admin, [], low)
+    wait_settled(admin, ns, 6, timeout=60, want_bound=6)
+    placed_before = {n: p["spec"]["nodeName"] for n, p in pod_map(admin, ns).items()}
+    never = prio_pod("polite", ns, "1", 1000)
+    never["spec"]["preemptionPolicy"] = "Never"
+    create_all(admin, [], [prio_pod("high0", ns, "1", 1000), prio_pod("high1", ns, "1", 1000), never,
+                           prio_pod("scavenger", ns, "1", 5)])
+    wait_for(lambda: all(pod_state(pod_map(admin, ns).get(h, {"spec": {}, "status": {}})) == "bound"
+                         for h in ("high0", "high1")), 60, f"both high pods bound: {pod_map(admin, ns).keys()}")
+    wait_settled(admin, ns, 8, timeout=60, want_bound=6)
+    pods = pod_map(admin, ns)
+    gone = sorted(set(placed_before) - set(pods))
+    assert len(gone) == 2 and all(int(g[3:]) >= 4 for g in gone), gone  # the uncovered web pods went
+    for h in ("high0", "high1"):
+        assert pods[h]["spec"]["nodeName"] in {placed_before[g] for g in gone}
+    preempted = events_for(admin, ns, "Preempted")
+    assert sorted(e["regarding"]["name"] for e in preempted) == gone
+    uids = {pods[h]["metadata"]["uid"] for h in ("high0", "high1")}
+    assert {e["related"]["uid"] for e in preempted} == uids
+    assert all(e["note"].startswith("Preempted by pod ") for e in preempted)
+    msg = {n: next(c["message"] for c in pods[n]["status"]["conditions"] if c["type"] == "PodScheduled")
+           for n in ("polite", "scavenger")}
+    assert msg["polite"].endswith("preemption: not eligible due to preemptionPolicy=Never.")
+    assert msg["scavenger"].endswith("No preemption victims found for incoming pod.")
+    assert rt.coordinator.stats.victims == 2 and rt.coordinator.stats.preemptions == 2
+    report, _ = check_cluster(admin)
+    assert report.ok, report.summary()
+    text = urllib.request.urlopen(rt.metrics_server.url + "/metrics", timeout=10).read().decode()
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for fam in text_string_to_metric_families(text) for s in fam.samples}
+    assert samples[("scheduler_preemption_victims_count", ())] == 2
+    assert samples[("scheduler_preemption_attempts_total", ())] >= 2
+
+
+def test_preemptor_waits_for_a_terminating_victim_and_never_evicts_more(admin, run_scheduler):
+    """A victim with a grace period (no kubelet here: it stays terminating): it carries
+    DisruptionTarget (PreemptionByScheduler); the preemptor shows nominatedNodeName and waits,
+    evicting no one else, and binds once the victim is gone."""
+    ns = "preempt-wait"
+    core = client.CoreV1Api(admin)
+    core.create_namespace({"metadata": {"name": ns}})
+    finish(core.create_node(node_obj("w-0", "1"), _preload_content=False))
+    finish(core.create_node(node_obj("w-1", "1"), _preload_content=False))
+    run_scheduler(2, batch_size=10)
+    create_all(admin, [], [prio_pod("slow", ns, "1", 1, grace=600), prio_pod("other", ns, "1", 5, grace=0)])
+    wait_settled(admin, ns, 2, timeout=60, want_bound=2)
+    create_all(admin, [], [prio_pod("high", ns, "1", 100)])
+
+    def victim_terminating():
+        p = pod_map(admin, ns).get("slow")
+        return p is not None and p["metadata"].get("deletionTimestamp") and p
+    slow = wait_for(victim_terminating, 30, "the lowest-priority pod to be terminating")
+    cond = next(c for c in slow["status"]["conditions"] if c["type"] == "DisruptionTarget")
+    assert (cond["status"], cond["reason"]) == ("True", "PreemptionByScheduler")
+    assert cond["message"] == "cluster-scheduler: preempting to accommodate a higher priority pod"
+    wait_for(lambda: pod_map(admin, ns)["high"]["status"].get("nominatedNodeName") == slow["spec"]["nodeName"],
+             30, "nominatedNodeName on the preemptor")
+    time.sleep(3)
+    pods = pod_map(admin, ns)
+    assert "other" in pods and not pods["other"]["metadata"].get("deletionTimestamp")  # nobody else evicted
+    assert pod_state(pods["high"]) != "bound"
+    core.delete_namespaced_pod("slow", ns, grace_period_seconds=0)  # as a kubelet would, finally
+    wait_for(lambda: pod_state(pod_map(admin, ns)["high"]) == "bound", 30, "the preemptor bound")
+    assert pod_map(admin, ns)["high"]["spec"]["nodeName"] == slow["spec"]["nodeName"]

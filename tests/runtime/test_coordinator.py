@@ -10,7 +10,8 @@ import pytest
 
 from actors.coordinator import Coordinator, merge
 from actors.partition import Partition, shard_of
-from cluster_scheduler.api.binder import BOUND, CONFLICT, RETRY, BindResult, TokenBucket, classify
+from cluster_scheduler.api.binder import (BOUND, CONFLICT, EVICTED, RETRY, BindResult, EvictResult, TokenBucket,
+                                          classify)
 from cluster_scheduler.api.informer import NODES, POD_GROUPS, PODS
 from cluster_scheduler.wire import Op, Proposal, decode_deltas, strip_pod
 from cluster_scheduler.config import Profile, RuntimeConfig
@@ -82,16 +83,33 @@ class RecordingBinder:
         self.unschedulable: list[tuple[str, str]] = []
         self.results: list[BindResult] = []
         self.outcome = BOUND
+        self.nominations: list[tuple[str, str]] = []
+        self.evictions: list[tuple[str, str, str]] = []
+        self._evicted: list = []
 
     def bind(self, pod, node):
         self.bound.append((pod.name, node))
         self.results.append(BindResult(pod, node, self.outcome))
 
-    def mark_unschedulable(self, pod, message):
+    def mark_unschedulable(self, pod, message, nominated_node=None):
         self.unschedulable.append((pod.name, message))
+        if nominated_node is not None:
+            self.nominations.append((pod.name, nominated_node))
 
     def drain(self):
         out, self.results = self.results, []
+        return out
+
+    # preemption: evictions are recorded; the test decides how each ends (`evicted`)
+    evict_outcome = EVICTED
+
+    def evict(self, victim, preemptor, node):
+        self.evictions.append((victim.name, preemptor.name, node))
+        self._evicted.append(EvictResult(victim, preemptor, node, self.evict_outcome, "" if
+                                         self.evict_outcome == EVICTED else "500 boom"))
+
+    def drain_evictions(self):
+        out, self._evicted = self._evicted, []
         return out
 
 
@@ -135,7 +153,9 @@ def test_every_pod_placed_once_within_capacity(partitions):
     for n in placed.values():
         per_node[n] = per_node.get(n, 0) + 1
     assert per_node == {f"n{i}": 2 for i in range(4)}
-    assert sorted(binder.unschedulable) == [(f"p{i}", "0/4 nodes are available: 4 Insufficient cpu.")
+    # upstream's words, PostFilter's included (no pod of lower priority runs)
+    assert sorted(binder.unschedulable) == [(f"p{i}", "0/4 nodes are available: 4 Insufficient cpu. preemption: "
+                                             "0/4 nodes are available: 4 No preemption victims found for incoming pod.")
                                             for i in (8, 9)]
     # the verdict is posted once, even if retried unchanged
     c.queue.move_all_to_active()
@@ -154,7 +174,8 @@ def test_foreign_bound_pods_count_and_priority_goes_first():
     while c.run_once():
         pass
     assert binder.bound == [("high", "b")]
-    assert binder.unschedulable == [("low", "0/2 nodes are available: 2 Insufficient cpu.")]
+    assert binder.unschedulable == [("low", "0/2 nodes are available: 2 Insufficient cpu. preemption: "
+                                            "0/2 nodes are available: 2 No preemption victims found for incoming pod.")]
     # the foreign pod leaves: "low" is moved back on the delete event and fits on a
     feed(c, PODS, [pod("theirs", "1500m", node_name="a", scheduler="other")], typ="DELETED")
     time.sleep(1.01)  # its backoff after the failed attempt
@@ -510,3 +531,93 @@ def test_gang_bad_input_foreign_members_and_a_pod_group_deleted_midway():
     c.queue.move_all_to_active()
     run_all(c)
     assert dict(binder.unschedulable)["m0"] == "waiting for gang mixed: fewer than minCount (4) of its pods exist"
+
+
+
+# ---- preemption ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("partitions", [1, 3])
+def test_preemptor_holds_its_room_and_binds_when_its_victims_are_gone(partitions):
+    """Nodes full of low pods: a high pod evicts exactly one (on any partition's node), is
+    nominated there, holds the room against a later low pod, and binds once the watch shows the
+    victim gone."""
+    c, binder = make_no_backoff(partitions)
+    feed(c, NODES, [node(f"n{i}", "2") for i in range(3)])
+    feed(c, PODS, [pod(f"low{i}", "1", node_name=f"n{i // 2}", prio=1) for i in range(6)])
+    feed(c, PODS, [pod("high", "1", prio=100)])
+    run_all(c)
+    assert len(binder.evictions) == 1 and binder.bound == []
+    victim, _pre, node_name = binder.evictions[0]
+    assert binder.nominations == [("high", node_name)]
+    assert binder.unschedulable[-1][1].endswith(
+        f"preemption: found a potential placement for pod on node {node_name}, preempting 1 victims")
+    assert c.stats.preemptions == 1 and c.stats.victims == 1
+    # the watch: our DisruptionTarget patch, then the deletion; a low pod created meanwhile
+    # must not take the room held for "high"
+    feed(c, PODS, [pod("late-low", "1", prio=1)])
+    run_all(c)
+    assert binder.bound == []
+    feed(c, PODS, [pod(victim, "1", node_name=node_name, prio=1)], typ="DELETED")
+    run_all(c)
+    assert binder.bound == [("high", node_name)]
+    assert ("late-low", node_name) not in binder.bound and len(binder.evictions) == 1
+
+
+def test_no_preemption_when_not_needed_or_not_allowed():
+    c, binder = make_no_backoff(1)
+    feed(c, NODES, [node("n0", "2"), node("n1", "2")])
+    feed(c, PODS, [pod("low0", "1", node_name="n0", prio=1), pod("low1", "1", node_name="n0", prio=1)])
+    never = pod("polite", "2", prio=100)
+    never["spec"]["preemptionPolicy"] = "Never"
+    feed(c, PODS, [pod("fits", "2", prio=100), never])
+    run_all(c)
+    assert binder.bound == [("fits", "n1")] and binder.evictions == []  # a plain placement existed
+    assert dict(binder.unschedulable)["polite"].endswith("preemption: not eligible due to preemptionPolicy=Never.")
+
+
+def test_failed_eviction_releases_the_preemptor():
+    c, binder = make(1)
+    c.queue.backoff_initial_s = c.queue.backoff_max_s = 60.0  # it is not tried again in this test
+    binder.evict_outcome = "retry"
+    feed(c, NODES, [node("n0", "1")])
+    feed(c, PODS, [pod("low", "1", node_name="n0", prio=1), pod("high", "1", prio=100)])
+    c.run_once()
+    assert binder.evictions == [("low", "high", "n0")] and "u-high" in c.nominated
+    c.run_once()  # drains the failed eviction
+    assert "u-high" not in c.nominated and "u-high" not in c.assumed and "u-high" in c.pending
+    assert c.stats.evictions_failed == 1
+    assert "u-high" not in c.ledger.pods and not c.preemption.evicting
+
+
+def test_preemptor_deleted_while_its_victims_go_gives_the_room_back():
+    c, binder = make_no_backoff(1)
+    feed(c, NODES, [node("n0", "1")])
+    feed(c, PODS, [pod("low", "1", node_name="n0", prio=1), pod("high", "1", prio=100)])
+    run_all(c)
+    assert "u-high" in c.nominated
+    feed(c, PODS, [pod("high", "1", prio=100)], typ="DELETED")
+    run_all(c)
+    assert not c.nominated and "u-high" not in c.ledger.pods
+    feed(c, PODS, [pod("low", "1", node_name="n0", prio=1)], typ="DELETED")
+    feed(c, PODS, [pod("next", "1", prio=1)])
+    run_all(c)
+    assert binder.bound == [("next", "n0")] and len(binder.evictions) == 1
+
+
+def test_a_restarted_coordinator_waits_for_terminating_victims_instead_of_preempting_again():
+    """After a restart the preemptor is pending with nominatedNodeName and its victim still
+    terminating: it must not evict anyone else; it binds once the victim is gone."""
+    c, binder = make_no_backoff(1)
+    feed(c, NODES, [node("n0", "1"), node("n1", "1")])
+    going = pod("victim", "1", node_name="n0", prio=1)
+    going["metadata"]["deletionTimestamp"] = "2026-12-06T00:00:00Z"
+    high = pod("high", "1", prio=100)
+    high["status"]["nominatedNodeName"] = "n0"
+    feed(c, PODS, [going, pod("other", "1", node_name="n1", prio=1), high])
+    run_all(c)
+    assert binder.evictions == [] and binder.bound == []
+    assert dict(binder.unschedulable)["high"].endswith(
+        "preemption: not eligible due to a terminating pod on the nominated node.")
+    feed(c, PODS, [going], typ="DELETED")
+    run_all(c)
+    assert binder.bound == [("high", "n0")]
