@@ -620,7 +620,7 @@ def _check_preemptions(preemptions: Sequence[tuple[Mapping[str, Any], Mapping[st
     for e in events or ():
         if e.get("reason") == "Preempted":
             obj = e.get("regarding") or e.get("involvedObject") or {}
-            evicted.add(obj.get("uid") or f"{obj.get('namespace', '')}/{obj.get('name', '')}")
+            evicted.update((obj.get("uid") or "", f"{obj.get('namespace', '')}/{obj.get('name', '')}"))
     for victim, preemptor in preemptions:
         v = _Pod.parse(victim, None)
         report.preempted += 1
@@ -633,7 +633,7 @@ def _check_preemptions(preemptions: Sequence[tuple[Mapping[str, Any], Mapping[st
                 add(Violation(PREEMPTED_NOT_LOWER, v.key, v.node,
                               f"priority {vp} preempted by {meta.get('namespace', '')}/{meta.get('name', '')} "
                               f"of priority {pp}"))
-        if events is not None and v.uid not in evicted and v.key not in evicted:
+        if events is not None and (v.uid or v.key) not in evicted:
             add(Violation(MISSING_PREEMPTED_EVENT, v.key, v.node, "preempted without a Preempted event"))
 
 

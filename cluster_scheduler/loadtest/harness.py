@@ -135,24 +135,43 @@ def _kill_leftovers(members: list[tuple[int, int]]) -> int:
     return killed
 
 
-def run_check(api: Any, scheduler_name: str) -> dict[str, Any]:
+def run_check(api: Any, scheduler_name: str, victims: dict[str, dict] | None = None) -> dict[str, Any]:
     """The independent placement check over the listed state, waiting briefly when the only
-    problem is a FailedScheduling event that has not been written yet."""
-    from cluster_scheduler.check import MISSING_EVENT, fetch_pod_groups
+    problem is an event that has not been written yet. `victims` are this run's pods deleted
+    while bound (as last seen): each must have a Preempted event naming a preemptor (the event's
+    related object) of higher priority."""
+    from cluster_scheduler.check import MISSING_EVENT, MISSING_PREEMPTED_EVENT, _list_all, fetch_pod_groups
+    from kubernetes import client
 
     deadline = time.monotonic() + CHECK_EVENT_GRACE_S
     while True:
         nodes, pods, events = fetch_cluster_state(api)
+        preemptions = None
+        if victims:
+            preempted = _list_all(client.CoreV1Api(api).list_event_for_all_namespaces,
+                                  field_selector="reason=Preempted")
+            events = events + preempted
+            by_uid = {p["metadata"].get("uid"): p for p in pods}
+            preemptor_of = {}
+            for e in preempted:
+                victim = (e.get("involvedObject") or e.get("regarding") or {}).get("uid")
+                rel = (e.get("related") or {}).get("uid")
+                if rel is None:  # "Preempted by pod <uid> on node <node>"
+                    words = (e.get("message") or e.get("note") or "").split()
+                    rel = words[3] if len(words) > 3 and words[:3] == ["Preempted", "by", "pod"] else None
+                preemptor_of[victim] = rel
+            preemptions = [(v, by_uid.get(preemptor_of.get(v["metadata"].get("uid")))) for v in victims.values()]
         rep = check_placement(nodes, pods, scheduler_name=scheduler_name, events=events,
-                              namespace_labels=fetch_namespace_labels(api), pod_groups=fetch_pod_groups(api))
+                              namespace_labels=fetch_namespace_labels(api), pod_groups=fetch_pod_groups(api),
+                              preemptions=preemptions)
         kinds = rep.by_kind()
-        if rep.ok or set(kinds) != {MISSING_EVENT} or time.monotonic() > deadline:
+        if rep.ok or not set(kinds) <= {MISSING_EVENT, MISSING_PREEMPTED_EVENT} or time.monotonic() > deadline:
             break
         time.sleep(1.0)
     return {"ok": rep.ok, "bound": rep.bound, "unschedulable": rep.unschedulable,
             "pending_without_reason": rep.pending_without_reason,
             "nodes_checked": rep.nodes_checked, "pods_checked": rep.pods_checked,
-            "gangs_whole": rep.gangs_whole, "gangs_unbound": rep.gangs_unbound,
+            "gangs_whole": rep.gangs_whole, "gangs_unbound": rep.gangs_unbound, "preempted": rep.preempted,
             "violations_by_kind": kinds,
             "examples": [f"{v.kind} {v.pod} {v.node}: {v.message}" for v in rep.violations[:10]],
             "summary": rep.summary(examples=3)}
@@ -279,7 +298,7 @@ def run_one(label: str, workload: Workload, settings: Settings, out_dir: Path, *
             check = {"skipped": "--no-check"}
         else:
             say(f"[{label}] placement check")
-            check = run_check(api, scheduler_name)
+            check = run_check(api, scheduler_name, victims=data.deleted_pods)
         if drain and "scheduler_started" in marks:
             data.t_scheduler_start = marks["scheduler_started"]
         result = summarise(label, scheduler_name, data, cpu=cpu, check=check, timings=timings,

@@ -35,7 +35,7 @@ def summarise(label: str, scheduler_name: str, data: RunData, *, cpu: dict[str, 
               check: dict[str, Any] | None, timings: dict[str, float],
               notes: list[str] | None = None) -> RunResult:
     created = data.created
-    ours_bound = {k: t for k, t in data.bound_at.items() if k in created}
+    ours_bound = {k: t for k, t in data.bound_at.items() if k in created and k not in data.deleted_at}
     unsched = sum(1 for k in data.unschedulable if k in created and k not in ours_bound)
     drain = data.t_scheduler_start is not None
     t_first_create = min(created.values()) if created else 0.0
@@ -64,6 +64,12 @@ def summarise(label: str, scheduler_name: str, data: RunData, *, cpu: dict[str, 
     def pct(q: float) -> float | None:
         return round(float(np.percentile(lat, q)), 4) if len(lat) else None
 
+    preempted = sorted(t for k, t in data.deleted_at.items() if k in created)
+    span = preempted[-1] - preempted[0] if len(preempted) > 1 else 0.0
+    by_op: dict[int, list[float]] = {}
+    for k, t in ours_bound.items():
+        if k in data.op_of and not drain:
+            by_op.setdefault(data.op_of[k], []).append(max(0.0, t - created[k]))
     summary: dict[str, Any] = {
         "scheduler": label,
         "scheduler_name": scheduler_name,
@@ -71,7 +77,13 @@ def summarise(label: str, scheduler_name: str, data: RunData, *, cpu: dict[str, 
         "create_errors": len(data.create_errors),
         "bound": len(ours_bound),
         "unschedulable": unsched,
-        "pending": len(created) - len(ours_bound) - unsched,
+        "pending": len(created) - len(ours_bound) - unsched - len(preempted),
+        "preempted": len(preempted),
+        # victims evicted per second, first eviction seen to last (the preemption phase's pace)
+        "preemptions_per_s": round(len(preempted) / span, 2) if span > 0 else None,
+        "latency_by_op_s": {str(i): {"pods": len(v), "p50": round(float(np.percentile(v, 50)), 4),
+                                     "p99": round(float(np.percentile(v, 99)), 4)}
+                            for i, v in sorted(by_op.items())},
         "barrier_timeouts": data.barrier_timeouts,
         "pods_per_s": round(len(ours_bound) / duration, 2) if duration > 0 else None,
         "duration_s": round(duration, 3),
@@ -121,6 +133,9 @@ def ratios(results: list[RunResult]) -> dict[str, Any]:
             "latency_p99": div(o["latency_s"]["p99"], k["latency_s"]["p99"]),
             "scheduler_cpu_s": div(o["cpu_s"].get("scheduler"), k["cpu_s"].get("scheduler")),
         }
+        if o.get("preempted") or k.get("preempted"):
+            out["ours_over_kube_scheduler"]["preemptions_per_s"] = div(o.get("preemptions_per_s"),
+                                                                         k.get("preemptions_per_s"))
     if "ceiling" in by:
         c = by["ceiling"]["pods_per_s"]
         out["pods_per_s_fraction_of_ceiling"] = {
@@ -287,6 +302,9 @@ def markdown(report: dict[str, Any]) -> str:
     row("bound", lambda s: s["bound"])
     row("unschedulable", lambda s: s["unschedulable"])
     row("pending (neither)", lambda s: s["pending"])
+    if any(s.get("preempted") for s in runs.values()):
+        row("preempted (victims evicted)", lambda s: s.get("preempted"))
+        row("preemptions/s (first eviction to last)", lambda s: s.get("preemptions_per_s"), 1)
     drain = any(s.get("mode") == "drain" for s in runs.values())
     row("pods/s (first bind to last bind, drain)" if drain else "pods/s (first create to last bind)",
         lambda s: s["pods_per_s"], 1)
@@ -294,6 +312,12 @@ def markdown(report: dict[str, Any]) -> str:
     row("latency p50 (s)", lambda s: s["latency_s"]["p50"], 3)
     row("latency p90 (s)", lambda s: s["latency_s"]["p90"], 3)
     row("latency p99 (s)", lambda s: s["latency_s"]["p99"], 3)
+    ops = sorted({i for s in runs.values() for i in (s.get("latency_by_op_s") or {})}, key=int)
+    if len(ops) > 1:
+        phases = next(iter(runs.values())).get("phases") or []
+        for i in ops:
+            what = phases[int(i)]["op"] if int(i) < len(phases) else "op"
+            row(f"latency p99 (s), op {i} ({what})", lambda s, i=i: ((s.get("latency_by_op_s") or {}).get(i) or {}).get("p99"), 3)
     row("scheduler CPU s (pod phase)", lambda s: s["cpu_s"].get("scheduler"), 1)
     row("scheduler CPU s (incl. start-up)", lambda s: s["cpu_s"].get("scheduler_total"), 1)
     row("apiserver CPU s (pod phase)", lambda s: s["cpu_s"].get("apiserver"), 1)

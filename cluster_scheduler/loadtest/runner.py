@@ -45,6 +45,12 @@ class PodTracker:
         self.bound_created = 0
         self.unsched_created = 0
         self.late_relist_binds = 0  # binds first seen in a relist, not a watch event: time is late
+        # preemption: pods of this run deleted while bound (victims), and pods waiting for victims
+        # (Unschedulable with status.nominatedNodeName: not done yet)
+        self.deleted_at: dict[str, float] = {}
+        self.deleted_pods: dict[str, dict] = {}  # as the DELETED event showed them (for the check)
+        self.preempted_created = 0
+        self.nominated: set[str] = set()
 
     # called by creators
     def on_created(self, key: str, t: float) -> None:
@@ -64,10 +70,35 @@ class PodTracker:
             self.cond.notify_all()
 
     # called by the watch
+    def on_deleted(self, pod: dict[str, Any], t: float) -> None:
+        """A pod deleted: one of ours that was bound was preempted (the load test deletes nothing);
+        it stays done, as preempted instead of bound."""
+        meta = pod.get("metadata") or {}
+        key = f"{meta.get('namespace')}/{meta.get('name')}"
+        with self.cond:
+            if key in self.deleted_at or key not in self.bound_at:
+                return
+            self.deleted_at[key] = t
+            pod.get("metadata", {}).pop("managedFields", None)
+            self.deleted_pods[key] = pod
+            if key in self.created:
+                self.bound_created -= 1
+                self.preempted_created += 1
+            self.cond.notify_all()
+
     def on_pod(self, pod: dict[str, Any], t: float, from_list: bool = False) -> None:
         meta = pod.get("metadata") or {}
         key = f"{meta.get('namespace')}/{meta.get('name')}"
         node = (pod.get("spec") or {}).get("nodeName")
+        if not node and (pod.get("status") or {}).get("nominatedNodeName"):
+            with self.cond:  # a preemptor waiting for its victims: not done, even if Unschedulable
+                self.nominated.add(key)
+                if key in self.unschedulable:
+                    self.unschedulable.discard(key)
+                    if key in self.created:
+                        self.unsched_created -= 1
+                        self.done_created -= 1
+            return
         with self.cond:
             if node:
                 if key in self.bound_at:
@@ -216,6 +247,7 @@ def pod_watcher(api: Any, scheduler_name: str, tracker: PodTracker,
 
     def handle(kind: str, pod: dict, t: float) -> None:
         if kind == "DELETED":
+            tracker.on_deleted(pod, t)
             return
         tracker.on_pod(pod, t, from_list=kind == "LISTED")
         if on_unbound is not None and kind in ("ADDED", "LISTED") and not pod["spec"].get("nodeName"):
@@ -258,6 +290,9 @@ class RunData:
     late_relist_binds: int = 0
     t_scheduler_start: float | None = None  # drain mode: when the scheduler was started
     watch_error: str | None = None
+    deleted_at: dict[str, float] = field(default_factory=dict)  # preempted pods: when seen deleted
+    deleted_pods: dict[str, dict] = field(default_factory=dict)  # preempted pods, as last seen
+    op_of: dict[str, int] = field(default_factory=dict)  # pod key -> index of its createPods op in phases
 
 
 def _create_all(items: Iterator[tuple[str, Callable[[], Any]]], count: int, concurrency: int,
@@ -367,7 +402,8 @@ def run_workload(workload: Workload, api: Any, scheduler_name: str, *,
     stop = stop or threading.Event()
     t_start = time.monotonic()
     data = RunData(tracker.created, tracker.bound_at, tracker.node_of, tracker.unschedulable,
-                   tracker.create_errors, t_start=t_start)
+                   tracker.create_errors, t_start=t_start, deleted_at=tracker.deleted_at,
+                   deleted_pods=tracker.deleted_pods)
     for ns in workload.namespaces:
         ensure_namespace(core, ns)
     paths = ResourcePaths(api)
@@ -417,9 +453,14 @@ def run_workload(workload: Workload, api: Any, scheduler_name: str, *,
                     data.t_pods_start = time.monotonic()
                 ns = op.namespace
                 path = f"/api/v1/namespaces/{ns}/pods"
-                items = ((f"{ns}/{p['metadata']['name']}",
-                          (lambda body=p, path=path: create(core, path, body)))
-                         for p in workload.iter_pods(op, start, scheduler_name))
+                op_index = len(data.phases)
+
+                def made_pods(op=op, start=start, ns=ns, op_index=op_index):
+                    for p in workload.iter_pods(op, start, scheduler_name):
+                        key = f"{ns}/{p['metadata']['name']}"
+                        data.op_of[key] = op_index
+                        yield key, p
+                items = ((key, (lambda body=p, path=path: create(core, path, body))) for key, p in made_pods())
                 made = _create_all(items, op.count, create_concurrency, op.rate, tracker.on_created,
                                    tracker.on_create_error, stop)
                 attempted += made

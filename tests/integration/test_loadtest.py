@@ -413,3 +413,48 @@ def test_settled_speed_probe_waits_for_two_probes_that_agree(monkeypatch):
     seq2 = iter([100.0, 200.0, 300.0])
     monkeypatch.setattr(cpu, "speed_probe", lambda: next(seq2))
     assert cpu.settled_speed_probe(tries=3) == 300.0  # never settled: the last one
+
+
+def preemption_workload(path: Path) -> Path:
+    """preemption-2k in small: 10 nodes filled by 40 low pods; 10 high pods each need one victim;
+    then 3 high pods that never preempt and 3 pods below the low ones."""
+    def pods(name: str, ns: str, count: int, prio: int, cpu: str, **spec) -> dict:
+        return {"op": "createPods", "count": count, "namespace": ns, "generateName": f"{name}-",
+                "template": {"spec": {"priority": prio, "terminationGracePeriodSeconds": 0, **spec,
+                                      "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10",
+                                                      "resources": {"requests": {"cpu": cpu}}}]}}}
+    doc = {"name": "lt-preempt", "ops": [
+        {"op": "createNodes", "count": 10,
+         "template": {"status": {"capacity": {"cpu": "4", "memory": "16Gi", "pods": "110"}}}},
+        pods("batch", "batch", 40, 10, "1"), {"op": "barrier", "timeout": 120},
+        pods("online", "online", 10, 1000, "1"), {"op": "barrier", "timeout": 180},
+        pods("polite", "online", 3, 1000, "1", preemptionPolicy="Never"),
+        pods("scavenger", "batch", 3, 5, "1"), {"op": "barrier", "timeout": 120}]}
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+@pytest.mark.apiserver
+@pytest.mark.ray
+@pytest.mark.timeout(900)
+def test_preemption_workload_both_schedulers(tmp_path: Path) -> None:
+    """Both schedulers preempt exactly one victim per high pod; the load test counts the victims,
+    checks each had a lower priority than its preemptor and a Preempted event, and reports the
+    preemption rate and the high pods' latency on their own."""
+    wl = preemption_workload(tmp_path / "preempt.yaml")
+    out = tmp_path / "out"
+    proc = run_cli(str(wl), "--scheduler", "both", "--output", str(out), timeout=880)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = assert_files(out)
+    for label in ("ours", "kube-scheduler"):
+        run = report["runs"][label]
+        if label == "ours":
+            assert (run["bound"], run["preempted"], run["unschedulable"], run["pending"]) == (40, 10, 6, 0), run
+        else:  # it may evict for a preemptor that then lands elsewhere, and a lower pod takes the room
+            assert run["preempted"] >= 10 and run["pending"] == 0, run
+        assert run["check"]["ok"], run["check"]["summary"]
+        assert run["check"]["preempted"] == run["preempted"]
+        assert run["preemptions_per_s"] is None or run["preemptions_per_s"] > 0
+        assert {"1", "3"} <= set(run["latency_by_op_s"])  # ops whose pods were bound: batch, online
+    assert "preemptions_per_s" in report["ratios"]["ours_over_kube_scheduler"]
+    assert "preempted (victims evicted)" in (out / "report.md").read_text()
