@@ -639,7 +639,7 @@ class Coordinator:
         self.nominated[pod.uid] = (pod, {v.uid for v in c.victims})
         for v in c.victims:
             self._evicting[v.uid] = pod.uid
-            pre.evicting.add(v.uid)
+            pre.start_eviction(v.uid)
             self.binder.evict(v, pod, c.node)
         self.stats.preemptions += 1
         self.stats.victims += len(c.victims)
@@ -654,7 +654,8 @@ class Coordinator:
     def _victim_gone(self, uid: str) -> None:
         """A victim's deletion seen by the watch: its preemptor is bound once none is left."""
         pre_uid = self._evicting.pop(uid, None)
-        self.preemption.evicting.discard(uid)
+        if uid in self.preemption.evicting:
+            self.preemption.end_eviction(uid)
         if pre_uid is None:
             return
         entry = self.nominated.get(pre_uid)
@@ -686,7 +687,7 @@ class Coordinator:
         pod, left = entry
         for v in left:
             self._evicting.pop(v, None)
-            self.preemption.evicting.discard(v)
+            self.preemption.end_eviction(v)
         held = self.assumed.pop(uid, None)
         if held is not None:
             self.ledger.forget(uid)

@@ -123,7 +123,7 @@ class VictimIndex:
         table.drain_log()
         self.slot.clear()
         self.free.clear()
-        uids, rows, prios, tss, kidx = [], [], [], [], []
+        uids, rows, prios, tss, kidx, going = [], [], [], [], [], []
         keys: dict = {}
         for uid, row in table.charged.items():
             key = table.pods[row][uid]
@@ -135,6 +135,7 @@ class VictimIndex:
             rows.append(row)
             prios.append(pod.priority if pod is not None else 0)
             tss.append(pod.creation_ts if pod is not None else 0.0)
+            going.append(pod is not None and pod.deleting)
             kidx.append(k)
         n = len(uids)
         cap = max(1024, 1 << (n + 1).bit_length())
@@ -148,9 +149,11 @@ class VictimIndex:
         self.row = np.full(cap, -1, dtype=np.int64)
         self.prio = np.zeros(cap, dtype=np.int64)
         self.ts = np.zeros(cap, dtype=np.float64)
+        self.going = np.zeros(cap, dtype=bool)  # terminating: holds room, never a victim
         self.req = np.zeros((cap, per_key.shape[1]), dtype=np.int64)
         if n:
             self.row[:n] = rows
+            self.going[:n] = going
             self.prio[:n] = prios
             self.ts[:n] = tss
             self.req[:n] = per_key[np.asarray(kidx, dtype=np.int64)]
@@ -160,6 +163,7 @@ class VictimIndex:
     def _grow(self) -> None:
         cap = len(self.row) * 2
         self.row = np.concatenate([self.row, np.full(cap - len(self.row), -1, dtype=np.int64)])
+        self.going = np.resize(self.going, cap)
         self.prio = np.resize(self.prio, cap)
         self.ts = np.resize(self.ts, cap)
         req = np.zeros((cap, self.req.shape[1]), dtype=np.int64)
@@ -180,6 +184,7 @@ class VictimIndex:
             self.size += 1
         self.slot[uid] = s
         self.row[s] = row
+        self.going[s] = pod is not None and pod.deleting
         self.prio[s] = pod.priority if pod is not None else 0
         self.ts[s] = pod.creation_ts if pod is not None else 0.0
         self.req[s] = 0
@@ -216,25 +221,36 @@ class VictimIndex:
             else:
                 self._add(uid, row)
 
-    def lower(self, priority: int, nrows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Per table row, over the pods of lower priority than `priority`: their summed requests
+    def mark_going(self, uid: str, going: bool = True) -> None:
+        """A pod whose eviction was asked (or given up): not a possible victim meanwhile."""
+        self.sync()
+        s = self.slot.get(uid)
+        if s is not None:
+            self.going[s] = going
+
+    def lower(self, priority: int, nrows: int
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per table row, over the possible victims (pods of lower priority than `priority`, not
+        terminating or being evicted): their summed requests and their largest single request
         (rows x resources), how many, their lowest priority and their latest start."""
         self.sync()
         n = self.size
-        m = (self.row[:n] >= 0) & (self.prio[:n] < priority)
+        m = (self.row[:n] >= 0) & (self.prio[:n] < priority) & ~self.going[:n]
         rows = self.row[:n][m]
         width = max(self.req.shape[1], len(self.engine.table.resources))
         freeable = np.zeros((nrows, width), dtype=np.int64)
+        biggest = np.zeros((nrows, width), dtype=np.int64)
         req = self.req[:n][m]
         for c in range(self.req.shape[1]):
             if req[:, c].any():
                 freeable[:, c] = np.bincount(rows, weights=req[:, c], minlength=nrows)[:nrows]
+                np.maximum.at(biggest[:, c], rows, req[:, c])
         count = np.bincount(rows, minlength=nrows)[:nrows]
         minp = np.full(nrows, np.iinfo(np.int64).max, dtype=np.int64)
         np.minimum.at(minp, rows, self.prio[:n][m])
         maxts = np.full(nrows, -np.inf)
         np.maximum.at(maxts, rows, self.ts[:n][m])
-        return freeable, count, minp, maxts
+        return freeable, biggest, count, minp, maxts
 
 
 @dataclass(slots=True)
@@ -287,6 +303,18 @@ class Preemption:
                         return NOT_ELIGIBLE_TERMINATING
         return ""
 
+    def start_eviction(self, uid: str) -> None:
+        """`uid` is being evicted: never a victim again, and it marks its node as terminating."""
+        self.evicting.add(uid)
+        if self.index is not None:
+            self.index.mark_going(uid)
+
+    def end_eviction(self, uid: str) -> None:
+        """`uid` is gone, or its eviction was given up."""
+        self.evicting.discard(uid)
+        if self.index is not None:
+            self.index.mark_going(uid, False)
+
     def _victim(self, q: PodInfo | None, priority: int) -> bool:
         return q is not None and q.priority < priority and not q.deleting and q.uid not in self.evicting
 
@@ -326,15 +354,23 @@ class Preemption:
                 if text in UNRESOLVABLE:
                     resolvable &= ~mask
         t = e.table
-        freeable, count, minp, maxts = self.index.lower(pod.priority, t.size)
+        freeable, biggest, count, minp, maxts = self.index.lower(pod.priority, t.size)
         has = count[rows] > 0
         fits_bound = np.ones(n, dtype=bool)
+        # fewest victims possible: each resource's shortfall over the largest single victim there
+        k_lb = np.ones(n, dtype=np.int64)
         short_reasons: list[tuple[np.ndarray, str]] = []
         for col, v, res_name in node_resources_fit.requested_columns(cls.ctx):
-            free = t.alloc[rows, col] - t.req[rows, col] + (freeable[rows, col] if col < freeable.shape[1] else 0)
+            have = t.alloc[rows, col] - t.req[rows, col]
+            inside = col < freeable.shape[1]
+            free = have + (freeable[rows, col] if inside else 0)
             short = free < v
             fits_bound &= ~short
             short_reasons.append((short, node_resources_fit.reason(res_name)))
+            if inside:
+                need = v - have
+                big = np.maximum(biggest[rows, col], 1)
+                k_lb = np.maximum(k_lb, np.where(need > 0, -(-need // big), 1))
         pot = resolvable & has & fits_bound
         # why the other nodes cannot be candidates, in upstream's words
         _count(hist, NOT_HELPFUL, int((~resolvable).sum()))
@@ -343,14 +379,18 @@ class Preemption:
         for short, text in short_reasons:
             _count(hist, text, int((bounded & short).sum()))
         idx = np.flatnonzero(pot)
-        order = idx[np.lexsort((-maxts[rows[idx]], minp[rows[idx]]))]
+        lb_p, lb_k, lb_t = minp[rows[idx]], k_lb[idx], -maxts[rows[idx]]
+        order = np.lexsort((lb_t, lb_k, lb_k * (lb_p + PRIORITY_OFFSET), lb_p))
+        k_of = dict(zip(idx.tolist(), lb_k.tolist()))
+        order = idx[order]
         best: Candidate | None = None
         best_rank: tuple | None = None
         evaluated = 0
         for p in order.tolist():
             row = int(rows[p])
             if best_rank is not None:
-                lb = (0, int(minp[row]), int(minp[row]) + PRIORITY_OFFSET, 1, -float(maxts[row]))
+                k = k_of[p]
+                lb = (0, int(minp[row]), k * (int(minp[row]) + PRIORITY_OFFSET), k, -float(maxts[row]))
                 if lb >= best_rank:
                     break  # every node left is bounded by at least this: none can do better
             evaluated += 1

@@ -246,7 +246,7 @@ def test_victim_index_follows_the_engine_and_rebuilds_after_an_overflowing_log()
     for i in range(5):  # more changes than the log holds
         e.add_pod(running(f"b{i}", "n2", "500m", 2))
     e.remove_pod("default/a")
-    freeable, count, minp, _ = idx.lower(5, e.table.size)
+    freeable, _biggest, count, minp, _ = idx.lower(5, e.table.size)
     rows = {name: e.table.index[name] for name in ("n1", "n2")}
     assert count[rows["n1"]] == 0 and count[rows["n2"]] == 5 and minp[rows["n2"]] == 2
     assert freeable[rows["n2"], e.table.res_index["cpu"]] == 2500
