@@ -111,8 +111,8 @@ class BindResult:
 
 @dataclass(slots=True)
 class EvictResult:
-    """How a victim's eviction ended: `outcome` BOUND-like GONE ('gone': deleted, or no longer
-    there) or RETRY when it failed for good (the preemptor is then released)."""
+    """How a victim's eviction ended: EVICTED (deleted, already gone, or replaced under its name),
+    or the failure's class when it failed for good (the preemptor is then released)."""
 
     victim: PodInfo
     preemptor: PodInfo
@@ -323,19 +323,20 @@ class Binder:
             finish(request(self.core.api_client, method, where, body, timeout=self.request_timeout,
                            content_type=content_type))
 
-        outcome, detail = EVICTED, ""
+        outcome, detail, deleted = EVICTED, "", False
         try:
             retry_transient(lambda: send("PATCH", path + "/status", cond, STRATEGIC_MERGE_PATCH),
                             deadline_s=EVICT_DEADLINE_S, closed=self._closed)
             retry_transient(lambda: send("DELETE", path, delete), deadline_s=EVICT_DEADLINE_S, closed=self._closed)
-        except Exception as exc:  # noqa: BLE001 - classified: gone (404/409) is as good as deleted
+            deleted = True
+        except Exception as exc:  # noqa: BLE001 - classified: gone (404), or replaced (409 on the uid)
             outcome, detail = classify(exc)
             if outcome in (GONE, CONFLICT):
-                outcome = EVICTED
+                outcome = EVICTED  # as good as deleted: the watch shows this uid gone
             else:
                 log.warning("preemption of %s/%s for %s/%s failed: %s", victim.namespace, victim.name,
                             preemptor.namespace, preemptor.name, detail)
-        if outcome == EVICTED and self.events is not None:
+        if deleted and self.events is not None:  # as upstream: no event for a pod already gone
             self.events.preempted(victim, preemptor, node)
         with self._lock:
             self._evictions.append(EvictResult(victim, preemptor, node, outcome, detail))

@@ -158,9 +158,16 @@ def test_scheduler_account_is_least_privilege(admin_api, scheduler_api, namespac
         ),
     )
 
+    # preemption: the budgets, and the deletion of a victim (its uid a precondition)
+    client.PolicyV1Api(scheduler_api).list_pod_disruption_budget_for_all_namespaces()
+    victim = unique("v")
+    uid = admin.create_namespaced_pod(namespace, pod(victim, OUR_SCHEDULER)).metadata.uid
+    sched.delete_namespaced_pod(victim, namespace, body={"preconditions": {"uid": uid}})
+
     # and nothing more
     forbidden = [
-        lambda: sched.delete_namespaced_pod(name, namespace),
+        lambda: sched.create_namespaced_pod_eviction(name, namespace, {"metadata": {"name": name}}),
+        lambda: client.PolicyV1Api(scheduler_api).delete_namespaced_pod_disruption_budget("any", namespace),
         lambda: sched.list_namespaced_secret("kube-system"),
         lambda: sched.read_namespaced_secret("anything", "kube-system"),
         lambda: sched.create_node(ready_node(unique("evil"))),

@@ -346,3 +346,49 @@ def test_coordinator_killed_while_committing_a_gang(cluster, ray_head, tmp_path)
             watch.stop()
         r.close()
         proxy.stop()
+
+
+def test_coordinator_killed_between_eviction_and_binding(cluster, ray_head, tmp_path):
+    """A preemptor nominated, its victim terminating (a grace period, no kubelet), and then the
+    coordinator actor SIGKILLed: the restarted one finds the preemptor pending with
+    nominatedNodeName and the victim still terminating there, evicts no one else, and binds the
+    preemptor on that node once the victim is gone."""
+    cp, admin = cluster
+    core = client.CoreV1Api(admin)
+    r = Replica(cp, tmp_path, ray_head, "preempt")
+    try:
+        pid1 = int(r.wait_log(r"coordinator actor running in pid (\d+)", 120).group(1))
+        r.wait_log(r"coordinator ready", 60)
+        for i in range(40):  # 10 nodes x 4 CPUs, full
+            p = pod(i, cpu="1")
+            p["spec"].update(priority=1, terminationGracePeriodSeconds=600)
+            core.create_namespaced_pod(NS, p)
+        wait_for(lambda: sum(1 for p in core.list_namespaced_pod(NS).items if p.spec.node_name) == 40, 120,
+                 "40 low pods bound")
+        high = pod(100, cpu="1")
+        high["metadata"]["name"] = "high"
+        high["spec"]["priority"] = 100
+        core.create_namespaced_pod(NS, high)
+
+        def terminating():
+            return [p for p in core.list_namespaced_pod(NS).items if p.metadata.deletion_timestamp]
+        victim = wait_for(terminating, 60, "a victim terminating")[0]
+        wait_for(lambda: core.read_namespaced_pod("high", NS).status.nominated_node_name == victim.spec.node_name,
+                 30, "the preemptor nominated")
+        os.kill(pid1, signal.SIGKILL)
+        r.wait_log(r"coordinator actor restarted: pid \d+ -> (\d+)", 120)
+
+        def says_waiting():
+            conds = core.read_namespaced_pod("high", NS).status.conditions or []
+            return any(c.type == "PodScheduled" and (c.message or "").endswith(
+                "preemption: not eligible due to a terminating pod on the nominated node.") for c in conds)
+        wait_for(says_waiting, 120, "the restarted coordinator to see the preemptor wait")
+        time.sleep(2)
+        assert [p.metadata.name for p in terminating()] == [victim.metadata.name]  # nobody else
+        assert not core.read_namespaced_pod("high", NS).spec.node_name
+        core.delete_namespaced_pod(victim.metadata.name, NS, grace_period_seconds=0)  # as a kubelet would
+        wait_for(lambda: core.read_namespaced_pod("high", NS).spec.node_name == victim.spec.node_name, 60,
+                 "the preemptor bound where its victim ran")
+        assert len(terminating()) == 0 and len(core.list_namespaced_pod(NS).items) == 40
+    finally:
+        r.close()

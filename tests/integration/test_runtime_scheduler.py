@@ -212,7 +212,8 @@ def test_pods_bound_by_others_count_and_deletes_free_room(admin, run_scheduler):
     pods = wait_for(lambda: (m := pod_map(admin, "t")) and all(
         pod_state(m[f"mine-{i}"]) == "unschedulable" for i in range(2)) and m, 30, "Unschedulable verdicts")
     msg = next(c for c in pods["mine-0"]["status"]["conditions"] if c["type"] == "PodScheduled")["message"]
-    assert msg == "0/1 nodes are available: 1 Insufficient cpu.", msg
+    assert msg == ("0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: "
+                   "1 No preemption victims found for incoming pod."), msg
     # the room is freed: both fit now (2 x 1 cpu on a 2-cpu node), each bound exactly once
     core.delete_namespaced_pod("foreign", "t", grace_period_seconds=0)
     wait_for(lambda: all(pod_state(p) == "bound" for n, p in pod_map(admin, "t").items()) and
@@ -514,6 +515,39 @@ def test_preemptor_waits_for_a_terminating_victim_and_never_evicts_more(admin, r
     pods = pod_map(admin, ns)
     assert "other" in pods and not pods["other"]["metadata"].get("deletionTimestamp")  # nobody else evicted
     assert pod_state(pods["high"]) != "bound"
+    # a pod of lower priority waiting too must not take the room held for the preemptor
+    create_all(admin, [], [prio_pod("sneaky", ns, "1", 1)])
+    wait_for(lambda: pod_state(pod_map(admin, ns)["sneaky"]) == "unschedulable", 30, "sneaky waiting")
     core.delete_namespaced_pod("slow", ns, grace_period_seconds=0)  # as a kubelet would, finally
     wait_for(lambda: pod_state(pod_map(admin, ns)["high"]) == "bound", 30, "the preemptor bound")
     assert pod_map(admin, ns)["high"]["spec"]["nodeName"] == slow["spec"]["nodeName"]
+    time.sleep(2)
+    assert pod_state(pod_map(admin, ns)["sneaky"]) == "unschedulable"
+
+
+def test_preemption_that_cures_an_existing_pods_anti_affinity(admin, run_scheduler):
+    """The only node with CPU to spare runs a low pod whose required anti-affinity repels the
+    preemptor; the other node is full of medium pods. Evicting the repelling pod (priority 1)
+    beats evicting a medium one (priority 50): it goes, and the preemptor binds there."""
+    ns = "preempt-aff"
+    core = client.CoreV1Api(admin)
+    core.create_namespace({"metadata": {"name": ns}})
+    for n in ("roomy", "full"):
+        finish(core.create_node(node_obj(n, "4"), _preload_content=False))
+    run_scheduler(2, batch_size=10)
+    loner = prio_pod("loner", ns, "1", 1)
+    loner["spec"]["nodeName"] = "roomy"  # placed by hand, as a DaemonSet pod would be
+    loner["spec"]["affinity"] = {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+        {"labelSelector": {"matchLabels": {"app": "noisy"}}, "topologyKey": "kubernetes.io/hostname"}]}}
+    medium = [prio_pod(f"m{i}", ns, "1", 50) for i in range(4)]
+    for m in medium:
+        m["spec"]["nodeName"] = "full"
+    create_all(admin, [], [loner, *medium])
+    wait_settled(admin, ns, 5, timeout=30, want_bound=5)
+    create_all(admin, [], [prio_pod("noisy", ns, "1", 100, labels={"app": "noisy"})])
+    wait_for(lambda: pod_state(pod_map(admin, ns).get("noisy", {"spec": {}, "status": {}})) == "bound", 60,
+             "the preemptor bound")
+    pods = pod_map(admin, ns)
+    assert pods["noisy"]["spec"]["nodeName"] == "roomy"
+    assert "loner" not in pods and all(f"m{i}" in pods for i in range(4))
+    assert [e["regarding"]["name"] for e in events_for(admin, ns, "Preempted")] == ["loner"]
