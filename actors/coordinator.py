@@ -42,7 +42,7 @@ from cluster_scheduler.engine import (Engine, fit_error_message, gang_unfit_mess
 from cluster_scheduler.gc_tuning import paused_gc
 from cluster_scheduler.model.parse import parse_pdb, parse_pod_group
 from cluster_scheduler.model.types import Gang, PodInfo
-from cluster_scheduler.preemption import Preemption
+from cluster_scheduler.preemption import Outcome, Preemption, postfilter_message
 from cluster_scheduler.queue import SchedulingQueue
 from cluster_scheduler.wire import Proposal, namespace_labels, node_info, pack, pod_info, strip_node
 
@@ -79,6 +79,8 @@ class Stats:
     preemptions: int = 0  # preemptors nominated (their victims evicted)
     victims: int = 0  # pods evicted for them
     evictions_failed: int = 0  # victims whose deletion failed for good (their preemptor released)
+    preemptions_validated: int = 0  # partitions' candidates the ledger confirmed
+    preemptions_none: int = 0  # pods no partition found a candidate for
     first_bind: float = 0.0
     last_bind: float = 0.0
     schedule_s: float = 0.0  # time in partition calls
@@ -118,6 +120,50 @@ def merge(per_partition: list[list[Proposal]], n_pods: int) -> list[Merged]:
     return out
 
 
+class _PostFilterRun:
+    """PostFilter for one batch's pods that fit nowhere, each at its turn in the commit loop (so
+    a preemptor's nomination holds its room against the pods after it, as upstream's queue does).
+
+    At the first such pod that may preempt, every pod of the batch the partitions found no node
+    for goes to every partition in one call; each finds its shard's best candidate per pod in
+    parallel, acting out its own candidates before judging the next pod. At each pod's turn the
+    coordinator validates the shards' candidates on the ledger (the victims the ledger selects
+    on that node now) and takes the best in upstream's order if it ranks as proposed; a shard's
+    candidate the coordinator did not take is still free on the ledger, so it is offered to the
+    later pods too. Otherwise (the room changed, a partition failed) the ledger decides alone."""
+
+    def __init__(self, coord: "Coordinator", batch: list[PodInfo], merged: list) -> None:
+        self.coord, self.batch, self.merged = coord, batch, merged
+        self.proposals: dict[str, tuple] | None = None
+        self.asked = False
+        self.untaken: dict[str, tuple] = {}
+
+    def run(self, pod: PodInfo, message: str) -> bool:
+        c = self.coord
+        pre = c.preemption
+        if not self.asked and len(c.parts) > 1 and pod.key is not None and pre.may_preempt(
+                pod, pre.lowest_priority()):
+            self.asked = True
+            lowest = pre.lowest_priority()
+            start = next(i for i, p in enumerate(self.batch) if p.uid == pod.uid)
+            ask = [p for p, m in zip(self.batch[start:], self.merged[start:])
+                   if not m.candidates and not m.error and pre.may_preempt(p, lowest)]
+            self.proposals = c._fan_out_preemption(ask)
+        prop = self.proposals.get(pod.uid) if self.proposals is not None else None
+        if prop is not None:
+            options, reasons = prop
+            best = min((r for _n, r in options), default=None)
+            prop = (options + [(n, r) for n, r in self.untaken.items() if best is None or r < best], reasons)
+        done = c._postfilter(pod, message, prop)
+        if prop is not None:
+            node = c.assumed[pod.uid][1] if done else None
+            for n, r in prop[0]:
+                if n != node:
+                    self.untaken.setdefault(n, r)
+            self.untaken.pop(node, None)
+        return done
+
+
 class Coordinator:
     def __init__(self, profile: Profile, runtime: RuntimeConfig, binder: Any, *, partitions: int,
                  actor_options: dict | None = None, ray_module: Any = None, metrics: Any = None) -> None:
@@ -136,6 +182,7 @@ class Coordinator:
         self.nominated: dict[str, tuple[PodInfo, set[str]]] = {}  # preemptor uid -> (pod, victims left)
         self._evicting: dict[str, str] = {}  # victim uid -> preemptor uid
         self._pdbs: dict[tuple[str, str], Any] = {}
+        self._pdb_objects: dict[tuple[str, str], dict] = {}  # stripped, for the partitions
         self.queue = SchedulingQueue(runtime.backoff_initial_s, runtime.backoff_max_s,
                                      runtime.unschedulable_flush_s)
         self.stats = Stats()
@@ -190,7 +237,8 @@ class Coordinator:
 
     def snapshot(self) -> bytes:
         """Everything a partition must know, as delta ops. Bound pods go in groups of one
-        equivalence class (BOUND_CLASS: one member's bytes, then (uid, name, node) per member), so
+        equivalence class (BOUND_CLASS: one member's bytes, then (uid, name, node, priority, creation
+        time, terminating) per member: what preemption reads), so
         a partition parses each pod template once instead of once per pod."""
         ops: list[list] = [wire.namespace(b) for b in self.namespaces.values()]
         ops += [wire.node(b) for b in self.nodes.values()]
@@ -204,7 +252,7 @@ class Coordinator:
             g = groups.get(info.key)
             if g is None:
                 g = groups[info.key] = wire.bound_class(b, [])
-            g[2].append([uid, info.name, info.node_name])
+            g[2].append([uid, info.name, info.node_name, info.priority, info.creation_ts, info.deleting])
         ops += groups.values()
         ops += [wire.assume(b, node) for b, node in self.assumed.values()]
         return wire.encode_deltas(ops)
@@ -355,8 +403,10 @@ class Coordinator:
         key = (b.namespace, b.name)
         if typ == DELETED:
             self._pdbs.pop(key, None)
+            self._pdb_objects.pop(key, None)
         else:
             self._pdbs[key] = b
+            self._pdb_objects[key] = wire.strip_pdb(obj)
         self.preemption.pdbs = list(self._pdbs.values())
 
     def _on_pod_group(self, typ: str, obj: dict) -> None:
@@ -564,6 +614,7 @@ class Coordinator:
         total = len(self.nodes)
         n_won = n_unsched = n_requeued = 0
         conflicts_before = self.stats.conflicts
+        post = _PostFilterRun(self, batch, merged)  # PostFilter at each pod's turn, fanned out once
         for pod, m in zip(batch, merged):
             if m.error or pod.key is None:
                 self._unschedulable(pod, m.error or pod.error or "invalid pod spec")
@@ -581,14 +632,14 @@ class Coordinator:
                     won = r.candidates[0][0]
                     self.stats.rescued += 1
                 elif not m.candidates:
-                    n_unsched += not self._postfilter(pod, fit_error_message(total, m.reasons))
+                    n_unsched += not post.run(pod, fit_error_message(total, m.reasons))
                     continue
                 else:
                     # Partitions keep proposing nodes the ledger refuses and the ledger finds none:
                     # the ledger is authoritative, so the pod is Unschedulable for its reasons
                     # rather than re-queued forever (it returns on the next cluster event).
                     self.stats.ledger_refusals += 1
-                    n_unsched += not self._postfilter(pod, r.message())
+                    n_unsched += not post.run(pod, r.message())
                     continue
             if won is None:
                 self.stats.requeued += 1
@@ -611,7 +662,36 @@ class Coordinator:
                 "commit %.3fs", self.stats.batches, len(batch), n_won, n_unsched, n_requeued, t1 - t0, t2 - t1)
 
     # ------------------------------------------------------------- preemption
-    def _postfilter(self, pod: PodInfo, message: str) -> bool:
+    def _fan_out_preemption(self, pods: list[PodInfo]) -> dict[str, tuple] | None:
+        """Every partition's best candidate per pod: uid -> ([(node, rank), ...], summed reasons
+        over every shard); None when a partition failed (the ledger decides alone then)."""
+        deltas = None
+        if self._deltas:
+            deltas = self._shared(wire.encode_deltas(self._deltas))
+            self._deltas = []
+        request = self._shared(wire.encode_preemption_request(
+            (self.pending[p.uid] for p in pods), list(self._pdb_objects.values()), self.preemption.evicting))
+        futs = [part.preempt.remote(request, deltas) for part in self.parts]
+        merged: dict[str, tuple] = {}
+        for i, f in enumerate(futs):
+            try:
+                res = self.ray.get(f)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("partition %d failed preempting: %s", i, type(exc).__name__)
+                res = None
+            if res is None:
+                self._resync.add(i)
+                return None
+            _seconds, answers = wire.decode_preemptions(res)
+            for a in answers:
+                options, reasons = merged.setdefault(a.uid, ([], {}))
+                for text, c in a.reasons.items():
+                    reasons[text] = reasons.get(text, 0) + c
+                if a.node:
+                    options.append((a.node, tuple(a.rank)))
+        return merged
+
+    def _postfilter(self, pod: PodInfo, message: str, proposal: tuple | None = None) -> bool:
         """No node fits `pod` (the ledger agrees): preempt if it may (upstream's DefaultPreemption
         on the ledger, so the victims may be on any partition's nodes). On success the preemptor
         is assumed on the chosen node at once, which holds the room against every later pod (a
@@ -625,7 +705,23 @@ class Coordinator:
             self._unschedulable(pod, f"{message} {out.message}" if out is not None else message)
             return False
         t0 = time.monotonic()
-        out = pre.preempt(pod)
+        if proposal is not None:
+            options, reasons = proposal
+            if not options:  # no shard has a candidate: the partitions' reasons say why
+                self.stats.preemptions_none += 1
+                out = Outcome(message=postfilter_message(fit_error_message(len(self.nodes), reasons)))
+            else:
+                # the victims the ledger selects on each proposed node now; the best in
+                # upstream's order, if it still ranks as its partition said (else the room
+                # changed since: the ledger decides alone)
+                checked = [(c.rank, i, c) for i, (n, _r) in enumerate(options)
+                           if (c := pre.validate(pod, n)) is not None]
+                best = min(checked, default=None, key=lambda x: (x[0], x[1]))
+                fresh = best is not None and best[0] <= min(r for _n, r in options)
+                out = Outcome(best[2]) if fresh else pre.preempt(pod)
+                self.stats.preemptions_validated += fresh
+        else:
+            out = pre.preempt(pod)
         c = out.candidate
         if self.metrics is not None:
             self.metrics.observe_preemption(len(c.victims) if c is not None else None, time.monotonic() - t0)

@@ -19,7 +19,9 @@ from cluster_scheduler import wire
 from cluster_scheduler.config import Profile
 from cluster_scheduler.engine import Engine
 from cluster_scheduler.gc_tuning import paused_gc
+from cluster_scheduler.model.parse import parse_pdb
 from cluster_scheduler.model.types import PodInfo
+from cluster_scheduler.preemption import Preemption
 from cluster_scheduler.wire import Op, namespace_labels, node_info, pod_info, unpack
 
 
@@ -67,6 +69,7 @@ class Partition:
         self.synced = False
         self.owned: set[str] = set()
         self._last_batch: dict[bytes, PodInfo] = {}  # the last batch's pods, parsed (see apply_deltas)
+        self._preemption: Preemption | None = None  # PostFilter over this engine (its index kept)
 
     def ping(self) -> bool:
         return self.synced
@@ -122,6 +125,38 @@ class Partition:
         # the winners come back as ASSUME deltas with these very bytes in the next call
         self._last_batch = dict(zip(raw, infos))
         return wire.encode_proposals(results, time.perf_counter() - t0)
+
+    def preempt(self, request: bytes, deltas: bytes | None = None) -> bytes | None:
+        """PostFilter for pods no node fits (`wire.encode_preemption_request`), on this shard's
+        nodes: per pod in order, the shard's best candidate by upstream's rank, or why there is
+        none (`wire.encode_preemptions`). Each candidate is acted out before the next pod is
+        judged (so two pods of one call do not count on the same room), then everything is put
+        back: the coordinator validates and commits. None when not synced."""
+        if not self.synced:
+            return None
+        t0 = time.perf_counter()
+        if deltas is not None:
+            self.apply(deltas)
+        raw, pdbs, evicting = wire.decode_preemption_request(request)
+        if self._preemption is None or self._preemption.engine is not self.engine:
+            self._preemption = Preemption(self.engine)
+        pre = self._preemption
+        pre.pdbs = [parse_pdb(b) for b in pdbs]
+        for uid in pre.evicting - set(evicting):
+            pre.end_eviction(uid)
+        for uid in evicting:
+            if uid not in pre.evicting:
+                pre.start_eviction(uid)
+        outcomes, acted = [], []
+        for b in raw:
+            info = pod_info(unpack(b))
+            out = pre.preempt(info)
+            outcomes.append((info.uid, out))
+            if out.candidate is not None:
+                acted.append((info, pre.apply(info, out.candidate)))
+        for info, victims in reversed(acted):
+            pre.undo(info, victims)
+        return wire.encode_preemptions(outcomes, time.perf_counter() - t0)
 
     def stats(self) -> dict:
         return {"index": self.index, "count": self.count, "nodes": self.engine.num_nodes(),

@@ -769,16 +769,20 @@ class Engine:
         return True
 
     def add_group(self, tpl: PodInfo, members: list) -> None:
-        """`add_pod` for many bound pods of one template, [(uid, name, node), ...] (a snapshot's
-        "G" op): the charger is looked up once and the common case (a new pod on a known node)
-        charged directly; anything else goes through add_pod."""
+        """`add_pod` for many bound pods of one template, [(uid, name, node[, priority,
+        creation_ts, deleting]), ...] (a snapshot's BOUND_CLASS op; members of one spec may
+        differ in what preemption reads, which the longer form carries): the charger is looked
+        up once and the common case (a new pod on a known node) charged directly; anything else
+        goes through add_pod."""
         key, pods, index = tpl.key, self.pods, self.table.index
         charge = self.charger(key) if key is not None else None  # no class is built meanwhile
-        ns, prio, sched, err, phase = tpl.namespace, tpl.priority, tpl.scheduler_name, tpl.error, tpl.phase
+        ns, sched, err, phase = tpl.namespace, tpl.scheduler_name, tpl.error, tpl.phase
         n = 0
-        for uid, name, node in members:
+        for m in members:
+            uid, name, node = m[0], m[1], m[2]
+            prio, ts, going = (m[3], m[4], m[5]) if len(m) > 3 else (tpl.priority, tpl.creation_ts, tpl.deleting)
             pod = PodInfo(uid=uid, namespace=ns, name=name, priority=prio, scheduler_name=sched, node_name=node,
-                          key=key, error=err, phase=phase)
+                          creation_ts=ts, key=key, error=err, phase=phase, deleting=going)
             row = index.get(node)
             if charge is None or row is None or uid in pods:
                 self.add_pod(pod)

@@ -75,6 +75,7 @@ class Outcome:
     candidate: Candidate | None = None
     message: str = ""
     nodes_evaluated: int = 0  # exact victim selections run (the rest were bounded out)
+    reasons: dict[str, int] = field(default_factory=dict)  # why each node of this engine's shard is no candidate
 
 
 def postfilter_message(text: str) -> str:
@@ -346,7 +347,7 @@ class Preemption:
         n = len(rows)
         num_nodes = e.num_nodes()
         hist: dict[str, int] = {}
-        if n == 0:
+        if n == 0:  # no node of this shard (a partition that owns none)
             return Outcome(message=postfilter_message(fit_error_message(num_nodes, {NOT_HELPFUL: num_nodes})))
         resolvable = cls.static_ok.copy()
         for _name, _ok, reasons in cls.diag:
@@ -403,8 +404,38 @@ class Preemption:
             if best_rank is None or r < best_rank:
                 best, best_rank = c, r
         if best is None:
-            return Outcome(message=postfilter_message(fit_error_message(num_nodes, hist)), nodes_evaluated=evaluated)
-        return Outcome(best, nodes_evaluated=evaluated)
+            return Outcome(message=postfilter_message(fit_error_message(num_nodes, hist)), nodes_evaluated=evaluated,
+                           reasons=hist)
+        return Outcome(best, nodes_evaluated=evaluated, reasons=hist)
+
+    def validate(self, pod: PodInfo, node: str) -> Candidate | None:
+        """A candidate proposed elsewhere (a partition, on its shard), checked on this engine: the
+        victims this engine selects on `node` now, or None when the node is no candidate here."""
+        e = self.engine
+        row = e.table.index.get(node)
+        if row is None or pod.key is None or self.eligible(pod):
+            return None
+        cls = e.class_state(pod.key)
+        if cls.stale():
+            cls.build()
+        c = self.select_victims(cls, pod, row)
+        return c if isinstance(c, Candidate) else None
+
+    def apply(self, pod: PodInfo, c: Candidate) -> list[PodInfo]:
+        """Act out a candidate as the coordinator commits one: the preemptor assumed on the node
+        (its room held) and its victims marked as being evicted (they still hold theirs until
+        they are gone), so later pods of the same batch see what the ledger will; `undo` puts
+        everything back."""
+        for v in c.victims:
+            self.start_eviction(v.uid)
+        self.engine.assume(pod, c.node)
+        return c.victims
+
+    def undo(self, pod: PodInfo, victims: list[PodInfo]) -> None:
+        self.engine.remove_pod(pod.uid)
+        pod.node_name = ""
+        for v in victims:
+            self.end_eviction(v.uid)
 
     def select_victims(self, cls: "ClassState", pod: PodInfo, row: int) -> Candidate | list[str]:
         """Upstream's SelectVictimsOnNode for one row: the candidate, or why the node cannot be

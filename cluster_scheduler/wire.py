@@ -134,7 +134,7 @@ class Op(IntEnum):
     NODE_GONE = 2     # [NODE_GONE, name]
     NAMESPACE = 3     # [NAMESPACE, namespace bytes]: its labels (namespaceSelector terms)
     POD = 4           # [POD, pod bytes]: a bound pod
-    BOUND_CLASS = 5   # [BOUND_CLASS, pod bytes, [[uid, name, node], ...]]: bound pods of one
+    BOUND_CLASS = 5   # [BOUND_CLASS, pod bytes, [[uid, name, node, prio, ts, terminating], ...]]: bound pods of one
                       # equivalence class; the bytes are one member's, parsed once for all
     POD_GONE = 6      # [POD_GONE, uid]: pod deleted, finished, or its assumption forgotten
     ASSUME = 7        # [ASSUME, pod bytes, node]: a pod the coordinator assumed onto node
@@ -214,3 +214,52 @@ def decode_proposals(data: bytes) -> tuple[float, list[Proposal]]:
     seconds, rows = msgpack.unpackb(data, raw=False)
     return seconds, [Proposal(uid, [(n, s) for n, s in cands], reasons, num, error)
                      for uid, cands, reasons, num, error in rows]
+
+
+# ------------------------------------------------------------------------------- preemption
+
+class PreemptionProposal(NamedTuple):
+    """One partition's PostFilter answer for one pod: its shard's best candidate (node, victim
+    uids most important first, PDB violations, upstream's rank as a list), or none, and why each
+    node of the shard is no candidate (summed over shards for the pod's message)."""
+    uid: str
+    node: str
+    victims: list[str]
+    pdb_violations: int
+    rank: list
+    reasons: dict[str, int]
+
+
+def encode_preemption_request(pods: Iterable[bytes], pdbs: list[dict], evicting: Iterable[str]) -> bytes:
+    """The pods to preempt for (stripped bytes, queue order), the PodDisruptionBudgets as the
+    apiserver has them (stripped dicts) and the pods already being evicted."""
+    return msgpack.packb([list(pods), pdbs, list(evicting)], use_bin_type=True)
+
+
+def decode_preemption_request(data: bytes) -> tuple[list[bytes], list[dict], list[str]]:
+    pods, pdbs, evicting = msgpack.unpackb(data, raw=False)
+    return pods, pdbs, evicting
+
+
+def encode_preemptions(outcomes: Iterable[Any], seconds: float) -> bytes:
+    rows = []
+    for uid, out in outcomes:
+        c = out.candidate
+        rows.append([uid, c.node if c else "", [v.uid for v in c.victims] if c else [],
+                     c.pdb_violations if c else 0, list(c.rank) if c else [], out.reasons or {}])
+    return msgpack.packb([seconds, rows], use_bin_type=True)
+
+
+def decode_preemptions(data: bytes) -> tuple[float, list[PreemptionProposal]]:
+    seconds, rows = msgpack.unpackb(data, raw=False)
+    return seconds, [PreemptionProposal(*r) for r in rows]
+
+
+def strip_pdb(obj: dict) -> dict:
+    """What preemption reads of a PodDisruptionBudget."""
+    meta = obj.get("metadata") or {}
+    status = obj.get("status") or {}
+    return {"metadata": {"name": meta.get("name"), "namespace": meta.get("namespace")},
+            "spec": {"selector": (obj.get("spec") or {}).get("selector")},
+            "status": {"disruptionsAllowed": status.get("disruptionsAllowed"),
+                       "disruptedPods": status.get("disruptedPods")}}

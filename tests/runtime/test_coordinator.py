@@ -552,6 +552,8 @@ def test_preemptor_holds_its_room_and_binds_when_its_victims_are_gone(partitions
     assert binder.unschedulable[-1][1].endswith(
         f"preemption: found a potential placement for pod on node {node_name}, preempting 1 victims")
     assert c.stats.preemptions == 1 and c.stats.victims == 1
+    # with several partitions the candidate came from the victim's shard, confirmed on the ledger
+    assert c.stats.preemptions_validated == (1 if partitions > 1 else 0)
     # the watch: our DisruptionTarget patch, then the deletion; a low pod created meanwhile
     # must not take the room held for "high"
     feed(c, PODS, [pod("late-low", "1", prio=1)])
