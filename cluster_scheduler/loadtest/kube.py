@@ -100,7 +100,7 @@ def call(fn: Callable[..., Any], *args: Any, ok_statuses: tuple[int, ...] = (), 
         try:
             resp = fn(*args, _preload_content=False, **kwargs)
             try:
-                resp.data  # read it all so the connection goes back to the pool clean
+                resp.data  # noqa: B018 - read it all so the connection goes back to the pool clean
             finally:
                 resp.release_conn()
             return resp.status

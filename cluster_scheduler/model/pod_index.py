@@ -153,7 +153,7 @@ class PodIndex:
     def on_charge(self, key: PodSpecKey, row: int, delta: int = 1) -> None:
         if not self.tracks(key):
             return
-        for mkey, (fn, counts) in self.matchers.items():
+        for mkey, (_fn, counts) in self.matchers.items():
             if self.matches(mkey, key):
                 self._fit(counts).add(row, delta)
         for h in self._held_terms(key):

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from cluster_scheduler.loadtest.cpu import TreeCPU
-from cluster_scheduler.loadtest.report import ratios, summarise
+from cluster_scheduler.loadtest.report import RunResult, ratios, summarise
 from cluster_scheduler.loadtest.runner import PhaseLog, PodTracker, RunData
 
 NODES, FITTING, TOO_BIG = 20, 100, 5

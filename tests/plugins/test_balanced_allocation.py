@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 
-import pytest
 
 from cluster_scheduler.config import Profile
 from tests.plugins.builders import bound, engine, node, only, pod, scores, where

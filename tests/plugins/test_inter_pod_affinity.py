@@ -4,7 +4,6 @@ pod's terms against existing pods, and existing pods' anti-affinity against the 
 
 from __future__ import annotations
 
-import pytest
 
 from tests.plugins.builders import bound, engine, message, node, only, pod, scores, where
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 from collections import Counter
 
-import pytest
 
 from tests.plugins.builders import bound, engine, message, node, only, pod, scores, where
 
