@@ -150,16 +150,20 @@ class _PostFilterRun:
                    if not m.candidates and not m.error and pre.may_preempt(p, lowest)]
             self.proposals = c._fan_out_preemption(ask)
         prop = self.proposals.get(pod.uid) if self.proposals is not None else None
+        kind = (pod.key, pod.priority)
         if prop is not None:
             options, reasons = prop
             best = min((r for _n, r in options), default=None)
-            prop = (options + [(n, r) for n, r in self.untaken.items() if best is None or r < best], reasons)
+            # an untaken node's rank was computed for the pod it was proposed for: it stands for
+            # this pod only if that one was of the same class and priority; others are validated
+            prop = (options + [(n, r) for n, (k, r) in self.untaken.items()
+                               if k != kind or best is None or r < best], reasons)
         done = c._postfilter(pod, message, prop)
         if prop is not None:
             node = c.assumed[pod.uid][1] if done else None
             for n, r in prop[0]:
-                if n != node:
-                    self.untaken.setdefault(n, r)
+                if n != node and n not in self.untaken:
+                    self.untaken[n] = (kind, r)
             self.untaken.pop(node, None)
         return done
 

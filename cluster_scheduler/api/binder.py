@@ -25,12 +25,11 @@ import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any, Callable
 from urllib.parse import quote
 
 from ..model.types import PodInfo
-from .rest import RawClient, finish, request
+from .rest import RawClient, TokenBucket, finish, request, rfc3339  # noqa: F401 - TokenBucket re-exported
 
 log = logging.getLogger(__name__)
 
@@ -69,35 +68,6 @@ def retry_transient(call: Callable[[], None], *, deadline_s: float | None = None
             else:
                 sleep(wait)
             wait = min(wait * 2, max_s)
-
-
-class TokenBucket:
-    """Thread-safe token bucket: `qps` tokens a second, at most `burst` saved up. `acquire` blocks
-    until a token is free (or the bucket is closed)."""
-
-    def __init__(self, qps: float, burst: int, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
-        self.qps = float(qps)
-        self.burst = max(1, int(burst))
-        self._tokens = float(self.burst)
-        self._clock, self._sleep = clock, sleep
-        self._last = clock()
-        self._lock = threading.Lock()
-
-    def try_acquire(self) -> float:
-        """Take a token if one is free (returns 0.0), else return how long until one will be."""
-        with self._lock:
-            now = self._clock()
-            self._tokens = min(self.burst, self._tokens + (now - self._last) * self.qps)
-            self._last = now
-            if self._tokens >= 1.0:
-                self._tokens -= 1.0
-                return 0.0
-            return (1.0 - self._tokens) / self.qps
-
-    def acquire(self) -> None:
-        while (wait := self.try_acquire()) > 0:
-            self._sleep(wait)
 
 
 @dataclass(slots=True)
@@ -166,7 +136,7 @@ def answer_error(status: int, reason: str) -> Exception | None:
 
 
 def now_rfc3339() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rfc3339()
 
 
 QUIET_S = 0.2  # a binder answered nothing for this long is idle (Scheduled events may go)

@@ -24,23 +24,18 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Callable
 from urllib.parse import quote
 
 from ..model.types import PodInfo
-from .binder import TokenBucket, answer_error, classify, finish, raw_poster, retry_transient
+from .binder import answer_error, classify, finish, raw_poster, retry_transient
+from .rest import TokenBucket, micro_time
 
 log = logging.getLogger(__name__)
 
 ACTION = "Scheduling"
 BUSY_POLL_S = 0.02  # how often held Scheduled events look whether the bindings are done
-
-
-def micro_time(ts: float | None = None) -> str:
-    """metav1.MicroTime as the apiserver writes it (now, or at the epoch seconds `ts`)."""
-    when = datetime.now(timezone.utc) if ts is None else datetime.fromtimestamp(ts, timezone.utc)
-    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class EventRecorder:

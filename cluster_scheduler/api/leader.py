@@ -28,10 +28,11 @@ import random
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any, Callable
 
 import orjson
+
+from .rest import micro_time
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +68,6 @@ class LeaderElectionRecord:
             "renewTime": self.renew_time,
             "leaseTransitions": self.lease_transitions,
         }
-
-
-def micro_time(ts: float | None = None) -> str:
-    """metav1.MicroTime's wire form (RFC 3339 with exactly six fractional digits, UTC)."""
-    dt = datetime.fromtimestamp(time.time() if ts is None else ts, tz=timezone.utc)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class LeaderElector:

@@ -11,7 +11,10 @@ Two reasons not to go through the generated client's methods:
 
 from __future__ import annotations
 
-from typing import Any
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable
 
 import orjson
 
@@ -80,3 +83,48 @@ def request(api_client: Any, method: str, path: str, body: Any = None, *, timeou
             content_type: str = JSON) -> Any:
     """`RawClient.request` for a one-off call."""
     return RawClient(api_client).request(method, path, body, timeout=timeout, content_type=content_type)
+
+
+# ------------------------------------------------------------------------- rate and time formats
+
+class TokenBucket:
+    """client-go's flowcontrol token bucket, thread-safe: `qps` tokens a second, at most `burst`
+    saved up; qps <= 0 means no limit. Every client of ours (binder, events, the ceiling binder)
+    is held to its limit with this one."""
+
+    def __init__(self, qps: float, burst: int, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.qps = float(qps)
+        self.burst = max(1, int(burst))
+        self._tokens = float(self.burst)
+        self._clock, self._sleep = clock, sleep
+        self._last = clock()
+        self._lock = threading.Lock()
+
+    def try_acquire(self) -> float:
+        """Take a token if one is free (returns 0.0), else return how long until one will be."""
+        if self.qps <= 0:
+            return 0.0
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self.burst, self._tokens + (now - self._last) * self.qps)
+            self._last = now
+            if self._tokens >= 1.0:
+                self._tokens -= 1.0
+                return 0.0
+            return (1.0 - self._tokens) / self.qps
+
+    def acquire(self) -> None:
+        while (wait := self.try_acquire()) > 0:
+            self._sleep(wait)
+
+
+def micro_time(ts: float | None = None) -> str:
+    """metav1.MicroTime's wire form (RFC 3339, six fractional digits, UTC), now or at `ts`."""
+    return datetime.fromtimestamp(time.time() if ts is None else ts, tz=timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def rfc3339(ts: float | None = None) -> str:
+    """metav1.Time's wire form (whole seconds, UTC), now or at `ts`."""
+    return datetime.fromtimestamp(time.time() if ts is None else ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -21,7 +21,8 @@ import threading
 import time
 from typing import Any
 
-from cluster_scheduler.loadtest.kube import CallError, TokenBucket, api_client, call, warm_up
+from cluster_scheduler.api.rest import TokenBucket
+from cluster_scheduler.loadtest.kube import CallError, api_client, call, warm_up
 from cluster_scheduler.loadtest.runner import PROBE_NAMESPACE, ListWatcher
 
 READY = "ready"
@@ -78,7 +79,7 @@ class RoundRobinBinder:
                 continue
             body = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name, "namespace": ns},
                     "target": {"apiVersion": "v1", "kind": "Node", "name": node}}
-            self.bucket.take()
+            self.bucket.acquire()
             try:
                 status = call(self.core.create_namespaced_pod_binding, name, ns, body, ok_statuses=(409,))
             except CallError as exc:

@@ -55,32 +55,6 @@ def warm_up(api: Any, connections: int) -> None:
         t.join(timeout=30)
 
 
-class TokenBucket:
-    """Client-side rate limit (client-go's flowcontrol token bucket: `qps` refill, `burst` depth),
-    so the in-process ceiling binder is held to the same limit as the schedulers' clients."""
-
-    def __init__(self, qps: float, burst: int) -> None:
-        self.qps = float(qps)
-        self.burst = max(int(burst), 1)
-        self._tokens = float(self.burst)
-        self._last = time.monotonic()
-        self._lock = threading.Lock()
-
-    def take(self) -> None:
-        if self.qps <= 0:
-            return
-        while True:
-            with self._lock:
-                now = time.monotonic()
-                self._tokens = min(self.burst, self._tokens + (now - self._last) * self.qps)
-                self._last = now
-                if self._tokens >= 1:
-                    self._tokens -= 1
-                    return
-                wait = (1 - self._tokens) / self.qps
-            time.sleep(wait)
-
-
 class CallError(Exception):
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(f"{status} {reason}")

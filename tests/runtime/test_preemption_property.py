@@ -25,7 +25,7 @@ def scenarios(draw):
     return nodes, low, high, draw(st.integers(1, 8))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios())
 def test_partitions_choose_what_the_ledger_would(s):
     nodes, low, high, batch = s
