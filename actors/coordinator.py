@@ -185,8 +185,7 @@ class Coordinator:
         self.preemption = Preemption(self.ledger)
         self.nominated: dict[str, tuple[PodInfo, set[str]]] = {}  # preemptor uid -> (pod, victims left)
         self._evicting: dict[str, str] = {}  # victim uid -> preemptor uid
-        self._pdbs: dict[tuple[str, str], Any] = {}
-        self._pdb_objects: dict[tuple[str, str], dict] = {}  # stripped, for the partitions
+        self._pdb_objects: dict[tuple[str, str], dict] = {}  # stripped (the partitions get these)
         self.queue = SchedulingQueue(runtime.backoff_initial_s, runtime.backoff_max_s,
                                      runtime.unschedulable_flush_s)
         self.stats = Stats()
@@ -403,15 +402,13 @@ class Coordinator:
 
     def _on_pdb(self, typ: str, obj: dict) -> None:
         """PodDisruptionBudgets as the apiserver has them (status included): preemption's input."""
-        b = parse_pdb(obj)
-        key = (b.namespace, b.name)
+        b = wire.strip_pdb(obj)
+        key = (b["metadata"]["namespace"], b["metadata"]["name"])
         if typ == DELETED:
-            self._pdbs.pop(key, None)
             self._pdb_objects.pop(key, None)
         else:
-            self._pdbs[key] = b
-            self._pdb_objects[key] = wire.strip_pdb(obj)
-        self.preemption.pdbs = list(self._pdbs.values())
+            self._pdb_objects[key] = b
+        self.preemption.pdbs = [parse_pdb(o) for o in self._pdb_objects.values()]
 
     def _on_pod_group(self, typ: str, obj: dict) -> None:
         g = parse_pod_group(obj)
@@ -573,32 +570,41 @@ class Coordinator:
         per batch), one shared object when large."""
         return payload if len(payload) < INLINE_BYTES else self.ray.put(payload)
 
-    def _fan_out(self, batch: list[PodInfo]) -> list[list[Proposal]] | None:
+    def _call_partitions(self, what: str, call: Any) -> list[bytes] | None:
+        """One task per partition, `call(actor, pending deltas)` (the deltas go with it), and
+        their answers in partition order; None when any failed (those are reloaded)."""
         deltas = None
         if self._deltas:
             deltas = self._shared(wire.encode_deltas(self._deltas))
             self._deltas = []
-        data = self._shared(wire.encode_batch(self.pending[p.uid] for p in batch))
-        futs = [p.schedule.remote(data, self.cfg.top_k, deltas) for p in self.parts]
-        out: list[list[Proposal]] = []
-        failed = False
+        futs = [call(part, deltas) for part in self.parts]
+        out: list[bytes] = []
         for i, f in enumerate(futs):
             try:
                 res = self.ray.get(f)
             except Exception as exc:  # noqa: BLE001
-                log.warning("partition %d failed scheduling: %s", i, type(exc).__name__)
+                log.warning("partition %d failed %s: %s", i, what, type(exc).__name__)
                 res = None
             if res is None:
                 self._resync.add(i)
-                failed = True
-            else:
-                seconds, results = wire.decode_proposals(res)
-                if self.metrics is not None:
-                    self.metrics.observe_partition_batch(i, seconds)
-                out.append(results)
-        if failed:
+            out.append(res)
+        if any(res is None for res in out):
             self.stats.partition_failures += 1
             return None
+        return out
+
+    def _fan_out(self, batch: list[PodInfo]) -> list[list[Proposal]] | None:
+        data = self._shared(wire.encode_batch(self.pending[p.uid] for p in batch))
+        answers = self._call_partitions("scheduling", lambda part, deltas: part.schedule.remote(
+            data, self.cfg.top_k, deltas))
+        if answers is None:
+            return None
+        out: list[list[Proposal]] = []
+        for i, res in enumerate(answers):
+            seconds, results = wire.decode_proposals(res)
+            if self.metrics is not None:
+                self.metrics.observe_partition_batch(i, seconds)
+            out.append(results)
         return out
 
     def schedule_batch(self, batch: list[PodInfo]) -> None:
@@ -669,25 +675,15 @@ class Coordinator:
     def _fan_out_preemption(self, pods: list[PodInfo]) -> dict[str, tuple] | None:
         """Every partition's best candidate per pod: uid -> ([(node, rank), ...], summed reasons
         over every shard); None when a partition failed (the ledger decides alone then)."""
-        deltas = None
-        if self._deltas:
-            deltas = self._shared(wire.encode_deltas(self._deltas))
-            self._deltas = []
         request = self._shared(wire.encode_preemption_request(
             (self.pending[p.uid] for p in pods), list(self._pdb_objects.values()), self.preemption.evicting))
-        futs = [part.preempt.remote(request, deltas) for part in self.parts]
+        answers = self._call_partitions("preempting", lambda part, deltas: part.preempt.remote(request, deltas))
+        if answers is None:
+            return None
         merged: dict[str, tuple] = {}
-        for i, f in enumerate(futs):
-            try:
-                res = self.ray.get(f)
-            except Exception as exc:  # noqa: BLE001
-                log.warning("partition %d failed preempting: %s", i, type(exc).__name__)
-                res = None
-            if res is None:
-                self._resync.add(i)
-                return None
-            _seconds, answers = wire.decode_preemptions(res)
-            for a in answers:
+        for res in answers:
+            _seconds, rows = wire.decode_preemptions(res)
+            for a in rows:
                 options, reasons = merged.setdefault(a.uid, ([], {}))
                 for text, c in a.reasons.items():
                     reasons[text] = reasons.get(text, 0) + c

@@ -349,3 +349,23 @@ def settle_and_check(admin, expected: int, unschedulable: int, timeout: float = 
     twice = {k: v for k, v in scheduled.items() if v > 1}
     assert not twice, f"pods with more than one successful binding: {twice}"
     return report, events
+
+
+def proxied_runtime(cp, proxy, tmp_path, **runtime):
+    """An in-process SchedulerRuntime (one partition, no metrics port) whose every request goes
+    through the fault `proxy`, as the scheduler's own service account; `runtime` overrides
+    RuntimeConfig fields. Started; the caller stops it."""
+    from dataclasses import replace
+
+    import yaml
+
+    from cluster_scheduler.config import SchedulerConfig
+    from cluster_scheduler.runtime import SchedulerRuntime
+
+    token = yaml.safe_load(cp.scheduler_kubeconfig.read_text())["users"][0]["user"]["token"]
+    kubeconfig = proxy.kubeconfig(tmp_path / "sched.kubeconfig", token)
+    cfg = SchedulerConfig()
+    cfg = replace(cfg, runtime=replace(cfg.runtime, **{"partitions": 1, "metrics_port": 0, **runtime}))
+    rt = SchedulerRuntime(cfg, str(kubeconfig), actor_options={"num_cpus": 0.25, "max_restarts": 1})
+    rt.start()
+    return rt

@@ -285,19 +285,12 @@ class Binder:
         delete = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": victim.uid}}
         path = f"/api/v1/namespaces/{quote(victim.namespace, safe='')}/pods/{quote(victim.name, safe='')}"
 
-        def send(method: str, where: str, body: dict, content_type: str = "application/json") -> None:
-            self.limiter.acquire()
-            if self._raw is not None:
-                self._raw.post(where, body, self.request_timeout, method=method, content_type=content_type)
-                return
-            finish(request(self.core.api_client, method, where, body, timeout=self.request_timeout,
-                           content_type=content_type))
-
         outcome, detail, deleted = EVICTED, "", False
         try:
-            retry_transient(lambda: send("PATCH", path + "/status", cond, STRATEGIC_MERGE_PATCH),
+            retry_transient(lambda: self._write("PATCH", path + "/status", cond, STRATEGIC_MERGE_PATCH),
                             deadline_s=EVICT_DEADLINE_S, closed=self._closed)
-            retry_transient(lambda: send("DELETE", path, delete), deadline_s=EVICT_DEADLINE_S, closed=self._closed)
+            retry_transient(lambda: self._write("DELETE", path, delete), deadline_s=EVICT_DEADLINE_S,
+                            closed=self._closed)
             deleted = True
         except Exception as exc:  # noqa: BLE001 - classified: gone (404), or replaced (409 on the uid)
             outcome, detail = classify(exc)
@@ -312,6 +305,16 @@ class Binder:
             self._evictions.append(EvictResult(victim, preemptor, node, outcome, detail))
         if self.on_result is not None:
             self.on_result()
+
+    def _write(self, method: str, path: str, body: dict, content_type: str = "application/json") -> None:
+        """One rate-limited request that must succeed (raises as `classify` expects): on the
+        bindings' open connections when there are, else through the client."""
+        self.limiter.acquire()
+        if self._raw is not None:
+            self._raw.post(path, body, self.request_timeout, method=method, content_type=content_type)
+            return
+        finish(request(self.core.api_client, method, path, body, timeout=self.request_timeout,
+                       content_type=content_type))
 
     def drain_evictions(self) -> list[EvictResult]:
         out = []
@@ -385,18 +388,9 @@ class Binder:
         path = (f"/apis/scheduling.k8s.io/v1beta1/namespaces/{quote(namespace, safe='')}/podgroups/"
                 f"{quote(name, safe='')}/status")
 
-        def patch() -> None:
-            self.limiter.acquire()
-            if self._raw is not None:
-                self._raw.post(path, body, self.request_timeout, method="PATCH",
-                               content_type=STRATEGIC_MERGE_PATCH)
-                return
-            finish(request(self.core.api_client, "PATCH", path, body, timeout=self.request_timeout,
-                           content_type=STRATEGIC_MERGE_PATCH))
-
         def run() -> None:
             try:
-                retry_transient(patch, closed=self._closed)
+                retry_transient(lambda: self._write("PATCH", path, body, STRATEGIC_MERGE_PATCH), closed=self._closed)
             except Exception as exc:  # noqa: BLE001 - a condition is information, never a reason to stop
                 log.warning("PodGroup %s/%s condition not updated: %s", namespace, name, classify(exc)[1])
 

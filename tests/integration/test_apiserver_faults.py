@@ -24,20 +24,16 @@ import signal
 import threading
 import time
 import urllib.request
-from dataclasses import replace
 
 import pytest
 import ray
-import yaml
 from kubernetes import client
 
 from cluster_scheduler.api.binder import finish
 from cluster_scheduler.check import _list_all
-from cluster_scheduler.config import SchedulerConfig
 from cluster_scheduler.controlplane.cluster import start_control_plane
 from cluster_scheduler.faults import FaultProxy, FaultRule
-from cluster_scheduler.runtime import SchedulerRuntime
-from tests.conftest import SCHEDULER, Replica, create_slowly, plain_pod, settle_and_check, wait_for
+from tests.conftest import SCHEDULER, Replica, create_slowly, plain_pod, proxied_runtime, settle_and_check, wait_for
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.ray, pytest.mark.timeout(600)]
 
@@ -200,13 +196,7 @@ def test_watch_expired_after_etcd_compaction_relists(tmp_path, ray_head, monkeyp
         # every pod and node watch is ended after 2 s (cleanly, as the apiserver ends watches):
         # the informer resumes from its resourceVersion, and a later hold catches it soon
         proxy.add_rule(FaultRule(path=WATCHED, query="watch=", cut_watch_after_s=2.0))
-        token = yaml.safe_load(cp.scheduler_kubeconfig.read_text())["users"][0]["user"]["token"]
-        kubeconfig = proxy.kubeconfig(tmp_path / "sched.kubeconfig", token)
-        cfg = SchedulerConfig()
-        cfg = replace(cfg, runtime=replace(cfg.runtime, partitions=1, metrics_port=0, bind_concurrency=8,
-                                           backoff_initial_s=0.2, backoff_max_s=1.0))
-        rt = SchedulerRuntime(cfg, str(kubeconfig), actor_options={"num_cpus": 0.25, "max_restarts": 1})
-        rt.start()
+        rt = proxied_runtime(cp, proxy, tmp_path, bind_concurrency=8, backoff_initial_s=0.2, backoff_max_s=1.0)
         assert rt.wait_synced(60)
         pods_inf, nodes_inf = rt.informer.informers["pods"], rt.informer.informers["nodes"]
 
@@ -296,12 +286,7 @@ def test_unschedulable_verdict_survives_transient_failures(tmp_path, ray_head, m
         status = proxy.add_rule(FaultRule(path=r"/pods/p-0001/status$", method="PATCH", status=503, count=2))
         event = proxy.add_rule(FaultRule(path=rf"^/apis/events.k8s.io/v1/namespaces/{ns}/events$", method="POST",
                                          status=503, count=2))
-        token = yaml.safe_load(cp.scheduler_kubeconfig.read_text())["users"][0]["user"]["token"]
-        cfg = SchedulerConfig()
-        cfg = replace(cfg, runtime=replace(cfg.runtime, partitions=1, metrics_port=0, bind_concurrency=4))
-        rt = SchedulerRuntime(cfg, str(proxy.kubeconfig(tmp_path / "sched.kubeconfig", token)),
-                              actor_options={"num_cpus": 0.25, "max_restarts": 1})
-        rt.start()
+        rt = proxied_runtime(cp, proxy, tmp_path, bind_concurrency=4)
         assert rt.wait_synced(60)
         core.create_namespaced_pod(ns, plain_pod(0, ns, cpu="1"))
         core.create_namespaced_pod(ns, plain_pod(1, ns, cpu="64"))  # fits nowhere

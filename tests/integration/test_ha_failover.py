@@ -31,7 +31,7 @@ from cluster_scheduler.config import SchedulerConfig
 from cluster_scheduler.controlplane.cluster import start_control_plane
 from cluster_scheduler.faults import FaultProxy, FaultRule
 from cluster_scheduler.runtime import SchedulerRuntime
-from tests.conftest import BindWatch, Replica, create_slowly, plain_pod, settle_and_check, wait_for
+from tests.conftest import BindWatch, Replica, create_slowly, plain_pod, proxied_runtime, settle_and_check, wait_for
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.ray, pytest.mark.timeout(420)]
 
@@ -213,12 +213,7 @@ def test_binding_that_lands_late_is_not_bound_twice(ray_head, tmp_path, monkeypa
         late["metadata"]["name"] = "late"
         core.create_namespaced_pod(NS, late)
         rule = proxy.add_rule(FaultRule(path=r"/pods/late/binding$", method="POST", delay_s=3.0, count=1))
-        token = yaml.safe_load(cp.scheduler_kubeconfig.read_text())["users"][0]["user"]["token"]
-        kubeconfig = proxy.kubeconfig(tmp_path / "sched.kubeconfig", token)
-        cfg = SchedulerConfig()
-        cfg = replace(cfg, runtime=replace(cfg.runtime, partitions=1, metrics_port=0, bind_concurrency=4))
-        rt = SchedulerRuntime(cfg, str(kubeconfig), actor_options={"num_cpus": 0.25, "max_restarts": 1})
-        rt.start()
+        rt = proxied_runtime(cp, proxy, tmp_path, bind_concurrency=4)
         coord = rt.coordinator
         ours = wait_for(lambda: next((n for _b, n in list(coord.assumed.values())), None), 60,
                         "our binding of `late` to be in flight")

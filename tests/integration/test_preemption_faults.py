@@ -6,16 +6,12 @@ the preemptor bound (or its room given back)."""
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
 
 import pytest
-import yaml
 from kubernetes import client
 
-from cluster_scheduler.config import SchedulerConfig
 from cluster_scheduler.faults import FaultProxy, FaultRule
-from cluster_scheduler.runtime import SchedulerRuntime
-from tests.conftest import wait_for
+from tests.conftest import proxied_runtime, wait_for
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.ray, pytest.mark.timeout(300)]
 
@@ -39,13 +35,7 @@ def env(private_cp, ray_session, tmp_path):
     core.create_node({"metadata": {"name": "only", "labels": {"kubernetes.io/hostname": "only"}},
                       "status": {"capacity": res, "allocatable": res, "conditions": [{"type": "Ready", "status": "True"}]}})
     core.create_namespace({"metadata": {"name": NS}})
-    token = yaml.safe_load(cp.scheduler_kubeconfig.read_text())["users"][0]["user"]["token"]
-    kubeconfig = proxy.kubeconfig(tmp_path / "sched.kubeconfig", token)
-    cfg = SchedulerConfig()
-    cfg = replace(cfg, runtime=replace(cfg.runtime, partitions=1, metrics_port=0, bind_concurrency=4,
-                                       backoff_initial_s=0.2, backoff_max_s=1.0))
-    rt = SchedulerRuntime(cfg, str(kubeconfig), actor_options={"num_cpus": 0.25, "max_restarts": 1})
-    rt.start()
+    rt = proxied_runtime(cp, proxy, tmp_path, bind_concurrency=4, backoff_initial_s=0.2, backoff_max_s=1.0)
     assert rt.wait_synced(60)
     try:
         yield rt, proxy, core
