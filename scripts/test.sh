@@ -9,5 +9,5 @@ for arg in "$@"; do
   case $arg in -*) ;; *) if [ -e "${arg%%::*}" ]; then paths=(); break; fi ;; esac
 done
 # lint first (a second): the project's ruff rules (pyproject.toml), over everything tested
-.venv/bin/ruff check --quiet cluster_scheduler actors tests scripts
+.venv/bin/ruff check --quiet cluster_scheduler actors tests scripts setup.py
 exec .venv/bin/pytest "${paths[@]}" "$@"

@@ -12,6 +12,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from cluster_scheduler.resources import resource_path
+
 BIN_ENV = "CS_CONTROLPLANE_BIN"
 NAMES = ("etcd", "kube-apiserver", "kube-scheduler")
 
@@ -42,13 +44,9 @@ class Binaries:
         return [n for n in NAMES if not os.access(self.bin_dir / n, os.X_OK)]
 
 
-def repo_root() -> Path:
-    """The checkout this package lives in (the package is installed editable from it)."""
-    return Path(__file__).resolve().parents[2]
-
-
 def build_script() -> Path:
-    return repo_root() / "scripts" / "build-controlplane.sh"
+    """The checkout's script, or the copy a wheel install ships (with the Go modules it builds)."""
+    return resource_path("scripts/build-controlplane.sh")
 
 
 def find_binaries() -> Binaries:

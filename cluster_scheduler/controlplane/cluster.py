@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
-from cluster_scheduler.controlplane.binaries import Binaries, ControlPlaneError, find_binaries, repo_root
+from cluster_scheduler.controlplane.binaries import Binaries, ControlPlaneError, find_binaries
+from cluster_scheduler.resources import resource_path
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -482,7 +483,7 @@ def _bootstrap_scheduler_identity(admin_kubeconfig: Path, timeout: float) -> str
     from kubernetes import client, utils
     from kubernetes.client.rest import ApiException
 
-    rbac = repo_root() / "k8s" / "rbac.yaml"
+    rbac = resource_path("k8s/rbac.yaml")
     if not rbac.is_file():
         raise ControlPlaneError(f"{rbac} not found")
     api = api_client(admin_kubeconfig)

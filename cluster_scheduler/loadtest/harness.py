@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 from cluster_scheduler.check import check_placement, fetch_cluster_state, fetch_namespace_labels
-from cluster_scheduler.controlplane.binaries import repo_root
 from cluster_scheduler.controlplane.cluster import ControlPlane, ManagedProcess, start_control_plane
 from cluster_scheduler.controlplane.peer import DEFAULT_SCHEDULER_NAME, start_kube_scheduler
 from cluster_scheduler.loadtest.cpu import CPUSampler, settled_speed_probe
@@ -31,6 +30,7 @@ from cluster_scheduler.loadtest.progress import Progress
 from cluster_scheduler.loadtest.report import RunResult, summarise
 from cluster_scheduler.loadtest.ceiling import READY
 from cluster_scheduler.loadtest.runner import PodTracker, probe_scheduler, run_workload
+from cluster_scheduler.resources import resource_path
 from cluster_scheduler.workload import Workload
 
 OURS = "ours"
@@ -61,7 +61,7 @@ class Settings:
 
 
 def default_scheduler_config() -> Path:
-    return repo_root() / "config" / "default.yaml"
+    return resource_path("config/default.yaml")
 
 
 def ours_argv(kubeconfig: Path | str, settings: Settings) -> list[str]:

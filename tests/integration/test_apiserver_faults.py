@@ -32,8 +32,8 @@ from kubernetes import client
 from cluster_scheduler.api.binder import finish
 from cluster_scheduler.check import _list_all
 from cluster_scheduler.controlplane.cluster import start_control_plane
-from cluster_scheduler.faults import FaultProxy, FaultRule
 from tests.conftest import SCHEDULER, Replica, create_slowly, plain_pod, proxied_runtime, settle_and_check, wait_for
+from tests.reliability.faults import FaultProxy, FaultRule
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.ray, pytest.mark.timeout(600)]
 

@@ -29,9 +29,9 @@ from kubernetes import client
 from cluster_scheduler.api.leader import micro_time
 from cluster_scheduler.config import SchedulerConfig
 from cluster_scheduler.controlplane.cluster import start_control_plane
-from cluster_scheduler.faults import FaultProxy, FaultRule
 from cluster_scheduler.runtime import SchedulerRuntime
 from tests.conftest import BindWatch, Replica, create_slowly, plain_pod, proxied_runtime, settle_and_check, wait_for
+from tests.reliability.faults import FaultProxy, FaultRule
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.ray, pytest.mark.timeout(420)]
 

@@ -22,8 +22,8 @@ import pytest
 import yaml
 from kubernetes import client
 
-from cluster_scheduler.faults import FaultProxy, FaultRule, generate_self_signed
 from tests.conftest import SCHEDULER, Replica, plain_pod, settle_and_check, wait_for
+from tests.reliability.faults import FaultProxy, FaultRule, generate_self_signed
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.ray, pytest.mark.timeout(420)]
 

@@ -10,8 +10,8 @@ import threading
 import pytest
 from kubernetes import client
 
-from cluster_scheduler.faults import FaultProxy, FaultRule
 from tests.conftest import proxied_runtime, wait_for
+from tests.reliability.faults import FaultProxy, FaultRule
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.ray, pytest.mark.timeout(300)]
 

@@ -14,9 +14,9 @@ from cluster_scheduler.api.binder import finish
 from cluster_scheduler.check import _list_all, check_placement
 from cluster_scheduler.config import SchedulerConfig
 from cluster_scheduler.controlplane.cluster import start_control_plane
-from cluster_scheduler.faults import FaultProxy, FaultRule
 from cluster_scheduler.runtime import SchedulerRuntime
 from tests.conftest import wait_for
+from tests.reliability.faults import FaultProxy, FaultRule
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.ray, pytest.mark.timeout(400)]
 

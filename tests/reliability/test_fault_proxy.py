@@ -13,7 +13,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from cluster_scheduler.controlplane.cluster import api_client
-from cluster_scheduler.faults import FaultProxy, FaultRule, is_watch
+from tests.reliability.faults import FaultProxy, FaultRule, is_watch
 
 pytestmark = pytest.mark.timeout(120)
 
