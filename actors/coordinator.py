@@ -126,45 +126,66 @@ class _PostFilterRun:
 
     At the first such pod that may preempt, every pod of the batch the partitions found no node
     for goes to every partition in one call; each finds its shard's best candidate per pod in
-    parallel, acting out its own candidates before judging the next pod. At each pod's turn the
-    coordinator validates the shards' candidates on the ledger (the victims the ledger selects
-    on that node now) and takes the best in upstream's order if it ranks as proposed; a shard's
-    candidate the coordinator did not take is still free on the ledger, so it is offered to the
-    later pods too. Otherwise (the room changed, a partition failed) the ledger decides alone."""
+    parallel, acting out its own candidates before judging the next pod. A shard's answer for a
+    later pod is therefore exact except on the nodes where it acted out something the coordinator
+    did not do in the same way: every node proposed for an earlier pod of the call (taken with
+    other victims, not taken, or the pod placed plainly after all) is *dirty*, and is judged on
+    the ledger for each later pod, as is every node the commit loop placed a pod on since the call
+    (the shards do not know). At each pod's turn the coordinator validates its own proposals
+    and the dirty nodes on the ledger, and takes the best in upstream's order if it ranks no worse
+    than every shard's proposal (a shard's rank bounds its clean nodes from below: they only lost
+    room since). Otherwise (the room changed, a partition failed, too many dirty nodes) the ledger
+    decides alone."""
+
+    DIRTY_LIMIT = 64  # beyond this many nodes to re-judge per pod, the ledger alone is cheaper
 
     def __init__(self, coord: "Coordinator", batch: list[PodInfo], merged: list) -> None:
         self.coord, self.batch, self.merged = coord, batch, merged
         self.proposals: dict[str, tuple] | None = None
-        self.asked = False
-        self.untaken: dict[str, tuple] = {}
+        self.asked: list[str] | None = None  # uids sent to the partitions, in batch order
+        self._next = 0  # asked pods before this position were handled
+        self.dirty: set[str] = set()
+
+    def _handled(self, uid: str) -> None:
+        """An asked pod was handled (preempted or not, or placed plainly): the nodes its shards
+        acted out for it are dirty from now on."""
+        prop = self.proposals.get(uid) if self.proposals is not None else None
+        if prop is not None:
+            self.dirty.update(n for n, _r in prop[0])
+        if len(self.dirty) > self.DIRTY_LIMIT:
+            self.proposals = None
+
+    def placed(self, node: str) -> None:
+        """The commit loop placed a pod on `node` after the partitions were asked: they do not
+        know, and may have found the pod fits there with no victim (so proposed nothing)."""
+        if self.asked is not None:
+            self.dirty.add(node)
+            if len(self.dirty) > self.DIRTY_LIMIT:
+                self.proposals = None
 
     def run(self, pod: PodInfo, message: str) -> bool:
         c = self.coord
         pre = c.preemption
-        if not self.asked and len(c.parts) > 1 and pod.key is not None and pre.may_preempt(
-                pod, pre.lowest_priority()):
-            self.asked = True
+        if self.asked is None and len(c.parts) > 1 and pre.may_preempt(pod, pre.lowest_priority()):
             lowest = pre.lowest_priority()
             start = next(i for i, p in enumerate(self.batch) if p.uid == pod.uid)
             ask = [p for p, m in zip(self.batch[start:], self.merged[start:])
                    if not m.candidates and not m.error and pre.may_preempt(p, lowest)]
+            self.asked = [p.uid for p in ask]
             self.proposals = c._fan_out_preemption(ask)
+        asked = self.asked or []
+        while self._next < len(asked) and asked[self._next] != pod.uid:
+            self._handled(asked[self._next])  # placed (or re-queued) by the commit loop meanwhile
+            self._next += 1
         prop = self.proposals.get(pod.uid) if self.proposals is not None else None
-        kind = (pod.key, pod.priority)
         if prop is not None:
             options, reasons = prop
-            best = min((r for _n, r in options), default=None)
-            # an untaken node's rank was computed for the pod it was proposed for: it stands for
-            # this pod only if that one was of the same class and priority; others are validated
-            prop = (options + [(n, r) for n, (k, r) in self.untaken.items()
-                               if k != kind or best is None or r < best], reasons)
+            own = {n for n, _r in options}
+            prop = (options + [(n, None) for n in sorted(self.dirty - own)], reasons)
         done = c._postfilter(pod, message, prop)
-        if prop is not None:
-            node = c.assumed[pod.uid][1] if done else None
-            for n, r in prop[0]:
-                if n != node and n not in self.untaken:
-                    self.untaken[n] = (kind, r)
-            self.untaken.pop(node, None)
+        if self._next < len(asked) and asked[self._next] == pod.uid:
+            self._handled(pod.uid)
+            self._next += 1
         return done
 
 
@@ -657,6 +678,7 @@ class Coordinator:
                 self.queue.requeue(pod)
                 continue
             self._assume(pod, won)
+            post.placed(won)
             n_won += 1
         t2 = time.monotonic()
         if self.metrics is not None:
@@ -717,7 +739,9 @@ class Coordinator:
                 checked = [(c.rank, i, c) for i, (n, _r) in enumerate(options)
                            if (c := pre.validate(pod, n)) is not None]
                 best = min(checked, default=None, key=lambda x: (x[0], x[1]))
-                fresh = best is not None and best[0] <= min(r for _n, r in options)
+                # dirty nodes (rank None) are judged on the ledger only: no shard bound from them
+                fresh = best is not None and best[0] <= min((r for _n, r in options if r is not None),
+                                                            default=best[0])
                 out = Outcome(best[2]) if fresh else pre.preempt(pod)
                 self.stats.preemptions_validated += fresh
         else:

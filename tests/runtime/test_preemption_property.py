@@ -5,7 +5,7 @@ that moment, and a pod preempts exactly when the ledger would find a candidate."
 
 from __future__ import annotations
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from actors.coordinator import Coordinator
@@ -25,8 +25,27 @@ def scenarios(draw):
     return nodes, low, high, draw(st.integers(1, 8))
 
 
+def _full(caps: list[str], sizes: list[list[str]], prios: list[list[int]]) -> list[tuple]:
+    return [(f"low{i}-{j}", size, f"n{i}", prios[i][j]) for i in range(len(caps)) for j, size in enumerate(sizes[i])]
+
+
+# Found by this test: pods placed plainly by the commit loop after the partitions were asked
+# (the shards had acted out preemptions for them, or did not know of the placement)
+_HALF = [["500m"] * 3] * 5
+FOUND = [
+    (["2", "2", "4", "2", "2"], _full(["2"] * 5, _HALF, [[0, 0, 1]] + [[0, 0, 0]] * 4),
+     [("high0", "500m", 1), ("high1", "500m", 1), ("high2", "2", 1), ("high3", "2", 2),
+      ("high4", "500m", 1), ("high5", "500m", 1), ("high6", "500m", 1)], 7),
+    (["2", "4", "3", "3", "4"], _full(["2"] * 5, _HALF[:4] + [["500m", "1", "1"]], [[0, 0, 0]] * 5),
+     [("high0", "1", 1), ("high1", "1", 1), ("high2", "2", 2), ("high3", "2", 3), ("high4", "1", 1),
+      ("high5", "500m", 3), ("high6", "1", 1)], 7),
+]
+
+
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios())
+@example(FOUND[0])
+@example(FOUND[1])
 def test_partitions_choose_what_the_ledger_would(s):
     nodes, low, high, batch = s
     c, binder = make_no_backoff(3, batch)
