@@ -190,17 +190,17 @@ class _PostFilterRun:
 
 
 class Coordinator:
-    def __init__(self, profile: Profile, runtime: RuntimeConfig, binder: Any, *, partitions: int,
+    def __init__(self, profiles: Profile | tuple[Profile, ...], runtime: RuntimeConfig, binder: Any, *, partitions: int,
                  actor_options: dict | None = None, ray_module: Any = None, metrics: Any = None) -> None:
         import ray as _ray
 
         self.metrics = metrics  # a cluster_scheduler.metrics.SchedulerMetrics, or None
         self.ray = ray_module or _ray
-        self.profile = profile
+        self.profiles = (profiles,) if isinstance(profiles, Profile) else tuple(profiles)
         self.cfg = runtime
         self.binder = binder
-        self.scheduler_name = profile.scheduler_name
-        self.ledger = Engine(profile)
+        self.scheduler_names = frozenset(p.scheduler_name for p in self.profiles)  # the pods we schedule
+        self.ledger = Engine(self.profiles)
         # PostFilter on the ledger (every node): a preemptor is assumed on its node at once (its
         # room held, as a nominated pod's is), and bound when the last of its victims is gone
         self.preemption = Preemption(self.ledger)
@@ -257,7 +257,7 @@ class Coordinator:
                 opts["num_cpus"] = int(free * 100) / 100
                 log.warning("partition %d gets %.2f CPU (asked %.2f): the cluster has no more free",
                             index, opts["num_cpus"], want)
-        return self._remote.options(**opts).remote(self.profile, index, count)
+        return self._remote.options(**opts).remote(self.profiles, index, count)
 
     def snapshot(self) -> bytes:
         """Everything a partition must know, as delta ops. Bound pods go in groups of one
@@ -511,7 +511,7 @@ class Coordinator:
             if self.ledger.add_pod(info):
                 self._deltas.append(wire.pod(b))
             return "bound"
-        if spec.get("schedulerName") != self.scheduler_name:
+        if spec.get("schedulerName") not in self.scheduler_names:
             group = spec.get("schedulingGroup")
             if isinstance(group, dict) and group.get("podGroupName"):
                 key = (obj["metadata"].get("namespace", ""), str(group["podGroupName"]))
@@ -644,16 +644,18 @@ class Coordinator:
         ledger = self.ledger
         total = len(self.nodes)
         n_won = n_unsched = n_requeued = 0
+        tally: dict[str, list[int]] = {}  # profile -> [scheduled, unschedulable], for the metrics
         conflicts_before = self.stats.conflicts
         post = _PostFilterRun(self, batch, merged)  # PostFilter at each pod's turn, fanned out once
         for pod, m in zip(batch, merged):
             if m.error or pod.key is None:
                 self._unschedulable(pod, m.error or pod.error or "invalid pod spec")
                 n_unsched += 1
+                tally.setdefault(pod.scheduler_name, [0, 0])[1] += 1
                 continue
             won = None
             for node, _score in m.candidates:
-                if ledger.check(pod.key, node):
+                if ledger.check(pod, node):
                     won = node
                     break
                 self.stats.conflicts += 1
@@ -663,14 +665,18 @@ class Coordinator:
                     won = r.candidates[0][0]
                     self.stats.rescued += 1
                 elif not m.candidates:
-                    n_unsched += not post.run(pod, fit_error_message(total, m.reasons))
+                    failed = not post.run(pod, fit_error_message(total, m.reasons))
+                    n_unsched += failed
+                    tally.setdefault(pod.scheduler_name, [0, 0])[1] += failed
                     continue
                 else:
                     # Partitions keep proposing nodes the ledger refuses and the ledger finds none:
                     # the ledger is authoritative, so the pod is Unschedulable for its reasons
                     # rather than re-queued forever (it returns on the next cluster event).
                     self.stats.ledger_refusals += 1
-                    n_unsched += not post.run(pod, r.message())
+                    failed = not post.run(pod, r.message())
+                    n_unsched += failed
+                    tally.setdefault(pod.scheduler_name, [0, 0])[1] += failed
                     continue
             if won is None:
                 self.stats.requeued += 1
@@ -680,11 +686,13 @@ class Coordinator:
             self._assume(pod, won)
             post.placed(won)
             n_won += 1
+            tally.setdefault(pod.scheduler_name, [0, 0])[0] += 1
         t2 = time.monotonic()
         if self.metrics is not None:
             m = self.metrics
-            m.observe_attempt("scheduled", t2 - t0, n_won)
-            m.observe_attempt("unschedulable", t2 - t0, n_unsched)
+            for profile, (won, unsched) in tally.items():
+                m.observe_attempt("scheduled", t2 - t0, won, profile=profile)
+                m.observe_attempt("unschedulable", t2 - t0, unsched, profile=profile)
             m.conflicts.inc(self.stats.conflicts - conflicts_before)
         self.stats.batches += 1
         self.stats.schedule_s += t1 - t0
@@ -723,7 +731,7 @@ class Coordinator:
         Returns True when it preempted."""
         pre = self.preemption
         if pod.key is None or not pre.may_preempt(pod, pre.lowest_priority()):
-            out = pre.preempt(pod) if pod.key is not None else None
+            out = pre.preempt(pod) if pre.enabled(pod) else None
             self._unschedulable(pod, f"{message} {out.message}" if out is not None else message)
             return False
         t0 = time.monotonic()
@@ -895,7 +903,8 @@ class Coordinator:
         self.stats.gangs_placed += ok
         self.stats.gangs_unschedulable += not ok
         if self.metrics is not None:
-            self.metrics.observe_pod_group_attempt("scheduled" if ok else "unschedulable", time.monotonic() - t0)
+            self.metrics.observe_pod_group_attempt("scheduled" if ok else "unschedulable", time.monotonic() - t0,
+                                                   profile=pods[0].scheduler_name if pods else None)
         return []
 
     def _pod_group_condition(self, key: tuple[str, str], g: Gang, ok: bool, reason: str, message: str) -> None:

@@ -62,10 +62,10 @@ def apply_deltas(engine: Engine, deltas: list, parsed: dict[bytes, PodInfo] | No
 class Partition:
     """The actor body (wrapped with ray.remote by the coordinator)."""
 
-    def __init__(self, profile: Profile, index: int, count: int) -> None:
-        self.profile = profile
+    def __init__(self, profiles: tuple[Profile, ...], index: int, count: int) -> None:
+        self.profiles = profiles
         self.index, self.count = index, count
-        self.engine = Engine(profile)
+        self.engine = Engine(profiles)
         self.synced = False
         self.owned: set[str] = set()
         self._last_batch: dict[bytes, PodInfo] = {}  # the last batch's pods, parsed (see apply_deltas)
@@ -77,7 +77,7 @@ class Partition:
     def load(self, index: int, count: int, snapshot: bytes) -> int:
         """Replace all state with a full snapshot (a list of delta ops); returns the node count."""
         self.index, self.count = index, count
-        self.engine = Engine(self.profile)
+        self.engine = Engine(self.profiles)
         self.owned = set()
         self._last_batch = {}
         with paused_gc():

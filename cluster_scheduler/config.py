@@ -14,49 +14,17 @@ from typing import Any
 
 import yaml
 
-FILTER_PLUGINS = (
-    "NodeUnschedulable", "NodeName", "TaintToleration", "NodeAffinity", "NodePorts",
-    "NodeResourcesFit", "PodTopologySpread", "InterPodAffinity",
-)
-# Upstream defaults (pkg/scheduler/apis/config/v1/default_plugins.go), ImageLocality excluded:
-# images are not modelled.
-DEFAULT_SCORE_WEIGHTS = {
-    "TaintToleration": 3,
-    "NodeAffinity": 2,
-    "NodeResourcesFit": 1,
-    "PodTopologySpread": 2,
-    "InterPodAffinity": 2,
-    "NodeResourcesBalancedAllocation": 1,
-}
+from .plugins.profile import DEFAULT_SCHEDULER_NAME, Profile, ScoringStrategy
+from .plugins.registry import DEFAULT_SCORE_WEIGHTS, FILTER_PLUGINS
+
+__all__ = ["DEFAULT_SCHEDULER_NAME", "DEFAULT_SCORE_WEIGHTS", "FILTER_PLUGINS", "ConfigError", "Profile",
+           "RuntimeConfig", "SchedulerConfig", "ScoringStrategy", "load_config"]
+
 SCORING_TYPES = ("LeastAllocated", "MostAllocated", "RequestedToCapacityRatio")
 
 
 class ConfigError(ValueError):
     """A configuration problem, worded for the person who wrote the file."""
-
-
-@dataclass(frozen=True)
-class ScoringStrategy:
-    type: str = "LeastAllocated"
-    resources: tuple[tuple[str, int], ...] = (("cpu", 1), ("memory", 1))
-    # RequestedToCapacityRatio shape: (utilization 0-100, score 0-10) points, increasing utilization
-    shape: tuple[tuple[int, int], ...] = ()
-
-
-@dataclass(frozen=True)
-class Profile:
-    scheduler_name: str = "cluster-scheduler"
-    score_weights: tuple[tuple[str, int], ...] = tuple(DEFAULT_SCORE_WEIGHTS.items())
-    disabled_filters: frozenset[str] = frozenset()
-    scoring: ScoringStrategy = field(default_factory=ScoringStrategy)
-    balanced_resources: tuple[tuple[str, int], ...] = (("cpu", 1), ("memory", 1))
-    hard_pod_affinity_weight: int = 1
-
-    def weight(self, plugin: str) -> int:
-        return dict(self.score_weights).get(plugin, 0)
-
-    def filter_enabled(self, plugin: str) -> bool:
-        return plugin not in self.disabled_filters
 
 
 @dataclass(frozen=True)
@@ -90,8 +58,20 @@ class RuntimeConfig:
 
 @dataclass(frozen=True)
 class SchedulerConfig:
-    profile: Profile = field(default_factory=Profile)
+    """Profiles (one per schedulerName, the first is the default) and the runtime settings.
+    One scheduler serves every profile: one queue, one set of partitions, one ledger; each pod is
+    filtered and scored with its own profile's plugins and weights."""
+
+    profiles: tuple[Profile, ...] = (Profile(),)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+    @property
+    def profile(self) -> Profile:
+        return self.profiles[0]
+
+    @property
+    def scheduler_names(self) -> tuple[str, ...]:
+        return tuple(p.scheduler_name for p in self.profiles)
 
 
 def _expect(cond: bool, where: str, msg: str) -> None:
@@ -120,16 +100,26 @@ def _resources(v: Any, where: str) -> tuple[tuple[str, int], ...]:
 
 def parse_profile(doc: dict, where: str = "profiles[0]") -> Profile:
     _expect(isinstance(doc, dict), where, "must be a mapping")
-    name = doc.get("schedulerName", "cluster-scheduler")
+    name = doc.get("schedulerName", DEFAULT_SCHEDULER_NAME)
     _expect(isinstance(name, str) and name, where + ".schedulerName", "must be a non-empty string")
     weights = dict(DEFAULT_SCORE_WEIGHTS)
     disabled: set[str] = set()
+    preemption = True
     plugins = doc.get("plugins") or {}
     _expect(isinstance(plugins, dict), where + ".plugins", "must be a mapping")
     for point, section in plugins.items():
         w = f"{where}.plugins.{point}"
-        _expect(point in ("filter", "score", "multiPoint"), w, "only filter, score and multiPoint are configurable")
+        _expect(point in ("filter", "score", "multiPoint", "postFilter"), w,
+                "only filter, score, postFilter and multiPoint are configurable")
         _expect(isinstance(section, dict), w, "must be a mapping with enabled/disabled lists")
+        if point == "postFilter":
+            for kind in ("disabled", "enabled"):
+                for i, p in enumerate(section.get(kind) or []):
+                    pn = p.get("name") if isinstance(p, dict) else None
+                    _expect(pn in ("DefaultPreemption", "*"), f"{w}.{kind}[{i}]",
+                            f"the only PostFilter plugin is DefaultPreemption, got {pn!r}")
+                    preemption = kind == "enabled"
+            continue
         for i, p in enumerate(section.get("disabled") or []):
             pn = p.get("name") if isinstance(p, dict) else None
             _expect(isinstance(pn, str), f"{w}.disabled[{i}]", "needs a name")
@@ -138,6 +128,11 @@ def parse_profile(doc: dict, where: str = "profiles[0]") -> Profile:
                     weights.clear()
                 if point in ("filter", "multiPoint"):
                     disabled |= set(FILTER_PLUGINS)
+                if point == "multiPoint":
+                    preemption = False
+                continue
+            if point == "multiPoint" and pn == "DefaultPreemption":
+                preemption = False
                 continue
             known = pn in FILTER_PLUGINS or pn in DEFAULT_SCORE_WEIGHTS
             _expect(known, f"{w}.disabled[{i}]", f"unknown plugin {pn!r}")
@@ -149,6 +144,9 @@ def parse_profile(doc: dict, where: str = "profiles[0]") -> Profile:
             pn = p.get("name") if isinstance(p, dict) else None
             wi = f"{w}.enabled[{i}]"
             _expect(isinstance(pn, str), wi, "needs a name")
+            if point == "multiPoint" and pn == "DefaultPreemption":
+                preemption = True
+                continue
             _expect(pn in FILTER_PLUGINS or pn in DEFAULT_SCORE_WEIGHTS, wi, f"unknown plugin {pn!r}")
             if point in ("score", "multiPoint") and pn in DEFAULT_SCORE_WEIGHTS:
                 weights[pn] = _int(p.get("weight", DEFAULT_SCORE_WEIGHTS[pn]), wi + ".weight", 0, 100)
@@ -185,7 +183,7 @@ def parse_profile(doc: dict, where: str = "profiles[0]") -> Profile:
             hard_weight = _int(args.get("hardPodAffinityWeight", 1), w + ".args.hardPodAffinityWeight", 0, 100)
         else:
             _expect(pc["name"] in FILTER_PLUGINS or pc["name"] in DEFAULT_SCORE_WEIGHTS, w, f"unknown plugin {pc['name']!r}")
-    return Profile(name, tuple(weights.items()), frozenset(disabled), scoring, balanced, hard_weight)
+    return Profile(name, tuple(weights.items()), frozenset(disabled), scoring, balanced, hard_weight, preemption)
 
 
 def auto_partitions(cpus: float) -> int:
@@ -260,8 +258,14 @@ def load_config(path: str | Path | None) -> SchedulerConfig:
         _expect(isinstance(doc, dict), str(p), "must be a mapping (a KubeSchedulerConfiguration)")
         kind = doc.get("kind", "KubeSchedulerConfiguration")
         _expect(kind == "KubeSchedulerConfiguration", "kind", f"must be KubeSchedulerConfiguration, got {kind!r}")
-        profiles = doc.get("profiles") or [{}]
-        _expect(isinstance(profiles, list) and len(profiles) == 1, "profiles", "exactly one profile is supported")
-        return SchedulerConfig(parse_profile(profiles[0]), parse_runtime(doc.get("runtime")))
+        docs = doc.get("profiles") or [{}]
+        _expect(isinstance(docs, list), "profiles", "must be a list of profiles")
+        profiles = tuple(parse_profile(d, f"profiles[{i}]") for i, d in enumerate(docs))
+        seen: dict[str, int] = {}
+        for i, prof in enumerate(profiles):
+            _expect(prof.scheduler_name not in seen, f"profiles[{i}].schedulerName",
+                    f"{prof.scheduler_name!r} is already the name of profiles[{seen.get(prof.scheduler_name)}]")
+            seen[prof.scheduler_name] = i
+        return SchedulerConfig(profiles, parse_runtime(doc.get("runtime")))
     except ConfigError as exc:
         raise ConfigError(f"{p}: {exc}") from None

@@ -29,38 +29,25 @@ import heapq
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Callable, Sequence
 
 import numpy as np
 # np.unique reads np.ma on every call, and numpy imports numpy.ma lazily: import it with the engine
 # so its first import (tens of ms) lands at start-up, not in an actor's first scheduling batch.
 import numpy.ma  # noqa: F401
 
-from .config import Profile
 from .gc_tuning import paused_gc
 from .model.node_table import NodeTable
 from .model.pod_index import PodIndex
 from .model.types import NodeInfo, PodInfo, PodSpecKey
-from .plugins import (ClassCtx, balanced_allocation, fused, inter_pod_affinity, node_affinity, node_name,
-                      node_ports, node_resources_fit, node_unschedulable, pod_topology_spread,
-                      taint_toleration)
+from .plugins import ClassCtx, balanced_allocation, fused, inter_pod_affinity, node_resources_fit, pod_topology_spread
+from .plugins.profile import Profile
+from .plugins.registry import NORMALIZED, REGISTRY, ROW, Plugin
+
+# the row scorers `fused` inlines (with NodeResourcesFit's filter), in registry order
+FUSED = [node_resources_fit.NAME, balanced_allocation.NAME]
 
 NO_NODE_AVAILABLE = "0/{} nodes are available"
-
-# Filter order as upstream's default profile (v1.37 runs NodeName before NodeUnschedulable): the
-# first failing plugin names a node's reason.
-STATIC_FILTERS = (
-    (node_name.NAME, node_name.filter),
-    (node_unschedulable.NAME, node_unschedulable.filter),
-    (taint_toleration.NAME, taint_toleration.filter),
-    (node_affinity.NAME, node_affinity.filter),
-)
-DYNAMIC_FILTERS = (
-    (node_ports.NAME, node_ports.filter),
-    (node_resources_fit.NAME, node_resources_fit.filter),
-    (pod_topology_spread.NAME, pod_topology_spread.filter),
-    (inter_pod_affinity.NAME, inter_pod_affinity.filter),
-)
-
 
 def fit_error_message(num_nodes: int, reasons: dict[str, int]) -> str:
     """kube-scheduler's FitError text: '0/N nodes are available: <count> <reason>, ...'."""
@@ -117,18 +104,47 @@ class PodResult:
         return fit_error_message(self.num_nodes, self.reasons or {})
 
 
-class ClassState:
-    """Filter and score state of one equivalence class over the engine's candidate rows."""
+@dataclass(slots=True)
+class _Norm:
+    """A NORMALIZED score whose raw value varies over the rows: the max it was normalized by at
+    build time, and the max over the rows feasible now (see `_norm_moved`)."""
 
-    def __init__(self, engine: "Engine", key: PodSpecKey) -> None:
+    raw: np.ndarray
+    max: int
+    live: int = -1
+
+    def __post_init__(self) -> None:
+        self.live = self.max
+
+
+def _weighted_sum(parts: list[tuple[int, Callable[[int], int]]]) -> Callable[[int], int]:
+    """`row -> sum(w * f(row))`, unrolled for the common counts (it runs once per rescored row)."""
+    if not parts:
+        return lambda row: 0
+    if len(parts) == 1:
+        ((w0, f0),) = parts
+        return lambda row: w0 * f0(row)
+    if len(parts) == 2:
+        (w0, f0), (w1, f1) = parts
+        return lambda row: w0 * f0(row) + w1 * f1(row)
+    return lambda row: sum(w * f(row) for w, f in parts)
+
+
+class ClassState:
+    """Filter and score state of one equivalence class, under one profile, over the engine's
+    candidate rows."""
+
+    def __init__(self, engine: "Engine", key: PodSpecKey, profile: Profile) -> None:
         self.engine = engine
         self.key = key
+        self.profile = profile
         self._diag_cache: tuple[int, dict[str, int]] | None = None
         self.build()
 
     # -------------------------------------------------------------- build
     def build(self) -> None:
-        e, key, prof = self.engine, self.key, self.engine.profile
+        """Run the profile's filters and scores over every candidate row (the registry's order)."""
+        e, key, prof = self.engine, self.key, self.profile
         t = e.table
         rows = e.candidate_rows()
         ctx = self.ctx = ClassCtx(t, e.index, prof, key, rows)
@@ -138,78 +154,65 @@ class ClassState:
         self.pos = np.full(t.capacity, -1, dtype=np.int64)
         self.pos[rows] = np.arange(n)
         self.diag: list[tuple[str, np.ndarray, list]] = []
-        static_ok = np.ones(n, dtype=bool)
         timings = e.timings
-        for name, f in STATIC_FILTERS:
-            if prof.filter_enabled(name):
-                t0 = time.perf_counter()
-                ok, reasons = f(ctx)
-                timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
-                self.diag.append((name, ok, reasons))
-                static_ok &= ok
-        self.static_ok = static_ok
-        feas = static_ok.copy()
-        without_pts = static_ok.copy()
-        self.use_ports = bool(key.host_ports) and prof.filter_enabled(node_ports.NAME)
-        self.use_fit = prof.filter_enabled(node_resources_fit.NAME)
-        self.use_ipa = prof.filter_enabled(inter_pod_affinity.NAME) and bool(
-            key.pod_affinity or key.pod_anti_affinity or e.index.holders)
-        self.use_pts = prof.filter_enabled(pod_topology_spread.NAME) and bool(pod_topology_spread.hard(ctx))
-        for name, f in DYNAMIC_FILTERS:
-            if not prof.filter_enabled(name):
-                continue
-            if name == node_ports.NAME and not self.use_ports:
-                continue
-            if name == pod_topology_spread.NAME and not self.use_pts:
-                continue
-            if name == inter_pod_affinity.NAME and not self.use_ipa:
+        static_ok = np.ones(n, dtype=bool)
+        feas = np.ones(n, dtype=bool)
+        without_pts = np.ones(n, dtype=bool)
+        self.dynamic: list[Plugin] = []  # the dynamic filters that run for this class, in order
+        for plugin in REGISTRY:
+            if plugin.filter is None or not prof.filter_enabled(plugin.name) or not plugin.pre_filter(ctx):
                 continue
             t0 = time.perf_counter()
-            ok, reasons = f(ctx)
-            timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
-            self.diag.append((name, ok, reasons))
-            if name == pod_topology_spread.NAME:
+            ok, reasons = plugin.filter(ctx)
+            timings[plugin.name] = timings.get(plugin.name, 0.0) + time.perf_counter() - t0
+            self.diag.append((plugin.name, ok, reasons))
+            feas &= ok
+            if not plugin.dynamic:
+                static_ok &= ok
+            else:
+                self.dynamic.append(plugin)
+            if plugin.name == pod_topology_spread.NAME:
                 self.pts_ok = ok
             else:
                 without_pts &= ok
-            feas &= ok
+        self.static_ok = static_ok
+        ran = {p.name for p in self.dynamic}
+        self.use_fit = node_resources_fit.NAME in ran
+        self.use_pts = pod_topology_spread.NAME in ran
+        self.use_ipa = inter_pod_affinity.NAME in ran
+        # only NodeResourcesFit changes with placements: the row's request list is all it reads
+        self.resources_only = ran <= {node_resources_fit.NAME}
         self._feas_without_pts = without_pts
         self.gate = None
         self.feas = feas  # every filter applied: the set upstream normalizes scores over
-        self.ipa_plan = inter_pod_affinity.plan(ctx) if (self.use_ipa or prof.weight(inter_pod_affinity.NAME)) else None
+        w_ipa = prof.weight(inter_pod_affinity.NAME)
+        self.ipa_plan = inter_pod_affinity.plan(ctx) if (self.use_ipa or w_ipa) else None
 
-        # ----- scores
-        w_fit, w_bal = prof.weight(node_resources_fit.NAME), prof.weight(balanced_allocation.NAME)
-        w_na, w_tt = prof.weight(node_affinity.NAME), prof.weight(taint_toleration.NAME)
-        w_ipa, w_pts = prof.weight(inter_pod_affinity.NAME), prof.weight(pod_topology_spread.NAME)
-        self.w_fit, self.w_bal, self.w_ipa = w_fit, w_bal, w_ipa
+        # ----- scores: ROW plugins summed as they are, NORMALIZED ones normalized over `feas`
         total = np.zeros(n, dtype=np.int64)
-        t0 = time.perf_counter()
-        if w_fit:
-            total += w_fit * node_resources_fit.score(ctx)
-        if w_bal:
-            total += w_bal * balanced_allocation.score(ctx)
-        timings["score:NodeResources"] = timings.get("score:NodeResources", 0.0) + time.perf_counter() - t0
-        t0 = time.perf_counter()
         static_norm = np.zeros(n, dtype=np.int64)
-        self.na_raw = self.tt_raw = None
-        self.na_max = self.tt_max = 0  # each normalizer's max, kept only while its raw varies
-        if w_na and key.preferred_node_affinity:
-            raw = node_affinity.score_raw(ctx)
-            static_norm += w_na * node_affinity.normalize(raw, feas)
-            if raw.min(initial=0) != raw.max(initial=0):
-                self.na_raw, self.na_max = raw, int(raw[feas].max(initial=0))
-        if w_tt:
-            raw = taint_toleration.score_raw(ctx)
-            static_norm += w_tt * taint_toleration.normalize(raw, feas)
-            if raw.min(initial=0) != raw.max(initial=0):
-                self.tt_raw, self.tt_max = raw, int(raw[feas].max(initial=0))
-        # each normalizer's max over the feasible rows *now*: the built max, or 0 once only raw-0
-        # rows are left (they score alike under any max, so the scores stay). A row re-admitted
-        # later must then bring back exactly the built max (`_norm_admits`), not merely stay under it.
-        self.na_live, self.tt_live = self.na_max, self.tt_max
+        self.row_scorers: list[tuple[Plugin, int]] = []
+        # normalizers whose raw score varies: their max over the feasible rows is kept exact
+        self.norms: list[_Norm] = []
+        for plugin in REGISTRY:
+            w = prof.weight(plugin.name)
+            if not w or plugin.score not in (ROW, NORMALIZED):
+                continue
+            t0 = time.perf_counter()
+            if plugin.score == ROW:
+                total += w * plugin.score_vec(ctx)
+                self.row_scorers.append((plugin, w))
+            elif plugin.pre_score(ctx):
+                raw = plugin.score_raw(ctx)
+                static_norm += w * plugin.normalize(raw, feas)
+                if raw.min(initial=0) != raw.max(initial=0):
+                    self.norms.append(_Norm(raw, int(raw[feas].max(initial=0))))
+            name = "score:" + plugin.name
+            timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
+        t0 = time.perf_counter()
         self.static_norm = static_norm
         total += static_norm
+        self.w_ipa = w_ipa
         self.ipa_raw = None
         if w_ipa and self.ipa_plan is not None and self.ipa_plan.score_terms:
             raw = inter_pod_affinity.score_raw(ctx)
@@ -219,6 +222,7 @@ class ClassState:
             vals, cnts = np.unique(raw[feas], return_counts=True)
             self.ipa_hist = dict(zip(vals.tolist(), cnts.tolist()))  # raw value -> feasible rows
             total += w_ipa * inter_pod_affinity.normalize_with(raw, self.ipa_lo, self.ipa_hi)
+        w_pts = prof.weight(pod_topology_spread.NAME)
         self.dense = bool(w_pts and pod_topology_spread.soft(ctx))
         if self.dense:
             total += w_pts * pod_topology_spread.score(ctx, feas)
@@ -245,13 +249,11 @@ class ClassState:
         # have become feasible); norm_watch: only watch the max of a static normalizer, which can
         # drop only when a max-scoring row stops being feasible.
         self.eager = self.ipa_raw is not None or bool(key.pod_affinity)
-        self.norm_watch = self.na_raw is not None or self.tt_raw is not None
+        self.norm_watch = bool(self.norms)
         self.norm_max_rows: set[int] = set()  # rows whose raw score is a normalizer's max
-        if self.na_raw is not None:
-            self.norm_max_rows.update(rows[self.na_raw == self.na_max].tolist())
-        if self.tt_raw is not None:
-            self.norm_max_rows.update(rows[self.tt_raw == self.tt_max].tolist())
-        timings["score:affinity/taints/spread"] = timings.get("score:affinity/taints/spread", 0.0) + time.perf_counter() - t0
+        for norm in self.norms:
+            self.norm_max_rows.update(rows[norm.raw == norm.max].tolist())
+        timings["score:inter-pod/spread"] = timings.get("score:inter-pod/spread", 0.0) + time.perf_counter() - t0
         self.total = total
         self._norm_gen = self.gate.counts.gen if self.gate is not None else -1
         e.builds += 1
@@ -281,7 +283,13 @@ class ClassState:
         static_ok = self.static_ok.tolist()
         static_norm = self.static_norm.tolist()
         fit = self._fit = node_resources_fit.row_fit_fn(ctx) if self.use_fit else (lambda row: True)
-        simple_filter = not (self.use_ports or self.use_ipa or self.gate is not None or self.use_pts)
+        # the other dynamic filters' row forms: live (from the current counts), and as `feasible_row`
+        # reads them while the class is not stale (a hard spread constraint from its built mask,
+        # or per domain by the gate)
+        others = [(p.name, p.row_filter(ctx)) for p in self.dynamic if p.name != node_resources_fit.NAME]
+        self._live_checks = [f for _, f in others]
+        self._checks = [f for name, f in others if name != pod_topology_spread.NAME]
+        simple_filter = self.resources_only and self.gate is None
         if simple_filter:
             def ok_fn(row: int) -> bool:
                 p = pos_l[row]
@@ -290,13 +298,11 @@ class ClassState:
             def ok_fn(row: int) -> bool:
                 return self.feasible_row(row, gate=False)
         self.ok_fn = ok_fn
-        w_fit, w_bal = self.w_fit, self.w_bal
-        fs = node_resources_fit.row_score_fn(ctx) if w_fit else (lambda row: 0)
-        bs = balanced_allocation.row_score_fn(ctx) if w_bal else (lambda row: 0)
-        self._fs, self._bs, self._static_norm_l = fs, bs, static_norm
+        row_score = self._row_score = _weighted_sum([(w, p.row_score(ctx)) for p, w in self.row_scorers])
+        self._static_norm_l = static_norm
         if self.ipa_raw is None:
             def score_fn(row: int) -> int:
-                return static_norm[pos_l[row]] + w_fit * fs(row) + w_bal * bs(row)
+                return static_norm[pos_l[row]] + row_score(row)
         else:
             def score_fn(row: int) -> int:
                 return self.score_row(row)
@@ -310,19 +316,24 @@ class ClassState:
                 static_by_row = np.where(ok, self.static_norm[pos], -1).tolist()
             else:
                 static_by_row = [-1] * len(pos)
-            fused_fn = fused.row_rescore_fn(ctx, w_fit, w_bal, static_by_row) if self.use_fit else None
-            if fused_fn is not None:
-                self.rescore_fn = fused_fn
-                return
-            fit_score = node_resources_fit.row_fit_score_fn(ctx, w_fit) if self.use_fit else (
-                lambda row: w_fit * fs(row))
+            prof = self.profile
+            w_fit = prof.weight(node_resources_fit.NAME)
+            if self.use_fit and [p.name for p, _ in self.row_scorers] == FUSED:
+                fused_fn = fused.row_rescore_fn(ctx, w_fit, prof.weight(balanced_allocation.NAME), static_by_row)
+                if fused_fn is not None:
+                    self.rescore_fn = fused_fn
+                    return
+            # NodeResourcesFit's filter and score in one call, then the other row scores
+            fit_score = node_resources_fit.row_fit_score_fn(ctx, w_fit) if self.use_fit else (lambda row: 0)
+            rest = _weighted_sum([(w, p.row_score(ctx)) for p, w in self.row_scorers
+                                  if p.name != node_resources_fit.NAME or not self.use_fit])
 
             def rescore(row: int) -> int:
                 p = pos_l[row]
                 if p < 0 or not static_ok[p]:
                     return -1
                 s = fit_score(row)
-                return s if s < 0 else s + static_norm[p] + w_bal * bs(row)
+                return s if s < 0 else s + static_norm[p] + rest(row)
             self.rescore_fn = rescore
 
     # ------------------------------------------------------------- checks
@@ -346,20 +357,15 @@ class ClassState:
         """Would a normalizer divide by another max over the feasible rows now (for a gated class,
         the rows in the domains its spread constraint allows now)? A max that fell to 0 changes
         nothing: every feasible row then has raw 0, which normalizes alike under any max; the live
-        max (`na_live`/`tt_live`) records it, so that `release` knows the set's max is 0."""
+        max (`_Norm.live`) records it, so that `release` knows the set's max is 0."""
         f = self.feas
         if self.gate is not None:
             f = f & self.gate.allowed()[self.gate.dom_c]  # dom_c -1 rows are never in feas
-        if self.na_raw is not None:
-            cur = int(self.na_raw[f].max(initial=0))
-            if cur != self.na_max and cur != 0:
+        for norm in self.norms:
+            cur = int(norm.raw[f].max(initial=0))
+            if cur != norm.max and cur != 0:
                 return True
-            self.na_live = cur
-        if self.tt_raw is not None:
-            cur = int(self.tt_raw[f].max(initial=0))
-            if cur != self.tt_max and cur != 0:
-                return True
-            self.tt_live = cur
+            norm.live = cur
         return False
 
     def _norm_admits(self, p: int) -> bool:
@@ -367,18 +373,12 @@ class ClassState:
         than the built one? The max becomes max(live, raw): a raw above the built max raises it,
         and after the live max fell to 0 any other non-zero raw (even one below the built max)
         becomes the new max. False (and the live max updated) when the scores stay exact."""
-        if self.na_raw is not None:
-            r = int(self.na_raw[p])
-            if r > self.na_live:
-                if r != self.na_max:
+        for norm in self.norms:
+            r = int(norm.raw[p])
+            if r > norm.live:
+                if r != norm.max:
                     return True
-                self.na_live = r
-        if self.tt_raw is not None:
-            r = int(self.tt_raw[p])
-            if r > self.tt_live:
-                if r != self.tt_max:
-                    return True
-                self.tt_live = r
+                norm.live = r
         return False
 
     def check_row(self, row: int) -> bool:
@@ -404,16 +404,9 @@ class ClassState:
         p = self.pos_l[row] if row < len(self.pos_l) else -1
         if p < 0 or not self.static_ok[p]:
             return False
-        ctx = self.ctx
         if not self._fit(row):
             return False
-        if self.use_ports and not node_ports.fits_row(ctx, row):
-            return False
-        if self.use_pts and not pod_topology_spread.fits_row(ctx, row):
-            return False
-        if self.use_ipa and not inter_pod_affinity.fits_row(ctx, row):
-            return False
-        return True
+        return all(check(row) for check in self._live_checks)
 
     def _heap_of(self, p: int) -> list:
         return self.heaps.setdefault(0 if self.gate is None else int(self.gate.dom_c[p]), [])
@@ -428,23 +421,20 @@ class ClassState:
             d = self.gate.dom_c[p]
             if d < 0 or (gate and not self.gate.allowed()[d]):
                 return False
-        ctx = self.ctx
         if not self._fit(row):
-            return False
-        if self.use_ports and not node_ports.fits_row(ctx, row):
             return False
         if self.use_pts and self.gate is None and not self.pts_ok[p]:
             return False
-        if self.use_ipa and not inter_pod_affinity.fits_row(ctx, row):
-            return False
+        for check in self._checks:
+            if not check(row):
+                return False
         return True
 
     def score_row(self, row: int, ipa_raw: int | None = None) -> int:
         """Total score of one row now (compiled per-row scorers plus the normalized parts)."""
-        ctx = self.ctx
-        s = self._static_norm_l[self.pos_l[row]] + self.w_fit * self._fs(row) + self.w_bal * self._bs(row)
+        s = self._static_norm_l[self.pos_l[row]] + self._row_score(row)
         if self.ipa_raw is not None:
-            raw = inter_pod_affinity.score_raw_row(ctx, row) if ipa_raw is None else ipa_raw
+            raw = inter_pod_affinity.score_raw_row(self.ctx, row) if ipa_raw is None else ipa_raw
             s += self.w_ipa * inter_pod_affinity.normalize_one(raw, self.ipa_lo, self.ipa_hi)
         return s
 
@@ -595,8 +585,11 @@ class ClassState:
         charge = e.charger(key)
         epods = e.pods
         epoch = self.epoch
+        sched = pods[start].scheduler_name
+        # one profile: every pod of the key is this class's; else the run also keeps to one profile
+        same_profile = len(e.profiles) == 1
         i, n = start, len(pods)
-        while i < n and pods[i].key is key:
+        while i < n and pods[i].key is key and (same_profile or pods[i].scheduler_name == sched):
             pod = pods[i]
             while heap:
                 neg, row, ver = heap[0]
@@ -660,8 +653,13 @@ class Engine:
     Every replica sees every node and pod (for global topology counts); `set_owned` restricts which
     nodes this replica proposes."""
 
-    def __init__(self, profile: Profile | None = None, max_classes: int = 512) -> None:
-        self.profile = profile or Profile()
+    def __init__(self, profiles: Profile | Sequence[Profile] | None = None, max_classes: int = 512) -> None:
+        if profiles is None:
+            profiles = (Profile(),)
+        elif isinstance(profiles, Profile):
+            profiles = (profiles,)
+        self.profiles: dict[str, Profile] = {p.scheduler_name: p for p in profiles}
+        self.profile = profiles[0]  # pods naming no profile of ours (bound by others) read this one
         self.table = NodeTable()
         self.index = PodIndex(self.table)
         self.pods: dict[str, PodInfo] = {}  # every known pod with a node (bound or assumed)
@@ -670,7 +668,7 @@ class Engine:
         self._owned_rows: np.ndarray | None = None
         self.epoch = 0  # bumped when anything can make a node *more* feasible: rebuild classes
         self.placements = 0
-        self.classes: OrderedDict[PodSpecKey, ClassState] = OrderedDict()
+        self.classes: OrderedDict[tuple[str, PodSpecKey], ClassState] = OrderedDict()
         self.timings: dict[str, float] = {}  # seconds per plugin in full (vectorized) class builds
         self.builds = 0
         self.max_classes = max_classes
@@ -813,16 +811,26 @@ class Engine:
         self.remove_pod(uid)
 
     # ------------------------------------------------------------- schedule
-    def class_state(self, key: PodSpecKey) -> ClassState:
-        cls = self.classes.get(key)
+    def profile_of(self, scheduler_name: str) -> Profile:
+        return self.profiles.get(scheduler_name, self.profile)
+
+    def class_state(self, key: PodSpecKey, profile: Profile | None = None) -> ClassState:
+        """The class of `key` under `profile` (default: the first): one per (profile, key), so two
+        profiles' pods of the same spec are filtered and scored each with their own plugins."""
+        profile = profile or self.profile
+        ck = (profile.scheduler_name, key)
+        cls = self.classes.get(ck)
         if cls is None:
-            cls = ClassState(self, key)
-            self.classes[key] = cls
+            cls = ClassState(self, key, profile)
+            self.classes[ck] = cls
             if len(self.classes) > self.max_classes:
                 self.classes.popitem(last=False)
         else:
-            self.classes.move_to_end(key)
+            self.classes.move_to_end(ck)
         return cls
+
+    def class_of(self, pod: PodInfo) -> ClassState:
+        return self.class_state(pod.key, self.profiles.get(pod.scheduler_name, self.profile))
 
     def schedule(self, pods: list[PodInfo], k: int = 1, commit: bool = True) -> list[PodResult]:
         """Place pods in the given order (the queue sorts by priority); returns one result each.
@@ -845,7 +853,7 @@ class Engine:
                 results.append(PodResult(pod.uid, error=pod.error or "invalid pod spec"))
                 i += 1
                 continue
-            cls = self.class_state(pod.key)
+            cls = self.class_of(pod)
             if cls.stale():
                 cls.build()
             if k == 1 and cls.simple:
@@ -892,9 +900,10 @@ class Engine:
                 pod.node_name = ""
         return results, ok
 
-    def check(self, key: PodSpecKey, node: str) -> bool:
-        """Would `node` pass every filter for this pod now? The coordinator's commit-time check."""
+    def check(self, pod: PodInfo, node: str) -> bool:
+        """Would `node` pass every filter for this pod (its profile's) now? The coordinator's
+        commit-time check."""
         row = self.table.index.get(node)
         if row is None:
             return False
-        return self.class_state(key).check_row(row)
+        return self.class_of(pod).check_row(row)

@@ -91,22 +91,24 @@ class SchedulerMetrics:
             self.pending_pods.labels(queue=q).set(0)
 
     # ---- recording helpers (the runtime's vocabulary)
-    def observe_attempt(self, result: str, seconds: float, count: int = 1) -> None:
-        """`count` pods finished one attempt with `result` taking `seconds` each (a batch's pods
-        share the batch's latency)."""
+    def observe_attempt(self, result: str, seconds: float, count: int = 1, profile: str | None = None) -> None:
+        """`count` pods of `profile` (default: the first) finished one attempt with `result`
+        taking `seconds` each (a batch's pods share the batch's latency)."""
         if result not in ATTEMPT_RESULTS:
             raise ValueError(f"result must be one of {ATTEMPT_RESULTS}, got {result!r}")
         if count <= 0:
             return
-        self.schedule_attempts.labels(result=result, profile=self.profile).inc(count)
-        _observe_many(self.attempt_duration.labels(result=result, profile=self.profile), seconds, count)
+        profile = profile or self.profile
+        self.schedule_attempts.labels(result=result, profile=profile).inc(count)
+        _observe_many(self.attempt_duration.labels(result=result, profile=profile), seconds, count)
 
-    def observe_pod_group_attempt(self, result: str, seconds: float) -> None:
+    def observe_pod_group_attempt(self, result: str, seconds: float, profile: str | None = None) -> None:
         """One attempt at a whole gang (upstream's results: scheduled, unschedulable, error)."""
         if result not in ATTEMPT_RESULTS:
             raise ValueError(f"result must be one of {ATTEMPT_RESULTS}, got {result!r}")
-        self.pod_group_attempts.labels(result=result, profile=self.profile).inc()
-        self.pod_group_attempt_duration.labels(result=result, profile=self.profile).observe(seconds)
+        profile = profile or self.profile
+        self.pod_group_attempts.labels(result=result, profile=profile).inc()
+        self.pod_group_attempt_duration.labels(result=result, profile=profile).observe(seconds)
 
     def observe_preemption(self, victims: int | None, seconds: float) -> None:
         """One PostFilter run that could preempt: how many victims it chose (None: no candidate)."""

@@ -284,10 +284,16 @@ class Preemption:
             self._min_prio = (stamp, self.index.min_priority())
         return self._min_prio[1]
 
+    def enabled(self, pod: PodInfo) -> bool:
+        """Does the pod's profile run PostFilter (DefaultPreemption)? When it does not, a pod that
+        fits nowhere is Unschedulable with the fit error alone, as upstream."""
+        return pod.key is not None and self.engine.profile_of(pod.scheduler_name).preemption
+
     def may_preempt(self, pod: PodInfo, lowest: int | None) -> bool:
-        """Cheap test before `preempt`: eligible, and some pod of lower priority runs (`lowest`
-        from `lowest_priority`)."""
-        return not pod.preempt_never and pod.key is not None and lowest is not None and lowest < pod.priority
+        """Cheap test before `preempt`: enabled, eligible, and some pod of lower priority runs
+        (`lowest` from `lowest_priority`)."""
+        return (not pod.preempt_never and lowest is not None and lowest < pod.priority
+                and self.enabled(pod))
 
     def eligible(self, pod: PodInfo) -> str:
         """'' when the pod may preempt, else upstream's reason: its policy is Never, or it already
@@ -340,7 +346,7 @@ class Preemption:
             return Outcome(message=postfilter_message(pod.error or "invalid pod spec"))
         if self.index is None:
             self.index = VictimIndex(e)
-        cls = e.class_state(pod.key)
+        cls = e.class_of(pod)
         if cls.stale():
             cls.build()
         rows = cls.ctx.rows
@@ -415,7 +421,7 @@ class Preemption:
         row = e.table.index.get(node)
         if row is None or pod.key is None or self.eligible(pod):
             return None
-        cls = e.class_state(pod.key)
+        cls = e.class_of(pod)
         if cls.stale():
             cls.build()
         c = self.select_victims(cls, pod, row)
@@ -450,7 +456,7 @@ class Preemption:
             return [NO_VICTIMS]
         lower.sort(key=importance)
         name = t.names[row]
-        if not (cls.use_ports or cls.use_ipa or cls.use_pts):
+        if cls.resources_only:
             req = t.req_l[row]
             saved = req[:]
             fit = cls._fit
@@ -471,12 +477,12 @@ class Preemption:
                     e.add_pod(v)
 
             def fits() -> bool:
-                return e.check(pod.key, name)
+                return e.check(pod, name)
         try:
             for v in lower:
                 take(v, 1)
             if not fits():
-                return _row_reasons(e.class_state(pod.key), row) if saved is None else _short(cls, row)
+                return _row_reasons(e.class_of(pod), row) if saved is None else _short(cls, row)
             violating, rest = split_by_pdb(lower, self.pdbs)
             victims: list[PodInfo] = []
             violations = 0

@@ -209,12 +209,12 @@ class SchedulerRuntime:
         if not rt.partitions:  # auto
             rt = replace(rt, partitions=self.partition_count())
             self.config = replace(self.config, runtime=rt)
-        self.events = EventRecorder(client.EventsV1Api(write_client), self.config.profile.scheduler_name,
+        self.events = EventRecorder(client.EventsV1Api(write_client), self.config.scheduler_names,
                                     qps=rt.event_qps, burst=rt.event_burst,
                                     warning_qps=rt.qps, warning_burst=rt.burst)
         self.binder = Binder(client.CoreV1Api(write_client), concurrency=rt.bind_concurrency,
                              qps=rt.qps, burst=rt.burst, events=self.events)
-        self.coordinator = Coordinator(self.config.profile, rt, self.binder, partitions=rt.partitions,
+        self.coordinator = Coordinator(self.config.profiles, rt, self.binder, partitions=rt.partitions,
                                        actor_options=self._actor_options(), metrics=self.metrics)
         self.binder.on_result = self.coordinator.wake.set
         self.events.busy = self.binder.busy  # Scheduled events wait while bindings are in flight
@@ -234,7 +234,7 @@ class SchedulerRuntime:
                 if self.informer.wait_synced(0.5):
                     # the loop has not necessarily drained the listed objects yet: no counts here
                     log.info("informers synced %.2fs after start (scheduler %s)",
-                             time.monotonic() - self.started_mono, self.config.profile.scheduler_name)
+                             time.monotonic() - self.started_mono, ", ".join(self.config.scheduler_names))
                     self._synced.set()
                     break
             if rt.leader_elect and not self._leading.is_set():
@@ -256,7 +256,7 @@ class SchedulerRuntime:
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
             self._threads.append(t)
-        log.info("scheduler %s running with %d partitions", self.config.profile.scheduler_name, rt.partitions)
+        log.info("scheduler %s running with %d partitions", ", ".join(self.config.scheduler_names), rt.partitions)
 
     def _start_elector(self) -> None:
         """Campaign for the Lease on a client and thread of its own, so that renewals never wait

@@ -177,7 +177,7 @@ def _place(engine: Engine, pods: list[PodInfo], res: SimResult, failed: list[Pod
             else:
                 failed.append(pod)
                 res.messages[pod.uid] = r.message() + (
-                    " " + preemption.preempt(pod).message if preemption is not None and pod.key is not None else "")
+                    " " + preemption.preempt(pod).message if preemption is not None and preemption.enabled(pod) else "")
         if stop is None:
             i += len(results)
             chunk *= 2

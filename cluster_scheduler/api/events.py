@@ -39,15 +39,17 @@ BUSY_POLL_S = 0.02  # how often held Scheduled events look whether the bindings 
 
 
 class EventRecorder:
-    def __init__(self, events_api: Any, scheduler_name: str, *, qps: float = 50.0, burst: int = 100,
+    def __init__(self, events_api: Any, scheduler_names: str | tuple[str, ...], *, qps: float = 50.0, burst: int = 100,
                  warning_qps: float = 5000.0, warning_burst: int = 10000, warning_workers: int = 4,
                  max_backlog: int = 1000, hold_s: float = 2.0) -> None:
         self.api = events_api  # kubernetes.client.EventsV1Api
         # a connection per thread that blocks on a post, so no warning waits behind another's answer
         self._raw = raw_poster(events_api, connections=1 + warning_workers, warm=2)  # None for test doubles
         self._pipe = self._raw if hasattr(self._raw, "submit") else None  # see _normal_loop
-        self.controller = scheduler_name
-        self.instance = f"{scheduler_name}-{socket.gethostname()}-{os.getpid()}"
+        # each profile reports as its own controller (upstream: one recorder per profile)
+        names = (scheduler_names,) if isinstance(scheduler_names, str) else tuple(scheduler_names)
+        self.controller, self.controllers = names[0], frozenset(names)
+        self._host = f"{socket.gethostname()}-{os.getpid()}"
         self.max_backlog = max_backlog
         self.hold_s = hold_s
         # wired by the runtime to Binder.busy (True while bindings are in flight or just answered):
@@ -84,7 +86,8 @@ class EventRecorder:
     def preempted(self, victim: PodInfo, preemptor: PodInfo, node: str) -> None:
         """The victim's `Preempted` event (upstream's words, the preemptor as the related object),
         on the warning lane: like FailedScheduling it is the only record of why a pod went."""
-        body = self.body(victim, "Normal", "Preempted", f"Preempted by pod {preemptor.uid} on node {node}")
+        body = self.body(victim, "Normal", "Preempted", f"Preempted by pod {preemptor.uid} on node {node}",
+                         controller=preemptor.scheduler_name)
         body["action"] = "Preempting"
         body["related"] = {"apiVersion": "v1", "kind": "Pod", "namespace": preemptor.namespace,
                            "name": preemptor.name, "uid": preemptor.uid}
@@ -145,14 +148,20 @@ class EventRecorder:
             else:
                 self.failed += 1
 
-    def body(self, pod: PodInfo, type_: str, reason: str, note: str, ts: float | None = None) -> dict:
+    def body(self, pod: PodInfo, type_: str, reason: str, note: str, ts: float | None = None,
+             controller: str | None = None) -> dict:
+        """An events.k8s.io/v1 Event about `pod`, reported by the profile acting (`controller`,
+        default the pod's own scheduler when it is one of ours)."""
         name = f"{pod.name}.{self._prefix}{next(self._ids):x}"
+        controller = controller or pod.scheduler_name
+        if controller not in self.controllers:
+            controller = self.controller
         return {
             "apiVersion": "events.k8s.io/v1", "kind": "Event",
             "metadata": {"name": name, "namespace": pod.namespace},
             "eventTime": micro_time(ts),
-            "reportingController": self.controller,
-            "reportingInstance": self.instance[:128],
+            "reportingController": controller,
+            "reportingInstance": f"{controller}-{self._host}"[:128],
             "action": ACTION, "reason": reason, "type": type_,
             "note": note[:1024],
             "regarding": {"apiVersion": "v1", "kind": "Pod", "namespace": pod.namespace,

@@ -10,13 +10,16 @@ engine's lazy heap to rescore only the node that changed (and by tests as the re
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..config import Profile
 from ..model.node_table import NodeTable
 from ..model.pod_index import PodIndex
 from ..model.types import PodSpecKey
+
+if TYPE_CHECKING:
+    from .profile import Profile
 
 MAX_NODE_SCORE = 100
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..config import ScoringStrategy
 from ..model.types import CPU, MEMORY, PODS
 from . import MAX_NODE_SCORE, ClassCtx
 
@@ -96,7 +95,7 @@ def score(ctx: ClassCtx, rows: np.ndarray | None = None) -> np.ndarray:
     """NodeResourcesFit score (0-100) for `rows` (default: the class's candidate rows)."""
     t = ctx.table
     rows = ctx.rows if rows is None else rows
-    strat: ScoringStrategy = ctx.profile.scoring
+    strat = ctx.profile.scoring
     num = np.zeros(len(rows), dtype=np.int64)
     wsum = np.zeros(len(rows), dtype=np.int64)
     rtc = _rtc_fn(strat.shape) if strat.type == "RequestedToCapacityRatio" else None

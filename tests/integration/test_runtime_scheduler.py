@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from cluster_scheduler.api.binder import finish
 from cluster_scheduler.check import _list_all, check_placement
-from cluster_scheduler.config import SchedulerConfig
+from cluster_scheduler.config import SchedulerConfig, load_config
 from cluster_scheduler.runtime import SchedulerRuntime
 from cluster_scheduler.workload import load_workload
 
@@ -129,9 +129,11 @@ def admin(private_cp):
 def run_scheduler(private_cp, ray_session):
     started: list[SchedulerRuntime] = []
 
-    def start(partitions: int, **kw) -> SchedulerRuntime:
-        rt = SchedulerRuntime(config(partitions, **kw), str(private_cp.scheduler_kubeconfig),
-                              actor_options=ACTOR_OPTIONS)
+    def start(partitions: int, profiles: SchedulerConfig | None = None, **kw) -> SchedulerRuntime:
+        cfg = config(partitions, **kw)
+        if profiles is not None:
+            cfg = replace(cfg, profiles=profiles.profiles)
+        rt = SchedulerRuntime(cfg, str(private_cp.scheduler_kubeconfig), actor_options=ACTOR_OPTIONS)
         rt.start()
         started.append(rt)
         assert rt.wait_synced(60), "informers never synced"
@@ -558,3 +560,77 @@ def test_preemption_that_cures_an_existing_pods_anti_affinity(admin, run_schedul
     assert pods["noisy"]["spec"]["nodeName"] == "roomy"
     assert "loner" not in pods and all(f"m{i}" in pods for i in range(4))
     assert [e["regarding"]["name"] for e in events_for(admin, ns, "Preempted")] == ["loner"]
+
+
+TWO_PROFILES = """
+apiVersion: kubescheduler.config.k8s.io/v1
+kind: KubeSchedulerConfiguration
+profiles:
+- schedulerName: cluster-scheduler
+- schedulerName: binpack
+  plugins:
+    score:
+      disabled: [{name: NodeResourcesBalancedAllocation}]
+    postFilter:
+      disabled: [{name: DefaultPreemption}]
+  pluginConfig:
+  - name: NodeResourcesFit
+    args: {scoringStrategy: {type: MostAllocated}}
+"""
+
+
+def test_two_profiles_each_pod_scheduled_with_its_own(admin, run_scheduler, tmp_path):
+    """One scheduler with two profiles (KubeSchedulerConfiguration.profiles[]), two partitions:
+    the default profile's pods spread (LeastAllocated), `binpack`'s pack onto one node
+    (MostAllocated); a binpack pod that fits nowhere does not preempt (its profile has no
+    PostFilter) and says only why it does not fit, while a default one of the same size does;
+    each profile reports its own events and metrics; a pod of another scheduler is left alone."""
+    ns = "profiles"
+    core = client.CoreV1Api(admin)
+    core.create_namespace({"metadata": {"name": ns}})
+    for i in range(3):
+        finish(core.create_node(node_obj(f"n{i}", "4"), _preload_content=False))
+    (tmp_path / "config.yaml").write_text(TWO_PROFILES)
+    rt = run_scheduler(2, profiles=load_config(tmp_path / "config.yaml"), batch_size=10)
+    assert rt.coordinator.scheduler_names == {"cluster-scheduler", "binpack"}
+    create_all(admin, [], [prio_pod(f"spread-{i}", ns, "1", 0) for i in range(3)])  # grace 0: no kubelet here
+    wait_settled(admin, ns, 3, timeout=60, want_bound=3)
+    create_all(admin, [], [pod_obj(f"pack-{i}", ns, "1", scheduler="binpack") for i in range(3)]
+               + [pod_obj("foreign", ns, "1", scheduler="nobody")])
+    pods = wait_for(lambda: (m := pod_map(admin, ns)) and all(
+        pod_state(m[f"pack-{i}"]) == "bound" for i in range(3)) and m, 60, "the binpack pods bound")
+    where = {n: p["spec"].get("nodeName") for n, p in pods.items()}
+    assert len({where[f"spread-{i}"] for i in range(3)}) == 3, where
+    assert len({where[f"pack-{i}"] for i in range(3)}) == 1, where  # packed onto one node, now full
+    full = where["pack-0"]
+    big_pack = prio_pod("big-pack", ns, "4", 100)
+    big_pack["spec"]["schedulerName"] = "binpack"
+    create_all(admin, [], [big_pack, prio_pod("big-default", ns, "4", 100)])
+    wait_for(lambda: pod_state(pod_map(admin, ns).get("big-default", {"spec": {}})) == "bound", 60,
+             "the default profile's pod bound by preemption")
+    pods = wait_for(lambda: (m := pod_map(admin, ns)) and pod_state(m["big-pack"]) == "unschedulable" and m,
+                    30, "the binpack pod Unschedulable")
+    gone = sorted(({f"spread-{i}" for i in range(3)} | {f"pack-{i}" for i in range(3)}) - set(pods))
+    assert len(gone) == 1 and gone[0].startswith("spread-") and where[gone[0]] != full, (gone, where)
+    assert pods["big-default"]["spec"]["nodeName"] == where[gone[0]]
+    msg = next(c["message"] for c in pods["big-pack"]["status"]["conditions"] if c["type"] == "PodScheduled")
+    assert msg == "0/3 nodes are available: 3 Insufficient cpu.", msg  # no PostFilter words
+    assert not pods["big-pack"]["status"].get("nominatedNodeName")
+    assert "nodeName" not in pods["foreign"]["spec"] and not pods["foreign"]["status"].get("conditions")
+    assert rt.coordinator.stats.victims == 1
+    # each profile reports as its own controller
+    by = {}
+    for reason in ("Scheduled", "FailedScheduling", "Preempted"):
+        for e in events_for(admin, ns, reason):
+            by.setdefault((e["regarding"]["name"], reason), set()).add(e["reportingController"])
+    assert by[("big-pack", "FailedScheduling")] == {"binpack"}
+    assert by[(gone[0], "Preempted")] == {"cluster-scheduler"}
+    text = urllib.request.urlopen(rt.metrics_server.url + "/metrics", timeout=10).read().decode()
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for fam in text_string_to_metric_families(text) for s in fam.samples}
+    assert samples[("scheduler_schedule_attempts_total", (("profile", "binpack"), ("result", "scheduled")))] == 3
+    assert samples[("scheduler_schedule_attempts_total",
+                    (("profile", "cluster-scheduler"), ("result", "scheduled")))] == 3
+    wait_for(lambda: {e["reportingController"] for e in events_for(admin, ns, "Scheduled")
+                      if e["regarding"]["name"].startswith("pack-")} == {"binpack"}, 30,
+             "the binpack pods' Scheduled events, reported by binpack")

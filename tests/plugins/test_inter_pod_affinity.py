@@ -226,8 +226,8 @@ def test_required_affinity_zone_per_row_check_and_repeated_placements():
     heap after the first placement: partitions and ledger disagreed forever."""
     e = engine(zones(), [bound("c", "b2", cpu="100m", labels={"app": "cache"})])
     p = pod(cpu="100m", **aff(term({"app": "cache"}, ZONE)))
-    assert e.check(p.key, "b1") and e.check(p.key, "b2")
-    assert not e.check(p.key, "a1")
+    assert e.check(p, "b1") and e.check(p, "b2")
+    assert not e.check(p, "a1")
     placed = [r.candidates[0][0] for r in e.schedule([pod(cpu="1", **aff(term({"app": "cache"}, ZONE)))
                                                       for _ in range(6)])]
     assert set(placed) == {"b1", "b2"}  # both nodes of zone b keep being used, nothing in zone a
@@ -236,5 +236,5 @@ def test_required_affinity_zone_per_row_check_and_repeated_placements():
 def test_required_anti_affinity_zone_per_row_check():
     e = engine(zones(), [bound("c", "a1", cpu="100m", labels={"app": "web"})])
     p = pod(cpu="100m", labels={"app": "x"}, **anti(term({"app": "web"}, ZONE)))
-    assert not e.check(p.key, "a2")  # same zone as the web pod, though a2 itself has none
-    assert e.check(p.key, "b1")
+    assert not e.check(p, "a2")  # same zone as the web pod, though a2 itself has none
+    assert e.check(p, "b1")

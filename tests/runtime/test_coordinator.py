@@ -196,7 +196,7 @@ def test_failed_binding_is_forgotten_and_retried_conflict_dropped():
     c.run_once()  # drains the failure: assumption forgotten, pod backs off
     assert "u-x" not in c.assumed and c.queue.where("u-x") == "backoff"
     assert c.queue.attempts("u-x") == 1  # the attempt count survives the binding round trip
-    assert c.ledger.check(c.queue._pods["u-x"].pod.key, "a")  # the room is free again
+    assert c.ledger.check(c.queue._pods["u-x"].pod, "a")  # the room is free again
     binder.outcome = CONFLICT
     time.sleep(0.06)
     c.run_once()

@@ -117,8 +117,15 @@ def test_config_drives_the_engine(tmp_path):
     ("runtime: {eventQps: 0}", "runtime.eventQps: must be a positive number"),
     ("runtime: {eventBurst: 1.5}", "runtime.eventBurst: must be an integer"),
     ("kind: Pod", "kind: must be KubeSchedulerConfiguration"),
-    ("profiles: [{}, {}]", "exactly one profile"),
+    ("profiles: [{}, {}]", "profiles[1].schedulerName: 'cluster-scheduler' is already the name of profiles[0]"),
     ("- just\n- a list", "must be a mapping"),
+    ("profiles: {schedulerName: a}", "profiles: must be a list of profiles"),
+    ("profiles: [{schedulerName: a}, {schedulerName: b, plugins: {score: {disabled: [{name: Nope}]}}}]",
+     "profiles[1].plugins.score.disabled[0]: unknown plugin 'Nope'"),
+    ("profiles: [{plugins: {postFilter: {disabled: [{name: NodeAffinity}]}}}]",
+     "the only PostFilter plugin is DefaultPreemption, got 'NodeAffinity'"),
+    ("profiles: [{plugins: {reserve: {disabled: [{name: VolumeBinding}]}}}]",
+     "only filter, score, postFilter and multiPoint are configurable"),
 ])
 def test_errors_are_one_clear_config_error(tmp_path, text, where):
     f = write(tmp_path, text)
@@ -181,3 +188,32 @@ def test_partitions_auto_is_the_same_under_the_actor_and_in_process(monkeypatch,
     assert in_actor._cpus() == pytest.approx(ray_cpus - COORDINATOR_CPUS)
     fixed = SchedulerRuntime(SchedulerConfig(runtime=RuntimeConfig(partitions=5)), None, reserved_cpus=0.5)
     assert fixed.partition_count() == 5
+
+
+TWO = """
+profiles:
+- schedulerName: spread
+- schedulerName: binpack
+  plugins:
+    multiPoint:
+      disabled: [{name: DefaultPreemption}, {name: NodeResourcesBalancedAllocation}]
+  pluginConfig:
+  - name: NodeResourcesFit
+    args: {scoringStrategy: {type: MostAllocated}}
+- schedulerName: batch
+  plugins:
+    postFilter:
+      disabled: [{name: "*"}]
+"""
+
+
+def test_several_profiles_each_with_its_own_plugins(tmp_path):
+    cfg = load_config(write(tmp_path, TWO))
+    assert cfg.scheduler_names == ("spread", "binpack", "batch")
+    spread, binpack, batch = cfg.profiles
+    assert cfg.profile is spread  # the first is the default
+    assert spread == Profile(scheduler_name="spread")
+    assert spread.preemption and not binpack.preemption and not batch.preemption
+    assert binpack.scoring.type == "MostAllocated" and binpack.weight("NodeResourcesBalancedAllocation") == 0
+    assert binpack.filter_enabled("NodeResourcesBalancedAllocation") and binpack.weight("NodeResourcesFit") == 1
+    assert batch.score_weights == spread.score_weights

@@ -319,17 +319,17 @@ def test_check_agrees_with_schedule():
     for p in [pod(cpu="1"), pod(cpu="1500m"), pod(cpu="3"), pod(cpu="1", nodeSelector={ZONE: "b"})]:
         feasible = set(scores(e, p))
         for n in ["a", "b", "c", "d", "missing"]:
-            assert e.check(p.key, n) == (n in feasible), (p.key.requests, n)
+            assert e.check(p, n) == (n in feasible), (p.key.requests, n)
 
 
 def test_check_sees_commits():
     e = engine([node("a", cpu="2")])
     p = pod(cpu="1500m")
-    assert e.check(p.key, "a")
+    assert e.check(p, "a")
     e.assume(pod(cpu="1"), "a")
-    assert not e.check(p.key, "a")
+    assert not e.check(p, "a")
     e.forget(next(iter(e.pods)))
-    assert e.check(p.key, "a")
+    assert e.check(p, "a")
 
 
 def test_priority_order_is_callers():

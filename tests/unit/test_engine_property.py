@@ -538,7 +538,7 @@ def test_one_at_a_time_full_score_map_matches_reference(profile, balanced, nodes
         want = ref.scores(p)
         assert dict(proposal.candidates) == want
         # the coordinator's commit-time check agrees with the filters
-        assert {n.name for n in nodes if e.check(info.key, n.name)} == set(want)
+        assert {n.name for n in nodes if e.check(info, n.name)} == set(want)
         r = e.schedule([info], k=1, commit=True)[0]
         check_sequence(e, ref, [p], [r])
 
@@ -559,7 +559,7 @@ def test_commit_time_checks_between_assumptions_match_reference(profile, balance
         e.class_state(info.key)  # every class built up front, as after a first batch
     for p, info in zip(pods, infos):
         want = {n.name for n in nodes if ref.feasible(p, n)}
-        got = {n.name for n in nodes if e.check(info.key, n.name)}
+        got = {n.name for n in nodes if e.check(info, n.name)}
         assert got == want, f"{p.name}: check says {sorted(got)}, filters {sorted(want)}"
         if want:
             node = data.draw(st.sampled_from(sorted(want)))

@@ -236,7 +236,7 @@ def test_decimal_fractions_are_exact(whole, frac):
         assert parse_quantity("." + frac) == parse_quantity(s)
 
 
-@settings(max_examples=400)
+@settings(max_examples=400, deadline=None)  # a shared 2-core machine: a busy neighbour is not a failure
 @given(st.text(alphabet="0123456789+-.eEKMGTPikmnu", max_size=10))
 def test_agrees_with_go_algorithm(s):
     expected = go_parse(s)
