@@ -1014,9 +1014,9 @@ def run_check(args: argparse.Namespace) -> int:
     if not args.kubeconfig:
         raise CliError("no kubeconfig: pass --kubeconfig or set KUBECONFIG")
     try:
-        from kubernetes import config
+        from cluster_scheduler.api.rest import api_client as make_client
 
-        api_client = config.new_client_from_config(config_file=args.kubeconfig)
+        api_client = make_client(args.kubeconfig)
     except Exception as exc:  # the client raises several unrelated types for a bad file
         raise CliError(f"cannot load kubeconfig {args.kubeconfig}: {exc}") from None
     try:

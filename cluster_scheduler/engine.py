@@ -44,8 +44,8 @@ from .plugins import ClassCtx, balanced_allocation, fused, inter_pod_affinity, n
 from .plugins.profile import Profile
 from .plugins.registry import NORMALIZED, REGISTRY, ROW, Plugin
 
-# the row scorers `fused` inlines (with NodeResourcesFit's filter), in registry order
-FUSED = [node_resources_fit.NAME, balanced_allocation.NAME]
+# the row scorers `fused` inlines (with NodeResourcesFit's filter)
+FUSED = {node_resources_fit.NAME, balanced_allocation.NAME}
 
 NO_NODE_AVAILABLE = "0/{} nodes are available"
 
@@ -318,7 +318,7 @@ class ClassState:
                 static_by_row = [-1] * len(pos)
             prof = self.profile
             w_fit = prof.weight(node_resources_fit.NAME)
-            if self.use_fit and [p.name for p, _ in self.row_scorers] == FUSED:
+            if self.use_fit and {p.name for p, _ in self.row_scorers} <= FUSED:
                 fused_fn = fused.row_rescore_fn(ctx, w_fit, prof.weight(balanced_allocation.NAME), static_by_row)
                 if fused_fn is not None:
                     self.rescore_fn = fused_fn

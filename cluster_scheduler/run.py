@@ -21,7 +21,8 @@ from dataclasses import replace
 from typing import Any, Callable
 
 from .config import SchedulerConfig
-from .runtime import SchedulerRuntime, check_api_access, default_identity, init_ray, make_api_client
+from .api.rest import api_client
+from .runtime import SchedulerRuntime, check_api_access, default_identity, init_ray
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ def _main(args: argparse.Namespace) -> int:
     if args.leader_elect:
         cfg = replace(cfg, runtime=replace(cfg.runtime, leader_elect=True))
     try:  # credentials first: a bad kubeconfig fails in a second, before Ray starts
-        api = make_api_client(args.kubeconfig, 1, retries=0)
+        api = api_client(args.kubeconfig, 1, retries=0)
         try:
             check_api_access(api)
         finally:

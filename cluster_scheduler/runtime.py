@@ -17,28 +17,10 @@ import uuid
 from dataclasses import replace
 from typing import Any
 
+from .api.rest import api_client
 from .config import SchedulerConfig, auto_partitions
 
 log = logging.getLogger("cluster_scheduler.runtime")
-
-
-def make_api_client(kubeconfig: str | None, pool_size: int, *, retries: int | None = None) -> Any:
-    """An ApiClient from a kubeconfig (or the in-cluster ServiceAccount when None and running in a
-    pod), with a connection pool wide enough for `pool_size` concurrent requests (and urllib3's
-    own retries when `retries` is None)."""
-    from kubernetes import client, config
-
-    cfg = client.Configuration()
-    if kubeconfig:
-        config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
-    elif os.environ.get("KUBERNETES_SERVICE_HOST"):
-        config.load_incluster_config(client_configuration=cfg)
-    else:
-        config.load_kube_config(client_configuration=cfg)
-    cfg.connection_pool_maxsize = max(pool_size, 4)
-    if retries is not None:
-        cfg.retries = retries
-    return client.ApiClient(cfg)
 
 
 def check_api_access(api: Any, timeout: float = 15.0) -> None:
@@ -196,8 +178,8 @@ class SchedulerRuntime:
         rt = self.config.runtime
         self.started_mono = time.monotonic()
         # credentials first: a bad kubeconfig fails in a second, before Ray starts
-        watch_client = make_api_client(self.kubeconfig, 8)
-        write_client = make_api_client(self.kubeconfig, rt.bind_concurrency + 8)
+        watch_client = api_client(self.kubeconfig, 8)
+        write_client = api_client(self.kubeconfig, rt.bind_concurrency + 8)
         self._clients = [watch_client, write_client]
         self.metrics = SchedulerMetrics(self.config.profile.scheduler_name)
         try:
@@ -264,7 +246,7 @@ class SchedulerRuntime:
         from .api.leader import LeaderElector
 
         rt = self.config.runtime
-        elect_client = make_api_client(self.kubeconfig, 4)
+        elect_client = api_client(self.kubeconfig, 4)
         self._clients.append(elect_client)
 
         def started() -> None:

@@ -1,4 +1,5 @@
-"""Requests we write ourselves, over the official client's connection pool and credentials.
+"""The one home of API access: the client factory, and requests we write ourselves over the
+official client's connection pool and credentials.
 
 Two reasons not to go through the generated client's methods:
 - its model layer (parameter checks, sanitising, header negotiation) cost about a tenth of the
@@ -11,14 +12,38 @@ Two reasons not to go through the generated client's methods:
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Callable
 
 import orjson
 
 JSON = "application/json"
+
+
+def api_client(kubeconfig: str | Path | None, pool_size: int | None = None, *, retries: int | None = None) -> Any:
+    """A `kubernetes.client.ApiClient` of its own (never the client's global default): from a
+    kubeconfig, or the in-cluster ServiceAccount when None and running in a pod, else
+    ~/.kube/config. `pool_size`: concurrent requests it must carry (the client's default pool, 5
+    per CPU, would serialise a wide thread pool on one connection queue); `retries`: urllib3's
+    (its own default when None; 0 for a fail-fast probe)."""
+    from kubernetes import client, config
+
+    cfg = client.Configuration()
+    if kubeconfig:
+        config.load_kube_config(config_file=str(kubeconfig), client_configuration=cfg)
+    elif os.environ.get("KUBERNETES_SERVICE_HOST"):
+        config.load_incluster_config(client_configuration=cfg)
+    else:
+        config.load_kube_config(client_configuration=cfg)
+    if pool_size is not None:
+        cfg.connection_pool_maxsize = max(pool_size, 4)
+    if retries is not None:
+        cfg.retries = retries
+    return client.ApiClient(cfg)
 
 
 def auth_headers(api_client: Any) -> dict[str, str]:

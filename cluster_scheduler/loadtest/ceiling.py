@@ -22,7 +22,8 @@ import time
 from typing import Any
 
 from cluster_scheduler.api.rest import TokenBucket
-from cluster_scheduler.loadtest.kube import CallError, api_client, call, warm_up
+from cluster_scheduler.api.rest import api_client
+from cluster_scheduler.loadtest.kube import CallError, call, warm_up
 from cluster_scheduler.loadtest.runner import PROBE_NAMESPACE, ListWatcher
 
 READY = "ready"

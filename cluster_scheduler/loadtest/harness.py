@@ -25,7 +25,8 @@ from cluster_scheduler.check import check_placement, fetch_cluster_state, fetch_
 from cluster_scheduler.controlplane.cluster import ControlPlane, ManagedProcess, start_control_plane
 from cluster_scheduler.controlplane.peer import DEFAULT_SCHEDULER_NAME, start_kube_scheduler
 from cluster_scheduler.loadtest.cpu import CPUSampler, settled_speed_probe
-from cluster_scheduler.loadtest.kube import api_client, warm_up
+from cluster_scheduler.api.rest import api_client
+from cluster_scheduler.loadtest.kube import warm_up
 from cluster_scheduler.loadtest.progress import Progress
 from cluster_scheduler.loadtest.report import RunResult, summarise
 from cluster_scheduler.loadtest.ceiling import READY

@@ -19,17 +19,6 @@ RETRY_STATUSES = {429, 500, 502, 503, 504}
 RETRIES = 6
 
 
-def api_client(kubeconfig: str, pool_size: int) -> Any:
-    """An ApiClient whose connection pool is large enough for `pool_size` concurrent calls (the
-    default, 5 per CPU, would serialise a wide thread pool on one connection queue)."""
-    from kubernetes import client, config
-
-    cfg = client.Configuration()
-    config.load_kube_config(config_file=str(kubeconfig), client_configuration=cfg)
-    cfg.connection_pool_maxsize = max(pool_size, 4)
-    return client.ApiClient(cfg)
-
-
 def warm_up(api: Any, connections: int) -> None:
     """Open `connections` pooled TLS connections at once, so handshakes (milliseconds of CPU
     each) happen before the measurement rather than inside its first second."""

@@ -1,10 +1,11 @@
-"""The default profile's per-row filter and score fused into one closure: the engine's hottest call.
+"""NodeResourcesFit's filter and LeastAllocated score (plus NodeResourcesBalancedAllocation's
+score, when weighted) fused into one closure for the common shape: the engine's hottest call.
 
-Not a plugin: NodeResourcesFit's filter and LeastAllocated score plus
-NodeResourcesBalancedAllocation's score, for the common shape (the pod asks for cpu, memory and
-`pods`; both scorers read cpu and memory), inlined so a placement costs one Python call instead of
-four. Exactly the sum of the plugins' own row twins (tests/unit/test_fused.py checks it); any other
-shape gets None and the engine composes the twins.
+Not a plugin: the pod asks for cpu, memory and `pods`, and both scorers read cpu and memory; the
+plugins' own row forms inlined so a placement costs one Python call instead of four. It is the
+only scalar LeastAllocated kernel besides `node_resources_fit.row_score_fn`, and equal to the
+plugins' forms (tests/unit/test_engine_property.py, `test_vectorized_scores_equal_scalar_twins`);
+any other shape gets None and the engine composes the plugins' forms.
 """
 
 from __future__ import annotations
@@ -15,14 +16,14 @@ from . import MAX_NODE_SCORE, ClassCtx, balanced_allocation, node_resources_fit
 def row_rescore_fn(ctx: ClassCtx, w_fit: int, w_bal: int, static_by_row: list):
     """`row -> total score`, or -1 when the row fails the static filters (static_by_row[row] < 0)
     or NodeResourcesFit; static_by_row holds the class's normalized static scores (>= 0) per
-    table row. None when the class is not the common shape."""
-    if not (w_fit and w_bal) or ctx.profile.scoring.type != "LeastAllocated":
+    table row (all 0: the filter and score alone). None when the class is not the common shape."""
+    if ctx.profile.scoring.type != "LeastAllocated":
         return None
     cols = [(c, v) for c, v, _ in node_resources_fit.requested_columns(ctx)]
     plan = node_resources_fit._score_resources(ctx, ctx.profile.scoring.resources)
-    bplan = balanced_allocation._plan(ctx)
     if len(cols) != 3 or len(plan) != 2 or [src for _, _, src, _ in plan] != [0, 1]:
         return None
+    bplan = balanced_allocation._plan(ctx) if w_bal else [(0, 0), (0, 0)]
     if bplan is None or len(bplan) != 2:
         return None
     t = ctx.table
@@ -53,6 +54,8 @@ def row_rescore_fn(ctx: ClassCtx, w_fit: int, w_bal: int, static_by_row: list):
             num += (0 if u > y else ((y - u) * M) // y) * w1
             cnt += w1
         s = sn + w_fit * (num // cnt) if cnt else sn
+        if not w_bal:
+            return s
         # NodeResourcesBalancedAllocation over the actual requests
         x, y = a[b0], a[b1]
         if x > 0 and y > 0:

@@ -160,39 +160,10 @@ def _compile_fit(ctx: ClassCtx):
 
 def row_fit_score_fn(ctx: ClassCtx, weight: int):
     """Filter and weighted score of one row in one call: -1 if the pod does not fit, else
-    `weight` * score. The engine's hot path calls this once per placement, so the common shape
-    (cpu, memory, pods requested; LeastAllocated over cpu and memory) is unrolled."""
+    `weight` * score (the common shape has a faster form in plugins/fused.py)."""
     fit = row_fit_fn(ctx)
-    strat = ctx.profile.scoring
     if not weight:
         return lambda row: 0 if fit(row) else -1
-    cols = [(c, v) for c, v, _ in requested_columns(ctx)]
-    plan = _score_resources(ctx, strat.resources) if strat.type != "RequestedToCapacityRatio" else None
-    if (strat.type == "LeastAllocated" and len(cols) == 3 and plan is not None and len(plan) == 2
-            and [src for _, _, src, _ in plan] == [0, 1]):
-        t = ctx.table
-        alloc_l, req_l, nz_l = t.alloc_l, t.req_l, t.nz_l
-        (c0, v0), (c1, v1), (c2, v2) = cols
-        (w0, a0c, _, p0), (w1, a1c, _, p1) = plan
-        M = MAX_NODE_SCORE
-
-        def fit_least2(row: int) -> int:
-            a, r = alloc_l[row], req_l[row]
-            if a[c0] - r[c0] < v0 or a[c1] - r[c1] < v1 or a[c2] - r[c2] < v2:
-                return -1
-            nz = nz_l[row]
-            x, y = a[a0c], a[a1c]
-            num = cnt = 0
-            if x > 0:
-                u = nz[0] + p0
-                num += (0 if u > x else ((x - u) * M) // x) * w0
-                cnt += w0
-            if y > 0:
-                u = nz[1] + p1
-                num += (0 if u > y else ((y - u) * M) // y) * w1
-                cnt += w1
-            return weight * (num // cnt) if cnt else 0
-        return fit_least2
     sc = row_score_fn(ctx)
     return lambda row: weight * sc(row) if fit(row) else -1
 

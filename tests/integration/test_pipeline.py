@@ -13,7 +13,8 @@ from kubernetes import client
 
 from cluster_scheduler.api import pipeline
 from cluster_scheduler.api.pipeline import PipelinedPoster, PipelineError
-from cluster_scheduler.controlplane.cluster import api_client, write_kubeconfig
+from cluster_scheduler.api.rest import api_client
+from cluster_scheduler.controlplane.cluster import write_kubeconfig
 from tests.reliability.faults import FaultProxy, FaultRule, generate_self_signed
 
 from tests.reliability.test_fault_proxy import binding, node, pod

@@ -12,7 +12,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from cluster_scheduler.controlplane.cluster import api_client
+from cluster_scheduler.api.rest import api_client
 from tests.reliability.faults import FaultProxy, FaultRule, is_watch
 
 pytestmark = pytest.mark.timeout(120)

@@ -714,6 +714,14 @@ def test_vectorized_scores_equal_scalar_twins(nodes, existing, probe, fpga, stra
         for i, row in enumerate(rows):
             want = static[row] + 3 * int(fit_vec[i]) + 2 * int(bal_vec[i])
             assert hot(row) == (want if ok_vec[i] and static[row] >= 0 else -1), t.names[row]
+    # ... and without the balanced score (a profile that disables it)
+    alone = fused.row_rescore_fn(ClassCtx(t, e.index, prof, key, t.rows()), 3, 0, static)
+    if common:
+        assert alone is not None
+    if alone is not None:
+        for i, row in enumerate(rows):
+            want = static[row] + 3 * int(fit_vec[i])
+            assert alone(row) == (want if ok_vec[i] and static[row] >= 0 else -1), t.names[row]
 
 
 def test_reference_formulas_sanity():
