@@ -1,4 +1,5 @@
-"""Locate etcd, kube-apiserver and kube-scheduler, building them from Go modules when needed.
+"""Locate etcd, kube-apiserver, kube-scheduler and kube-controller-manager, building them from Go
+modules when needed.
 
 The binaries are built by `scripts/build-controlplane.sh` into a cache outside the repo (a warm call
 returns in milliseconds), so the Python side never downloads or guesses a binary. `CS_CONTROLPLANE_BIN`
@@ -15,7 +16,7 @@ from pathlib import Path
 from cluster_scheduler.resources import resource_path
 
 BIN_ENV = "CS_CONTROLPLANE_BIN"
-NAMES = ("etcd", "kube-apiserver", "kube-scheduler")
+NAMES = ("etcd", "kube-apiserver", "kube-scheduler", "kube-controller-manager")
 
 
 class ControlPlaneError(RuntimeError):
@@ -24,7 +25,7 @@ class ControlPlaneError(RuntimeError):
 
 @dataclass(frozen=True)
 class Binaries:
-    """Absolute paths of the three control-plane executables."""
+    """Absolute paths of the control-plane executables."""
 
     bin_dir: Path
 
@@ -39,6 +40,10 @@ class Binaries:
     @property
     def kube_scheduler(self) -> Path:
         return self.bin_dir / "kube-scheduler"
+
+    @property
+    def kube_controller_manager(self) -> Path:
+        return self.bin_dir / "kube-controller-manager"
 
     def missing(self) -> list[str]:
         return [n for n in NAMES if not os.access(self.bin_dir / n, os.X_OK)]

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
+from cluster_scheduler.api.rest import api_client
 from cluster_scheduler.controlplane.binaries import Binaries, ControlPlaneError, find_binaries
 from cluster_scheduler.resources import resource_path
 
@@ -229,14 +230,6 @@ def write_kubeconfig(path: Path, *, server: str, ca_file: Path, user: str, token
     return path
 
 
-def api_client(kubeconfig: Path | str) -> "ApiClient":
-    """A `kubernetes.client.ApiClient` for one kubeconfig, independent of ~/.kube/config and of the
-    client's global default configuration."""
-    from kubernetes import config
-
-    return config.new_client_from_config(config_file=str(kubeconfig))
-
-
 def _get(url: str, *, token: str | None, ctx: ssl.SSLContext | None, timeout: float) -> tuple[int, str]:
     req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
     try:
@@ -422,6 +415,23 @@ def _wait(what: str, proc: ManagedProcess, check, timeout: float) -> None:
         f"{what}: not ready after {timeout:.0f}s (last answer: {answer}); "
         f"last lines of {proc.log}:\n{proc.log_tail()}"
     )
+
+
+def wait_healthz(name: str, proc: ManagedProcess, url: str, timeout: float) -> None:
+    """Wait until a component's own /healthz (self-signed, in memory; always served
+    unauthenticated) answers ok, or fail with its log."""
+    insecure = ssl.create_default_context()
+    insecure.check_hostname = False
+    insecure.verify_mode = ssl.CERT_NONE  # only for the component's throwaway self-signed endpoint
+
+    def healthy() -> tuple[bool, str]:
+        try:
+            code, body = _get(url, token=None, ctx=insecure, timeout=2)
+        except OSError as exc:
+            return False, str(exc)
+        return code == 200 and body.strip() == "ok", body
+
+    _wait(f"{name} {url}", proc, healthy, timeout)
 
 
 def _etcd_args(bins: Binaries, data_dir: Path, client_port: int, peer_port: int, bench: bool) -> list[str]:

@@ -4,7 +4,6 @@ scheduler that must coexist with ours (each binds only the pods that name it in 
 
 from __future__ import annotations
 
-import ssl
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from cluster_scheduler.controlplane.binaries import ControlPlaneError
-from cluster_scheduler.controlplane.cluster import FEATURE_GATES, ControlPlane, ManagedProcess, _get, _wait, free_port
+from cluster_scheduler.controlplane.cluster import FEATURE_GATES, ControlPlane, ManagedProcess, free_port, wait_healthz
 
 PEER = "kube-scheduler"
 DEFAULT_SCHEDULER_NAME = "default-scheduler"
@@ -86,20 +85,9 @@ def start_kube_scheduler(
     if cp.state_file.exists():
         cp.save()
     peer = PeerScheduler(cp, proc, config, f"https://127.0.0.1:{port}/healthz", qps, burst)
-    insecure = ssl.create_default_context()
-    insecure.check_hostname = False
-    insecure.verify_mode = ssl.CERT_NONE  # only for the peer's own throwaway self-signed health endpoint
-
-    def healthy() -> tuple[bool, str]:
-        try:
-            code, body = _get(peer.healthz_url, token=None, ctx=insecure, timeout=2)
-        except OSError as exc:
-            return False, str(exc)
-        return code == 200 and body.strip() == "ok", body
-
     try:
         t0 = time.monotonic()
-        _wait(f"kube-scheduler {peer.healthz_url}", proc, healthy, timeout)
+        wait_healthz(PEER, proc, peer.healthz_url, timeout)
         cp.timings["peer_ready_s"] = round(time.monotonic() - t0, 3)
         if cp.state_file.exists():
             cp.save()

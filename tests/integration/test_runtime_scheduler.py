@@ -497,6 +497,60 @@ def test_preemption_end_to_end(admin, run_scheduler):
     assert samples[("scheduler_preemption_attempts_total", ())] >= 2
 
 
+def test_preemption_reads_pdb_status_from_the_disruption_controller(private_cp, admin, run_scheduler):
+    """PodDisruptionBudget status as a real cluster has it: upstream's disruption controller
+    (kube-controller-manager with only that controller) computes disruptionsAllowed from the Ready
+    pods. While the budget allows one disruption, the first preemptor's cheapest victim is a
+    covered db pod; once that is gone the controller says 0, and the second preemptor evicts an
+    uncovered web pod instead (PDB-violating victims are reprieved first), never the last db pod."""
+    from cluster_scheduler.controlplane.controllers import start_controller_manager
+
+    kcm = start_controller_manager(private_cp, ("disruption",))
+    try:
+        ns = "pdbs"
+        core, policy = client.CoreV1Api(admin), client.PolicyV1Api(admin)
+        core.create_namespace({"metadata": {"name": ns}})
+        for i in range(2):
+            finish(core.create_node(node_obj(f"p-{i}", "2"), _preload_content=False))
+        low = []
+        for i in range(2):  # each node: a covered db pod (priority 5) and an uncovered web pod (10)
+            for app, prio in (("db", 5), ("web", 10)):
+                p = prio_pod(f"{app}{i}", ns, "1", prio, labels={"app": app})
+                p["spec"]["nodeName"] = f"p-{i}"
+                low.append(p)
+        create_all(admin, [], low)
+        for p in low:  # what a kubelet reports once the containers run: the controller counts Ready pods
+            core.patch_namespaced_pod_status(p["metadata"]["name"], ns, {"status": {
+                "phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}})
+        policy.create_namespaced_pod_disruption_budget(ns, {
+            "metadata": {"name": "db"}, "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "db"}}}})
+
+        def allowed() -> int | None:
+            st = policy.read_namespaced_pod_disruption_budget("db", ns).status
+            return None if st is None or st.observed_generation is None else st.disruptions_allowed
+
+        wait_for(lambda: allowed() == 1, 60, "the disruption controller's status: 1 disruption allowed")
+        rt = run_scheduler(2, batch_size=10)
+        create_all(admin, [], [prio_pod("high0", ns, "1", 1000)])
+        wait_for(lambda: pod_state(pod_map(admin, ns).get("high0", {"spec": {}})) == "bound", 60, "high0 bound")
+        first = sorted({p["metadata"]["name"] for p in low} - set(pod_map(admin, ns)))
+        assert len(first) == 1 and first[0].startswith("db"), first  # allowed: the cheapest victim
+        wait_for(lambda: allowed() == 0, 60, "the controller's status after the eviction: 0 allowed")
+        wait_for(lambda: (b := rt.coordinator._pdb_objects.get((ns, "db"))) is not None
+                 and b.get("status", {}).get("disruptionsAllowed") == 0, 30, "the scheduler seeing 0 allowed")
+        create_all(admin, [], [prio_pod("high1", ns, "1", 1000)])
+        wait_for(lambda: pod_state(pod_map(admin, ns).get("high1", {"spec": {}})) == "bound", 60, "high1 bound")
+        pods = pod_map(admin, ns)
+        gone = sorted({p["metadata"]["name"] for p in low} - set(pods))
+        assert len(gone) == 2 and gone[0].startswith("db") and gone[1].startswith("web"), gone
+        assert sum(n.startswith("db") for n in pods) == 1  # the budget's last pod stays
+        assert rt.coordinator.stats.victims == 2
+        report, _ = check_cluster(admin)
+        assert report.ok, report.summary()
+    finally:
+        kcm.stop()
+
+
 def test_preemptor_waits_for_a_terminating_victim_and_never_evicts_more(admin, run_scheduler):
     """A victim with a grace period (no kubelet here: it stays terminating): it carries
     DisruptionTarget (PreemptionByScheduler); the preemptor shows nominatedNodeName and waits,

@@ -1,0 +1,71 @@
+"""Upstream's kube-controller-manager with only the controllers a test needs from a real cluster:
+`disruption` computes PodDisruptionBudget status (what preemption reads), as in any cluster; the
+volume controllers will join it for storage. No other controller runs, so nothing else (no
+ReplicaSet, no garbage collector) acts on the test's objects."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from cluster_scheduler.controlplane.binaries import ControlPlaneError
+from cluster_scheduler.controlplane.cluster import FEATURE_GATES, ControlPlane, ManagedProcess, free_port, wait_healthz
+
+NAME = "kube-controller-manager"
+
+
+@dataclass
+class ControllerManager:
+    control_plane: ControlPlane
+    process: ManagedProcess
+    controllers: tuple[str, ...]
+
+    def running(self) -> bool:
+        return self.process.running()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.process.stop(timeout)
+        cp = self.control_plane
+        if cp.processes.get(NAME) is self.process:
+            del cp.processes[NAME]
+            if cp.state_file.exists():
+                cp.save()
+
+
+def start_controller_manager(cp: ControlPlane, controllers: tuple[str, ...] = ("disruption",), *,
+                             detached: bool = False, timeout: float = 60.0) -> ControllerManager:
+    """Run kube-controller-manager against `cp` with exactly `controllers` (upstream's names, as
+    `--controllers` takes them) and wait for its /healthz. It uses the admin credentials: the
+    test control plane has no controller-manager identity, and one client suffices."""
+    if (old := cp.processes.get(NAME)) is not None and old.running():
+        raise ControlPlaneError(f"{NAME} already running (pid {old.pid}) for {cp.workdir}")
+    if not controllers:
+        raise ControlPlaneError(f"{NAME}: no controller named")
+    wd = Path(cp.workdir) / NAME
+    wd.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    argv = [
+        str(cp.binaries.kube_controller_manager),
+        f"--kubeconfig={cp.admin_kubeconfig}",
+        f"--controllers={','.join(controllers)}",
+        "--leader-elect=false",
+        "--use-service-account-credentials=false",
+        "--bind-address=127.0.0.1",
+        f"--secure-port={port}",
+        f"--cert-dir={wd}",
+        f"--feature-gates={','.join(FEATURE_GATES)}",
+    ]
+    proc = ManagedProcess.spawn(NAME, argv, wd / f"{NAME}.log", detached=detached)
+    cp.processes[NAME] = proc
+    if cp.state_file.exists():
+        cp.save()
+    kcm = ControllerManager(cp, proc, tuple(controllers))
+    try:
+        t0 = time.monotonic()
+        wait_healthz(NAME, proc, f"https://127.0.0.1:{port}/healthz", timeout)
+        cp.timings["controller_manager_ready_s"] = round(time.monotonic() - t0, 3)
+    except BaseException:
+        kcm.stop()
+        raise
+    return kcm
