@@ -96,16 +96,28 @@ def private_cp(tmp_path):
 
 @pytest.fixture(scope="module")
 def ray_session():
-    """A local Ray for in-process runtimes (module-wide; left alone if a test started one)."""
+    """A local Ray for in-process runtimes (module-wide; left alone if a test started one).
+
+    Token authentication off, as for the `ray_head` fixture's head: Ray keeps the auth mode of the
+    first cluster a process joins (RayConfig, the token loader), so a token-mode session here made a
+    later test of the same process fail to join a tokenless head (its partitions never started)."""
+    import os
+
     import ray
 
     started = not ray.is_initialized()
+    before = os.environ.get("RAY_AUTH_MODE")
     if started:
+        os.environ["RAY_AUTH_MODE"] = "disabled"
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
                  object_store_memory=100 * 1024 * 1024)
     yield
     if started:
         ray.shutdown()
+        if before is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
+        else:
+            os.environ["RAY_AUTH_MODE"] = before
 
 
 def _free_port() -> int:
