@@ -77,6 +77,7 @@ class Stats:
     gangs_placed: int = 0  # gangs assumed whole (at least minCount members)
     gangs_unschedulable: int = 0  # gang attempts that placed no member
     preemptions: int = 0  # preemptors nominated (their victims evicted)
+    nominations_cleared: int = 0  # nominated pods whose node a higher-priority preemptor took
     victims: int = 0  # pods evicted for them
     evictions_failed: int = 0  # victims whose deletion failed for good (their preemptor released)
     preemptions_validated: int = 0  # partitions' candidates the ledger confirmed
@@ -205,7 +206,7 @@ class Coordinator:
         # room held, as a nominated pod's is), and bound when the last of its victims is gone
         self.preemption = Preemption(self.ledger)
         self.nominated: dict[str, tuple[PodInfo, set[str]]] = {}  # preemptor uid -> (pod, victims left)
-        self._evicting: dict[str, str] = {}  # victim uid -> preemptor uid
+        self._evicting: dict[str, set[str]] = {}  # victim uid -> the preemptors waiting for it
         self._pdb_objects: dict[tuple[str, str], dict] = {}  # stripped (the partitions get these)
         self.queue = SchedulingQueue(runtime.backoff_initial_s, runtime.backoff_max_s,
                                      runtime.unschedulable_flush_s)
@@ -706,7 +707,8 @@ class Coordinator:
         """Every partition's best candidate per pod: uid -> ([(node, rank), ...], summed reasons
         over every shard); None when a partition failed (the ledger decides alone then)."""
         request = self._shared(wire.encode_preemption_request(
-            (self.pending[p.uid] for p in pods), list(self._pdb_objects.values()), self.preemption.evicting))
+            (self.pending[p.uid] for p in pods), list(self._pdb_objects.values()), self.preemption.evicting,
+            self.preemption.held))
         answers = self._call_partitions("preempting", lambda part, deltas: part.preempt.remote(request, deltas))
         if answers is None:
             return None
@@ -760,13 +762,21 @@ class Coordinator:
         if c is None:
             self._unschedulable(pod, f"{message} {out.message}")
             return False
+        for q in c.bumped:  # lower-priority nominations there lose the node, as upstream clears them
+            self._bump(q.uid, pod, c.node)
+        if not c.victims:  # only those nominations held the room: placed as upstream's filters would
+            self._assume(pod, c.node)
+            return True
+        to_evict = pre.to_evict(c)  # the others are terminating already: waited for, not evicted again
         b = self.pending.pop(pod.uid)
         self.ledger.assume(replace(pod), c.node)
         self.assumed[pod.uid] = (b, c.node)
         self._deltas.append(wire.assume(b, c.node))
         self.nominated[pod.uid] = (pod, {v.uid for v in c.victims})
+        pre.hold(pod.uid, pod.priority)
         for v in c.victims:
-            self._evicting[v.uid] = pod.uid
+            self._evicting.setdefault(v.uid, set()).add(pod.uid)
+        for v in to_evict:
             pre.start_eviction(v.uid)
             self.binder.evict(v, pod, c.node)
         self.stats.preemptions += 1
@@ -780,49 +790,80 @@ class Coordinator:
         return True
 
     def _victim_gone(self, uid: str) -> None:
-        """A victim's deletion seen by the watch: its preemptor is bound once none is left."""
-        pre_uid = self._evicting.pop(uid, None)
+        """A victim's deletion seen by the watch: each preemptor waiting for it is bound once
+        none of its victims is left."""
+        waiting = self._evicting.pop(uid, set())
         if uid in self.preemption.evicting:
             self.preemption.end_eviction(uid)
-        if pre_uid is None:
-            return
-        entry = self.nominated.get(pre_uid)
+        for pre_uid in waiting:
+            entry = self.nominated.get(pre_uid)
+            if entry is None:
+                continue
+            pod, left = entry
+            left.discard(uid)
+            if not left:
+                del self.nominated[pre_uid]
+                self.preemption.unhold(pre_uid)
+                assumed = self.assumed.get(pre_uid)
+                if assumed is not None:
+                    self.stats.scheduled += 1
+                    self.binder.bind(pod, assumed[1])
+
+    def _end_nomination(self, uid: str) -> tuple[PodInfo, set[str]] | None:
+        """Stop waiting for a preemptor's victims (their deletion, once asked, goes on)."""
+        entry = self.nominated.pop(uid, None)
         if entry is None:
-            return
-        pod, left = entry
-        left.discard(uid)
-        if not left:
-            del self.nominated[pre_uid]
-            assumed = self.assumed.get(pre_uid)
-            if assumed is not None:
-                self.stats.scheduled += 1
-                self.binder.bind(pod, assumed[1])
+            return None
+        self.preemption.unhold(uid)
+        for v in entry[1]:
+            waiting = self._evicting.get(v)
+            if waiting is not None:
+                waiting.discard(uid)
+                if not waiting:
+                    del self._evicting[v]
+        return entry
 
     def _forget_nomination(self, uid: str) -> None:
         """A nominated preemptor deleted (or bound by someone else): its victims go anyway (their
         deletion was asked), but nothing waits for them any more."""
-        entry = self.nominated.pop(uid, None)
-        if entry is not None:
-            for v in entry[1]:
-                self._evicting.pop(v, None)
+        self._end_nomination(uid)
 
-    def _release_preemptor(self, uid: str, why: str) -> None:
-        """A victim could not be evicted: the preemptor gives its held room back and is tried
-        again after backoff (the room its other victims free is then anyone's)."""
-        entry = self.nominated.pop(uid, None)
-        if entry is None:
-            return
-        pod, left = entry
-        for v in left:
-            self._evicting.pop(v, None)
-            self.preemption.end_eviction(v)
+    def _unassume_preemptor(self, uid: str) -> None:
         held = self.assumed.pop(uid, None)
         if held is not None:
             self.ledger.forget(uid)
             self._deltas.append(wire.pod_gone(uid))
             self.pending[uid] = held[0]
+
+    def _release_preemptor(self, uid: str, why: str) -> None:
+        """A victim could not be evicted: the preemptor gives its held room back and is tried
+        again after backoff (the room its other victims free is then anyone's)."""
+        entry = self._end_nomination(uid)
+        if entry is None:
+            return
+        pod, left = entry
+        for v in left:
+            if v not in self._evicting:  # no other preemptor waits for it
+                self.preemption.end_eviction(v)
+        self._unassume_preemptor(uid)
         log.warning("preemptor %s/%s released: %s", pod.namespace, pod.name, why)
         self.queue.backoff(pod)
+
+    def _bump(self, uid: str, by: PodInfo, node: str) -> None:
+        """A preemptor of higher priority takes the node a nominated pod waits on (upstream
+        clears the lower nominations there): the room is given back, nominatedNodeName cleared,
+        and the pod is tried again at once. Its victims' deletion, once asked, goes on."""
+        entry = self._end_nomination(uid)
+        if entry is None:
+            return
+        pod = replace(entry[0], nominated_node="")
+        self._unassume_preemptor(uid)
+        self.stats.nominations_cleared += 1
+        message = (f"nominated node {node} was taken by the higher-priority pod {by.namespace}/{by.name}; "
+                   f"scheduling again")
+        self.last_message[uid] = message
+        self.binder.mark_unschedulable(pod, message, nominated_node="")
+        self.queue.requeue(pod)
 
     # ---------------------------------------------------------------- gangs
     def _schedule_gangs(self, batch: list[PodInfo]) -> list[PodInfo]:

@@ -137,16 +137,17 @@ class Partition:
         t0 = time.perf_counter()
         if deltas is not None:
             self.apply(deltas)
-        raw, pdbs, evicting = wire.decode_preemption_request(request)
+        raw, pdbs, evicting, held = wire.decode_preemption_request(request)
         if self._preemption is None or self._preemption.engine is not self.engine:
             self._preemption = Preemption(self.engine)
         pre = self._preemption
         pre.pdbs = [parse_pdb(b) for b in pdbs]
-        for uid in pre.evicting - set(evicting):
-            pre.end_eviction(uid)
-        for uid in evicting:
-            if uid not in pre.evicting:
-                pre.start_eviction(uid)
+        pre.evicting = set(evicting)
+        for uid in set(pre.held) - set(held):
+            pre.unhold(uid)
+        for uid, prio in held.items():
+            if pre.held.get(uid) != prio:
+                pre.hold(uid, prio)
         outcomes, acted = [], []
         for b in raw:
             info = pod_info(unpack(b))
@@ -154,8 +155,8 @@ class Partition:
             outcomes.append((info.uid, out))
             if out.candidate is not None:
                 acted.append((info, pre.apply(info, out.candidate)))
-        for info, victims in reversed(acted):
-            pre.undo(info, victims)
+        for info, changed in reversed(acted):
+            pre.undo(info, changed)
         return wire.encode_preemptions(outcomes, time.perf_counter() - t0)
 
     def stats(self) -> dict:

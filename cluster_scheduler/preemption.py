@@ -10,7 +10,11 @@ When no node fits a pod, pods of lower priority may be evicted to make room:
   by one, most important first (priority, then the older), those whose eviction would break a
   PodDisruptionBudget first: a pod stays if the preemptor still fits with it back;
 - the node is chosen in upstream's order: fewest PDB violations, lowest highest-victim priority,
-  lowest sum of priorities, fewest victims, latest start of the highest-priority victims.
+  lowest sum of priorities, fewest victims, latest start of the highest-priority victims;
+- pods already terminating (being evicted, or deleted by someone else) are victims like the others,
+  with no second eviction; a nominated preemptor (`held`) is never a victim: it holds its room
+  against pods of its priority or lower, and a preemptor of higher priority does not see it at all
+  and clears its nomination when it takes the node (upstream's getLowerPriorityNominatedPods).
 
 Where we differ from upstream (documented in docs/engine.md):
 - upstream dry-runs a random sample of max(10% of the nodes, 100) candidates; we rank every node
@@ -44,6 +48,8 @@ NOT_HELPFUL = "Preemption is not helpful for scheduling"
 # filter reasons that no eviction can cure (upstream: UnschedulableAndUnresolvable)
 UNRESOLVABLE = frozenset({inter_pod_affinity.REASON_AFFINITY, pod_topology_spread.REASON_MISSING})
 PRIORITY_OFFSET = 2**31  # upstream adds MaxInt32+1 to each priority before summing
+LOWEST = -(2**62)  # below any priority (int32): the bound of a node that may need no victim
+NO_VICTIM_RANK = (0, LOWEST, 0, 0, 0.0)
 
 
 def importance(p: PodInfo) -> tuple[int, float]:
@@ -58,10 +64,16 @@ class Candidate:
     node: str
     victims: list[PodInfo]
     pdb_violations: int = 0
+    # lower-priority preemptors nominated to the node: their nomination is cleared
+    bumped: list[PodInfo] = field(default_factory=list)
 
     @property
     def rank(self) -> tuple:
-        """Upstream's pickOneNodeForPreemption order as one key: smaller is better."""
+        """Upstream's pickOneNodeForPreemption order as one key: smaller is better. No victim
+        (the room is held only by lower-priority nominations) beats any eviction: upstream's
+        filters, which do not see those nominations, would have placed the pod there."""
+        if not self.victims:
+            return NO_VICTIM_RANK
         top = self.victims[0].priority
         earliest = min(v.creation_ts for v in self.victims if v.priority == top)
         return (self.pdb_violations, top, sum(v.priority + PRIORITY_OFFSET for v in self.victims),
@@ -106,12 +118,13 @@ def split_by_pdb(victims: Sequence[PodInfo],
 
 
 class VictimIndex:
-    """Every charged pod of an engine as numpy columns (row, priority, start, requests), kept in
-    step through the node table's charge log, so that the per-node bounds for a preemptor of
+    """Every charged pod of an engine as numpy columns (row, priority, start, requests, held), kept
+    in step through the node table's charge log, so that the per-node bounds for a preemptor of
     priority p are a few vector passes instead of a walk over every pod."""
 
-    def __init__(self, engine: "Engine") -> None:
+    def __init__(self, engine: "Engine", held: dict[str, int]) -> None:
         self.engine = engine
+        self.held_uids = held  # the Preemption's nominated preemptors (never victims)
         self.slot: dict[str, int] = {}
         self.free: list[int] = []
         self.size = 0
@@ -124,7 +137,7 @@ class VictimIndex:
         table.drain_log()
         self.slot.clear()
         self.free.clear()
-        uids, rows, prios, tss, kidx, going = [], [], [], [], [], []
+        uids, rows, prios, tss, kidx, held = [], [], [], [], [], []
         keys: dict = {}
         for uid, row in table.charged.items():
             key = table.pods[row][uid]
@@ -136,7 +149,7 @@ class VictimIndex:
             rows.append(row)
             prios.append(pod.priority if pod is not None else 0)
             tss.append(pod.creation_ts if pod is not None else 0.0)
-            going.append(pod is not None and pod.deleting)
+            held.append(uid in self.held_uids)
             kidx.append(k)
         n = len(uids)
         cap = max(1024, 1 << (n + 1).bit_length())
@@ -150,11 +163,11 @@ class VictimIndex:
         self.row = np.full(cap, -1, dtype=np.int64)
         self.prio = np.zeros(cap, dtype=np.int64)
         self.ts = np.zeros(cap, dtype=np.float64)
-        self.going = np.zeros(cap, dtype=bool)  # terminating: holds room, never a victim
+        self.held = np.zeros(cap, dtype=bool)  # a nominated preemptor: room, never a victim
         self.req = np.zeros((cap, per_key.shape[1]), dtype=np.int64)
         if n:
             self.row[:n] = rows
-            self.going[:n] = going
+            self.held[:n] = held
             self.prio[:n] = prios
             self.ts[:n] = tss
             self.req[:n] = per_key[np.asarray(kidx, dtype=np.int64)]
@@ -164,7 +177,7 @@ class VictimIndex:
     def _grow(self) -> None:
         cap = len(self.row) * 2
         self.row = np.concatenate([self.row, np.full(cap - len(self.row), -1, dtype=np.int64)])
-        self.going = np.resize(self.going, cap)
+        self.held = np.resize(self.held, cap)
         self.prio = np.resize(self.prio, cap)
         self.ts = np.resize(self.ts, cap)
         req = np.zeros((cap, self.req.shape[1]), dtype=np.int64)
@@ -185,7 +198,7 @@ class VictimIndex:
             self.size += 1
         self.slot[uid] = s
         self.row[s] = row
-        self.going[s] = pod is not None and pod.deleting
+        self.held[s] = uid in self.held_uids
         self.prio[s] = pod.priority if pod is not None else 0
         self.ts[s] = pod.creation_ts if pod is not None else 0.0
         self.req[s] = 0
@@ -222,36 +235,45 @@ class VictimIndex:
             else:
                 self._add(uid, row)
 
-    def mark_going(self, uid: str, going: bool = True) -> None:
-        """A pod whose eviction was asked (or given up): not a possible victim meanwhile."""
+    def mark_held(self, uid: str) -> None:
+        """A pod's nomination began or ended (`held_uids` already says which)."""
         self.sync()
         s = self.slot.get(uid)
         if s is not None:
-            self.going[s] = going
+            self.held[s] = uid in self.held_uids
 
     def lower(self, priority: int, nrows: int
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Per table row, over the possible victims (pods of lower priority than `priority`, not
-        terminating or being evicted): their summed requests and their largest single request
-        (rows x resources), how many, their lowest priority and their latest start."""
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per table row, over the possible victims (pods of lower priority than `priority`, held
+        nominations aside): their summed requests and their largest single request (rows x
+        resources), how many, their lowest priority and their latest start; and the summed
+        requests of the lower-priority nominations there (room the preemptor does not see)."""
         self.sync()
         n = self.size
-        m = (self.row[:n] >= 0) & (self.prio[:n] < priority) & ~self.going[:n]
+        low = (self.row[:n] >= 0) & (self.prio[:n] < priority)
+        held = self.held[:n]
+        m = low & ~held
         rows = self.row[:n][m]
         width = max(self.req.shape[1], len(self.engine.table.resources))
         freeable = np.zeros((nrows, width), dtype=np.int64)
         biggest = np.zeros((nrows, width), dtype=np.int64)
+        ignorable = np.zeros((nrows, width), dtype=np.int64)
         req = self.req[:n][m]
         for c in range(self.req.shape[1]):
             if req[:, c].any():
                 freeable[:, c] = np.bincount(rows, weights=req[:, c], minlength=nrows)[:nrows]
                 np.maximum.at(biggest[:, c], rows, req[:, c])
+        h = low & held
+        if h.any():
+            hrows, hreq = self.row[:n][h], self.req[:n][h]
+            for c in range(self.req.shape[1]):
+                ignorable[:, c] = np.bincount(hrows, weights=hreq[:, c], minlength=nrows)[:nrows]
         count = np.bincount(rows, minlength=nrows)[:nrows]
         minp = np.full(nrows, np.iinfo(np.int64).max, dtype=np.int64)
         np.minimum.at(minp, rows, self.prio[:n][m])
         maxts = np.full(nrows, -np.inf)
         np.maximum.at(maxts, rows, self.ts[:n][m])
-        return freeable, biggest, count, minp, maxts
+        return freeable, biggest, count, minp, maxts, ignorable
 
 
 @dataclass(slots=True)
@@ -262,9 +284,12 @@ class Preemption:
     engine: "Engine"
     pdbs: list[DisruptionBudget] = field(default_factory=list)
     index: VictimIndex | None = None
-    # pods whose eviction is under way (the coordinator's): never chosen again, and a preemptor
+    # pods whose eviction is under way (the coordinator's): never evicted twice, and a preemptor
     # nominated where one of them still runs waits instead of preempting more
     evicting: set[str] = field(default_factory=set)
+    # nominated preemptors (uid -> priority), assumed on their node: never victims; invisible to
+    # a preemptor of higher priority, whose candidate then lists them in `bumped`
+    held: dict[str, int] = field(default_factory=dict)
     # outcomes by (pod key, priority) while the engine has not changed: a run of identical pods
     # that cannot preempt is diagnosed once
     _memo: dict = field(default_factory=dict)
@@ -273,12 +298,12 @@ class Preemption:
 
     def _stamp(self) -> tuple:
         e = self.engine
-        return (e.placements, e.epoch, len(e.pods), len(self.pdbs), len(self.evicting))
+        return (e.placements, e.epoch, len(e.pods), len(self.pdbs), len(self.evicting), len(self.held))
 
     def lowest_priority(self) -> int | None:
         """The lowest priority of any pod placed now (None when there is none)."""
         if self.index is None:
-            self.index = VictimIndex(self.engine)
+            self.index = VictimIndex(self.engine, self.held)
         stamp = self._stamp()
         if self._min_prio[0] != stamp:
             self._min_prio = (stamp, self.index.min_priority())
@@ -311,19 +336,30 @@ class Preemption:
         return ""
 
     def start_eviction(self, uid: str) -> None:
-        """`uid` is being evicted: never a victim again, and it marks its node as terminating."""
+        """`uid` is being evicted: never evicted twice, and it marks its node as terminating."""
         self.evicting.add(uid)
-        if self.index is not None:
-            self.index.mark_going(uid)
 
     def end_eviction(self, uid: str) -> None:
         """`uid` is gone, or its eviction was given up."""
         self.evicting.discard(uid)
+
+    def hold(self, uid: str, priority: int) -> None:
+        """A preemptor nominated (assumed on its node): it holds the room, and is no victim."""
+        self.held[uid] = priority
         if self.index is not None:
-            self.index.mark_going(uid, False)
+            self.index.mark_held(uid)
+
+    def unhold(self, uid: str) -> None:
+        """The nomination ended (bound, released, bumped or deleted)."""
+        if self.held.pop(uid, None) is not None and self.index is not None:
+            self.index.mark_held(uid)
 
     def _victim(self, q: PodInfo | None, priority: int) -> bool:
-        return q is not None and q.priority < priority and not q.deleting and q.uid not in self.evicting
+        return q is not None and q.priority < priority and q.uid not in self.held
+
+    def to_evict(self, c: Candidate) -> list[PodInfo]:
+        """The victims whose deletion must still be asked (not terminating already)."""
+        return [v for v in c.victims if not v.deleting and v.uid not in self.evicting]
 
     def preempt(self, pod: PodInfo) -> Outcome:
         """Find the best candidate for `pod` (nothing is changed), or why there is none."""
@@ -345,7 +381,7 @@ class Preemption:
         if pod.key is None:
             return Outcome(message=postfilter_message(pod.error or "invalid pod spec"))
         if self.index is None:
-            self.index = VictimIndex(e)
+            self.index = VictimIndex(e, self.held)
         cls = e.class_of(pod)
         if cls.stale():
             cls.build()
@@ -361,8 +397,10 @@ class Preemption:
                 if text in UNRESOLVABLE:
                     resolvable &= ~mask
         t = e.table
-        freeable, biggest, count, minp, maxts = self.index.lower(pod.priority, t.size)
-        has = count[rows] > 0
+        freeable, biggest, count, minp, maxts, ignorable = self.index.lower(pod.priority, t.size)
+        # a node held only by lower-priority nominations may need no victim at all
+        open_room = ignorable[rows].any(axis=1)
+        has = (count[rows] > 0) | open_room
         fits_bound = np.ones(n, dtype=bool)
         # fewest victims possible: each resource's shortfall over the largest single victim there
         k_lb = np.ones(n, dtype=np.int64)
@@ -370,6 +408,8 @@ class Preemption:
         for col, v, res_name in node_resources_fit.requested_columns(cls.ctx):
             have = t.alloc[rows, col] - t.req[rows, col]
             inside = col < freeable.shape[1]
+            if inside:
+                have = have + ignorable[rows, col]
             free = have + (freeable[rows, col] if inside else 0)
             short = free < v
             fits_bound &= ~short
@@ -386,20 +426,21 @@ class Preemption:
         for short, text in short_reasons:
             _count(hist, text, int((bounded & short).sum()))
         idx = np.flatnonzero(pot)
-        lb_p, lb_k, lb_t = minp[rows[idx]], k_lb[idx], -maxts[rows[idx]]
+        none_needed = open_room[idx]  # such a node's bound: no victim
+        lb_p = np.where(none_needed, LOWEST, minp[rows[idx]])
+        lb_k = np.where(none_needed, 0, k_lb[idx])
+        lb_t = np.where(none_needed, 0.0, -maxts[rows[idx]])
         order = np.lexsort((lb_t, lb_k, lb_k * (lb_p + PRIORITY_OFFSET), lb_p))
-        k_of = dict(zip(idx.tolist(), lb_k.tolist()))
+        bound_of = {p: (0, bp, bk * (bp + PRIORITY_OFFSET), bk, bt) for p, bp, bk, bt
+                    in zip(idx.tolist(), lb_p.tolist(), lb_k.tolist(), lb_t.tolist())}
         order = idx[order]
         best: Candidate | None = None
         best_rank: tuple | None = None
         evaluated = 0
         for p in order.tolist():
             row = int(rows[p])
-            if best_rank is not None:
-                k = k_of[p]
-                lb = (0, int(minp[row]), k * (int(minp[row]) + PRIORITY_OFFSET), k, -float(maxts[row]))
-                if lb >= best_rank:
-                    break  # every node left is bounded by at least this: none can do better
+            if best_rank is not None and bound_of[p] >= best_rank:
+                break  # every node left is bounded by at least this: none can do better
             evaluated += 1
             c = self.select_victims(cls, pod, row)
             if not isinstance(c, Candidate):
@@ -427,20 +468,31 @@ class Preemption:
         c = self.select_victims(cls, pod, row)
         return c if isinstance(c, Candidate) else None
 
-    def apply(self, pod: PodInfo, c: Candidate) -> list[PodInfo]:
+    def apply(self, pod: PodInfo, c: Candidate) -> tuple[list[PodInfo], list[PodInfo]]:
         """Act out a candidate as the coordinator commits one: the preemptor assumed on the node
-        (its room held) and its victims marked as being evicted (they still hold theirs until
-        they are gone), so later pods of the same batch see what the ledger will; `undo` puts
-        everything back."""
-        for v in c.victims:
+        and nominated (its room held), its victims marked as being evicted (they still hold
+        theirs until they are gone), the lower nominations it clears gone, so later pods of the
+        same batch see what the ledger will; `undo` puts everything back. Returns what it
+        changed: (victims it marked, nominations it cleared)."""
+        marked = self.to_evict(c)
+        for v in marked:
             self.start_eviction(v.uid)
+        for b in c.bumped:
+            self.unhold(b.uid)
+            self.engine.remove_pod(b.uid)
         self.engine.assume(pod, c.node)
-        return c.victims
+        self.hold(pod.uid, pod.priority)
+        return marked, c.bumped
 
-    def undo(self, pod: PodInfo, victims: list[PodInfo]) -> None:
+    def undo(self, pod: PodInfo, changed: tuple[list[PodInfo], list[PodInfo]]) -> None:
+        marked, bumped = changed
+        self.unhold(pod.uid)
         self.engine.remove_pod(pod.uid)
         pod.node_name = ""
-        for v in victims:
+        for b in bumped:
+            self.engine.add_pod(b)
+            self.hold(b.uid, b.priority)
+        for v in marked:
             self.end_eviction(v.uid)
 
     def select_victims(self, cls: "ClassState", pod: PodInfo, row: int) -> Candidate | list[str]:
@@ -451,8 +503,10 @@ class Preemption:
         e = self.engine
         t = e.table
         pods = e.pods
-        lower = [q for q in map(pods.get, t.pods[row]) if self._victim(q, pod.priority)]
-        if not lower:
+        here = [q for q in map(pods.get, t.pods[row]) if q is not None and q.priority < pod.priority]
+        lower = [q for q in here if q.uid not in self.held]
+        bumped = [q for q in here if q.uid in self.held]  # not seen by this pod: room, never victims
+        if not lower and not bumped:
             return [NO_VICTIMS]
         lower.sort(key=importance)
         name = t.names[row]
@@ -479,11 +533,17 @@ class Preemption:
             def fits() -> bool:
                 return e.check(pod, name)
         try:
+            for v in bumped:
+                take(v, 1)
             for v in lower:
                 take(v, 1)
             if not fits():
                 return _row_reasons(e.class_of(pod), row) if saved is None else _short(cls, row)
-            violating, rest = split_by_pdb(lower, self.pdbs)
+            violating, rest = split_by_pdb([v for v in lower if not v.deleting and v.uid not in self.evicting],
+                                           self.pdbs)
+            # pods already terminating disrupt no budget further: reprieved (or not) with the rest
+            rest += [v for v in lower if v.deleting or v.uid in self.evicting]
+            rest.sort(key=importance)
             victims: list[PodInfo] = []
             violations = 0
             for group, is_violating in ((violating, True), (rest, False)):
@@ -493,16 +553,16 @@ class Preemption:
                         take(v, 1)
                         victims.append(v)
                         violations += is_violating
-            if not victims:  # it fits with every pod back: nothing to preempt for
+            if not victims and not bumped:  # it fits with every pod back: nothing to preempt for
                 return [NOT_HELPFUL]
             if violating and rest:
                 victims.sort(key=importance)
-            return Candidate(name, victims, violations)
+            return Candidate(name, victims, violations, bumped)
         finally:
             if saved is not None:
                 t.req_l[row][:] = saved
             else:
-                for v in lower:
+                for v in lower + bumped:
                     if v.uid not in pods:
                         e.add_pod(v)
 

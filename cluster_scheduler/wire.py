@@ -230,15 +230,17 @@ class PreemptionProposal(NamedTuple):
     reasons: dict[str, int]
 
 
-def encode_preemption_request(pods: Iterable[bytes], pdbs: list[dict], evicting: Iterable[str]) -> bytes:
+def encode_preemption_request(pods: Iterable[bytes], pdbs: list[dict], evicting: Iterable[str],
+                              held: dict[str, int]) -> bytes:
     """The pods to preempt for (stripped bytes, queue order), the PodDisruptionBudgets as the
-    apiserver has them (stripped dicts) and the pods already being evicted."""
-    return msgpack.packb([list(pods), pdbs, list(evicting)], use_bin_type=True)
+    apiserver has them (stripped dicts), the pods already being evicted and the nominated
+    preemptors (uid -> priority)."""
+    return msgpack.packb([list(pods), pdbs, list(evicting), held], use_bin_type=True)
 
 
-def decode_preemption_request(data: bytes) -> tuple[list[bytes], list[dict], list[str]]:
-    pods, pdbs, evicting = msgpack.unpackb(data, raw=False)
-    return pods, pdbs, evicting
+def decode_preemption_request(data: bytes) -> tuple[list[bytes], list[dict], list[str], dict[str, int]]:
+    pods, pdbs, evicting, held = msgpack.unpackb(data, raw=False)
+    return pods, pdbs, evicting, held
 
 
 def encode_preemptions(outcomes: Iterable[Any], seconds: float) -> bytes:

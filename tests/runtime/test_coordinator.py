@@ -623,3 +623,51 @@ def test_a_restarted_coordinator_waits_for_terminating_victims_instead_of_preemp
     feed(c, PODS, [going], typ="DELETED")
     run_all(c)
     assert binder.bound == [("high", "n0")]
+
+
+def test_a_higher_priority_preemptor_never_evicts_a_nominated_pod_and_clears_its_nomination():
+    """A nominated preemptor is never a victim, and a preemptor of higher priority does not see
+    it (upstream adds only nominated pods of its priority or more): it counts the victim already
+    terminating for the nominated pod as its own (no second eviction), reprieves the pod of
+    priority 500 that still fits beside it, and clears the lower nomination, which is tried again."""
+    c, binder = make_no_backoff(1)
+    feed(c, NODES, [node("n0", "2")])
+    feed(c, PODS, [pod("low0", "1", node_name="n0", prio=500), pod("low1", "1", node_name="n0", prio=1)])
+    feed(c, PODS, [pod("mid", "1", prio=100)])
+    run_all(c)
+    assert binder.evictions == [("low1", "mid", "n0")] and binder.nominations == [("mid", "n0")]
+    feed(c, PODS, [pod("high", "1", prio=1000)])
+    run_all(c)
+    assert binder.evictions == [("low1", "mid", "n0")]  # neither mid nor low0 is evicted
+    assert binder.nominations == [("mid", "n0"), ("mid", ""), ("high", "n0")]
+    assert "u-mid" not in c.nominated and "u-mid" not in c.ledger.pods and c.stats.nominations_cleared == 1
+    assert set(c.preemption.held) == {"u-high"}
+    feed(c, PODS, [pod("low1", "1", node_name="n0", prio=1)], typ="DELETED")
+    c.queue.move_all_to_active()
+    run_all(c)
+    assert binder.bound == [("high", "n0")] and not c.preemption.held
+    assert dict(binder.unschedulable)["mid"].endswith("1 No preemption victims found for incoming pod.")
+
+
+def test_a_higher_priority_pod_takes_room_held_only_by_a_lower_nomination_without_evicting():
+    """The nominated pod waits for two victims; one is gone. A pod of higher priority fits in
+    what is physically free once that nomination is not seen: it is bound at once (upstream's
+    filters would have placed it there), with no eviction, and the nomination is cleared."""
+    c, binder = make_no_backoff(1)
+    feed(c, NODES, [node("n0", "4")])
+    feed(c, PODS, [pod("a", "2", node_name="n0", prio=1), pod("b", "2", node_name="n0", prio=1)])
+    feed(c, PODS, [pod("mid", "3", prio=100)])
+    run_all(c)
+    assert sorted(v for v, _p, _n in binder.evictions) == ["a", "b"]
+    feed(c, PODS, [pod("a", "2", node_name="n0", prio=1)], typ="DELETED")
+    run_all(c)
+    assert binder.bound == []  # b is still terminating
+    feed(c, PODS, [pod("high", "2", prio=1000)])
+    run_all(c)
+    assert binder.bound == [("high", "n0")] and len(binder.evictions) == 2
+    assert binder.nominations[-1] == ("mid", "") and "u-mid" not in c.nominated
+    feed(c, PODS, [pod("b", "2", node_name="n0", prio=1)], typ="DELETED")
+    c.queue.move_all_to_active()
+    run_all(c)
+    assert binder.bound == [("high", "n0")]  # 2 of 4 cpu left: mid does not fit, nor may it evict high
+    assert "mid" in dict(binder.unschedulable)

@@ -241,12 +241,44 @@ def test_victim_index_follows_the_engine_and_rebuilds_after_an_overflowing_log()
     from cluster_scheduler.preemption import VictimIndex
 
     e = engine([node("n1", "4"), node("n2", "4")], [running("a", "n1", "1", 1)])
-    idx = VictimIndex(e)
+    held: dict[str, int] = {}
+    idx = VictimIndex(e, held)
     e.table.log_limit = 3
     for i in range(5):  # more changes than the log holds
         e.add_pod(running(f"b{i}", "n2", "500m", 2))
     e.remove_pod("default/a")
-    freeable, _biggest, count, minp, _ = idx.lower(5, e.table.size)
+    freeable, _biggest, count, minp, _, ignorable = idx.lower(5, e.table.size)
     rows = {name: e.table.index[name] for name in ("n1", "n2")}
     assert count[rows["n1"]] == 0 and count[rows["n2"]] == 5 and minp[rows["n2"]] == 2
-    assert freeable[rows["n2"], e.table.res_index["cpu"]] == 2500
+    assert freeable[rows["n2"], e.table.res_index["cpu"]] == 2500 and not ignorable.any()
+    # a nominated pod is no victim: its room is only ignorable, by a preemptor above it
+    held["default/b0"] = 2
+    idx.mark_held("default/b0")
+    freeable, _biggest, count, _minp, _, ignorable = idx.lower(5, e.table.size)
+    assert count[rows["n2"]] == 4 and freeable[rows["n2"], e.table.res_index["cpu"]] == 2000
+    assert ignorable[rows["n2"], e.table.res_index["cpu"]] == 500
+    assert not idx.lower(2, e.table.size)[5].any()  # not below a preemptor of its own priority
+
+
+def test_terminating_pods_are_victims_without_a_second_eviction_and_nominations_never_are():
+    """Upstream counts every lower-priority pod on the node, terminating ones too (their deletion
+    is not asked again); a nominated preemptor (`held`) is never a victim, and a preemptor of
+    higher priority does not see it: its room is free, and the candidate lists it to clear."""
+    keep = running("keep", "n1", "1", 1)
+    going = running("going", "n1", "1", 1)  # the younger: the one not reprieved
+    going.deleting = True
+    e = engine([node("n1", "2")], [keep, going])
+    pre = Preemption(e)
+    out = pre.preempt(pod("p", "1", priority=5))
+    assert victims(out) == ["going"] and pre.to_evict(out.candidate) == []
+    # a nominated pod (priority 3) holds the room of "keep"
+    nominee = running("nominee", "n1", "1", 3)
+    e2 = engine([node("n1", "2")], [running("low", "n1", "1", 1), nominee])
+    pre2 = Preemption(e2)
+    pre2.hold(nominee.uid, 3)
+    out = pre2.preempt(pod("same", "2", priority=3))  # its priority: the nomination holds the room
+    assert out.candidate is None
+    out = pre2.preempt(pod("higher", "1", priority=5))  # fits once the nomination is not seen
+    assert out.candidate.victims == [] and [b.name for b in out.candidate.bumped] == ["nominee"]
+    out = pre2.preempt(pod("bigger", "2", priority=5))
+    assert victims(out) == ["low"] and [b.name for b in out.candidate.bumped] == ["nominee"]
