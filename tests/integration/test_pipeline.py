@@ -17,7 +17,7 @@ from cluster_scheduler.api.rest import api_client
 from cluster_scheduler.controlplane.cluster import write_kubeconfig
 from tests.reliability.faults import FaultProxy, FaultRule, generate_self_signed
 
-from tests.reliability.test_fault_proxy import binding, node, pod
+from tests.manifests import binding, node, pod
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.timeout(180)]
 

@@ -14,27 +14,11 @@ from kubernetes.client.rest import ApiException
 
 from cluster_scheduler.api.rest import api_client
 from tests.reliability.faults import FaultProxy, FaultRule, is_watch
+from tests.manifests import binding, node, pod
 
 pytestmark = pytest.mark.timeout(120)
 
 BINDING = r"/api/v1/namespaces/[^/]+/pods/[^/]+/binding$"
-
-
-def node(name: str) -> dict:
-    res = {"cpu": "4", "memory": "8Gi", "pods": "110"}
-    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name},
-            "status": {"capacity": res, "allocatable": res,
-                       "conditions": [{"type": "Ready", "status": "True"}]}}
-
-
-def pod(name: str) -> dict:
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-            "spec": {"schedulerName": "nobody", "containers": [{"name": "c", "image": "pause"}]}}
-
-
-def binding(pod_name: str, node_name: str) -> dict:
-    return {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": pod_name},
-            "target": {"apiVersion": "v1", "kind": "Node", "name": node_name}}
 
 
 @pytest.fixture

@@ -3,24 +3,11 @@ rest in order as answers come back; every answer becomes one result."""
 
 from __future__ import annotations
 
-from concurrent.futures import Future
 
 from cluster_scheduler.api.binder import BOUND, CONFLICT, RETRY, Binder
 from cluster_scheduler.api.pipeline import PipelineError
 from tests.plugins.builders import pod
-
-
-class FakePoster:
-    def __init__(self):
-        self.sent: list[tuple[str, Future]] = []
-
-    def submit(self, path, body, timeout):
-        f: Future = Future()
-        self.sent.append((body["metadata"]["name"], f))
-        return f
-
-    def close(self):
-        pass
+from tests.runtime.harness import FakePoster
 
 
 def test_at_most_concurrency_in_flight_the_rest_in_order():

@@ -1,6 +1,6 @@
-"""The coordinator's commit logic with the partitions run in-process (a stand-in for Ray that calls
-the real Partition class) and a recording binder: proposals are merged, checked against the
-ledger, assumed once, and pods that fit nowhere get kube's message."""
+"""The coordinator's commit logic with the partitions run in-process (tests/runtime/harness.py: a
+stand-in for Ray that calls the real Partition class, and a recording binder): proposals are
+merged, checked against the ledger, assumed once, and pods that fit nowhere get kube's message."""
 
 from __future__ import annotations
 
@@ -10,134 +10,13 @@ import pytest
 
 from actors.coordinator import Coordinator, merge
 from actors.partition import Partition, shard_of
-from cluster_scheduler.api.binder import (BOUND, CONFLICT, EVICTED, RETRY, BindResult, EvictResult, TokenBucket,
+from cluster_scheduler.api.binder import (CONFLICT, RETRY, TokenBucket,
                                           classify)
 from cluster_scheduler.api.informer import NODES, POD_GROUPS, PODS
-from cluster_scheduler.wire import Op, Proposal, decode_deltas, strip_pod
+from cluster_scheduler.wire import Op, Proposal, decode_deltas
 from cluster_scheduler.config import Profile, RuntimeConfig
-
-
-class Future:
-    def __init__(self, value=None, error: Exception | None = None):
-        self.value, self.error = value, error
-
-
-class Method:
-    def __init__(self, actor: "Actor", name: str):
-        self.actor, self.name = actor, name
-
-    def remote(self, *args):
-        if self.actor.dead:
-            return Future(error=RuntimeError("actor died"))
-        return Future(getattr(self.actor.obj, self.name)(*args))
-
-
-class Actor:
-    def __init__(self, obj):
-        self.obj, self.dead = obj, False
-
-    def __getattr__(self, name):
-        return Method(self, name)
-
-
-class Remote:
-    def __init__(self, cls):
-        self.cls = cls
-        self.created: list[Actor] = []
-
-    def options(self, **kw):
-        return self
-
-    def remote(self, *args):
-        a = Actor(self.cls(*args))
-        self.created.append(a)
-        return a
-
-
-class FakeRay:
-    """Just enough of ray's API for the coordinator: remote/options/put/get/kill."""
-
-    def __init__(self):
-        self.remotes: list[Remote] = []
-
-    def remote(self, cls):
-        r = Remote(cls)
-        self.remotes.append(r)
-        return r
-
-    def put(self, v):
-        return v
-
-    def get(self, f, timeout=None):
-        if f.error:
-            raise f.error
-        return f.value
-
-    def kill(self, actor, no_restart=True):
-        actor.dead = True
-
-
-class RecordingBinder:
-    def __init__(self):
-        self.bound: list[tuple[str, str]] = []
-        self.unschedulable: list[tuple[str, str]] = []
-        self.results: list[BindResult] = []
-        self.outcome = BOUND
-        self.nominations: list[tuple[str, str]] = []
-        self.evictions: list[tuple[str, str, str]] = []
-        self._evicted: list = []
-
-    def bind(self, pod, node):
-        self.bound.append((pod.name, node))
-        self.results.append(BindResult(pod, node, self.outcome))
-
-    def mark_unschedulable(self, pod, message, nominated_node=None):
-        self.unschedulable.append((pod.name, message))
-        if nominated_node is not None:
-            self.nominations.append((pod.name, nominated_node))
-
-    def drain(self):
-        out, self.results = self.results, []
-        return out
-
-    # preemption: evictions are recorded; the test decides how each ends (`evicted`)
-    evict_outcome = EVICTED
-
-    def evict(self, victim, preemptor, node):
-        self.evictions.append((victim.name, preemptor.name, node))
-        self._evicted.append(EvictResult(victim, preemptor, node, self.evict_outcome, "" if
-                                         self.evict_outcome == EVICTED else "500 boom"))
-
-    def drain_evictions(self):
-        out, self._evicted = self._evicted, []
-        return out
-
-
-def node(name: str, cpu: str) -> dict:
-    res = {"cpu": cpu, "memory": "8Gi", "pods": "10"}
-    return {"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
-            "status": {"allocatable": res, "conditions": [{"type": "Ready", "status": "True"}]}}
-
-
-def pod(name: str, cpu: str, node_name: str = "", scheduler: str = "cluster-scheduler", prio: int = 0) -> dict:
-    spec = {"schedulerName": scheduler, "priority": prio,
-            "containers": [{"name": "c", "resources": {"requests": {"cpu": cpu}}}]}
-    if node_name:
-        spec["nodeName"] = node_name
-    return {"metadata": {"name": name, "namespace": "ns", "uid": f"u-{name}"}, "spec": spec,
-            "status": {"phase": "Pending"}}
-
-
-def make(partitions: int, batch: int = 100):
-    binder = RecordingBinder()
-    c = Coordinator(Profile(), RuntimeConfig(batch_size=batch, top_k=2, batch_interval_s=0), binder, partitions=partitions,
-                    ray_module=FakeRay())
-    return c, binder
-
-
-def feed(c: Coordinator, kind: str, objs: list[dict], typ: str = "ADDED") -> None:
-    for o in objs:  # pods stripped, as the informer delivers them
-        c.sink(kind, typ, strip_pod(o) if kind == PODS else o)
+from tests.runtime.harness import (FakeRay, RecordingBinder, feed, gang_pod, make, make_no_backoff, node, pod,
+                                   pod_group, run_all)
 
 
 @pytest.mark.parametrize("partitions", [1, 2, 3])
@@ -378,29 +257,6 @@ def test_a_trickle_of_pods_is_batched_at_most_every_interval():
     time.sleep(0.21)
     assert c.run_once() and c.stats.batches == 3
     assert sorted(n for n, _ in binder.bound) == ["a", "b", "c", "d", "e"]
-
-
-def gang_pod(name: str, group: str, cpu: str = "1") -> dict:
-    p = pod(name, cpu)
-    p["spec"]["schedulingGroup"] = {"podGroupName": group}
-    return p
-
-
-def pod_group(name: str, min_count: int | None) -> dict:
-    policy = {"gang": {"minCount": min_count}} if min_count is not None else {"basic": {}}
-    return {"metadata": {"name": name, "namespace": "ns"}, "spec": {"schedulingPolicy": policy}}
-
-
-def run_all(c: Coordinator) -> None:
-    while c.run_once():
-        pass
-
-
-def make_no_backoff(partitions: int, batch: int = 100):
-    """A coordinator whose unschedulable pods come back at once on an event (no backoff wait)."""
-    c, binder = make(partitions, batch)
-    c.queue.backoff_initial_s = c.queue.backoff_max_s = 0.0
-    return c, binder
 
 
 @pytest.mark.parametrize("partitions", [1, 3])

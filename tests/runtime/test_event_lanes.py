@@ -9,7 +9,7 @@ import time
 from cluster_scheduler.api.binder import Binder
 from cluster_scheduler.api.events import EventRecorder
 from tests.plugins.builders import pod
-from tests.runtime.test_binder_inflight import FakePoster
+from tests.runtime.harness import FakePoster
 
 
 class FakeEventsApi:

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cluster_scheduler.api.informer import NODES, POD_GROUPS, PODS
-from tests.runtime.test_coordinator import feed, gang_pod, make_no_backoff, node, pod, pod_group, run_all
+from tests.runtime.harness import feed, gang_pod, make_no_backoff, node, pod, pod_group, run_all
 
 MILLI = {"500m": 500, "1": 1000, "2": 2000}
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from actors.coordinator import Coordinator
 from cluster_scheduler.api.informer import NODES, PODS
-from tests.runtime.test_coordinator import feed, make_no_backoff, node, pod, run_all
+from tests.runtime.harness import feed, make_no_backoff, node, pod, run_all
 
 
 @st.composite
