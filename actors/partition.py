@@ -71,9 +71,6 @@ class Partition:
         self._last_batch: dict[bytes, PodInfo] = {}  # the last batch's pods, parsed (see apply_deltas)
         self._preemption: Preemption | None = None  # PostFilter over this engine (its index kept)
 
-    def ping(self) -> bool:
-        return self.synced
-
     def load(self, index: int, count: int, snapshot: bytes) -> int:
         """Replace all state with a full snapshot (a list of delta ops); returns the node count."""
         self.index, self.count = index, count

@@ -354,9 +354,6 @@ class Preemption:
         if self.held.pop(uid, None) is not None and self.index is not None:
             self.index.mark_held(uid)
 
-    def _victim(self, q: PodInfo | None, priority: int) -> bool:
-        return q is not None and q.priority < priority and q.uid not in self.held
-
     def to_evict(self, c: Candidate) -> list[PodInfo]:
         """The victims whose deletion must still be asked (not terminating already)."""
         return [v for v in c.victims if not v.deleting and v.uid not in self.evicting]

@@ -197,10 +197,6 @@ class Workload:
                 base += -(-o.count // o.pod_group.size)
         raise ValueError("op is not one of this workload's")
 
-    def pod_group_name(self, op: CreatePods, k: int) -> str:
-        """The k-th PodGroup of `op` (from 0)."""
-        return f"{op.generate_name}g{self._group_base(op) + k}"
-
     def iter_pod_groups(self, op: CreatePods) -> Iterator[dict[str, Any]]:
         """PodGroup manifests of a gang op (none for other ops), to be created before its pods.
         Their priority is the pods' (spec.priority of the template), which the schedulers require."""

@@ -363,13 +363,6 @@ class ControlPlane:
         _wait(f"kube-apiserver {self.url}/readyz after a restart", new, lambda: self.readyz(timeout=5), timeout)
         return time.monotonic()
 
-    def restart_apiserver(self, timeout: float = 120.0, *, down_s: float = 0.0) -> float:
-        """Stop kube-apiserver, keep it down `down_s` seconds, start it again; returns the
-        monotonic time it was ready again."""
-        self.stop_apiserver()
-        time.sleep(down_s)
-        return self.start_apiserver(timeout)
-
     def stop(self, timeout: float = 10.0) -> None:
         """Stop every process (newest first), wipe etcd's data, forget the state. Idempotent."""
         errors = []

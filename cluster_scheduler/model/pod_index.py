@@ -129,10 +129,6 @@ class PodIndex:
             self._matcher(mkey, fn)
 
     # ------------------------------------------------------------- holders
-    def holder_counts(self, kind: str, term: PodAffinityTerm, weight: int = 0) -> Counts | None:
-        c = self.holders.get((kind, term, weight))
-        return self._fit(c) if c is not None else None
-
     @staticmethod
     def _held_terms(key: PodSpecKey):
         for t in key.pod_affinity:
@@ -165,21 +161,6 @@ class PodIndex:
 
     def on_uncharge(self, key: PodSpecKey, row: int) -> None:
         self.on_charge(key, row, -1)
-
-    def on_node_removed(self, row: int) -> None:
-        """Counts on a removed row are dropped (its pods are uncharged by the table)."""
-        for _, counts in self.matchers.values():
-            self._fit(counts)
-            if counts.per_row[row]:
-                counts.total -= int(counts.per_row[row])
-                counts.per_row[row] = 0
-                counts.gen += 1
-        for counts in self.holders.values():
-            self._fit(counts)
-            if counts.per_row[row]:
-                counts.total -= int(counts.per_row[row])
-                counts.per_row[row] = 0
-                counts.gen += 1
 
     # -------------------------------------------------------------- domains
     def domain_counts(self, counts: Counts, topology_key: str, rows: np.ndarray | None = None) -> np.ndarray:

@@ -220,10 +220,6 @@ class PodSpecKey:
         return h
 
     @property
-    def labels_dict(self) -> dict[str, str]:
-        return dict(self.labels)
-
-    @property
     def request_dict(self) -> dict[str, int]:
         return dict(self.requests)
 

@@ -223,10 +223,6 @@ def score_raw_row(ctx: ClassCtx, row: int) -> int:
     return s
 
 
-def has_score(ctx: ClassCtx) -> bool:
-    return bool(plan(ctx).score_terms)
-
-
 def normalize(raw: np.ndarray, feasible: np.ndarray) -> np.ndarray:
     """Min-max normalization over the feasible nodes, as upstream's NormalizeScore."""
     if not feasible.any():
