@@ -42,7 +42,7 @@ from cluster_scheduler.engine import (Engine, fit_error_message, gang_unfit_mess
 from cluster_scheduler.gc_tuning import paused_gc
 from cluster_scheduler.model.parse import parse_pdb, parse_pod_group
 from cluster_scheduler.model.types import Gang, PodInfo
-from cluster_scheduler.preemption import Outcome, Preemption, postfilter_message
+from cluster_scheduler.preemption import NOT_ELIGIBLE_TERMINATING, Outcome, Preemption, postfilter_message
 from cluster_scheduler.queue import SchedulingQueue
 from cluster_scheduler.wire import Proposal, namespace_labels, node_info, pack, pod_info, strip_node
 
@@ -78,6 +78,7 @@ class Stats:
     gangs_unschedulable: int = 0  # gang attempts that placed no member
     preemptions: int = 0  # preemptors nominated (their victims evicted)
     nominations_cleared: int = 0  # nominated pods whose node a higher-priority preemptor took
+    nominations_reheld: int = 0  # nominations found in pod status (a restart) whose room is held again
     victims: int = 0  # pods evicted for them
     evictions_failed: int = 0  # victims whose deletion failed for good (their preemptor released)
     preemptions_validated: int = 0  # partitions' candidates the ledger confirmed
@@ -730,8 +731,10 @@ class Coordinator:
         nominated pod's room), its victims are evicted, and it is bound when the last is gone
         (`_victim_gone`); it shows PodScheduled=False with nominatedNodeName meanwhile, as
         upstream. Otherwise it is Unschedulable with the fit error and PostFilter's words.
-        Returns True when it preempted."""
+        Returns True when it preempted (or holds its nominated room again)."""
         pre = self.preemption
+        if pod.nominated_node and pre.enabled(pod) and self._rehold(pod, message):
+            return True
         if pod.key is None or not pre.may_preempt(pod, pre.lowest_priority()):
             out = pre.preempt(pod) if pre.enabled(pod) else None
             self._unschedulable(pod, f"{message} {out.message}" if out is not None else message)
@@ -787,6 +790,42 @@ class Coordinator:
         self.binder.mark_unschedulable(pod, verdict, nominated_node=c.node)
         log.debug("%s/%s nominated to %s, preempting %s", pod.namespace, pod.name, c.node,
                   ", ".join(f"{v.namespace}/{v.name}" for v in c.victims))
+        return True
+
+    def _rehold(self, pod: PodInfo, message: str) -> bool:
+        """A pod nominated before (status.nominatedNodeName: a previous coordinator preempted for
+        it) whose victims are still terminating there holds that room again, as upstream's
+        nominator restores nominations from the pods' status: it is assumed on the node and bound
+        when they are gone, if it fits there once they are. It does not evict anyone."""
+        pre, ledger = self.preemption, self.ledger
+        if pre.eligible(pod) != NOT_ELIGIBLE_TERMINATING:
+            return False
+        node = pod.nominated_node
+        t = ledger.table
+        row = t.index.get(node)
+        going = [q for q in map(ledger.pods.get, t.pods[row] if row is not None else ())
+                 if q is not None and q.priority < pod.priority and (q.deleting or q.uid in pre.evicting)]
+        for v in going:
+            ledger.remove_pod(v.uid)
+        try:
+            fits = ledger.check(pod, node)
+        finally:
+            for v in going:
+                ledger.add_pod(v)
+        if not fits:
+            return False
+        b = self.pending.pop(pod.uid)
+        ledger.assume(replace(pod), node)
+        self.assumed[pod.uid] = (b, node)
+        self._deltas.append(wire.assume(b, node))
+        self.nominated[pod.uid] = (pod, {v.uid for v in going})
+        pre.hold(pod.uid, pod.priority)
+        for v in going:
+            self._evicting.setdefault(v.uid, set()).add(pod.uid)
+        self.stats.nominations_reheld += 1
+        verdict = f"{message} {postfilter_message(NOT_ELIGIBLE_TERMINATING)}"
+        self.last_message[pod.uid] = verdict
+        self.binder.mark_unschedulable(pod, verdict, nominated_node=node)
         return True
 
     def _victim_gone(self, uid: str) -> None:

@@ -34,21 +34,12 @@ from cluster_scheduler.check import _list_all
 from cluster_scheduler.controlplane.cluster import start_control_plane
 from tests.conftest import SCHEDULER, Replica, create_slowly, plain_pod, proxied_runtime, settle_and_check, wait_for
 from tests.reliability.faults import FaultProxy, FaultRule
+from tests.manifests import scheduler_config
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.ray, pytest.mark.timeout(600)]
 
 # the defaults of config/default.yaml for everything that shapes a recovery (backoff 1 s .. 10 s)
-CONFIG = f"""\
-apiVersion: kubescheduler.config.k8s.io/v1
-kind: KubeSchedulerConfiguration
-profiles:
-  - schedulerName: {SCHEDULER}
-runtime:
-  partitions: 1
-  batchSize: 50
-  bindConcurrency: 16
-  metricsPort: 0
-"""
+CONFIG = scheduler_config(SCHEDULER, partitions=1, batchSize=50, bindConcurrency=16, metricsPort=0)
 RES = {"cpu": "4", "memory": "16Gi", "pods": "40"}
 
 

@@ -40,6 +40,7 @@ from cluster_scheduler.api.binder import finish
 from cluster_scheduler.check import _list_all, check_placement, effective_requests
 from cluster_scheduler.controlplane.cluster import free_port
 from tests.reliability.bad_pods import IMAGE, NODES, RUNTIME_CLASS, SCHED, Z, _node, api_template
+from tests.manifests import scheduler_config
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.ray, pytest.mark.timeout(600)]
 
@@ -80,20 +81,9 @@ def api_node(node: dict) -> dict:
     return {**node, "metadata": {**node["metadata"], "labels": labels}}
 
 
-def scheduler_config(metrics_port: int) -> str:
-    return f"""\
-apiVersion: kubescheduler.config.k8s.io/v1
-kind: KubeSchedulerConfiguration
-profiles:
-  - schedulerName: {SCHED}
-runtime:
-  partitions: 2
-  batchSize: 200
-  bindConcurrency: 16
-  metricsPort: {metrics_port}
-  backoffInitialSeconds: 0.2
-  backoffMaxSeconds: 2
-"""
+def config_text(metrics_port: int) -> str:
+    return scheduler_config(SCHED, partitions=2, batchSize=200, bindConcurrency=16, metricsPort=metrics_port,
+                            backoffInitialSeconds=0.2, backoffMaxSeconds=2)
 
 
 def generate(first_gid: int, n: int) -> list[tuple[str, tuple]]:
@@ -197,7 +187,7 @@ class Scheduler:
     def __init__(self, kubeconfig: Path, workdir: Path) -> None:
         self.metrics_port = free_port()
         cfg = workdir / "sched.yaml"
-        cfg.write_text(scheduler_config(self.metrics_port))
+        cfg.write_text(config_text(self.metrics_port))
         self.log_path = workdir / "scheduler.log"
         self._log = self.log_path.open("w")
         self.proc = subprocess.Popen(

@@ -32,6 +32,7 @@ from cluster_scheduler.controlplane.cluster import start_control_plane
 from cluster_scheduler.runtime import SchedulerRuntime
 from tests.conftest import BindWatch, Replica, create_slowly, plain_pod, proxied_runtime, settle_and_check, wait_for
 from tests.reliability.faults import FaultProxy, FaultRule
+from tests.manifests import scheduler_config
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.ray, pytest.mark.timeout(420)]
 
@@ -45,24 +46,10 @@ def pod(i: int, cpu: str = "100m") -> dict:
     return plain_pod(i, NS, cpu)
 
 
-CONFIG = f"""\
-apiVersion: kubescheduler.config.k8s.io/v1
-kind: KubeSchedulerConfiguration
-profiles:
-  - schedulerName: {SCHEDULER}
-runtime:
-  partitions: 1
-  batchSize: 50
-  bindConcurrency: 16
-  metricsPort: 0
-  backoffInitialSeconds: 0.2
-  backoffMaxSeconds: 1
-  leaseName: {LEASE}
-  leaseNamespace: kube-system
-  leaseDurationSeconds: 4
-  renewDeadlineSeconds: 3
-  retryPeriodSeconds: 1
-"""
+CONFIG = scheduler_config(SCHEDULER, partitions=1, batchSize=50, bindConcurrency=16, metricsPort=0,
+                          backoffInitialSeconds=0.2, backoffMaxSeconds=1, leaseName=LEASE,
+                          leaseNamespace="kube-system", leaseDurationSeconds=4, renewDeadlineSeconds=3,
+                          retryPeriodSeconds=1)
 
 
 @pytest.fixture

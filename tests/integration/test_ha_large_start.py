@@ -25,22 +25,14 @@ from cluster_scheduler.check import _list_all
 from cluster_scheduler.controlplane.cluster import start_control_plane
 
 from tests.conftest import Replica
+from tests.manifests import scheduler_config
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.ray, pytest.mark.slow, pytest.mark.timeout(1800),
               pytest.mark.skipif(os.environ.get("CS_LARGE_START") != "1", reason="set CS_LARGE_START=1")]
 
 NODES, BOUND, PENDING, LATE = 10_000, 99_000, 1_000, 500
 SCHEDULER = "cluster-scheduler"
-CONFIG = f"""\
-apiVersion: kubescheduler.config.k8s.io/v1
-kind: KubeSchedulerConfiguration
-profiles:
-  - schedulerName: {SCHEDULER}
-runtime:
-  partitions: 2
-  bindConcurrency: 64
-  metricsPort: 0
-"""
+CONFIG = scheduler_config(SCHEDULER, partitions=2, bindConcurrency=64, metricsPort=0)
 
 
 def node(i: int) -> dict:

@@ -24,22 +24,12 @@ from kubernetes import client
 
 from tests.conftest import SCHEDULER, Replica, plain_pod, settle_and_check, wait_for
 from tests.reliability.faults import FaultProxy, FaultRule, generate_self_signed
+from tests.manifests import scheduler_config
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.ray, pytest.mark.timeout(420)]
 
-CONFIG = f"""\
-apiVersion: kubescheduler.config.k8s.io/v1
-kind: KubeSchedulerConfiguration
-profiles:
-  - schedulerName: {SCHEDULER}
-runtime:
-  partitions: 1
-  batchSize: 20
-  bindConcurrency: 4
-  metricsPort: 0
-  backoffInitialSeconds: 0.2
-  backoffMaxSeconds: 1
-"""
+CONFIG = scheduler_config(SCHEDULER, partitions=1, batchSize=20, bindConcurrency=4, metricsPort=0,
+                          backoffInitialSeconds=0.2, backoffMaxSeconds=1)
 
 
 def pem_body(path: Path) -> str:

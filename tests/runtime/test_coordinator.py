@@ -464,8 +464,11 @@ def test_preemptor_deleted_while_its_victims_go_gives_the_room_back():
 
 def test_a_restarted_coordinator_waits_for_terminating_victims_instead_of_preempting_again():
     """After a restart the preemptor is pending with nominatedNodeName and its victim still
-    terminating: it must not evict anyone else; it binds once the victim is gone."""
-    c, binder = make_no_backoff(1)
+    terminating: it must not evict anyone else; it holds the room again (as upstream's nominator
+    restores nominations from the pods' status), so a pod created meanwhile does not take it, and
+    it binds once the victim is gone."""
+    c, binder = make(1)
+    c.queue.backoff_initial_s = c.queue.backoff_max_s = 60.0  # only the victim's deletion may bind it
     feed(c, NODES, [node("n0", "1"), node("n1", "1")])
     going = pod("victim", "1", node_name="n0", prio=1)
     going["metadata"]["deletionTimestamp"] = "2026-12-06T00:00:00Z"
@@ -476,9 +479,13 @@ def test_a_restarted_coordinator_waits_for_terminating_victims_instead_of_preemp
     assert binder.evictions == [] and binder.bound == []
     assert dict(binder.unschedulable)["high"].endswith(
         "preemption: not eligible due to a terminating pod on the nominated node.")
+    assert "u-high" in c.nominated and c.ledger.pods["u-high"].node_name == "n0"
+    assert c.stats.nominations_reheld == 1
     feed(c, PODS, [going], typ="DELETED")
+    feed(c, PODS, [pod("late", "1", prio=1)])  # arrives with the deletion: the room is not its
     run_all(c)
     assert binder.bound == [("high", "n0")]
+    assert "late" in dict(binder.unschedulable)
 
 
 def test_a_higher_priority_preemptor_never_evicts_a_nominated_pod_and_clears_its_nomination():
