@@ -976,9 +976,14 @@ class Coordinator:
         else:
             why = next((r.message() for r in results if not r.candidates), "")
             message = gang_unfit_message(why, name, g.min_count, placed + fits)
-            for p in pods:
-                self._unschedulable(p, message)
+            preempted = self._preempt_for_gang(pods, need, message)
+            if preempted is not None:
+                ok, message = True, preempted
+            else:
+                for p in pods:
+                    self._unschedulable(p, message)
         self._pod_group_condition(key, g, ok, "Scheduled" if ok else "Unschedulable",
+                                  message if ok and fits < need else
                                   f"{placed + fits} of minCount {g.min_count} pods placed" if ok else message)
         self.stats.gangs_placed += ok
         self.stats.gangs_unschedulable += not ok
@@ -986,6 +991,52 @@ class Coordinator:
             self.metrics.observe_pod_group_attempt("scheduled" if ok else "unschedulable", time.monotonic() - t0,
                                                    profile=pods[0].scheduler_name if pods else None)
         return []
+
+    def _preempt_for_gang(self, pods: list[PodInfo], need: int, message: str) -> str | None:
+        """A gang that does not fit preempts as one (upstream's workload-aware preemption, over
+        every node): the members that fit once the victims are gone are assumed on their nodes
+        (their room held, nominatedNodeName set) and bound together when the last victim is
+        gone; the others stay Unschedulable. Returns the verdict, or None when it cannot."""
+        pre = self.preemption
+        t0 = time.monotonic()
+        gc = pre.preempt_gang(pods, need) if pods and pre.may_preempt(pods[0], pre.lowest_priority()) else None
+        if self.metrics is not None and gc is not None:
+            self.metrics.observe_preemption(len(gc.victims) or None, time.monotonic() - t0)
+        if gc is None:
+            return None
+        lead = gc.assignments[0][0]
+        for q in gc.bumped:
+            self._bump(q.uid, lead, q.node_name)
+        placed = {p.uid for p, _n in gc.assignments}
+        if not gc.victims:  # only lower nominations held the room
+            for p, node in gc.assignments:
+                self._assume(p, node)
+        else:
+            to_evict = [v for v in gc.victims if not v.deleting and v.uid not in pre.evicting]
+            verdict = (f"{message} preemption: found a placement for the gang, preempting "
+                       f"{len(gc.victims)} victims")
+            for p, node in gc.assignments:
+                b = self.pending.pop(p.uid)
+                self.ledger.assume(replace(p), node)
+                self.assumed[p.uid] = (b, node)
+                self._deltas.append(wire.assume(b, node))
+                self.nominated[p.uid] = (p, {v.uid for v in gc.victims})
+                pre.hold(p.uid, p.priority)
+                self.last_message[p.uid] = verdict
+                self.binder.mark_unschedulable(p, verdict, nominated_node=node)
+            by_node = {node: p for p, node in gc.assignments}
+            for v in gc.victims:
+                self._evicting.setdefault(v.uid, set()).update(placed)
+            for v in to_evict:
+                pre.start_eviction(v.uid)
+                self.binder.evict(v, by_node.get(v.node_name, lead), v.node_name)
+            self.stats.preemptions += 1
+            self.stats.victims += len(gc.victims)
+            message = verdict
+        for p in pods:
+            if p.uid not in placed:
+                self._unschedulable(p, message)
+        return message
 
     def _pod_group_condition(self, key: tuple[str, str], g: Gang, ok: bool, reason: str, message: str) -> None:
         """PodGroupInitiallyScheduled, as upstream: True once the gang is placed, and never False

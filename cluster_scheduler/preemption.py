@@ -81,6 +81,17 @@ class Candidate:
 
 
 @dataclass(slots=True)
+class GangCandidate:
+    """A gang's placement after preemption: (member, node) for the members that fit, the pods
+    to evict anywhere in the cluster (most important first), and the lower nominations cleared."""
+
+    assignments: list[tuple[PodInfo, str]]
+    victims: list[PodInfo]
+    pdb_violations: int = 0
+    bumped: list[PodInfo] = field(default_factory=list)
+
+
+@dataclass(slots=True)
 class Outcome:
     """What PostFilter found: a candidate, or the message upstream appends to the fit error."""
 
@@ -451,6 +462,71 @@ class Preemption:
             return Outcome(message=postfilter_message(fit_error_message(num_nodes, hist)), nodes_evaluated=evaluated,
                            reasons=hist)
         return Outcome(best, nodes_evaluated=evaluated, reasons=hist)
+
+    def preempt_gang(self, pods: list[PodInfo], need: int) -> GangCandidate | None:
+        """Upstream's workload-aware preemption (`framework/preemption/podgrouppreemption.go`),
+        the domain the whole cluster: every pod of lower priority than the gang is removed (the
+        lower nominations are not seen); if `need` members then fit (the gang scheduled as
+        usual), victims are reprieved one by one, most important first and PDB-violating ones
+        first, as long as every placed member still passes its filters on its node. None when
+        the gang may not preempt or does not fit even then. Nothing is changed."""
+        if not pods or any(p.preempt_never or p.key is None or not self.enabled(p) for p in pods):
+            return None
+        e = self.engine
+        prio = min(p.priority for p in pods)
+        placed = [q for q in e.pods.values() if q.node_name and q.priority < prio]
+        lower = sorted((q for q in placed if q.uid not in self.held), key=importance)
+        bumped = [q for q in placed if q.uid in self.held]
+        if not lower and not bumped:
+            return None
+        for q in bumped + lower:
+            e.remove_pod(q.uid)
+        members: list[PodInfo] = []
+        try:
+            results, ok = e.schedule_gang(pods, need, commit=True)
+            if not ok:
+                return None
+            members = [p for p, r in zip(pods, results) if r.candidates]
+            assignments = [(p, p.node_name) for p in members]
+            on_node: dict[str, list[PodInfo]] = {}
+            for p in members:
+                on_node.setdefault(p.node_name, []).append(p)
+            local = all(e.class_of(p).resources_only for p in members)
+
+            def still_fit(v: PodInfo) -> bool:
+                # a resource-only gang is affected by a pod back on its own node alone (unless
+                # that pod carries inter-pod terms, which reach other nodes)
+                affected = members if not local or v.key is None or v.key.pod_anti_affinity or v.key.pod_affinity \
+                    else on_node.get(v.node_name, [])
+                for m in affected:
+                    e.remove_pod(m.uid)
+                    ok_m = e.check(m, m.node_name)
+                    e.add_pod(m)
+                    if not ok_m:
+                        return False
+                return True
+
+            live = [v for v in lower if not v.deleting and v.uid not in self.evicting]
+            violating, rest = split_by_pdb(live, self.pdbs)
+            rest = sorted(rest + [v for v in lower if v.deleting or v.uid in self.evicting], key=importance)
+            victims: list[PodInfo] = []
+            violations = 0
+            for group, is_violating in ((violating, True), (rest, False)):
+                for v in group:
+                    e.add_pod(v)
+                    if not still_fit(v):
+                        e.remove_pod(v.uid)
+                        victims.append(v)
+                        violations += is_violating
+            victims.sort(key=importance)
+            return GangCandidate(assignments, victims, violations, bumped)
+        finally:
+            for p in members:
+                e.remove_pod(p.uid)
+                p.node_name = ""
+            for q in bumped + lower:
+                if q.uid not in e.pods:
+                    e.add_pod(q)
 
     def validate(self, pod: PodInfo, node: str) -> Candidate | None:
         """A candidate proposed elsewhere (a partition, on its shard), checked on this engine: the

@@ -125,6 +125,22 @@ def _schedule_pending(engine: Engine, pending: list[PodInfo], res: SimResult,
             res.schedule_seconds += time.perf_counter() - t0
             res.schedule_cpu_seconds += time.process_time() - c0
             fits = sum(1 for r in results if r.candidates)
+            if not ok and preemption is not None and preemption.may_preempt(pods[0], preemption.lowest_priority()):
+                gc = preemption.preempt_gang(pods, spec.min_count)
+                if gc is not None:  # the gang preempts as one: victims go, its members are placed
+                    by_node = {node: p for p, node in gc.assignments}
+                    for v in gc.victims:
+                        engine.remove_pod(v.uid)
+                        res.preemptions[v.uid] = (by_node.get(v.node_name, gc.assignments[0][0]).uid, v.node_name)
+                    res.preempted += len(gc.victims)
+                    res.bound -= len(gc.victims)  # counted when they were bound; the members below
+                    placed_uids = set()
+                    for p, node in gc.assignments:
+                        engine.assume(p, node)
+                        placed_uids.add(p.uid)
+                    results = [PodResult(p.uid, [(p.node_name, 0)]) if p.uid in placed_uids else r
+                               for p, r in zip(pods, results)]
+                    ok = True
             if ok:
                 placed_groups.add(g)
                 progress = True

@@ -534,3 +534,42 @@ def test_a_higher_priority_pod_takes_room_held_only_by_a_lower_nomination_withou
     run_all(c)
     assert binder.bound == [("high", "n0")]  # 2 of 4 cpu left: mid does not fit, nor may it evict high
     assert "mid" in dict(binder.unschedulable)
+
+
+@pytest.mark.parametrize("partitions", [1, 3])
+def test_a_gang_preempts_as_one_and_binds_when_its_victims_are_gone(partitions):
+    """Upstream's workload-aware preemption: a gang that fits nowhere evicts, across nodes, the
+    fewest lower-priority pods that let all its members fit (more important pods reprieved
+    first), its members hold their nodes (nominated) and bind together once every victim is
+    gone. A gang whose pods may not preempt stays Unschedulable."""
+    c, binder = make_no_backoff(partitions)
+    feed(c, NODES, [node(f"n{i}", "2") for i in range(5)])
+    low = [pod(f"low{i}", "1", node_name=f"n{i // 2}", prio=1) for i in range(8)]
+    feed(c, PODS, low + [pod("mid0", "1", node_name="n4", prio=50), pod("mid1", "1", node_name="n4", prio=50)])
+    run_all(c)
+    polite = [gang_pod(f"p{i}", "polite", cpu="2") for i in range(3)]
+    for p in polite:
+        p["spec"]["priority"], p["spec"]["preemptionPolicy"] = 100, "Never"
+    train = [gang_pod(f"t{i}", "train", cpu="2") for i in range(3)]
+    for p in train:
+        p["spec"]["priority"] = 100
+    feed(c, POD_GROUPS, [pod_group("train", 3), pod_group("polite", 3)])
+    feed(c, PODS, train + polite)
+    run_all(c)
+    victims = sorted(v for v, _p, _n in binder.evictions)
+    assert len(victims) == 6 and all(v.startswith("low") for v in victims), victims  # mid pods reprieved
+    nominated = dict(binder.nominations)
+    assert sorted(nominated) == ["t0", "t1", "t2"] and len(set(nominated.values())) == 3
+    assert binder.bound == [] and all(n.startswith("p") or n.startswith("t") for n, _m in binder.unschedulable)
+    assert not any(n.startswith("p") for n, _p, _n in binder.evictions)
+    assert dict(binder.unschedulable)["p0"].endswith("gang polite needs 3, 0 fit")
+    # the victims go one by one: the gang binds only when the last is gone, all together
+    for v in victims[:-1]:
+        feed(c, PODS, [next(p for p in low if p["metadata"]["name"] == v)], typ="DELETED")
+        run_all(c)
+        assert binder.bound == []
+    feed(c, PODS, [next(p for p in low if p["metadata"]["name"] == victims[-1])], typ="DELETED")
+    run_all(c)
+    assert sorted(n for n, _node in binder.bound) == ["t0", "t1", "t2"]
+    assert {node for _n, node in binder.bound} == set(nominated.values())
+    assert c.stats.preemptions == 1 and c.stats.victims == 6 and not c.preemption.held

@@ -285,3 +285,45 @@ def test_preemption_in_queue_order(tmp_path):
     assert res.check_ok, res.check_summary
     by_ns = Counter(p["metadata"]["namespace"] for p in res.pod_dicts if p["spec"].get("nodeName"))
     assert by_ns == {"high": 3, "mid": 1}
+
+
+GANG_PREEMPT = """\
+name: gang-preempt
+ops:
+  - op: createNodes
+    count: 4
+    template:
+      status:
+        allocatable: {cpu: "2", memory: 4Gi, pods: "10"}
+  - op: createPods
+    count: 8
+    namespace: batch
+    template:
+      spec:
+        priority: 1
+        terminationGracePeriodSeconds: 0
+        containers: [{name: c, image: pause, resources: {requests: {cpu: "1"}}}]
+  - op: barrier
+  - op: createPods
+    count: 3
+    namespace: train
+    generateName: job-
+    podGroup: {size: 3, minCount: 3}
+    template:
+      spec:
+        priority: 100
+        containers: [{name: c, image: pause, resources: {requests: {cpu: "2"}}}]
+"""
+
+
+def test_a_gang_preempts_as_one(tmp_path):
+    """A gang of three 2-CPU pods on four full nodes: it evicts the six batch pods of three nodes,
+    all its members are placed, the fourth node's pods stay; the check finds every victim of
+    lower priority than the gang member that took its node."""
+    path = tmp_path / "w.yaml"
+    path.write_text(GANG_PREEMPT)
+    res = run(path)
+    assert (res.bound, res.preempted, res.unschedulable) == (5, 6, 0), format_report(res)
+    assert res.check_ok, res.check_summary
+    assert Counter(p["metadata"]["namespace"] for p in res.pod_dicts if p["spec"].get("nodeName")) == {
+        "train": 3, "batch": 2}
