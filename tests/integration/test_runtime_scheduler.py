@@ -688,3 +688,52 @@ def test_two_profiles_each_pod_scheduled_with_its_own(admin, run_scheduler, tmp_
     wait_for(lambda: {e["reportingController"] for e in events_for(admin, ns, "Scheduled")
                       if e["regarding"]["name"].startswith("pack-")} == {"binpack"}, 30,
              "the binpack pods' Scheduled events, reported by binpack")
+
+
+def test_a_gang_preempts_as_one_end_to_end(admin, run_scheduler):
+    """Three partitions; four 2-CPU nodes full of batch pods (priority 1) and one with two pods of
+    priority 50. A gang of three 2-CPU pods (priority 100, the PodGroup's too) evicts the six batch
+    pods of three nodes, across shards (each with DisruptionTarget and a Preempted event), the
+    more important pods are reprieved, its members show nominatedNodeName and are bound together
+    once the victims are gone; the placement check finds the gang whole and every victim lower."""
+    from cluster_scheduler.api import rest
+    from cluster_scheduler.check import fetch_pod_groups
+
+    ns = "gang-preempt"
+    core = client.CoreV1Api(admin)
+    core.create_namespace({"metadata": {"name": ns}})
+    for i in range(5):
+        finish(core.create_node(node_obj(f"gp-{i}", "2"), _preload_content=False))
+    rt = run_scheduler(3, batch_size=10)
+    low = []
+    for i in range(8):
+        p = prio_pod(f"batch{i}", ns, "1", 1)
+        p["spec"]["nodeName"] = f"gp-{i // 2}"
+        low.append(p)
+    for i in range(2):
+        p = prio_pod(f"mid{i}", ns, "1", 50)
+        p["spec"]["nodeName"] = "gp-4"
+        low.append(p)
+    create_all(admin, [], low)
+    wait_settled(admin, ns, 10, timeout=60, want_bound=10)
+    group = pod_group_obj("train", ns, 3)
+    group["spec"]["priority"] = 100
+    finish(rest.request(admin, "POST", f"/apis/scheduling.k8s.io/v1beta1/namespaces/{ns}/podgroups", group))
+    members = gang_members("train", ns, "train", 3, cpu="2")
+    for p in members:
+        p["spec"]["priority"] = 100
+        finish(rest.request(admin, "POST", f"/api/v1/namespaces/{ns}/pods", p))
+    wait_for(lambda: all(pod_state(pod_map(admin, ns).get(f"train{i}", {"spec": {}})) == "bound" for i in range(3)),
+             90, "the gang bound")
+    pods = pod_map(admin, ns)
+    gone = sorted({p["metadata"]["name"] for p in low} - set(pods))
+    assert len(gone) == 6 and all(n.startswith("batch") for n in gone), gone  # the mid pods reprieved
+    assert len({pods[f"train{i}"]["spec"]["nodeName"] for i in range(3)}) == 3
+    preempted = events_for(admin, ns, "Preempted")
+    assert sorted(e["regarding"]["name"] for e in preempted) == gone
+    assert {e["related"]["name"] for e in preempted} <= {f"train{i}" for i in range(3)}
+    assert rt.coordinator.stats.victims == 6 and not rt.coordinator.preemption.held
+    core_pods = _list_all(core.list_pod_for_all_namespaces)
+    report = check_placement(_list_all(core.list_node), core_pods, scheduler_name=SCHEDULER,
+                             pod_groups=fetch_pod_groups(admin))
+    assert report.ok and report.gangs_whole == 1, report.summary()
