@@ -1017,13 +1017,13 @@ def run_check(args: argparse.Namespace) -> int:
         from cluster_scheduler.api.rest import api_client as make_client
 
         api_client = make_client(args.kubeconfig)
-    except Exception as exc:  # the client raises several unrelated types for a bad file
+    except Exception as exc:  # noqa: BLE001 - the client raises several unrelated types for a bad file
         raise CliError(f"cannot load kubeconfig {args.kubeconfig}: {exc}") from None
     try:
         nodes, pods, events = fetch_cluster_state(api_client)
         ns_labels = fetch_namespace_labels(api_client)
         pod_groups = fetch_pod_groups(api_client)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any listing failure is one clear CLI error
         raise CliError(f"cannot list the cluster: {' '.join(str(exc).split())}") from None
     finally:
         api_client.close()

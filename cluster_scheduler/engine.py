@@ -34,7 +34,7 @@ from typing import Callable, Sequence
 import numpy as np
 # np.unique reads np.ma on every call, and numpy imports numpy.ma lazily: import it with the engine
 # so its first import (tens of ms) lands at start-up, not in an actor's first scheduling batch.
-import numpy.ma  # noqa: F401
+import numpy.ma
 
 from .gc_tuning import paused_gc
 from .model.node_table import NodeTable

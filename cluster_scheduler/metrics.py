@@ -169,7 +169,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:  # http.server's naming
         path = self.path.split("?", 1)[0]
         if path == "/metrics":
             self._send(200, self.server.metrics.exposition(), CONTENT_TYPE_LATEST)
@@ -179,7 +179,7 @@ class _Handler(BaseHTTPRequestHandler):
             try:
                 res = self.server.readiness()
                 ok, why = res if isinstance(res, tuple) else (bool(res), "")
-            except Exception as exc:  # a failing check is "not ready", never a crashed endpoint
+            except Exception as exc:  # noqa: BLE001 - a failing check is "not ready", never a crashed endpoint
                 ok, why = False, f"readiness check failed: {exc}"
             self._send(200 if ok else 503, b"ok" if ok else (why or "not ready").encode())
         else:

@@ -229,7 +229,7 @@ class SchedulerRuntime:
         def loop() -> None:
             try:
                 self.coordinator.run(self._stop, self._gate, warm=self._synced)
-            except Exception:  # noqa: BLE001 - a crashed loop must stop the process, loudly
+            except Exception:  # a crashed loop must stop the process, loudly
                 log.exception("scheduling loop crashed")
                 self.failed = True
                 self._stop.set()

@@ -326,7 +326,7 @@ def format_report(res: SimResult) -> str:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("simulate", help="run a workload file through the engine, no apiserver")
-    p.add_argument("workload", help="workload YAML (see docs/workloads.md)")
+    p.add_argument("workload", help="workload YAML (the format: ../shared/workloads/FORMAT.md)")
     p.add_argument("--config", help="scheduler config YAML (default: built-in defaults)")
     p.add_argument("--no-check", action="store_true", help="skip the placement check")
     p.set_defaults(func=_main)

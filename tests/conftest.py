@@ -248,7 +248,7 @@ def create_slowly(admin, namespace: str, pods: list[dict], per_s: float, *, tole
                     return
                 if not tolerate_errors:
                     raise
-            except Exception:  # noqa: BLE001 - connection refused while the apiserver restarts
+            except Exception:  # connection refused while the apiserver restarts
                 if not tolerate_errors:
                     raise
             t.failed_creates += 1

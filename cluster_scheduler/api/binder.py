@@ -29,7 +29,7 @@ from typing import Any, Callable
 from urllib.parse import quote
 
 from ..model.types import PodInfo
-from .rest import RawClient, TokenBucket, finish, request, rfc3339  # noqa: F401 - TokenBucket re-exported
+from .rest import RawClient, TokenBucket, finish, request, rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def retry_transient(call: Callable[[], None], *, deadline_s: float | None = None
         try:
             call()
             return
-        except Exception as exc:  # noqa: BLE001 - classified below
+        except Exception as exc:  # classified below
             late = deadline_s is not None and time.monotonic() - t0 + wait > deadline_s
             if classify(exc)[0] != RETRY or late:
                 raise

@@ -222,7 +222,7 @@ class LeaderElector:
     def _try_quietly(self) -> bool:
         try:
             return self.try_acquire_or_renew()
-        except Exception as exc:  # network errors, 5xx: simply not leader this round
+        except Exception as exc:  # noqa: BLE001 - network errors, 5xx: simply not leader this round
             log.debug("%s: lease attempt failed: %s", self.identity, exc)
             return False
 
@@ -320,7 +320,7 @@ class LeaderElector:
             now = micro_time()
             rec = LeaderElectionRecord("", 1, now, now, old.lease_transitions)
             updated = self._write(rec, (lease.get("metadata") or {}).get("resourceVersion"))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - stepping down must not fail on a broken connection
             log.warning("%s: releasing the lease failed: %s", self.identity, exc)
             return False
         if updated is None:

@@ -184,7 +184,7 @@ class _Handler(BaseHTTPRequestHandler):
         super().finish()
 
     # -- every method goes through one path
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:  # http.server's naming
         self._proxy()
 
     do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_GET

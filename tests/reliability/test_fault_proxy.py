@@ -140,7 +140,7 @@ def _watch_lines(api, namespace, results, **kw):
         for chunk in resp.stream(4096, decode_content=False):
             buf += chunk
         results["end"] = "clean"
-    except Exception as exc:  # a reset mid-stream
+    except Exception as exc:  # noqa: BLE001 - a reset mid-stream, whatever urllib3 calls it
         results["end"] = f"error: {type(exc).__name__}"
     results["seconds"] = time.monotonic() - t0
     results["events"] = [orjson.loads(line) for line in buf.splitlines() if line.strip()]
