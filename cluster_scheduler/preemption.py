@@ -439,16 +439,16 @@ class Preemption:
         lb_k = np.where(none_needed, 0, k_lb[idx])
         lb_t = np.where(none_needed, 0.0, -maxts[rows[idx]])
         order = np.lexsort((lb_t, lb_k, lb_k * (lb_p + PRIORITY_OFFSET), lb_p))
-        bound_of = {p: (0, bp, bk * (bp + PRIORITY_OFFSET), bk, bt) for p, bp, bk, bt
-                    in zip(idx.tolist(), lb_p.tolist(), lb_k.tolist(), lb_t.tolist())}
-        order = idx[order]
         best: Candidate | None = None
         best_rank: tuple | None = None
         evaluated = 0
-        for p in order.tolist():
+        for j in order.tolist():  # best bound first; the bound tuple is built only when compared
+            p = int(idx[j])
             row = int(rows[p])
-            if best_rank is not None and bound_of[p] >= best_rank:
-                break  # every node left is bounded by at least this: none can do better
+            if best_rank is not None:
+                bp, bk = int(lb_p[j]), int(lb_k[j])
+                if (0, bp, bk * (bp + PRIORITY_OFFSET), bk, float(lb_t[j])) >= best_rank:
+                    break  # every node left is bounded by at least this: none can do better
             evaluated += 1
             c = self.select_victims(cls, pod, row)
             if not isinstance(c, Candidate):
