@@ -148,22 +148,23 @@ class _PostFilterRun:
         self._next = 0  # asked pods before this position were handled
         self.dirty: set[str] = set()
 
+    def _soil(self, nodes) -> None:
+        self.dirty.update(nodes)
+        if len(self.dirty) > self.DIRTY_LIMIT:
+            self.proposals = None
+
     def _handled(self, uid: str) -> None:
         """An asked pod was handled (preempted or not, or placed plainly): the nodes its shards
         acted out for it are dirty from now on."""
         prop = self.proposals.get(uid) if self.proposals is not None else None
         if prop is not None:
-            self.dirty.update(n for n, _r in prop[0])
-        if len(self.dirty) > self.DIRTY_LIMIT:
-            self.proposals = None
+            self._soil(n for n, _r in prop[0])
 
     def placed(self, node: str) -> None:
         """The commit loop placed a pod on `node` after the partitions were asked: they do not
         know, and may have found the pod fits there with no victim (so proposed nothing)."""
         if self.asked is not None:
-            self.dirty.add(node)
-            if len(self.dirty) > self.DIRTY_LIMIT:
-                self.proposals = None
+            self._soil((node,))
 
     def run(self, pod: PodInfo, message: str) -> bool:
         c = self.coord
@@ -770,24 +771,15 @@ class Coordinator:
         if not c.victims:  # only those nominations held the room: placed as upstream's filters would
             self._assume(pod, c.node)
             return True
-        to_evict = pre.to_evict(c)  # the others are terminating already: waited for, not evicted again
-        b = self.pending.pop(pod.uid)
-        self.ledger.assume(replace(pod), c.node)
-        self.assumed[pod.uid] = (b, c.node)
-        self._deltas.append(wire.assume(b, c.node))
-        self.nominated[pod.uid] = (pod, {v.uid for v in c.victims})
-        pre.hold(pod.uid, pod.priority)
-        for v in c.victims:
-            self._evicting.setdefault(v.uid, set()).add(pod.uid)
+        to_evict = pre.to_evict(c.victims)  # the others are terminating already: waited for, not evicted again
+        verdict = (f"{message} preemption: found a potential placement for pod on node {c.node}, "
+                   f"preempting {len(c.victims)} victims")
+        self._nominate(pod, c.node, c.victims, verdict)
         for v in to_evict:
             pre.start_eviction(v.uid)
             self.binder.evict(v, pod, c.node)
         self.stats.preemptions += 1
         self.stats.victims += len(c.victims)
-        verdict = (f"{message} preemption: found a potential placement for pod on node {c.node}, "
-                   f"preempting {len(c.victims)} victims")
-        self.last_message[pod.uid] = verdict
-        self.binder.mark_unschedulable(pod, verdict, nominated_node=c.node)
         log.debug("%s/%s nominated to %s, preempting %s", pod.namespace, pod.name, c.node,
                   ", ".join(f"{v.namespace}/{v.name}" for v in c.victims))
         return True
@@ -814,19 +806,24 @@ class Coordinator:
                 ledger.add_pod(v)
         if not fits:
             return False
+        self._nominate(pod, node, going, f"{message} {postfilter_message(NOT_ELIGIBLE_TERMINATING)}")
+        self.stats.nominations_reheld += 1
+        return True
+
+    def _nominate(self, pod: PodInfo, node: str, victims: list[PodInfo], verdict: str) -> None:
+        """Assume a preemptor on `node` (its room held: a nominated pod, never a victim), to be
+        bound once every one of `victims` is gone (`_victim_gone`); PodScheduled=False with
+        `verdict` and nominatedNodeName meanwhile, as upstream."""
         b = self.pending.pop(pod.uid)
-        ledger.assume(replace(pod), node)
+        self.ledger.assume(replace(pod), node)
         self.assumed[pod.uid] = (b, node)
         self._deltas.append(wire.assume(b, node))
-        self.nominated[pod.uid] = (pod, {v.uid for v in going})
-        pre.hold(pod.uid, pod.priority)
-        for v in going:
+        self.nominated[pod.uid] = (pod, {v.uid for v in victims})
+        self.preemption.hold(pod.uid, pod.priority)
+        for v in victims:
             self._evicting.setdefault(v.uid, set()).add(pod.uid)
-        self.stats.nominations_reheld += 1
-        verdict = f"{message} {postfilter_message(NOT_ELIGIBLE_TERMINATING)}"
         self.last_message[pod.uid] = verdict
         self.binder.mark_unschedulable(pod, verdict, nominated_node=node)
-        return True
 
     def _victim_gone(self, uid: str) -> None:
         """A victim's deletion seen by the watch: each preemptor waiting for it is bound once
@@ -1012,21 +1009,12 @@ class Coordinator:
             for p, node in gc.assignments:
                 self._assume(p, node)
         else:
-            to_evict = [v for v in gc.victims if not v.deleting and v.uid not in pre.evicting]
+            to_evict = pre.to_evict(gc.victims)
             verdict = (f"{message} preemption: found a placement for the gang, preempting "
                        f"{len(gc.victims)} victims")
             for p, node in gc.assignments:
-                b = self.pending.pop(p.uid)
-                self.ledger.assume(replace(p), node)
-                self.assumed[p.uid] = (b, node)
-                self._deltas.append(wire.assume(b, node))
-                self.nominated[p.uid] = (p, {v.uid for v in gc.victims})
-                pre.hold(p.uid, p.priority)
-                self.last_message[p.uid] = verdict
-                self.binder.mark_unschedulable(p, verdict, nominated_node=node)
+                self._nominate(p, node, gc.victims, verdict)
             by_node = {node: p for p, node in gc.assignments}
-            for v in gc.victims:
-                self._evicting.setdefault(v.uid, set()).update(placed)
             for v in to_evict:
                 pre.start_eviction(v.uid)
                 self.binder.evict(v, by_node.get(v.node_name, lead), v.node_name)

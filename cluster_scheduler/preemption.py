@@ -365,9 +365,20 @@ class Preemption:
         if self.held.pop(uid, None) is not None and self.index is not None:
             self.index.mark_held(uid)
 
-    def to_evict(self, c: Candidate) -> list[PodInfo]:
+    def to_evict(self, victims: list[PodInfo]) -> list[PodInfo]:
         """The victims whose deletion must still be asked (not terminating already)."""
-        return [v for v in c.victims if not v.deleting and v.uid not in self.evicting]
+        return [v for v in victims if not self._terminating(v)]
+
+    def _terminating(self, v: PodInfo) -> bool:
+        return v.deleting or v.uid in self.evicting
+
+    def _reprieve_groups(self, lower: list[PodInfo]) -> tuple[list[PodInfo], list[PodInfo]]:
+        """Upstream's reprieve order: (PDB-violating, the rest), each most important first. Pods
+        already terminating disrupt no budget further: they are reprieved (or not) with the rest."""
+        violating, rest = split_by_pdb([v for v in lower if not self._terminating(v)], self.pdbs)
+        rest += [v for v in lower if self._terminating(v)]
+        rest.sort(key=importance)
+        return violating, rest
 
     def preempt(self, pod: PodInfo) -> Outcome:
         """Find the best candidate for `pod` (nothing is changed), or why there is none."""
@@ -506,9 +517,7 @@ class Preemption:
                         return False
                 return True
 
-            live = [v for v in lower if not v.deleting and v.uid not in self.evicting]
-            violating, rest = split_by_pdb(live, self.pdbs)
-            rest = sorted(rest + [v for v in lower if v.deleting or v.uid in self.evicting], key=importance)
+            violating, rest = self._reprieve_groups(lower)
             victims: list[PodInfo] = []
             violations = 0
             for group, is_violating in ((violating, True), (rest, False)):
@@ -547,7 +556,7 @@ class Preemption:
         theirs until they are gone), the lower nominations it clears gone, so later pods of the
         same batch see what the ledger will; `undo` puts everything back. Returns what it
         changed: (victims it marked, nominations it cleared)."""
-        marked = self.to_evict(c)
+        marked = self.to_evict(c.victims)
         for v in marked:
             self.start_eviction(v.uid)
         for b in c.bumped:
@@ -612,11 +621,7 @@ class Preemption:
                 take(v, 1)
             if not fits():
                 return _row_reasons(e.class_of(pod), row) if saved is None else _short(cls, row)
-            violating, rest = split_by_pdb([v for v in lower if not v.deleting and v.uid not in self.evicting],
-                                           self.pdbs)
-            # pods already terminating disrupt no budget further: reprieved (or not) with the rest
-            rest += [v for v in lower if v.deleting or v.uid in self.evicting]
-            rest.sort(key=importance)
+            violating, rest = self._reprieve_groups(lower)
             victims: list[PodInfo] = []
             violations = 0
             for group, is_violating in ((violating, True), (rest, False)):

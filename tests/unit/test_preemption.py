@@ -270,7 +270,7 @@ def test_terminating_pods_are_victims_without_a_second_eviction_and_nominations_
     e = engine([node("n1", "2")], [keep, going])
     pre = Preemption(e)
     out = pre.preempt(pod("p", "1", priority=5))
-    assert victims(out) == ["going"] and pre.to_evict(out.candidate) == []
+    assert victims(out) == ["going"] and pre.to_evict(out.candidate.victims) == []
     # a nominated pod (priority 3) holds the room of "keep"
     nominee = running("nominee", "n1", "1", 3)
     e2 = engine([node("n1", "2")], [running("low", "n1", "1", 1), nominee])
