@@ -363,6 +363,25 @@ class ControlPlane:
         _wait(f"kube-apiserver {self.url}/readyz after a restart", new, lambda: self.readyz(timeout=5), timeout)
         return time.monotonic()
 
+    def start_component(self, name: str, argv: list[str], log: Path, *, detached: bool) -> ManagedProcess:
+        """Spawn a component beside the apiserver (the peer scheduler, the controller manager)
+        and record it in the state, so `stop` and `status` know it; one of each name at a time."""
+        if (old := self.processes.get(name)) is not None and old.running():
+            raise ControlPlaneError(f"{name} already running (pid {old.pid}) for {self.workdir}")
+        proc = ManagedProcess.spawn(name, argv, log, detached=detached)
+        self.processes[name] = proc
+        if self.state_file.exists():
+            self.save()
+        return proc
+
+    def stop_component(self, name: str, proc: ManagedProcess, timeout: float = 10.0) -> None:
+        """Stop a component and drop it from the state (if it is still the one recorded)."""
+        proc.stop(timeout)
+        if self.processes.get(name) is proc:
+            del self.processes[name]
+            if self.state_file.exists():
+                self.save()
+
     def stop(self, timeout: float = 10.0) -> None:
         """Stop every process (newest first), wipe etcd's data, forget the state. Idempotent."""
         errors = []

@@ -25,12 +25,7 @@ class ControllerManager:
         return self.process.running()
 
     def stop(self, timeout: float = 10.0) -> None:
-        self.process.stop(timeout)
-        cp = self.control_plane
-        if cp.processes.get(NAME) is self.process:
-            del cp.processes[NAME]
-            if cp.state_file.exists():
-                cp.save()
+        self.control_plane.stop_component(NAME, self.process, timeout)
 
 
 def start_controller_manager(cp: ControlPlane, controllers: tuple[str, ...] = ("disruption",), *,
@@ -38,8 +33,6 @@ def start_controller_manager(cp: ControlPlane, controllers: tuple[str, ...] = ("
     """Run kube-controller-manager against `cp` with exactly `controllers` (upstream's names, as
     `--controllers` takes them) and wait for its /healthz. It uses the admin credentials: the
     test control plane has no controller-manager identity, and one client suffices."""
-    if (old := cp.processes.get(NAME)) is not None and old.running():
-        raise ControlPlaneError(f"{NAME} already running (pid {old.pid}) for {cp.workdir}")
     if not controllers:
         raise ControlPlaneError(f"{NAME}: no controller named")
     wd = Path(cp.workdir) / NAME
@@ -56,10 +49,7 @@ def start_controller_manager(cp: ControlPlane, controllers: tuple[str, ...] = ("
         f"--cert-dir={wd}",
         f"--feature-gates={','.join(FEATURE_GATES)}",
     ]
-    proc = ManagedProcess.spawn(NAME, argv, wd / f"{NAME}.log", detached=detached)
-    cp.processes[NAME] = proc
-    if cp.state_file.exists():
-        cp.save()
+    proc = cp.start_component(NAME, argv, wd / f"{NAME}.log", detached=detached)
     kcm = ControllerManager(cp, proc, tuple(controllers))
     try:
         t0 = time.monotonic()

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import yaml
 
-from cluster_scheduler.controlplane.binaries import ControlPlaneError
 from cluster_scheduler.controlplane.cluster import FEATURE_GATES, ControlPlane, ManagedProcess, free_port, wait_healthz
 
 PEER = "kube-scheduler"
@@ -32,12 +31,7 @@ class PeerScheduler:
         return self.process.running()
 
     def stop(self, timeout: float = 10.0) -> None:
-        self.process.stop(timeout)
-        cp = self.control_plane
-        if cp.processes.get(PEER) is self.process:
-            del cp.processes[PEER]
-            if cp.state_file.exists():
-                cp.save()
+        self.control_plane.stop_component(PEER, self.process, timeout)
 
 
 def scheduler_config(kubeconfig: Path, *, qps: float, burst: int, scheduler_name: str = DEFAULT_SCHEDULER_NAME) -> dict:
@@ -65,8 +59,6 @@ def start_kube_scheduler(
 ) -> PeerScheduler:
     """Run the upstream kube-scheduler against `cp` as user system:kube-scheduler (the apiserver's
     bootstrap RBAC grants it exactly what it needs), and wait until its /healthz answers."""
-    if (old := cp.processes.get(PEER)) is not None and old.running():
-        raise ControlPlaneError(f"kube-scheduler already running (pid {old.pid}) for {cp.workdir}")
     wd = Path(workdir).expanduser().resolve() if workdir else cp.workdir / PEER
     wd.mkdir(parents=True, exist_ok=True)
     config = wd / "config.yaml"
@@ -80,10 +72,7 @@ def start_kube_scheduler(
         f"--feature-gates={','.join(FEATURE_GATES)}",
         *extra_args,
     ]
-    proc = ManagedProcess.spawn(PEER, argv, wd / "kube-scheduler.log", detached=detached)
-    cp.processes[PEER] = proc
-    if cp.state_file.exists():
-        cp.save()
+    proc = cp.start_component(PEER, argv, wd / "kube-scheduler.log", detached=detached)
     peer = PeerScheduler(cp, proc, config, f"https://127.0.0.1:{port}/healthz", qps, burst)
     try:
         t0 = time.monotonic()

@@ -62,16 +62,23 @@ def names(core) -> set[str]:
     return {p.metadata.name for p in core.list_namespaced_pod(NS).items}
 
 
+def preempt_with_held_request(env, method: str, suffix: str, what: str) -> tuple[threading.Event, str]:
+    """Fill the node, create the preemptor and hold the scheduler's first `method` request on a
+    low pod's path (+ `suffix`) until the returned gate is set; also returns the victim chosen."""
+    rt, proxy, core = env
+    fill(core)
+    gate = threading.Event()
+    rule = proxy.add_rule(FaultRule(path=rf"/namespaces/{NS}/pods/[ab]{suffix}$", method=method, hold=gate, count=1))
+    core.create_namespaced_pod(NS, low_pod("high", prio=100))
+    wait_for(lambda: rule.injected == 1, 30, what)
+    return gate, chosen(rt)
+
+
 def test_victim_gone_before_the_scheduler_gets_to_it(env):
     """Our DisruptionTarget patch is held while the victim is deleted by someone else: the patch
     gets 404, which counts as evicted; nobody else is evicted and the preemptor binds."""
     rt, proxy, core = env
-    fill(core)
-    gate = threading.Event()
-    rule = proxy.add_rule(FaultRule(path=rf"/namespaces/{NS}/pods/[ab]/status$", method="PATCH", hold=gate, count=1))
-    core.create_namespaced_pod(NS, low_pod("high", prio=100))
-    wait_for(lambda: rule.injected == 1, 30, "our patch of the victim held")
-    victim = chosen(rt)
+    gate, victim = preempt_with_held_request(env, "PATCH", "/status", "our patch of the victim held")
     core.delete_namespaced_pod(victim, NS, grace_period_seconds=0)
     gate.set()
     wait_for(lambda: core.read_namespaced_pod("high", NS).spec.node_name == "only", 30, "the preemptor bound")
@@ -83,12 +90,7 @@ def test_victim_replaced_under_its_name_is_left_alone(env):
     """The victim is deleted and recreated (new uid, unbound) while our eviction is held: the
     delete's uid precondition answers 409, the new pod is not touched, the preemptor binds."""
     rt, proxy, core = env
-    fill(core)
-    gate = threading.Event()
-    rule = proxy.add_rule(FaultRule(path=rf"/namespaces/{NS}/pods/[ab]$", method="DELETE", hold=gate, count=1))
-    core.create_namespaced_pod(NS, low_pod("high", prio=100))
-    wait_for(lambda: rule.injected == 1, 30, "our delete held")
-    victim = chosen(rt)
+    gate, victim = preempt_with_held_request(env, "DELETE", "", "our delete held")
     assert any(c.type == "DisruptionTarget" for c in core.read_namespaced_pod(victim, NS).status.conditions)
     old_uid = core.read_namespaced_pod(victim, NS).metadata.uid
     core.delete_namespaced_pod(victim, NS, grace_period_seconds=0)
