@@ -120,56 +120,27 @@ def ray_session():
             os.environ["RAY_AUTH_MODE"] = before
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def ray_head(tmp_path):
     """A Ray head of the test's own that schedulers join (as under `ray job submit`); yields the
     environment to join it with (RAY_ADDRESS). Two local `ray.init()` instances on one machine
-    would both want the dashboard agent's fixed port; here every port is free-picked. Run with
-    --block in a session of its own: teardown kills exactly this head's processes."""
+    would both want the dashboard agent's fixed port; here every port is free-picked. Teardown
+    kills exactly this head's processes."""
     import os
-    import shutil
-    import signal
-    import subprocess
-    import sys
-    import time
     from pathlib import Path
 
-    temp = Path("/tmp") / f"csha{os.getpid()}"  # short: Ray's unix socket paths have a length limit
+    from tests.ray_nodes import RayNode
+
     # no token: nothing here submits jobs, and a test process that joins cannot switch tokens
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="disabled", RAY_DEDUP_LOGS="0")
     env.pop("RAY_AUTH_TOKEN", None)
-    gcs = _free_port()
-    log = (tmp_path / "ray-head.log").open("w")
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block", f"--port={gcs}", "--num-cpus=4",
-         "--include-dashboard=false", f"--dashboard-agent-listen-port={_free_port()}",
-         f"--dashboard-agent-grpc-port={_free_port()}", f"--metrics-export-port={_free_port()}",
-         f"--runtime-env-agent-port={_free_port()}", f"--temp-dir={temp}", "--disable-usage-stats"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    env["RAY_ADDRESS"] = f"127.0.0.1:{gcs}"
-    env["CS_RAY_TEMP_DIR"] = str(temp)  # where the head's session logs are (tests read them)
+    temp = Path("/tmp") / f"csha{os.getpid()}"  # short: Ray's unix socket paths have a length limit
+    head = RayNode(tmp_path / "ray-head.log", temp, env, num_cpus=4, extra=("--include-dashboard=false",))
+    head.start()
     try:
-        deadline = time.monotonic() + 120
-        while "Ray runtime started" not in (tmp_path / "ray-head.log").read_text():
-            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "ray-head.log").read_text()
-            time.sleep(0.5)
-        yield env
+        yield dict(env, RAY_ADDRESS=head.address, CS_RAY_TEMP_DIR=str(temp))  # tests read its session logs
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(30)
-        log.close()
-        shutil.rmtree(temp, ignore_errors=True)
+        head.stop()
 
 
 class Replica:

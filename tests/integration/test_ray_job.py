@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,16 +16,12 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
+from tests.ray_nodes import RayNode, free_port
+
 pytestmark = [pytest.mark.ray, pytest.mark.apiserver, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _node(name: str, group: str) -> dict:
@@ -48,55 +42,21 @@ def _pod(name: str, group: str) -> dict:
 
 @pytest.fixture
 def ray_head(tmp_path):
-    ray = shutil.which("ray", path=str(BIN)) or shutil.which("ray")
-    if ray is None:
+    if not (BIN / "ray").exists():
         pytest.skip("the `ray` CLI is not installed")
-    gcs, dash = _free_port(), _free_port()
-    # every port the head opens is a free one, so it never collides with another Ray on the machine
-    ports = [f"--dashboard-agent-listen-port={_free_port()}", f"--dashboard-agent-grpc-port={_free_port()}",
-             f"--metrics-export-port={_free_port()}", f"--runtime-env-agent-port={_free_port()}",
-             f"--node-manager-port={_free_port()}", f"--object-manager-port={_free_port()}",
-             ]
+    dash = free_port()
     temp = Path("/tmp") / f"csray{os.getpid()}"  # short: Ray's unix socket paths have a length limit
     # Ray 2.60 protects job submission with a token: give the head and the client the same one,
     # so the test does not depend on a ~/.ray/auth_token left by anything else
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token",
                RAY_AUTH_TOKEN=secrets.token_hex(32))
-    subprocess.run([ray, "start", "--head", f"--port={gcs}", "--num-cpus=2", "--include-dashboard=true",
-                    "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", f"--temp-dir={temp}",
-                    "--disable-usage-stats", *ports], check=True, env=env, capture_output=True, timeout=180)
+    head = RayNode(tmp_path / "ray-head.log", temp, env, num_cpus=2,
+                   extra=("--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}"))
+    head.start()
     try:
-        yield ray, f"http://127.0.0.1:{dash}", env
+        yield str(BIN / "ray"), f"http://127.0.0.1:{dash}", env
     finally:
-        _stop_head(temp)
-        shutil.rmtree(temp, ignore_errors=True)
-
-
-def _stop_head(temp: Path) -> None:
-    """Stop only this head's processes (`ray stop` would stop every Ray on the machine): they all
-    carry its temp dir on their command line."""
-    import signal
-
-    def ours() -> list[int]:
-        pids = []
-        for d in Path("/proc").iterdir():
-            if d.name.isdigit() and int(d.name) != os.getpid():
-                try:
-                    if str(temp).encode() in (d / "cmdline").read_bytes():
-                        pids.append(int(d.name))
-                except OSError:
-                    pass
-        return pids
-
-    for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
-        for pid in ours():
-            try:
-                os.kill(pid, sig)
-            except OSError:
-                pass
-        deadline = time.monotonic() + wait
-        while ours() and time.monotonic() < deadline:
-            time.sleep(0.2)
+        head.stop()
 
 
 def test_run_as_ray_job_binds_pods(control_plane, admin_api, namespace, ray_head, tmp_path):

@@ -1,0 +1,100 @@
+"""Ray nodes a test starts as separate processes (`ray start --block`), as an operator would: a
+head, or a worker that joins one. Every port is free-picked, every node gets an explicit CPU count
+and a small object store, and `stop` takes down exactly this node's processes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RAY = str(Path(sys.executable).parent / "ray")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class RayNode:
+    """One `ray start --block` in a process session of its own. `temp` must be short (Ray's unix
+    socket paths have a length limit) and is this node's alone, so the processes that carry it on
+    their command line are this node's."""
+
+    def __init__(self, log_path: Path, temp: Path, env: dict, *, num_cpus: int,
+                 object_store_mb: int = 200, head_address: str | None = None, extra: tuple[str, ...] = ()):
+        self.log_path, self.temp, self.env = log_path, temp, env
+        self.args = [f"--num-cpus={num_cpus}", f"--object-store-memory={object_store_mb * 1024 * 1024}",
+                     f"--temp-dir={temp}", "--disable-usage-stats", *extra]
+        self.head_address = head_address
+        self.proc: subprocess.Popen | None = None
+        self.address = head_address or ""
+
+    def start(self, attempts: int = 3, timeout: float = 120) -> "RayNode":
+        """Ray gives a raylet a fixed 30 s to register with the GCS; on a loaded 2-core machine that
+        is sometimes too short ("The current node timed out during startup"), so a node that exits
+        that way before it is up is started again on fresh ports."""
+        for attempt in range(attempts):
+            self._spawn()
+            deadline = time.monotonic() + timeout
+            while "Ray runtime started" not in self.log_path.read_text():
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+            else:
+                return self
+            text = self.log_path.read_text()
+            self.stop()
+            assert attempt < attempts - 1 and "timed out during startup" in text, text
+        raise AssertionError("unreachable")
+
+    def _spawn(self) -> None:
+        ports = [f"--dashboard-agent-listen-port={free_port()}", f"--dashboard-agent-grpc-port={free_port()}",
+                 f"--metrics-export-port={free_port()}", f"--runtime-env-agent-port={free_port()}",
+                 f"--node-manager-port={free_port()}", f"--object-manager-port={free_port()}"]
+        if self.head_address is None:
+            gcs = free_port()
+            role = ["--head", f"--port={gcs}"]
+            self.address = f"127.0.0.1:{gcs}"
+        else:
+            role = [f"--address={self.head_address}"]
+        with self.log_path.open("w") as log:
+            self.proc = subprocess.Popen([RAY, "start", "--block", *role, *ports, *self.args], env=self.env,
+                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def stop(self) -> None:
+        """Kill this node's session, then anything else still carrying its temp dir (job drivers
+        and workers Ray started in sessions of their own)."""
+        if self.proc is not None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(30)
+        for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+            for pid in self._stragglers():
+                try:
+                    os.kill(pid, sig)
+                except OSError:
+                    pass
+            deadline = time.monotonic() + wait
+            while self._stragglers() and time.monotonic() < deadline:
+                time.sleep(0.2)
+        shutil.rmtree(self.temp, ignore_errors=True)
+
+    def _stragglers(self) -> list[int]:
+        pids = []
+        for d in Path("/proc").iterdir():
+            if d.name.isdigit() and int(d.name) != os.getpid():
+                try:
+                    if str(self.temp).encode() in (d / "cmdline").read_bytes():
+                        pids.append(int(d.name))
+                except OSError:
+                    pass
+        return pids
