@@ -245,6 +245,7 @@ class Coordinator:
         self.restart_wait_s = 10.0  # how long a failed actor may take to come back before it is replaced
         for i in range(partitions):
             self.parts.append(self._new_actor(i, partitions))
+        self.part_nodes: list[str] = [""] * partitions  # the Ray node of each, once loaded
         self._resync = set(range(partitions))
 
     # ------------------------------------------------------------------ actors
@@ -324,7 +325,19 @@ class Coordinator:
                 return  # stopping: leave the rest unsynced
             log.info("partition %d/%d loaded (%d nodes, %d pods) %.2fs after the snapshot began", i, count,
                      len(self.nodes), len(self.bound) + len(self.assumed), time.monotonic() - t0)
+        self._locate(sorted(self._resync))
         self._resync.clear()
+
+    def _locate(self, indexes: list[int]) -> None:
+        """Record and log the Ray node of each (re)loaded partition: on a multi-node cluster that is
+        where its CPU is, and after a node is lost, where it was re-created."""
+        futs = [(i, self.parts[i].node_id.remote()) for i in indexes]
+        for i, fut in futs:
+            try:
+                self.part_nodes[i] = self.ray.get(fut, timeout=30)
+            except Exception:  # noqa: BLE001 - failed since: the next resync locates it again
+                self.part_nodes[i] = "?"
+        log.info("partitions on Ray nodes: %s", ", ".join(f"{i}:{n[:12]}" for i, n in enumerate(self.part_nodes)))
 
     def request_resize(self, partitions: int) -> None:
         """Change the number of partitions while running (applied between batches)."""
@@ -342,9 +355,11 @@ class Coordinator:
                 except Exception:  # noqa: BLE001
                     pass
             del self.parts[n:]
+            del self.part_nodes[n:]
         else:
             for i in range(old, n):
                 self.parts.append(self._new_actor(i, n))
+                self.part_nodes.append("")
                 self._resync.add(i)
         keep = [i for i in range(min(old, n)) if i not in self._resync]
         self._flush_deltas()

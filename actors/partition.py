@@ -156,6 +156,12 @@ class Partition:
             pre.undo(info, changed)
         return wire.encode_preemptions(outcomes, time.perf_counter() - t0)
 
+    def node_id(self) -> str:
+        """The Ray node this actor runs on (where the coordinator logs each partition went)."""
+        import ray
+
+        return ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
+
     def stats(self) -> dict:
         return {"index": self.index, "count": self.count, "nodes": self.engine.num_nodes(),
                 "owned": len(self.owned), "pods": len(self.engine.pods), "synced": self.synced}

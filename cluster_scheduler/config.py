@@ -31,6 +31,10 @@ class ConfigError(ValueError):
 class RuntimeConfig:
     batch_size: int = 2000
     partitions: int = 0  # 0 = auto: see auto_partitions
+    # where Ray puts the partition actors on a multi-node cluster: "spread" (one per Ray node in turn,
+    # Ray's SPREAD strategy, so each works on a machine's CPU of its own) or "default" (Ray's own
+    # hybrid policy, which packs a node up to half its CPUs before it moves on)
+    partition_placement: str = "spread"
     top_k: int = 3
     # while fewer than batch_size pods wait, a batch starts at most this often: a few ms of latency
     # for fewer partition round trips (each costs CPU in every partition whatever its size)
@@ -186,6 +190,9 @@ def parse_profile(doc: dict, where: str = "profiles[0]") -> Profile:
     return Profile(name, tuple(weights.items()), frozenset(disabled), scoring, balanced, hard_weight, preemption)
 
 
+PLACEMENTS = ("spread", "default")
+
+
 def auto_partitions(cpus: float) -> int:
     """`partitions: auto`: one partition per CPU Ray has beyond the coordinator's, at most 8.
     `cpus` is all of the Ray cluster's CPUs (the coordinator's reservation not taken off first).
@@ -217,6 +224,9 @@ def parse_runtime(doc: Any) -> RuntimeConfig:
             _expect(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 10,
                     "runtime.batchIntervalSeconds", f"must be a number from 0 to 10, got {v!r}")
             kw["batch_interval_s"] = float(v)
+        elif k == "partitionPlacement":
+            _expect(v in PLACEMENTS, "runtime.partitionPlacement", f"must be one of {', '.join(PLACEMENTS)}, got {v!r}")
+            kw["partition_placement"] = v
         elif k == "leaderElect":
             _expect(isinstance(v, bool), "runtime.leaderElect", f"must be true or false, got {v!r}")
             kw["leader_elect"] = v

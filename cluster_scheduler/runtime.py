@@ -162,7 +162,10 @@ class SchedulerRuntime:
         per = min(1.0, self._cpus() / max(1, self.config.runtime.partitions))
         # No task events: Ray's GCS keeps a record of every actor call otherwise, and the soak saw
         # it grow by 22 MiB in 10 minutes (one call per batch per partition, for ever).
-        return {"num_cpus": per, "max_restarts": 3, "max_task_retries": 0, "enable_task_events": False}
+        opts = {"num_cpus": per, "max_restarts": 3, "max_task_retries": 0, "enable_task_events": False}
+        if self.config.runtime.partition_placement == "spread":
+            opts["scheduling_strategy"] = "SPREAD"
+        return opts
 
     def start(self) -> None:
         from kubernetes import client
@@ -283,6 +286,7 @@ class SchedulerRuntime:
             "pid": os.getpid(), "identity": self.identity, "synced": self._synced.is_set(),
             "leading": self.leading, "lost_leadership": self.lost_leadership, "failed": self.failed,
             "stopped": self._stop.is_set(), "partitions": len(c.parts) if c is not None else 0,
+            "partition_nodes": list(c.part_nodes) if c is not None else [],
             "bound": st.bound if st else 0, "scheduled": st.scheduled if st else 0,
             "unschedulable": st.unschedulable if st else 0, "bind_dropped": st.bind_dropped if st else 0,
             "first_bind_after_start_s": first - self.started_mono if first else None,

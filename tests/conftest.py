@@ -195,6 +195,33 @@ def plain_pod(i: int, namespace: str, cpu: str = "100m") -> dict:
                                      "resources": {"requests": {"cpu": cpu, "memory": "64Mi"}}}]}}
 
 
+def create_all(admin_api, nodes: list[dict], pods: list[dict], workers: int = 8) -> None:
+    """Create the nodes, the pods' namespaces and the pods, `workers` requests at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from kubernetes import client
+
+    from cluster_scheduler.api.binder import finish
+
+    core = client.CoreV1Api(admin_api)
+    for ns in sorted({p["metadata"]["namespace"] for p in pods}):
+        try:
+            core.create_namespace({"metadata": {"name": ns}})
+        except client.ApiException as exc:
+            if exc.status != 409:
+                raise
+
+    def node(n: dict) -> None:
+        finish(core.create_node(n, _preload_content=False))
+
+    def pod(p: dict) -> None:
+        finish(core.create_namespaced_pod(p["metadata"]["namespace"], p, _preload_content=False))
+
+    with ThreadPoolExecutor(workers) as ex:
+        list(ex.map(node, nodes))
+        list(ex.map(pod, pods))
+
+
 def create_slowly(admin, namespace: str, pods: list[dict], per_s: float, *, tolerate_errors: bool = False):
     """Create pods at a steady rate in the background, so a failure always lands mid-run. With
     `tolerate_errors`, a create that fails (the apiserver is down) is retried until it succeeds;

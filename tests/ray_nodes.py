@@ -37,9 +37,10 @@ class RayNode:
         self.address = head_address or ""
 
     def start(self, attempts: int = 3, timeout: float = 120) -> "RayNode":
-        """Ray gives a raylet a fixed 30 s to register with the GCS; on a loaded 2-core machine that
-        is sometimes too short ("The current node timed out during startup"), so a node that exits
-        that way before it is up is started again on fresh ports."""
+        """A node that exits before it is up is started again on fresh ports: Ray gives a raylet a
+        fixed 30 s to register with the GCS, sometimes too short on a loaded 2-core machine ("The
+        current node timed out during startup"), and a free-picked port may be taken by another
+        process before Ray binds it. A real mistake fails the same way every time, with its log."""
         for attempt in range(attempts):
             self._spawn()
             deadline = time.monotonic() + timeout
@@ -51,7 +52,7 @@ class RayNode:
                 return self
             text = self.log_path.read_text()
             self.stop()
-            assert attempt < attempts - 1 and "timed out during startup" in text, text
+            assert attempt < attempts - 1, text
         raise AssertionError("unreachable")
 
     def _spawn(self) -> None:
@@ -87,6 +88,19 @@ class RayNode:
             while self._stragglers() and time.monotonic() < deadline:
                 time.sleep(0.2)
         shutil.rmtree(self.temp, ignore_errors=True)
+
+    def raylet(self) -> tuple[int, str]:
+        """(PID, Ray node id) of this node's raylet."""
+        for d in Path("/proc").iterdir():
+            if d.name.isdigit():
+                try:
+                    argv = (d / "cmdline").read_bytes().decode().split("\0")
+                except OSError:
+                    continue
+                if argv[0].endswith("/raylet") and any(str(self.temp) in a for a in argv):
+                    node = next(a.split("=", 1)[1] for a in argv if a.startswith("--node_id="))
+                    return int(d.name), node
+        raise AssertionError(f"no raylet of {self.temp} runs")
 
     def _stragglers(self) -> list[int]:
         pids = []

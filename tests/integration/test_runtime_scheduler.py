@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from cluster_scheduler.check import _list_all, check_placement
 from cluster_scheduler.config import SchedulerConfig, load_config
 from cluster_scheduler.runtime import SchedulerRuntime
 from cluster_scheduler.workload import load_workload
+from tests.conftest import create_all
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.ray, pytest.mark.timeout(600)]
 
@@ -37,26 +37,6 @@ def config(partitions: int, batch_size: int = 200) -> SchedulerConfig:
     return replace(cfg, runtime=replace(cfg.runtime, partitions=partitions, batch_size=batch_size,
                                         bind_concurrency=16, backoff_initial_s=0.2, backoff_max_s=1.0,
                                         metrics_port=0))
-
-
-def create_all(admin_api, nodes: list[dict], pods: list[dict], workers: int = 8) -> None:
-    core = client.CoreV1Api(admin_api)
-    for ns in sorted({p["metadata"]["namespace"] for p in pods}):
-        try:
-            core.create_namespace({"metadata": {"name": ns}})
-        except client.ApiException as exc:
-            if exc.status != 409:
-                raise
-
-    def node(n: dict) -> None:
-        finish(core.create_node(n, _preload_content=False))
-
-    def pod(p: dict) -> None:
-        finish(core.create_namespaced_pod(p["metadata"]["namespace"], p, _preload_content=False))
-
-    with ThreadPoolExecutor(workers) as ex:
-        list(ex.map(node, nodes))
-        list(ex.map(pod, pods))
 
 
 def workload_objects(name: str) -> tuple[list[dict], list[dict]]:

@@ -39,6 +39,7 @@ profiles:
 runtime:
   batchSize: 500
   partitions: 4
+  partitionPlacement: default
   topK: 2
   qps: 100.5
   eventQps: 20
@@ -80,6 +81,7 @@ def test_good_file(tmp_path):
     r = cfg.runtime
     assert (r.batch_size, r.partitions, r.top_k, r.qps, r.backoff_max_s) == (500, 4, 2, 100.5, 3.0)
     assert (r.event_qps, r.event_burst) == (20.0, 40)
+    assert r.partition_placement == "default" != RuntimeConfig().partition_placement
     assert r.bind_concurrency == RuntimeConfig().bind_concurrency
 
 
@@ -114,6 +116,7 @@ def test_config_drives_the_engine(tmp_path):
     ("runtime: {batchSize: 10, turbo: true}", "runtime.turbo: unknown setting"),
     ("runtime: {batchSize: 0}", "runtime.batchSize: must be >= 1"),
     ("runtime: {qps: -5}", "runtime.qps: must be a positive number"),
+    ("runtime: {partitionPlacement: pack}", "runtime.partitionPlacement: must be one of spread, default"),
     ("runtime: {eventQps: 0}", "runtime.eventQps: must be a positive number"),
     ("runtime: {eventBurst: 1.5}", "runtime.eventBurst: must be an integer"),
     ("kind: Pod", "kind: must be KubeSchedulerConfiguration"),

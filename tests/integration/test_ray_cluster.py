@@ -1,0 +1,139 @@
+"""The scheduler on a multi-node Ray cluster: a head and worker nodes started on this machine as an
+operator starts them (`ray start --head`, `ray start --address`, each with its own CPUs), the
+scheduler joining it as a driver, against the real apiserver.
+
+- Partitions are spread over the worker nodes (`runtime.partitionPlacement: spread`) and schedule
+  the shared workloads with the outcome the engine computes in one process, placement check clean.
+- A worker node lost mid-run (its raylet killed by PID) has its partition re-created on another node
+  and re-fed; every pod still ends bound exactly once. The pause in bindings the loss causes is
+  printed (docs/reliability.md quotes it).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+from cluster_scheduler.config import SchedulerConfig
+from cluster_scheduler.runtime import SchedulerRuntime
+from cluster_scheduler.simulate import simulate
+from cluster_scheduler.workload import load_workload
+from tests.conftest import SCHEDULER, BindWatch, create_all, create_slowly, plain_pod, settle_and_check, wait_for
+from tests.ray_nodes import RayNode
+
+pytestmark = [pytest.mark.apiserver, pytest.mark.ray, pytest.mark.timeout(900)]
+
+WORKLOADS = Path(os.environ.get("CLUSTER_SCHEDULER_SHARED", Path(__file__).resolve().parents[3] / "shared")) / "workloads"
+WORKERS, WORKER_CPUS, PARTITIONS = 3, 4, 3
+
+
+@pytest.fixture
+def ray_cluster(tmp_path):
+    """A head with no CPUs (the test process joins it as the driver; no partition can land there)
+    and three workers of four CPUs each: room for the three partitions on any one of them, so a
+    node may be lost, and Ray's default policy (pack a node to half its CPUs) would put two on one."""
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="disabled", RAY_DEDUP_LOGS="0")
+    env.pop("RAY_AUTH_TOKEN", None)
+    before = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = "disabled"  # this process joins as a driver: the head's mode
+    pid = os.getpid()
+    nodes: list[RayNode] = []
+    try:
+        head = RayNode(tmp_path / "head.log", Path(f"/tmp/csh{pid}"), env, num_cpus=0,
+                       extra=("--include-dashboard=false",)).start()
+        nodes.append(head)
+        for i in range(WORKERS):
+            nodes.append(RayNode(tmp_path / f"worker{i}.log", Path(f"/tmp/csw{i}-{pid}"), env,
+                                 num_cpus=WORKER_CPUS, head_address=head.address).start())
+        yield head, nodes[1:]
+    finally:
+        ray.shutdown()
+        for node in reversed(nodes):
+            node.stop()
+        if before is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
+        else:
+            os.environ["RAY_AUTH_MODE"] = before
+
+
+def start_scheduler(cp, head: RayNode, placement: str = "spread") -> SchedulerRuntime:
+    """An in-process runtime joined to the cluster, partition actors sized and placed by the
+    runtime itself (one CPU each here), as `cluster-scheduler run` does."""
+    cfg = SchedulerConfig()
+    cfg = replace(cfg, runtime=replace(cfg.runtime, partitions=PARTITIONS, partition_placement=placement,
+                                       metrics_port=0, backoff_initial_s=0.2, backoff_max_s=1.0))
+    rt = SchedulerRuntime(cfg, str(cp.scheduler_kubeconfig), ray_address=head.address)
+    rt.start()
+    assert rt.wait_synced(60), "informers never synced"
+    wait_for(lambda: all(rt.coordinator.part_nodes), 120, "every partition loaded")
+    return rt
+
+
+@pytest.mark.skipif(not WORKLOADS.is_dir(), reason=f"shared workloads not found at {WORKLOADS}")
+@pytest.mark.parametrize("name", ["constraints-mix", "basic-1k"])
+def test_partitions_spread_over_ray_nodes_and_schedule_exactly(private_cp, ray_cluster, name):
+    head, workers = ray_cluster
+    wl = load_workload(WORKLOADS / f"{name}.yaml")
+    expected = simulate(wl, keep_objects=False)
+    admin = private_cp.api_client("admin")
+    rt = start_scheduler(private_cp, head)
+    try:
+        workers_ids = {w.raylet()[1] for w in workers}
+        placed = rt.coordinator.part_nodes
+        assert len(set(placed)) == PARTITIONS and set(placed) <= workers_ids, (placed, workers_ids)
+        pods = list(wl.all_pods(SCHEDULER))
+        create_all(admin, list(wl.all_nodes()), pods)
+        settle_and_check(admin, len(pods), expected.unschedulable, timeout=600)
+        wait_for(lambda: rt.coordinator.stats.bound == expected.bound, 30, "every binding result counted")
+        assert rt.coordinator.stats.scheduled == expected.bound  # each pod sent to the binder once
+    finally:
+        rt.stop()
+        admin.close()
+
+
+def test_a_lost_ray_node_has_its_partition_recreated_and_nothing_is_lost(private_cp, ray_cluster):
+    head, workers = ray_cluster
+    admin = private_cp.api_client("admin")
+    ns, count, per_s = "lost", 600, 40.0
+    nodes = [{"apiVersion": "v1", "kind": "Node",
+              "metadata": {"name": f"n{i:02d}", "labels": {"kubernetes.io/hostname": f"n{i:02d}"}},
+              "status": {"capacity": {"cpu": "4", "memory": "16Gi", "pods": "110"},
+                         "allocatable": {"cpu": "4", "memory": "16Gi", "pods": "110"},
+                         "conditions": [{"type": "Ready", "status": "True"}]}} for i in range(60)]
+    create_all(admin, nodes, [])
+    client.CoreV1Api(admin).create_namespace({"metadata": {"name": ns}})
+    rt = start_scheduler(private_cp, head)
+    watch = BindWatch(admin, ns)
+    try:
+        lost = next(w for w in workers if w.raylet()[1] == rt.coordinator.part_nodes[0])
+        pid, lost_id = lost.raylet()
+        creator = create_slowly(admin, ns, [plain_pod(i, ns, "250m") for i in range(count)], per_s)
+        wait_for(lambda: watch.bound() >= 100, 60, "the first 100 bindings")
+        lost_at = time.time()
+        os.kill(pid, signal.SIGKILL)
+        creator.join(60)
+        settle_and_check(admin, count, 0, timeout=300)
+        wait_for(lambda: lost_id not in rt.coordinator.part_nodes and all(rt.coordinator.part_nodes), 60,
+                 "every partition on a live node")
+        assert len(set(rt.coordinator.part_nodes)) >= 2
+        wait_for(lambda: rt.coordinator.stats.bound == count, 30, "every binding result counted")
+        assert rt.coordinator.stats.scheduled == count  # no pod sent to the binder twice
+        times = sorted(t for t in watch.first_seen.values() if t > lost_at)
+        gap = max(b - a for a, b in zip([lost_at, *times], times))
+        # every batch needs every partition: bindings pause until the lost one is back
+        print(f"\nRay node lost: bindings paused {gap:.1f} s, then went on "
+              f"(partitions now on {len(set(rt.coordinator.part_nodes))} nodes)")
+    finally:
+        watch.stop()
+        rt.stop()
+        admin.close()
