@@ -35,6 +35,10 @@ class RuntimeConfig:
     # Ray's SPREAD strategy, so each works on a machine's CPU of its own) or "default" (Ray's own
     # hybrid policy, which packs a node up to half its CPUs before it moves on)
     partition_placement: str = "spread"
+    # Ray custom resources each partition actor / the coordinator actor asks for, to steer them to
+    # the Ray nodes (a KubeRay worker group) that declare them with `ray start --resources`
+    partition_resources: tuple[tuple[str, float], ...] = ()
+    coordinator_resources: tuple[tuple[str, float], ...] = ()
     top_k: int = 3
     # while fewer than batch_size pods wait, a batch starts at most this often: a few ms of latency
     # for fewer partition round trips (each costs CPU in every partition whatever its size)
@@ -191,6 +195,20 @@ def parse_profile(doc: dict, where: str = "profiles[0]") -> Profile:
 
 
 PLACEMENTS = ("spread", "default")
+# Ray's own resource names: set with num_cpus/num_gpus/memory, never as custom resources
+_RAY_BUILTIN = ("CPU", "GPU", "memory", "object_store_memory")
+
+
+def _ray_resources(v: Any, where: str) -> tuple[tuple[str, float], ...]:
+    _expect(isinstance(v, dict), where, f"must be a mapping of Ray resource name to amount, got {v!r}")
+    out = []
+    for name, amount in v.items():
+        _expect(isinstance(name, str) and name and name not in _RAY_BUILTIN, where,
+                f"{name!r}: must be a custom resource name (not one of {', '.join(_RAY_BUILTIN)})")
+        _expect(isinstance(amount, (int, float)) and not isinstance(amount, bool) and amount > 0,
+                f"{where}.{name}", f"must be a positive number, got {amount!r}")
+        out.append((name, float(amount)))
+    return tuple(out)
 
 
 def auto_partitions(cpus: float) -> int:
@@ -227,6 +245,8 @@ def parse_runtime(doc: Any) -> RuntimeConfig:
         elif k == "partitionPlacement":
             _expect(v in PLACEMENTS, "runtime.partitionPlacement", f"must be one of {', '.join(PLACEMENTS)}, got {v!r}")
             kw["partition_placement"] = v
+        elif k in ("partitionResources", "coordinatorResources"):
+            kw["partition_resources" if k == "partitionResources" else "coordinator_resources"] = _ray_resources(v, f"runtime.{k}")
         elif k == "leaderElect":
             _expect(isinstance(v, bool), "runtime.leaderElect", f"must be true or false, got {v!r}")
             kw["leader_elect"] = v

@@ -159,6 +159,7 @@ def _run_actor(cfg: SchedulerConfig, args: argparse.Namespace) -> int:
     actor = ray.remote(CoordinatorActor).options(
         num_cpus=COORDINATOR_CPUS, max_restarts=COORDINATOR_RESTARTS, max_task_retries=0,
         enable_task_events=False,  # see _actor_options
+        resources=dict(cfg.runtime.coordinator_resources),
     ).remote(cfg, kubeconfig, identity=identity, log_level=args.log_level.upper(),
              reserved_cpus=COORDINATOR_CPUS)
     log.info("coordinator actor created (identity %s)", identity)
@@ -188,6 +189,7 @@ def _run_actor(cfg: SchedulerConfig, args: argparse.Namespace) -> int:
                     log.warning("coordinator actor restarted: pid %s -> %s", pid, st["pid"])
                 else:
                     log.info("coordinator actor running in pid %s", st["pid"])
+                log.info("coordinator on Ray node %s", st["ray_node"])
                 pid, was_ready, first_logged = st["pid"], "", False
             role = "leader" if st["leading"] else "standby"
             if st["synced"] and role != was_ready:

@@ -135,6 +135,7 @@ class SchedulerRuntime:
         self.failed = False  # the scheduling loop crashed
         self.metrics: Any = None
         self.metrics_server: Any = None
+        self.ray_node = ""
 
     def _init_ray(self) -> None:
         self._started_ray = init_ray(self.ray_address, self.num_cpus)
@@ -165,6 +166,8 @@ class SchedulerRuntime:
         opts = {"num_cpus": per, "max_restarts": 3, "max_task_retries": 0, "enable_task_events": False}
         if self.config.runtime.partition_placement == "spread":
             opts["scheduling_strategy"] = "SPREAD"
+        if self.config.runtime.partition_resources:
+            opts["resources"] = dict(self.config.runtime.partition_resources)
         return opts
 
     def start(self) -> None:
@@ -191,6 +194,9 @@ class SchedulerRuntime:
         except OSError as exc:  # a busy port must not stop the scheduler
             log.warning("metrics endpoint not served on port %d: %s", rt.metrics_port, exc)
         self._init_ray()
+        import ray
+
+        self.ray_node = ray.get_runtime_context().get_node_id()  # where this runtime (the coordinator) runs
         if not rt.partitions:  # auto
             rt = replace(rt, partitions=self.partition_count())
             self.config = replace(self.config, runtime=rt)
@@ -286,7 +292,7 @@ class SchedulerRuntime:
             "pid": os.getpid(), "identity": self.identity, "synced": self._synced.is_set(),
             "leading": self.leading, "lost_leadership": self.lost_leadership, "failed": self.failed,
             "stopped": self._stop.is_set(), "partitions": len(c.parts) if c is not None else 0,
-            "partition_nodes": list(c.part_nodes) if c is not None else [],
+            "ray_node": self.ray_node, "partition_nodes": list(c.part_nodes) if c is not None else [],
             "bound": st.bound if st else 0, "scheduled": st.scheduled if st else 0,
             "unschedulable": st.unschedulable if st else 0, "bind_dropped": st.bind_dropped if st else 0,
             "first_bind_after_start_s": first - self.started_mono if first else None,

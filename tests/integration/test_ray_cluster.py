@@ -24,7 +24,7 @@ from cluster_scheduler.config import SchedulerConfig
 from cluster_scheduler.runtime import SchedulerRuntime
 from cluster_scheduler.simulate import simulate
 from cluster_scheduler.workload import load_workload
-from tests.conftest import SCHEDULER, BindWatch, create_all, create_slowly, plain_pod, settle_and_check, wait_for
+from tests.conftest import SCHEDULER, BindWatch, Replica, create_all, create_slowly, plain_pod, settle_and_check, wait_for
 from tests.ray_nodes import RayNode
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.ray, pytest.mark.timeout(900)]
@@ -37,7 +37,9 @@ WORKERS, WORKER_CPUS, PARTITIONS = 3, 4, 3
 def ray_cluster(tmp_path):
     """A head with no CPUs (the test process joins it as the driver; no partition can land there)
     and three workers of four CPUs each: room for the three partitions on any one of them, so a
-    node may be lost, and Ray's default policy (pack a node to half its CPUs) would put two on one."""
+    node may be lost, and Ray's default policy (pack a node to half its CPUs) would put two on one.
+    Every worker declares one `coordinator` resource (`runtime.coordinatorResources` steers the
+    coordinator actor of `cluster-scheduler run` to them, never to the driver's head)."""
     import ray
 
     if ray.is_initialized():
@@ -54,7 +56,8 @@ def ray_cluster(tmp_path):
         nodes.append(head)
         for i in range(WORKERS):
             nodes.append(RayNode(tmp_path / f"worker{i}.log", Path(f"/tmp/csw{i}-{pid}"), env,
-                                 num_cpus=WORKER_CPUS, head_address=head.address).start())
+                                 num_cpus=WORKER_CPUS, head_address=head.address,
+                                 extra=('--resources={"coordinator": 1}',)).start())
         yield head, nodes[1:]
     finally:
         ray.shutdown()
@@ -105,12 +108,7 @@ def test_a_lost_ray_node_has_its_partition_recreated_and_nothing_is_lost(private
     head, workers = ray_cluster
     admin = private_cp.api_client("admin")
     ns, count, per_s = "lost", 600, 40.0
-    nodes = [{"apiVersion": "v1", "kind": "Node",
-              "metadata": {"name": f"n{i:02d}", "labels": {"kubernetes.io/hostname": f"n{i:02d}"}},
-              "status": {"capacity": {"cpu": "4", "memory": "16Gi", "pods": "110"},
-                         "allocatable": {"cpu": "4", "memory": "16Gi", "pods": "110"},
-                         "conditions": [{"type": "Ready", "status": "True"}]}} for i in range(60)]
-    create_all(admin, nodes, [])
+    create_all(admin, [node(i) for i in range(60)], [])
     client.CoreV1Api(admin).create_namespace({"metadata": {"name": ns}})
     rt = start_scheduler(private_cp, head)
     watch = BindWatch(admin, ns)
@@ -137,3 +135,48 @@ def test_a_lost_ray_node_has_its_partition_recreated_and_nothing_is_lost(private
         watch.stop()
         rt.stop()
         admin.close()
+
+
+def test_a_lost_coordinator_node_restarts_the_coordinator_elsewhere(private_cp, ray_cluster, tmp_path):
+    """`cluster-scheduler run` (the driver on the head, the coordinator actor on a worker): the
+    coordinator's node is lost mid-run; Ray restarts the actor on another worker once the GCS
+    declares the node dead, and the new one rebuilds from the API. No pod lost or bound twice."""
+    import yaml
+
+    head, workers = ray_cluster
+    admin = private_cp.api_client("admin")
+    ns, count, per_s = "coord", 400, 20.0
+    create_all(admin, [node(i) for i in range(30)], [])
+    client.CoreV1Api(admin).create_namespace({"metadata": {"name": ns}})
+    (tmp_path / "sched.yaml").write_text(yaml.safe_dump({"runtime": {
+        "partitions": 2, "metricsPort": 0, "coordinatorResources": {"coordinator": 1}}}))
+    env = dict(os.environ, RAY_ADDRESS=head.address, RAY_AUTH_MODE="disabled")
+    replica = Replica(private_cp, tmp_path, env, "sched")
+    watch = BindWatch(admin, ns)
+    try:
+        on = replica.wait_log(r"coordinator on Ray node (\w+)", 120).group(1)
+        lost = next(w for w in workers if w.raylet()[1] == on)
+        replica.wait_log(r"coordinator ready", 60)
+        creator = create_slowly(admin, ns, [plain_pod(i, ns, "250m") for i in range(count)], per_s)
+        wait_for(lambda: watch.bound() >= 60, 60, "the first 60 bindings")
+        lost_at = time.time()
+        os.kill(lost.raylet()[0], signal.SIGKILL)
+        replica.wait_log(r"coordinator actor restarted", 180)
+        moved = replica.wait_log(r"coordinator actor restarted.*\n.*coordinator on Ray node (\w+)", 60).group(1)
+        assert moved != on
+        creator.join(60)
+        settle_and_check(admin, count, 0, timeout=300)
+        times = sorted(t for t in watch.first_seen.values() if t > lost_at)
+        gap = max(b - a for a, b in zip([lost_at, *times], times))
+        print(f"\ncoordinator's Ray node lost: bindings paused {gap:.1f} s, then went on from another node")
+    finally:
+        watch.stop()
+        replica.close()
+        admin.close()
+
+
+def node(i: int) -> dict:
+    res = {"cpu": "4", "memory": "16Gi", "pods": "110"}
+    return {"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": f"n{i:02d}", "labels": {"kubernetes.io/hostname": f"n{i:02d}"}},
+            "status": {"capacity": res, "allocatable": res, "conditions": [{"type": "Ready", "status": "True"}]}}

@@ -40,6 +40,8 @@ runtime:
   batchSize: 500
   partitions: 4
   partitionPlacement: default
+  partitionResources: {partition-slot: 1}
+  coordinatorResources: {coordinator: 0.5}
   topK: 2
   qps: 100.5
   eventQps: 20
@@ -82,6 +84,7 @@ def test_good_file(tmp_path):
     assert (r.batch_size, r.partitions, r.top_k, r.qps, r.backoff_max_s) == (500, 4, 2, 100.5, 3.0)
     assert (r.event_qps, r.event_burst) == (20.0, 40)
     assert r.partition_placement == "default" != RuntimeConfig().partition_placement
+    assert (r.partition_resources, r.coordinator_resources) == ((("partition-slot", 1.0),), (("coordinator", 0.5),))
     assert r.bind_concurrency == RuntimeConfig().bind_concurrency
 
 
@@ -117,6 +120,9 @@ def test_config_drives_the_engine(tmp_path):
     ("runtime: {batchSize: 0}", "runtime.batchSize: must be >= 1"),
     ("runtime: {qps: -5}", "runtime.qps: must be a positive number"),
     ("runtime: {partitionPlacement: pack}", "runtime.partitionPlacement: must be one of spread, default"),
+    ("runtime: {partitionResources: {CPU: 2}}", "runtime.partitionResources: 'CPU': must be a custom resource name"),
+    ("runtime: {coordinatorResources: {coordinator: 0}}", "runtime.coordinatorResources.coordinator: must be a positive number"),
+    ("runtime: {coordinatorResources: [coordinator]}", "runtime.coordinatorResources: must be a mapping"),
     ("runtime: {eventQps: 0}", "runtime.eventQps: must be a positive number"),
     ("runtime: {eventBurst: 1.5}", "runtime.eventBurst: must be an integer"),
     ("kind: Pod", "kind: must be KubeSchedulerConfiguration"),
