@@ -75,6 +75,12 @@ class CreatePods:
     rate: float
     template: dict[str, Any]
     pod_group: PodGroupSpec | None = None
+    # counted in throughput and latency (scheduler_perf's collectMetrics); the other pods are the
+    # cluster's initial state: bound or unschedulable like any, but not timed
+    measure: bool = True
+    # a template per pod (index within the op -> manifest), for templates that vary with the index
+    # (scheduler_perf's Go templates); `template` is then the first one
+    per_pod: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,7 +228,7 @@ class Workload:
         size = op.pod_group.size if op.pod_group is not None else 0
         base = self._group_base(op) if size else 0
         for j, i in enumerate(range(start_index, start_index + op.count)):
-            t = orjson.loads(blob)
+            t = op.per_pod(j) if op.per_pod is not None else orjson.loads(blob)
             meta = t.get("metadata") or {}
             meta["name"] = f"{op.generate_name}{i}"
             meta["namespace"] = op.namespace

@@ -18,7 +18,13 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "loadtest", help="run a workload against the schedulers and compare them",
         description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("workload", help="workload file (see workloads/FORMAT.md)")
+    p.add_argument("workload", nargs="?", help="workload file (see workloads/FORMAT.md)")
+    p.add_argument("--scheduler-perf", metavar="SUITE/CASE/WORKLOAD", nargs="?", const="", default=None,
+                   help="run a case of upstream's scheduler_perf suite (of the release the control plane "
+                        "is built from) instead of a workload file, e.g. misc/SchedulingBasic/5000Nodes_10000Pods; "
+                        "with --list, list them")
+    p.add_argument("--list", action="store_true",
+                   help="with --scheduler-perf: list every case, whether it runs here and why not")
     p.add_argument("--kubeconfig", default=None,
                    help="run against this cluster, its scheduler already running; without it every "
                         "run gets a fresh control plane and its own scheduler")
@@ -64,10 +70,32 @@ def run(args: argparse.Namespace) -> int:
     from cluster_scheduler.loadtest.report import build_report, median_runs, write_all
     from cluster_scheduler.workload import WorkloadError, load_workload
 
-    try:
-        workload = load_workload(args.workload)
-    except WorkloadError as exc:
-        raise CliError(str(exc)) from None
+    notes: list[str] = []
+    if args.scheduler_perf is not None:
+        from cluster_scheduler.loadtest import scheduler_perf
+
+        if args.list:
+            print(scheduler_perf.format_list(scheduler_perf.load_cases()))
+            return 0
+        if args.workload or not args.scheduler_perf:
+            raise CliError("--scheduler-perf takes a case (SUITE/CASE/WORKLOAD) instead of a workload file; "
+                           "--scheduler-perf --list lists them")
+        try:
+            case = scheduler_perf.find_case(args.scheduler_perf)
+        except KeyError as exc:
+            raise CliError(str(exc.args[0])) from None
+        if case.workload is None:
+            raise CliError(f"{case.id} does not run here: {case.reason}")
+        workload, notes = case.workload, case.notes
+        say(f"scheduler_perf {case.id}: upstream's threshold for kube-scheduler "
+            f"{case.threshold or 'none'} pods/s" + "".join(f"; {n}" for n in notes))
+    elif args.list or not args.workload:
+        raise CliError("a workload file, or --scheduler-perf SUITE/CASE/WORKLOAD (--scheduler-perf --list)")
+    else:
+        try:
+            workload = load_workload(args.workload)
+        except WorkloadError as exc:
+            raise CliError(str(exc)) from None
     labels = {"both": [KUBE, OURS], "none": []}.get(args.scheduler, [args.scheduler])
     if args.ceiling:
         labels = [CEILING] + labels

@@ -38,12 +38,16 @@ def summarise(label: str, scheduler_name: str, data: RunData, *, cpu: dict[str, 
     ours_bound = {k: t for k, t in data.bound_at.items() if k in created and k not in data.deleted_at}
     unsched = sum(1 for k in data.unschedulable if k in created and k not in ours_bound)
     drain = data.t_scheduler_start is not None
-    t_first_create = min(created.values()) if created else 0.0
-    t_last_create = max(created.values()) if created else 0.0
+    # timed pods: all, or those of the measured ops (scheduler_perf's collectMetrics)
+    timed = created if data.measured_ops is None else {
+        k: t for k, t in created.items() if data.op_of.get(k) in data.measured_ops}
+    timed_bound = ours_bound if timed is created else {k: t for k, t in ours_bound.items() if k in timed}
+    t_first_create = min(timed.values()) if timed else 0.0
+    t_last_create = max(timed.values()) if timed else 0.0
     # stream: first create to last bind; drain: first bind to last bind (the backlog's drain rate)
-    t0 = (min(ours_bound.values()) if ours_bound else 0.0) if drain else t_first_create
-    bind_times = np.sort(np.fromiter((t - t0 for t in ours_bound.values()), float, len(ours_bound)))
-    raw_lat = np.fromiter((ours_bound[k] - created[k] for k in ours_bound), float, len(ours_bound))
+    t0 = (min(timed_bound.values()) if timed_bound else 0.0) if drain else t_first_create
+    bind_times = np.sort(np.fromiter((t - t0 for t in timed_bound.values()), float, len(timed_bound)))
+    raw_lat = np.fromiter((timed_bound[k] - created[k] for k in timed_bound), float, len(timed_bound))
     negative = int((raw_lat < 0).sum())  # watch event beat the create call's return: latency ~0
     # in drain mode creation-to-bind time is mostly waiting for the scheduler to start: not shown
     lat = np.sort(np.clip(raw_lat, 0.0, None)) if not drain else np.zeros(0)
@@ -85,7 +89,8 @@ def summarise(label: str, scheduler_name: str, data: RunData, *, cpu: dict[str, 
                                      "p99": round(float(np.percentile(v, 99)), 4)}
                             for i, v in sorted(by_op.items())},
         "barrier_timeouts": data.barrier_timeouts,
-        "pods_per_s": round(len(ours_bound) / duration, 2) if duration > 0 else None,
+        "pods_per_s": round(len(timed_bound) / duration, 2) if duration > 0 else None,
+        **({"timed_pods": len(timed)} if timed is not created else {}),
         "duration_s": round(duration, 3),
         "mode": "drain" if drain else "stream",
         "create_window_s": round(t_last_create - t_first_create, 3),

@@ -293,6 +293,8 @@ class RunData:
     deleted_at: dict[str, float] = field(default_factory=dict)  # preempted pods: when seen deleted
     deleted_pods: dict[str, dict] = field(default_factory=dict)  # preempted pods, as last seen
     op_of: dict[str, int] = field(default_factory=dict)  # pod key -> index of its createPods op in phases
+    # the createPods ops (indexes in phases) whose pods are timed; None: all of them
+    measured_ops: set[int] | None = None
 
 
 def _create_all(items: Iterator[tuple[str, Callable[[], Any]]], count: int, concurrency: int,
@@ -454,6 +456,10 @@ def run_workload(workload: Workload, api: Any, scheduler_name: str, *,
                 ns = op.namespace
                 path = f"/api/v1/namespaces/{ns}/pods"
                 op_index = len(data.phases)
+                if not all(o.measure for o in workload.ops if isinstance(o, CreatePods)):
+                    data.measured_ops = data.measured_ops or set()
+                    if op.measure:
+                        data.measured_ops.add(op_index)
 
                 def made_pods(op=op, start=start, ns=ns, op_index=op_index):
                     for p in workload.iter_pods(op, start, scheduler_name):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -458,3 +459,22 @@ def test_preemption_workload_both_schedulers(tmp_path: Path) -> None:
         assert {"1", "3"} <= set(run["latency_by_op_s"])  # ops whose pods were bound: batch, online
     assert "preemptions_per_s" in report["ratios"]["ours_over_kube_scheduler"]
     assert "preempted (victims evicted)" in (out / "report.md").read_text()
+
+
+@pytest.mark.skipif(shutil.which("go") is None, reason="Go is needed to find upstream's suite")
+def test_scheduler_perf_case_side_by_side(tmp_path: Path) -> None:
+    """An upstream scheduler_perf case, read from the module cache, through both schedulers: the
+    same outcome, only the measured op's pods timed."""
+    listed = run_cli("--scheduler-perf", "--list", timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    assert "misc/SchedulingBasic/5000Nodes_10000Pods" in listed.stdout and " runnable" in listed.stdout
+    out = tmp_path / "sp"
+    proc = run_cli("--scheduler-perf", "misc/SchedulingBasic/5Nodes", "--scheduler", "both", "--output", str(out))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = assert_files(out)
+    assert set(report["runs"]) == {"ours", "kube-scheduler"}
+    for s in report["runs"].values():
+        assert (s["bound"], s["unschedulable"], s["pending"]) == (15, 0, 0), s
+        assert s["timed_pods"] == 10 and s["check"]["ok"]
+    bad = run_cli("--scheduler-perf", "dra/SchedulingWithResourceClaimTemplate/5000pods_500nodes", timeout=120)
+    assert bad.returncode != 0 and "DRA" in bad.stderr

@@ -1,0 +1,340 @@
+"""Upstream's scheduler_perf suite as workloads: `loadtest --scheduler-perf SUITE/CASE/WORKLOAD`.
+
+The suite is read where building the control plane put it: the `k8s.io/kubernetes` module of the
+release we build, in the Go module cache (`test/integration/scheduler_perf/**/performance-config.yaml`
+and its templates); nothing of it is copied into the project. Each (test case, workload) becomes a
+`Workload` with upstream's meaning (docs/benchmarks.md lists the translation): nodes from the node
+template or upstream's default node, `labelNodePrepareStrategy` round-robin over the op's nodes,
+pods from their Go templates per index (with the `signature` label upstream adds), each
+createPods op waited for unless `skipWaitToCompletion`, and only the pods of `collectMetrics` ops
+(or of a `startCollectingMetrics` window) timed. What a case needs that we do not implement (DRA,
+volumes, churn, ...) is its `reason`: it is listed, never run half-translated.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import orjson
+import yaml
+
+from cluster_scheduler.loadtest import gotemplate
+from cluster_scheduler.resources import resource_path
+from cluster_scheduler.workload import Barrier, CreateNodes, CreateObjects, CreatePods, Workload
+
+SUITE = "test/integration/scheduler_perf"
+# Gates that change how fast kube-scheduler works, not what it decides: a case that sets them runs
+# (our peer runs with the release's defaults; the report says so)
+PERFORMANCE_GATES = frozenset({"SchedulerAsyncAPICalls", "SchedulerAsyncPreemption", "OpportunisticBatching"})
+# Gates on in the control plane both schedulers run against: GA ones locked on in 1.37, and the
+# PodGroup API (GenericWorkload) that controlplane/cluster.py enables
+ENABLED_GATES = frozenset({"GenericWorkload", "NodeInclusionPolicyInPodTopologySpread", "InPlacePodVerticalScaling",
+                           "NodeDeclaredFeatures"})
+# upstream's node when createNodes has no template (makeBaseNode)
+BASE_NODE = {"status": {"capacity": {"pods": "110", "cpu": "4", "memory": "32Gi"},
+                        "allocatable": {"pods": "110", "cpu": "4", "memory": "32Gi"},
+                        "conditions": [{"type": "Ready", "status": "True"}]}}
+# upstream's pod when neither the op nor the case names a template (makeBasePod)
+BASE_POD = {"metadata": {"generateName": "pod-"},
+            "spec": {"containers": [{"name": "pause", "image": "registry.k8s.io/pause:3.10.2",
+                                     "ports": [{"containerPort": 80}],
+                                     "resources": {"requests": {"cpu": "100m", "memory": "500Mi"},
+                                                   "limits": {"cpu": "100m", "memory": "500Mi"}}}]}}
+
+
+class NotRunnable(Exception):
+    """Why a case cannot run here (a feature we do not implement, an op we do not translate)."""
+
+
+@dataclass
+class PerfCase:
+    """One workload of one test case of one suite file."""
+
+    id: str  # SUITE/CASE/WORKLOAD, SUITE being the config's folder under scheduler_perf
+    labels: tuple[str, ...]
+    threshold: Any  # pods/s upstream holds kube-scheduler to (a number or {topic: number}); None: none
+    feature_gates: dict[str, bool]
+    workload: Workload | None = None
+    reason: str = ""  # why it cannot run ('' when it can)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def performance(self) -> bool:
+        return "performance" in self.labels
+
+
+def kubernetes_version() -> str:
+    """The k8s.io/kubernetes version the control plane is built from (its go.mod)."""
+    gomod = resource_path("scripts/controlplane/k8s/go.mod").read_text()
+    m = re.search(r"^\s*k8s\.io/kubernetes\s+(v\S+)", gomod, re.M)
+    if not m:
+        raise RuntimeError("k8s.io/kubernetes not found in the control plane's go.mod")
+    return m.group(1)
+
+
+def suite_root() -> Path:
+    """scheduler_perf in the Go module cache (downloaded with the control plane's build)."""
+    version = kubernetes_version()
+    env = dict(os.environ, GOTOOLCHAIN="local")
+    cache = subprocess.run(["go", "env", "GOMODCACHE"], capture_output=True, text=True, env=env,
+                           check=True).stdout.strip()
+    root = Path(cache) / f"k8s.io/kubernetes@{version}" / SUITE
+    if not root.is_dir():
+        subprocess.run(["go", "mod", "download", f"k8s.io/kubernetes@{version}"], env=env, cwd="/",
+                       capture_output=True, check=False)
+    if not root.is_dir():
+        raise RuntimeError(f"{root} not found: build the control plane first (scripts/build-controlplane.sh)")
+    return root
+
+
+def load_cases(root: Path | None = None) -> list[PerfCase]:
+    """Every (test case, workload) of every performance-config.yaml, translated where we can."""
+    root = root or suite_root()
+    out: list[PerfCase] = []
+    for config in sorted(root.rglob("performance-config.yaml")):
+        suite = str(config.parent.relative_to(root))
+        for tc in yaml.safe_load(config.read_text()) or []:
+            for w in tc.get("workloads") or []:
+                labels = tuple(dict.fromkeys([*(tc.get("labels") or []), *(w.get("labels") or [])]))
+                gates = {**(tc.get("featureGates") or {}), **(w.get("featureGates") or {})}
+                case = PerfCase(f"{suite}/{tc['name']}/{w['name']}", labels, w.get("threshold"), gates)
+                try:
+                    case.workload = _translate(case, tc, w, config.parent)
+                except (NotRunnable, gotemplate.Unsupported) as exc:
+                    case.reason = str(exc)
+                out.append(case)
+    return out
+
+
+def find_case(case_id: str, root: Path | None = None) -> PerfCase:
+    cases = load_cases(root)
+    for c in cases:
+        if c.id == case_id:
+            return c
+    near = [c.id for c in cases if case_id.split("/")[-1] in c.id][:5]
+    raise KeyError(f"no scheduler_perf case {case_id!r}" + (f"; did you mean {', '.join(near)}?" if near else ""))
+
+
+# ---- translation ------------------------------------------------------------------------------
+
+class _Params:
+    """A workload's params; `$name` references resolved, the unused ones reported (upstream fails)."""
+
+    def __init__(self, params: dict[str, Any]):
+        self.params, self.used = dict(params or {}), set()
+
+    def ref(self, value: Any, what: str) -> Any:
+        if not (isinstance(value, str) and value.startswith("$")):
+            return value
+        name, _, default = value[1:].partition("|")
+        if name in self.params:
+            self.used.add(name)
+            return self.params[name]
+        if "|" in value:
+            return yaml.safe_load(default) if default else None
+        raise NotRunnable(f"{what}: parameter {name!r} is not set")
+
+    def count(self, op: dict[str, Any], default: int = 0) -> int:
+        n = op.get("count", default)
+        if "countParam" in op:
+            n = self.ref(op["countParam"], "countParam")
+        if "countMultiplierParam" in op:
+            n = n * self.ref(op["countMultiplierParam"], "countMultiplierParam")
+        return int(n)
+
+    def template_params(self, op: dict[str, Any]) -> dict[str, Any]:
+        return {k: self.ref(v, f"templateParams.{k}") for k, v in (op.get("templateParams") or {}).items()}
+
+
+_UNSUPPORTED_OPS = {
+    "churn": "churn (objects created and deleted in the background)",
+    "deletePods": "deletePods",
+    "updateAny": "updateAny",
+    "sleep": "sleep",
+    "createPodSets": "createPodSets",
+    "createResourceClaims": "DRA (ResourceClaims)",
+    "allocResourceClaims": "DRA (ResourceClaims)",
+    "startCollectingProfile": "CPU profiles",
+    "stopCollectingProfile": "CPU profiles",
+}
+
+
+def _translate(case: PerfCase, tc: dict, w: dict, here: Path) -> Workload:
+    for gate, on in case.feature_gates.items():
+        if gate in PERFORMANCE_GATES:
+            case.notes.append(f"feature gate {gate}={on} is about kube-scheduler's speed: both run the release's default")
+        elif gate in ENABLED_GATES and on:
+            continue
+        elif gate.startswith("DRA") or gate == "DynamicResourceAllocation":
+            raise NotRunnable(f"DRA (feature gate {gate})")
+        else:
+            raise NotRunnable(f"feature gate {gate}={on}")
+    if tc.get("schedulerConfigPath"):
+        raise NotRunnable(f"a scheduler configuration of its own ({tc['schedulerConfigPath']})")
+    params = _Params(w.get("params") or {})
+    ops: list[Any] = []
+    collecting = False
+    node_total = 0
+    name = re.sub(r"[^a-z0-9-]+", "-", f"sp-{tc['name']}-{w['name']}".lower()).strip("-")[:50].strip("-")
+    for index, op in enumerate(tc.get("workloadTemplate") or []):
+        code = op.get("opcode")
+        if code in _UNSUPPORTED_OPS:
+            raise NotRunnable(f"op {code}: {_UNSUPPORTED_OPS[code]}")
+        if code == "createNodes":
+            ops.append(_nodes(op, params, here, node_total))
+            node_total += ops[-1].count
+        elif code == "createNamespaces":
+            ops.append(_namespaces(op, params, here))
+        elif code == "createPods":
+            ops += _pods(op, index, params, tc, here, collecting)
+        elif code == "createAny":
+            ops.append(CreateObjects(tuple(_objects(op, params, here))))
+        elif code == "createPodGroups":
+            ops.append(CreateObjects(tuple(_pod_groups(op, params, here))))
+        elif code == "barrier":
+            if op.get("stageRequirement", "Scheduled") not in ("Scheduled", "Attempted"):
+                raise NotRunnable(f"barrier stageRequirement {op['stageRequirement']!r}")
+            ops.append(Barrier())
+        elif code == "startCollectingMetrics":
+            collecting = True
+        elif code == "stopCollectingMetrics":
+            collecting = False
+        else:
+            raise NotRunnable(f"op {code!r}")
+    unused = sorted(set(params.params) - params.used)
+    if unused:
+        # upstream fails such a workload; params only Go hooks read are the usual cause
+        raise NotRunnable(f"parameters {', '.join(unused)} are read by upstream's Go code, not by its ops")
+    if not any(isinstance(o, CreatePods) and o.measure for o in ops):
+        raise NotRunnable("no pods are measured")
+    return Workload(name, ops, source=f"scheduler_perf {case.id}")
+
+
+def _read(here: Path, path: str) -> str:
+    return (here / path).read_text()
+
+
+def _render(text: str, env: dict[str, Any], what: str) -> dict[str, Any]:
+    try:
+        return yaml.safe_load(gotemplate.render(text, env))
+    except yaml.YAMLError as exc:
+        raise NotRunnable(f"{what}: rendered template is not YAML: {exc}") from None
+
+
+def _static(text: str) -> bool:
+    return "{{" not in text
+
+
+def _nodes(op: dict, params: _Params, here: Path, offset: int) -> CreateNodes:
+    count = params.count(op)
+    if op.get("nodeAllocatableStrategy"):
+        raise NotRunnable("nodeAllocatableStrategy (CSINode attach limits: volumes)")
+    if op.get("nodeTemplatePath"):
+        text = _read(here, op["nodeTemplatePath"])
+        if not _static(text):
+            raise NotRunnable(f"a node template that varies per node ({op['nodeTemplatePath']})")
+        template = _render(text, {"Index": 0, "Count": count, **params.template_params(op)}, op["nodeTemplatePath"])
+    else:
+        template = orjson.loads(orjson.dumps(BASE_NODE))
+    template.pop("apiVersion", None)
+    template.pop("kind", None)
+    (template.get("metadata") or {}).pop("generateName", None)
+    (template.get("metadata") or {}).pop("name", None)
+    rr: dict[str, list[str]] = {}
+    if s := op.get("labelNodePrepareStrategy"):
+        # round robin over the op's nodes in name order (ours are named in creation order)
+        # (ours assign values[i % n] by global node index i: rotate so the op's first node gets the first)
+        values = list(s["labelValues"])
+        rr[s["labelKey"]] = [values[(j - offset) % len(values)] for j in range(len(values))]
+    if s := op.get("uniqueNodeLabelStrategy"):
+        raise NotRunnable("uniqueNodeLabelStrategy")
+    return CreateNodes(count=count, template=template, round_robin_labels=rr)
+
+
+def _namespaces(op: dict, params: _Params, here: Path) -> CreateObjects:
+    template = yaml.safe_load(_read(here, op["namespaceTemplatePath"])) if op.get("namespaceTemplatePath") else {}
+    objs = []
+    for i in range(params.count(op)):
+        ns = orjson.loads(orjson.dumps(template))
+        ns.setdefault("metadata", {})["name"] = f"{op['prefix']}-{i}"
+        objs.append({"apiVersion": "v1", "kind": "Namespace", **{k: v for k, v in ns.items() if k not in ("apiVersion", "kind")}})
+    return CreateObjects(tuple(objs))
+
+
+def _pods(op: dict, index: int, params: _Params, tc: dict, here: Path, collecting: bool) -> list[Any]:
+    if op.get("persistentVolumeClaimTemplatePath") or op.get("persistentVolumeTemplatePath"):
+        raise NotRunnable("pods with PersistentVolumeClaims (volumes)")
+    if op.get("steadyState") or op.get("steadyStateParam"):
+        raise NotRunnable("steadyState pods (deleted and re-created as they bind)")
+    count = params.count(op)
+    namespace = op.get("namespace") or f"namespace-{index}"
+    path = op.get("podTemplatePath") or tc.get("defaultPodTemplatePath")
+    tparams = params.template_params(op)
+    batch = int(params.ref(op["signatureBatchSizeParam"], "signatureBatchSizeParam")) if "signatureBatchSizeParam" in op \
+        else int(op.get("signatureBatchSize", 1))
+    per_pod: Callable[[int], dict] | None = None
+    if path:
+        text = _read(here, path)
+
+        def make(i: int, text=text, path=path) -> dict:
+            pod = _render(text, {"Index": i, "Count": count, **tparams}, path)
+            pod.setdefault("metadata", {}).setdefault("labels", {})["signature"] = f"signature-label-{i // batch}"
+            return pod
+
+        first = make(0)
+        per_pod = None if _static(text) and batch >= count else make
+    else:
+        first = orjson.loads(orjson.dumps(BASE_POD))
+    meta = first.get("metadata") or {}
+    if meta.get("name") and per_pod is None and count > 1:
+        raise NotRunnable(f"one pod name for {count} pods ({path})")
+    generate = meta.get("generateName") or (re.sub(r"\d+$", "", meta.get("name", "")) or "pod-")
+    for key in ("apiVersion", "kind"):
+        first.pop(key, None)
+    measure = bool(op.get("collectMetrics")) or collecting
+    out: list[Any] = [CreatePods(count=count, namespace=namespace, generate_name=generate, rate=0.0,
+                                 template=first, measure=measure, per_pod=per_pod)]
+    if not op.get("skipWaitToCompletion"):
+        out.append(Barrier())
+    return out
+
+
+def _objects(op: dict, params: _Params, here: Path) -> list[dict]:
+    text = _read(here, op["templatePath"])
+    count = params.count(op, 1)
+    objs = []
+    for i in range(count):
+        obj = _render(text, {"Index": i, "Count": count, **params.template_params(op)}, op["templatePath"])
+        if op.get("namespace"):
+            obj.setdefault("metadata", {})["namespace"] = op["namespace"]
+        objs.append(obj)
+    return objs
+
+
+def _pod_groups(op: dict, params: _Params, here: Path) -> list[dict]:
+    text = _read(here, op["templatePath"])
+    objs = []
+    for i in range(params.count(op, 1)):
+        obj = _render(text, {"Index": i, **params.template_params(op)}, op["templatePath"])
+        obj["apiVersion"] = "scheduling.k8s.io/v1beta1"  # upstream creates them with the v1beta1 client
+        obj.setdefault("metadata", {})["namespace"] = op["namespace"]
+        objs.append(obj)
+    return objs
+
+
+def format_list(cases: list[PerfCase], performance_only: bool = False) -> str:
+    rows = [c for c in cases if c.performance or not performance_only]
+    width = max((len(c.id) for c in rows), default=10)
+    lines = [f"{'case':<{width}}  perf  threshold  runnable"]
+    for c in rows:
+        thr = "" if c.threshold in (None, 0) else str(c.threshold)
+        lines.append(f"{c.id:<{width}}  {'yes' if c.performance else '   '}   {thr:>9}  "
+                     + ("yes" if c.workload is not None else f"no: {c.reason}"))
+    ok = sum(1 for c in rows if c.workload is not None)
+    lines.append(f"{ok} of {len(rows)} runnable")
+    return "\n".join(lines)

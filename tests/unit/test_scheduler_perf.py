@@ -1,0 +1,93 @@
+"""Upstream's scheduler_perf suite read from the Go module cache and translated into workloads, and
+the subset of Go text/template its templates use."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from cluster_scheduler.loadtest import gotemplate
+from cluster_scheduler.workload import Barrier, CreateNodes, CreateObjects, CreatePods
+
+needs_go = pytest.mark.skipif(shutil.which("go") is None, reason="Go is needed to find the module cache")
+
+
+def test_template_subset_renders_as_go_does():
+    env = {"Index": 7, "Count": 10, "podsPerGroup": 3.0, "priority": 0}
+    assert gotemplate.render("name: p-{{.Index}}-of-{{ .Count }}", env) == "name: p-7-of-10"
+    assert gotemplate.render("{{DivideInt .Index .podsPerGroup}} {{Mod .Index 4}} {{AddInt 8000 (Mod .Index 5)}}",
+                             env) == "2 3 8002"
+    # a param of 0 is false; a missing key is false and prints <no value>
+    text = "p: {{if .priority}}{{AddInt 0 .priority}}{{else}}1000{{end}} {{if .gone}}x{{end}}{{.gone}}"
+    assert gotemplate.render(text, env) == "p: 1000 <no value>"
+    assert gotemplate.render('{{if eq .mode "single"}}one{{else}}all{{end}}', {"mode": "single"}) == "one"
+    assert gotemplate.render("{{or .cpu \"50m\"}}", {}) == "50m"
+    assert gotemplate.render("{{.n}}", {"n": 5.0}) == "5"  # a YAML number param prints as Go prints it
+    for bad in ("{{range .xs}}{{.}}{{end}}", "{{$n := 3}}", "{{if .x}}"):
+        with pytest.raises(gotemplate.Unsupported):
+            gotemplate.render(bad, {"xs": [1], "x": 1})
+
+
+@pytest.fixture(scope="module")
+def cases():
+    from cluster_scheduler.loadtest.scheduler_perf import load_cases
+
+    return {c.id: c for c in load_cases()}
+
+
+@needs_go
+def test_scheduling_basic_translates_with_upstreams_meaning(cases):
+    case = cases["misc/SchedulingBasic/5000Nodes_10000Pods"]
+    assert case.performance and case.threshold == 680 and case.reason == ""
+    ops = case.workload.ops
+    nodes, init, barrier1, measured, barrier2 = ops
+    assert isinstance(nodes, CreateNodes) and nodes.count == 5000
+    assert nodes.template["status"]["capacity"] == {"pods": "110", "cpu": "4", "memory": "32Gi"}
+    assert isinstance(init, CreatePods) and (init.count, init.measure, init.namespace) == (1000, False, "namespace-1")
+    assert isinstance(measured, CreatePods) and (measured.count, measured.measure, measured.namespace) == (
+        10000, True, "namespace-2")
+    assert isinstance(barrier1, Barrier) and isinstance(barrier2, Barrier)  # each createPods waits
+    # upstream's default pod, with the signature label it adds to every templated pod
+    pods = list(case.workload.iter_pods(measured, 0, "cluster-scheduler"))[:3]
+    assert pods[0]["spec"]["containers"][0]["resources"]["requests"] == {"cpu": "100m", "memory": "500Mi"}
+    assert [p["metadata"]["labels"]["signature"] for p in pods] == [f"signature-label-{i}" for i in range(3)]
+    assert pods[0]["metadata"]["name"] == "pod-0" and pods[0]["metadata"]["namespace"] == "namespace-2"
+
+
+@needs_go
+def test_label_strategy_is_round_robin_over_the_ops_nodes(cases):
+    case = cases["topology_spreading/TopologySpreading/5000Nodes_5000Pods"]
+    (nodes_op,) = [o for o in case.workload.ops if isinstance(o, CreateNodes)]
+    zones = [n["metadata"]["labels"]["topology.kubernetes.io/zone"]
+             for n in list(case.workload.all_nodes())[:6]]
+    assert zones == ["moon-1", "moon-2", "moon-3", "moon-1", "moon-2", "moon-3"]
+    assert nodes_op.count == 5000
+
+
+@needs_go
+def test_cases_that_need_what_we_lack_say_why(cases):
+    assert "DRA" in cases["dra/SchedulingWithResourceClaimTemplate/5000pods_500nodes"].reason
+    assert "churn" in cases["default_preemption/PreemptionAsync/5000Nodes"].reason
+    assert "volumes" in cases["volumes/SchedulingCSIPVs/5000Nodes_5000Pods"].reason
+    runnable = [c for c in cases.values() if c.workload is not None]
+    assert len(runnable) >= 90 and all(c.reason == "" for c in runnable)
+    # createNamespaces become Namespace objects; PodGroups are created with the v1beta1 API
+    pg = cases["podgroup/gangscheduling/GangScheduling/10Nodes_3Gangs"]
+    if pg.workload is not None:
+        objs = [o for op in pg.workload.ops if isinstance(op, CreateObjects) for o in op.objects]
+        assert objs and all(o["apiVersion"] == "scheduling.k8s.io/v1beta1" for o in objs if o["kind"] == "PodGroup")
+
+
+def test_only_measured_ops_are_timed():
+    from cluster_scheduler.loadtest.report import summarise
+    from cluster_scheduler.loadtest.runner import RunData
+
+    created = {f"ns/init{i}": 0.0 for i in range(100)} | {f"ns/m{i}": 10.0 + i for i in range(10)}
+    bound = {k: t + (5.0 if k.startswith("ns/init") else 0.5) for k, t in created.items()}
+    data = RunData(created, bound, {}, set(), {}, op_of={**{f"ns/init{i}": 0 for i in range(100)},
+                                                        **{f"ns/m{i}": 2 for i in range(10)}},
+                   measured_ops={2})
+    s = summarise("ours", "s", data, cpu={}, check=None, timings={}).summary
+    assert s["bound"] == 110 and s["timed_pods"] == 10
+    assert s["pods_per_s"] == round(10 / 9.5, 2) and s["latency_s"]["p99"] == 0.5
