@@ -28,7 +28,7 @@ from __future__ import annotations
 import heapq
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -589,8 +589,13 @@ class ClassState:
         # one profile: every pod of the key is this class's; else the run also keeps to one profile
         same_profile = len(e.profiles) == 1
         i, n = start, len(pods)
-        while i < n and pods[i].key is key and (same_profile or pods[i].scheduler_name == sched):
+        class_key = e.class_key
+        chargers = {key: charge}  # pods are charged with their own keys (labels no selector reads differ)
+        while i < n and (same_profile or pods[i].scheduler_name == sched):
             pod = pods[i]
+            full = pod.key
+            if full is not key and (full is None or class_key(full) is not key):
+                break
             while heap:
                 neg, row, ver = heap[0]
                 cur = version[row]
@@ -610,7 +615,10 @@ class ClassState:
             pod.node_name = node
             uid = pod.uid
             epods[uid] = pod
-            charge(uid, row)
+            c = chargers.get(full)
+            if c is None:
+                c = chargers[full] = e.charger(full)
+            c(uid, row)
             cur = version[row]
             pushed[pos[row]] = cur
             s = rescore(row)
@@ -647,6 +655,19 @@ class ClassState:
         return dict(hist)
 
 
+def _selector_keys(key: PodSpecKey) -> set[str]:
+    """The pod label keys the selectors of `key`'s terms and spread constraints read."""
+    out: set[str] = set()
+    terms = [*key.pod_affinity, *key.pod_anti_affinity,
+             *(w.term for w in key.preferred_pod_affinity), *(w.term for w in key.preferred_pod_anti_affinity)]
+    selectors = [t.selector for t in terms] + [c.selector for c in key.spread_constraints]
+    for sel in selectors:
+        if sel is not None:
+            out.update(k for k, _ in sel.match_labels)
+            out.update(r.key for r in sel.match_expressions)
+    return out
+
+
 class Engine:
     """Cache + scheduler for one set of candidate nodes (all nodes, or a partition's shard).
 
@@ -672,6 +693,13 @@ class Engine:
         self.timings: dict[str, float] = {}  # seconds per plugin in full (vectorized) class builds
         self.builds = 0
         self.max_classes = max_classes
+        # Label keys some selector of a known pod reads (affinity, anti-affinity, spread; matchLabelKeys
+        # are folded into those): only these can tell two pods apart, so a class is keyed on them
+        # alone and pods that differ in any other label (upstream's per-pod `signature`, a
+        # StatefulSet's pod-name label) share one class. Grows only; growing re-keys every class.
+        self.selector_keys: set[str] = set()
+        self._class_keys: dict[PodSpecKey, PodSpecKey] = {}  # pod key -> its class key
+        self._canonical: dict[PodSpecKey, PodSpecKey] = {}  # one object per class key (`is` in runs)
 
     # ---------------------------------------------------------------- nodes
     def _changed(self) -> None:
@@ -759,6 +787,7 @@ class Engine:
         self.pods[pod.uid] = pod
         if pod.key is None:
             return True
+        self.note_selectors(pod.key)  # its terms may read labels of pods still to come
         row = self.table.index.get(pod.node_name)
         if row is None:
             self._waiting.setdefault(pod.node_name, []).append(pod.uid)
@@ -773,6 +802,8 @@ class Engine:
         up once and the common case (a new pod on a known node) charged directly; anything else
         goes through add_pod."""
         key, pods, index = tpl.key, self.pods, self.table.index
+        if key is not None:
+            self.note_selectors(key)
         charge = self.charger(key) if key is not None else None  # no class is built meanwhile
         ns, sched, err, phase = tpl.namespace, tpl.scheduler_name, tpl.error, tpl.phase
         n = 0
@@ -814,9 +845,43 @@ class Engine:
     def profile_of(self, scheduler_name: str) -> Profile:
         return self.profiles.get(scheduler_name, self.profile)
 
+    def class_key(self, key: PodSpecKey) -> PodSpecKey:
+        """`key` with only the labels some selector reads: the key of its equivalence class. Also
+        notes the label keys `key`'s own selectors read (every pod key passes here or through
+        `note_selectors` before it is charged)."""
+        ck = self._class_keys.get(key)
+        if ck is not None:
+            return ck
+        self.note_selectors(key)
+        keep = self.selector_keys
+        if all(k in keep for k, _ in key.labels):
+            ck = key
+        else:
+            ck = replace(key, labels=tuple((k, v) for k, v in key.labels if k in keep))
+        ck = self._canonical.setdefault(ck, ck)
+        if len(self._class_keys) > 200_000:
+            self._class_keys.clear()
+            self._canonical.clear()
+            ck = self._canonical.setdefault(ck, ck)
+        self._class_keys[key] = ck
+        return ck
+
+    def note_selectors(self, key: PodSpecKey) -> None:
+        """Add the label keys `key`'s selectors read; a new one re-keys every class."""
+        if key in self._class_keys:
+            return
+        new = _selector_keys(key) - self.selector_keys
+        if new:
+            self.selector_keys |= new
+            self._class_keys.clear()
+            self._canonical.clear()
+            self.classes.clear()
+            self._changed()
+
     def class_state(self, key: PodSpecKey, profile: Profile | None = None) -> ClassState:
-        """The class of `key` under `profile` (default: the first): one per (profile, key), so two
-        profiles' pods of the same spec are filtered and scored each with their own plugins."""
+        """The class of `key` under `profile` (default: the first): one per (profile, class key),
+        so two profiles' pods of the same spec are filtered and scored each with their own plugins."""
+        key = self.class_key(key)
         profile = profile or self.profile
         ck = (profile.scheduler_name, key)
         cls = self.classes.get(ck)

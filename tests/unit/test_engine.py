@@ -411,3 +411,42 @@ def test_add_group_charges_as_add_pod_does():
     assert used(grouped, "n1") == 1000 and used(grouped, "n9") == 500
     assert {u: p.node_name for u, p in grouped.pods.items()} == {u: p.node_name for u, p in one_by_one.pods.items()}
     assert grouped.placements == one_by_one.placements
+
+
+def _anti(key: str, values: list[str], topology: str = "kubernetes.io/hostname") -> dict:
+    return {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+        {"labelSelector": {"matchExpressions": [{"key": key, "operator": "In", "values": values}]},
+         "topologyKey": topology}]}}
+
+
+def test_labels_no_selector_reads_do_not_split_classes():
+    """Pods that differ only in a label no selector reads (upstream scheduler_perf's `signature`, a
+    StatefulSet's pod-name label) share one class and land where label-less pods would."""
+    nodes = [node(f"n{i}", cpu="4") for i in range(6)]
+    plain, signed = engine(nodes), engine(nodes)
+    a = plain.schedule([pod(cpu="500m", labels={"app": "web"}) for _ in range(30)])
+    b = signed.schedule([pod(cpu="500m", labels={"app": "web", "sig": f"s-{i}"}) for i in range(30)])
+    assert [r.candidates[0][0] for r in a] == [r.candidates[0][0] for r in b]
+    assert len(signed.classes) == 1
+    assert signed.selector_keys == set()
+
+
+def test_a_selector_on_a_new_label_key_rekeys_classes_and_sees_every_pod():
+    nodes = [node(f"n{i}", cpu="8") for i in range(4)]
+    e = engine(nodes)
+    placed = {r.uid: r.candidates[0][0] for r in e.schedule(
+        [pod(f"s{i}", cpu="500m", labels={"app": "web", "sig": f"s-{i}"}) for i in range(8)])}
+    assert len(e.classes) == 1
+    # a pod that must not share a node with s-3: the bound pods' own labels were kept in full
+    p = pod("avoid", cpu="100m", labels={"app": "web"}, affinity=_anti("sig", ["s-3"]))
+    (r,) = e.schedule([p])
+    assert r.candidates and r.candidates[0][0] != placed["default/s3"]
+    assert "sig" in e.selector_keys
+    # from now on pods with different sig values are different classes (the selector tells them
+    # apart); `app` is still read by no selector, so it stays out of the class key
+    e.schedule([pod(cpu="100m", labels={"app": "web", "sig": f"t-{i}"}) for i in range(3)])
+    keys = {k.labels for (_, k) in e.classes}
+    assert {(("sig", f"t-{i}"),) for i in range(3)} <= keys
+    # and an existing pod's anti-affinity on sig repels an incoming pod that carries the value
+    q = pod("repelled", cpu="100m", labels={"sig": "s-3"})
+    assert where(e, q) != r.candidates[0][0]
