@@ -338,3 +338,57 @@ def format_list(cases: list[PerfCase], performance_only: bool = False) -> str:
     ok = sum(1 for c in rows if c.workload is not None)
     lines.append(f"{ok} of {len(rows)} runnable")
     return "\n".join(lines)
+
+
+def results_table(runs: list[tuple[str, Path]]) -> str:
+    """A markdown table of side-by-side scheduler_perf runs: (case id, loadtest output folder)."""
+    import json
+
+    thresholds = {c.id: c.threshold for c in load_cases()}
+    lines = ["| case | upstream threshold | kube-scheduler pods/s | ours pods/s | ours / kube | p99 kube (s) | "
+             "p99 ours (s) | bound / unschedulable (kube, ours) | placement check |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for case_id, out in runs:
+        path = out / "report.json"
+        if not path.is_file():
+            lines.append(f"| {case_id} | {thresholds.get(case_id) or ''} | run failed: no report | | | | | | |")
+            continue
+        rep = json.loads(path.read_text())
+        k, o = rep["runs"].get("kube-scheduler", {}), rep["runs"].get("ours", {})
+        ratio = (rep.get("ratios") or {}).get("ours_over_kube_scheduler", {}).get("pods_per_s")
+
+        def f(run: dict, *path: str) -> str:
+            v: Any = run
+            for p in path:
+                v = (v or {}).get(p)
+            return "" if v is None else f"{v:g}"
+
+        checks = ", ".join("OK" if (r.get("check") or {}).get("ok") else "FAILED" for r in (k, o) if r)
+        lines.append(f"| {case_id} | {thresholds.get(case_id) or ''} | {f(k, 'pods_per_s')} | {f(o, 'pods_per_s')} | "
+                     f"{'' if ratio is None else f'{ratio:.2f}x'} | {f(k, 'latency_s', 'p99')} | {f(o, 'latency_s', 'p99')} | "
+                     f"{f(k, 'bound')}/{f(k, 'unschedulable')}, {f(o, 'bound')}/{f(o, 'unschedulable')} | {checks} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m cluster_scheduler.loadtest.scheduler_perf table DIR`: the table of the runs under
+    DIR (one folder per case, named with the case id's '/' as '_'); `... performance`: the ids of
+    the runnable performance cases, one per line."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["performance"]:
+        print("\n".join(c.id for c in load_cases() if c.performance and c.workload is not None))
+        return 0
+    if args[:1] == ["table"] and len(args) == 2:
+        root = Path(args[1])
+        ids = {c.id.replace("/", "_"): c.id for c in load_cases()}
+        runs = [(ids[d.name], d) for d in sorted(root.iterdir()) if d.is_dir() and d.name in ids]
+        print(results_table(runs))
+        return 0
+    print(main.__doc__)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -91,3 +91,29 @@ def test_only_measured_ops_are_timed():
     s = summarise("ours", "s", data, cpu={}, check=None, timings={}).summary
     assert s["bound"] == 110 and s["timed_pods"] == 10
     assert s["pods_per_s"] == round(10 / 9.5, 2) and s["latency_s"]["p99"] == 0.5
+
+
+@needs_go
+def test_results_table_has_one_row_per_run(tmp_path):
+    import json
+
+    from cluster_scheduler.loadtest.scheduler_perf import main
+
+    run = {"bound": 11000, "unschedulable": 0, "pods_per_s": 500.0, "latency_s": {"p99": 1.5}, "check": {"ok": True}}
+    ours = dict(run, pods_per_s=750.0, latency_s={"p99": 0.5})
+    d = tmp_path / "misc_SchedulingBasic_5000Nodes_10000Pods"
+    d.mkdir()
+    (d / "report.json").write_text(json.dumps({"runs": {"kube-scheduler": run, "ours": ours},
+                                               "ratios": {"ours_over_kube_scheduler": {"pods_per_s": 1.5}}}))
+    (tmp_path / "affinity_SchedulingPodAffinity_5000Nodes_5000Pods").mkdir()  # a run that left no report
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main(["table", str(tmp_path)]) == 0
+    rows = buf.getvalue().splitlines()
+    assert len(rows) == 4
+    assert rows[2].startswith("| affinity/SchedulingPodAffinity/5000Nodes_5000Pods | 70 | run failed")
+    assert rows[3] == ("| misc/SchedulingBasic/5000Nodes_10000Pods | 680 | 500 | 750 | 1.50x | 1.5 | 0.5 | "
+                       "11000/0, 11000/0 | OK, OK |")
