@@ -1,8 +1,8 @@
 """The part of Go's text/template that upstream's scheduler_perf templates use for nodes, pods and
 other objects: `{{.Index}}`, `{{.param}}`, function calls with nested parentheses and pipelines
 (`AddInt`, `SubtractInt`, `MultiplyInt`, `DivideInt`, `Mod`, `Int`, `JSON`, `or`, `eq`, `ne`,
-`lt`, `le`, `gt`, `ge`, `not`, `and`), and `{{if}}` / `{{else}}` / `{{end}}`. `range` and variables
-(`$x := ...`) are not supported: such a template raises `Unsupported`, and the case that uses it is
+`lt`, `le`, `gt`, `ge`, `not`, `and`), and `{{if}}` / `{{else}}` / `{{end}}`. `range`, variables
+(`$x := ...`) and whitespace trim markers (`{{-`) are not supported: such a template raises `Unsupported`, and the case that uses it is
 listed as not runnable rather than rendered wrong. A missing key renders as `<no value>` and is
 false in a condition, as in Go.
 """
@@ -13,7 +13,7 @@ import json
 import re
 from typing import Any
 
-_ACTION = re.compile(r"{{-?\s*(.*?)\s*-?}}", re.S)
+_ACTION = re.compile(r"{{(.*?)}}", re.S)
 _TOKEN = re.compile(r'\s*(?:(\()|(\))|(\|)|("(?:[^"\\]|\\.)*")|(-?\d+(?:\.\d+)?)|(\.[A-Za-z_][A-Za-z0-9_]*|\.)|([A-Za-z_][A-Za-z0-9_]*)|(\$\S*))')
 NO_VALUE = "<no value>"
 
@@ -162,7 +162,10 @@ def render(text: str, env: dict[str, Any]) -> str:
         if live:
             out.append(text[pos:m.start()])
         pos = m.end()
-        action = m.group(1)
+        raw = m.group(1)
+        if raw.startswith("-") or raw.endswith("-"):
+            raise Unsupported("whitespace trim markers ({{- -}})")
+        action = raw.strip()
         word = action.split(None, 1)[0] if action else ""
         if word == "if":
             cond = bool(evaluate(action[2:], env)) if live else False

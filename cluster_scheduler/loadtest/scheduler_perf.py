@@ -287,6 +287,14 @@ def _pods(op: dict, index: int, params: _Params, tc: dict, here: Path, collectin
             return pod
 
         first = make(0)
+        if _static(text):  # the same pod every time but for the signature: copy, don't re-parse
+            blob = orjson.dumps(first)
+
+            def make(i: int, blob=blob) -> dict:
+                pod = orjson.loads(blob)
+                pod["metadata"]["labels"]["signature"] = f"signature-label-{i // batch}"
+                return pod
+
         per_pod = None if _static(text) and batch >= count else make
     else:
         first = orjson.loads(orjson.dumps(BASE_POD))

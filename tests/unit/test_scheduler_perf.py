@@ -24,7 +24,7 @@ def test_template_subset_renders_as_go_does():
     assert gotemplate.render('{{if eq .mode "single"}}one{{else}}all{{end}}', {"mode": "single"}) == "one"
     assert gotemplate.render("{{or .cpu \"50m\"}}", {}) == "50m"
     assert gotemplate.render("{{.n}}", {"n": 5.0}) == "5"  # a YAML number param prints as Go prints it
-    for bad in ("{{range .xs}}{{.}}{{end}}", "{{$n := 3}}", "{{if .x}}"):
+    for bad in ("{{range .xs}}{{.}}{{end}}", "{{$n := 3}}", "{{if .x}}", "{{- .x}}"):
         with pytest.raises(gotemplate.Unsupported):
             gotemplate.render(bad, {"xs": [1], "x": 1})
 
