@@ -242,7 +242,7 @@ class Coordinator:
         self._last_summary = time.monotonic()
         self._last_gauges = 0.0
         self.summary_every_s = 10.0
-        self.restart_wait_s = 10.0  # how long a failed actor may take to come back before it is replaced
+        self.restart_wait_s = runtime.partition_restart_wait_s  # then a failed actor is replaced
         for i in range(partitions):
             self.parts.append(self._new_actor(i, partitions))
         self.part_nodes: list[str] = [""] * partitions  # the Ray node of each, once loaded

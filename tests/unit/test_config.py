@@ -42,6 +42,7 @@ runtime:
   partitionPlacement: default
   partitionResources: {partition-slot: 1}
   coordinatorResources: {coordinator: 0.5}
+  partitionRestartWaitSeconds: 2.5
   topK: 2
   qps: 100.5
   eventQps: 20
@@ -85,6 +86,7 @@ def test_good_file(tmp_path):
     assert (r.event_qps, r.event_burst) == (20.0, 40)
     assert r.partition_placement == "default" != RuntimeConfig().partition_placement
     assert (r.partition_resources, r.coordinator_resources) == ((("partition-slot", 1.0),), (("coordinator", 0.5),))
+    assert r.partition_restart_wait_s == 2.5
     assert r.bind_concurrency == RuntimeConfig().bind_concurrency
 
 
@@ -120,6 +122,7 @@ def test_config_drives_the_engine(tmp_path):
     ("runtime: {batchSize: 0}", "runtime.batchSize: must be >= 1"),
     ("runtime: {qps: -5}", "runtime.qps: must be a positive number"),
     ("runtime: {partitionPlacement: pack}", "runtime.partitionPlacement: must be one of spread, default"),
+    ("runtime: {partitionRestartWaitSeconds: -1}", "runtime.partitionRestartWaitSeconds: must be a number from 0 to 600"),
     ("runtime: {partitionResources: {CPU: 2}}", "runtime.partitionResources: 'CPU': must be a custom resource name"),
     ("runtime: {coordinatorResources: {coordinator: 0}}", "runtime.coordinatorResources.coordinator: must be a positive number"),
     ("runtime: {coordinatorResources: [coordinator]}", "runtime.coordinatorResources: must be a mapping"),
