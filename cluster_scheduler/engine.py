@@ -658,9 +658,7 @@ class ClassState:
 def _selector_keys(key: PodSpecKey) -> set[str]:
     """The pod label keys the selectors of `key`'s terms and spread constraints read."""
     out: set[str] = set()
-    terms = [*key.pod_affinity, *key.pod_anti_affinity,
-             *(w.term for w in key.preferred_pod_affinity), *(w.term for w in key.preferred_pod_anti_affinity)]
-    selectors = [t.selector for t in terms] + [c.selector for c in key.spread_constraints]
+    selectors = [t.selector for _, t, _ in PodIndex.held_terms(key)] + [c.selector for c in key.spread_constraints]
     for sel in selectors:
         if sel is not None:
             out.update(k for k, _ in sel.match_labels)
@@ -858,11 +856,9 @@ class Engine:
             ck = key
         else:
             ck = replace(key, labels=tuple((k, v) for k, v in key.labels if k in keep))
-        ck = self._canonical.setdefault(ck, ck)
-        if len(self._class_keys) > 200_000:
+        if len(self._class_keys) > 200_000:  # pod keys come and go; class keys stay (the classes hold them)
             self._class_keys.clear()
-            self._canonical.clear()
-            ck = self._canonical.setdefault(ck, ck)
+        ck = self._canonical.setdefault(ck, ck)
         self._class_keys[key] = ck
         return ck
 

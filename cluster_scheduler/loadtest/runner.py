@@ -408,6 +408,8 @@ def run_workload(workload: Workload, api: Any, scheduler_name: str, *,
                    deleted_pods=tracker.deleted_pods)
     for ns in workload.namespaces:
         ensure_namespace(core, ns)
+    if not all(op.measure for op in workload.ops if isinstance(op, CreatePods)):
+        data.measured_ops = set()  # only some ops' pods are timed: filled as they are created
     paths = ResourcePaths(api)
     watcher = pod_watcher(api, scheduler_name, tracker,
                           ).start()
@@ -456,10 +458,8 @@ def run_workload(workload: Workload, api: Any, scheduler_name: str, *,
                 ns = op.namespace
                 path = f"/api/v1/namespaces/{ns}/pods"
                 op_index = len(data.phases)
-                if not all(o.measure for o in workload.ops if isinstance(o, CreatePods)):
-                    data.measured_ops = data.measured_ops or set()
-                    if op.measure:
-                        data.measured_ops.add(op_index)
+                if data.measured_ops is not None and op.measure:
+                    data.measured_ops.add(op_index)
 
                 def made_pods(op=op, start=start, ns=ns, op_index=op_index):
                     for p in workload.iter_pods(op, start, scheduler_name):

@@ -348,11 +348,11 @@ def format_list(cases: list[PerfCase], performance_only: bool = False) -> str:
     return "\n".join(lines)
 
 
-def results_table(runs: list[tuple[str, Path]]) -> str:
-    """A markdown table of side-by-side scheduler_perf runs: (case id, loadtest output folder)."""
+def results_table(runs: list[tuple[str, Path]], thresholds: dict[str, Any]) -> str:
+    """A markdown table of side-by-side scheduler_perf runs: (case id, loadtest output folder), with
+    upstream's threshold of each case id."""
     import json
 
-    thresholds = {c.id: c.threshold for c in load_cases()}
     lines = ["| case | upstream threshold | kube-scheduler pods/s | ours pods/s | ours / kube | p99 kube (s) | "
              "p99 ours (s) | bound / unschedulable (kube, ours) | placement check |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -389,10 +389,10 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(c.id for c in load_cases() if c.performance and c.workload is not None))
         return 0
     if args[:1] == ["table"] and len(args) == 2:
-        root = Path(args[1])
-        ids = {c.id.replace("/", "_"): c.id for c in load_cases()}
-        runs = [(ids[d.name], d) for d in sorted(root.iterdir()) if d.is_dir() and d.name in ids]
-        print(results_table(runs))
+        cases = load_cases()
+        ids = {c.id.replace("/", "_"): c.id for c in cases}
+        runs = [(ids[d.name], d) for d in sorted(Path(args[1]).iterdir()) if d.is_dir() and d.name in ids]
+        print(results_table(runs, {c.id: c.threshold for c in cases}))
         return 0
     print(main.__doc__)
     return 2

@@ -130,7 +130,8 @@ class PodIndex:
 
     # ------------------------------------------------------------- holders
     @staticmethod
-    def _held_terms(key: PodSpecKey):
+    def held_terms(key: PodSpecKey):
+        """(kind, term, weight) of every (anti-)affinity term, required and preferred, `key` carries."""
         for t in key.pod_affinity:
             yield (REQ_AFFINITY, t, 0)
         for t in key.pod_anti_affinity:
@@ -152,7 +153,7 @@ class PodIndex:
         for mkey, (_fn, counts) in self.matchers.items():
             if self.matches(mkey, key):
                 self._fit(counts).add(row, delta)
-        for h in self._held_terms(key):
+        for h in self.held_terms(key):
             c = self.holders.get(h)
             if c is None:
                 c = self.holders[h] = self._new_counts()

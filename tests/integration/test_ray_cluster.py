@@ -24,6 +24,7 @@ from cluster_scheduler.config import SchedulerConfig
 from cluster_scheduler.runtime import SchedulerRuntime
 from cluster_scheduler.simulate import simulate
 from cluster_scheduler.workload import load_workload
+from tests.plugins.builders import node_dict
 from tests.conftest import SCHEDULER, BindWatch, Replica, create_all, create_slowly, plain_pod, settle_and_check, wait_for
 from tests.ray_nodes import RayNode
 
@@ -108,7 +109,7 @@ def test_a_lost_ray_node_has_its_partition_recreated_and_nothing_is_lost(private
     head, workers = ray_cluster
     admin = private_cp.api_client("admin")
     ns, count, per_s = "lost", 600, 40.0
-    create_all(admin, [node(i) for i in range(60)], [])
+    create_all(admin, [node_dict(f"n{i:02d}", memory="16Gi") for i in range(60)], [])
     client.CoreV1Api(admin).create_namespace({"metadata": {"name": ns}})
     rt = start_scheduler(private_cp, head)
     watch = BindWatch(admin, ns)
@@ -146,7 +147,7 @@ def test_a_lost_coordinator_node_restarts_the_coordinator_elsewhere(private_cp, 
     head, workers = ray_cluster
     admin = private_cp.api_client("admin")
     ns, count, per_s = "coord", 400, 20.0
-    create_all(admin, [node(i) for i in range(30)], [])
+    create_all(admin, [node_dict(f"n{i:02d}", memory="16Gi") for i in range(30)], [])
     client.CoreV1Api(admin).create_namespace({"metadata": {"name": ns}})
     (tmp_path / "sched.yaml").write_text(yaml.safe_dump({"runtime": {
         "partitions": 2, "metricsPort": 0, "coordinatorResources": {"coordinator": 1}}}))
@@ -174,9 +175,3 @@ def test_a_lost_coordinator_node_restarts_the_coordinator_elsewhere(private_cp, 
         replica.close()
         admin.close()
 
-
-def node(i: int) -> dict:
-    res = {"cpu": "4", "memory": "16Gi", "pods": "110"}
-    return {"apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": f"n{i:02d}", "labels": {"kubernetes.io/hostname": f"n{i:02d}"}},
-            "status": {"capacity": res, "allocatable": res, "conditions": [{"type": "Ready", "status": "True"}]}}
