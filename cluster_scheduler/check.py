@@ -60,6 +60,9 @@ GANG_PARTIAL = "gang_partial"
 PREEMPTED_NOT_LOWER = "preempted_not_lower"  # a victim whose priority was not below its preemptor's
 PREEMPTED_WITHOUT_PREEMPTOR = "preempted_without_preemptor"
 MISSING_PREEMPTED_EVENT = "missing_preempted_event"
+VOLUME_UNREACHABLE = "volume_unreachable"  # bound where a volume of its claims cannot be used
+VOLUME_UNBOUND = "volume_unbound"  # bound while one of its claims is missing or not bound
+VOLUME_SHARED = "volume_shared"  # one PersistentVolume bound to two claims
 
 DEFAULT_SCHEDULER = "default-scheduler"
 NO_SCHEDULE = "NoSchedule"
@@ -501,6 +504,8 @@ def check_placement(nodes: Sequence[Mapping[str, Any]], pods: Sequence[Mapping[s
                     namespace_labels: Mapping[str, Mapping[str, str]] | None = None,
                     pod_groups: Sequence[Mapping[str, Any]] | None = None,
                     preemptions: Sequence[tuple[Mapping[str, Any], Mapping[str, Any] | None]] | None = None,
+                    volumes: Sequence[Mapping[str, Any]] | None = None,
+                    claims: Sequence[Mapping[str, Any]] | None = None,
                     ) -> CheckReport:
     """Check the invariants of /shared/README.md on one snapshot of the cluster.
 
@@ -512,7 +517,10 @@ def check_placement(nodes: Sequence[Mapping[str, Any]], pods: Sequence[Mapping[s
     `pod_groups` (raw scheduling.k8s.io PodGroups), no gang may end with some but fewer than
     minCount of its members bound. `preemptions` are the pods the scheduler deleted, each with its
     preemptor (the pod as it was, the preemptor as listed, or None when it is not known): each
-    victim must have had a lower priority, and with `events` carry a `Preempted` event."""
+    victim must have had a lower priority, and with `events` carry a `Preempted` event. With
+    `volumes` and `claims` (raw PersistentVolumes and PersistentVolumeClaims), every bound pod of
+    ours must have each claim bound to a volume it can reach from its node (the volume's
+    required node affinity and its zone/region labels), and no volume may serve two claims."""
     report = CheckReport()
     add = report.violations.append
     node_map: dict[str, _Node] = {}
@@ -549,7 +557,81 @@ def check_placement(nodes: Sequence[Mapping[str, Any]], pods: Sequence[Mapping[s
     _check_anti_affinity(placed, node_map, ns_labels, add)
     _check_affinity(placed, node_map, ns_labels, add)
     _check_spread(placed, node_map, add)
+    if volumes is not None and claims is not None:
+        _check_volumes(placed, node_map, volumes, claims, add)
     return report
+
+
+_ZONE_KEYS = {"topology.kubernetes.io/zone": "failure-domain.beta.kubernetes.io/zone",
+              "topology.kubernetes.io/region": "failure-domain.beta.kubernetes.io/region"}
+
+
+def _volume_reachable(pv: Mapping[str, Any], node: _Node) -> str:
+    """Why `node` cannot use the volume ('' if it can): its required node affinity (on labels)
+    and its zone/region labels (a node carrying no zone or region label at all is exempt)."""
+    req = ((pv.get("spec") or {}).get("nodeAffinity") or {}).get("required")
+    if req is not None:
+        terms = [_exprs(t.get("matchExpressions")) for t in req.get("nodeSelectorTerms") or ()]
+        if not any(t and all(_expr_matches(k, op, v, node.labels) for k, op, v in t) for t in terms):
+            return "the node matches no term of the volume's required node affinity"
+    topo = {**{b: g for g, b in _ZONE_KEYS.items()}, **{g: g for g in _ZONE_KEYS}}
+    if not any(k in node.labels for k in topo):
+        return ""
+    for k, v in ((pv.get("metadata") or {}).get("labels") or {}).items():
+        if k not in topo:
+            continue
+        zones = {z.strip() for z in str(v).split("__")}
+        if "" in zones:
+            continue
+        have = node.labels.get(k)
+        if have is None and k != topo[k]:  # a beta key on the volume: the node's GA key serves
+            have = node.labels.get(topo[k])
+        if have not in zones:
+            return f"the volume is in {k}={v}, the node in {have!r}"
+    return ""
+
+
+def _check_volumes(placed: list[_Pod], node_map: Mapping[str, _Node], volumes: Sequence[Mapping[str, Any]],
+                   claims: Sequence[Mapping[str, Any]], add: Callable[[Violation], None]) -> None:
+    """The shared README's volume invariant: a pod runs where its volumes are; a volume has one claim."""
+    pvs = {(v.get("metadata") or {}).get("name"): v for v in volumes}
+    pvcs = {((c.get("metadata") or {}).get("namespace") or "default", (c.get("metadata") or {}).get("name")): c
+            for c in claims}
+    holders: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for c in claims:
+        vol = (c.get("spec") or {}).get("volumeName")
+        if vol:
+            meta = c.get("metadata") or {}
+            holders[vol].add((meta.get("namespace") or "default", meta.get("name")))
+    for name, pv in pvs.items():
+        ref = (pv.get("spec") or {}).get("claimRef")
+        if ref and ref.get("name"):
+            holders[name].add((ref.get("namespace") or "default", ref.get("name")))
+    for name, hs in sorted(holders.items()):
+        if len(hs) > 1:
+            add(Violation(VOLUME_SHARED, "", "", f"persistentvolume {name} is bound to "
+                          + ", ".join(f"{ns}/{n}" for ns, n in sorted(hs))))
+    for p in placed:
+        if not p.ours:
+            continue
+        node = node_map[p.node]
+        for vol in p.spec.get("volumes") or ():
+            if (vol.get("persistentVolumeClaim") or {}).get("claimName"):
+                cname = vol["persistentVolumeClaim"]["claimName"]
+            elif vol.get("ephemeral") is not None:
+                cname = f"{p.name}-{vol.get('name')}"
+            else:
+                continue
+            c = pvcs.get((p.namespace, cname))
+            vname = (c.get("spec") or {}).get("volumeName") if c is not None else None
+            pv = pvs.get(vname) if vname else None
+            if pv is None:
+                add(Violation(VOLUME_UNBOUND, p.key, node.name,
+                              f"claim {cname} is " + ("missing" if c is None else "not bound to an existing volume")))
+                continue
+            why = _volume_reachable(pv, node)
+            if why:
+                add(Violation(VOLUME_UNREACHABLE, p.key, node.name, f"claim {cname}, volume {vname}: {why}"))
 
 
 def _check_outcomes(pods: list[_Pod], node_map: Mapping[str, _Node],
@@ -990,11 +1072,20 @@ def fetch_pod_groups(api_client: Any) -> list[dict[str, Any]] | None:
         raise
 
 
+def fetch_volumes(api_client: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every PersistentVolume and PersistentVolumeClaim."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(api_client)
+    return (_list_all(core.list_persistent_volume),
+            _list_all(core.list_persistent_volume_claim_for_all_namespaces))
+
+
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "check", help="check every pod's placement against the correctness invariants",
-        description="List nodes, pods, events and PodGroups and check capacity, constraints, "
-                    "gangs and outcomes independently of the scheduling engine. Exits 1 on any "
+        description="List nodes, pods, events, PodGroups, PersistentVolumes and claims and check capacity, "
+                    "constraints, gangs, volumes and outcomes independently of the scheduling engine. Exits 1 on any "
                     "violation.")
     p.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"),
                    help="kubeconfig of the cluster (default: $KUBECONFIG)")
@@ -1023,13 +1114,14 @@ def run_check(args: argparse.Namespace) -> int:
         nodes, pods, events = fetch_cluster_state(api_client)
         ns_labels = fetch_namespace_labels(api_client)
         pod_groups = fetch_pod_groups(api_client)
+        volumes, claims = fetch_volumes(api_client)
     except Exception as exc:  # noqa: BLE001 - any listing failure is one clear CLI error
         raise CliError(f"cannot list the cluster: {' '.join(str(exc).split())}") from None
     finally:
         api_client.close()
     report = check_placement(nodes, pods, scheduler_name=args.scheduler_name,
                              events=None if args.no_events else events,
-                             namespace_labels=ns_labels, pod_groups=pod_groups)
+                             namespace_labels=ns_labels, pod_groups=pod_groups, volumes=volumes, claims=claims)
     if args.json:
         sys.stdout.write(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")
     else:

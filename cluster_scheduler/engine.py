@@ -39,8 +39,10 @@ import numpy.ma
 from .gc_tuning import paused_gc
 from .model.node_table import NodeTable
 from .model.pod_index import PodIndex
+from .model.storage import StorageIndex
 from .model.types import NodeInfo, PodInfo, PodSpecKey
-from .plugins import ClassCtx, balanced_allocation, fused, inter_pod_affinity, node_resources_fit, pod_topology_spread
+from .plugins import (ClassCtx, balanced_allocation, fused, inter_pod_affinity, node_resources_fit,
+                      pod_topology_spread, volume_binding, volume_zone)
 from .plugins.profile import Profile
 from .plugins.registry import NORMALIZED, REGISTRY, ROW, Plugin
 
@@ -49,10 +51,13 @@ FUSED = {node_resources_fit.NAME, balanced_allocation.NAME}
 
 NO_NODE_AVAILABLE = "0/{} nodes are available"
 
-def fit_error_message(num_nodes: int, reasons: dict[str, int]) -> str:
-    """kube-scheduler's FitError text: '0/N nodes are available: <count> <reason>, ...'."""
+def fit_error_message(num_nodes: int, reasons: dict[str, int], prefilter: str | None = None) -> str:
+    """kube-scheduler's FitError text: '0/N nodes are available: <count> <reason>, ...', or with
+    the reason a PreFilter gave for every node: '0/N nodes are available: <reason>.'"""
     if num_nodes == 0:
         return "no nodes available to schedule pods"
+    if prefilter:
+        return f"{NO_NODE_AVAILABLE.format(num_nodes)}: {prefilter}."
     parts = sorted(f"{v} {k}" for k, v in reasons.items() if v)
     msg = NO_NODE_AVAILABLE.format(num_nodes) + ":"
     if parts:
@@ -97,11 +102,12 @@ class PodResult:
     reasons: dict[str, int] | None = None
     num_nodes: int = 0
     error: str | None = None
+    prefilter: str | None = None  # a PreFilter rejected the pod for every node (e.g. its claim is missing)
 
     def message(self) -> str:
         if self.error:
             return self.error
-        return fit_error_message(self.num_nodes, self.reasons or {})
+        return fit_error_message(self.num_nodes, self.reasons or {}, self.prefilter)
 
 
 @dataclass(slots=True)
@@ -147,8 +153,10 @@ class ClassState:
         e, key, prof = self.engine, self.key, self.profile
         t = e.table
         rows = e.candidate_rows()
-        ctx = self.ctx = ClassCtx(t, e.index, prof, key, rows)
+        ctx = self.ctx = ClassCtx(t, e.index, prof, key, rows, e.storage)
         self.epoch = e.epoch
+        # unbound claims read which volumes are free: rebuilt when the storage index moves
+        self.storage_gen = e.storage.gen if key.volumes is not None and key.volumes.delayed else None
         self.built_at = e.placements
         n = len(rows)
         self.pos = np.full(t.capacity, -1, dtype=np.int64)
@@ -341,6 +349,8 @@ class ClassState:
         e = self.engine
         if self.epoch != e.epoch:
             return True
+        if self.storage_gen is not None and self.storage_gen != e.storage.gen:
+            return True
         if self.dense and self.built_at != e.placements:
             return True
         for c, gen in self.watch:
@@ -388,8 +398,8 @@ class ClassState:
         this one row. Anything else stale (epoch, inter-pod terms) rebuilds first. (`stale()`'s
         tests, inlined: is_stale must be asked once, it records what it saw.)"""
         e = self.engine
-        if self.epoch != e.epoch or (self.ipa_plan is not None
-                                     and inter_pod_affinity.is_stale(self.ctx, self.ipa_plan)):
+        if (self.epoch != e.epoch or (self.storage_gen is not None and self.storage_gen != e.storage.gen)
+                or (self.ipa_plan is not None and inter_pod_affinity.is_stale(self.ctx, self.ipa_plan))):
             self.build()
             return self.feasible_row(row)
         moved = [c for c, gen in self.watch if c.gen != gen]
@@ -594,7 +604,7 @@ class ClassState:
         while i < n and (same_profile or pods[i].scheduler_name == sched):
             pod = pods[i]
             full = pod.key
-            if full is not key and (full is None or class_key(full) is not key):
+            if full is not key and (full is None or class_key(full) is not key) or pod.claims:
                 break
             while heap:
                 neg, row, ver = heap[0]
@@ -682,6 +692,7 @@ class Engine:
         self.table = NodeTable()
         self.index = PodIndex(self.table)
         self.pods: dict[str, PodInfo] = {}  # every known pod with a node (bound or assumed)
+        self.storage = StorageIndex()
         self._waiting: dict[str, list[str]] = {}  # node name -> uids bound to it before it arrived
         self.owned: set[str] | None = None
         self._owned_rows: np.ndarray | None = None
@@ -785,6 +796,8 @@ class Engine:
         self.pods[pod.uid] = pod
         if pod.key is None:
             return True
+        if pod.claims and pod.uid in self.storage.parked:
+            self.storage.restore(pod.uid)  # put back (a preemption trial undone): its volumes too
         self.note_selectors(pod.key)  # its terms may read labels of pods still to come
         row = self.table.index.get(pod.node_name)
         if row is None:
@@ -823,6 +836,8 @@ class Engine:
         pod = self.pods.pop(uid, None)
         if pod is None:
             return
+        if pod.claims:
+            self.storage.release(uid)
         cp = self.table.uncharge(uid)
         if cp is not None:
             # No epoch bump (which would rebuild every class): each class re-admits the freed row
@@ -835,6 +850,20 @@ class Engine:
     def assume(self, pod: PodInfo, node: str) -> None:
         pod.node_name = node
         self.add_pod(pod)
+        if pod.claims:
+            self.promise_volumes(pod, node)
+
+    def promise_volumes(self, pod: PodInfo, node: str) -> None:
+        """Take, for the pod's unbound WaitForFirstConsumer claims, the volumes it gets on `node`
+        (or provisioning there), so that no later pod is offered them (`StorageIndex.chosen`)."""
+        key = self.pod_key(pod)
+        row = self.table.index.get(node)
+        if not isinstance(key, PodSpecKey) or key.volumes is None or not key.volumes.delayed or row is None:
+            return
+        claims = volume_binding.delayed_claims(self.storage, key.volumes.delayed)
+        choices = volume_binding.choose(self.storage, claims, node, self.table.labels[row])
+        if choices:
+            self.storage.assume(pod.uid, choices)
 
     def forget(self, uid: str) -> None:
         self.remove_pod(uid)
@@ -890,8 +919,26 @@ class Engine:
             self.classes.move_to_end(ck)
         return cls
 
+    def pod_key(self, pod: PodInfo) -> PodSpecKey | str | None:
+        """The key the pod is filtered and scored by: its spec's, with its volumes resolved
+        against the storage index when it has claims; or why no node can take it now (a
+        PreFilter's reason); None for an unusable spec."""
+        key = pod.key
+        if key is None or not pod.claims:
+            return key
+        prof = self.profiles.get(pod.scheduler_name, self.profile)
+        vols = self.storage.resolve(pod, prof.filter_enabled(volume_binding.NAME),
+                                    prof.filter_enabled(volume_zone.NAME))
+        if isinstance(vols, str):
+            return vols
+        return key if vols is None else replace(key, volumes=vols)
+
     def class_of(self, pod: PodInfo) -> ClassState:
-        return self.class_state(pod.key, self.profiles.get(pod.scheduler_name, self.profile))
+        """The pod's class; a pod with claims must have passed `pod_key`'s PreFilter."""
+        key = self.pod_key(pod)
+        if not isinstance(key, PodSpecKey):
+            raise ValueError(f"pod {pod.namespace}/{pod.name} cannot be classed: {key or pod.error}")
+        return self.class_state(key, self.profiles.get(pod.scheduler_name, self.profile))
 
     def schedule(self, pods: list[PodInfo], k: int = 1, commit: bool = True) -> list[PodResult]:
         """Place pods in the given order (the queue sorts by priority); returns one result each.
@@ -914,6 +961,12 @@ class Engine:
                 results.append(PodResult(pod.uid, error=pod.error or "invalid pod spec"))
                 i += 1
                 continue
+            if pod.claims:
+                key = self.pod_key(pod)
+                if isinstance(key, str):
+                    results.append(PodResult(pod.uid, reasons={}, num_nodes=self.num_nodes(), prefilter=key))
+                    i += 1
+                    continue
             cls = self.class_of(pod)
             if cls.stale():
                 cls.build()
@@ -931,6 +984,8 @@ class Engine:
             pod.node_name = names[row]
             self.pods[pod.uid] = pod
             self._charge(pod.uid, pod.key, row)
+            if pod.claims:
+                self.promise_volumes(pod, names[row])
             if not cls.eager:
                 cls.replace(row)  # eager classes re-added it in touch(); a stale class rebuilds anyway
             results.append(PodResult(pod.uid, [(names[r], s) for r, s in cands]))
@@ -966,5 +1021,7 @@ class Engine:
         commit-time check."""
         row = self.table.index.get(node)
         if row is None:
+            return False
+        if pod.claims and not isinstance(self.pod_key(pod), PodSpecKey):
             return False
         return self.class_of(pod).check_row(row)

@@ -11,6 +11,13 @@ its PodGroup is missing or fewer than minCount members exist, and once it is pla
 did not fit are scheduled one by one. createObjects ops feed Namespace labels, PodGroups and
 PodDisruptionBudgets (with the status they are given); other kinds do not change a placement here.
 
+Volumes: StorageClasses, PersistentVolumes and claims come from createObjects and from the
+claim/volume templates of createPods. `VolumeControl` plays the parts a cluster has for them: the
+PersistentVolume controller (it binds pre-bound volumes and Immediate claims, and completes a
+binding the scheduler chose) and a provisioner (a volume of the claim's size on the chosen node,
+pinned to it by its hostname). A pod placed with an unbound WaitForFirstConsumer claim gets the
+volume the engine promised it at once, as the scheduler's PreBind and the controller would.
+
 A pod that fits nowhere may preempt (`preemption.Preemption`, upstream's DefaultPreemption): at
 its turn in the queue, its victims are deleted at once (no kubelet, no grace period here) and it
 is placed on the node chosen; pods after it see that. Victims are reported as preempted.
@@ -24,10 +31,13 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+import orjson
+
 from .config import Profile, load_config
 from .engine import Engine, PodResult, gang_unfit_message, gang_waiting_message, pod_group_missing_message
 from .gc_tuning import freeze_loaded_state
-from .model.parse import parse_node, parse_pdb, parse_pod, parse_pod_group
+from .model.parse import (BIND_COMPLETED, parse_claim, parse_node, parse_pdb, parse_pod, parse_pod_group,
+                          parse_storage_class, parse_volume)
 from .model.types import Gang, PodInfo
 from .preemption import Preemption
 from .workload import Barrier, CreateNodes, CreateObjects, CreatePods, Workload, load_workload
@@ -53,6 +63,8 @@ class SimResult:
     pod_dicts: list[dict] = field(default_factory=list)
     pod_group_dicts: list[dict] = field(default_factory=list)
     victim_dicts: list[dict] = field(default_factory=list)  # preempted pods as they were when evicted
+    volume_dicts: list[dict] | None = None  # PersistentVolumes and claims at the end (None: the
+    claim_dicts: list[dict] | None = None  # workload has none)
     check_summary: str = ""
     check_ok: bool | None = None
 
@@ -63,6 +75,111 @@ class SimResult:
     @property
     def pods_per_cpu_second(self) -> float:
         return self.bound / self.schedule_cpu_seconds if self.schedule_cpu_seconds else 0.0
+
+
+STORAGE_KINDS = {("v1", "PersistentVolume"), ("v1", "PersistentVolumeClaim"),
+                 ("storage.k8s.io/v1", "StorageClass")}
+
+
+class VolumeControl:
+    """The volume side of a cluster, in memory: the PersistentVolume controller's binding and a
+    provisioner (see the module docstring). It keeps the objects as dicts for the placement check
+    and feeds every change to the engine's storage index."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.storage = engine.storage
+        self.engine = engine
+        self.volumes: dict[str, dict] = {}
+        self.claims: dict[tuple[str, str], dict] = {}
+        self.uids = 0
+
+    def add(self, obj: dict) -> None:
+        kind = obj.get("kind")
+        meta = obj.setdefault("metadata", {})
+        if kind == "StorageClass":
+            self.storage.set_class(parse_storage_class(obj))
+            return
+        if kind == "PersistentVolume":
+            obj.setdefault("status", {}).setdefault("phase", "Available")
+            self.volumes[meta.get("name", "")] = obj
+            self.storage.set_volume(parse_volume(obj))
+            if (obj.get("spec") or {}).get("claimRef"):
+                self._bind_prebound(obj)
+            return
+        self.uids += 1
+        meta.setdefault("uid", f"claim-{self.uids}")
+        meta.setdefault("namespace", "default")
+        key = (meta["namespace"], meta.get("name", ""))
+        self.claims[key] = obj
+        self.storage.set_claim(parse_claim(obj))
+        self._bind_claim(key)
+
+    def _bind(self, pv: dict, claim: dict) -> None:
+        cm = claim["metadata"]
+        pv.setdefault("spec", {})["claimRef"] = {"namespace": cm["namespace"], "name": cm["name"], "uid": cm["uid"]}
+        pv.setdefault("status", {})["phase"] = "Bound"
+        claim.setdefault("spec", {})["volumeName"] = pv["metadata"]["name"]
+        cm.setdefault("annotations", {})[BIND_COMPLETED] = "yes"
+        claim["status"] = {"phase": "Bound"}
+        self.storage.set_volume(parse_volume(pv))
+        self.storage.set_claim(parse_claim(claim))
+
+    def _bind_prebound(self, pv: dict) -> None:
+        ref = pv["spec"]["claimRef"]
+        claim = self.claims.get((ref.get("namespace") or "default", ref.get("name", "")))
+        if claim is not None and (claim.get("spec") or {}).get("volumeName") in (None, "", pv["metadata"]["name"]):
+            self._bind(pv, claim)
+
+    def _bind_claim(self, key: tuple[str, str]) -> None:
+        """A new claim: pre-bound either way, or Immediate (bound now to the smallest matching
+        volume, else provisioned without topology); WaitForFirstConsumer claims wait for a pod."""
+        claim = self.claims[key]
+        spec = claim.get("spec") or {}
+        want = spec.get("volumeName")
+        if want:
+            pv = self.volumes.get(want)
+            ref = ((pv or {}).get("spec") or {}).get("claimRef") or {}
+            if pv is not None and (not ref or (ref.get("namespace"), ref.get("name")) == key):
+                self._bind(pv, claim)
+            return
+        for pv in self.volumes.values():
+            ref = (pv.get("spec") or {}).get("claimRef") or {}
+            if (ref.get("namespace") or "default", ref.get("name")) == key:
+                self._bind(pv, claim)
+                return
+        c = self.storage.claims[key]
+        sc = self.storage.classes.get(c.storage_class)
+        if c.error or sc is None or sc.binding_mode != "Immediate":
+            return
+        pre, cands = self.storage.candidates(c)
+        pick = pre or (cands[0] if cands else None)
+        if pick is not None:
+            self._bind(self.volumes[pick.name], claim)
+        elif sc.provisions:
+            self._bind(self._provision(claim, None), claim)
+
+    def _provision(self, claim: dict, node: str | None) -> dict:
+        spec = claim.get("spec") or {}
+        pv = {"apiVersion": "v1", "kind": "PersistentVolume",
+              "metadata": {"name": f"pvc-{claim['metadata']['uid']}"},
+              "spec": {"capacity": {"storage": ((spec.get("resources") or {}).get("requests") or {}).get("storage", "0")},
+                       "accessModes": spec.get("accessModes") or [], "storageClassName": spec.get("storageClassName", ""),
+                       "volumeMode": spec.get("volumeMode", "Filesystem")},
+              "status": {"phase": "Available"}}
+        if node is not None:
+            pv["spec"]["nodeAffinity"] = {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                {"key": "kubernetes.io/hostname", "operator": "In", "values": [node]}]}]}}
+        self.volumes[pv["metadata"]["name"]] = pv
+        return pv
+
+    def placed(self, pod: PodInfo) -> None:
+        """The pod was placed: bind what the engine promised its unbound claims on its node."""
+        for ch in self.storage.chosen.get(pod.uid, ()):
+            claim = self.claims.get(ch.claim)
+            if claim is None or (claim.get("spec") or {}).get("volumeName"):
+                continue
+            pv = self.volumes[ch.volume] if ch.volume else self._provision(claim, ch.node)
+            self._bind(pv, claim)
 
 
 def pod_group_of(obj: dict) -> tuple[tuple[str, str], Gang]:
@@ -95,7 +212,8 @@ def _units(order: list[PodInfo], groups: dict[tuple[str, str], Gang],
 def _schedule_pending(engine: Engine, pending: list[PodInfo], res: SimResult,
                       groups: dict[tuple[str, str], Gang] | None = None,
                       placed_groups: set[tuple[str, str]] | None = None,
-                      preemption: Preemption | None = None) -> list[PodInfo]:
+                      preemption: Preemption | None = None,
+                      volumes: VolumeControl | None = None) -> list[PodInfo]:
     """Schedule until no progress; returns the pods left unschedulable (with their messages)."""
     groups = groups if groups is not None else {}
     placed_groups = placed_groups if placed_groups is not None else set()
@@ -106,7 +224,7 @@ def _schedule_pending(engine: Engine, pending: list[PodInfo], res: SimResult,
         progress = False
         for g, pods in _units(order, groups, placed_groups):
             if g is None:
-                progress |= _place(engine, pods, res, failed, preemption)
+                progress |= _place(engine, pods, res, failed, preemption, volumes)
                 continue
             spec = groups.get(g)
             if spec is None:
@@ -138,6 +256,8 @@ def _schedule_pending(engine: Engine, pending: list[PodInfo], res: SimResult,
                     for p, node in gc.assignments:
                         engine.assume(p, node)
                         placed_uids.add(p.uid)
+                        if volumes is not None and p.claims:
+                            volumes.placed(p)
                     results = [PodResult(p.uid, [(p.node_name, 0)]) if p.uid in placed_uids else r
                                for p, r in zip(pods, results)]
                     ok = True
@@ -148,6 +268,8 @@ def _schedule_pending(engine: Engine, pending: list[PodInfo], res: SimResult,
             for pod, r in zip(pods, results):
                 if ok and r.candidates:
                     res.bound += 1
+                    if volumes is not None and pod.claims:
+                        volumes.placed(pod)
                     continue
                 failed.append(pod)
                 res.messages[pod.uid] = (r.message() if ok else
@@ -159,7 +281,7 @@ def _schedule_pending(engine: Engine, pending: list[PodInfo], res: SimResult,
 
 
 def _place(engine: Engine, pods: list[PodInfo], res: SimResult, failed: list[PodInfo],
-           preemption: Preemption | None = None) -> bool:
+           preemption: Preemption | None = None, volumes: VolumeControl | None = None) -> bool:
     """Pods one by one (a batch of the engine); True if any was placed. A pod that fits nowhere
     and may preempt stops the batch at its turn: the placements after it are undone, it preempts
     (or is told why it cannot), and the rest are scheduled again in the new state."""
@@ -190,6 +312,8 @@ def _place(engine: Engine, pods: list[PodInfo], res: SimResult, failed: list[Pod
                 res.bound += 1
                 pod.node_name = r.candidates[0][0]
                 placed = True
+                if volumes is not None and pod.claims:
+                    volumes.placed(pod)
             else:
                 failed.append(pod)
                 res.messages[pod.uid] = r.message() + (
@@ -209,6 +333,8 @@ def _place(engine: Engine, pods: list[PodInfo], res: SimResult, failed: list[Pod
             res.preempted += len(out.candidate.victims)
             res.bound -= len(out.candidate.victims)  # they were counted when they were bound
             engine.assume(pod, out.candidate.node)
+            if volumes is not None and pod.claims:
+                volumes.placed(pod)
             res.bound += 1
             placed = True
         else:
@@ -229,6 +355,7 @@ def simulate(workload: Workload, profile: Profile | None = None, keep_objects: b
     groups: dict[tuple[str, str], Gang] = {}
     placed_groups: set[tuple[str, str]] = set()
     preemption = Preemption(engine)
+    volumes = VolumeControl(engine)
     for op, start in workload.steps():
         if isinstance(op, CreateNodes):
             for nd in workload.iter_nodes(op, start):
@@ -247,6 +374,8 @@ def simulate(workload: Workload, profile: Profile | None = None, keep_objects: b
                         res.pod_group_dicts.append(obj)
                 elif obj.get("kind") == "PodDisruptionBudget" and obj.get("apiVersion") == "policy/v1":
                     preemption.pdbs.append(parse_pdb(obj))
+                elif (obj.get("apiVersion"), obj.get("kind")) in STORAGE_KINDS:
+                    volumes.add(orjson.loads(orjson.dumps(obj)))
                 elif obj.get("kind") == "Namespace" and obj.get("apiVersion") == "v1":
                     meta = obj.get("metadata") or {}
                     engine.set_namespace_labels(meta.get("name", ""), dict(meta.get("labels") or {}))
@@ -256,6 +385,10 @@ def simulate(workload: Workload, profile: Profile | None = None, keep_objects: b
                 groups[key] = gang
                 if keep_objects:
                     res.pod_group_dicts.append(obj)
+            for pv, claim in workload.iter_volumes(op, start):
+                volumes.add(claim)
+                if pv is not None:
+                    volumes.add(pv)
             for pd in workload.iter_pods(op, start, scheduler_name):
                 pd.setdefault("metadata", {}).setdefault("uid", f"{pd['metadata'].get('namespace', 'default')}/{pd['metadata']['name']}")
                 t0 = time.perf_counter()
@@ -266,9 +399,12 @@ def simulate(workload: Workload, profile: Profile | None = None, keep_objects: b
                 if keep_objects:
                     pod_by_uid[info.uid] = pd
         elif isinstance(op, Barrier):
-            pending = _schedule_pending(engine, pending, res, groups, placed_groups, preemption)
-    pending = _schedule_pending(engine, pending, res, groups, placed_groups, preemption)
+            pending = _schedule_pending(engine, pending, res, groups, placed_groups, preemption, volumes)
+    pending = _schedule_pending(engine, pending, res, groups, placed_groups, preemption, volumes)
     res.unschedulable = len(pending)
+    if volumes.volumes or volumes.claims:
+        res.volume_dicts = list(volumes.volumes.values())
+        res.claim_dicts = list(volumes.claims.values())
     if keep_objects:
         for uid, pd in pod_by_uid.items():
             placed = engine.pods.get(uid)
@@ -294,7 +430,8 @@ def run_check(res: SimResult, scheduler_name: str = SIM_SCHEDULER) -> None:
     by_uid = {pd["metadata"]["uid"]: pd for pd in res.pod_dicts}
     preemptions = [(v, by_uid.get(res.preemptions[v["metadata"]["uid"]][0])) for v in res.victim_dicts]
     report = check_placement(res.node_dicts, res.pod_dicts, scheduler_name=scheduler_name,
-                             pod_groups=res.pod_group_dicts, preemptions=preemptions)
+                             pod_groups=res.pod_group_dicts, preemptions=preemptions,
+                             volumes=res.volume_dicts, claims=res.claim_dicts)
     res.check_ok = report.ok
     res.check_summary = report.summary()
 

@@ -18,6 +18,11 @@ Gangs (`podGroup: {size, minCount}` on a createPods op) use Kubernetes 1.37's AP
 the pods' priority (the scheduler requires the two to match), each member naming it in
 `spec.schedulingGroup.podGroupName`; `iter_pod_groups` yields them, to be created before the pods.
 `createObjects` carries any other manifests, created as given, in order.
+
+Volumes (`persistentVolumeClaimTemplate`, optionally `persistentVolumeTemplate`, on a createPods
+op): each pod `<name>` gets the claim `<name>-pvc` in its namespace, mounted as its volume `data`;
+with a volume template also the PersistentVolume `<name>-pv`, pre-bound to that claim (claimRef
+on the volume, volumeName on the claim). `iter_volumes` yields them, to be created before the pod.
 """
 
 from __future__ import annotations
@@ -81,6 +86,8 @@ class CreatePods:
     # a template per pod (index within the op -> manifest), for templates that vary with the index
     # (scheduler_perf's Go templates); `template` is then the first one
     per_pod: Any = None
+    claim_template: dict[str, Any] | None = None  # persistentVolumeClaimTemplate
+    volume_template: dict[str, Any] | None = None  # persistentVolumeTemplate (pre-bound to the claim)
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +243,32 @@ class Workload:
             spec["schedulerName"] = scheduler_name
             if size:
                 spec["schedulingGroup"] = {"podGroupName": f"{op.generate_name}g{base + j // size}"}
+            if op.claim_template is not None:
+                spec["volumes"] = [*(spec.get("volumes") or ()),
+                                   {"name": "data", "persistentVolumeClaim": {"claimName": f"{meta['name']}-pvc"}}]
             yield {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
+
+    def iter_volumes(self, op: CreatePods, start_index: int) -> Iterator[tuple[dict[str, Any] | None, dict[str, Any]]]:
+        """(PersistentVolume or None, PersistentVolumeClaim) for each pod of `op` in order, none
+        without a claim template: create both before the pod."""
+        if op.claim_template is None:
+            return
+        claim_blob = orjson.dumps(op.claim_template)
+        volume_blob = orjson.dumps(op.volume_template) if op.volume_template is not None else None
+        for i in range(start_index, start_index + op.count):
+            pod = f"{op.generate_name}{i}"
+            claim = orjson.loads(claim_blob)
+            claim.update(apiVersion="v1", kind="PersistentVolumeClaim")
+            claim["metadata"] = {**(claim.get("metadata") or {}), "name": f"{pod}-pvc", "namespace": op.namespace}
+            claim.setdefault("spec", {})
+            pv = None
+            if volume_blob is not None:
+                pv = orjson.loads(volume_blob)
+                pv.update(apiVersion="v1", kind="PersistentVolume")
+                pv["metadata"] = {**(pv.get("metadata") or {}), "name": f"{pod}-pv"}
+                pv.setdefault("spec", {})["claimRef"] = {"namespace": op.namespace, "name": f"{pod}-pvc"}
+                claim["spec"]["volumeName"] = f"{pod}-pv"
+            yield pv, claim
 
     def all_nodes(self) -> Iterator[dict[str, Any]]:
         for op, start in self.steps():
@@ -253,7 +285,8 @@ class Workload:
 
 _OP_KEYS = {
     "createNodes": {"op", "count", "template", "roundRobinLabels"},
-    "createPods": {"op", "count", "namespace", "generateName", "rate", "template", "podGroup"},
+    "createPods": {"op", "count", "namespace", "generateName", "rate", "template", "podGroup",
+                   "persistentVolumeClaimTemplate", "persistentVolumeTemplate"},
     "createObjects": {"op", "objects"},
     "barrier": {"op", "timeout"},
 }
@@ -347,8 +380,18 @@ def _parse_op(raw: Any, workload_name: str) -> Op:
     pod_group = _check_pod_group(raw["podGroup"]) if "podGroup" in raw else None
     if pod_group is not None and "schedulingGroup" in template["spec"]:
         raise _Invalid("template.spec.schedulingGroup is not allowed with podGroup: the tool sets it")
+    claim_t, volume_t = raw.get("persistentVolumeClaimTemplate"), raw.get("persistentVolumeTemplate")
+    for key, t in (("persistentVolumeClaimTemplate", claim_t), ("persistentVolumeTemplate", volume_t)):
+        if t is not None and (not isinstance(t, dict) or not isinstance(t.get("spec"), dict)):
+            raise _Invalid(f"'{key}' must be a mapping with a 'spec'")
+    if volume_t is not None and claim_t is None:
+        raise _Invalid("'persistentVolumeTemplate' needs a 'persistentVolumeClaimTemplate' to be bound to")
+    if claim_t is not None:
+        _check_quantities("persistentVolumeClaimTemplate.spec.resources.requests",
+                          (claim_t["spec"].get("resources") or {}).get("requests"))
     return CreatePods(count=count, namespace=namespace, generate_name=generate_name,
-                      rate=float(rate), template=template, pod_group=pod_group)
+                      rate=float(rate), template=template, pod_group=pod_group,
+                      claim_template=claim_t, volume_template=volume_t)
 
 
 def _check_pod_group(raw: Any) -> PodGroupSpec:

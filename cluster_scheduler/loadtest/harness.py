@@ -142,7 +142,7 @@ def run_check(api: Any, scheduler_name: str, victims: dict[str, dict] | None = N
     while bound (as last seen): each must have a Preempted event naming a preemptor (the event's
     related object) of higher priority."""
     from cluster_scheduler.check import (MISSING_EVENT, MISSING_PREEMPTED_EVENT, PREEMPTED_WITHOUT_PREEMPTOR,
-                                         _list_all, fetch_pod_groups)
+                                         _list_all, fetch_pod_groups, fetch_volumes)
     from kubernetes import client
 
     deadline = time.monotonic() + CHECK_EVENT_GRACE_S
@@ -165,7 +165,7 @@ def run_check(api: Any, scheduler_name: str, victims: dict[str, dict] | None = N
             preemptions = [(v, by_uid.get(preemptor_of.get(v["metadata"].get("uid")))) for v in victims.values()]
         rep = check_placement(nodes, pods, scheduler_name=scheduler_name, events=events,
                               namespace_labels=fetch_namespace_labels(api), pod_groups=fetch_pod_groups(api),
-                              preemptions=preemptions)
+                              preemptions=preemptions, **dict(zip(("volumes", "claims"), fetch_volumes(api))))
         kinds = rep.by_kind()
         late = {MISSING_EVENT, MISSING_PREEMPTED_EVENT, PREEMPTED_WITHOUT_PREEMPTOR}  # events still being posted
         if rep.ok or not set(kinds) <= late or time.monotonic() > deadline:

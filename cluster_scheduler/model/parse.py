@@ -35,6 +35,10 @@ from cluster_scheduler.model.quantity import (
 )
 from cluster_scheduler.model.types import (
     CPU,
+    Claim,
+    ClaimRef,
+    StorageClassInfo,
+    Volume,
     DisruptionBudget,
     Gang,
     DEFAULT_MEMORY_REQUEST,
@@ -59,7 +63,7 @@ from cluster_scheduler.model.types import (
     WeightedPodAffinityTerm,
 )
 
-__all__ = ["parse_pod", "parse_node"]
+__all__ = ["parse_pod", "parse_node", "parse_claim", "parse_volume", "parse_storage_class"]
 
 _NANO = 10**9
 _EMPTY: Mapping[str, Any] = {}  # shared read-only default; never mutated
@@ -706,6 +710,9 @@ def _fill_pod(info: PodInfo, obj: Mapping[str, Any], meta: Mapping[str, Any],
     info.preempt_never = spec.get("preemptionPolicy") == "Never"
     nominated = status.get("nominatedNodeName")
     info.nominated_node = nominated if isinstance(nominated, str) else ""
+    volumes = spec.get("volumes")
+    if volumes:
+        info.claims, info.ephemeral = _claims(volumes, info.name)
     raw_labels = meta.get("labels")
     if namespace_labels is None:
         fp = _fingerprint(info.namespace, spec)
@@ -714,6 +721,28 @@ def _fill_pod(info: PodInfo, obj: Mapping[str, Any], meta: Mapping[str, Any],
             info.key = replace(key, node_name=node_name) if node_name else key
             return
     info.key = _pod_key(spec, info.namespace, raw_labels, node_name, namespace_labels)
+
+
+def _claims(volumes: Any, pod_name: str) -> tuple[tuple[str, ...], frozenset[str]]:
+    """The claims of spec.volumes, in order (upstream's podHasPVCs): a persistentVolumeClaim's
+    claimName, and for an ephemeral volume the claim its controller makes, `<pod>-<volume>`."""
+    names: list[str] = []
+    ephemeral: set[str] = set()
+    for i, v in enumerate(_list(volumes, "spec.volumes")):
+        where = f"spec.volumes[{i}]"
+        d = _obj(v, where)
+        pvc = d.get("persistentVolumeClaim")
+        if pvc is not None:
+            name = _str(_obj(pvc, f"{where}.persistentVolumeClaim").get("claimName"),
+                        f"{where}.persistentVolumeClaim.claimName")
+            if not name:
+                raise _Malformed(f"{where}.persistentVolumeClaim: PersistentVolumeClaim had no name")
+            names.append(name)
+        elif d.get("ephemeral") is not None:
+            name = f"{pod_name}-{_str(d.get('name'), f'{where}.name')}"
+            names.append(name)
+            ephemeral.add(name)
+    return tuple(names), frozenset(ephemeral)
 
 
 # Pods stamped from one template share everything the key reads, so keys are memoised on a
@@ -981,3 +1010,130 @@ def parse_pdb(obj: Any) -> DisruptionBudget:
     return DisruptionBudget(ns if isinstance(ns, str) and ns else "default", name if isinstance(name, str) else "",
                             selector, allowed if isinstance(allowed, int) and not isinstance(allowed, bool) else 0,
                             frozenset(disrupted) if isinstance(disrupted, dict) else frozenset())
+
+
+# ------------------------------------------------------------------------------------ storage
+BIND_COMPLETED = "pv.kubernetes.io/bind-completed"
+SELECTED_NODE = "volume.kubernetes.io/selected-node"
+BETA_STORAGE_CLASS = "volume.beta.kubernetes.io/storage-class"
+
+
+def _meta_of(obj: Any) -> tuple[Mapping[str, Any], Mapping[str, Any], Mapping[str, Any]]:
+    if not isinstance(obj, dict):
+        raise _Malformed(f"must be an object, got {_kind(obj)}")
+    return (_obj(obj.get("metadata"), "metadata"), _obj(obj.get("spec"), "spec"),
+            _obj(obj.get("status"), "status"))
+
+
+def _storage_class_of(meta: Mapping[str, Any], spec: Mapping[str, Any]) -> str:
+    """The beta annotation first, then spec.storageClassName (upstream's class helpers)."""
+    ann = _str_map(meta.get("annotations"), "metadata.annotations")
+    if BETA_STORAGE_CLASS in ann:
+        return ann[BETA_STORAGE_CLASS]
+    return _str(spec.get("storageClassName"), "spec.storageClassName")
+
+
+def _storage_bytes(v: Any, where: str) -> int:
+    q = _obj(v, where).get("storage")
+    if q is None:
+        return 0
+    try:
+        return to_canonical("storage", q)
+    except (QuantityError, TypeError, ValueError) as e:
+        raise _Malformed(f'invalid quantity {q!r} for storage in {where}: {getattr(e, "reason", e)}') from None
+
+
+def parse_claim(obj: Any) -> Claim:
+    """A PersistentVolumeClaim as a Claim. Never raises: an unreadable one carries `error`."""
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    meta = meta if isinstance(meta, dict) else {}
+    ns = meta.get("namespace") if isinstance(meta.get("namespace"), str) and meta.get("namespace") else "default"
+    name = meta.get("name") if isinstance(meta.get("name"), str) else ""
+    try:
+        meta, spec, status = _meta_of(obj)
+        ann = _str_map(meta.get("annotations"), "metadata.annotations")
+        owner = ""
+        for i, ref in enumerate(_list(meta.get("ownerReferences"), "metadata.ownerReferences")):
+            r = _obj(ref, f"metadata.ownerReferences[{i}]")
+            if r.get("controller") is True:
+                owner = _str(r.get("uid"), f"metadata.ownerReferences[{i}].uid")
+        sel = spec.get("selector")
+        return Claim(
+            namespace=ns, name=name, uid=_str(meta.get("uid"), "metadata.uid"),
+            storage_class=_storage_class_of(meta, spec),
+            access_modes=frozenset(_str_list(spec.get("accessModes"), "spec.accessModes")),
+            volume_mode=_str(spec.get("volumeMode"), "spec.volumeMode") or "Filesystem",
+            request=_storage_bytes(_obj(spec.get("resources"), "spec.resources").get("requests"),
+                                   "spec.resources.requests"),
+            selector=_label_selector(sel, "spec.selector") if sel is not None else None,
+            volume_name=_str(spec.get("volumeName"), "spec.volumeName"),
+            bind_completed=BIND_COMPLETED in ann,
+            lost=status.get("phase") == "Lost",
+            deleting=bool(meta.get("deletionTimestamp")),
+            selected_node=ann.get(SELECTED_NODE, ""),
+            owner_uid=owner,
+            resource_version=_str(meta.get("resourceVersion"), "metadata.resourceVersion"))
+    except Exception as e:  # noqa: BLE001 - whatever the input, report instead of raising
+        return Claim(namespace=ns, name=name, error=f'persistentvolumeclaim "{name}" is malformed: {_message(e)}')
+
+
+def parse_volume(obj: Any) -> Volume:
+    """A PersistentVolume as a Volume. Never raises: an unreadable one carries `error` (and is
+    never offered to a claim)."""
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    meta = meta if isinstance(meta, dict) else {}
+    name = meta.get("name") if isinstance(meta.get("name"), str) else ""
+    try:
+        meta, spec, status = _meta_of(obj)
+        affinity = None
+        na = _obj(spec.get("nodeAffinity"), "spec.nodeAffinity")
+        req = na.get("required")
+        if req is not None:
+            terms = _list(_obj(req, "spec.nodeAffinity.required").get("nodeSelectorTerms"),
+                          "spec.nodeAffinity.required.nodeSelectorTerms")
+            affinity = tuple(_node_selector_term(t, f"spec.nodeAffinity.required.nodeSelectorTerms[{i}]")
+                             for i, t in enumerate(terms))
+        ref = spec.get("claimRef")
+        claim_ref = None
+        if ref is not None:
+            r = _obj(ref, "spec.claimRef")
+            claim_ref = ClaimRef(_str(r.get("namespace"), "spec.claimRef.namespace") or "default",
+                                 _str(r.get("name"), "spec.claimRef.name"),
+                                 _str(r.get("uid"), "spec.claimRef.uid"))
+        return Volume(
+            name=name, storage_class=_storage_class_of(meta, spec),
+            access_modes=frozenset(_str_list(spec.get("accessModes"), "spec.accessModes")),
+            volume_mode=_str(spec.get("volumeMode"), "spec.volumeMode") or "Filesystem",
+            capacity=_storage_bytes(spec.get("capacity"), "spec.capacity"),
+            labels=_sorted_pairs(_str_map(meta.get("labels"), "metadata.labels")),
+            node_affinity=affinity, claim_ref=claim_ref,
+            phase=_str(status.get("phase"), "status.phase") or "Pending",
+            deleting=bool(meta.get("deletionTimestamp")),
+            resource_version=_str(meta.get("resourceVersion"), "metadata.resourceVersion"))
+    except Exception as e:  # noqa: BLE001
+        return Volume(name=name, phase="", error=f'persistentvolume "{name}" is malformed: {_message(e)}')
+
+
+def parse_storage_class(obj: Any) -> StorageClassInfo:
+    """A StorageClass. An unreadable `allowedTopologies` allows no node (its claims wait with
+    the bind-conflict reason, as a class whose topology matches nothing)."""
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    meta = meta if isinstance(meta, dict) else {}
+    name = meta.get("name") if isinstance(meta.get("name"), str) else ""
+    o = obj if isinstance(obj, dict) else {}
+    mode = o.get("volumeBindingMode")
+    provisioner = o.get("provisioner") if isinstance(o.get("provisioner"), str) else ""
+    terms: list[NodeSelectorTerm] = []
+    try:
+        for i, t in enumerate(_list(o.get("allowedTopologies"), "allowedTopologies")):
+            reqs = []
+            for j, e in enumerate(_list(_obj(t, f"allowedTopologies[{i}]").get("matchLabelExpressions"),
+                                        f"allowedTopologies[{i}].matchLabelExpressions")):
+                ed = _obj(e, f"allowedTopologies[{i}].matchLabelExpressions[{j}]")
+                reqs.append(Requirement(_str(ed.get("key"), "key"), "In",
+                                        tuple(_str_list(ed.get("values"), "values"))))
+            if reqs:  # a term with no expressions is skipped, as upstream
+                terms.append(NodeSelectorTerm(_norm_requirements(reqs)))
+    except Exception:  # noqa: BLE001
+        terms = [NodeSelectorTerm((Requirement("allowedTopologies", "In", ("unreadable",)),))]
+    return StorageClassInfo(name, provisioner, mode if isinstance(mode, str) else None, tuple(terms))

@@ -181,6 +181,23 @@ class HostPort:
 
 
 @dataclass(frozen=True, slots=True)
+class PodVolumes:
+    """A pod's PersistentVolumeClaims as the volume filters read them, resolved against the
+    claims, volumes and classes known at the time (model/storage.py), and part of the pod's class
+    key (pods whose volumes constrain nodes alike share one class).
+
+    `affinities`: the required node affinity of each bound claim's PersistentVolume (VolumeBinding);
+    `zones`: the zone/region label sets of those volumes (VolumeZone), each (label key, values);
+    `delayed`: the pod's unbound WaitForFirstConsumer claims, (namespace, name), which a node must
+    be able to bind (a free matching volume there, or provisioning)."""
+
+    affinities: tuple[tuple[NodeSelectorTerm, ...], ...] = ()
+    zones: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    delayed: tuple[tuple[str, str], ...] = ()
+    missing_volume: bool = False  # a bound claim's volume does not exist (no node passes)
+
+
+@dataclass(frozen=True, slots=True)
 class PodSpecKey:
     """Everything that decides where a pod may go and how nodes score for it, and nothing else:
     pods with equal keys form one equivalence class (computed once per batch).
@@ -204,6 +221,7 @@ class PodSpecKey:
     preferred_pod_affinity: tuple[WeightedPodAffinityTerm, ...] = ()
     preferred_pod_anti_affinity: tuple[WeightedPodAffinityTerm, ...] = ()
     spread_constraints: tuple[TopologySpreadConstraint, ...] = ()
+    volumes: PodVolumes | None = None  # set by the engine from the pod's claims (never by parse)
     # cached hash: keys are looked up once per pod in the hot path, and hashing the nested tuples
     # each time costs more than the rest of a placement
     _hash: int = field(default=0, init=False, repr=False, compare=False)
@@ -215,7 +233,7 @@ class PodSpecKey:
                       self.host_ports, self.node_name, self.node_selector, self.required_node_affinity,
                       self.preferred_node_affinity, self.tolerations, self.pod_affinity,
                       self.pod_anti_affinity, self.preferred_pod_affinity,
-                      self.preferred_pod_anti_affinity, self.spread_constraints)) or 1
+                      self.preferred_pod_anti_affinity, self.spread_constraints, self.volumes)) or 1
             object.__setattr__(self, "_hash", h)
         return h
 
@@ -245,6 +263,10 @@ class PodInfo:
     pod_group: str = ""  # spec.schedulingGroup.podGroupName: a PodGroup in the pod's namespace
     preempt_never: bool = False  # spec.preemptionPolicy: Never (it waits instead of preempting)
     nominated_node: str = ""  # status.nominatedNodeName: where it preempted and waits for room
+    # spec.volumes' claims in order: persistentVolumeClaim.claimName, and `<pod>-<volume>` for an
+    # ephemeral volume (the claim its controller creates); `ephemeral` names the latter
+    claims: tuple[str, ...] = ()
+    ephemeral: frozenset[str] = frozenset()
 
     @property
     def labels(self) -> dict[str, str]:
@@ -296,3 +318,83 @@ class NodeInfo:
     unschedulable: bool = False
     ready: bool = True
     error: str | None = None
+
+
+# -------------------------------------------------------------------------------------- storage
+WAIT_FOR_FIRST_CONSUMER = "WaitForFirstConsumer"
+NO_PROVISIONER = "kubernetes.io/no-provisioner"
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRef:
+    namespace: str
+    name: str
+    uid: str = ""  # empty: any claim of that name (a PV pre-bound by name)
+
+    def refers_to(self, claim: "Claim") -> bool:
+        return (self.namespace == claim.namespace and self.name == claim.name
+                and (not self.uid or self.uid == claim.uid))
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A PersistentVolumeClaim as scheduling reads it. `storage_class` is the beta annotation if
+    set, else spec.storageClassName (as upstream's GetPersistentVolumeClaimClass); `request` is
+    spec.resources.requests.storage in bytes. `error` marks a claim that could not be read (pods
+    using it wait with that reason)."""
+
+    namespace: str
+    name: str
+    uid: str = ""
+    storage_class: str = ""
+    access_modes: frozenset[str] = frozenset()
+    volume_mode: str = "Filesystem"
+    request: int = 0
+    selector: LabelSelector | None = None
+    volume_name: str = ""  # spec.volumeName
+    bind_completed: bool = False  # the pv.kubernetes.io/bind-completed annotation
+    lost: bool = False  # status.phase Lost
+    deleting: bool = False
+    selected_node: str = ""  # volume.kubernetes.io/selected-node: provisioning asked on that node
+    owner_uid: str = ""  # its controller's uid (an ephemeral volume's claim is its pod's)
+    resource_version: str = ""
+    error: str | None = None
+
+    @property
+    def bound(self) -> bool:
+        """Fully bound, as upstream's binder judges it: a volume named and the binding completed."""
+        return bool(self.volume_name) and self.bind_completed
+
+
+@dataclass(frozen=True, slots=True)
+class Volume:
+    """A PersistentVolume as scheduling reads it: `node_affinity` is spec.nodeAffinity.required's
+    terms (None: any node), `labels` carry the zone/region labels VolumeZone reads."""
+
+    name: str
+    storage_class: str = ""
+    access_modes: frozenset[str] = frozenset()
+    volume_mode: str = "Filesystem"
+    capacity: int = 0  # bytes
+    labels: tuple[tuple[str, str], ...] = ()
+    node_affinity: tuple[NodeSelectorTerm, ...] | None = None
+    claim_ref: ClaimRef | None = None
+    phase: str = "Available"
+    deleting: bool = False
+    resource_version: str = ""
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StorageClassInfo:
+    """A StorageClass: when its claims bind (`binding_mode`, None when unset, which upstream
+    refuses) and where its provisioner can make volumes (`allowed_topologies`, empty = anywhere)."""
+
+    name: str
+    provisioner: str = ""
+    binding_mode: str | None = "Immediate"
+    allowed_topologies: tuple[NodeSelectorTerm, ...] = ()
+
+    @property
+    def provisions(self) -> bool:
+        return bool(self.provisioner) and self.provisioner != NO_PROVISIONER

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..model.node_table import NodeTable
 from ..model.pod_index import PodIndex
+from ..model.storage import StorageIndex
 from ..model.types import PodSpecKey
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ class ClassCtx:
     profile: Profile
     key: PodSpecKey
     rows: np.ndarray  # candidate rows (this shard's valid nodes)
+    storage: StorageIndex = field(default_factory=StorageIndex)  # claims, volumes, classes (volume filters)
     memo: dict = field(default_factory=dict)
 
     @property

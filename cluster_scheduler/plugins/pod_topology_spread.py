@@ -24,7 +24,7 @@ REASON_MISSING = "node(s) didn't match pod topology spread constraints (missing 
 def _all_rows_ctx(ctx: ClassCtx) -> ClassCtx:
     c = ctx.memo.get("pts_all")
     if c is None:
-        c = ctx.memo["pts_all"] = ClassCtx(ctx.table, ctx.index, ctx.profile, ctx.key, ctx.table.rows())
+        c = ctx.memo["pts_all"] = ClassCtx(ctx.table, ctx.index, ctx.profile, ctx.key, ctx.table.rows(), ctx.storage)
     return c
 
 

@@ -27,7 +27,8 @@ from typing import Callable
 import numpy as np
 
 from . import (ClassCtx, balanced_allocation, inter_pod_affinity, node_affinity, node_name, node_ports,
-               node_resources_fit, node_unschedulable, pod_topology_spread, taint_toleration)
+               node_resources_fit, node_unschedulable, pod_topology_spread, taint_toleration, volume_binding,
+               volume_zone)
 
 FilterResult = tuple[np.ndarray, list[tuple[np.ndarray, str]]]
 
@@ -94,6 +95,10 @@ REGISTRY: tuple[Plugin, ...] = (
     Plugin(node_resources_fit.NAME, filter=node_resources_fit.filter, dynamic=True,
            row_filter=node_resources_fit.row_fit_fn, score=ROW, default_weight=1,
            score_vec=node_resources_fit.score, row_score=node_resources_fit.row_score_fn),
+    Plugin(volume_binding.NAME, filter=volume_binding.filter, pre_filter=volume_binding.pre_filter,
+           score=NORMALIZED, default_weight=1, pre_score=volume_binding.pre_score,
+           score_raw=volume_binding.score_raw, normalize=volume_binding.normalize),
+    Plugin(volume_zone.NAME, filter=volume_zone.filter, pre_filter=volume_zone.pre_filter),
     Plugin(pod_topology_spread.NAME, filter=pod_topology_spread.filter, dynamic=True,
            pre_filter=_has_hard_spread, row_filter=_row_checker(pod_topology_spread.fits_row),
            score=SPREAD, default_weight=2),

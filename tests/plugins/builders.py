@@ -113,3 +113,68 @@ def message(e: Engine, p: PodInfo) -> str:
 def only(profile_weights: dict[str, int], **kw) -> Profile:
     """A profile whose scores come from the named plugins only (to test one scorer at a time)."""
     return Profile(score_weights=tuple(profile_weights.items()), **kw)
+
+
+# ---------------------------------------------------------------------------------------- storage
+def storage_class(name: str, mode: str | None = "WaitForFirstConsumer",
+                  provisioner: str = "kubernetes.io/no-provisioner", topologies: list[dict] | None = None) -> dict:
+    sc: dict[str, Any] = {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": name},
+                          "provisioner": provisioner}
+    if mode is not None:
+        sc["volumeBindingMode"] = mode
+    if topologies is not None:
+        sc["allowedTopologies"] = [{"matchLabelExpressions": [{"key": k, "values": v} for k, v in t.items()]}
+                                   for t in topologies]
+    return sc
+
+
+def pv_dict(name: str, size: str = "10Gi", *, host: str | None = None, storage_class: str = "local",
+            modes: tuple[str, ...] = ("ReadWriteOnce",), labels: dict[str, str] | None = None,
+            claim: tuple[str, str] | None = None, phase: str = "Available", **spec: Any) -> dict:
+    """A PersistentVolume, pinned to `host` by a hostname node affinity when given (a local PV)."""
+    body: dict[str, Any] = {"capacity": {"storage": size}, "accessModes": list(modes),
+                            "storageClassName": storage_class, **spec}
+    if host is not None:
+        body["nodeAffinity"] = {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+            {"key": HOSTNAME_LABEL, "operator": "In", "values": [host]}]}]}}
+    if claim is not None:
+        body["claimRef"] = {"namespace": claim[0], "name": claim[1]}
+    return {"apiVersion": "v1", "kind": "PersistentVolume",
+            "metadata": {"name": name, "labels": dict(labels or {})}, "spec": body, "status": {"phase": phase}}
+
+
+def pvc_dict(name: str, size: str = "5Gi", *, namespace: str = "default", storage_class: str | None = "local",
+             modes: tuple[str, ...] = ("ReadWriteOnce",), volume: str = "", bound: bool = False,
+             annotations: dict[str, str] | None = None, **spec: Any) -> dict:
+    """A PersistentVolumeClaim; `bound` marks the binding complete (as the PV controller does)."""
+    body: dict[str, Any] = {"accessModes": list(modes), "resources": {"requests": {"storage": size}}, **spec}
+    if storage_class is not None:
+        body["storageClassName"] = storage_class
+    if volume:
+        body["volumeName"] = volume
+    ann = dict(annotations or {})
+    if bound:
+        ann["pv.kubernetes.io/bind-completed"] = "yes"
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": name, "namespace": namespace, "uid": f"uid-{namespace}-{name}", "annotations": ann},
+            "spec": body}
+
+
+def claims(*names: str) -> dict:
+    """The `volumes` of a pod spec mounting these claims."""
+    return {"volumes": [{"name": f"v{i}", "persistentVolumeClaim": {"claimName": n}} for i, n in enumerate(names)]}
+
+
+def add_storage(e: Engine, *objs: dict) -> Engine:
+    """Feed StorageClasses, PersistentVolumes and claims to the engine's storage index."""
+    from cluster_scheduler.model.parse import parse_claim, parse_storage_class, parse_volume
+
+    for o in objs:
+        kind = o["kind"]
+        if kind == "StorageClass":
+            e.storage.set_class(parse_storage_class(o))
+        elif kind == "PersistentVolume":
+            e.storage.set_volume(parse_volume(o))
+        else:
+            e.storage.set_claim(parse_claim(o))
+    return e

@@ -826,9 +826,10 @@ PODGROUPS_PATH = "/apis/scheduling.k8s.io/v1beta1/podgroups"
 def fake_apiserver(tmp_path):
     servers = []
 
-    def start(nodes, pods, events, pod_groups=None):
+    def start(nodes, pods, events, pod_groups=None, volumes=(), claims=()):
         objects = {"/api/v1/nodes": nodes, "/api/v1/pods": pods, "/api/v1/events": events,
-                   "/api/v1/namespaces": [{"metadata": {"name": "default"}}]}
+                   "/api/v1/namespaces": [{"metadata": {"name": "default"}}],
+                   "/api/v1/persistentvolumes": list(volumes), "/api/v1/persistentvolumeclaims": list(claims)}
         if pod_groups is not None:  # otherwise 404, as on a cluster without the API
             objects[PODGROUPS_PATH] = pod_groups
         srv = _FakeApiserver(objects)
@@ -870,6 +871,12 @@ def test_check_command_end_to_end(fake_apiserver, monkeypatch, capsys):
     assert "missing_event: 1" in capsys.readouterr().out
     assert main(["check", "--kubeconfig", kubeconfig, "--no-events", "--json"]) == 0
     assert '"ok": true' in capsys.readouterr().out
+    # a pod on a node its volume does not reach
+    srv.objects["/api/v1/pods"] = pods + [pod("db", on="n0", **_mounts("c1"))]
+    srv.objects["/api/v1/persistentvolumes"] = [_pv("local1", host="n1", claim="c1")]
+    srv.objects["/api/v1/persistentvolumeclaims"] = [_pvc("c1", "local1")]
+    assert main(["check", "--kubeconfig", kubeconfig, "--no-events"]) == 1
+    assert "volume_unreachable: 1" in capsys.readouterr().out
 
 
 def test_check_command_checks_pod_groups(fake_apiserver, monkeypatch, capsys):
@@ -907,3 +914,42 @@ def test_preemptions_lower_priority_and_an_event_each():
                              "preempted_without_preemptor"]
     # without events, only the priorities are judged
     assert kinds(check_placement(GANG_NODES, [high], preemptions=[(low, high)])) == []
+
+
+# ---- volumes ----------------------------------------------------------------------------------------
+
+def _pv(name, host=None, claim=None, labels=None):
+    spec = {"capacity": {"storage": "10Gi"}}
+    if host:
+        spec["nodeAffinity"] = {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+            {"key": HOST, "operator": "In", "values": [host]}]}]}}
+    if claim:
+        spec["claimRef"] = {"namespace": "default", "name": claim}
+    return {"metadata": {"name": name, "labels": labels or {}}, "spec": spec}
+
+
+def _pvc(name, volume=None):
+    return {"metadata": {"name": name, "namespace": "default"}, "spec": {"volumeName": volume} if volume else {}}
+
+
+def _mounts(*claims):
+    return {"volumes": [{"name": f"v{i}", "persistentVolumeClaim": {"claimName": c}} for i, c in enumerate(claims)]}
+
+
+def test_volumes_clean_and_each_violation():
+    nodes = zones(("n1", "a"), ("n2", "b"))
+    pvs = [_pv("local1", host="n1", claim="c1"), _pv("zonal-b", claim="c2", labels={ZONE: "b"})]
+    pvcs = [_pvc("c1", "local1"), _pvc("c2", "zonal-b")]
+    ok = [pod("p1", on="n1", **_mounts("c1")), pod("p2", on="n2", **_mounts("c2"))]
+    assert check_placement(nodes, ok, SCHED, volumes=pvs, claims=pvcs).ok
+    wrong = [pod("p1", on="n2", **_mounts("c1")), pod("p2", on="n1", **_mounts("c2"))]
+    rep = check_placement(nodes, wrong, SCHED, volumes=pvs, claims=pvcs)
+    assert kinds(rep) == [check.VOLUME_UNREACHABLE] * 2
+    unbound = [pod("p1", on="n1", **_mounts("c3")), pod("p2", on="n2", **_mounts("c4"))]
+    rep = check_placement(nodes, unbound, SCHED, volumes=pvs, claims=pvcs + [_pvc("c4")])
+    assert kinds(rep) == [check.VOLUME_UNBOUND] * 2
+    shared = pvcs + [_pvc("c5", "local1")]
+    rep = check_placement(nodes, ok, SCHED, volumes=pvs, claims=shared)
+    assert kinds(rep) == [check.VOLUME_SHARED]
+    # without volumes and claims, volumes are not judged
+    assert check_placement(nodes, wrong, SCHED).ok

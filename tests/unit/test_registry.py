@@ -44,12 +44,14 @@ def test_registry_is_upstreams_default_profile_in_its_order():
     ours = [p.name for p in REGISTRY]
     assert [n for n in names if n in ours] == ours  # same relative order
     weights = dict(upstream)
-    assert DEFAULT_SCORE_WEIGHTS == {n: weights[n] for n in DEFAULT_SCORE_WEIGHTS}
+    # a score plugin listed without a weight gets 1 (framework.go, getValidScoreWeights)
+    assert DEFAULT_SCORE_WEIGHTS == {n: weights[n] or 1 for n in DEFAULT_SCORE_WEIGHTS}
 
 
 def test_config_profile_and_engine_read_the_registry():
     assert FILTER_PLUGINS == ("NodeName", "NodeUnschedulable", "TaintToleration", "NodeAffinity", "NodePorts",
-                              "NodeResourcesFit", "PodTopologySpread", "InterPodAffinity")
+                              "NodeResourcesFit", "VolumeBinding", "VolumeZone", "PodTopologySpread",
+                              "InterPodAffinity")
     assert dict(Profile().score_weights) == DEFAULT_SCORE_WEIGHTS
     for p in REGISTRY:
         assert p.filter is None or not p.dynamic or p.row_filter is not None, p.name

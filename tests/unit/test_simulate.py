@@ -327,3 +327,22 @@ def test_a_gang_preempts_as_one(tmp_path):
     assert res.check_ok, res.check_summary
     assert Counter(p["metadata"]["namespace"] for p in res.pod_dicts if p["spec"].get("nodeName")) == {
         "train": 3, "batch": 2}
+
+
+def test_volumes_small():
+    """Local volumes, an Immediate zonal claim shared by two pods, pre-bound volumes, a missing claim."""
+    res = run(ROOT / "tests" / "workloads" / "volumes-small.yaml")
+    assert (res.nodes, res.pods, res.bound, res.unschedulable) == (6, 10, 8, 2)
+    assert res.check_ok, res.check_summary
+    on = {p["metadata"]["name"]: p["spec"].get("nodeName") for p in res.pod_dicts}
+    # the roomiest volumes first (VolumeBinding's capacity score), then the others
+    assert [on[f"pg-{i}"] for i in range(5)] == [
+        "volumes-small-node-1", "volumes-small-node-3", "volumes-small-node-0", "volumes-small-node-2", None]
+    zone_b = {"volumes-small-node-1", "volumes-small-node-3", "volumes-small-node-5"}
+    assert {on["zonal-0"], on["zonal-1"]} <= zone_b
+    assert on["pre-0"] == on["pre-1"] == "volumes-small-node-5"
+    claims = {c["metadata"]["name"]: c["spec"].get("volumeName") for c in res.claim_dicts}
+    assert claims["pg-0-pvc"] == "local-1" and claims["pg-4-pvc"] is None and claims["shared"] == "zonal-b"
+    msgs = sorted(p["status"]["conditions"][0]["message"] for p in unschedulable_pods(res))
+    assert msgs[0].startswith("0/6 nodes are available: 6 node(s) didn't find available persistent volumes to bind.")
+    assert msgs[1].startswith('0/6 nodes are available: persistentvolumeclaim "nothere" not found.')

@@ -359,3 +359,55 @@ def test_gang_gpu_workload():
     groups = list(wl.iter_pod_groups(gang_op))
     assert len(groups) == 300 and groups[0]["metadata"]["name"] == "job-g0"
     assert groups[0]["spec"]["schedulingPolicy"] == {"gang": {"minCount": 16}}
+
+
+VOLUMES = """\
+name: vols
+ops:
+  - op: createPods
+    count: 2
+    namespace: db
+    generateName: pg-
+    persistentVolumeClaimTemplate:
+      spec: {storageClassName: local, accessModes: [ReadWriteOnce], resources: {requests: {storage: 10Gi}}}
+    template: {spec: {containers: [{name: c}], volumes: [{name: tmp, emptyDir: {}}]}}
+  - op: createPods
+    count: 1
+    namespace: db
+    generateName: pre-
+    persistentVolumeClaimTemplate:
+      spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+    persistentVolumeTemplate:
+      spec: {capacity: {storage: 1Gi}, accessModes: [ReadWriteOnce], hostPath: {path: /x}}
+    template: {spec: {containers: [{name: c}]}}
+"""
+
+
+def test_volume_templates_make_one_claim_per_pod_and_pre_bound_volumes(tmp_path):
+    wl = load_workload(write(tmp_path, VOLUMES))
+    local, pre = wl.ops
+    got = list(wl.iter_volumes(local, 0))
+    assert [pv for pv, _c in got] == [None, None]
+    assert [c["metadata"] for _pv, c in got] == [{"name": "pg-0-pvc", "namespace": "db"},
+                                                 {"name": "pg-1-pvc", "namespace": "db"}]
+    assert got[0][1]["kind"] == "PersistentVolumeClaim" and got[0][1]["spec"]["storageClassName"] == "local"
+    pods = list(wl.iter_pods(local, 0, SCHED))
+    assert pods[1]["spec"]["volumes"] == [{"name": "tmp", "emptyDir": {}},
+                                          {"name": "data", "persistentVolumeClaim": {"claimName": "pg-1-pvc"}}]
+    [(pv, claim)] = list(wl.iter_volumes(pre, 0))
+    assert pv["metadata"]["name"] == "pre-0-pv" and pv["kind"] == "PersistentVolume"
+    assert pv["spec"]["claimRef"] == {"namespace": "db", "name": "pre-0-pvc"}
+    assert claim["spec"]["volumeName"] == "pre-0-pv"
+    assert list(wl.iter_volumes(wl.ops[0], 5))[0][1]["metadata"]["name"] == "pg-5-pvc"
+
+
+@pytest.mark.parametrize("body, needle", [
+    ("    persistentVolumeClaimTemplate: {storageClassName: x}\n", "'persistentVolumeClaimTemplate' must be a mapping"),
+    ("    persistentVolumeTemplate: {spec: {}}\n", "needs a 'persistentVolumeClaimTemplate'"),
+    ("    persistentVolumeClaimTemplate: {spec: {resources: {requests: {storage: lots}}}}\n", "storage"),
+])
+def test_broken_volume_templates(tmp_path, body, needle):
+    text = "name: broken\nops:\n  - op: createPods\n    count: 1\n" + body + "    template: {spec: {containers: [{name: c}]}}\n"
+    with pytest.raises(WorkloadError) as err:
+        load_workload(write(tmp_path, text))
+    assert needle in str(err.value)

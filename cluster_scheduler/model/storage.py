@@ -1,0 +1,250 @@
+"""Storage index: the claims, volumes and classes the volume filters read, and which volume the
+scheduler has promised to which claim.
+
+Every engine replica holds one, fed like the node table (list+watch, then the coordinator's
+deltas). `resolve` turns a pod's claim names into its `PodVolumes` (upstream VolumeBinding's and
+VolumeZone's PreFilter: the reasons a pod waits before any node is looked at). The rest serves
+WaitForFirstConsumer claims: which available volumes could satisfy a claim (upstream's
+FindMatchingVolume, node-independent part), and the **assumptions**: a volume chosen for a claim
+when its pod is placed is taken for that claim in this replica until the pod goes, so no two pods
+are ever promised one volume (on the coordinator's ledger this is the promise; a partition's are
+proposals, undone with them). `gen` moves on every change, so classes with unbound claims know
+to re-read the volumes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .types import (WAIT_FOR_FIRST_CONSUMER, Claim, NodeSelectorTerm, PodInfo, PodVolumes,
+                    StorageClassInfo, Volume)
+
+ClaimKey = tuple[str, str]  # (namespace, name)
+
+# VolumeZone's topology labels (upstream volumezone: GA and beta keys)
+ZONE_LABELS = ("topology.kubernetes.io/zone", "topology.kubernetes.io/region",
+               "failure-domain.beta.kubernetes.io/zone", "failure-domain.beta.kubernetes.io/region")
+BETA_TO_GA = {"failure-domain.beta.kubernetes.io/zone": "topology.kubernetes.io/zone",
+              "failure-domain.beta.kubernetes.io/region": "topology.kubernetes.io/region"}
+
+UNBOUND_IMMEDIATE = "pod has unbound immediate PersistentVolumeClaims"
+
+
+def claim_missing_message(name: str, ephemeral: bool) -> str:
+    if ephemeral:
+        return f'waiting for ephemeral volume controller to create the persistentvolumeclaim "{name}"'
+    return f'persistentvolumeclaim "{name}" not found'
+
+
+def zone_sets(volume: Volume) -> list[tuple[str, tuple[str, ...]]]:
+    """VolumeZone's view of a volume: each topology label as its set of values (`a__b` is a
+    multi-zone value); a label with an empty part is ignored, as upstream."""
+    out = []
+    for k, v in volume.labels:
+        if k in ZONE_LABELS:
+            parts = tuple(sorted({p.strip() for p in v.split("__")}))
+            if parts and all(parts):
+                out.append((k, parts))
+    return out
+
+
+@dataclass
+class Choice:
+    """What a placed pod's unbound claim gets on its node: a volume (static binding), or
+    provisioning there (`volume` empty)."""
+
+    claim: ClaimKey
+    volume: str
+    node: str
+
+
+@dataclass
+class StorageIndex:
+    claims: dict[ClaimKey, Claim] = field(default_factory=dict)
+    volumes: dict[str, Volume] = field(default_factory=dict)
+    classes: dict[str, StorageClassInfo] = field(default_factory=dict)
+    gen: int = 0
+    # assumptions: volume -> the claim it is promised to; pod uid -> its choices
+    taken: dict[str, ClaimKey] = field(default_factory=dict)
+    taken_by: dict[ClaimKey, set[str]] = field(default_factory=dict)
+    refs: dict[str, int] = field(default_factory=dict)  # volume -> placed pods holding its promise
+    chosen: dict[str, list[Choice]] = field(default_factory=dict)
+    provisioning: dict[ClaimKey, str] = field(default_factory=dict)  # claim -> node it provisions on
+    # choices of pods removed from their node, kept so that a pod put back (a preemption trial,
+    # a proposal re-applied) gets the same volumes again; bounded, oldest dropped first
+    parked: dict[str, list[Choice]] = field(default_factory=dict)
+    by_class: dict[str, set[str]] = field(default_factory=dict)  # storage class -> volume names
+    prebound: dict[ClaimKey, set[str]] = field(default_factory=dict)  # claim -> volumes whose claimRef names it
+    row_cache: dict = field(default_factory=dict)  # the plugin's per-volume node rows (one engine epoch)
+
+    # ------------------------------------------------------------------ objects
+    def set_claim(self, c: Claim) -> None:
+        if self.claims.get((c.namespace, c.name)) != c:
+            self.claims[(c.namespace, c.name)] = c
+            self.gen += 1
+
+    def remove_claim(self, namespace: str, name: str) -> None:
+        if self.claims.pop((namespace, name), None) is not None:
+            self.gen += 1
+
+    def set_volume(self, v: Volume) -> None:
+        old = self.volumes.get(v.name)
+        if old == v:
+            return
+        if old is not None:
+            self._unindex(old)
+        self.volumes[v.name] = v
+        self.by_class.setdefault(v.storage_class, set()).add(v.name)
+        if v.claim_ref is not None:
+            self.prebound.setdefault((v.claim_ref.namespace, v.claim_ref.name), set()).add(v.name)
+        if old is None or old.node_affinity != v.node_affinity:
+            self.row_cache.pop(v.name, None)
+        self.gen += 1
+
+    def remove_volume(self, name: str) -> None:
+        old = self.volumes.pop(name, None)
+        if old is not None:
+            self._unindex(old)
+            self.row_cache.pop(name, None)
+            self.gen += 1
+
+    def _unindex(self, v: Volume) -> None:
+        self.by_class.get(v.storage_class, set()).discard(v.name)
+        if v.claim_ref is not None:
+            self.prebound.get((v.claim_ref.namespace, v.claim_ref.name), set()).discard(v.name)
+
+    def set_class(self, sc: StorageClassInfo) -> None:
+        if self.classes.get(sc.name) != sc:
+            self.classes[sc.name] = sc
+            self.gen += 1
+
+    def remove_class(self, name: str) -> None:
+        if self.classes.pop(name, None) is not None:
+            self.gen += 1
+
+    # ------------------------------------------------------------------ PreFilter
+    def resolve(self, pod: PodInfo, binding: bool = True, zone: bool = True) -> PodVolumes | str | None:
+        """The pod's volumes for its class key, or why it cannot be placed on any node now
+        (upstream's PreFilter messages, UnschedulableAndUnresolvable), or None when its profile
+        runs neither volume filter. `binding`/`zone`: VolumeBinding / VolumeZone enabled."""
+        if not (binding or zone):
+            return None
+        affinities: list[tuple[NodeSelectorTerm, ...]] = []
+        missing = False
+        zones: dict[tuple[str, tuple[str, ...]], None] = {}
+        delayed: list[ClaimKey] = []
+        immediate = False
+        for name in pod.claims:
+            eph = name in pod.ephemeral
+            c = self.claims.get((pod.namespace, name))
+            if c is None:
+                return claim_missing_message(name, eph)
+            if c.error:
+                return c.error
+            if binding:
+                if c.lost:
+                    return (f'persistentvolumeclaim "{name}" bound to non-existent persistentvolume '
+                            f'"{c.volume_name}"')
+                if c.deleting:
+                    return f'persistentvolumeclaim "{name}" is being deleted'
+                if eph and c.owner_uid != pod.uid:
+                    return (f"PVC {pod.namespace}/{name} was not created for pod {pod.namespace}/{pod.name} "
+                            "(pod is not owner)")
+            if c.bound:
+                v = self.volumes.get(c.volume_name)
+                if v is None:
+                    if zone and not eph:
+                        return f'persistentvolume "{c.volume_name}" not found'
+                    missing = missing or binding  # every node then fails VolumeBinding's filter
+                    continue
+                if binding and v.node_affinity is not None:
+                    affinities.append(v.node_affinity)
+                if zone and not eph:
+                    for z in zone_sets(v):
+                        zones[z] = None
+                continue
+            if not binding:
+                continue
+            sc = self.classes.get(c.storage_class) if c.storage_class else None
+            if sc is not None and sc.binding_mode is None:
+                return f'VolumeBindingMode not set for StorageClass "{sc.name}"'
+            if sc is not None and sc.binding_mode == WAIT_FOR_FIRST_CONSUMER and not c.volume_name:
+                delayed.append((c.namespace, c.name))
+            else:
+                immediate = True
+        if immediate:
+            return UNBOUND_IMMEDIATE
+        return PodVolumes(tuple(dict.fromkeys(affinities)), tuple(sorted(zones)), tuple(delayed), missing)
+
+    # ------------------------------------------------------------------ static binding
+    def candidates(self, c: Claim) -> tuple[Volume | None, list[Volume]]:
+        """Volumes that could bind `c` on some node, node affinity aside (FindMatchingVolume's
+        other checks): its pre-bound volume if one passes them (then it is the only candidate),
+        else the available matching ones, smallest first (name breaks ties)."""
+        key = (c.namespace, c.name)
+        names = self.by_class.get(c.storage_class, ())
+        # pre-bound: its claimRef names the claim, or this replica promised it to the claim already
+        # (another pod sharing the claim then gets the same volume, as upstream's assumed claimRef)
+        for n in sorted(self.prebound.get(key, set()) | self.taken_by.get(key, set())):
+            v = self.volumes.get(n)
+            if (v is not None and v.storage_class == c.storage_class and self._fits(v, c)
+                    and (v.claim_ref.refers_to(c) if v.claim_ref is not None else self.taken.get(n) == key)):
+                return v, []
+        out = []
+        for n in names:
+            v = self.volumes[n]
+            if (v.claim_ref is None and v.phase == "Available" and self._fits(v, c)
+                    and n not in self.taken and c.access_modes <= v.access_modes
+                    and (c.selector is None or c.selector.matches(dict(v.labels)))):
+                out.append(v)
+        out.sort(key=lambda v: (v.capacity, v.name))
+        return None, out
+
+    @staticmethod
+    def _fits(v: Volume, c: Claim) -> bool:
+        return not v.error and not v.deleting and v.capacity >= c.request and v.volume_mode == c.volume_mode
+
+    # ------------------------------------------------------------------ assumptions
+    def restore(self, uid: str) -> bool:
+        """Re-take the choices of a pod put back on its node, if none of them was taken since."""
+        choices = self.parked.pop(uid, None)
+        if not choices or any(ch.volume and self.taken.get(ch.volume, ch.claim) != ch.claim for ch in choices):
+            return False
+        self.assume(uid, choices)
+        return True
+
+    def assume(self, uid: str, choices: list[Choice]) -> None:
+        if not choices:
+            return
+        self.release(uid)
+        self.parked.pop(uid, None)
+        for ch in choices:
+            if ch.volume:
+                self.taken[ch.volume] = ch.claim
+                self.taken_by.setdefault(ch.claim, set()).add(ch.volume)
+                self.refs[ch.volume] = self.refs.get(ch.volume, 0) + 1
+            else:
+                self.provisioning[ch.claim] = ch.node
+        self.chosen[uid] = choices
+        self.gen += 1
+
+    def release(self, uid: str) -> None:
+        choices = self.chosen.pop(uid, None)
+        if not choices:
+            return
+        self.parked[uid] = choices
+        if len(self.parked) > 10_000:
+            del self.parked[next(iter(self.parked))]
+        for ch in choices:
+            if ch.volume:
+                left = self.refs.get(ch.volume, 1) - 1
+                if left > 0:
+                    self.refs[ch.volume] = left
+                    continue
+                self.refs.pop(ch.volume, None)
+                if self.taken.get(ch.volume) == ch.claim:
+                    del self.taken[ch.volume]
+                    self.taken_by.get(ch.claim, set()).discard(ch.volume)
+            elif self.provisioning.get(ch.claim) == ch.node:
+                del self.provisioning[ch.claim]
+        self.gen += 1

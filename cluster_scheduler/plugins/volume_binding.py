@@ -1,0 +1,225 @@
+"""VolumeBinding: a node must reach every volume the pod's claims are bound to, and be able to bind
+each unbound WaitForFirstConsumer claim (upstream `volumebinding`, FindPodVolumes).
+
+- Bound claims: the volume's `spec.nodeAffinity.required` must match the node's labels.
+- Unbound delayed claims, smallest request first: a free matching volume whose node affinity
+  matches the node (static binding; the smallest fits, as FindMatchingVolume chooses), else the
+  class's provisioner must be able to provision there (`allowedTopologies`). A claim already
+  annotated with a selected node only fits that node, by provisioning.
+
+PreFilter (missing, lost or deleting claims, unbound Immediate claims) is `StorageIndex.resolve`:
+those pods never reach a node. Every filter reason here is UnschedulableAndUnresolvable upstream,
+so the filter is static (preemption never evicts for it); the volumes it reads change as pods are
+placed, which the engine handles by rebuilding the classes that read them when the storage index
+moves (`ClassState.stale`). CSIStorageCapacity is not read: a provisioner is assumed to have room
+(docs/engine.md, "Known differences").
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..model.storage import Choice, StorageIndex
+from ..model.types import Claim, NodeSelectorTerm, Volume
+from . import ClassCtx
+from .node_affinity import requirement_mask
+
+NAME = "VolumeBinding"
+REASON_NODE_CONFLICT = "node(s) didn't match PersistentVolume's node affinity"
+REASON_BIND_CONFLICT = "node(s) didn't find available persistent volumes to bind"
+REASON_PV_NOT_EXIST = "node(s) unavailable due to one or more pvc(s) bound to non-existent pv(s)"
+
+
+def pre_filter(ctx: ClassCtx) -> bool:
+    v = ctx.key.volumes
+    return v is not None and bool(v.affinities or v.delayed or v.missing_volume)
+
+
+def labels_mask(ctx: ClassCtx, terms: tuple[NodeSelectorTerm, ...]) -> np.ndarray:
+    """Terms ORed over the candidate rows, on labels alone (upstream matches a volume's affinity
+    against a node that has only the labels); a term without expressions matches nothing."""
+    out = np.zeros(len(ctx.rows), dtype=bool)
+    for term in terms:
+        if not term.match_expressions:
+            continue
+        m = np.ones(len(ctx.rows), dtype=bool)
+        for r in term.match_expressions:
+            m &= requirement_mask(ctx, r)
+        out |= m
+    return out
+
+
+def labels_match(terms: tuple[NodeSelectorTerm, ...], labels: dict[str, str]) -> bool:
+    return any(t.match_expressions and all(r.matches(labels) for r in t.match_expressions) for t in terms)
+
+
+def volume_mask(ctx: ClassCtx, v: Volume) -> np.ndarray:
+    """The candidate rows a volume can be used on, cached per volume while no node changes."""
+    if v.node_affinity is None:
+        return np.ones(len(ctx.rows), dtype=bool)
+    cache = ctx.storage.row_cache
+    hit = cache.get(v.name)
+    if hit is not None and hit[0] is ctx.rows and hit[1] == v.node_affinity:
+        return hit[2]
+    m = labels_mask(ctx, v.node_affinity)
+    cache[v.name] = (ctx.rows, v.node_affinity, m)
+    return m
+
+
+def provision_mask(ctx: ClassCtx, c: Claim) -> np.ndarray:
+    sc = ctx.storage.classes.get(c.storage_class) if c.storage_class else None
+    if sc is None or not sc.provisions:
+        return np.zeros(len(ctx.rows), dtype=bool)
+    if not sc.allowed_topologies:
+        return np.ones(len(ctx.rows), dtype=bool)
+    return labels_mask(ctx, sc.allowed_topologies)
+
+
+def delayed_claims(storage: StorageIndex, keys: tuple[tuple[str, str], ...]) -> list[Claim]:
+    """The pod's unbound delayed claims in the order upstream matches them: smallest request first."""
+    return sorted((storage.claims[k] for k in keys if k in storage.claims), key=lambda c: (c.request, c.name))
+
+
+Candidates = dict[tuple[str, str], tuple[Volume | None, list[Volume]]]
+
+
+def _plan(ctx: ClassCtx) -> tuple[list[Claim], Candidates]:
+    """The pod's delayed claims and each one's candidate volumes, once per class build."""
+    plan = ctx.memo.get("volumes")
+    if plan is None:
+        claims = delayed_claims(ctx.storage, ctx.key.volumes.delayed)
+        plan = ctx.memo["volumes"] = (claims, {(c.namespace, c.name): ctx.storage.candidates(c) for c in claims})
+    return plan
+
+
+def _static_capacity(ctx: ClassCtx, pre: Volume | None, cands: list[Volume]) -> np.ndarray:
+    """Per candidate row, the capacity of the volume static binding picks there (the smallest
+    that fits, names breaking ties), 0 where none: written largest first, so the smallest stays."""
+    cap = np.zeros(len(ctx.rows), dtype=np.int64)
+    for v in ([pre] if pre is not None else reversed(cands)):
+        cap[volume_mask(ctx, v)] = v.capacity
+    return cap
+
+
+def _claim_mask(ctx: ClassCtx, c: Claim, pre: Volume | None, cands: list[Volume]) -> np.ndarray:
+    if c.selected_node:
+        names = ctx.table.names
+        on = np.fromiter((names[r] == c.selected_node for r in ctx.rows.tolist()), dtype=bool, count=len(ctx.rows))
+        return on & provision_mask(ctx, c)
+    return (_static_capacity(ctx, pre, cands) > 0) | provision_mask(ctx, c)
+
+
+def filter(ctx: ClassCtx) -> tuple[np.ndarray, list[tuple[np.ndarray, str]]]:
+    pv = ctx.key.volumes
+    n = len(ctx.rows)
+    if pv.missing_volume:
+        none = np.zeros(n, dtype=bool)
+        return none, [(~none, REASON_PV_NOT_EXIST)]
+    node_ok = np.ones(n, dtype=bool)
+    for terms in pv.affinities:
+        node_ok &= labels_mask(ctx, terms)
+    bind_ok = np.ones(n, dtype=bool)
+    claims, cands = _plan(ctx) if pv.delayed else ([], {})
+    for c in claims:
+        bind_ok &= _claim_mask(ctx, c, *cands[(c.namespace, c.name)])
+    if len(claims) > 1:
+        # claims that compete for the same volumes: upstream matches them one by one on each node,
+        # a volume chosen for one claim excluded for the next; decide those rows exactly
+        t = ctx.table
+        for p in np.flatnonzero(bind_ok).tolist():
+            row = int(ctx.rows[p])
+            if choose(ctx.storage, claims, t.names[row], t.labels[row], cands) is None:
+                bind_ok[p] = False
+    reasons = []
+    if not node_ok.all():
+        reasons.append((~node_ok, REASON_NODE_CONFLICT))
+    if not bind_ok.all():
+        reasons.append((~bind_ok, REASON_BIND_CONFLICT))
+    return node_ok & bind_ok, reasons
+
+
+def choose(storage: StorageIndex, claims: list[Claim], node: str, labels: dict[str, str],
+           candidates: Candidates | None = None) -> list[Choice] | None:
+    """What each unbound delayed claim gets on `node` (upstream's static matching, then
+    provisioning), or None when one cannot be bound there."""
+    out: list[Choice] = []
+    used: set[str] = set()
+    for c in claims:
+        key = (c.namespace, c.name)
+        if not c.selected_node:
+            pre, cands = candidates[key] if candidates is not None else storage.candidates(c)
+            pick = None
+            if pre is not None:
+                if pre.node_affinity is None or labels_match(pre.node_affinity, labels):
+                    pick = pre
+            else:
+                pick = next((v for v in cands if v.name not in used
+                             and (v.node_affinity is None or labels_match(v.node_affinity, labels))), None)
+            if pick is not None:
+                used.add(pick.name)
+                out.append(Choice(key, pick.name, node))
+                continue
+        elif c.selected_node != node:
+            return None
+        sc = storage.classes.get(c.storage_class) if c.storage_class else None
+        if sc is None or not sc.provisions or (sc.allowed_topologies and not labels_match(sc.allowed_topologies, labels)):
+            return None
+        out.append(Choice(key, "", node))
+    return out
+
+
+# ------------------------------------------------------------------------------------- score
+def pre_score(ctx: ClassCtx) -> bool:
+    """StorageCapacityScoring (beta, on by default in 1.37) scores static bindings; provisioned
+    claims score only with CSIStorageCapacity, which is not read here, so they score 0."""
+    v = ctx.key.volumes
+    return v is not None and bool(v.delayed)
+
+
+def _shape(requested: int, capacity: int) -> int:
+    """The default shape (utilization 0 -> 10, 100 -> 0, times MaxNodeScore/10): more free room
+    scores higher."""
+    if capacity == 0 or requested > capacity:
+        return 0
+    return 100 - requested * 100 // capacity
+
+
+def score_raw(ctx: ClassCtx) -> np.ndarray:
+    """Per row: the mean over storage classes of the shape of (requested / capacity) of the
+    volumes static binding picks there; 0 where a claim is provisioned or nothing binds."""
+    claims, cands = _plan(ctx)
+    n = len(ctx.rows)
+    if len(claims) == 1:
+        c = claims[0]
+        if c.selected_node:
+            return np.zeros(n, dtype=np.int64)
+        cap = _static_capacity(ctx, *cands[(c.namespace, c.name)])
+        util = np.where(cap > 0, c.request * 100 // np.maximum(cap, 1), 100)
+        return np.where((cap > 0) & (c.request <= cap), 100 - util, 0).astype(np.int64)
+    out = np.zeros(n, dtype=np.int64)
+    t, storage = ctx.table, ctx.storage
+    for p, row in enumerate(ctx.rows.tolist()):
+        picks = choose(storage, claims, t.names[row], t.labels[row], cands)
+        if picks:
+            out[p] = score_choices(storage, claims, picks)
+    return out
+
+
+def score_choices(storage: StorageIndex, claims: list[Claim], picks: list[Choice]) -> int:
+    per_class: dict[str, list[int]] = {}
+    by_key = {(c.namespace, c.name): c for c in claims}
+    for ch in picks:
+        if not ch.volume:
+            continue
+        v = storage.volumes[ch.volume]
+        acc = per_class.setdefault(v.storage_class, [0, 0])
+        acc[0] += by_key[ch.claim].request
+        acc[1] += v.capacity
+    if not per_class:
+        return 0
+    return int(round(sum(_shape(r, c) for r, c in per_class.values()) / len(per_class)))
+
+
+def normalize(raw: np.ndarray, feasible: np.ndarray) -> np.ndarray:
+    """No NormalizeScore upstream: the raw score is already 0..100."""
+    return raw

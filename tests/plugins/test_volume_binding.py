@@ -1,0 +1,211 @@
+"""VolumeBinding through the Engine: PreFilter reasons, bound claims' node affinity, and unbound
+WaitForFirstConsumer claims (static binding, smallest fit, promises that keep one volume to one
+claim, provisioning with allowedTopologies, a selected node), plus its capacity score."""
+
+from __future__ import annotations
+
+import pytest
+
+from cluster_scheduler.config import Profile
+from cluster_scheduler.model.parse import parse_claim
+from tests.plugins.builders import (add_storage, claims, engine, message, node, place, pod, pv_dict, pvc_dict,
+                                    scores, storage_class, where)
+
+NODE_CONFLICT = "node(s) didn't match PersistentVolume's node affinity"
+BIND_CONFLICT = "node(s) didn't find available persistent volumes to bind"
+
+
+def cluster(n: int = 4, **kw):
+    return engine([node(f"n{i}", labels={"zone": "a" if i < n // 2 else "b"}) for i in range(n)], **kw)
+
+
+def wffc(e, *objs):
+    return add_storage(e, storage_class("local"), *objs)
+
+
+def test_a_pod_without_claims_is_untouched():
+    e = wffc(cluster())
+    assert where(e, pod(cpu="1")) == "n0"
+
+
+def test_bound_claim_goes_where_its_volume_is():
+    e = add_storage(cluster(), pv_dict("pv", host="n2", claim=("default", "data"), phase="Bound"),
+                    pvc_dict("data", volume="pv", bound=True))
+    p = pod(cpu="1", **claims("data"))
+    assert where(e, p) == "n2"
+    e2 = add_storage(cluster(), pv_dict("pv", host="gone", claim=("default", "data"), phase="Bound"),
+                     pvc_dict("data", volume="pv", bound=True))
+    assert message(e2, pod(cpu="1", **claims("data"))) == f"0/4 nodes are available: 4 {NODE_CONFLICT}."
+
+
+@pytest.mark.parametrize("objs, text", [
+    ((), 'persistentvolumeclaim "data" not found'),
+    ((pvc_dict("data", metadata_deleting=True),), None),
+    ((pvc_dict("data", storage_class="slow"), storage_class("slow", mode="Immediate")),
+     "pod has unbound immediate PersistentVolumeClaims"),
+    ((pvc_dict("data", storage_class=None),), "pod has unbound immediate PersistentVolumeClaims"),
+    ((pvc_dict("data", storage_class="nomode"), storage_class("nomode", mode=None)),
+     'VolumeBindingMode not set for StorageClass "nomode"'),
+    # a volume named but the binding not completed: still an unbound immediate claim, as upstream
+    ((pvc_dict("data", volume="pv"), pv_dict("pv", host="n1")), "pod has unbound immediate PersistentVolumeClaims"),
+    ((pvc_dict("data", volume="ghost", bound=True),), 'persistentvolume "ghost" not found'),
+])
+def test_prefilter_reasons(objs, text):
+    objs = list(objs)
+    if objs and objs[0]["metadata"].get("name") == "data" and objs[0]["spec"].pop("metadata_deleting", False):
+        objs[0]["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+        text = 'persistentvolumeclaim "data" is being deleted'
+    e = add_storage(cluster(), *objs)
+    assert message(e, pod(cpu="1", **claims("data"))) == f"0/4 nodes are available: {text}."
+
+
+def test_lost_claim_and_ephemeral_claims():
+    lost = pvc_dict("data", volume="pv", bound=True)
+    lost["status"] = {"phase": "Lost"}
+    e = add_storage(cluster(), lost)
+    assert 'bound to non-existent persistentvolume "pv"' in message(e, pod(cpu="1", **claims("data")))
+    eph = {"volumes": [{"name": "scratch", "ephemeral": {"volumeClaimTemplate": {"spec": {}}}}]}
+    e = wffc(cluster(), pv_dict("pv", host="n3"))
+    assert ('waiting for ephemeral volume controller to create the persistentvolumeclaim "web-scratch"'
+            in message(e, pod("web", cpu="1", **eph)))
+    foreign = pvc_dict("web-scratch")  # not made for this pod: no controller reference to it
+    add_storage(e, foreign)
+    assert "PVC default/web-scratch was not created for pod default/web (pod is not owner)" in message(
+        e, pod("web", cpu="1", **eph))
+    owned = pvc_dict("web-scratch")
+    owned["metadata"]["ownerReferences"] = [{"apiVersion": "v1", "kind": "Pod", "name": "web",
+                                             "uid": "default/web", "controller": True}]
+    add_storage(e, owned)
+    assert where(e, pod("web", cpu="1", **eph)) == "n3"
+
+
+def test_volume_zone_disabled_reports_the_missing_volume_on_every_node():
+    prof = Profile(disabled_filters=frozenset({"VolumeZone"}))
+    e = add_storage(cluster(profile=prof), pvc_dict("data", volume="ghost", bound=True))
+    assert message(e, pod(cpu="1", **claims("data"))) == (
+        "0/4 nodes are available: 4 node(s) unavailable due to one or more pvc(s) bound to non-existent pv(s).")
+
+
+def test_unbound_claim_needs_a_free_matching_volume_on_the_node():
+    e = wffc(cluster(), pv_dict("small", "4Gi", host="n0"), pv_dict("ok", "8Gi", host="n1"),
+             pv_dict("rwx", "8Gi", host="n2", modes=("ReadWriteMany",)),
+             pv_dict("other-class", "8Gi", host="n3", storage_class="fast"),
+             pvc_dict("data", "5Gi"))
+    p = pod(cpu="1", **claims("data"))
+    assert set(scores(e, p)) == {"n1"}
+    assert message(e, pod(cpu="1", **claims("data"), nodeSelector={"zone": "b"})) == (
+        f"0/4 nodes are available: 2 {BIND_CONFLICT}, 2 node(s) didn't match Pod's node affinity/selector.")
+
+
+def test_claimed_volumes_and_selectors_and_modes():
+    e = wffc(cluster(),
+             pv_dict("taken", host="n0", claim=("default", "someone-else")),
+             pv_dict("block", host="n1", volumeMode="Block"),
+             pv_dict("labelled", host="n2", labels={"tier": "gold"}),
+             pv_dict("plain", host="n3"),
+             pvc_dict("gold", selector={"matchLabels": {"tier": "gold"}}),
+             pvc_dict("blockc", volumeMode="Block"))
+    assert set(scores(e, pod(cpu="1", **claims("gold")))) == {"n2"}
+    assert set(scores(e, pod(cpu="1", **claims("blockc")))) == {"n1"}
+
+
+def test_pre_bound_volume_is_the_only_candidate():
+    e = wffc(cluster(), pv_dict("mine", host="n3", claim=("default", "data")), pv_dict("free", host="n0"),
+             pvc_dict("data"))
+    assert set(scores(e, pod(cpu="1", **claims("data")))) == {"n3"}
+
+
+def test_one_volume_is_promised_to_one_claim():
+    e = wffc(cluster(), pv_dict("only", host="n1"), pvc_dict("a"), pvc_dict("b"))
+    pa, pb = pod("pa", cpu="1", **claims("a")), pod("pb", cpu="1", **claims("b"))
+    r = e.schedule([pa, pb], k=1, commit=True)
+    assert r[0].candidates[0][0] == "n1"
+    assert not r[1].candidates and BIND_CONFLICT in r[1].message()
+    assert [c.volume for c in e.storage.chosen["default/pa"]] == ["only"]
+    e.remove_pod("default/pa")  # its promise goes with it
+    assert where(e, pod("pb", cpu="1", **claims("b"))) == "n1"
+
+
+def test_proposals_do_not_keep_promises():
+    e = wffc(cluster(), pv_dict("only", host="n1"), pvc_dict("a"), pvc_dict("b"))
+    r = e.schedule([pod("pa", cpu="1", **claims("a"))], k=1, commit=False)
+    assert r[0].candidates[0][0] == "n1"
+    assert not e.storage.taken
+    assert where(e, pod("pb", cpu="1", **claims("b"))) == "n1"
+
+
+def test_shared_claim_reuses_its_promised_volume():
+    e = wffc(cluster(), pv_dict("v", host="n2", modes=("ReadWriteMany",)),
+             pvc_dict("shared", modes=("ReadWriteMany",)))
+    assert where(e, pod("p1", cpu="1", **claims("shared"))) == "n2"
+    assert where(e, pod("p2", cpu="1", **claims("shared"))) == "n2"
+    e.remove_pod("default/p1")
+    assert e.storage.taken == {"v": ("default", "shared")}  # p2 still holds it
+
+
+def test_smallest_fit_is_bound_and_roomier_nodes_score_higher():
+    e = wffc(cluster(), pv_dict("big", "100Gi", host="n0"), pv_dict("small", "10Gi", host="n0"),
+             pv_dict("mid", "20Gi", host="n1"), pvc_dict("data", "5Gi"))
+    p = pod("p", cpu="1", **claims("data"))
+    only_volumes = Profile(score_weights=(("VolumeBinding", 1),))
+    e.profiles[only_volumes.scheduler_name] = only_volumes
+    e.profile = only_volumes
+    s = scores(e, p)
+    # n0 binds its smallest fitting volume (10Gi: 50% used -> 50), n1 its 20Gi (25% -> 75)
+    assert s == {"n0": 50, "n1": 75}
+    place(e, p)
+    assert p.node_name == "n1" and e.storage.chosen["default/p"][0].volume == "mid"
+
+
+def test_provisioning_with_allowed_topologies_and_a_selected_node():
+    e = add_storage(cluster(), storage_class("csi", provisioner="disk.csi.example.com", topologies=[{"zone": ["b"]}]),
+                    pvc_dict("data", storage_class="csi"))
+    assert set(scores(e, pod(cpu="1", **claims("data")))) == {"n2", "n3"}
+    sel = pvc_dict("data", storage_class="csi", annotations={"volume.kubernetes.io/selected-node": "n3"})
+    add_storage(e, sel)
+    assert set(scores(e, pod(cpu="1", **claims("data")))) == {"n3"}
+    p = pod("p", cpu="1", **claims("data"))
+    place(e, p)
+    ch = e.storage.chosen["default/p"][0]
+    assert (ch.volume, ch.node) == ("", "n3")  # provisioned there, no volume taken
+
+
+def test_competing_claims_of_one_pod_are_matched_exactly():
+    # two claims, one volume per node except n1 with two: only n1 binds both
+    e = wffc(cluster(), pv_dict("a0", host="n0"), pv_dict("a1", host="n1"), pv_dict("b1", host="n1"),
+             pv_dict("a2", host="n2"), pvc_dict("x"), pvc_dict("y", "6Gi"))
+    p = pod("p", cpu="1", **claims("x", "y"))
+    assert set(scores(e, p)) == {"n1"}
+    place(e, p)
+    assert sorted(c.volume for c in e.storage.chosen["default/p"]) == ["a1", "b1"]
+
+
+def test_claim_changes_are_seen_by_the_next_placement():
+    e = wffc(cluster(), pvc_dict("data"))
+    p = pod("p", cpu="1", **claims("data"))
+    assert BIND_CONFLICT in message(e, p)
+    add_storage(e, pv_dict("late", host="n2"))  # a volume appears
+    assert where(e, p) == "n2"
+
+
+def test_preemption_never_evicts_for_a_volume():
+    from cluster_scheduler.preemption import Preemption
+    from tests.plugins.builders import bound
+
+    e = wffc(cluster(), pv_dict("v", host="n1"), pvc_dict("data"))
+    e.add_pod(bound("low", "n0", cpu="4", priority=0))
+    p = pod("hi", cpu="1", priority=100, **claims("data"))
+    e.add_pod(bound("low2", "n1", cpu="4", priority=0))
+    out = Preemption(e).preempt(p)
+    assert out.candidate is not None and out.candidate.node == "n1"  # room on the volume's node
+    lost = pod("hi2", cpu="1", priority=100, **claims("nope"))
+    out = Preemption(e).preempt(lost)
+    assert out.candidate is None and "4 Preemption is not helpful for scheduling" in out.message
+
+
+def test_malformed_claim_is_a_reason_not_a_crash():
+    bad = pvc_dict("data")
+    bad["spec"]["resources"]["requests"]["storage"] = "lots"
+    assert parse_claim(bad).error
+    e = wffc(cluster(), bad)
+    assert 'persistentvolumeclaim "data" is malformed' in message(e, pod(cpu="1", **claims("data")))

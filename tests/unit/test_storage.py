@@ -1,0 +1,71 @@
+"""The storage model: claims, volumes and classes parsed as upstream reads them, and the storage
+index's promises (one volume to one claim, kept across a pod taken off and put back)."""
+
+from __future__ import annotations
+
+from cluster_scheduler.model.parse import parse_claim, parse_pod, parse_storage_class, parse_volume
+from cluster_scheduler.model.storage import Choice, StorageIndex
+from cluster_scheduler.model.types import ClaimRef
+from tests.plugins.builders import pv_dict, pvc_dict, storage_class
+
+
+def test_parse_claim_class_binding_and_owner():
+    c = pvc_dict("data", "1.5Gi", storage_class="fast", volume="pv1", bound=True,
+                 annotations={"volume.beta.kubernetes.io/storage-class": "beta"})
+    c["metadata"]["ownerReferences"] = [{"uid": "x", "controller": False}, {"uid": "pod-uid", "controller": True}]
+    claim = parse_claim(c)
+    assert claim.storage_class == "beta"  # the beta annotation wins, as upstream
+    assert claim.request == 1610612736 and claim.bound and claim.owner_uid == "pod-uid"
+    assert not parse_claim(pvc_dict("data", volume="pv1")).bound  # named, binding not completed
+
+
+def test_parse_volume_and_class():
+    v = parse_volume(pv_dict("pv", "2Ti", host="n1", claim=("ns", "c"), labels={"a": "b"}))
+    assert v.capacity == 2 * 2**40 and v.claim_ref == ClaimRef("ns", "c") and v.labels == (("a", "b"),)
+    assert v.node_affinity[0].match_expressions[0].values == ("n1",)
+    bad = pv_dict("pv", "big")
+    assert parse_volume(bad).error.startswith('persistentvolume "pv" is malformed')
+    sc = parse_storage_class(storage_class("s", mode=None, provisioner="csi.x", topologies=[{"zone": ["a"]}]))
+    assert sc.binding_mode is None and sc.provisions and sc.allowed_topologies[0].match_expressions[0].key == "zone"
+    assert not parse_storage_class(storage_class("l")).provisions
+
+
+def test_pod_claims_in_order_with_ephemeral_names():
+    p = parse_pod({"metadata": {"name": "web", "namespace": "ns"},
+                   "spec": {"containers": [{"name": "c"}], "volumes": [
+                       {"name": "cfg", "configMap": {"name": "x"}},
+                       {"name": "data", "persistentVolumeClaim": {"claimName": "d1"}},
+                       {"name": "tmp", "ephemeral": {"volumeClaimTemplate": {}}}]}})
+    assert p.claims == ("d1", "web-tmp") and p.ephemeral == frozenset({"web-tmp"})
+    bad = parse_pod({"metadata": {"name": "w"}, "spec": {"containers": [{"name": "c"}],
+                                                        "volumes": [{"name": "d", "persistentVolumeClaim": {}}]}})
+    assert bad.key is None and "PersistentVolumeClaim had no name" in bad.error
+
+
+def test_promises_are_counted_and_restored():
+    s = StorageIndex()
+    s.set_volume(parse_volume(pv_dict("v", host="n1")))
+    gen = s.gen
+    s.assume("p1", [Choice(("d", "c"), "v", "n1")])
+    s.assume("p2", [Choice(("d", "c"), "v", "n1")])  # a second pod sharing the claim
+    assert s.gen > gen and s.taken == {"v": ("d", "c")}
+    s.release("p1")
+    assert s.taken == {"v": ("d", "c")}
+    s.release("p2")
+    assert not s.taken
+    assert s.restore("p2") and s.taken == {"v": ("d", "c")}  # put back: the same volume
+    s.release("p2")
+    s.assume("p3", [Choice(("d", "other"), "v", "n1")])
+    assert not s.restore("p1")  # taken by another claim meanwhile: not re-taken
+    assert s.taken == {"v": ("d", "other")}
+
+
+def test_resolve_skips_volumes_when_both_filters_are_off():
+    p = parse_pod({"metadata": {"name": "w", "namespace": "d"},
+                   "spec": {"containers": [{"name": "c"}], "volumes": [{"name": "x", "persistentVolumeClaim": {"claimName": "c"}}]}})
+    s = StorageIndex()
+    assert s.resolve(p, binding=False, zone=False) is None
+    assert s.resolve(p) == 'persistentvolumeclaim "c" not found'
+    s.set_claim(parse_claim(pvc_dict("c", namespace="d")))
+    s.set_class(parse_storage_class(storage_class("local")))
+    assert s.resolve(p).delayed == (("d", "c"),)
