@@ -34,13 +34,16 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cluster_scheduler import wire
-from cluster_scheduler.api.binder import BOUND, EVICTED, RETRY
+from urllib.parse import quote
+
+from cluster_scheduler.api.binder import BOUND, EVICTED, RETRY, VolumeWrite
 from cluster_scheduler.api.informer import DELETED, NAMESPACES, NODES, PDBS, POD_GROUPS, PODS, object_key
 from cluster_scheduler.config import Profile, RuntimeConfig
 from cluster_scheduler.engine import (Engine, fit_error_message, gang_unfit_message, gang_waiting_message,
                                       pod_group_deleting_message, pod_group_missing_message)
 from cluster_scheduler.gc_tuning import paused_gc
-from cluster_scheduler.model.parse import parse_pdb, parse_pod_group
+from cluster_scheduler.model.parse import SELECTED_NODE, parse_pdb, parse_pod_group
+from cluster_scheduler.model.storage import STORAGE_KINDS
 from cluster_scheduler.model.types import Gang, PodInfo
 from cluster_scheduler.preemption import NOT_ELIGIBLE_TERMINATING, Outcome, Preemption, postfilter_message
 from cluster_scheduler.queue import SchedulingQueue
@@ -104,6 +107,7 @@ class Merged:
     candidates: list[tuple[str, int]] = field(default_factory=list)
     reasons: dict[str, int] = field(default_factory=dict)
     error: str | None = None
+    prefilter: str | None = None
 
 
 def merge(per_partition: list[list[Proposal]], n_pods: int) -> list[Merged]:
@@ -117,6 +121,8 @@ def merge(per_partition: list[list[Proposal]], n_pods: int) -> list[Merged]:
                 m.reasons[text] = m.reasons.get(text, 0) + c
             if p.error:
                 m.error = p.error
+            if p.prefilter:
+                m.prefilter = p.prefilter
     for m in out:
         m.candidates.sort(key=lambda c: -c[1])
     return out
@@ -210,6 +216,10 @@ class Coordinator:
         self.nominated: dict[str, tuple[PodInfo, set[str]]] = {}  # preemptor uid -> (pod, victims left)
         self._evicting: dict[str, set[str]] = {}  # victim uid -> the preemptors waiting for it
         self._pdb_objects: dict[tuple[str, str], dict] = {}  # stripped (the partitions get these)
+        self.storage_objects: dict[tuple[str, str], bytes] = {}  # (kind, key) -> stripped claim/volume/class
+        # PreBind: uid -> [pod, node, deadline, written, seen] while its volume bindings complete; seen:
+        # the claims whose written state the watch has shown (a later reset of those is a failure)
+        self.volume_binding: dict[str, list] = {}
         self.queue = SchedulingQueue(runtime.backoff_initial_s, runtime.backoff_max_s,
                                      runtime.unschedulable_flush_s)
         self.stats = Stats()
@@ -270,6 +280,7 @@ class Coordinator:
         a partition parses each pod template once instead of once per pod."""
         ops: list[list] = [wire.namespace(b) for b in self.namespaces.values()]
         ops += [wire.node(b) for b in self.nodes.values()]
+        ops += [wire.storage(kind, b) for (kind, _key), b in self.storage_objects.items()]
         groups: dict[Any, list] = {}
         pods = self.ledger.pods
         for uid, b in self.bound.items():
@@ -384,6 +395,7 @@ class Coordinator:
         n = 0
         moved = False  # an event that may let unschedulable pods fit
         affinity_moved = False
+        volumes_moved = False
         while True:
             try:
                 kind, typ, obj = self._inbox.popleft()
@@ -403,6 +415,12 @@ class Coordinator:
                 self._on_pod_group(typ, obj)
             elif kind == PDBS:
                 self._on_pdb(typ, obj)
+            elif kind in STORAGE_KINDS:
+                volumes_moved |= self._on_storage(kind, typ, obj)
+        if volumes_moved:
+            self._volumes_settled()
+            if not moved:  # a claim, volume or class changed: pods with claims may fit now
+                self.queue.move_all_to_active(lambda p: bool(p.claims))
         if moved:
             self.queue.move_all_to_active()
         elif affinity_moved:
@@ -438,6 +456,24 @@ class Coordinator:
         self.namespaces[name] = b
         self.ledger.set_namespace_labels(name, labels)
         self._deltas.append(wire.namespace(b))
+
+    def _on_storage(self, kind: str, typ: str, obj: dict) -> bool:
+        """A claim, volume or StorageClass event; True when it changed what the filters read."""
+        key = object_key(kind, obj)
+        if typ == DELETED:
+            if self.storage_objects.pop((kind, key), None) is None:
+                return False
+            self.ledger.storage.delete(kind, key)
+            self._deltas.append(wire.storage_gone(kind, key))
+            return True
+        stripped = wire.strip_storage(kind, obj)
+        b = pack(stripped)
+        if self.storage_objects.get((kind, key)) == b:
+            return False
+        self.storage_objects[(kind, key)] = b
+        self.ledger.storage.apply(kind, stripped)
+        self._deltas.append(wire.storage(kind, b))
+        return True
 
     def _on_pdb(self, typ: str, obj: dict) -> None:
         """PodDisruptionBudgets as the apiserver has them (status included): preemption's input."""
@@ -488,6 +524,7 @@ class Coordinator:
         self._forget_nomination(uid)
         self.pending.pop(uid, None)
         self.last_message.pop(uid, None)
+        self.volume_binding.pop(uid, None)
         self.queue.done(uid)
         freed = False
         if self.bound.pop(uid, None) is not None:
@@ -559,6 +596,15 @@ class Coordinator:
                 self.stats.evictions_failed += 1
                 self._release_preemptor(ev.preemptor.uid, f"eviction of {ev.victim.namespace}/{ev.victim.name} "
                                                           f"failed: {ev.detail}")
+        for w in self.binder.drain_volume_writes() if hasattr(self.binder, "drain_volume_writes") else ():
+            entry = self.volume_binding.get(w.pod.uid)
+            if entry is None:
+                continue
+            if w.error:
+                self._volumes_failed(w.pod.uid, w.error)
+            else:
+                entry[3] = True
+        self._volumes_settled()
         for r in self.binder.drain():
             uid = r.pod.uid
             if self.metrics is not None:
@@ -683,7 +729,7 @@ class Coordinator:
                     won = r.candidates[0][0]
                     self.stats.rescued += 1
                 elif not m.candidates:
-                    failed = not post.run(pod, fit_error_message(total, m.reasons))
+                    failed = not post.run(pod, fit_error_message(total, m.reasons, m.prefilter))
                     n_unsched += failed
                     tally.setdefault(pod.scheduler_name, [0, 0])[1] += failed
                     continue
@@ -858,7 +904,7 @@ class Coordinator:
                 assumed = self.assumed.get(pre_uid)
                 if assumed is not None:
                     self.stats.scheduled += 1
-                    self.binder.bind(pod, assumed[1])
+                    self._bind(pod, assumed[1])
 
     def _end_nomination(self, uid: str) -> tuple[PodInfo, set[str]] | None:
         """Stop waiting for a preemptor's victims (their deletion, once asked, goes on)."""
@@ -1062,7 +1108,109 @@ class Coordinator:
         # binding backs off longer each time
         self.last_message.pop(pod.uid, None)
         self.stats.scheduled += 1
-        self.binder.bind(pod, node)
+        self._bind(pod, node)
+
+    # ------------------------------------------------------------- PreBind
+    def _bind(self, pod: PodInfo, node: str) -> None:
+        """Bind the pod; first, as upstream's VolumeBinding PreBind, write the volume bindings the
+        ledger promised its unbound claims (a volume's claimRef, a claim's selected node) and wait
+        until the PV controller (and a provisioner) completed them (`_volumes_settled`)."""
+        if not pod.claims or not self.ledger.storage.chosen.get(pod.uid):
+            self.binder.bind(pod, node)
+            return
+        writes = self._volume_writes(pod, node)
+        self.volume_binding[pod.uid] = [pod, node, time.monotonic() + self.cfg.volume_bind_timeout_s, not writes, set()]
+        if writes:
+            self.binder.write_volumes(pod, node, writes)
+        else:
+            self._volumes_settled()
+
+    def _volume_writes(self, pod: PodInfo, node: str) -> list[VolumeWrite]:
+        st = self.ledger.storage
+        out = []
+        for ch in st.chosen.get(pod.uid, ()):
+            c = st.claims.get(ch.claim)
+            if c is None:
+                continue  # gone meanwhile: the wait fails (`_volumes_settled`)
+            if not ch.volume:
+                if c.selected_node != node:
+                    out.append(VolumeWrite(
+                        f"/api/v1/namespaces/{quote(c.namespace, safe='')}/persistentvolumeclaims/{quote(c.name, safe='')}",
+                        {"metadata": {"resourceVersion": c.resource_version, "annotations": {SELECTED_NODE: node}}}))
+                continue
+            v = st.volumes.get(ch.volume)
+            if v is None or (v.claim_ref is not None and v.claim_ref.uid == c.uid
+                             and (v.claim_ref.namespace, v.claim_ref.name) == ch.claim):
+                continue
+            meta: dict = {"resourceVersion": v.resource_version}
+            if v.claim_ref is None:
+                meta["annotations"] = {"pv.kubernetes.io/bound-by-controller": "yes"}
+            ref = {"kind": "PersistentVolumeClaim", "apiVersion": "v1", "namespace": c.namespace, "name": c.name,
+                   "uid": c.uid, "resourceVersion": c.resource_version}
+            out.append(VolumeWrite(f"/api/v1/persistentvolumes/{quote(v.name, safe='')}",
+                                   {"metadata": meta, "spec": {"claimRef": ref}}))
+        return out
+
+    def _volumes_settled(self) -> None:
+        """Bind each pod whose volume bindings completed; give up on those that failed
+        (upstream's checkBindings: a claimRef reset, a provisioner that removed the selected
+        node) or ran out of time."""
+        if not self.volume_binding:
+            return
+        st = self.ledger.storage
+        now = time.monotonic()
+        for uid, (pod, node, deadline, written, seen) in list(self.volume_binding.items()):
+            if not written:
+                continue
+            why = ""
+            done = True
+            for ch in st.chosen.get(uid, ()):
+                c = st.claims.get(ch.claim)
+                if c is None:
+                    why = f'persistentvolumeclaim "{ch.claim[1]}" is gone'
+                    break
+                if c.bound:
+                    continue
+                done = False
+                if ch.volume:
+                    v = st.volumes.get(ch.volume)
+                    ours = v is not None and v.claim_ref is not None and v.claim_ref.refers_to(c)
+                    if v is None or (v.claim_ref is not None and not ours):
+                        why = f'pv "{ch.volume}" is gone or bound to another claim'
+                        break
+                    if ours:
+                        seen.add(ch.claim)
+                    elif ch.claim in seen:  # our claimRef was seen, and is gone again
+                        why = f'ClaimRef got reset for pv "{ch.volume}"'
+                        break
+                elif c.selected_node == node:
+                    seen.add(ch.claim)
+                elif ch.claim in seen:  # a provisioner removes the annotation when it fails
+                    why = f'provisioning failed for PVC "{c.name}"'
+                    break
+            if not why and not done and now > deadline:
+                why = "timed out waiting for the volume bindings to complete"
+            if why:
+                self._volumes_failed(uid, f"binding volumes: {why}")
+            elif done:
+                del self.volume_binding[uid]
+                self.binder.bind(pod, node)
+
+    def _volumes_failed(self, uid: str, detail: str) -> None:
+        """PreBind failed: the pod goes back to the queue after a backoff, its promises released
+        (what was written stays, as upstream's; the PV controller completes it, and the pod then
+        finds its claims bound)."""
+        entry = self.volume_binding.pop(uid, None)
+        assumed = self.assumed.pop(uid, None)
+        if entry is None or assumed is None:
+            return
+        pod = entry[0]
+        log.info("volumes of %s/%s on %s: %s: retrying after backoff", pod.namespace, pod.name, entry[1], detail)
+        self.stats.bind_retries += 1
+        self.ledger.forget(uid)
+        self._deltas.append(wire.pod_gone(uid))
+        self.pending[uid] = assumed[0]
+        self.queue.backoff(pod)
 
     def _unschedulable(self, pod: PodInfo, message: str) -> None:
         self.stats.unschedulable += 1

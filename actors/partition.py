@@ -54,6 +54,10 @@ def apply_deltas(engine: Engine, deltas: list, parsed: dict[bytes, PodInfo] | No
         elif op is Op.NAMESPACE:
             name, labels = namespace_labels(unpack(d[1]))
             engine.set_namespace_labels(name, labels)
+        elif op is Op.STORAGE:
+            engine.storage.apply(d[1], unpack(d[2]))
+        elif op is Op.STORAGE_GONE:
+            engine.storage.delete(d[1], d[2])
         else:
             raise ValueError(f"unknown delta op {op!r}")
     return touched

@@ -41,6 +41,7 @@ class RuntimeConfig:
     # how long a failed partition actor may take to answer again (Ray restarting it) before it is
     # replaced by a new one: a lost Ray node's actors restart only once the GCS declares it dead
     partition_restart_wait_s: float = 10.0
+    volume_bind_timeout_s: float = 600.0  # PreBind: how long a pod waits for its volumes to bind
     coordinator_resources: tuple[tuple[str, float], ...] = ()
     top_k: int = 3
     # while fewer than batch_size pods wait, a batch starts at most this often: a few ms of latency
@@ -264,6 +265,10 @@ def parse_runtime(doc: Any) -> RuntimeConfig:
             _expect(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 600,
                     "runtime.partitionRestartWaitSeconds", f"must be a number from 0 to 600, got {v!r}")
             kw["partition_restart_wait_s"] = float(v)
+        elif k == "volumeBindTimeoutSeconds":
+            _expect(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0,
+                    "runtime.volumeBindTimeoutSeconds", f"must be a positive number, got {v!r}")
+            kw["volume_bind_timeout_s"] = float(v)
         elif k in ("qps", "eventQps", "backoffInitialSeconds", "backoffMaxSeconds", "unschedulableFlushSeconds"):
             _expect(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0, f"runtime.{k}", f"must be a positive number, got {v!r}")
             attr = {"qps": "qps", "eventQps": "event_qps", "backoffInitialSeconds": "backoff_initial_s", "backoffMaxSeconds": "backoff_max_s",

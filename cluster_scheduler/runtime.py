@@ -82,6 +82,18 @@ def pod_group_lister(api: Any) -> Any:
     return client.SchedulingV1beta1Api(api).list_pod_group_for_all_namespaces
 
 
+def storage_listers(api: Any) -> dict[str, Any]:
+    """The list functions of the storage kinds the volume filters read, by informer kind."""
+    from kubernetes import client
+
+    from .model.storage import CLAIMS, STORAGE_CLASSES, VOLUMES
+
+    core = client.CoreV1Api(api)
+    return {STORAGE_CLASSES: client.StorageV1Api(api).list_storage_class,
+            VOLUMES: core.list_persistent_volume,
+            CLAIMS: core.list_persistent_volume_claim_for_all_namespaces}
+
+
 def init_ray(address: str | None, num_cpus: int | None) -> bool:
     """Join the Ray cluster at `address` (or $RAY_ADDRESS, e.g. under `ray job submit`), or start a
     local one with `num_cpus`; nothing when Ray is up already. True if this call started or joined it."""
@@ -211,7 +223,8 @@ class SchedulerRuntime:
         self.events.busy = self.binder.busy  # Scheduled events wait while bindings are in flight
         self.informer = ClusterInformer(client.CoreV1Api(watch_client), self.coordinator.sink,
                                         list_pod_groups=pod_group_lister(watch_client),
-                                        list_pdbs=client.PolicyV1Api(watch_client).list_pod_disruption_budget_for_all_namespaces)
+                                        list_pdbs=client.PolicyV1Api(watch_client).list_pod_disruption_budget_for_all_namespaces,
+                                        list_storage=storage_listers(watch_client))
         self.informer.start()
 
         if rt.leader_elect:

@@ -138,6 +138,8 @@ class Op(IntEnum):
                       # equivalence class; the bytes are one member's, parsed once for all
     POD_GONE = 6      # [POD_GONE, uid]: pod deleted, finished, or its assumption forgotten
     ASSUME = 7        # [ASSUME, pod bytes, node]: a pod the coordinator assumed onto node
+    STORAGE = 8       # [STORAGE, kind, object bytes]: a claim, volume or storage class added or updated
+    STORAGE_GONE = 9  # [STORAGE_GONE, kind, key]: one gone (key: namespace/name for a claim, else the name)
 
 
 def node(data: bytes) -> list:
@@ -166,6 +168,14 @@ def pod_gone(uid: str) -> list:
 
 def assume(data: bytes, node_name: str) -> list:
     return [Op.ASSUME, data, node_name]
+
+
+def storage(kind: str, data: bytes) -> list:
+    return [Op.STORAGE, kind, data]
+
+
+def storage_gone(kind: str, key: str) -> list:
+    return [Op.STORAGE_GONE, kind, key]
 
 
 def encode_deltas(ops: list[list]) -> bytes:
@@ -201,19 +211,20 @@ class Proposal(NamedTuple):
     reasons: dict[str, int]
     num_nodes: int
     error: str | None
+    prefilter: str | None = None  # a PreFilter's reason for every node (e.g. a missing claim)
 
 
 def encode_proposals(results: Iterable[Any], seconds: float) -> bytes:
     """A partition's answer to one batch: per pod in batch order (anything with the `Proposal`
     fields, the engine's results), and the seconds the partition spent."""
-    return msgpack.packb([seconds, [[r.uid, [[n, s] for n, s in r.candidates], r.reasons or {}, r.num_nodes, r.error]
-                                    for r in results]], use_bin_type=True)
+    return msgpack.packb([seconds, [[r.uid, [[n, s] for n, s in r.candidates], r.reasons or {}, r.num_nodes, r.error,
+                                     r.prefilter] for r in results]], use_bin_type=True)
 
 
 def decode_proposals(data: bytes) -> tuple[float, list[Proposal]]:
     seconds, rows = msgpack.unpackb(data, raw=False)
-    return seconds, [Proposal(uid, [(n, s) for n, s in cands], reasons, num, error)
-                     for uid, cands, reasons, num, error in rows]
+    return seconds, [Proposal(uid, [(n, s) for n, s in cands], reasons, num, error, prefilter)
+                     for uid, cands, reasons, num, error, prefilter in rows]
 
 
 # ------------------------------------------------------------------------------- preemption
@@ -265,3 +276,37 @@ def strip_pdb(obj: dict) -> dict:
             "spec": {"selector": (obj.get("spec") or {}).get("selector")},
             "status": {"disruptionsAllowed": status.get("disruptionsAllowed"),
                        "disruptedPods": status.get("disruptedPods")}}
+
+
+# annotations the volume filters read (model/parse.py); nothing else of an object's annotations
+_STORAGE_ANNOTATIONS = ("pv.kubernetes.io/bind-completed", "volume.kubernetes.io/selected-node",
+                        "volume.beta.kubernetes.io/storage-class")
+
+
+def strip_storage(kind: str, obj: dict) -> dict:
+    """What the volume filters read of a PersistentVolume, claim or StorageClass (the
+    resourceVersion included: the coordinator writes volume bindings against it)."""
+    meta = obj.get("metadata") or {}
+    m = {k: meta[k] for k in ("name", "namespace", "uid", "labels", "resourceVersion", "deletionTimestamp")
+         if meta.get(k)}
+    ann = meta.get("annotations") or {}
+    kept = {k: ann[k] for k in _STORAGE_ANNOTATIONS if k in ann}
+    if kept:
+        m["annotations"] = kept
+    owners = [{"uid": o.get("uid"), "controller": True} for o in meta.get("ownerReferences") or ()
+              if isinstance(o, dict) and o.get("controller") is True]
+    if owners:
+        m["ownerReferences"] = owners
+    if kind == "storageclasses":
+        return {"metadata": m, **{k: obj[k] for k in ("provisioner", "volumeBindingMode", "allowedTopologies")
+                                  if k in obj}}
+    spec = obj.get("spec") or {}
+    keep = (("storageClassName", "accessModes", "volumeMode", "capacity", "nodeAffinity", "claimRef")
+            if kind == "persistentvolumes" else
+            ("storageClassName", "accessModes", "volumeMode", "resources", "selector", "volumeName"))
+    s = {k: spec[k] for k in keep if k in spec}
+    if isinstance(s.get("claimRef"), dict):
+        s["claimRef"] = {k: s["claimRef"][k] for k in ("namespace", "name", "uid") if k in s["claimRef"]}
+    if isinstance(s.get("resources"), dict):
+        s["resources"] = {"requests": s["resources"].get("requests") or {}}
+    return {"metadata": m, "spec": s, "status": {"phase": (obj.get("status") or {}).get("phase", "")}}

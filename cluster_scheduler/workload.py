@@ -125,6 +125,14 @@ class Workload:
         return sum(op.count for op in self.ops if isinstance(op, CreatePods))
 
     @property
+    def uses_volumes(self) -> bool:
+        """Claims or volumes to bind: a cluster for it needs the PersistentVolume controller."""
+        return any((isinstance(op, CreatePods) and op.claim_template is not None)
+                   or (isinstance(op, CreateObjects) and any(o.get("kind") in ("PersistentVolume", "PersistentVolumeClaim")
+                                                             for o in op.objects))
+                   for op in self.ops)
+
+    @property
     def namespaces(self) -> list[str]:
         """Namespaces the pods and namespaced objects go to, in order of first use (the load test
         creates them up front), except those a createObjects op defines as Namespace objects

@@ -43,6 +43,7 @@ RETRY = "retry"  # transient: requeue with backoff
 # bound or given a newer verdict, or the binder closes; waits grow to this many seconds.
 VERDICT_RETRY_MAX_S = 10.0
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
+MERGE_PATCH = "application/merge-patch+json"
 
 
 def retry_transient(call: Callable[[], None], *, deadline_s: float | None = None,
@@ -93,6 +94,24 @@ class EvictResult:
 
 EVICTED = "evicted"
 EVICT_DEADLINE_S = 60.0  # a victim's deletion retried while transient for this long
+
+
+@dataclass(slots=True)
+class VolumeWrite:
+    """One write of upstream VolumeBinding's PreBind: a merge patch of a PersistentVolume
+    (claimRef) or a claim (selected-node), its resourceVersion the precondition."""
+
+    path: str
+    body: dict
+
+
+@dataclass(slots=True)
+class VolumeWriteResult:
+    """How the volume writes for a pod ended: `error` empty when every one was accepted."""
+
+    pod: PodInfo
+    node: str
+    error: str = ""
 
 
 def classify(exc: BaseException) -> tuple[str, str]:
@@ -156,6 +175,7 @@ class Binder:
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="binder")
         self._results: deque[BindResult] = deque()
         self._evictions: deque[EvictResult] = deque()
+        self._volume_writes: deque[VolumeWriteResult] = deque()
         # uid -> (last status patch, its cancel event): a later binding waits for the patch, and
         # cancels its retries first
         self._status: dict[str, tuple[Future, threading.Event]] = {}
@@ -315,6 +335,35 @@ class Binder:
             return
         finish(request(self.core.api_client, method, path, body, timeout=self.request_timeout,
                        content_type=content_type))
+
+    # ------------------------------------------------------------------ PreBind
+    def write_volumes(self, pod: PodInfo, node: str, writes: list[VolumeWrite]) -> None:
+        """PreBind for the pod's unbound claims: every write in order, transient failures retried
+        for a while, the first lasting failure ending it (writes already made stay, as upstream's).
+        The outcome comes back through `drain_volume_writes`."""
+        self._pool.submit(self._write_volumes, pod, node, writes)
+
+    def _write_volumes(self, pod: PodInfo, node: str, writes: list[VolumeWrite]) -> None:
+        error = ""
+        for w in writes:
+            try:
+                retry_transient(lambda w=w: self._write("PATCH", w.path, w.body, MERGE_PATCH),
+                                deadline_s=EVICT_DEADLINE_S, closed=self._closed)
+            except Exception as exc:  # noqa: BLE001 - a conflict (the object moved on) or a refusal
+                error = f"binding volumes: {w.path}: {classify(exc)[1]}"
+                break
+        with self._lock:
+            self._volume_writes.append(VolumeWriteResult(pod, node, error))
+        if self.on_result is not None:
+            self.on_result()
+
+    def drain_volume_writes(self) -> list[VolumeWriteResult]:
+        out = []
+        while True:
+            try:
+                out.append(self._volume_writes.popleft())
+            except IndexError:
+                return out
 
     def drain_evictions(self) -> list[EvictResult]:
         out = []

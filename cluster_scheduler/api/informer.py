@@ -1,4 +1,6 @@
-"""The informer: list+watch of nodes, pods (all namespaces) and namespaces; the only reader of the API.
+"""The informer: list+watch of nodes, pods (all namespaces), namespaces, and what the scheduler reads
+beside them (PodGroups, PodDisruptionBudgets, PersistentVolumes, claims, StorageClasses); the only
+reader of the API.
 
 Each kind has one thread that lists (paged), then watches from the list's resourceVersion with
 bookmarks, resuming from the last resourceVersion seen whenever the stream ends. When that version
@@ -32,6 +34,7 @@ import orjson
 from msgspec import UNSET
 
 from ..gc_tuning import paused_gc
+from ..model.storage import CLAIMS
 from ..wire import PodObject, strip_pod
 
 log = logging.getLogger(__name__)
@@ -54,7 +57,7 @@ def object_key(kind: str, obj: dict) -> str:
     meta = obj.get("metadata") or {}
     if kind == PODS:
         return meta.get("uid") or f"{meta.get('namespace', '')}/{meta.get('name', '')}"
-    if kind == POD_GROUPS or kind == PDBS:
+    if kind == POD_GROUPS or kind == PDBS or kind == CLAIMS:
         return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
     return meta.get("name", "")
 
@@ -278,7 +281,8 @@ class ClusterInformer:
 
     def __init__(self, core: Any, sink: Sink, *, watch_timeout_s: int = 300,
                  list_pod_groups: Callable[..., Any] | None = None,
-                 list_pdbs: Callable[..., Any] | None = None) -> None:
+                 list_pdbs: Callable[..., Any] | None = None,
+                 list_storage: dict[str, Callable[..., Any]] | None = None) -> None:
         self.informers = {
             NAMESPACES: Informer(NAMESPACES, core.list_namespace, sink, watch_timeout_s=watch_timeout_s),
             NODES: Informer(NODES, core.list_node, sink, watch_timeout_s=watch_timeout_s),
@@ -287,6 +291,8 @@ class ClusterInformer:
             self.informers[POD_GROUPS] = Informer(POD_GROUPS, list_pod_groups, sink, watch_timeout_s=watch_timeout_s)
         if list_pdbs is not None:  # preemption weighs victims against them
             self.informers[PDBS] = Informer(PDBS, list_pdbs, sink, watch_timeout_s=watch_timeout_s)
+        for kind, fn in (list_storage or {}).items():  # before pods: a pod's claims are known when it arrives
+            self.informers[kind] = Informer(kind, fn, sink, watch_timeout_s=watch_timeout_s)
         self.informers[PODS] = Informer(PODS, core.list_pod_for_all_namespaces, sink, watch_timeout_s=watch_timeout_s)
 
     def start(self) -> None:

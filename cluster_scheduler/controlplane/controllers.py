@@ -1,7 +1,9 @@
 """Upstream's kube-controller-manager with only the controllers a test needs from a real cluster:
-`disruption` computes PodDisruptionBudget status (what preemption reads), as in any cluster; the
-volume controllers will join it for storage. No other controller runs, so nothing else (no
-ReplicaSet, no garbage collector) acts on the test's objects."""
+`disruption` computes PodDisruptionBudget status (what preemption reads), as in any cluster;
+`persistentvolume-binder` (the PersistentVolume controller) makes volumes Available, binds
+Immediate and pre-bound claims, and completes the bindings a scheduler's PreBind wrote;
+`ephemeral-volume` makes the claims of ephemeral volumes. No other controller runs, so nothing
+else (no ReplicaSet, no garbage collector) acts on the test's objects."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from cluster_scheduler.controlplane.binaries import ControlPlaneError
 from cluster_scheduler.controlplane.cluster import FEATURE_GATES, ControlPlane, ManagedProcess, free_port, wait_healthz
 
 NAME = "kube-controller-manager"
+VOLUME_CONTROLLERS = ("persistentvolume-binder", "ephemeral-volume")
 
 
 @dataclass

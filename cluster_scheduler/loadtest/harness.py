@@ -193,6 +193,7 @@ def run_one(label: str, workload: Workload, settings: Settings, out_dir: Path, *
     cp: ControlPlane | None = None
     ours: ManagedProcess | None = None
     peer = None
+    kcm = None
     binder: ManagedProcess | None = None
     sampler = CPUSampler(interval=0.5)
     stop = threading.Event()
@@ -212,6 +213,13 @@ def run_one(label: str, workload: Workload, settings: Settings, out_dir: Path, *
             admin_kc, sched_kc = str(cp.admin_kubeconfig), str(cp.scheduler_kubeconfig)
             sampler.track("apiserver", cp.processes["kube-apiserver"].pid)
             sampler.track("etcd", cp.processes["etcd"].pid)
+            if workload.uses_volumes and label != CEILING:
+                # a real cluster's volume side: the PersistentVolume controller completes the bindings
+                from cluster_scheduler.controlplane.controllers import VOLUME_CONTROLLERS, start_controller_manager
+
+                say(f"[{label}] starting kube-controller-manager ({', '.join(VOLUME_CONTROLLERS)})")
+                kcm = start_controller_manager(cp, VOLUME_CONTROLLERS)
+                sampler.track("controller-manager", kcm.process.pid)
         else:
             admin_kc = sched_kc = kubeconfig
         pool = max(settings.create_concurrency, settings.bind_concurrency) + 8
@@ -330,6 +338,9 @@ def run_one(label: str, workload: Workload, settings: Settings, out_dir: Path, *
         if peer is not None:
             shutil.copy(peer.process.log, logs / "kube-scheduler.log")
             peer.stop()
+        if kcm is not None:
+            shutil.copy(kcm.process.log, logs / f"{label}-kube-controller-manager.log")
+            kcm.stop()
         if api is not None:
             api.close()
         if cp is not None:

@@ -451,6 +451,15 @@ def run_workload(workload: Workload, api: Any, scheduler_name: str, *,
                     if group_errors:
                         raise RuntimeError(f"{len(group_errors)} PodGroup(s) could not be created, e.g. "
                                            f"{next(iter(group_errors.items()))}")
+                volumes = [obj for pair in workload.iter_volumes(op, start) for obj in pair if obj is not None]
+                if volumes:  # each pod's claim (and pre-bound volume) exists before the pod
+                    volume_errors: dict[str, str] = {}
+                    _create_all(((v["metadata"]["name"], (lambda v=v: create(core, paths.path(v), v)))
+                                 for v in volumes), len(volumes), create_concurrency, 0, lambda k, t: None,
+                                volume_errors.__setitem__, stop)
+                    if volume_errors:
+                        raise RuntimeError(f"{len(volume_errors)} volume(s) or claim(s) could not be created, e.g. "
+                                           f"{next(iter(volume_errors.items()))}")
                 if data.t_pods_start is None:
                     if on_pods_start:
                         on_pods_start()

@@ -16,10 +16,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .parse import parse_claim, parse_storage_class, parse_volume
 from .types import (WAIT_FOR_FIRST_CONSUMER, Claim, NodeSelectorTerm, PodInfo, PodVolumes,
                     StorageClassInfo, Volume)
 
 ClaimKey = tuple[str, str]  # (namespace, name)
+
+# the storage kinds, as the API names their resources (informer kinds, wire ops)
+VOLUMES, CLAIMS, STORAGE_CLASSES = "persistentvolumes", "persistentvolumeclaims", "storageclasses"
+STORAGE_KINDS = (STORAGE_CLASSES, VOLUMES, CLAIMS)
 
 # VolumeZone's topology labels (upstream volumezone: GA and beta keys)
 ZONE_LABELS = ("topology.kubernetes.io/zone", "topology.kubernetes.io/region",
@@ -78,6 +83,27 @@ class StorageIndex:
     row_cache: dict = field(default_factory=dict)  # the plugin's per-volume node rows (one engine epoch)
 
     # ------------------------------------------------------------------ objects
+    def apply(self, kind: str, obj: dict) -> None:
+        """An object of a storage kind added or changed (API shape, stripped or whole)."""
+        if kind == CLAIMS:
+            self.set_claim(parse_claim(obj))
+        elif kind == VOLUMES:
+            self.set_volume(parse_volume(obj))
+        elif kind == STORAGE_CLASSES:
+            self.set_class(parse_storage_class(obj))
+        else:
+            raise ValueError(f"not a storage kind: {kind!r}")
+
+    def delete(self, kind: str, key: str) -> None:
+        """An object gone; `key` is `namespace/name` for a claim, the name otherwise."""
+        if kind == CLAIMS:
+            ns, _, name = key.partition("/")
+            self.remove_claim(ns, name)
+        elif kind == VOLUMES:
+            self.remove_volume(key)
+        elif kind == STORAGE_CLASSES:
+            self.remove_class(key)
+
     def set_claim(self, c: Claim) -> None:
         if self.claims.get((c.namespace, c.name)) != c:
             self.claims[(c.namespace, c.name)] = c

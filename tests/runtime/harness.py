@@ -8,7 +8,7 @@ from __future__ import annotations
 import concurrent.futures
 
 from actors.coordinator import Coordinator
-from cluster_scheduler.api.binder import BOUND, EVICTED, BindResult, EvictResult
+from cluster_scheduler.api.binder import BOUND, EVICTED, BindResult, EvictResult, VolumeWriteResult
 from cluster_scheduler.api.informer import PODS
 from cluster_scheduler.config import Profile, RuntimeConfig
 from cluster_scheduler.wire import strip_pod
@@ -83,6 +83,9 @@ class RecordingBinder:
         self.nominations: list[tuple[str, str]] = []
         self.evictions: list[tuple[str, str, str]] = []
         self._evicted: list = []
+        self.volume_writes: list[tuple[str, str, list]] = []  # (pod, node, writes) PreBind was asked
+        self.volume_error = ""  # what the next volume writes end with ("" = accepted)
+        self._written: list[VolumeWriteResult] = []
 
     def bind(self, pod, node):
         self.bound.append((pod.name, node))
@@ -107,6 +110,14 @@ class RecordingBinder:
 
     def drain_evictions(self):
         out, self._evicted = self._evicted, []
+        return out
+
+    def write_volumes(self, pod, node, writes):
+        self.volume_writes.append((pod.name, node, writes))
+        self._written.append(VolumeWriteResult(pod, node, self.volume_error))
+
+    def drain_volume_writes(self):
+        out, self._written = self._written, []
         return out
 
 

@@ -81,7 +81,8 @@ def test_every_delta_op_round_trips():
     pod_b, node_b, ns_b = wire.pack(wire.strip_pod(FULL_POD)), wire.pack({"metadata": {"name": "n1"}}), b"ns"
     ops = [wire.node(node_b), wire.node_gone("n1"), wire.namespace(ns_b), wire.pod(pod_b),
            wire.bound_class(pod_b, [["u-1", "web-1", "n1"], ["u-2", "web-2", "n2"]]), wire.pod_gone("u-1"),
-           wire.assume(pod_b, "n1")]
+           wire.assume(pod_b, "n1"), wire.storage("persistentvolumeclaims", b"claim"),
+           wire.storage_gone("persistentvolumeclaims", "ns/claim")]
     assert {d[0] for d in ops} == set(Op)  # every op has a constructor, and each is used here
     back = wire.decode_deltas(wire.encode_deltas(ops))
     assert back == ops
@@ -102,12 +103,35 @@ def test_batch_round_trip():
 
 
 def test_proposals_round_trip():
-    results = [SimpleNamespace(uid="a", candidates=[("n1", 90), ("n2", 80)], reasons=None, num_nodes=3, error=None),
-               SimpleNamespace(uid="b", candidates=[], reasons={"Insufficient cpu": 3}, num_nodes=3, error=None),
-               SimpleNamespace(uid="c", candidates=[], reasons={}, num_nodes=3, error="invalid pod spec")]
+    results = [SimpleNamespace(uid="a", candidates=[("n1", 90), ("n2", 80)], reasons=None, num_nodes=3, error=None,
+                               prefilter=None),
+               SimpleNamespace(uid="b", candidates=[], reasons={"Insufficient cpu": 3}, num_nodes=3, error=None,
+                               prefilter=None),
+               SimpleNamespace(uid="c", candidates=[], reasons={}, num_nodes=3, error="invalid pod spec",
+                               prefilter=None),
+               SimpleNamespace(uid="d", candidates=[], reasons={}, num_nodes=3, error=None,
+                               prefilter='persistentvolumeclaim "x" not found')]
     seconds, back = wire.decode_proposals(wire.encode_proposals(results, 0.25))
     assert seconds == 0.25
     assert back == [wire.Proposal("a", [("n1", 90), ("n2", 80)], {}, 3, None),
                     wire.Proposal("b", [], {"Insufficient cpu": 3}, 3, None),
-                    wire.Proposal("c", [], {}, 3, "invalid pod spec")]
+                    wire.Proposal("c", [], {}, 3, "invalid pod spec"),
+                    wire.Proposal("d", [], {}, 3, None, 'persistentvolumeclaim "x" not found')]
     assert back[0].candidates[0] == ("n1", 90) and back[1].reasons["Insufficient cpu"] == 3
+
+
+def test_stripped_storage_objects_keep_what_the_volume_filters_read():
+    from cluster_scheduler.model.parse import parse_claim, parse_volume
+    from tests.plugins.builders import pv_dict, pvc_dict
+
+    pv = pv_dict("pv", host="n1", claim=("ns", "c"), labels={"topology.kubernetes.io/zone": "a"})
+    pv["metadata"].update(resourceVersion="7", managedFields=[{"manager": "x"}],
+                          annotations={"pv.kubernetes.io/provisioned-by": "x"})
+    s = wire.strip_storage("persistentvolumes", pv)
+    assert "managedFields" not in s["metadata"] and "annotations" not in s["metadata"]
+    assert parse_volume(s) == parse_volume(pv)
+    claim = pvc_dict("c", namespace="ns", volume="pv", bound=True, annotations={"other": "x"})
+    claim["metadata"]["ownerReferences"] = [{"uid": "p", "controller": True, "kind": "Pod", "name": "w"}]
+    s = wire.strip_storage("persistentvolumeclaims", claim)
+    assert s["metadata"]["annotations"] == {"pv.kubernetes.io/bind-completed": "yes"}
+    assert parse_claim(s) == parse_claim(claim)

@@ -1,0 +1,107 @@
+"""Volumes end to end: the scheduler against a real apiserver and upstream's PersistentVolume
+controller (kube-controller-manager with only the volume controllers), which makes volumes
+Available, binds Immediate and pre-bound claims, and completes the bindings our PreBind writes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+from cluster_scheduler.controlplane.controllers import VOLUME_CONTROLLERS, start_controller_manager
+from cluster_scheduler.loadtest.kube import ResourcePaths, create
+from cluster_scheduler.simulate import simulate
+from cluster_scheduler.workload import CreateNodes, CreateObjects, CreatePods, Workload, load_workload
+from tests.integration.conftest import SCHEDULER, check_cluster, pod_map, pod_state, wait_for, wait_settled
+
+pytestmark = [pytest.mark.apiserver, pytest.mark.ray, pytest.mark.timeout(600)]
+
+SMALL = Path(__file__).resolve().parents[1] / "workloads" / "volumes-small.yaml"
+
+
+@pytest.fixture
+def volume_controllers(private_cp):
+    kcm = start_controller_manager(private_cp, VOLUME_CONTROLLERS)
+    yield kcm
+    kcm.stop()
+
+
+def create_workload(admin, wl: Workload) -> None:
+    """Every object of the workload, in its order: nodes, createObjects, then per createPods op its
+    claims (and pre-bound volumes) before its pods."""
+    core = client.CoreV1Api(admin)
+    paths = ResourcePaths(admin)
+    for ns in wl.namespaces:
+        try:
+            core.create_namespace({"metadata": {"name": ns}})
+        except client.ApiException as exc:
+            if exc.status != 409:
+                raise
+    for op, start in wl.steps():
+        if isinstance(op, CreateNodes):
+            for n in wl.iter_nodes(op, start):
+                create(core, "/api/v1/nodes", n)
+        elif isinstance(op, CreateObjects):
+            for o in op.objects:
+                create(core, paths.path(o), o)
+        elif isinstance(op, CreatePods):
+            for pv, claim in wl.iter_volumes(op, start):
+                for o in (pv, claim):
+                    if o is not None:
+                        create(core, paths.path(o), o)
+            for p in wl.iter_pods(op, start, SCHEDULER):
+                create(core, f"/api/v1/namespaces/{op.namespace}/pods", p)
+
+
+def claims_of(admin, ns: str) -> dict[str, dict]:
+    return {c.metadata.name: c for c in client.CoreV1Api(admin).list_namespaced_persistent_volume_claim(ns).items}
+
+
+def test_volumes_small_end_to_end(volume_controllers, admin, run_scheduler):
+    """Local volumes bound where their pods go (PreBind: our claimRef, the PV controller's
+    binding), an Immediate claim's zone, pre-bound volumes, one pod more than local volumes, and a
+    missing claim that appears later: the same placements as `simulate`, the check clean."""
+    wl = load_workload(SMALL)
+    expected = {p["metadata"]["name"]: p["spec"].get("nodeName") for p in simulate(wl).pod_dicts}
+    run_scheduler(2, batch_size=4)
+    create_workload(admin, wl)
+    counts = wait_settled(admin, "db", 10, 180, want_bound=8)
+    assert counts == {"bound": 8, "unschedulable": 2, "pending": 0}
+    pods = pod_map(admin, "db")
+    got = {name: p["spec"].get("nodeName") for name, p in pods.items()}
+    # the zonal pods wait for the PV controller to bind their Immediate claim, so which pods share
+    # their nodes depends on timing; in their zone either way
+    assert {n: v for n, v in got.items() if not n.startswith("zonal")} == {
+        n: v for n, v in expected.items() if not n.startswith("zonal")}
+    zone_b = {f"volumes-small-node-{i}" for i in (1, 3, 5)}
+    assert {got["zonal-0"], got["zonal-1"]} <= zone_b
+    claims = claims_of(admin, "db")
+    for i in range(4):  # each local volume's claim bound by the PV controller to the pod's node's disk
+        node = got[f"pg-{i}"]
+        assert claims[f"pg-{i}-pvc"].spec.volume_name == f"local-{node.rsplit('-', 1)[1]}"
+        assert claims[f"pg-{i}-pvc"].status.phase == "Bound"
+    assert claims["pg-4-pvc"].status.phase == "Pending"  # no pod was placed for it: nothing chosen
+    msg = {n: next(c["message"] for c in p["status"]["conditions"] if c["type"] == "PodScheduled")
+           for n, p in pods.items() if pod_state(p) == "unschedulable"}
+    assert msg["pg-4"].startswith("0/6 nodes are available: 6 node(s) didn't find available persistent volumes")
+    assert msg["lost-0"].startswith('0/6 nodes are available: persistentvolumeclaim "nothere" not found.')
+    report, _ = check_cluster(admin)
+    assert report.ok, report.summary()
+
+    # the missing claim appears (pre-bound to a volume on node 4): the pod waiting for it goes there
+    core = client.CoreV1Api(admin)
+    core.create_persistent_volume({
+        "metadata": {"name": "late"},
+        "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "storageClassName": "",
+                 "hostPath": {"path": "/srv/late"}, "claimRef": {"namespace": "db", "name": "nothere"},
+                 "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                     {"key": "kubernetes.io/hostname", "operator": "In", "values": ["volumes-small-node-4"]}]}]}}}})
+    core.create_namespaced_persistent_volume_claim("db", {
+        "metadata": {"name": "nothere"},
+        "spec": {"storageClassName": "", "accessModes": ["ReadWriteOnce"], "volumeName": "late",
+                 "resources": {"requests": {"storage": "1Gi"}}}})
+    wait_for(lambda: pod_map(admin, "db")["lost-0"]["spec"].get("nodeName") == "volumes-small-node-4", 60,
+             "lost-0 bound where its late volume is")
+    report, _ = check_cluster(admin)
+    assert report.ok, report.summary()
