@@ -759,9 +759,10 @@ class Engine:
         self.table.charge(uid, key, row)
         self.index.on_charge(key, row)
         self.placements += 1
+        gen = self.storage.gen
         for cls in self.classes.values():
-            if cls.eager or cls.norm_watch:
-                cls.touch(row)
+            if (cls.eager or cls.norm_watch) and (cls.storage_gen is None or cls.storage_gen == gen):
+                cls.touch(row)  # (a class whose volumes moved is rebuilt anyway)
 
     def charger(self, key: PodSpecKey):
         """`_charge` compiled for a run of one key's placements, minus the `placements` count (the
@@ -860,8 +861,12 @@ class Engine:
         row = self.table.index.get(node)
         if not isinstance(key, PodSpecKey) or key.volumes is None or not key.volumes.delayed or row is None:
             return
-        claims = volume_binding.delayed_claims(self.storage, key.volumes.delayed)
-        choices = volume_binding.choose(self.storage, claims, node, self.table.labels[row])
+        cls = self.classes.get((self.profile_of(pod.scheduler_name).scheduler_name, self.class_key(key)))
+        if cls is not None and not cls.stale() and cls.pos_l[row] >= 0:
+            choices = volume_binding.choose_on_row(cls.ctx, row, cls.pos_l[row])
+        else:
+            claims = volume_binding.delayed_claims(self.storage, key.volumes.delayed)
+            choices = volume_binding.choose(self.storage, claims, node, self.table.labels[row])
         if choices:
             self.storage.assume(pod.uid, choices)
 
@@ -986,6 +991,8 @@ class Engine:
             self._charge(pod.uid, pod.key, row)
             if pod.claims:
                 self.promise_volumes(pod, names[row])
+                if cls.storage_gen is not None:  # keyed on this pod's own claims: of no use to another pod
+                    self.classes.pop((cls.profile.scheduler_name, cls.key), None)
             if not cls.eager:
                 cls.replace(row)  # eager classes re-added it in touch(); a stale class rebuilds anyway
             results.append(PodResult(pod.uid, [(names[r], s) for r, s in cands]))

@@ -142,11 +142,9 @@ class VolumeControl:
             if pv is not None and (not ref or (ref.get("namespace"), ref.get("name")) == key):
                 self._bind(pv, claim)
             return
-        for pv in self.volumes.values():
-            ref = (pv.get("spec") or {}).get("claimRef") or {}
-            if (ref.get("namespace") or "default", ref.get("name")) == key:
-                self._bind(pv, claim)
-                return
+        for name in sorted(self.storage.prebound.get(key, ())):  # a volume pre-bound to it
+            self._bind(self.volumes[name], claim)
+            return
         c = self.storage.claims[key]
         sc = self.storage.classes.get(c.storage_class)
         if c.error or sc is None or sc.binding_mode != "Immediate":

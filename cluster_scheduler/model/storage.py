@@ -81,6 +81,7 @@ class StorageIndex:
     by_class: dict[str, set[str]] = field(default_factory=dict)  # storage class -> volume names
     prebound: dict[ClaimKey, set[str]] = field(default_factory=dict)  # claim -> volumes whose claimRef names it
     row_cache: dict = field(default_factory=dict)  # the plugin's per-volume node rows (one engine epoch)
+    _candidates: tuple[int, dict] = (-1, {})  # (gen, claim -> candidates): asked once per claim per gen
 
     # ------------------------------------------------------------------ objects
     def apply(self, kind: str, obj: dict) -> None:
@@ -208,6 +209,17 @@ class StorageIndex:
         other checks): its pre-bound volume if one passes them (then it is the only candidate),
         else the available matching ones, smallest first (name breaks ties)."""
         key = (c.namespace, c.name)
+        gen, memo = self._candidates
+        if gen != self.gen:
+            memo = {}
+            self._candidates = (self.gen, memo)
+        hit = memo.get(key)
+        if hit is not None and hit[0] is c:
+            return hit[1]
+        out = memo[key] = (c, self._find_candidates(c, key))
+        return out[1]
+
+    def _find_candidates(self, c: Claim, key: ClaimKey) -> tuple[Volume | None, list[Volume]]:
         names = self.by_class.get(c.storage_class, ())
         # pre-bound: its claimRef names the claim, or this replica promised it to the claim already
         # (another pod sharing the claim then gets the same volume, as upstream's assumed claimRef)

@@ -92,13 +92,65 @@ def _plan(ctx: ClassCtx) -> tuple[list[Claim], Candidates]:
     return plan
 
 
+PINNED = 8  # a volume whose node affinity reaches at most this many nodes is indexed by position
+
+
+def volume_positions(ctx: ClassCtx, v: Volume) -> list[int] | None:
+    """The candidate-row positions a volume reaches, for a volume pinned to a few nodes (a local
+    volume: one); None for one that reaches many (its mask is used instead)."""
+    cache = ctx.storage.row_cache
+    key = ("pos", v.name)
+    hit = cache.get(key)
+    if hit is not None and hit[0] is ctx.rows and hit[1] == v.node_affinity:
+        return hit[2]
+    pos = None
+    if v.node_affinity is not None:
+        idx = np.flatnonzero(volume_mask(ctx, v))
+        pos = idx.tolist() if len(idx) <= PINNED else None
+    cache[key] = (ctx.rows, v.node_affinity, pos)
+    return pos
+
+
 def _static_capacity(ctx: ClassCtx, pre: Volume | None, cands: list[Volume]) -> np.ndarray:
     """Per candidate row, the capacity of the volume static binding picks there (the smallest
-    that fits, names breaking ties), 0 where none: written largest first, so the smallest stays."""
-    cap = np.zeros(len(ctx.rows), dtype=np.int64)
-    for v in ([pre] if pre is not None else reversed(cands)):
-        cap[volume_mask(ctx, v)] = v.capacity
+    that fits), 0 where none; once per claim per class build. Volumes pinned to a few nodes are
+    reduced with one `minimum.at` over their positions; the others are masked in."""
+    memo_key = ("capacity", id(cands), id(pre))
+    hit = ctx.memo.get(memo_key)
+    if hit is not None:
+        return hit
+    n = len(ctx.rows)
+    big = np.iinfo(np.int64).max
+    cap = np.full(n, big, dtype=np.int64)
+    positions: list[int] = []
+    sizes: list[int] = []
+    for v in ([pre] if pre is not None else cands):
+        pos = volume_positions(ctx, v)
+        if pos is None:
+            m = volume_mask(ctx, v)
+            cap[m] = np.minimum(cap[m], v.capacity)
+        else:
+            positions += pos
+            sizes += [v.capacity] * len(pos)
+    if positions:
+        np.minimum.at(cap, np.array(positions, dtype=np.int64), np.array(sizes, dtype=np.int64))
+    cap[cap == big] = 0
+    ctx.memo[memo_key] = cap
     return cap
+
+
+def pinned_at(ctx: ClassCtx, cands: list[Volume]) -> dict[int, Volume]:
+    """For candidates pinned to a few nodes: per row position, the one static binding picks
+    there (the smallest; the first of the sorted candidates); once per class build."""
+    memo_key = ("pinned", id(cands))
+    at = ctx.memo.get(memo_key)
+    if at is None:
+        at = {}
+        for v in cands:
+            for p in volume_positions(ctx, v) or ():
+                at.setdefault(p, v)
+        ctx.memo[memo_key] = at
+    return at
 
 
 def _claim_mask(ctx: ClassCtx, c: Claim, pre: Volume | None, cands: list[Volume]) -> np.ndarray:
@@ -136,6 +188,31 @@ def filter(ctx: ClassCtx) -> tuple[np.ndarray, list[tuple[np.ndarray, str]]]:
     if not bind_ok.all():
         reasons.append((~bind_ok, REASON_BIND_CONFLICT))
     return node_ok & bind_ok, reasons
+
+
+def choose_on_row(ctx: ClassCtx, row: int, p: int) -> list[Choice] | None:
+    """`choose` for row `row` (position `p` among the candidate rows) of a class whose build is
+    current: a single claim's volume is looked up by position among the pinned candidates, and
+    only the volumes that reach many nodes are scanned."""
+    claims, cands = _plan(ctx)
+    t = ctx.table
+    if len(claims) != 1 or claims[0].selected_node or p < 0:
+        return choose(ctx.storage, claims, t.names[row], t.labels[row], cands)
+    c = claims[0]
+    pre, vols = cands[(c.namespace, c.name)]
+    if pre is not None:
+        return choose(ctx.storage, claims, t.names[row], t.labels[row], cands)
+    labels = t.labels[row]
+    best = pinned_at(ctx, vols).get(p)
+    for v in vols:  # the volumes that reach many nodes (few, as a rule)
+        if best is not None and (v.capacity, v.name) >= (best.capacity, best.name):
+            break
+        if volume_positions(ctx, v) is None and (v.node_affinity is None or labels_match(v.node_affinity, labels)):
+            best = v
+            break
+    if best is not None:
+        return [Choice((c.namespace, c.name), best.name, t.names[row])]
+    return choose(ctx.storage, claims, t.names[row], labels, cands)  # provisioning, or nothing
 
 
 def choose(storage: StorageIndex, claims: list[Claim], node: str, labels: dict[str, str],
