@@ -215,10 +215,12 @@ def run_one(label: str, workload: Workload, settings: Settings, out_dir: Path, *
             sampler.track("etcd", cp.processes["etcd"].pid)
             if workload.uses_volumes and label != CEILING:
                 # a real cluster's volume side: the PersistentVolume controller completes the bindings
-                from cluster_scheduler.controlplane.controllers import VOLUME_CONTROLLERS, start_controller_manager
+                from cluster_scheduler.controlplane.controllers import (BENCH_VOLUME_ARGS, VOLUME_CONTROLLERS,
+                                                                        start_controller_manager)
 
-                say(f"[{label}] starting kube-controller-manager ({', '.join(VOLUME_CONTROLLERS)})")
-                kcm = start_controller_manager(cp, VOLUME_CONTROLLERS)
+                say(f"[{label}] starting kube-controller-manager ({', '.join(VOLUME_CONTROLLERS)}; "
+                    f"{' '.join(BENCH_VOLUME_ARGS)})")
+                kcm = start_controller_manager(cp, VOLUME_CONTROLLERS, extra_args=BENCH_VOLUME_ARGS)
                 sampler.track("controller-manager", kcm.process.pid)
         else:
             admin_kc = sched_kc = kubeconfig
