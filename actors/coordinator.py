@@ -285,7 +285,7 @@ class Coordinator:
         pods = self.ledger.pods
         for uid, b in self.bound.items():
             info = pods.get(uid)
-            if info is None or info.key is None:
+            if info is None or info.key is None or info.claims:  # (its claims are its own: not a template's)
                 ops.append(wire.pod(b))
                 continue
             g = groups.get(info.key)

@@ -63,6 +63,7 @@ MISSING_PREEMPTED_EVENT = "missing_preempted_event"
 VOLUME_UNREACHABLE = "volume_unreachable"  # bound where a volume of its claims cannot be used
 VOLUME_UNBOUND = "volume_unbound"  # bound while one of its claims is missing or not bound
 VOLUME_SHARED = "volume_shared"  # one PersistentVolume bound to two claims
+VOLUME_RWOP = "volume_rwop"  # a ReadWriteOncePod claim mounted by two pods
 
 DEFAULT_SCHEDULER = "default-scheduler"
 NO_SCHEDULE = "NoSchedule"
@@ -520,7 +521,8 @@ def check_placement(nodes: Sequence[Mapping[str, Any]], pods: Sequence[Mapping[s
     victim must have had a lower priority, and with `events` carry a `Preempted` event. With
     `volumes` and `claims` (raw PersistentVolumes and PersistentVolumeClaims), every bound pod of
     ours must have each claim bound to a volume it can reach from its node (the volume's
-    required node affinity and its zone/region labels), and no volume may serve two claims."""
+    required node affinity and its zone/region labels), no volume may serve two claims, and no
+    ReadWriteOncePod claim may be mounted by two pods."""
     report = CheckReport()
     add = report.violations.append
     node_map: dict[str, _Node] = {}
@@ -611,6 +613,17 @@ def _check_volumes(placed: list[_Pod], node_map: Mapping[str, _Node], volumes: S
         if len(hs) > 1:
             add(Violation(VOLUME_SHARED, "", "", f"persistentvolume {name} is bound to "
                           + ", ".join(f"{ns}/{n}" for ns, n in sorted(hs))))
+    rwop_users: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for p in placed:
+        for vol in p.spec.get("volumes") or ():
+            cname = (vol.get("persistentVolumeClaim") or {}).get("claimName")
+            c = pvcs.get((p.namespace, cname)) if cname else None
+            if c is not None and "ReadWriteOncePod" in ((c.get("spec") or {}).get("accessModes") or ()):
+                rwop_users[(p.namespace, cname)].append(p.key)
+    for (ns, cname), users in sorted(rwop_users.items()):
+        if len(users) > 1:
+            add(Violation(VOLUME_RWOP, users[1], "", f"ReadWriteOncePod claim {ns}/{cname} is mounted by "
+                          + ", ".join(sorted(users))))
     for p in placed:
         if not p.ours:
             continue

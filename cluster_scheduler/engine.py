@@ -42,7 +42,7 @@ from .model.pod_index import PodIndex
 from .model.storage import StorageIndex
 from .model.types import NodeInfo, PodInfo, PodSpecKey
 from .plugins import (ClassCtx, balanced_allocation, fused, inter_pod_affinity, node_resources_fit,
-                      pod_topology_spread, volume_binding, volume_zone)
+                      node_volume_limits, pod_topology_spread, volume_binding, volume_restrictions, volume_zone)
 from .plugins.profile import Profile
 from .plugins.registry import NORMALIZED, REGISTRY, ROW, Plugin
 
@@ -156,7 +156,8 @@ class ClassState:
         ctx = self.ctx = ClassCtx(t, e.index, prof, key, rows, e.storage)
         self.epoch = e.epoch
         # unbound claims read which volumes are free: rebuilt when the storage index moves
-        self.storage_gen = e.storage.gen if key.volumes is not None and key.volumes.delayed else None
+        self.storage_gen = (e.storage.gen if key.volumes is not None and (key.volumes.delayed or key.volumes.csi)
+                            else None)
         self.built_at = e.placements
         n = len(rows)
         self.pos = np.full(t.capacity, -1, dtype=np.int64)
@@ -795,6 +796,8 @@ class Engine:
                 return False
             self.remove_pod(pod.uid)
         self.pods[pod.uid] = pod
+        if pod.claims:
+            self.storage.placed(pod, 1)
         if pod.key is None:
             return True
         if pod.claims and pod.uid in self.storage.parked:
@@ -838,6 +841,7 @@ class Engine:
         if pod is None:
             return
         if pod.claims:
+            self.storage.placed(pod, -1)
             self.storage.release(uid)
         cp = self.table.uncharge(uid)
         if cp is not None:
@@ -933,7 +937,9 @@ class Engine:
             return key
         prof = self.profiles.get(pod.scheduler_name, self.profile)
         vols = self.storage.resolve(pod, prof.filter_enabled(volume_binding.NAME),
-                                    prof.filter_enabled(volume_zone.NAME))
+                                    prof.filter_enabled(volume_zone.NAME),
+                                    prof.filter_enabled(volume_restrictions.NAME),
+                                    prof.filter_enabled(node_volume_limits.NAME))
         if isinstance(vols, str):
             return vols
         return key if vols is None else replace(key, volumes=vols)
@@ -990,6 +996,7 @@ class Engine:
             self.pods[pod.uid] = pod
             self._charge(pod.uid, pod.key, row)
             if pod.claims:
+                self.storage.placed(pod, 1)
                 self.promise_volumes(pod, names[row])
                 if cls.storage_gen is not None:  # keyed on this pod's own claims: of no use to another pod
                     self.classes.pop((cls.profile.scheduler_name, cls.key), None)

@@ -86,10 +86,10 @@ def storage_listers(api: Any) -> dict[str, Any]:
     """The list functions of the storage kinds the volume filters read, by informer kind."""
     from kubernetes import client
 
-    from .model.storage import CLAIMS, STORAGE_CLASSES, VOLUMES
+    from .model.storage import CLAIMS, CSI_NODES, STORAGE_CLASSES, VOLUMES
 
-    core = client.CoreV1Api(api)
-    return {STORAGE_CLASSES: client.StorageV1Api(api).list_storage_class,
+    core, storage = client.CoreV1Api(api), client.StorageV1Api(api)
+    return {STORAGE_CLASSES: storage.list_storage_class, CSI_NODES: storage.list_csi_node,
             VOLUMES: core.list_persistent_volume,
             CLAIMS: core.list_persistent_volume_claim_for_all_namespaces}
 

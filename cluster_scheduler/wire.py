@@ -284,7 +284,7 @@ _STORAGE_ANNOTATIONS = ("pv.kubernetes.io/bind-completed", "volume.kubernetes.io
 
 
 def strip_storage(kind: str, obj: dict) -> dict:
-    """What the volume filters read of a PersistentVolume, claim or StorageClass (the
+    """What the volume filters read of a PersistentVolume, claim, StorageClass or CSINode (the
     resourceVersion included: the coordinator writes volume bindings against it)."""
     meta = obj.get("metadata") or {}
     m = {k: meta[k] for k in ("name", "namespace", "uid", "labels", "resourceVersion", "deletionTimestamp")
@@ -301,10 +301,16 @@ def strip_storage(kind: str, obj: dict) -> dict:
         return {"metadata": m, **{k: obj[k] for k in ("provisioner", "volumeBindingMode", "allowedTopologies")
                                   if k in obj}}
     spec = obj.get("spec") or {}
-    keep = (("storageClassName", "accessModes", "volumeMode", "capacity", "nodeAffinity", "claimRef")
+    if kind == "csinodes":
+        return {"metadata": m, "spec": {"drivers": [
+            {"name": d.get("name"), "allocatable": d.get("allocatable")}
+            for d in (obj.get("spec") or {}).get("drivers") or () if isinstance(d, dict)]}}
+    keep = (("storageClassName", "accessModes", "volumeMode", "capacity", "nodeAffinity", "claimRef", "csi")
             if kind == "persistentvolumes" else
             ("storageClassName", "accessModes", "volumeMode", "resources", "selector", "volumeName"))
     s = {k: spec[k] for k in keep if k in spec}
+    if isinstance(s.get("csi"), dict):
+        s["csi"] = {k: s["csi"][k] for k in ("driver", "volumeHandle") if k in s["csi"]}
     if isinstance(s.get("claimRef"), dict):
         s["claimRef"] = {k: s["claimRef"][k] for k in ("namespace", "name", "uid") if k in s["claimRef"]}
     if isinstance(s.get("resources"), dict):

@@ -63,7 +63,7 @@ from cluster_scheduler.model.types import (
     WeightedPodAffinityTerm,
 )
 
-__all__ = ["parse_pod", "parse_node", "parse_claim", "parse_volume", "parse_storage_class"]
+__all__ = ["parse_pod", "parse_node", "parse_claim", "parse_volume", "parse_storage_class", "parse_csi_node"]
 
 _NANO = 10**9
 _EMPTY: Mapping[str, Any] = {}  # shared read-only default; never mutated
@@ -1100,7 +1100,10 @@ def parse_volume(obj: Any) -> Volume:
             claim_ref = ClaimRef(_str(r.get("namespace"), "spec.claimRef.namespace") or "default",
                                  _str(r.get("name"), "spec.claimRef.name"),
                                  _str(r.get("uid"), "spec.claimRef.uid"))
+        csi = _obj(spec.get("csi"), "spec.csi")
         return Volume(
+            csi_driver=_str(csi.get("driver"), "spec.csi.driver"),
+            csi_handle=_str(csi.get("volumeHandle"), "spec.csi.volumeHandle"),
             name=name, storage_class=_storage_class_of(meta, spec),
             access_modes=frozenset(_str_list(spec.get("accessModes"), "spec.accessModes")),
             volume_mode=_str(spec.get("volumeMode"), "spec.volumeMode") or "Filesystem",
@@ -1112,6 +1115,23 @@ def parse_volume(obj: Any) -> Volume:
             resource_version=_str(meta.get("resourceVersion"), "metadata.resourceVersion"))
     except Exception as e:  # noqa: BLE001
         return Volume(name=name, phase="", error=f'persistentvolume "{name}" is malformed: {_message(e)}')
+
+
+def parse_csi_node(obj: Any) -> tuple[str, dict[str, int]]:
+    """A CSINode: its node's name and each driver's attach limit (`allocatable.count`; a driver
+    without one has no limit)."""
+    o = obj if isinstance(obj, dict) else {}
+    meta = o.get("metadata") if isinstance(o.get("metadata"), dict) else {}
+    spec = o.get("spec") if isinstance(o.get("spec"), dict) else {}
+    limits: dict[str, int] = {}
+    for d in spec.get("drivers") or ():
+        if not isinstance(d, dict) or not isinstance(d.get("name"), str):
+            continue
+        count = (d.get("allocatable") or {}).get("count") if isinstance(d.get("allocatable"), dict) else None
+        if isinstance(count, int) and not isinstance(count, bool) and count >= 0:
+            limits[d["name"]] = count
+    name = meta.get("name")
+    return (name if isinstance(name, str) else ""), limits
 
 
 def parse_storage_class(obj: Any) -> StorageClassInfo:

@@ -16,15 +16,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .parse import parse_claim, parse_storage_class, parse_volume
+from .parse import parse_claim, parse_csi_node, parse_storage_class, parse_volume
 from .types import (WAIT_FOR_FIRST_CONSUMER, Claim, NodeSelectorTerm, PodInfo, PodVolumes,
                     StorageClassInfo, Volume)
 
 ClaimKey = tuple[str, str]  # (namespace, name)
 
 # the storage kinds, as the API names their resources (informer kinds, wire ops)
-VOLUMES, CLAIMS, STORAGE_CLASSES = "persistentvolumes", "persistentvolumeclaims", "storageclasses"
-STORAGE_KINDS = (STORAGE_CLASSES, VOLUMES, CLAIMS)
+VOLUMES, CLAIMS, STORAGE_CLASSES, CSI_NODES = "persistentvolumes", "persistentvolumeclaims", "storageclasses", "csinodes"
+STORAGE_KINDS = (STORAGE_CLASSES, CSI_NODES, VOLUMES, CLAIMS)
 
 # VolumeZone's topology labels (upstream volumezone: GA and beta keys)
 ZONE_LABELS = ("topology.kubernetes.io/zone", "topology.kubernetes.io/region",
@@ -78,6 +78,14 @@ class StorageIndex:
     # choices of pods removed from their node, kept so that a pod put back (a preemption trial,
     # a proposal re-applied) gets the same volumes again; bounded, oldest dropped first
     parked: dict[str, list[Choice]] = field(default_factory=dict)
+    # placed pods per claim they mount (spec.volumes' persistentVolumeClaim, as upstream counts
+    # for ReadWriteOncePod): VolumeRestrictions
+    claim_users: dict[ClaimKey, set[str]] = field(default_factory=dict)
+    # NodeVolumeLimits: per node, each CSI driver's attach limit (CSINode allocatable.count), and the
+    # volumes placed pods use there (driver -> volume handle -> pods); what each pod was counted with
+    node_limits: dict[str, dict[str, int]] = field(default_factory=dict)
+    attached: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
+    counted: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
     by_class: dict[str, set[str]] = field(default_factory=dict)  # storage class -> volume names
     prebound: dict[ClaimKey, set[str]] = field(default_factory=dict)  # claim -> volumes whose claimRef names it
     row_cache: dict = field(default_factory=dict)  # the plugin's per-volume node rows (one engine epoch)
@@ -92,6 +100,8 @@ class StorageIndex:
             self.set_volume(parse_volume(obj))
         elif kind == STORAGE_CLASSES:
             self.set_class(parse_storage_class(obj))
+        elif kind == CSI_NODES:
+            self.set_node_limits(*parse_csi_node(obj))
         else:
             raise ValueError(f"not a storage kind: {kind!r}")
 
@@ -104,6 +114,16 @@ class StorageIndex:
             self.remove_volume(key)
         elif kind == STORAGE_CLASSES:
             self.remove_class(key)
+        elif kind == CSI_NODES:
+            self.set_node_limits(key, {})
+
+    def set_node_limits(self, node: str, limits: dict[str, int]) -> None:
+        if self.node_limits.get(node, {}) != limits:
+            if limits:
+                self.node_limits[node] = limits
+            else:
+                self.node_limits.pop(node, None)
+            self.gen += 1
 
     def set_claim(self, c: Claim) -> None:
         if self.claims.get((c.namespace, c.name)) != c:
@@ -150,17 +170,67 @@ class StorageIndex:
             self.gen += 1
 
     # ------------------------------------------------------------------ PreFilter
-    def resolve(self, pod: PodInfo, binding: bool = True, zone: bool = True) -> PodVolumes | str | None:
+    # ------------------------------------------------------------------ users
+    def placed(self, pod: PodInfo, sign: int) -> None:
+        """A pod with claims charged to a node (+1) or taken off (-1)."""
+        if sign > 0:
+            mine = [(pod.node_name, d, h) for d, h in self.csi_volumes(pod)]
+            if mine:
+                self.counted[pod.uid] = mine
+        else:
+            mine = self.counted.pop(pod.uid, [])
+        for node, driver, handle in mine:
+            per = self.attached.setdefault(node, {}).setdefault(driver, {})
+            n = per.get(handle, 0) + sign
+            if n > 0:
+                per[handle] = n
+            else:
+                per.pop(handle, None)
+        for name in pod.claims:
+            if name in pod.ephemeral:
+                continue  # (upstream's snapshot counts persistentVolumeClaim volumes only)
+            k = (pod.namespace, name)
+            users = self.claim_users.setdefault(k, set())
+            if sign > 0:
+                users.add(pod.uid)
+            else:
+                users.discard(pod.uid)
+                if not users:
+                    del self.claim_users[k]
+
+    def csi_volumes(self, pod: PodInfo) -> list[tuple[str, str]]:
+        """(driver, volume handle) of the pod's CSI volumes, as NodeVolumeLimits counts them: a
+        bound claim's volume by its `spec.csi`; an unbound one (or one whose volume is missing)
+        by its class's provisioner, under a handle of its own (upstream makes a random one)."""
+        out = []
+        for name in pod.claims:
+            c = self.claims.get((pod.namespace, name))
+            if c is None:
+                continue
+            v = self.volumes.get(c.volume_name) if c.volume_name else None
+            if v is not None:
+                if v.csi_driver:
+                    out.append((v.csi_driver, v.csi_handle))
+                continue
+            sc = self.classes.get(c.storage_class) if c.storage_class else None
+            if sc is not None and sc.provisioner:
+                out.append((sc.provisioner, f"unbound:{c.namespace}/{c.name}"))
+        return out
+
+    def resolve(self, pod: PodInfo, binding: bool = True, zone: bool = True,
+                restrictions: bool = True, limits: bool = True) -> PodVolumes | str | None:
         """The pod's volumes for its class key, or why it cannot be placed on any node now
         (upstream's PreFilter messages, UnschedulableAndUnresolvable), or None when its profile
-        runs neither volume filter. `binding`/`zone`: VolumeBinding / VolumeZone enabled."""
-        if not (binding or zone):
+        runs none of the volume filters. `binding`/`zone`/`restrictions`: VolumeBinding /
+        VolumeZone / VolumeRestrictions enabled."""
+        if not (binding or zone or restrictions or limits):
             return None
         affinities: list[tuple[NodeSelectorTerm, ...]] = []
         missing = False
         zones: dict[tuple[str, tuple[str, ...]], None] = {}
         delayed: list[ClaimKey] = []
         immediate = False
+        rwop = False
         for name in pod.claims:
             eph = name in pod.ephemeral
             c = self.claims.get((pod.namespace, name))
@@ -168,6 +238,9 @@ class StorageIndex:
                 return claim_missing_message(name, eph)
             if c.error:
                 return c.error
+            if (restrictions and not eph and "ReadWriteOncePod" in c.access_modes
+                    and self.claim_users.get((pod.namespace, name), set()) - {pod.uid}):
+                rwop = True
             if binding:
                 if c.lost:
                     return (f'persistentvolumeclaim "{name}" bound to non-existent persistentvolume '
@@ -201,7 +274,8 @@ class StorageIndex:
                 immediate = True
         if immediate:
             return UNBOUND_IMMEDIATE
-        return PodVolumes(tuple(dict.fromkeys(affinities)), tuple(sorted(zones)), tuple(delayed), missing)
+        csi = tuple(self.csi_volumes(pod)) if limits and self.node_limits else ()
+        return PodVolumes(tuple(dict.fromkeys(affinities)), tuple(sorted(zones)), tuple(delayed), missing, rwop, csi)
 
     # ------------------------------------------------------------------ static binding
     def candidates(self, c: Claim) -> tuple[Volume | None, list[Volume]]:

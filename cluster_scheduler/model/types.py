@@ -189,12 +189,15 @@ class PodVolumes:
     `affinities`: the required node affinity of each bound claim's PersistentVolume (VolumeBinding);
     `zones`: the zone/region label sets of those volumes (VolumeZone), each (label key, values);
     `delayed`: the pod's unbound WaitForFirstConsumer claims, (namespace, name), which a node must
-    be able to bind (a free matching volume there, or provisioning)."""
+    be able to bind (a free matching volume there, or provisioning); `rwop_in_use`: another placed
+    pod uses one of its ReadWriteOncePod claims."""
 
     affinities: tuple[tuple[NodeSelectorTerm, ...], ...] = ()
     zones: tuple[tuple[str, tuple[str, ...]], ...] = ()
     delayed: tuple[tuple[str, str], ...] = ()
     missing_volume: bool = False  # a bound claim's volume does not exist (no node passes)
+    rwop_in_use: bool = False  # a ReadWriteOncePod claim of the pod is used by a placed pod (VolumeRestrictions)
+    csi: tuple[tuple[str, str], ...] = ()  # (driver, volume handle) of each CSI volume (NodeVolumeLimits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -383,6 +386,8 @@ class Volume:
     deleting: bool = False
     resource_version: str = ""
     error: str | None = None
+    csi_driver: str = ""  # spec.csi: the driver and handle NodeVolumeLimits counts attachments by
+    csi_handle: str = ""
 
 
 @dataclass(frozen=True, slots=True)

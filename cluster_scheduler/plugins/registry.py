@@ -27,8 +27,8 @@ from typing import Callable
 import numpy as np
 
 from . import (ClassCtx, balanced_allocation, inter_pod_affinity, node_affinity, node_name, node_ports,
-               node_resources_fit, node_unschedulable, pod_topology_spread, taint_toleration, volume_binding,
-               volume_zone)
+               node_resources_fit, node_unschedulable, node_volume_limits, pod_topology_spread, taint_toleration,
+               volume_binding, volume_restrictions, volume_zone)
 
 FilterResult = tuple[np.ndarray, list[tuple[np.ndarray, str]]]
 
@@ -95,6 +95,9 @@ REGISTRY: tuple[Plugin, ...] = (
     Plugin(node_resources_fit.NAME, filter=node_resources_fit.filter, dynamic=True,
            row_filter=node_resources_fit.row_fit_fn, score=ROW, default_weight=1,
            score_vec=node_resources_fit.score, row_score=node_resources_fit.row_score_fn),
+    Plugin(volume_restrictions.NAME, filter=volume_restrictions.filter, pre_filter=volume_restrictions.pre_filter),
+    Plugin(node_volume_limits.NAME, filter=node_volume_limits.filter, dynamic=True,
+           pre_filter=node_volume_limits.pre_filter, row_filter=_row_checker(node_volume_limits.fits_row)),
     Plugin(volume_binding.NAME, filter=volume_binding.filter, pre_filter=volume_binding.pre_filter,
            score=NORMALIZED, default_weight=1, pre_score=volume_binding.pre_score,
            score_raw=volume_binding.score_raw, normalize=volume_binding.normalize),

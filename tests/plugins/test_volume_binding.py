@@ -209,3 +209,56 @@ def test_malformed_claim_is_a_reason_not_a_crash():
     assert parse_claim(bad).error
     e = wffc(cluster(), bad)
     assert 'persistentvolumeclaim "data" is malformed' in message(e, pod(cpu="1", **claims("data")))
+
+
+RWOP = ("node(s) unavailable due to PersistentVolumeClaim with ReadWriteOncePod access mode already in-use "
+        "by another pod")
+
+
+def test_read_write_once_pod_claim_in_use_anywhere_fails_every_node():
+    e = add_storage(cluster(), pv_dict("pv", modes=("ReadWriteOncePod",), claim=("default", "solo"), phase="Bound"),
+                    pvc_dict("solo", volume="pv", bound=True, modes=("ReadWriteOncePod",)),
+                    pv_dict("pv2", modes=("ReadWriteMany",), claim=("default", "many"), phase="Bound"),
+                    pvc_dict("many", volume="pv2", bound=True, modes=("ReadWriteMany",)))
+    first = pod("first", cpu="1", **claims("solo"))
+    assert where(e, first) is not None
+    assert message(e, pod("second", cpu="1", **claims("solo"))) == f"0/4 nodes are available: 4 {RWOP}."
+    assert where(e, pod("m1", cpu="1", **claims("many"))) and where(e, pod("m2", cpu="1", **claims("many")))
+    e.remove_pod("default/first")  # the claim is free again
+    assert where(e, pod("second", cpu="1", **claims("solo"))) is not None
+    off = Profile(disabled_filters=frozenset({"VolumeRestrictions"}))
+    e2 = add_storage(cluster(profile=off), pvc_dict("solo", volume="pv", bound=True, modes=("ReadWriteOncePod",)),
+                     pv_dict("pv", modes=("ReadWriteOncePod",), claim=("default", "solo"), phase="Bound"))
+    assert where(e2, pod("a", cpu="1", **claims("solo"))) and where(e2, pod("b", cpu="1", **claims("solo")))
+
+
+def csi_node(name: str, **limits: int) -> dict:
+    return {"apiVersion": "storage.k8s.io/v1", "kind": "CSINode", "metadata": {"name": name},
+            "spec": {"drivers": [{"name": d.replace("_", "."), "nodeID": name, "allocatable": {"count": n}}
+                                 for d, n in limits.items()]}}
+
+
+def test_csi_attach_limits_count_distinct_volumes_per_driver():
+    from cluster_scheduler.model.parse import parse_csi_node
+
+    e = cluster()
+    for n in ("n0", "n1"):
+        e.storage.set_node_limits(*parse_csi_node(csi_node(n, disk_csi=2)))
+    objs = [storage_class("csi", provisioner="disk.csi", mode="Immediate")]
+    for i in range(4):
+        objs.append(pv_dict(f"v{i}", claim=("default", f"c{i}"), phase="Bound", storage_class="csi",
+                            csi={"driver": "disk.csi", "volumeHandle": f"h{i}"}))
+        objs.append(pvc_dict(f"c{i}", volume=f"v{i}", bound=True, storage_class="csi"))
+    add_storage(e, *objs)
+    only_n0 = {"nodeSelector": {"kubernetes.io/hostname": "n0"}}
+    assert where(e, pod("a", cpu="1", **claims("c0"), **only_n0)) == "n0"
+    assert where(e, pod("b", cpu="1", **claims("c1"), **only_n0)) == "n0"
+    # a third distinct volume of the driver exceeds n0's limit of 2; a volume already there does not
+    assert message(e, pod("c", cpu="1", **claims("c2"), **only_n0)) == (
+        "0/4 nodes are available: 1 node(s) exceed max volume count, "
+        "3 node(s) didn't match Pod's node affinity/selector.")
+    assert where(e, pod("shared", cpu="1", **claims("c1"), **only_n0)) == "n0"
+    # nodes without a limit take it; n1's limit counts its own volumes only
+    assert where(e, pod("d", cpu="1", **claims("c2", "c3"), nodeSelector={"kubernetes.io/hostname": "n1"})) == "n1"
+    e.remove_pod("default/a")
+    assert where(e, pod("c", cpu="1", **claims("c2"), **only_n0)) == "n0"

@@ -953,3 +953,7 @@ def test_volumes_clean_and_each_violation():
     assert kinds(rep) == [check.VOLUME_SHARED]
     # without volumes and claims, volumes are not judged
     assert check_placement(nodes, wrong, SCHED).ok
+    rwop = [{**_pvc("c1", "local1"), "spec": {"volumeName": "local1", "accessModes": ["ReadWriteOncePod"]}},
+            _pvc("c2", "zonal-b")]
+    two = ok + [pod("p3", on="n1", **_mounts("c1"))]
+    assert kinds(check_placement(nodes, two, SCHED, volumes=pvs, claims=rwop)) == [check.VOLUME_RWOP]

@@ -50,7 +50,8 @@ def test_registry_is_upstreams_default_profile_in_its_order():
 
 def test_config_profile_and_engine_read_the_registry():
     assert FILTER_PLUGINS == ("NodeName", "NodeUnschedulable", "TaintToleration", "NodeAffinity", "NodePorts",
-                              "NodeResourcesFit", "VolumeBinding", "VolumeZone", "PodTopologySpread",
+                              "NodeResourcesFit", "VolumeRestrictions", "NodeVolumeLimits", "VolumeBinding", "VolumeZone",
+                              "PodTopologySpread",
                               "InterPodAffinity")
     assert dict(Profile().score_weights) == DEFAULT_SCORE_WEIGHTS
     for p in REGISTRY:

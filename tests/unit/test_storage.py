@@ -60,12 +60,36 @@ def test_promises_are_counted_and_restored():
     assert s.taken == {"v": ("d", "other")}
 
 
-def test_resolve_skips_volumes_when_both_filters_are_off():
+def test_resolve_skips_volumes_when_the_volume_filters_are_off():
     p = parse_pod({"metadata": {"name": "w", "namespace": "d"},
                    "spec": {"containers": [{"name": "c"}], "volumes": [{"name": "x", "persistentVolumeClaim": {"claimName": "c"}}]}})
     s = StorageIndex()
-    assert s.resolve(p, binding=False, zone=False) is None
+    assert s.resolve(p, binding=False, zone=False, restrictions=False, limits=False) is None
     assert s.resolve(p) == 'persistentvolumeclaim "c" not found'
     s.set_claim(parse_claim(pvc_dict("c", namespace="d")))
     s.set_class(parse_storage_class(storage_class("local")))
     assert s.resolve(p).delayed == (("d", "c"),)
+
+
+def test_csi_node_limits_and_what_each_pod_is_counted_with():
+    from cluster_scheduler.model.parse import parse_csi_node
+
+    node, limits = parse_csi_node({"metadata": {"name": "n1"}, "spec": {"drivers": [
+        {"name": "a.csi", "allocatable": {"count": 3}}, {"name": "b.csi"}, {"name": "c.csi", "allocatable": {"count": "x"}}]}})
+    assert (node, limits) == ("n1", {"a.csi": 3})
+    s = StorageIndex()
+    s.set_class(parse_storage_class(storage_class("csi", provisioner="a.csi")))
+    s.set_volume(parse_volume(pv_dict("v", claim=("d", "bound"), storage_class="csi",
+                                      csi={"driver": "a.csi", "volumeHandle": "h1"})))
+    s.set_claim(parse_claim(pvc_dict("bound", namespace="d", volume="v", bound=True, storage_class="csi")))
+    s.set_claim(parse_claim(pvc_dict("new", namespace="d", storage_class="csi")))
+    p = parse_pod({"metadata": {"name": "w", "namespace": "d", "uid": "u"}, "spec": {"containers": [{"name": "c"}],
+                   "volumes": [{"name": "x", "persistentVolumeClaim": {"claimName": "bound"}},
+                               {"name": "y", "persistentVolumeClaim": {"claimName": "new"}}]}})
+    assert s.csi_volumes(p) == [("a.csi", "h1"), ("a.csi", "unbound:d/new")]
+    p.node_name = "n1"
+    s.placed(p, 1)
+    assert s.attached["n1"]["a.csi"] == {"h1": 1, "unbound:d/new": 1}
+    s.set_claim(parse_claim(pvc_dict("new", namespace="d", volume="v2", bound=True, storage_class="csi")))
+    s.placed(p, -1)  # taken off with what it was counted with, though its claim moved on
+    assert s.attached["n1"]["a.csi"] == {}
