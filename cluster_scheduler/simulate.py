@@ -36,8 +36,8 @@ import orjson
 from .config import Profile, load_config
 from .engine import Engine, PodResult, gang_unfit_message, gang_waiting_message, pod_group_missing_message
 from .gc_tuning import freeze_loaded_state
-from .model.parse import (BIND_COMPLETED, parse_claim, parse_node, parse_pdb, parse_pod, parse_pod_group,
-                          parse_storage_class, parse_volume)
+from .model.parse import (BIND_COMPLETED, parse_claim, parse_csi_node, parse_node, parse_pdb, parse_pod,
+                          parse_pod_group, parse_storage_class, parse_volume)
 from .model.types import Gang, PodInfo
 from .preemption import Preemption
 from .workload import Barrier, CreateNodes, CreateObjects, CreatePods, Workload, load_workload
@@ -78,7 +78,7 @@ class SimResult:
 
 
 STORAGE_KINDS = {("v1", "PersistentVolume"), ("v1", "PersistentVolumeClaim"),
-                 ("storage.k8s.io/v1", "StorageClass")}
+                 ("storage.k8s.io/v1", "StorageClass"), ("storage.k8s.io/v1", "CSINode")}
 
 
 class VolumeControl:
@@ -98,6 +98,9 @@ class VolumeControl:
         meta = obj.setdefault("metadata", {})
         if kind == "StorageClass":
             self.storage.set_class(parse_storage_class(obj))
+            return
+        if kind == "CSINode":
+            self.storage.set_node_limits(*parse_csi_node(obj))
             return
         if kind == "PersistentVolume":
             obj.setdefault("status", {}).setdefault("phase", "Available")
@@ -164,6 +167,9 @@ class VolumeControl:
                        "accessModes": spec.get("accessModes") or [], "storageClassName": spec.get("storageClassName", ""),
                        "volumeMode": spec.get("volumeMode", "Filesystem")},
               "status": {"phase": "Available"}}
+        sc = self.storage.classes.get(spec.get("storageClassName") or "")
+        if sc is not None and sc.provisions:  # as a CSI driver would: its name and a handle of its own
+            pv["spec"]["csi"] = {"driver": sc.provisioner, "volumeHandle": pv["metadata"]["name"]}
         if node is not None:
             pv["spec"]["nodeAffinity"] = {"required": {"nodeSelectorTerms": [{"matchExpressions": [
                 {"key": "kubernetes.io/hostname", "operator": "In", "values": [node]}]}]}}

@@ -442,24 +442,17 @@ def run_workload(workload: Workload, api: Any, scheduler_name: str, *,
                                            f"be created: {exc}") from None
                 phase.count = len(op.objects)
             elif isinstance(op, CreatePods):
-                groups = list(workload.iter_pod_groups(op))
-                if groups:  # each gang's PodGroup exists before its pods
-                    group_errors: dict[str, str] = {}
-                    _create_all(((g["metadata"]["name"], (lambda g=g: create(core, paths.path(g), g)))
-                                 for g in groups), len(groups), create_concurrency, 0, lambda k, t: None,
-                                group_errors.__setitem__, stop)
-                    if group_errors:
-                        raise RuntimeError(f"{len(group_errors)} PodGroup(s) could not be created, e.g. "
-                                           f"{next(iter(group_errors.items()))}")
-                volumes = [obj for pair in workload.iter_volumes(op, start) for obj in pair if obj is not None]
-                if volumes:  # each pod's claim (and pre-bound volume) exists before the pod
-                    volume_errors: dict[str, str] = {}
-                    _create_all(((v["metadata"]["name"], (lambda v=v: create(core, paths.path(v), v)))
-                                 for v in volumes), len(volumes), create_concurrency, 0, lambda k, t: None,
-                                volume_errors.__setitem__, stop)
-                    if volume_errors:
-                        raise RuntimeError(f"{len(volume_errors)} volume(s) or claim(s) could not be created, e.g. "
-                                           f"{next(iter(volume_errors.items()))}")
+                def create_first(objs: list[dict], what: str) -> None:
+                    """Objects the op's pods need (created first, concurrently); any failure stops the run."""
+                    errors: dict[str, str] = {}
+                    _create_all(((o["metadata"]["name"], (lambda o=o: create(core, paths.path(o), o))) for o in objs),
+                                len(objs), create_concurrency, 0, lambda k, t: None, errors.__setitem__, stop)
+                    if errors:
+                        raise RuntimeError(f"{len(errors)} {what} could not be created, e.g. {next(iter(errors.items()))}")
+
+                create_first(list(workload.iter_pod_groups(op)), "PodGroup(s)")  # each gang's group before its pods
+                create_first([o for pair in workload.iter_volumes(op, start) for o in pair if o is not None],
+                             "volume(s) or claim(s)")  # each pod's claim (and pre-bound volume) before the pod
                 if data.t_pods_start is None:
                     if on_pods_start:
                         on_pods_start()

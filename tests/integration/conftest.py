@@ -12,6 +12,9 @@ from kubernetes import client
 from cluster_scheduler.check import _list_all, check_placement
 from cluster_scheduler.config import SchedulerConfig
 from cluster_scheduler.runtime import SchedulerRuntime
+from tests.conftest import wait_for
+
+__all__ = ["wait_for"]  # shared with tests.conftest, re-exported for the integration tests
 
 SCHEDULER = "cluster-scheduler"
 ACTOR_OPTIONS = {"num_cpus": 0.25, "max_restarts": 3, "max_task_retries": 0}
@@ -114,15 +117,18 @@ def node_obj(name: str, cpu: str, pods: str = "10", labels: dict | None = None) 
                        "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}]}}
 
 
+def pod_obj(name: str, ns: str, cpu: str, scheduler: str = SCHEDULER, node: str | None = None,
+            labels: dict | None = None) -> dict:
+    spec = {"schedulerName": scheduler,
+            "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10",
+                            "resources": {"requests": {"cpu": cpu, "memory": "64Mi"}}}]}
+    if node:
+        spec["nodeName"] = node
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": ns, "labels": labels or {"app": "t"}}, "spec": spec}
+
+
 def pod_map(admin_api, ns: str) -> dict[str, dict]:
     return {p["metadata"]["name"]: p for p in list_pods(admin_api, ns)}
 
 
-def wait_for(pred, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")

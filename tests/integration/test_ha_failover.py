@@ -374,3 +374,67 @@ def test_coordinator_killed_between_eviction_and_binding(cluster, ray_head, tmp_
         assert len(terminating()) == 0 and len(core.list_namespaced_pod(NS).items) == 40
     finally:
         r.close()
+
+
+def test_coordinator_killed_between_volume_binding_and_pod_binding(cluster, ray_head, tmp_path):
+    """PreBind done, the pod's binding held by the fault proxy, then the coordinator actor
+    SIGKILLed: the volume chosen for the pod's WaitForFirstConsumer claim is bound to it (our
+    claimRef, the PV controller's binding), and the restarted coordinator finds the claim bound and
+    binds the pod where that volume is. No other volume is taken, no pod bound twice."""
+    from cluster_scheduler.api import rest
+    from cluster_scheduler.api.binder import finish
+    from cluster_scheduler.controlplane.controllers import (BENCH_VOLUME_ARGS, VOLUME_CONTROLLERS,
+                                                            start_controller_manager)
+
+    cp, admin = cluster
+    core = client.CoreV1Api(admin)
+    kcm = start_controller_manager(cp, VOLUME_CONTROLLERS, extra_args=BENCH_VOLUME_ARGS)
+    proxy = FaultProxy(cp.url, cp.ca_file, workdir=tmp_path / "proxy").start()
+    token = yaml.safe_load(cp.scheduler_kubeconfig.read_text())["users"][0]["user"]["token"]
+    r = Replica(cp, tmp_path, ray_head, "volume", kubeconfig=proxy.kubeconfig(tmp_path / "sched.kubeconfig", token))
+    watch = None
+    try:
+        client.StorageV1Api(admin).create_storage_class({
+            "metadata": {"name": "local"}, "provisioner": "kubernetes.io/no-provisioner",
+            "volumeBindingMode": "WaitForFirstConsumer"})
+        for i in (3, 7):  # two local disks: the pod goes to one of them
+            core.create_persistent_volume({"metadata": {"name": f"disk-{i}"}, "spec": {
+                "capacity": {"storage": "10Gi"}, "accessModes": ["ReadWriteOnce"], "storageClassName": "local",
+                "local": {"path": "/mnt/disk"}, "nodeAffinity": {"required": {"nodeSelectorTerms": [
+                    {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In",
+                                           "values": [f"h-{i}"]}]}]}}}})
+        core.create_namespaced_persistent_volume_claim(NS, {"metadata": {"name": "data"}, "spec": {
+            "storageClassName": "local", "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "5Gi"}}}})
+        pid1 = int(r.wait_log(r"coordinator actor running in pid (\d+)", 120).group(1))
+        r.wait_log(r"coordinator ready", 60)
+        held = proxy.add_rule(FaultRule(path=rf"/namespaces/{NS}/pods/db/binding$", method="POST", timeout=True,
+                                        delay_s=60, count=1))
+        watch = BindWatch(admin, NS)
+        p = pod(0)
+        p["metadata"]["name"] = "db"
+        p["spec"]["volumes"] = [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]
+        finish(rest.request(admin, "POST", f"/api/v1/namespaces/{NS}/pods", p))
+
+        def claim_bound() -> str:
+            c = core.read_namespaced_persistent_volume_claim("data", NS)
+            return c.spec.volume_name if c.status.phase == "Bound" else ""
+
+        disk = wait_for(claim_bound, 60, "the claim bound by the PV controller after our PreBind")
+        wait_for(lambda: held.injected == 1, 60, "the pod's binding held")
+        assert "db" not in watch.first_seen
+        os.kill(pid1, signal.SIGKILL)
+        r.wait_log(r"coordinator actor restarted: pid \d+ -> (\d+)", 120)
+        wait_for(lambda: "db" in watch.first_seen, 120, "db bound by the restarted coordinator")
+        node = core.read_namespaced_pod("db", NS).spec.node_name
+        assert node == f"h-{disk.rsplit('-', 1)[1]}"  # where its volume is
+        volumes = {v.metadata.name: v for v in core.list_persistent_volume().items}
+        other = volumes["disk-7" if disk == "disk-3" else "disk-3"]
+        assert other.spec.claim_ref is None and other.status.phase == "Available"  # nothing leaked
+        assert volumes[disk].spec.claim_ref.name == "data"
+        assert watch.first_seen.get("db") is not None
+    finally:
+        if watch is not None:
+            watch.stop()
+        r.close()
+        proxy.stop()
+        kcm.stop()

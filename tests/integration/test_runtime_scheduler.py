@@ -22,7 +22,7 @@ from cluster_scheduler.check import _list_all, check_placement
 from cluster_scheduler.config import load_config
 from cluster_scheduler.workload import load_workload
 from tests.conftest import create_all
-from tests.integration.conftest import (SCHEDULER, check_cluster, list_pods, node_obj, pod_map, pod_state,
+from tests.integration.conftest import (SCHEDULER, check_cluster, list_pods, node_obj, pod_map, pod_obj, pod_state,
                                        wait_for, wait_settled)
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.ray, pytest.mark.timeout(600)]
@@ -55,17 +55,6 @@ def test_constraints_mix(admin, run_scheduler, partitions):
 
 
 # ---- small scenarios --------------------------------------------------------------------------
-
-def pod_obj(name: str, ns: str, cpu: str, scheduler: str = SCHEDULER, node: str | None = None,
-            labels: dict | None = None) -> dict:
-    spec = {"schedulerName": scheduler,
-            "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10",
-                            "resources": {"requests": {"cpu": cpu, "memory": "64Mi"}}}]}
-    if node:
-        spec["nodeName"] = node
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "namespace": ns, "labels": labels or {"app": "t"}}, "spec": spec}
-
 
 def test_pods_bound_by_others_count_and_deletes_free_room(admin, run_scheduler):
     """A pod bound by someone else takes room (no over-commit); when it goes, waiting pods fit."""

@@ -9,11 +9,13 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from cluster_scheduler.controlplane.controllers import VOLUME_CONTROLLERS, start_controller_manager
+from cluster_scheduler.controlplane.controllers import BENCH_VOLUME_ARGS, VOLUME_CONTROLLERS, start_controller_manager
 from cluster_scheduler.loadtest.kube import ResourcePaths, create
 from cluster_scheduler.simulate import simulate
 from cluster_scheduler.workload import CreateNodes, CreateObjects, CreatePods, Workload, load_workload
-from tests.integration.conftest import SCHEDULER, check_cluster, pod_map, pod_state, wait_for, wait_settled
+from tests.integration.conftest import (SCHEDULER, check_cluster, node_obj, pod_map, pod_obj, pod_state, wait_for,
+                                       wait_settled)
+from tests.provisioner import Provisioner
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.ray, pytest.mark.timeout(600)]
 
@@ -22,7 +24,7 @@ SMALL = Path(__file__).resolve().parents[1] / "workloads" / "volumes-small.yaml"
 
 @pytest.fixture
 def volume_controllers(private_cp):
-    kcm = start_controller_manager(private_cp, VOLUME_CONTROLLERS)
+    kcm = start_controller_manager(private_cp, VOLUME_CONTROLLERS, extra_args=BENCH_VOLUME_ARGS)
     yield kcm
     kcm.stop()
 
@@ -105,3 +107,76 @@ def test_volumes_small_end_to_end(volume_controllers, admin, run_scheduler):
              "lost-0 bound where its late volume is")
     report, _ = check_cluster(admin)
     assert report.ok, report.summary()
+
+
+DRIVER = "disk.csi.example.com"
+
+
+def claim_obj(name: str, ns: str, cls: str, modes=("ReadWriteOnce",), volume: str = "") -> dict:
+    spec = {"storageClassName": cls, "accessModes": list(modes), "resources": {"requests": {"storage": "5Gi"}}}
+    if volume:
+        spec["volumeName"] = volume
+    return {"metadata": {"name": name, "namespace": ns}, "spec": spec}
+
+
+def mounting(p: dict, claim: str) -> dict:
+    p["spec"]["volumes"] = [{"name": "data", "persistentVolumeClaim": {"claimName": claim}}]
+    return p
+
+
+def message_of(p: dict) -> str:
+    return next(c["message"] for c in p["status"]["conditions"] if c["type"] == "PodScheduled")
+
+
+def test_provisioning_topology_attach_limits_and_read_write_once_pod(volume_controllers, admin, run_scheduler):
+    """WaitForFirstConsumer claims of a class that provisions only in zone b: our PreBind names the
+    node (selected-node), a provisioner (tests/provisioner.py) makes the volume there, the PV
+    controller binds it. Every node's CSINode allows one volume of the driver, so the third pod
+    finds no node; a ReadWriteOncePod claim serves one pod only."""
+    core, storage = client.CoreV1Api(admin), client.StorageV1Api(admin)
+    ns = "prov"
+    core.create_namespace({"metadata": {"name": ns}})
+    for i in range(4):
+        core.create_node(node_obj(f"v-{i}", "4", labels={"topology.kubernetes.io/zone": "a" if i < 2 else "b"}))
+        storage.create_csi_node({"metadata": {"name": f"v-{i}"}, "spec": {"drivers": [
+            {"name": DRIVER, "nodeID": f"v-{i}", "allocatable": {"count": 1}}]}})
+    storage.create_storage_class({"metadata": {"name": "zonal"}, "provisioner": DRIVER,
+                                  "volumeBindingMode": "WaitForFirstConsumer",
+                                  "allowedTopologies": [{"matchLabelExpressions": [
+                                      {"key": "topology.kubernetes.io/zone", "values": ["b"]}]}]})
+    core.create_persistent_volume({"metadata": {"name": "solo"}, "spec": {
+        "capacity": {"storage": "5Gi"}, "accessModes": ["ReadWriteOncePod"], "storageClassName": "",
+        "hostPath": {"path": "/srv/solo"}, "claimRef": {"namespace": ns, "name": "solo"}}})
+    core.create_namespaced_persistent_volume_claim(ns, claim_obj("solo", ns, "", ("ReadWriteOncePod",), "solo"))
+    for i in range(3):
+        core.create_namespaced_persistent_volume_claim(ns, claim_obj(f"data-{i}", ns, "zonal"))
+    prov = Provisioner(admin, DRIVER).start()
+    try:
+        run_scheduler(2, batch_size=4)
+        for i in range(3):
+            core.create_namespaced_pod(ns, mounting(pod_obj(f"db-{i}", ns, "100m"), f"data-{i}"))
+        wait_settled(admin, ns, 3, 120, want_bound=2)
+        pods = pod_map(admin, ns)
+        placed = sorted(p["spec"]["nodeName"] for p in pods.values() if pod_state(p) == "bound")
+        assert placed == ["v-2", "v-3"]  # zone b, one volume of the driver each
+        (stuck,) = [p for p in pods.values() if pod_state(p) == "unschedulable"]
+        assert message_of(stuck).startswith("0/4 nodes are available: 2 node(s) didn't find available persistent "
+                                            "volumes to bind, 2 node(s) exceed max volume count.")
+        assert len(prov.provisioned) == 2
+        for name, p in pods.items():
+            if pod_state(p) == "bound":
+                claim = core.read_namespaced_persistent_volume_claim(f"data-{name[-1]}", ns)
+                pv = core.read_persistent_volume(claim.spec.volume_name)
+                assert claim.metadata.annotations["volume.kubernetes.io/selected-node"] == p["spec"]["nodeName"]
+                assert pv.spec.node_affinity.required.node_selector_terms[0].match_expressions[0].values == ["b"]
+
+        core.create_namespaced_pod(ns, mounting(pod_obj("r-1", ns, "100m"), "solo"))
+        wait_for(lambda: pod_state(pod_map(admin, ns).get("r-1", {"spec": {}})) == "bound", 60, "r-1 bound")
+        core.create_namespaced_pod(ns, mounting(pod_obj("r-2", ns, "100m"), "solo"))
+        wait_for(lambda: pod_state(pod_map(admin, ns).get("r-2", {"spec": {}})) == "unschedulable", 60,
+                 "r-2 Unschedulable")
+        assert "ReadWriteOncePod access mode already in-use by another pod" in message_of(pod_map(admin, ns)["r-2"])
+        report, _ = check_cluster(admin)
+        assert report.ok, report.summary()
+    finally:
+        prov.stop()

@@ -346,3 +346,34 @@ def test_volumes_small():
     msgs = sorted(p["status"]["conditions"][0]["message"] for p in unschedulable_pods(res))
     assert msgs[0].startswith("0/6 nodes are available: 6 node(s) didn't find available persistent volumes to bind.")
     assert msgs[1].startswith('0/6 nodes are available: persistentvolumeclaim "nothere" not found.')
+
+
+CSI_LIMITS = """\
+name: csi-sim
+ops:
+  - op: createNodes
+    count: 2
+    template: {status: {capacity: {cpu: "4", memory: 8Gi, pods: "110"}}}
+  - op: createObjects
+    objects:
+      - {apiVersion: storage.k8s.io/v1, kind: StorageClass, metadata: {name: csi}, provisioner: disk.csi, volumeBindingMode: WaitForFirstConsumer}
+      - {apiVersion: storage.k8s.io/v1, kind: CSINode, metadata: {name: csi-sim-node-0}, spec: {drivers: [{name: disk.csi, nodeID: a, allocatable: {count: 1}}]}}
+      - {apiVersion: storage.k8s.io/v1, kind: CSINode, metadata: {name: csi-sim-node-1}, spec: {drivers: [{name: disk.csi, nodeID: b, allocatable: {count: 2}}]}}
+  - op: createPods
+    count: 4
+    persistentVolumeClaimTemplate: {spec: {storageClassName: csi, accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}}
+    template: {spec: {containers: [{name: c}]}}
+"""
+
+
+def test_csi_attach_limits_in_simulate(tmp_path):
+    """CSINodes from createObjects: one volume of the driver on node 0, two on node 1, so the
+    fourth provisioned claim finds no node."""
+    f = tmp_path / "csi.yaml"
+    f.write_text(CSI_LIMITS)
+    res = run(f)
+    assert (res.bound, res.unschedulable) == (3, 1) and res.check_ok, res.check_summary
+    assert sorted(bound_nodes(res).values()) == [1, 2]
+    assert "2 node(s) exceed max volume count" in unschedulable_pods(res)[0]["status"]["conditions"][0]["message"]
+    provisioned = [v for v in res.volume_dicts if v["metadata"]["name"].startswith("pvc-")]
+    assert len(provisioned) == 3 and all(v["spec"]["csi"]["driver"] == "disk.csi" for v in provisioned)
