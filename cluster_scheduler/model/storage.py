@@ -146,6 +146,15 @@ class StorageIndex:
             self.prebound.setdefault((v.claim_ref.namespace, v.claim_ref.name), set()).add(v.name)
         if old is None or old.node_affinity != v.node_affinity:
             self.row_cache.pop(v.name, None)
+        if v.claim_ref is not None:
+            # the claim is bound to this volume now: a different one this replica promised it (a
+            # replica that chose otherwise than the ledger) is free again
+            k = (v.claim_ref.namespace, v.claim_ref.name)
+            for other in list(self.taken_by.get(k, ())):
+                if other != v.name:
+                    self.taken.pop(other, None)
+                    self.refs.pop(other, None)
+                    self.taken_by[k].discard(other)
         self.gen += 1
 
     def remove_volume(self, name: str) -> None:

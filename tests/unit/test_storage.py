@@ -93,3 +93,14 @@ def test_csi_node_limits_and_what_each_pod_is_counted_with():
     s.set_claim(parse_claim(pvc_dict("new", namespace="d", volume="v2", bound=True, storage_class="csi")))
     s.placed(p, -1)  # taken off with what it was counted with, though its claim moved on
     assert s.attached["n1"]["a.csi"] == {}
+
+
+def test_a_promise_the_cluster_overrode_is_dropped():
+    s = StorageIndex()
+    for n in ("x", "y"):
+        s.set_volume(parse_volume(pv_dict(n)))
+    s.assume("p", [Choice(("d", "c"), "x", "n1")])  # this replica chose x; the ledger chose y
+    s.set_volume(parse_volume(pv_dict("y", claim=("d", "c"), phase="Bound")))
+    assert s.taken == {} and s.taken_by[("d", "c")] == set()
+    s.release("p")  # and its pod going later changes nothing
+    assert s.taken == {}
