@@ -180,3 +180,33 @@ def test_provisioning_topology_attach_limits_and_read_write_once_pod(volume_cont
         assert report.ok, report.summary()
     finally:
         prov.stop()
+
+
+def test_ephemeral_volumes_wait_for_their_claim_then_bind_where_a_local_disk_is(volume_controllers, admin,
+                                                                                 run_scheduler):
+    """A generic ephemeral volume: the ephemeral-volume controller makes the claim `<pod>-<volume>`,
+    owned by the pod; until then the pod waits with upstream's reason, then it is placed on a node
+    with a free local disk and the claim bound there."""
+    core, storage = client.CoreV1Api(admin), client.StorageV1Api(admin)
+    ns = "eph"
+    core.create_namespace({"metadata": {"name": ns}})
+    for i in range(3):
+        core.create_node(node_obj(f"e-{i}", "4"))
+    storage.create_storage_class({"metadata": {"name": "local"}, "provisioner": "kubernetes.io/no-provisioner",
+                                  "volumeBindingMode": "WaitForFirstConsumer"})
+    core.create_persistent_volume({"metadata": {"name": "disk-e-2"}, "spec": {
+        "capacity": {"storage": "10Gi"}, "accessModes": ["ReadWriteOnce"], "storageClassName": "local",
+        "local": {"path": "/mnt/disk"}, "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+            {"key": "kubernetes.io/hostname", "operator": "In", "values": ["e-2"]}]}]}}}})
+    run_scheduler(1, batch_size=4)
+    p = pod_obj("scratchy", ns, "100m")
+    p["spec"]["volumes"] = [{"name": "scratch", "ephemeral": {"volumeClaimTemplate": {"spec": {
+        "storageClassName": "local", "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}}}]
+    core.create_namespaced_pod(ns, p)
+    wait_for(lambda: pod_state(pod_map(admin, ns).get("scratchy", {"spec": {}})) == "bound", 90, "scratchy bound")
+    assert pod_map(admin, ns)["scratchy"]["spec"]["nodeName"] == "e-2"
+    claim = core.read_namespaced_persistent_volume_claim("scratchy-scratch", ns)
+    assert claim.spec.volume_name == "disk-e-2"
+    assert claim.metadata.owner_references[0].name == "scratchy" and claim.metadata.owner_references[0].controller
+    report, _ = check_cluster(admin)
+    assert report.ok, report.summary()
