@@ -110,6 +110,19 @@ class Merged:
     prefilter: str | None = None
 
 
+@dataclass
+class VolumeWait:
+    """A pod in PreBind: its volume bindings asked for (`written` once the binder's writes were
+    accepted), bound when the watch shows them complete. `seen`: the claims whose written state
+    the watch has shown (a later reset of those is a failure)."""
+
+    pod: PodInfo
+    node: str
+    deadline: float
+    written: bool
+    seen: set = field(default_factory=set)
+
+
 def merge(per_partition: list[list[Proposal]], n_pods: int) -> list[Merged]:
     """Per pod: every partition's candidates, best score first (ties keep partition order), and
     the sum of their reason histograms."""
@@ -217,9 +230,7 @@ class Coordinator:
         self._evicting: dict[str, set[str]] = {}  # victim uid -> the preemptors waiting for it
         self._pdb_objects: dict[tuple[str, str], dict] = {}  # stripped (the partitions get these)
         self.storage_objects: dict[tuple[str, str], bytes] = {}  # (kind, key) -> stripped claim/volume/class
-        # PreBind: uid -> [pod, node, deadline, written, seen] while its volume bindings complete; seen:
-        # the claims whose written state the watch has shown (a later reset of those is a failure)
-        self.volume_binding: dict[str, list] = {}
+        self.volume_binding: dict[str, VolumeWait] = {}  # uid -> PreBind in progress
         self.queue = SchedulingQueue(runtime.backoff_initial_s, runtime.backoff_max_s,
                                      runtime.unschedulable_flush_s)
         self.stats = Stats()
@@ -603,7 +614,7 @@ class Coordinator:
             if w.error:
                 self._volumes_failed(w.pod.uid, w.error)
             else:
-                entry[3] = True
+                entry.written = True
         self._volumes_settled()
         for r in self.binder.drain():
             uid = r.pod.uid
@@ -617,10 +628,8 @@ class Coordinator:
                     self.metrics.observe_scheduled(time.time() - r.pod.creation_ts,
                                                    max(1, self.queue.attempts(uid)))
                 continue
-            entry = self.assumed.pop(uid, None)
+            entry = self._unassume(uid)
             if entry is not None:
-                self.ledger.forget(uid)
-                self._deltas.append(wire.pod_gone(uid))
                 self.queue.move_all_to_active()
             if r.outcome == RETRY and entry is not None and uid not in self.bound:
                 self.stats.bind_retries += 1
@@ -1119,7 +1128,8 @@ class Coordinator:
             self.binder.bind(pod, node)
             return
         writes = self._volume_writes(pod, node)
-        self.volume_binding[pod.uid] = [pod, node, time.monotonic() + self.cfg.volume_bind_timeout_s, not writes, set()]
+        self.volume_binding[pod.uid] = VolumeWait(pod, node, time.monotonic() + self.cfg.volume_bind_timeout_s,
+                                                  written=not writes)
         if writes:
             self.binder.write_volumes(pod, node, writes)
         else:
@@ -1159,9 +1169,10 @@ class Coordinator:
             return
         st = self.ledger.storage
         now = time.monotonic()
-        for uid, (pod, node, deadline, written, seen) in list(self.volume_binding.items()):
-            if not written:
+        for uid, wait in list(self.volume_binding.items()):
+            if not wait.written:
                 continue
+            node, seen = wait.node, wait.seen
             why = ""
             done = True
             for ch in st.chosen.get(uid, ()):
@@ -1188,29 +1199,36 @@ class Coordinator:
                 elif ch.claim in seen:  # a provisioner removes the annotation when it fails
                     why = f'provisioning failed for PVC "{c.name}"'
                     break
-            if not why and not done and now > deadline:
+            if not why and not done and now > wait.deadline:
                 why = "timed out waiting for the volume bindings to complete"
             if why:
                 self._volumes_failed(uid, f"binding volumes: {why}")
             elif done:
                 del self.volume_binding[uid]
-                self.binder.bind(pod, node)
+                self.binder.bind(wait.pod, node)
 
     def _volumes_failed(self, uid: str, detail: str) -> None:
         """PreBind failed: the pod goes back to the queue after a backoff, its promises released
         (what was written stays, as upstream's; the PV controller completes it, and the pod then
         finds its claims bound)."""
-        entry = self.volume_binding.pop(uid, None)
-        assumed = self.assumed.pop(uid, None)
-        if entry is None or assumed is None:
+        wait = self.volume_binding.pop(uid, None)
+        assumed = self._unassume(uid) if wait is not None else None
+        if assumed is None:
             return
-        pod = entry[0]
-        log.info("volumes of %s/%s on %s: %s: retrying after backoff", pod.namespace, pod.name, entry[1], detail)
+        pod = wait.pod
+        log.info("volumes of %s/%s on %s: %s: retrying after backoff", pod.namespace, pod.name, wait.node, detail)
         self.stats.bind_retries += 1
-        self.ledger.forget(uid)
-        self._deltas.append(wire.pod_gone(uid))
         self.pending[uid] = assumed[0]
         self.queue.backoff(pod)
+
+    def _unassume(self, uid: str) -> tuple[bytes, str] | None:
+        """Forget a pod's assumption (a binding or PreBind that failed): the ledger and the
+        partitions give its room (and volumes) back. Returns what was assumed, None if nothing."""
+        entry = self.assumed.pop(uid, None)
+        if entry is not None:
+            self.ledger.forget(uid)
+            self._deltas.append(wire.pod_gone(uid))
+        return entry
 
     def _unschedulable(self, pod: PodInfo, message: str) -> None:
         self.stats.unschedulable += 1

@@ -972,13 +972,16 @@ class Engine:
                 results.append(PodResult(pod.uid, error=pod.error or "invalid pod spec"))
                 i += 1
                 continue
+            profile = self.profiles.get(pod.scheduler_name, self.profile)
             if pod.claims:
                 key = self.pod_key(pod)
                 if isinstance(key, str):
                     results.append(PodResult(pod.uid, reasons={}, num_nodes=self.num_nodes(), prefilter=key))
                     i += 1
                     continue
-            cls = self.class_of(pod)
+                cls = self.class_state(key, profile)
+            else:
+                cls = self.class_state(pod.key, profile)
             if cls.stale():
                 cls.build()
             if k == 1 and cls.simple:
@@ -1036,6 +1039,7 @@ class Engine:
         row = self.table.index.get(node)
         if row is None:
             return False
-        if pod.claims and not isinstance(self.pod_key(pod), PodSpecKey):
+        key = self.pod_key(pod)
+        if not isinstance(key, PodSpecKey):
             return False
-        return self.class_of(pod).check_row(row)
+        return self.class_state(key, self.profiles.get(pod.scheduler_name, self.profile)).check_row(row)

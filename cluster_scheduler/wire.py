@@ -24,6 +24,7 @@ import msgspec
 from msgspec import UNSET
 
 from .model.parse import parse_node, parse_pod
+from .model.storage import CSI_NODES, STORAGE_CLASSES, VOLUMES
 from .model.types import NodeInfo, PodInfo
 
 # ------------------------------------------------------------------------------ stripped objects
@@ -297,16 +298,16 @@ def strip_storage(kind: str, obj: dict) -> dict:
               if isinstance(o, dict) and o.get("controller") is True]
     if owners:
         m["ownerReferences"] = owners
-    if kind == "storageclasses":
+    if kind == STORAGE_CLASSES:
         return {"metadata": m, **{k: obj[k] for k in ("provisioner", "volumeBindingMode", "allowedTopologies")
                                   if k in obj}}
     spec = obj.get("spec") or {}
-    if kind == "csinodes":
+    if kind == CSI_NODES:
         return {"metadata": m, "spec": {"drivers": [
             {"name": d.get("name"), "allocatable": d.get("allocatable")}
             for d in (obj.get("spec") or {}).get("drivers") or () if isinstance(d, dict)]}}
     keep = (("storageClassName", "accessModes", "volumeMode", "capacity", "nodeAffinity", "claimRef", "csi")
-            if kind == "persistentvolumes" else
+            if kind == VOLUMES else
             ("storageClassName", "accessModes", "volumeMode", "resources", "selector", "volumeName"))
     s = {k: spec[k] for k in keep if k in spec}
     if isinstance(s.get("csi"), dict):

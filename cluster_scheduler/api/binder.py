@@ -277,12 +277,7 @@ class Binder:
         self._done(result)
 
     def drain(self) -> list[BindResult]:
-        out = []
-        while True:
-            try:
-                out.append(self._results.popleft())
-            except IndexError:
-                return out
+        return _drain(self._results)
 
     @property
     def in_flight(self) -> int:
@@ -358,20 +353,10 @@ class Binder:
             self.on_result()
 
     def drain_volume_writes(self) -> list[VolumeWriteResult]:
-        out = []
-        while True:
-            try:
-                out.append(self._volume_writes.popleft())
-            except IndexError:
-                return out
+        return _drain(self._volume_writes)
 
     def drain_evictions(self) -> list[EvictResult]:
-        out = []
-        while True:
-            try:
-                out.append(self._evictions.popleft())
-            except IndexError:
-                return out
+        return _drain(self._evictions)
 
     # ------------------------------------------------------------ unschedulable
     def mark_unschedulable(self, pod: PodInfo, message: str, nominated_node: str | None = None) -> None:
@@ -456,6 +441,16 @@ class Binder:
             while self.in_flight and time.monotonic() < deadline:  # pipelined bindings in flight
                 time.sleep(0.05)
             self._raw.close()
+
+
+def _drain(results: deque) -> list:
+    """Everything answered so far, oldest first (the worker threads append as the loop takes)."""
+    out = []
+    while True:
+        try:
+            out.append(results.popleft())
+        except IndexError:
+            return out
 
 
 def _status_path(pod: PodInfo) -> str:
