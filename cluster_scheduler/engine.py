@@ -41,7 +41,7 @@ from .model.node_table import NodeTable
 from .model.pod_index import PodIndex
 from .model.storage import StorageIndex
 from .model.types import NodeInfo, PodInfo, PodSpecKey
-from .plugins import (ClassCtx, balanced_allocation, fused, inter_pod_affinity, node_resources_fit,
+from .plugins import (ClassCtx, balanced_allocation, fused, inter_pod_affinity, node_affinity, node_resources_fit,
                       node_volume_limits, pod_topology_spread, volume_binding, volume_restrictions, volume_zone)
 from .plugins.profile import Profile
 from .plugins.registry import NORMALIZED, REGISTRY, ROW, Plugin
@@ -138,12 +138,19 @@ def _weighted_sum(parts: list[tuple[int, Callable[[int], int]]]) -> Callable[[in
 
 class ClassState:
     """Filter and score state of one equivalence class, under one profile, over the engine's
-    candidate rows."""
+    candidate rows.
+
+    On a replica that owns a shard (a partition), a class whose score is normalized over the
+    feasible nodes (a normalizer's raw score is non-zero on some row of the shard, inter-pod
+    preferred terms, a soft spread constraint) is built over *every* node instead (`whole`), as
+    upstream normalizes over all feasible nodes: a shard's own max would rank its nodes on another
+    scale than the other shards'. Only its own rows (`propose`) are then proposed and diagnosed."""
 
     def __init__(self, engine: "Engine", key: PodSpecKey, profile: Profile) -> None:
         self.engine = engine
         self.key = key
         self.profile = profile
+        self.whole = False
         self._diag_cache: tuple[int, dict[str, int]] | None = None
         self.build()
 
@@ -152,7 +159,10 @@ class ClassState:
         """Run the profile's filters and scores over every candidate row (the registry's order)."""
         e, key, prof = self.engine, self.key, self.profile
         t = e.table
-        rows = e.candidate_rows()
+        rows = t.rows() if self.whole else e.candidate_rows()
+        # the shard's own positions in a class built over every node (None: every row is its own)
+        self.propose = np.isin(rows, e.candidate_rows()) if self.whole and e.owned is not None else None
+        self._propose_l = None if self.propose is None else self.propose.tolist()
         ctx = self.ctx = ClassCtx(t, e.index, prof, key, rows, e.storage)
         self.epoch = e.epoch
         # unbound claims read which volumes are free: rebuilt when the storage index moves
@@ -163,6 +173,10 @@ class ClassState:
         self.pos = np.full(t.capacity, -1, dtype=np.int64)
         self.pos[rows] = np.arange(n)
         self.diag: list[tuple[str, np.ndarray, list]] = []
+        # NodeAffinity's PreFilter: rows outside the nodes the pod names are diagnosed as such
+        named = node_affinity.prefilter_names(key) if prof.filter_enabled(node_affinity.NAME) else None
+        self.absent = None if named is None else np.array([t.names[r] not in named for r in rows.tolist()], dtype=bool)
+        self.prefilter = node_affinity.CONFLICT if named is not None and not named else None
         timings = e.timings
         static_ok = np.ones(n, dtype=bool)
         feas = np.ones(n, dtype=bool)
@@ -203,6 +217,7 @@ class ClassState:
         self.row_scorers: list[tuple[Plugin, int]] = []
         # normalizers whose raw score varies: their max over the feasible rows is kept exact
         self.norms: list[_Norm] = []
+        normalized = False  # some normalizer's raw score is non-zero here: its max matters
         for plugin in REGISTRY:
             w = prof.weight(plugin.name)
             if not w or plugin.score not in (ROW, NORMALIZED):
@@ -214,6 +229,7 @@ class ClassState:
             elif plugin.pre_score(ctx):
                 raw = plugin.score_raw(ctx)
                 static_norm += w * plugin.normalize(raw, feas)
+                normalized = normalized or bool(raw.any())
                 if raw.min(initial=0) != raw.max(initial=0):
                     self.norms.append(_Norm(raw, int(raw[feas].max(initial=0))))
             name = "score:" + plugin.name
@@ -235,6 +251,10 @@ class ClassState:
         self.dense = bool(w_pts and pod_topology_spread.soft(ctx))
         if self.dense:
             total += w_pts * pod_topology_spread.score(ctx, feas)
+        if e.owned is not None and not self.whole and (normalized or self.ipa_raw is not None or self.dense):
+            self.whole = True  # see the class docstring: normalize over every node's feasibility
+            self.build()
+            return
         hard = pod_topology_spread.hard(ctx) if self.use_pts else ()
         if (len(hard) == 1 and not inter_pod_affinity._row_local(ctx, hard[0].topology_key)
                 and self.ipa_raw is None and not self.dense):
@@ -266,7 +286,7 @@ class ClassState:
         self.total = total
         self._norm_gen = self.gate.counts.gen if self.gate is not None else -1
         e.builds += 1
-        idx = np.flatnonzero(feas)
+        idx = np.flatnonzero(feas if self.propose is None else feas & self.propose)
         ver = t.ver
         cand = rows[idx].tolist()
         vers = [ver[r] for r in cand]
@@ -482,7 +502,7 @@ class ClassState:
             self.epoch = -1
         if self.epoch == -1:
             return
-        if ok:
+        if ok and (self._propose_l is None or self._propose_l[p]):
             ver = self.engine.table.ver[row]
             self.pushed[p] = ver
             heapq.heappush(self._heap_of(p), (-self.score_row(row, ipa_raw), row, ver))
@@ -509,6 +529,8 @@ class ClassState:
             if (self.gate is None or self.gate.allowed()[self.gate.dom_c[p]]) and self._norm_admits(p):
                 self.epoch = -1  # the row moves the max its class normalizes by
                 return
+        if self._propose_l is not None and not self._propose_l[p]:
+            return
         ver = self.engine.table.ver[row]
         if self.pushed[p] != ver:
             self.pushed[p] = ver
@@ -652,8 +674,13 @@ class ClassState:
             return dict(self._diag_cache[1])
         if self.built_at != self.engine.placements or self.stale():
             self.build()
-        remaining = np.ones(len(self.ctx.rows), dtype=bool)
+        # a shard's histogram counts its own nodes (the coordinator adds the shards' up)
+        remaining = np.ones(len(self.ctx.rows), dtype=bool) if self.propose is None else self.propose.copy()
         hist: dict[str, int] = {}
+        if self.absent is not None:
+            if c := int((remaining & self.absent).sum()):
+                hist[node_affinity.ABSENT] = c
+            remaining &= ~self.absent
         for _name, ok, reasons in self.diag:
             failing = remaining & ~ok
             if failing.any():
@@ -991,7 +1018,8 @@ class Engine:
                     continue
             cands = cls.pick(k, take_first=True)
             if not cands:
-                results.append(PodResult(pod.uid, reasons=cls.diagnose(), num_nodes=self.num_nodes()))
+                results.append(PodResult(pod.uid, reasons=cls.diagnose(), num_nodes=self.num_nodes(),
+                                         prefilter=cls.prefilter))
                 i += 1
                 continue
             row = cands[0][0]

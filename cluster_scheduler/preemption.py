@@ -409,16 +409,18 @@ class Preemption:
         if cls.stale():
             cls.build()
         rows = cls.ctx.rows
-        n = len(rows)
-        num_nodes = e.num_nodes()
-        hist: dict[str, int] = {}
-        if n == 0:  # no node of this shard (a partition that owns none)
-            return Outcome(message=postfilter_message(fit_error_message(num_nodes, {NOT_HELPFUL: num_nodes})))
         resolvable = cls.static_ok.copy()
         for _name, _ok, reasons in cls.diag:
             for mask, text in reasons:
                 if text in UNRESOLVABLE:
                     resolvable &= ~mask
+        if cls.propose is not None:  # a class built over every node: this shard's own rows
+            rows, resolvable = rows[cls.propose], resolvable[cls.propose]
+        n = len(rows)
+        num_nodes = e.num_nodes()
+        hist: dict[str, int] = {}
+        if n == 0:  # no node of this shard (a partition that owns none)
+            return Outcome(message=postfilter_message(fit_error_message(num_nodes, {NOT_HELPFUL: num_nodes})))
         t = e.table
         freeable, biggest, count, minp, maxts, ignorable = self.index.lower(pod.priority, t.size)
         # a node held only by lower-priority nominations may need no victim at all

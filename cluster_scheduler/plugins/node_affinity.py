@@ -13,6 +13,26 @@ from . import MAX_NODE_SCORE, ClassCtx
 
 NAME = "NodeAffinity"
 REASON = "node(s) didn't match Pod's node affinity/selector"
+# PreFilter: nodes left out of the named set, and a set that is empty (upstream's words)
+ABSENT = f"node(s) didn't satisfy plugin(s) [{NAME}]"
+CONFLICT = "pod affinity terms conflict"
+
+
+def prefilter_names(key) -> frozenset[str] | None:
+    """Upstream's PreFilterResult: when every required term names its nodes (`matchFields`
+    metadata.name In; ANDed within a term, ORed across terms), only those nodes are evaluated and
+    every other node is reported as not satisfying NodeAffinity, whatever else it fails. None:
+    every node is evaluated. An empty set rejects the pod at PreFilter (`CONFLICT`)."""
+    names: set[str] = set()
+    for term in key.required_node_affinity or ():
+        named: set[str] | None = None
+        for f in term.match_fields:
+            if f.key == "metadata.name" and f.operator == "In":
+                named = set(f.values) if named is None else named & set(f.values)
+        if named is None:
+            return None
+        names |= named
+    return frozenset(names) if key.required_node_affinity else None
 
 
 def requirement_mask(ctx: ClassCtx, req: Requirement) -> np.ndarray:

@@ -71,6 +71,27 @@ def test_match_fields_metadata_name():
         {"n1", "n2", "n4"}
 
 
+def test_named_nodes_prefilter_the_rest():
+    """Upstream's PreFilterResult: when every term names its nodes, the others are reported as not
+    satisfying NodeAffinity whatever else they fail; the named ones go through every filter."""
+    e = engine([node("n1", cpu="1"), node("n2", taints=[{"key": "k", "value": "v", "effect": "NoSchedule"}]),
+                node("n3", cpu="1")])
+    p = pod(cpu="2", **required({"matchFields": [expr("metadata.name", "In", "n1")]},
+                                {"matchFields": [expr("metadata.name", "In", "n2")]}))
+    assert message(e, p) == ("0/3 nodes are available: 1 Insufficient cpu, 1 node(s) didn't satisfy plugin(s) "
+                             "[NodeAffinity], 1 node(s) had untolerated taint {k: v}.")
+    # one term without a name leaves every node to the filters
+    p = pod(cpu="2", **required({"matchFields": [expr("metadata.name", "In", "n1")]},
+                                {"matchExpressions": [expr("zone", "In", "a")]}))
+    assert message(e, p) == ("0/3 nodes are available: 1 Insufficient cpu, 1 node(s) didn't match Pod's node "
+                             "affinity/selector, 1 node(s) had untolerated taint {k: v}.")
+
+
+def test_named_nodes_that_conflict_reject_at_prefilter():
+    p = pod(cpu="1", **required({"matchFields": [expr("metadata.name", "In", "n1"), expr("metadata.name", "In", "n2")]}))
+    assert message(cluster(), p) == "0/4 nodes are available: pod affinity terms conflict."
+
+
 def test_expressions_and_fields_are_anded_within_a_term():
     p = pod(cpu="1", **required({"matchExpressions": [expr("zone", "In", "a")],
                                  "matchFields": [expr("metadata.name", "In", "n4")]}))
