@@ -1,0 +1,506 @@
+"""The differential test's two halves: a seeded generator of small random clusters and pods, and a
+lockstep runner that puts each pod through our scheduler and through the upstream kube-scheduler on
+the same real apiserver, one pod at a time, and compares what each decided.
+
+One step per generated pod, against the same cluster state:
+  1. our engine, in-process, scores the pod on every node of a copy of that state (the diagnosis:
+     which nodes pass the filters, their scores, or the reason histogram);
+  2. our scheduler (the runtime: informer, partitions, coordinator, binder) gets a copy of the pod;
+     its decision is read back (node, or `PodScheduled=False` and its message) and the copy deleted;
+  3. kube-scheduler gets a copy; its decision is read back. A bound copy stays: kube-scheduler's
+     placements are the state every later step sees. An unschedulable copy is deleted at once, so a
+     later event cannot bind it behind the runner's back.
+Neither scheduler ever sees the other's pending copy, so each decides alone over the same nodes and
+bound pods. The one ordering the apiserver does not give is kube-scheduler's: its cache and its
+queue are separate informer listeners, so the runner confirms a deletion (404) and waits `SETTLE_S`
+(orders of magnitude above a listener's lag) before the next pod reaches it.
+
+What is compared, per pod: bound or not by each; for a pod neither can place, the FitError
+(`0/N nodes are available: ...`, the preemption part left out); for a placed pod, that the node
+kube-scheduler chose passes our filters and has our best score (ties are common on small random
+clusters, and both schedulers break them at random), and that our runtime chose one of our engine's
+best nodes. A mismatch carries a workload file (the `FORMAT.md` format) that replays the case up to
+that pod.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from cluster_scheduler.config import SchedulerConfig
+from cluster_scheduler.engine import Engine
+from cluster_scheduler.model.parse import parse_node, parse_pod
+
+OURS = "cluster-scheduler"
+KUBE = "default-scheduler"
+CASE_LABEL = "parity.cluster-scheduler.io/case"
+SETTLE_S = 0.1
+ZONE = "topology.kubernetes.io/zone"
+HOST = "kubernetes.io/hostname"
+GPU = "example.com/gpu"
+IMAGE = "registry.k8s.io/pause:3.10"
+
+
+# ---------------------------------------------------------------------------------- generator
+
+@dataclass
+class Case:
+    """One random cluster: namespaces (name -> labels), nodes, then pods in creation order."""
+
+    seed: int
+    namespaces: dict[str, dict[str, str]]
+    nodes: list[dict]
+    pods: list[dict]
+
+    @property
+    def name(self) -> str:
+        return f"parity-{self.seed}"
+
+
+def generate(seed: int, max_nodes: int = 7, max_pods: int = 12) -> Case:
+    """A case covering the plugins we implement, each knob drawn so that a few pods of a case are
+    unschedulable and most nodes differ in some way (taints, labels, capacity, cordons)."""
+    rng = random.Random(seed)
+    prefix = f"p{seed}"
+    namespaces = {f"{prefix}-a": {"team": "a", "env": "prod"}, f"{prefix}-b": {"team": "b"}}
+    tight = rng.random() < 0.4  # small nodes that fill up: the later pods preempt
+    nodes = [_node(rng, f"{prefix}-n{i}", tight) for i in range(rng.randint(2, max_nodes))]
+    node_names = [n["metadata"]["name"] for n in nodes]
+    count = rng.randint(4, max_pods)
+    pods = [_pod(rng, f"{prefix}-{i}", rng.choice(sorted(namespaces)), node_names, late=2 * i >= count)
+            for i in range(count)]
+    return Case(seed, namespaces, nodes, pods)
+
+
+def _node(rng: random.Random, name: str, tight: bool = False) -> dict:
+    labels = {HOST: name}
+    if rng.random() < 0.9:
+        labels[ZONE] = rng.choice(["z1", "z2", "z3"])
+    if rng.random() < 0.6:
+        labels["disk"] = rng.choice(["ssd", "hdd"])
+    if rng.random() < 0.5:
+        labels["tier"] = str(rng.randint(1, 3))
+    res = {"cpu": rng.choice(["1", "2"] if tight else ["2", "4", "8", "16"]),
+           "memory": rng.choice(["2Gi", "4Gi"] if tight else ["4Gi", "8Gi", "16Gi", "32Gi"]),
+           "pods": rng.choice(["3", "10", "110"])}
+    if rng.random() < 0.3:
+        res[GPU] = str(rng.randint(1, 4))
+    spec: dict[str, Any] = {}
+    if rng.random() < 0.3:
+        spec["taints"] = [{"key": "dedicated", "value": rng.choice(["x", "y"]),
+                           "effect": rng.choice(["NoSchedule", "PreferNoSchedule", "NoExecute"])}]
+    if rng.random() < 0.08:
+        spec["unschedulable"] = True
+    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": labels}, "spec": spec,
+            "status": {"capacity": dict(res), "allocatable": dict(res),
+                       "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}]}}
+
+
+def _requests(rng: random.Random, big: bool = False) -> dict[str, str]:
+    cpu = ["100m", "250m", "500m", "1"] + (["2", "6"] if big else [])
+    mem = ["128Mi", "512Mi", "1Gi"] + (["3Gi", "12Gi"] if big else [])
+    return {"cpu": rng.choice(cpu), "memory": rng.choice(mem)}
+
+
+def _selector(rng: random.Random) -> dict:
+    if rng.random() < 0.8:
+        return {"matchLabels": {"app": rng.choice(["web", "db", "cache"])}}
+    return {"matchExpressions": [{"key": "app", "operator": rng.choice(["In", "NotIn"]),
+                                  "values": rng.sample(["web", "db", "cache"], 2)}]}
+
+
+def _pod_term(rng: random.Random) -> dict:
+    term: dict[str, Any] = {"labelSelector": _selector(rng), "topologyKey": rng.choice([HOST, ZONE])}
+    r = rng.random()
+    if r < 0.2:
+        term["namespaceSelector"] = {}  # every namespace
+    elif r < 0.35:
+        term["namespaceSelector"] = {"matchLabels": {"team": rng.choice(["a", "b"])}}
+    elif r < 0.45:
+        term["namespaces"] = [rng.choice(["p-none", "default"])]
+    return term
+
+
+def _node_term(rng: random.Random, node_names: list[str]) -> dict:
+    exprs = []
+    for _ in range(rng.randint(1, 2)):
+        kind = rng.random()
+        if kind < 0.35:
+            exprs.append({"key": ZONE, "operator": rng.choice(["In", "NotIn"]),
+                          "values": rng.sample(["z1", "z2", "z3"], rng.randint(1, 2))})
+        elif kind < 0.55:
+            exprs.append({"key": "tier", "operator": rng.choice(["Gt", "Lt"]), "values": [str(rng.randint(1, 2))]})
+        elif kind < 0.75:
+            exprs.append({"key": "disk", "operator": rng.choice(["Exists", "DoesNotExist"])})
+        else:
+            exprs.append({"key": "disk", "operator": "In", "values": [rng.choice(["ssd", "hdd"])]})
+    term: dict[str, Any] = {"matchExpressions": exprs}
+    if rng.random() < 0.15:
+        fields = [{"key": "metadata.name", "operator": rng.choice(["In", "NotIn"]),
+                   "values": [rng.choice(node_names)]} for _ in range(rng.choice([1, 1, 2]))]
+        term = {"matchFields": fields}  # one value each (the API's rule); two In may conflict
+    return term
+
+
+def _pod(rng: random.Random, name: str, namespace: str, node_names: list[str], late: bool | None = None) -> dict:
+    """One pod; `late` pods (the second half of a case) are more often of high priority, so that
+    they find the nodes filled by earlier, lower ones and preempt."""
+    labels = {"app": rng.choice(["web", "db", "cache"])}
+    if rng.random() < 0.5:
+        labels["ver"] = rng.choice(["v1", "v2"])
+    containers = [{"name": f"c{i}", "image": IMAGE, "resources": {"requests": _requests(rng, big=i == 0)}}
+                  for i in range(rng.randint(1, 2))]
+    if rng.random() < 0.2:
+        gpus = str(rng.randint(1, 2))
+        containers[0]["resources"]["requests"][GPU] = gpus
+        containers[0]["resources"]["limits"] = {GPU: gpus}
+    if rng.random() < 0.2:
+        port = rng.choice([80, 8080])
+        containers[0]["ports"] = [{"containerPort": port, "hostPort": port, "protocol": "TCP"}]
+    # priorities: later pods may preempt earlier ones (no kubelet: victims go at once, grace 0)
+    spec: dict[str, Any] = {"containers": containers, "terminationGracePeriodSeconds": 0,
+                            "priority": rng.choice([0, 0, 10] if late is None or not late else [0, 10, 100, 100])}
+    if spec["priority"] and rng.random() < 0.15:
+        spec["preemptionPolicy"] = "Never"
+    init = []
+    if rng.random() < 0.2:
+        init.append({"name": "init", "image": IMAGE, "resources": {"requests": _requests(rng, big=True)}})
+    if rng.random() < 0.15:
+        init.append({"name": "sidecar", "image": IMAGE, "restartPolicy": "Always",
+                     "resources": {"requests": _requests(rng)}})
+    if init:
+        spec["initContainers"] = init
+    if rng.random() < 0.35:
+        spec["tolerations"] = [rng.choice([
+            {"key": "dedicated", "operator": "Equal", "value": rng.choice(["x", "y"]),
+             "effect": rng.choice(["NoSchedule", "NoExecute"])},
+            {"key": "dedicated", "operator": "Exists"},
+            {"operator": "Exists"}])]
+    if rng.random() < 0.15:
+        spec["nodeSelector"] = {"disk": rng.choice(["ssd", "hdd"])}
+    affinity: dict[str, Any] = {}
+    if rng.random() < 0.2:
+        affinity.setdefault("nodeAffinity", {})["requiredDuringSchedulingIgnoredDuringExecution"] = {
+            "nodeSelectorTerms": [_node_term(rng, node_names) for _ in range(rng.randint(1, 2))]}
+    if rng.random() < 0.3:
+        affinity.setdefault("nodeAffinity", {})["preferredDuringSchedulingIgnoredDuringExecution"] = [
+            {"weight": rng.randint(1, 100), "preference": _node_term(rng, node_names)}
+            for _ in range(rng.randint(1, 2))]
+    for kind, p_req, p_pref in (("podAffinity", 0.12, 0.25), ("podAntiAffinity", 0.2, 0.25)):
+        if rng.random() < p_req:
+            affinity.setdefault(kind, {})["requiredDuringSchedulingIgnoredDuringExecution"] = [_pod_term(rng)]
+        if rng.random() < p_pref:
+            affinity.setdefault(kind, {})["preferredDuringSchedulingIgnoredDuringExecution"] = [
+                {"weight": rng.randint(1, 100), "podAffinityTerm": _pod_term(rng)}
+                for _ in range(rng.randint(1, 2))]
+    if affinity:
+        spec["affinity"] = affinity
+    if rng.random() < 0.3:
+        keys = rng.sample([HOST, ZONE], rng.randint(1, 2))  # one constraint per (key, policy)
+        spec["topologySpreadConstraints"] = [_spread(rng, key) for key in keys]
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": namespace, "labels": labels}, "spec": spec}
+
+
+def _spread(rng: random.Random, key: str) -> dict:
+    hard = rng.random() < 0.6
+    c: dict[str, Any] = {"maxSkew": rng.randint(1, 2), "topologyKey": key,
+                         "whenUnsatisfiable": "DoNotSchedule" if hard else "ScheduleAnyway",
+                         "labelSelector": _selector(rng)}
+    if hard and rng.random() < 0.25:
+        c["minDomains"] = rng.randint(2, 4)
+    if rng.random() < 0.25:
+        c["nodeAffinityPolicy"] = rng.choice(["Honor", "Ignore"])
+    if rng.random() < 0.25:
+        c["nodeTaintsPolicy"] = rng.choice(["Honor", "Ignore"])
+    if rng.random() < 0.2:
+        c["matchLabelKeys"] = ["ver"]
+    return c
+
+
+# ---------------------------------------------------------------------------------- runner
+
+@dataclass
+class Outcome:
+    """One scheduler's decision on one pod: the node, or the FitError it reported."""
+
+    node: str | None = None
+    message: str = ""
+    victims: list[tuple[str, int]] = field(default_factory=list)  # (pod, priority) it preempted
+
+    def __str__(self) -> str:
+        text = f"bound to {self.node}" if self.node else f"unschedulable: {self.message}"
+        return text + (f", preempting {self.victims}" if self.victims else "")
+
+    def rank(self) -> tuple[int, int, int]:
+        """Upstream's preemption criteria after PDBs (pickOneNodeForPreemption): highest victim
+        priority, sum of priorities, number of victims; equal ranks are a tie it breaks by
+        node order (which starts at a random offset)."""
+        prios = [p for _, p in self.victims]
+        return max(prios, default=-1), sum(prios), len(prios)
+
+
+@dataclass
+class Mismatch:
+    case: Case
+    index: int  # the pod's position in the case
+    what: str
+    ours: Outcome
+    kube: Outcome
+    diagnosis: str
+    workload: Path | None = None
+
+    def __str__(self) -> str:
+        pod = self.case.pods[self.index]["metadata"]
+        return (f"seed {self.case.seed}, pod {self.index} ({pod['namespace']}/{pod['name']}): {self.what}\n"
+                f"  ours: {self.ours}\n  kube-scheduler: {self.kube}\n  our engine: {self.diagnosis}\n"
+                f"  replay: {self.workload}")
+
+
+@dataclass
+class Tally:
+    cases: int = 0
+    pods: int = 0
+    bound: int = 0
+    unschedulable: int = 0
+    preempting: int = 0  # pods kube-scheduler placed by preempting others
+    mismatches: list[Mismatch] = field(default_factory=list)
+
+
+def fit_histogram(message: str) -> tuple[str, dict[str, int]]:
+    """A FitError as (its `0/N nodes are available` head, reason -> node count), with our one
+    documented wording difference undone (docs/engine.md, "Known differences": we name the
+    untolerated taint; v1.37 says `node(s) had untolerated taint(s)`)."""
+    head, _, tail = message.partition(": ")
+    hist: dict[str, int] = {}
+    for part in tail.rstrip(".").split(", ") if tail else ():
+        count, _, reason = part.partition(" ")
+        if not count.isdigit():
+            count, reason = "0", part  # a PreFilter's reason, said for every node
+        reason = re.sub(r"untolerated taint \{.*\}$", "untolerated taint(s)", reason)
+        hist[reason] = hist.get(reason, 0) + int(count)
+    return head, hist
+
+
+def fit_error(message: str) -> str:
+    """The FitError part of a PodScheduled message: its first sentence. What the PostFilter adds
+    after it is left out: preemption is not what this test compares, and after a PreFilter
+    rejection kube-scheduler 1.37.2 appends a bare `not found` there (its preemption reads a
+    PreFilter state that was never written), which we do not imitate."""
+    head, sep, _ = message.partition(". ")
+    return (head + "." if sep else message).strip()
+
+
+class Lockstep:
+    """Runs cases through both schedulers (already running, ours named `OURS`) on one apiserver."""
+
+    def __init__(self, api: Any, out_dir: Path, timeout: float = 30.0) -> None:
+        self.core = client.CoreV1Api(api)
+        self.out_dir = out_dir
+        self.timeout = timeout
+        self._namespaces: set[str] = set()
+
+    # ------------------------------------------------------------ api helpers
+    def _wait(self, what: str, cond: Callable[[], Any]) -> Any:
+        deadline = time.monotonic() + self.timeout
+        while True:
+            got = cond()
+            if got:
+                return got
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"parity: {what} after {self.timeout:.0f} s")
+            time.sleep(0.01)
+
+    def _pod(self, ns: str, name: str) -> dict | None:
+        try:
+            return self.core.api_client.sanitize_for_serialization(self.core.read_namespaced_pod(name, ns))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def _delete(self, ns: str, name: str) -> None:
+        try:
+            self.core.delete_namespaced_pod(name, ns, grace_period_seconds=0)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+        self._wait(f"pod {ns}/{name} still there", lambda: self._pod(ns, name) is None)
+        time.sleep(SETTLE_S)
+
+    def _decide(self, pod: dict, scheduler: str, suffix: str) -> tuple[Outcome, dict]:
+        obj = yaml.safe_load(yaml.safe_dump(pod))
+        meta = obj["metadata"]
+        meta["name"] += suffix
+        obj["spec"]["schedulerName"] = scheduler
+        self.core.create_namespaced_pod(meta["namespace"], obj)
+
+        def decided() -> tuple[Outcome, dict] | None:
+            got = self._pod(meta["namespace"], meta["name"])
+            if got is None:
+                return None
+            if got["spec"].get("nodeName"):
+                return Outcome(node=got["spec"]["nodeName"]), got
+            if (got.get("status") or {}).get("nominatedNodeName"):
+                return None  # it preempted: bound once its victims are gone
+            for c in (got.get("status") or {}).get("conditions") or ():
+                if c.get("type") == "PodScheduled" and c.get("status") == "False" and c.get("reason") == "Unschedulable":
+                    return Outcome(message=fit_error(c.get("message") or "")), got
+            return None
+        return self._wait(f"{scheduler} decided nothing for {meta['namespace']}/{meta['name']}", decided)
+
+    def _clear(self) -> None:
+        """Remove the previous case: its pods (gone before their nodes) and its nodes."""
+        for ns in self._namespaces:
+            self.core.delete_collection_namespaced_pod(ns, grace_period_seconds=0)
+            self._wait(f"pods of {ns} still there", lambda ns=ns: not self.core.list_namespaced_pod(ns).items)
+        self.core.delete_collection_node(label_selector=CASE_LABEL)
+        self._wait("nodes of the last case still there",
+                   lambda: not self.core.list_node(label_selector=CASE_LABEL).items)
+        self._namespaces.clear()
+
+    # ------------------------------------------------------------ one case
+    def run(self, case: Case, tally: Tally) -> None:
+        self._clear()
+        for ns, labels in case.namespaces.items():
+            self.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns, labels=labels)))
+            self._namespaces.add(ns)
+        engine = Engine(SchedulerConfig().profiles)  # the profile our runtime runs
+        for ns, labels in case.namespaces.items():
+            engine.set_namespace_labels(ns, labels)
+        for node in case.nodes:
+            obj = yaml.safe_load(yaml.safe_dump(node))
+            obj["metadata"]["labels"][CASE_LABEL] = str(case.seed)
+            self.core.create_node(obj)
+            engine.set_node(parse_node(node))
+        time.sleep(1.0)  # both schedulers' node informers: a separate stream from the pods'
+        tally.cases += 1
+        kept: dict[tuple[str, str], dict] = {}  # kube-scheduler's bound copies: the state
+        for i, pod in enumerate(case.pods):
+            tally.pods += 1
+            ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+            diag = self._diagnose(engine, pod)
+            ours, _ = self._decide(pod, OURS, "-o")
+            ours.victims = self._victims(kept)
+            self._delete(ns, name + "-o")
+            self._restore(kept, ours.victims)
+            kube, bound = self._decide(pod, KUBE, "-k")
+            kube.victims = self._victims(kept)
+            for victim, _ in kube.victims:
+                engine.remove_pod(kept.pop((ns_of(victim), victim.split("/")[1]))["metadata"]["uid"])
+            if kube.node:
+                tally.bound += 1
+                tally.preempting += bool(kube.victims)
+                kept[(ns, name + "-k")] = bound
+                engine.add_pod(parse_pod(bound))
+            else:
+                tally.unschedulable += 1
+                self._delete(ns, name + "-k")
+            what = compare(ours, kube, diag)
+            if what:
+                m = Mismatch(case, i, what, ours, kube, describe(diag))
+                m.workload = self.write_replay(case, i)
+                tally.mismatches.append(m)
+
+    def _victims(self, kept: dict[tuple[str, str], dict]) -> list[tuple[str, int]]:
+        """The kept pods that are gone (a scheduler preempted them), as (ns/name, priority)."""
+        here = {(p.metadata.namespace, p.metadata.name)
+                for ns in self._namespaces for p in self.core.list_namespaced_pod(ns).items}
+        return sorted((f"{ns}/{name}", int(kept[(ns, name)]["spec"].get("priority") or 0))
+                      for ns, name in kept if (ns, name) not in here)
+
+    def _restore(self, kept: dict[tuple[str, str], dict], victims: list[tuple[str, int]]) -> None:
+        """Put back what our scheduler preempted, bound where it was (nodeName set at creation),
+        so kube-scheduler decides over the same state."""
+        for victim, _ in victims:
+            old = kept[(ns_of(victim), victim.split("/")[1])]
+            meta = {k: old["metadata"][k] for k in ("name", "namespace", "labels") if k in old["metadata"]}
+            self.core.create_namespaced_pod(meta["namespace"], {"apiVersion": "v1", "kind": "Pod",
+                                                                "metadata": meta, "spec": old["spec"]})
+        if victims:
+            time.sleep(SETTLE_S)
+
+    def _diagnose(self, engine: Engine, pod: dict) -> Diagnosis:
+        obj = yaml.safe_load(yaml.safe_dump(pod))
+        obj["spec"]["schedulerName"] = OURS
+        obj["metadata"]["uid"] = f"diag-{obj['metadata']['name']}"
+        info = parse_pod(obj)
+        res = engine.schedule([info], k=max(engine.num_nodes(), 1), commit=False)[0]
+        if res.candidates:
+            return Diagnosis(scores=dict(res.candidates))
+        return Diagnosis(message=res.message())
+
+    def write_replay(self, case: Case, upto: int) -> Path:
+        """A workload file with the case's namespaces, nodes and pods up to `upto`, one pod per
+        barrier (as the runner placed them): `cluster-scheduler loadtest FILE --scheduler both`."""
+        ops: list[dict] = [{"op": "createObjects", "objects": [
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": labels}}
+            for ns, labels in case.namespaces.items()]}]
+        for node in case.nodes:
+            tpl = yaml.safe_load(yaml.safe_dump(node))
+            tpl["metadata"].pop("name")
+            tpl["metadata"]["labels"].pop(HOST)
+            ops.append({"op": "createNodes", "count": 1, "template": tpl})
+        for pod in case.pods[:upto + 1]:
+            tpl = yaml.safe_load(yaml.safe_dump(pod))
+            meta = tpl["metadata"]
+            ops.append({"op": "createPods", "count": 1, "namespace": meta.pop("namespace"),
+                        "generateName": meta.pop("name") + "-", "template": tpl})
+            ops.append({"op": "barrier", "timeout": 60})
+        path = self.out_dir / f"parity-{case.seed}-pod{upto}.yaml"
+        path.write_text(yaml.safe_dump({"name": f"parity-{case.seed}-pod{upto}", "ops": ops}, sort_keys=False))
+        return path
+
+
+@dataclass
+class Diagnosis:
+    """Our engine's view of one pod: every feasible node's score, or the FitError."""
+
+    scores: dict[str, int] = field(default_factory=dict)
+    message: str = ""
+
+    def best(self) -> set[str]:
+        top = max(self.scores.values(), default=None)
+        return {n for n, s in self.scores.items() if s == top}
+
+
+def describe(d: Diagnosis) -> str:
+    if not d.scores:
+        return f"unschedulable: {d.message}"
+    return "feasible " + ", ".join(f"{n}={s}" for n, s in sorted(d.scores.items(), key=lambda kv: -kv[1]))
+
+
+def ns_of(victim: str) -> str:
+    return victim.split("/")[0]
+
+
+def compare(ours: Outcome, kube: Outcome, diag: Diagnosis) -> str:
+    """'' when the decisions agree, else what differs (the first difference found)."""
+    if bool(ours.node) != bool(kube.node):
+        return "one bound it, the other did not"
+    if ours.victims or kube.victims:
+        # the preemptor's node is the one its victims were on (or where it fits once they are
+        # gone): equally ranked victim sets on other nodes are a tie upstream breaks at random
+        return "" if ours.rank() == kube.rank() else "different victims"
+    if not kube.node:
+        if fit_histogram(ours.message) != fit_histogram(kube.message):
+            return "different FitError"
+        if diag.scores or fit_histogram(fit_error(diag.message)) != fit_histogram(ours.message):
+            return "our engine's diagnosis differs from our runtime's message"
+        return ""
+    if kube.node not in diag.scores:
+        return "kube-scheduler's node fails our filters"
+    if kube.node not in diag.best():
+        return "kube-scheduler's node does not have our best score"
+    if ours.node not in diag.best():
+        return "our runtime chose a node that does not have our engine's best score"
+    return ""
