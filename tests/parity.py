@@ -94,6 +94,8 @@ def _node(rng: random.Random, name: str, tight: bool = False) -> dict:
            "pods": rng.choice(["3", "10", "110"])}
     if rng.random() < 0.3:
         res[GPU] = str(rng.randint(1, 4))
+    if rng.random() < 0.7:
+        res["ephemeral-storage"] = rng.choice(["10Gi", "50Gi"])
     spec: dict[str, Any] = {}
     if rng.random() < 0.3:
         spec["taints"] = [{"key": "dedicated", "value": rng.choice(["x", "y"]),
@@ -165,7 +167,11 @@ def _pod(rng: random.Random, name: str, namespace: str, node_names: list[str], l
         containers[0]["resources"]["limits"] = {GPU: gpus}
     if rng.random() < 0.2:
         port = rng.choice([80, 8080])
-        containers[0]["ports"] = [{"containerPort": port, "hostPort": port, "protocol": "TCP"}]
+        containers[0]["ports"] = [{"containerPort": port, "hostPort": port, "protocol": rng.choice(["TCP", "UDP"])}]
+    if rng.random() < 0.1:
+        containers[-1]["resources"]["requests"]["ephemeral-storage"] = rng.choice(["1Gi", "20Gi"])
+    if rng.random() < 0.1:  # limits only: requests default to them
+        containers[-1]["resources"] = {"limits": containers[-1]["resources"].pop("requests")}
     # priorities: later pods may preempt earlier ones (no kubelet: victims go at once, grace 0)
     spec: dict[str, Any] = {"containers": containers, "terminationGracePeriodSeconds": 0,
                             "priority": rng.choice([0, 0, 10] if late is None or not late else [0, 10, 100, 100])}
@@ -179,6 +185,13 @@ def _pod(rng: random.Random, name: str, namespace: str, node_names: list[str], l
                      "resources": {"requests": _requests(rng)}})
     if init:
         spec["initContainers"] = init
+    if rng.random() < 0.1:  # pod-level requests (PodLevelResources) over small containers
+        for c in containers + init:
+            c["resources"] = {"requests": {"cpu": "100m", "memory": "128Mi"}}
+        spec["resources"] = {"requests": {"cpu": rng.choice(["1", "2"]), "memory": rng.choice(["1Gi", "2Gi"])}}
+    if rng.random() < 0.05:  # host network: every container port is a host port
+        spec["hostNetwork"] = True
+        containers[0]["ports"] = [{"containerPort": 9000, "protocol": "TCP"}]
     if rng.random() < 0.35:
         spec["tolerations"] = [rng.choice([
             {"key": "dedicated", "operator": "Equal", "value": rng.choice(["x", "y"]),
@@ -257,12 +270,14 @@ class Mismatch:
     ours: Outcome
     kube: Outcome
     diagnosis: str
+    state: str = ""  # where kube-scheduler's earlier pods are
     workload: Path | None = None
 
     def __str__(self) -> str:
         pod = self.case.pods[self.index]["metadata"]
         return (f"seed {self.case.seed}, pod {self.index} ({pod['namespace']}/{pod['name']}): {self.what}\n"
                 f"  ours: {self.ours}\n  kube-scheduler: {self.kube}\n  our engine: {self.diagnosis}\n"
+                f"  earlier pods: {self.state}\n"
                 f"  replay: {self.workload}")
 
 
@@ -407,7 +422,8 @@ class Lockstep:
                 self._delete(ns, name + "-k")
             what = compare(ours, kube, diag)
             if what:
-                m = Mismatch(case, i, what, ours, kube, describe(diag))
+                m = Mismatch(case, i, what, ours, kube, describe(diag),
+                             ", ".join(f"{n} on {p['spec']['nodeName']}" for (_, n), p in kept.items()))
                 m.workload = self.write_replay(case, i)
                 tally.mismatches.append(m)
 

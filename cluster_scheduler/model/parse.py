@@ -354,7 +354,11 @@ def _pod_level_requests(spec: Mapping[str, Any], cs: _Containers) -> dict[str, i
     return {k: v for k, v in req.items() if _is_pod_level_resource(k)}
 
 
-def _requests(spec: Mapping[str, Any], cs: _Containers) -> tuple[dict[str, int], dict[str, int]]:
+def _requests(spec: Mapping[str, Any], cs: _Containers) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+    """(requests, non-zero requests, the NodeResourcesFit scorer's non-zero requests). The last
+    leaves pod-level requests out: in v1.37.2 that scorer is built without the PodLevelResources
+    gate (noderesources/fit.go sets it on the plugin, not on its resourceAllocationScorer), while
+    the filter, BalancedAllocation and a node's non-zero totals read them."""
     pod_level = _pod_level_requests(spec, cs) if spec.get("resources") is not None else {}
     overhead = spec.get("overhead")
     if overhead is not None:
@@ -363,11 +367,13 @@ def _requests(spec: Mapping[str, Any], cs: _Containers) -> tuple[dict[str, int],
     # CalculateResource / the NodeResourcesFit scorer: a container with no cpu (memory) request
     # at all counts as 100m (200Mi); pod-level requests then override, overhead is added.
     nonzero = _aggregate(cs.app, cs.init, _NON_MISSING)
+    fit_score = dict(nonzero)
     for d in (reqs, nonzero):
         d.update(pod_level)
+    for d in (reqs, nonzero, fit_score):
         if overhead:
             _add(d, overhead)
-    return reqs, nonzero
+    return reqs, nonzero, fit_score
 
 
 def _canonical_requests(reqs: Mapping[str, int]) -> tuple[tuple[str, int], ...]:
@@ -851,10 +857,12 @@ def _pod_key(spec: Mapping[str, Any], namespace: str, raw_labels: Any, node_name
     labels = _str_map(raw_labels, "metadata.labels")
     host_ports: list[HostPort] = []
     containers = _read_containers(spec, host_ports)
-    reqs, nonzero = _requests(spec, containers)
+    reqs, nonzero, fit_score = _requests(spec, containers)
     requests = _canonical_requests(reqs)
     nonzero_cpu = _canonical(CPU, nonzero.get(CPU, 0), "non-zero request")
     nonzero_memory = _canonical(MEMORY, nonzero.get(MEMORY, 0), "non-zero request")
+    fit_request = (_canonical(CPU, fit_score.get(CPU, 0), "non-zero request"),
+                   _canonical(MEMORY, fit_score.get(MEMORY, 0), "non-zero request"))
 
     required_na = None
     preferred_na: tuple[PreferredSchedulingTerm, ...] = ()
@@ -886,6 +894,7 @@ def _pod_key(spec: Mapping[str, Any], namespace: str, raw_labels: Any, node_name
         requests=requests,
         nonzero_cpu=nonzero_cpu,
         nonzero_memory=nonzero_memory,
+        fit_request=None if fit_request == (nonzero_cpu, nonzero_memory) else fit_request,
         host_ports=_canon(host_ports),
         node_name=node_name,
         node_selector=_sorted_pairs(_str_map(ns, "spec.nodeSelector")) if ns is not None else (),

@@ -213,6 +213,9 @@ class PodSpecKey:
     requests: tuple[tuple[str, int], ...]  # effective request incl. overhead, canonical units, sorted
     nonzero_cpu: int  # request used for scoring (kube's non-zero defaults applied)
     nonzero_memory: int
+    # (cpu, memory) the NodeResourcesFit scorer charges when it differs from the non-zero request
+    # (pod-level requests, which that scorer ignores in v1.37.2: see parse._requests)
+    fit_request: tuple[int, int] | None = None
     host_ports: tuple[HostPort, ...] = ()
     node_name: str = ""  # spec.nodeName (NodeName plugin)
     node_selector: tuple[tuple[str, str], ...] = ()
@@ -233,7 +236,7 @@ class PodSpecKey:
         h = self._hash
         if not h:
             h = hash((self.namespace, self.labels, self.requests, self.nonzero_cpu, self.nonzero_memory,
-                      self.host_ports, self.node_name, self.node_selector, self.required_node_affinity,
+                      self.fit_request, self.host_ports, self.node_name, self.node_selector, self.required_node_affinity,
                       self.preferred_node_affinity, self.tolerations, self.pod_affinity,
                       self.pod_anti_affinity, self.preferred_pod_affinity,
                       self.preferred_pod_anti_affinity, self.spread_constraints, self.volumes)) or 1

@@ -57,12 +57,13 @@ def _score_resources(ctx: ClassCtx, resources) -> list[tuple[int, int, int, int]
     not request are skipped, as upstream."""
     t, key = ctx.table, ctx.key
     req = dict(key.requests)
+    cpu, memory = key.fit_request or (key.nonzero_cpu, key.nonzero_memory)
     out = []
     for name, w in resources:
         if name == CPU:
-            out.append((w, t.resource_column(CPU), 0, key.nonzero_cpu))
+            out.append((w, t.resource_column(CPU), 0, cpu))
         elif name == MEMORY:
-            out.append((w, t.resource_column(MEMORY), 1, key.nonzero_memory))
+            out.append((w, t.resource_column(MEMORY), 1, memory))
         else:
             pod_req = req.get(name, 0)
             if pod_req == 0 and name != "ephemeral-storage":

@@ -225,6 +225,17 @@ def test_pod_level_requests_override_cpu_and_memory_only():
     assert (k.nonzero_cpu, k.nonzero_memory) == (2000, 4 * Gi)
 
 
+def test_fit_scorer_reads_container_requests_not_pod_level():
+    # v1.37.2's NodeResourcesFit scorer is built without the PodLevelResources gate: it charges the
+    # containers' non-zero requests (found by the differential test against kube-scheduler)
+    p = pod([ctr("a", {"cpu": "100m", "memory": "128Mi"}), ctr("b")],
+            resources={"requests": {"cpu": "1", "memory": "1Gi"}})
+    k = key(p)
+    assert (k.nonzero_cpu, k.nonzero_memory) == (1000, Gi)
+    assert k.fit_request == (200, 128 * 1024 * 1024 + 200 * 1024 * 1024)
+    assert key(pod([ctr("a", {"cpu": "1"})])).fit_request is None
+
+
 def test_pod_level_limits_default_pod_requests():
     # defaultPodRequests: cpu comes from the container aggregate, memory from the pod limit.
     p = pod([ctr("a", {"cpu": "500m"}), ctr("b")], resources={"limits": {"cpu": "2", "memory": "1Gi"}})
