@@ -159,9 +159,10 @@ class ClassState:
         """Run the profile's filters and scores over every candidate row (the registry's order)."""
         e, key, prof = self.engine, self.key, self.profile
         t = e.table
-        rows = t.rows() if self.whole else e.candidate_rows()
+        owned = e.owned_mask()  # None: this replica owns every node
+        rows = t.rows() if self.whole and owned is not None else e.candidate_rows()
         # the shard's own positions in a class built over every node (None: every row is its own)
-        self.propose = np.isin(rows, e.candidate_rows()) if self.whole and e.owned is not None else None
+        self.propose = owned[rows] if self.whole and owned is not None else None
         self._propose_l = None if self.propose is None else self.propose.tolist()
         ctx = self.ctx = ClassCtx(t, e.index, prof, key, rows, e.storage)
         self.epoch = e.epoch
@@ -251,7 +252,7 @@ class ClassState:
         self.dense = bool(w_pts and pod_topology_spread.soft(ctx))
         if self.dense:
             total += w_pts * pod_topology_spread.score(ctx, feas)
-        if e.owned is not None and not self.whole and (normalized or self.ipa_raw is not None or self.dense):
+        if owned is not None and not self.whole and (normalized or self.ipa_raw is not None or self.dense):
             self.whole = True  # see the class docstring: normalize over every node's feasibility
             self.build()
             return
@@ -724,6 +725,7 @@ class Engine:
         self._waiting: dict[str, list[str]] = {}  # node name -> uids bound to it before it arrived
         self.owned: set[str] | None = None
         self._owned_rows: np.ndarray | None = None
+        self._owned_mask: np.ndarray | None = None
         self.epoch = 0  # bumped when anything can make a node *more* feasible: rebuild classes
         self.placements = 0
         self.classes: OrderedDict[tuple[str, PodSpecKey], ClassState] = OrderedDict()
@@ -742,6 +744,7 @@ class Engine:
     def _changed(self) -> None:
         self.epoch += 1
         self._owned_rows = None
+        self._owned_mask = None
 
     def set_owned(self, names: set[str] | None) -> None:
         self.owned = None if names is None else set(names)
@@ -755,6 +758,15 @@ class Engine:
                 rows = np.array([r for r in rows.tolist() if names[r] in self.owned], dtype=np.int64)
             self._owned_rows = rows
         return self._owned_rows
+
+    def owned_mask(self) -> np.ndarray | None:
+        """Per table row, whether this replica owns it; None when it owns every node (no shard)."""
+        if self._owned_mask is None and self.owned is not None:
+            rows = self.candidate_rows()
+            if len(rows) < self.num_nodes():
+                self._owned_mask = np.zeros(self.table.capacity, dtype=bool)
+                self._owned_mask[rows] = True
+        return self._owned_mask
 
     def num_nodes(self) -> int:
         return len(self.table.index)

@@ -407,7 +407,7 @@ class Lockstep:
             ours, _ = self._decide(pod, OURS, "-o")
             ours.victims = self._victims(kept)
             self._delete(ns, name + "-o")
-            self._restore(kept, ours.victims)
+            self._restore(case, kept, ours.victims)
             kube, bound = self._decide(pod, KUBE, "-k")
             kube.victims = self._victims(kept)
             for victim, _ in kube.victims:
@@ -434,14 +434,17 @@ class Lockstep:
         return sorted((f"{ns}/{name}", int(kept[(ns, name)]["spec"].get("priority") or 0))
                       for ns, name in kept if (ns, name) not in here)
 
-    def _restore(self, kept: dict[tuple[str, str], dict], victims: list[tuple[str, int]]) -> None:
+    def _restore(self, case: Case, kept: dict[tuple[str, str], dict], victims: list[tuple[str, int]]) -> None:
         """Put back what our scheduler preempted, bound where it was (nodeName set at creation),
-        so kube-scheduler decides over the same state."""
+        so kube-scheduler decides over the same state. From the generated manifest: the stored
+        object is not valid input (the apiserver folded matchLabelKeys into the selector)."""
+        manifests = {(p["metadata"]["namespace"], p["metadata"]["name"] + "-k"): p for p in case.pods}
         for victim, _ in victims:
-            old = kept[(ns_of(victim), victim.split("/")[1])]
-            meta = {k: old["metadata"][k] for k in ("name", "namespace", "labels") if k in old["metadata"]}
-            self.core.create_namespaced_pod(meta["namespace"], {"apiVersion": "v1", "kind": "Pod",
-                                                                "metadata": meta, "spec": old["spec"]})
+            key = (ns_of(victim), victim.split("/")[1])
+            obj = yaml.safe_load(yaml.safe_dump(manifests[key]))
+            obj["metadata"]["name"] = key[1]
+            obj["spec"].update(schedulerName=KUBE, nodeName=kept[key]["spec"]["nodeName"])
+            self.core.create_namespaced_pod(key[0], obj)
         if victims:
             time.sleep(SETTLE_S)
 
