@@ -60,6 +60,7 @@ class Case:
     namespaces: dict[str, dict[str, str]]
     nodes: list[dict]
     pods: list[dict]
+    pdbs: list[dict] = field(default_factory=list)  # with the status the runner gives them
 
     @property
     def name(self) -> str:
@@ -78,7 +79,15 @@ def generate(seed: int, max_nodes: int = 7, max_pods: int = 12) -> Case:
     count = rng.randint(4, max_pods)
     pods = [_pod(rng, f"{prefix}-{i}", rng.choice(sorted(namespaces)), node_names, late=2 * i >= count)
             for i in range(count)]
-    return Case(seed, namespaces, nodes, pods)
+    # PodDisruptionBudgets (drawn last: the cases above stay what they were without them). No
+    # kubelet makes pods Ready for the disruption controller, so the runner writes their status.
+    pdbs = [{"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+             "metadata": {"name": f"{prefix}-pdb{j}", "namespace": rng.choice(sorted(namespaces))},
+             "spec": {"selector": {"matchLabels": {"app": rng.choice(["web", "db", "cache"])}}, "maxUnavailable": 1},
+             "status": {"disruptionsAllowed": rng.randint(0, 1), "currentHealthy": 0, "desiredHealthy": 0,
+                        "expectedPods": 0}}
+            for j in range(rng.choice([0, 0, 1, 2]))]
+    return Case(seed, namespaces, nodes, pods, pdbs)
 
 
 def _node(rng: random.Random, name: str, tight: bool = False) -> dict:
@@ -249,17 +258,18 @@ class Outcome:
     node: str | None = None
     message: str = ""
     victims: list[tuple[str, int]] = field(default_factory=list)  # (pod, priority) it preempted
+    violations: int = 0  # of them, those a PodDisruptionBudget did not allow
 
     def __str__(self) -> str:
         text = f"bound to {self.node}" if self.node else f"unschedulable: {self.message}"
         return text + (f", preempting {self.victims}" if self.victims else "")
 
-    def rank(self) -> tuple[int, int, int]:
-        """Upstream's preemption criteria after PDBs (pickOneNodeForPreemption): highest victim
-        priority, sum of priorities, number of victims; equal ranks are a tie it breaks by
+    def rank(self) -> tuple[int, int, int, int]:
+        """Upstream's preemption criteria (pickOneNodeForPreemption): PDB violations, highest
+        victim priority, sum of priorities, number of victims; equal ranks are a tie it breaks by
         node order (which starts at a random offset)."""
         prios = [p for _, p in self.victims]
-        return max(prios, default=-1), sum(prios), len(prios)
+        return self.violations, max(prios, default=-1), sum(prios), len(prios)
 
 
 @dataclass
@@ -288,6 +298,7 @@ class Tally:
     bound: int = 0
     unschedulable: int = 0
     preempting: int = 0  # pods kube-scheduler placed by preempting others
+    pdb_limited: int = 0  # of them, preemptions with a victim covered by a PodDisruptionBudget
     mismatches: list[Mismatch] = field(default_factory=list)
 
 
@@ -389,6 +400,11 @@ class Lockstep:
         for ns, labels in case.namespaces.items():
             self.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns, labels=labels)))
             self._namespaces.add(ns)
+        policy = client.PolicyV1Api(self.core.api_client)
+        for pdb in case.pdbs:
+            ns = pdb["metadata"]["namespace"]
+            policy.create_namespaced_pod_disruption_budget(ns, {k: v for k, v in pdb.items() if k != "status"})
+            policy.patch_namespaced_pod_disruption_budget_status(pdb["metadata"]["name"], ns, {"status": pdb["status"]})
         engine = Engine(SchedulerConfig().profiles)  # the profile our runtime runs
         for ns, labels in case.namespaces.items():
             engine.set_namespace_labels(ns, labels)
@@ -406,15 +422,19 @@ class Lockstep:
             diag = self._diagnose(engine, pod)
             ours, _ = self._decide(pod, OURS, "-o")
             ours.victims = self._victims(kept)
+            ours.violations = violations(case, kept, ours.victims)
             self._delete(ns, name + "-o")
             self._restore(case, kept, ours.victims)
             kube, bound = self._decide(pod, KUBE, "-k")
+            kept_before = dict(kept)
             kube.victims = self._victims(kept)
+            kube.violations = violations(case, kept, kube.victims)
             for victim, _ in kube.victims:
                 engine.remove_pod(kept.pop((ns_of(victim), victim.split("/")[1]))["metadata"]["uid"])
             if kube.node:
                 tally.bound += 1
                 tally.preempting += bool(kube.victims)
+                tally.pdb_limited += bool(kube.victims) and covered(case, kept_before, kube.victims)
                 kept[(ns, name + "-k")] = bound
                 engine.add_pod(parse_pod(bound))
             else:
@@ -463,7 +483,7 @@ class Lockstep:
         barrier (as the runner placed them): `cluster-scheduler loadtest FILE --scheduler both`."""
         ops: list[dict] = [{"op": "createObjects", "objects": [
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": labels}}
-            for ns, labels in case.namespaces.items()]}]
+            for ns, labels in case.namespaces.items()] + case.pdbs}]
         for node in case.nodes:
             tpl = yaml.safe_load(yaml.safe_dump(node))
             tpl["metadata"].pop("name")
@@ -496,6 +516,31 @@ def describe(d: Diagnosis) -> str:
     if not d.scores:
         return f"unschedulable: {d.message}"
     return "feasible " + ", ".join(f"{n}={s}" for n, s in sorted(d.scores.items(), key=lambda kv: -kv[1]))
+
+
+def violations(case: Case, kept: dict[tuple[str, str], dict], victims: list[tuple[str, int]]) -> int:
+    """How many victims a PodDisruptionBudget did not allow, counted as upstream's
+    filterPodsWithPDBViolation does, most important first (priority, then age)."""
+    allowed = {pdb["metadata"]["name"]: pdb["status"]["disruptionsAllowed"] for pdb in case.pdbs}
+    count = 0
+    for victim, _ in sorted(victims, key=lambda v: (-v[1], int(v[0].rsplit("-", 2)[-2]))):
+        pod = kept[(ns_of(victim), victim.split("/")[1])]
+        hit = False
+        for pdb in case.pdbs:
+            sel = pdb["spec"]["selector"]["matchLabels"]
+            if pdb["metadata"]["namespace"] == ns_of(victim) and all(
+                    (pod["metadata"].get("labels") or {}).get(k) == v for k, v in sel.items()):
+                allowed[pdb["metadata"]["name"]] -= 1
+                hit = hit or allowed[pdb["metadata"]["name"]] < 0
+        count += hit
+    return count
+
+
+def covered(case: Case, kept: dict[tuple[str, str], dict], victims: list[tuple[str, int]]) -> bool:
+    """Does a PodDisruptionBudget cover any of the victims?"""
+    return any(pdb["metadata"]["namespace"] == ns_of(v) and all(
+        (kept[(ns_of(v), v.split("/")[1])]["metadata"].get("labels") or {}).get(k) == val
+        for k, val in pdb["spec"]["selector"]["matchLabels"].items()) for pdb in case.pdbs for v, _ in victims)
 
 
 def ns_of(victim: str) -> str:

@@ -29,6 +29,6 @@ def test_parity_with_kube_scheduler(private_cp, admin, run_scheduler, tmp_path):
     finally:
         peer.stop()
     print(f"parity: {tally.cases} cases, {tally.pods} pods ({tally.bound} bound, {tally.preempting} of them by "
-          f"preempting, {tally.unschedulable} unschedulable by kube-scheduler), {len(tally.mismatches)} mismatches")
+          f"preempting ({tally.pdb_limited} past a PDB), {tally.unschedulable} unschedulable by kube-scheduler), {len(tally.mismatches)} mismatches")
     assert tally.bound and tally.unschedulable, "the generator should make both outcomes"
     assert not tally.mismatches, "\n\n".join(str(m) for m in tally.mismatches)
