@@ -364,8 +364,8 @@ def _requests(spec: Mapping[str, Any], cs: _Containers) -> tuple[dict[str, int],
     if overhead is not None:
         overhead = _resource_list(overhead, "spec.overhead")
     reqs = _aggregate(cs.app, cs.init, None)
-    # CalculateResource / the NodeResourcesFit scorer: a container with no cpu (memory) request
-    # at all counts as 100m (200Mi); pod-level requests then override, overhead is added.
+    # CalculateResource and the scorers: a container with no cpu (memory) request at all counts
+    # as 100m (200Mi); pod-level requests then override (not for the Fit scorer), overhead is added.
     nonzero = _aggregate(cs.app, cs.init, _NON_MISSING)
     fit_score = dict(nonzero)
     for d in (reqs, nonzero):
