@@ -38,7 +38,9 @@ from kubernetes.client.rest import ApiException
 
 from cluster_scheduler.config import SchedulerConfig
 from cluster_scheduler.engine import Engine
-from cluster_scheduler.model.parse import parse_node, parse_pod
+from cluster_scheduler.model.parse import parse_node, parse_pdb, parse_pod
+from cluster_scheduler.model.types import DisruptionBudget, PodInfo
+from cluster_scheduler.preemption import split_by_pdb
 
 OURS = "cluster-scheduler"
 KUBE = "default-scheduler"
@@ -426,15 +428,15 @@ class Lockstep:
             self._delete(ns, name + "-o")
             self._restore(case, kept, ours.victims)
             kube, bound = self._decide(pod, KUBE, "-k")
-            kept_before = dict(kept)
             kube.victims = self._victims(kept)
             kube.violations = violations(case, kept, kube.victims)
+            pdb_limited = bool(kube.victims) and covered(case, kept, kube.victims)
             for victim, _ in kube.victims:
                 engine.remove_pod(kept.pop((ns_of(victim), victim.split("/")[1]))["metadata"]["uid"])
             if kube.node:
                 tally.bound += 1
                 tally.preempting += bool(kube.victims)
-                tally.pdb_limited += bool(kube.victims) and covered(case, kept_before, kube.victims)
+                tally.pdb_limited += pdb_limited
                 kept[(ns, name + "-k")] = bound
                 engine.add_pod(parse_pod(bound))
             else:
@@ -518,29 +520,25 @@ def describe(d: Diagnosis) -> str:
     return "feasible " + ", ".join(f"{n}={s}" for n, s in sorted(d.scores.items(), key=lambda kv: -kv[1]))
 
 
+def _victim_pods(case: Case, kept: dict[tuple[str, str], dict],
+                 victims: list[tuple[str, int]]) -> tuple[list[PodInfo], list[DisruptionBudget]]:
+    """The victims as the engine reads them, most important first (priority, then age), and the
+    case's budgets."""
+    order = sorted(victims, key=lambda v: (-v[1], int(v[0].rsplit("-", 2)[-2])))
+    return ([parse_pod(kept[(ns_of(v), v.split("/")[1])]) for v, _ in order],
+            [parse_pdb(pdb) for pdb in case.pdbs])
+
+
 def violations(case: Case, kept: dict[tuple[str, str], dict], victims: list[tuple[str, int]]) -> int:
-    """How many victims a PodDisruptionBudget did not allow, counted as upstream's
-    filterPodsWithPDBViolation does, most important first (priority, then age)."""
-    allowed = {pdb["metadata"]["name"]: pdb["status"]["disruptionsAllowed"] for pdb in case.pdbs}
-    count = 0
-    for victim, _ in sorted(victims, key=lambda v: (-v[1], int(v[0].rsplit("-", 2)[-2]))):
-        pod = kept[(ns_of(victim), victim.split("/")[1])]
-        hit = False
-        for pdb in case.pdbs:
-            sel = pdb["spec"]["selector"]["matchLabels"]
-            if pdb["metadata"]["namespace"] == ns_of(victim) and all(
-                    (pod["metadata"].get("labels") or {}).get(k) == v for k, v in sel.items()):
-                allowed[pdb["metadata"]["name"]] -= 1
-                hit = hit or allowed[pdb["metadata"]["name"]] < 0
-        count += hit
-    return count
+    """How many victims a PodDisruptionBudget did not allow (upstream's
+    filterPodsWithPDBViolation, as `preemption.split_by_pdb` implements it)."""
+    return len(split_by_pdb(*_victim_pods(case, kept, victims))[0])
 
 
 def covered(case: Case, kept: dict[tuple[str, str], dict], victims: list[tuple[str, int]]) -> bool:
     """Does a PodDisruptionBudget cover any of the victims?"""
-    return any(pdb["metadata"]["namespace"] == ns_of(v) and all(
-        (kept[(ns_of(v), v.split("/")[1])]["metadata"].get("labels") or {}).get(k) == val
-        for k, val in pdb["spec"]["selector"]["matchLabels"].items()) for pdb in case.pdbs for v, _ in victims)
+    pods, pdbs = _victim_pods(case, kept, victims)
+    return any(b.covers(p.namespace, p.labels) for b in pdbs for p in pods)
 
 
 def ns_of(victim: str) -> str:
