@@ -935,10 +935,8 @@ class Coordinator:
         self._end_nomination(uid)
 
     def _unassume_preemptor(self, uid: str) -> None:
-        held = self.assumed.pop(uid, None)
+        held = self._unassume(uid)
         if held is not None:
-            self.ledger.forget(uid)
-            self._deltas.append(wire.pod_gone(uid))
             self.pending[uid] = held[0]
 
     def _release_preemptor(self, uid: str, why: str) -> None:

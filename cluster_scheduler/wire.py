@@ -305,7 +305,7 @@ def strip_storage(kind: str, obj: dict) -> dict:
     if kind == CSI_NODES:
         return {"metadata": m, "spec": {"drivers": [
             {"name": d.get("name"), "allocatable": d.get("allocatable")}
-            for d in (obj.get("spec") or {}).get("drivers") or () if isinstance(d, dict)]}}
+            for d in spec.get("drivers") or () if isinstance(d, dict)]}}
     keep = (("storageClassName", "accessModes", "volumeMode", "capacity", "nodeAffinity", "claimRef", "csi")
             if kind == VOLUMES else
             ("storageClassName", "accessModes", "volumeMode", "resources", "selector", "volumeName"))

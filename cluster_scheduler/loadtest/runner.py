@@ -444,6 +444,8 @@ def run_workload(workload: Workload, api: Any, scheduler_name: str, *,
             elif isinstance(op, CreatePods):
                 def create_first(objs: list[dict], what: str) -> None:
                     """Objects the op's pods need (created first, concurrently); any failure stops the run."""
+                    if not objs:
+                        return  # (_create_all starts a worker even for none)
                     errors: dict[str, str] = {}
                     _create_all(((o["metadata"]["name"], (lambda o=o: create(core, paths.path(o), o))) for o in objs),
                                 len(objs), create_concurrency, 0, lambda k, t: None, errors.__setitem__, stop)
