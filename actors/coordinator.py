@@ -304,7 +304,7 @@ class Coordinator:
                 g = groups[info.key] = wire.bound_class(b, [])
             g[2].append([uid, info.name, info.node_name, info.priority, info.creation_ts, info.deleting])
         ops += groups.values()
-        ops += [wire.assume(b, node) for b, node in self.assumed.values()]
+        ops += [wire.assume(b, node, uid in self.nominated) for uid, (b, node) in self.assumed.items()]
         return wire.encode_deltas(ops)
 
     def _sync_partitions(self) -> None:
@@ -885,9 +885,9 @@ class Coordinator:
         bound once every one of `victims` is gone (`_victim_gone`); PodScheduled=False with
         `verdict` and nominatedNodeName meanwhile, as upstream."""
         b = self.pending.pop(pod.uid)
-        self.ledger.assume(replace(pod), node)
+        self.ledger.assume(replace(pod, waiting=True), node)
         self.assumed[pod.uid] = (b, node)
-        self._deltas.append(wire.assume(b, node))
+        self._deltas.append(wire.assume(b, node, waiting=True))
         self.nominated[pod.uid] = (pod, {v.uid for v in victims})
         self.preemption.hold(pod.uid, pod.priority)
         for v in victims:
@@ -912,6 +912,8 @@ class Coordinator:
                 self.preemption.unhold(pre_uid)
                 assumed = self.assumed.get(pre_uid)
                 if assumed is not None:
+                    self.ledger.settle(pre_uid)
+                    self._deltas.append(wire.settle(pre_uid))
                     self.stats.scheduled += 1
                     self._bind(pod, assumed[1])
 

@@ -44,7 +44,11 @@ def apply_deltas(engine: Engine, deltas: list, parsed: dict[bytes, PodInfo] | No
             engine.add_group(pod_info(unpack(d[1])), d[2])
         elif op is Op.ASSUME:
             info = parsed.pop(d[1], None) if parsed else None
-            engine.assume(info if info is not None else pod_info(unpack(d[1])), d[2])
+            info = info if info is not None else pod_info(unpack(d[1]))
+            info.waiting = d[3]
+            engine.assume(info, d[2])
+        elif op is Op.SETTLE:
+            engine.settle(d[1])
         elif op is Op.NODE:
             n = node_info(unpack(d[1]))
             engine.set_node(n)

@@ -776,7 +776,7 @@ class Engine:
         for uid in self._waiting.pop(node.name, []):
             pod = self.pods.get(uid)
             if pod is not None and pod.key is not None and pod.node_name == node.name:
-                self._charge(uid, pod.key, row)
+                self._charge(uid, pod.key, row, pod.waiting)
         self._changed()
 
     def remove_node(self, name: str) -> None:
@@ -784,7 +784,7 @@ class Engine:
         if row is None:
             return
         for uid, key in list(self.table.pods[row].items()):
-            self.index.on_uncharge(key, row)
+            self.index.uncharge(uid, key, row)
             self.table.uncharge(uid)
             self._waiting.setdefault(name, []).append(uid)
         self.table.remove_node(name)
@@ -795,9 +795,12 @@ class Engine:
         self._changed()
 
     # ----------------------------------------------------------------- pods
-    def _charge(self, uid: str, key: PodSpecKey, row: int) -> None:
+    def _charge(self, uid: str, key: PodSpecKey, row: int, waiting: bool = False) -> None:
         self.table.charge(uid, key, row)
-        self.index.on_charge(key, row)
+        if waiting:
+            self.index.charge_waiting(uid, key, row)
+        else:
+            self.index.on_charge(key, row)
         self.placements += 1
         gen = self.storage.gen
         for cls in self.classes.values():
@@ -832,6 +835,9 @@ class Engine:
         old = self.pods.get(pod.uid)
         if old is not None:
             if old.node_name == pod.node_name and old.key == pod.key:
+                if old.waiting and not pod.waiting:  # a nominated pod bound where it waited
+                    self.settle(pod.uid)
+                    return True
                 return False
             self.remove_pod(pod.uid)
         self.pods[pod.uid] = pod
@@ -846,7 +852,7 @@ class Engine:
         if row is None:
             self._waiting.setdefault(pod.node_name, []).append(pod.uid)
             return True
-        self._charge(pod.uid, pod.key, row)
+        self._charge(pod.uid, pod.key, row, pod.waiting)
         return True
 
     def add_group(self, tpl: PodInfo, members: list) -> None:
@@ -886,10 +892,28 @@ class Engine:
         if cp is not None:
             # No epoch bump (which would rebuild every class): each class re-admits the freed row
             # itself. Partitions undo every proposal at the end of a batch, so this is per batch.
-            self.index.on_uncharge(cp.key, cp.row)
+            self.index.uncharge(uid, cp.key, cp.row)
             self.placements += 1  # dense classes and diagnoses key on it
             for cls in self.classes.values():
                 cls.release(cp.row)
+
+    def settle(self, uid: str) -> None:
+        """A waiting pod (a nominated preemptor, see PodInfo.waiting) is bound now: other pods'
+        required affinity and spread minimums may rely on it from here on."""
+        pod = self.pods.get(uid)
+        if pod is None or not pod.waiting:
+            return
+        pod.waiting = False
+        row = self.table.index.get(pod.node_name)
+        if pod.key is None or row is None:  # its node not known yet: charged as it is when it comes
+            return
+        self.index.settle(uid, pod.key, row)
+        # Spread and wider affinity domains watch the counts (their gen moved); for row-local
+        # affinity the row can only have become more feasible: every class re-admits it.
+        self.table.ver[row] += 1
+        self.placements += 1
+        for cls in self.classes.values():
+            cls.release(row)
 
     def assume(self, pod: PodInfo, node: str) -> None:
         pod.node_name = node

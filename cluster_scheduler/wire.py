@@ -138,9 +138,11 @@ class Op(IntEnum):
     BOUND_CLASS = 5   # [BOUND_CLASS, pod bytes, [[uid, name, node, prio, ts, terminating], ...]]: bound pods of one
                       # equivalence class; the bytes are one member's, parsed once for all
     POD_GONE = 6      # [POD_GONE, uid]: pod deleted, finished, or its assumption forgotten
-    ASSUME = 7        # [ASSUME, pod bytes, node]: a pod the coordinator assumed onto node
+    ASSUME = 7        # [ASSUME, pod bytes, node, waiting]: a pod the coordinator assumed onto node; waiting:
+                      # a nominated preemptor whose victims are still leaving (PodInfo.waiting)
     STORAGE = 8       # [STORAGE, kind, object bytes]: a claim, volume or storage class added or updated
     STORAGE_GONE = 9  # [STORAGE_GONE, kind, key]: one gone (key: namespace/name for a claim, else the name)
+    SETTLE = 10       # [SETTLE, uid]: a waiting pod's victims are gone; it is being bound where it waited
 
 
 def node(data: bytes) -> list:
@@ -167,8 +169,12 @@ def pod_gone(uid: str) -> list:
     return [Op.POD_GONE, uid]
 
 
-def assume(data: bytes, node_name: str) -> list:
-    return [Op.ASSUME, data, node_name]
+def assume(data: bytes, node_name: str, waiting: bool = False) -> list:
+    return [Op.ASSUME, data, node_name, waiting]
+
+
+def settle(uid: str) -> list:
+    return [Op.SETTLE, uid]
 
 
 def storage(kind: str, data: bytes) -> list:

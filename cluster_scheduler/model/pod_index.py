@@ -5,6 +5,12 @@ one shard's partial view: every engine replica (partition or coordinator) sees e
 node, and only the *candidate* nodes are sharded. Counts are kept per node row; a topology domain's
 count is a bincount over the label column of its key, so a zone, a rack or a hostname all work alike.
 
+A nominated preemptor held on its node while its victims leave is charged as *waiting*: matchers
+count it, and also keep it apart (`Counts.waiting`), because upstream runs the filters with and
+without nominated pods and a pod must pass both. So a waiting pod can make a node infeasible (anti-
+affinity, a domain's spread count) but can never be the pod that another pod's required affinity or
+spread minimum relies on: it may still move, or never bind.
+
 Two kinds of entries, both updated incrementally as pods are charged and uncharged:
 - matchers: "pods matching this term / this spread selector", registered on first use (one scan of
   the charged pods), then maintained on every charge;
@@ -38,12 +44,35 @@ class Counts:
     gen: int = 0  # bumped on every change: classes that read this notice
     cache: dict[PodSpecKey, bool] = field(default_factory=dict)
     last: tuple[int, int] = (-1, 0)  # (row, delta) of the latest change, for O(1) follow-up
+    waiting: np.ndarray | None = None  # the waiting (nominated) pods among per_row, once there is one
+    n_waiting: int = 0
 
-    def add(self, row: int, delta: int) -> None:
+    def add(self, row: int, delta: int, waiting: bool = False) -> None:
         self.per_row[row] += delta
         self.total += delta
         self.gen += 1
         self.last = (row, delta)
+        if waiting:
+            if self.waiting is None:
+                self.waiting = np.zeros_like(self.per_row)
+            self.waiting[row] += delta
+            self.n_waiting += delta
+
+    def settle(self, row: int) -> None:
+        """One waiting pod counted at `row` is now an ordinary one (per_row is unchanged)."""
+        self.waiting[row] -= 1
+        self.n_waiting -= 1
+        self.gen += 1
+        self.last = (row, 0)
+
+    def settled_at(self, row: int) -> int:
+        return int(self.per_row[row] - (self.waiting[row] if self.n_waiting else 0))
+
+    def settled(self) -> np.ndarray:
+        """per_row without the waiting pods: the counts of the filters' second pass."""
+        if not self.n_waiting:
+            return self.per_row
+        return self.per_row - self.waiting
 
 
 MatcherKey = tuple
@@ -57,6 +86,7 @@ class PodIndex:
         self.holders: dict[tuple[str, PodAffinityTerm, int], Counts] = {}
         self._labels_cache: dict[tuple, dict[str, str]] = {}
         self.holders_gen = 0  # bumped when a new kind of held term appears
+        self.waiting: set[str] = set()  # uids of the waiting pods charged (see the module docstring)
 
     def labels_of(self, key: PodSpecKey) -> dict[str, str]:
         d = self._labels_cache.get(key.labels)
@@ -72,10 +102,15 @@ class PodIndex:
 
     def _fit(self, c: Counts) -> Counts:
         if c.per_row.shape[0] < self.table.capacity:
-            grown = np.zeros(self.table.capacity, dtype=np.int64)
-            grown[: c.per_row.shape[0]] = c.per_row
-            c.per_row = grown
+            c.per_row = self._grown(c.per_row)
+            if c.waiting is not None:
+                c.waiting = self._grown(c.waiting)
         return c
+
+    def _grown(self, a: np.ndarray) -> np.ndarray:
+        grown = np.zeros(self.table.capacity, dtype=np.int64)
+        grown[: a.shape[0]] = a
+        return grown
 
     # ------------------------------------------------------------ matchers
     def _matcher(self, mkey: MatcherKey, fn: Callable[[PodSpecKey], bool]) -> Counts:
@@ -83,10 +118,9 @@ class PodIndex:
         if entry is None:
             counts = self._new_counts()
             for row, pods in enumerate(self.table.pods):
-                for key in pods.values():
+                for uid, key in pods.items():
                     if fn(key):
-                        counts.per_row[row] += 1
-                        counts.total += 1
+                        counts.add(row, 1, uid in self.waiting)
             entry = (fn, counts)
             self.matchers[mkey] = entry
         return self._fit(entry[1])
@@ -147,12 +181,12 @@ class PodIndex:
         return bool(self.matchers or key.pod_affinity or key.pod_anti_affinity
                     or key.preferred_pod_affinity or key.preferred_pod_anti_affinity)
 
-    def on_charge(self, key: PodSpecKey, row: int, delta: int = 1) -> None:
+    def on_charge(self, key: PodSpecKey, row: int, delta: int = 1, waiting: bool = False) -> None:
         if not self.tracks(key):
             return
         for mkey, (_fn, counts) in self.matchers.items():
             if self.matches(mkey, key):
-                self._fit(counts).add(row, delta)
+                self._fit(counts).add(row, delta, waiting)
         for h in self.held_terms(key):
             c = self.holders.get(h)
             if c is None:
@@ -160,22 +194,42 @@ class PodIndex:
                 self.holders_gen += 1
             self._fit(c).add(row, delta)
 
-    def on_uncharge(self, key: PodSpecKey, row: int) -> None:
-        self.on_charge(key, row, -1)
+    def charge_waiting(self, uid: str, key: PodSpecKey, row: int) -> None:
+        self.waiting.add(uid)
+        self.on_charge(key, row, waiting=True)
+
+    def uncharge(self, uid: str, key: PodSpecKey, row: int) -> None:
+        """Undo `on_charge` or `charge_waiting`, whichever charged the pod."""
+        waiting = uid in self.waiting
+        if waiting:
+            self.waiting.discard(uid)
+        self.on_charge(key, row, -1, waiting)
+
+    def settle(self, uid: str, key: PodSpecKey, row: int) -> None:
+        """A waiting pod becomes an ordinary one where it is (its victims are gone)."""
+        self.waiting.discard(uid)
+        if not self.tracks(key):
+            return
+        for mkey, (_fn, counts) in self.matchers.items():
+            if self.matches(mkey, key):
+                self._fit(counts).settle(row)
 
     # -------------------------------------------------------------- domains
-    def domain_counts(self, counts: Counts, topology_key: str, rows: np.ndarray | None = None) -> np.ndarray:
-        """Count per value id of `topology_key` (index = value id), over `rows` (default: all)."""
+    def domain_counts(self, counts: Counts, topology_key: str, rows: np.ndarray | None = None,
+                      settled: bool = False) -> np.ndarray:
+        """Count per value id of `topology_key` (index = value id), over `rows` (default: all);
+        `settled`: without the waiting pods."""
         t = self.table
         col = t.label_column(topology_key)
         n = t.size
+        per_row = counts.settled() if settled else counts.per_row
         if rows is None:
             sel = col[:n] >= 0
             vids = col[:n][sel]
-            w = counts.per_row[:n][sel]
+            w = per_row[:n][sel]
         else:
             vids = col[rows]
             keep = vids >= 0
             vids = vids[keep]
-            w = counts.per_row[rows][keep]
+            w = per_row[rows][keep]
         return np.bincount(vids, weights=w, minlength=t.vocab_size(topology_key)).astype(np.int64)

@@ -269,6 +269,9 @@ class PodInfo:
     pod_group: str = ""  # spec.schedulingGroup.podGroupName: a PodGroup in the pod's namespace
     preempt_never: bool = False  # spec.preemptionPolicy: Never (it waits instead of preempting)
     nominated_node: str = ""  # status.nominatedNodeName: where it preempted and waits for room
+    # assumed on its nominated node while its victims leave: it holds the room, but no other pod's
+    # required affinity or spread minimum may rely on it until it is bound (see model/pod_index.py)
+    waiting: bool = False
     # spec.volumes' claims in order: persistentVolumeClaim.claimName, and `<pod>-<volume>` for an
     # ephemeral volume (the claim its controller creates); `ephemeral` names the latter
     claims: tuple[str, ...] = ()

@@ -28,6 +28,8 @@ class Plan:
     affinity_keys: tuple[str, ...] = ()
     affinity_counts: Counts | None = None
     affinity_self_ok: bool = False  # upstream's "first pod of its group" rule is in force
+    # the same, counting no waiting (nominated) pod: upstream's pass without nominated pods
+    affinity_self_ok_settled: bool = False
     anti: list[tuple[str, Counts]] = field(default_factory=list)
     existing_anti: list[tuple[str, Counts]] = field(default_factory=list)
     score_terms: list[tuple[str, Counts, int]] = field(default_factory=list)  # key, counts, signed weight
@@ -64,11 +66,14 @@ def plan(ctx: ClassCtx) -> Plan:
         has_any = np.zeros(size, dtype=bool)
         for k in p.affinity_keys:
             has_any |= ctx.table.label_column(k)[:size] >= 0
-        none_counted = not (p.affinity_counts.per_row[:size][has_any] > 0).any()
+        c = p.affinity_counts
+        none_counted = not (c.per_row[:size][has_any] > 0).any()
+        none_settled = not (c.settled()[:size][has_any] > 0).any()
         self_matches = all(idx.term_matches(t, key) for t in key.pod_affinity)
         p.affinity_self_ok = none_counted and self_matches
+        p.affinity_self_ok_settled = none_settled and self_matches
         # the self rule flips when the first matching pod lands anywhere: watch the total
-        if p.affinity_self_ok or not all(_row_local(ctx, k) for k in p.affinity_keys):
+        if p.affinity_self_ok_settled or not all(_row_local(ctx, k) for k in p.affinity_keys):
             p.watch.append((p.affinity_counts, p.affinity_counts.gen))
         elif self_matches:
             p.self_rule_rows, p.self_rule_gen = has_any, p.affinity_counts.gen
@@ -120,8 +125,8 @@ def is_stale(ctx: ClassCtx, p: Plan) -> bool:
         c = p.affinity_counts
         p.self_rule_gen = c.gen
         rows = p.self_rule_rows
-        if c.total <= 0 or not (c.per_row[:len(rows)][rows] > 0).any():
-            return True  # no matching pod left on a keyed node: the first-pod rule is on again
+        if not (c.settled()[:len(rows)][rows] > 0).any():
+            return True  # no (settled) matching pod left on a keyed node: the first-pod rule is on again
     if ctx.index.holders_gen != p.holders_gen:
         idx, key = ctx.index, ctx.key
         now = {h for h in idx.holders if idx.term_matches(h[1], key)}
@@ -131,13 +136,15 @@ def is_stale(ctx: ClassCtx, p: Plan) -> bool:
     return False
 
 
-def _domain_values(ctx: ClassCtx, topology_key: str, counts: Counts) -> tuple[np.ndarray, np.ndarray]:
-    """(has_label, count in the row's domain) over the candidate rows."""
+def _domain_values(ctx: ClassCtx, topology_key: str, counts: Counts,
+                   settled: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(has_label, count in the row's domain) over the candidate rows; `settled`: without the
+    waiting pods."""
     col = ctx.table.label_column(topology_key)[ctx.rows]
     has = col >= 0
     if _row_local(ctx, topology_key):
-        return has, np.where(has, counts.per_row[ctx.rows], 0)
-    dc = ctx.index.domain_counts(counts, topology_key)
+        return has, np.where(has, (counts.settled() if settled else counts.per_row)[ctx.rows], 0)
+    dc = ctx.index.domain_counts(counts, topology_key, settled=settled)
     return has, np.where(has, dc[np.where(has, col, 0)] if len(dc) else 0, 0)
 
 
@@ -147,13 +154,20 @@ def filter(ctx: ClassCtx) -> tuple[np.ndarray, list[tuple[np.ndarray, str]]]:
     ok = np.ones(n, dtype=bool)
     reasons = []
     if p.affinity_counts is not None:
+        # both of upstream's passes: with the waiting (nominated) pods and without them
+        c = p.affinity_counts
         all_keys = np.ones(n, dtype=bool)
         exist = np.ones(n, dtype=bool)
         for k in p.affinity_keys:
-            has, cnt = _domain_values(ctx, k, p.affinity_counts)
+            has, cnt = _domain_values(ctx, k, c)
             all_keys &= has
             exist &= cnt > 0
         aff_ok = all_keys & (exist | p.affinity_self_ok)
+        if c.n_waiting:
+            exist = np.ones(n, dtype=bool)
+            for k in p.affinity_keys:
+                exist &= _domain_values(ctx, k, c, settled=True)[1] > 0
+        aff_ok &= exist | p.affinity_self_ok_settled
         reasons.append((ok & ~aff_ok, REASON_AFFINITY))
         ok &= aff_ok
     anti_bad = np.zeros(n, dtype=bool)
@@ -171,16 +185,17 @@ def filter(ctx: ClassCtx) -> tuple[np.ndarray, list[tuple[np.ndarray, str]]]:
     return ok, reasons
 
 
-def _count_at(ctx: ClassCtx, p: Plan, key: str, c: Counts, row: int) -> int | None:
-    """Pods counted by `c` in the topology domain of `row` (None when the node lacks the key)."""
+def _count_at(ctx: ClassCtx, p: Plan, key: str, c: Counts, row: int, settled: bool = False) -> int | None:
+    """Pods counted by `c` in the topology domain of `row` (None when the node lacks the key);
+    `settled`: without the waiting pods."""
     vid = ctx.table.label_column(key)[row]
     if vid < 0:
         return None
     if _row_local(ctx, key):
-        return int(c.per_row[row])
-    dc = p.domain_cache.get((key, id(c)))
+        return c.settled_at(row) if settled else int(c.per_row[row])
+    dc = p.domain_cache.get((key, id(c), settled))
     if dc is None:
-        dc = p.domain_cache[(key, id(c))] = ctx.index.domain_counts(c, key)
+        dc = p.domain_cache[(key, id(c), settled)] = ctx.index.domain_counts(c, key, settled=settled)
     return int(dc[vid]) if vid < len(dc) else 0
 
 
@@ -189,15 +204,19 @@ def fits_row(ctx: ClassCtx, row: int) -> bool:
     domains read the plan's domain counts (the class is rebuilt when those change)."""
     p = plan(ctx)
     if p.affinity_counts is not None:
+        c = p.affinity_counts
         exist = True
         for k in p.affinity_keys:
-            cnt = _count_at(ctx, p, k, p.affinity_counts, row)
+            cnt = _count_at(ctx, p, k, c, row)
             if cnt is None:
                 return False
             if cnt <= 0:
                 exist = False
         if not exist and not p.affinity_self_ok:
             return False
+        if c.n_waiting and not p.affinity_self_ok_settled:  # the pass without waiting pods
+            if any(_count_at(ctx, p, k, c, row, settled=True) <= 0 for k in p.affinity_keys):
+                return False
     for k, c in (*p.anti, *p.existing_anti):  # own anti-affinity, then existing pods' against us
         if _count_at(ctx, p, k, c, row):
             return False

@@ -3,7 +3,9 @@ constraints score, with upstream's normalizing weight log(domains + 2) and rever
 
 Counts come from the pod index over *all* nodes (not one shard), restricted to the nodes the
 constraint's inclusion policies admit (nodeAffinityPolicy, nodeTaintsPolicy), and only pods in the
-incoming pod's namespace count, as upstream.
+incoming pod's namespace count, as upstream. DoNotSchedule is judged twice when waiting
+(nominated) pods are counted, with and without them, as upstream's two filter passes: a pod that
+may never bind cannot be what keeps a domain's skew within maxSkew (see model/pod_index.py).
 """
 
 from __future__ import annotations
@@ -64,17 +66,24 @@ def watched(ctx: ClassCtx) -> list[Counts]:
     return [_counts(ctx, c) for c in ctx.key.spread_constraints]
 
 
+def _passes(counts: Counts) -> tuple[bool, ...]:
+    """The `settled` flags to judge a constraint with: without waiting pods too, if there are any."""
+    return (False, True) if counts.n_waiting else (False,)
+
+
 def _skew(ctx: ClassCtx, cons: tuple[TopologySpreadConstraint, ...],
-          c: TopologySpreadConstraint) -> tuple[np.ndarray, int, int]:
+          c: TopologySpreadConstraint, settled: bool = False) -> tuple[np.ndarray, int, int]:
     """(matching pods per domain over the eligible nodes, the global minimum, 1 if the incoming
-    pod matches its own selector) for constraint c, from the live counts."""
+    pod matches its own selector) for constraint c, from the live counts (`settled`: without
+    the waiting pods)."""
     t = ctx.table
     allrows = _all_rows_ctx(ctx).rows
     col_all = t.label_column(c.topology_key)[allrows]
     elig = _eligible(ctx, cons, c)
     counts = _counts(ctx, c)
+    per_row = counts.settled() if settled else counts.per_row
     vids = col_all[elig]
-    per_dom = np.bincount(vids, weights=counts.per_row[allrows][elig],
+    per_dom = np.bincount(vids, weights=per_row[allrows][elig],
                           minlength=t.vocab_size(c.topology_key)).astype(np.int64)
     present = np.zeros(len(per_dom), dtype=bool)
     present[vids] = True
@@ -95,12 +104,13 @@ def filter(ctx: ClassCtx) -> tuple[np.ndarray, list[tuple[np.ndarray, str]]]:
     missing = np.zeros(n, dtype=bool)
     skewed = np.zeros(n, dtype=bool)
     for c in cons:
-        per_dom, min_match, self_match = _skew(ctx, cons, c)
         col = t.label_column(c.topology_key)[ctx.rows]
         has = col >= 0
         missing |= ~has
-        match_num = np.where(has & (col < len(per_dom)), per_dom[np.where(has, col, 0)] if len(per_dom) else 0, 0)
-        skewed |= has & (match_num + self_match - min_match > c.max_skew)
+        for settled in _passes(_counts(ctx, c)):
+            per_dom, min_match, self_match = _skew(ctx, cons, c, settled)
+            match_num = np.where(has & (col < len(per_dom)), per_dom[np.where(has, col, 0)] if len(per_dom) else 0, 0)
+            skewed |= has & (match_num + self_match - min_match > c.max_skew)
     ok = ~missing & ~skewed
     return ok, [(missing, REASON_MISSING), (~missing & skewed, REASON)]
 
@@ -114,10 +124,11 @@ def fits_row(ctx: ClassCtx, row: int) -> bool:
         d = int(t.label_column(c.topology_key)[row])
         if d < 0:
             return False
-        per_dom, min_match, self_match = _skew(ctx, cons, c)
-        match = int(per_dom[d]) if d < len(per_dom) else 0
-        if match + self_match - min_match > c.max_skew:
-            return False
+        for settled in _passes(_counts(ctx, c)):
+            per_dom, min_match, self_match = _skew(ctx, cons, c, settled)
+            match = int(per_dom[d]) if d < len(per_dom) else 0
+            if match + self_match - min_match > c.max_skew:
+                return False
     return True
 
 
@@ -195,22 +206,34 @@ class Gate:
         self.elig_dom = np.full(t.capacity, -1, dtype=np.int64)
         self.elig_dom[self.allrows[self.elig]] = self.col_all[self.elig]
         self.per_dom = np.zeros(self.vocab, dtype=np.int64)
+        self.waited = False  # waiting pods were counted at the last look: no O(1) follow-up then
+
+    def _per_dom(self, per_row: np.ndarray) -> np.ndarray:
+        return np.bincount(self.col_all[self.elig], weights=per_row[self.allrows][self.elig],
+                           minlength=self.vocab).astype(np.int64)
+
+    def _ok(self, per_dom: np.ndarray) -> np.ndarray:
+        min_match = int(per_dom[self.present].min()) if self.n_present else 0
+        if self.n_present < self.c.min_domains:
+            min_match = 0
+        return per_dom + self.self_match - min_match <= self.c.max_skew
 
     def allowed(self) -> np.ndarray:
-        """Bool per domain id: would a pod placed there keep the skew within maxSkew?"""
-        if self.counts.gen != self.gen:
-            if self.gen >= 0 and self.counts.gen == self.gen + 1 and self.counts.last[0] < len(self.elig_dom):
-                row, delta = self.counts.last
+        """Bool per domain id: would a pod placed there keep the skew within maxSkew (with and
+        without the waiting pods)?"""
+        c = self.counts
+        if c.gen != self.gen:
+            if (self.gen >= 0 and c.gen == self.gen + 1 and not self.waited and not c.n_waiting
+                    and c.last[0] < len(self.elig_dom)):
+                row, delta = c.last
                 d = self.elig_dom[row]
                 if d >= 0:
                     self.per_dom[d] += delta
             else:
-                self.per_dom = np.bincount(self.col_all[self.elig], weights=self.counts.per_row[self.allrows][self.elig],
-                                           minlength=self.vocab).astype(np.int64)
-            self.gen = self.counts.gen
-            per_dom = self.per_dom
-            min_match = int(per_dom[self.present].min()) if self.n_present else 0
-            if self.n_present < self.c.min_domains:
-                min_match = 0
-            self._allowed = per_dom + self.self_match - min_match <= self.c.max_skew
+                self.per_dom = self._per_dom(c.per_row)
+            self.gen = c.gen
+            self._allowed = self._ok(self.per_dom)
+            self.waited = bool(c.n_waiting)
+            if self.waited:
+                self._allowed &= self._ok(self._per_dom(c.settled()))
         return self._allowed

@@ -79,6 +79,13 @@ def bound(name: str | None, node_name: str, cpu: str | None = None, memory: str 
     return pod(name, cpu, memory, node_name=node_name, **kw)
 
 
+def waiting(name: str | None, node_name: str, cpu: str | None = None, memory: str | None = None, **kw) -> PodInfo:
+    """A nominated preemptor assumed on `node_name` while its victims leave (PodInfo.waiting)."""
+    info = bound(name, node_name, cpu, memory, **kw)
+    info.waiting = True
+    return info
+
+
 def engine(nodes: Iterable[NodeInfo], pods: Iterable[PodInfo] = (), profile: Profile | None = None) -> Engine:
     e = Engine(profile)
     for n in nodes:

@@ -5,7 +5,7 @@ pod's terms against existing pods, and existing pods' anti-affinity against the 
 from __future__ import annotations
 
 
-from tests.plugins.builders import bound, engine, message, node, only, pod, scores, where
+from tests.plugins.builders import bound, engine, message, node, only, pod, scores, waiting, where
 
 IPA_ONLY = only({"InterPodAffinity": 1})
 HOST = "kubernetes.io/hostname"
@@ -238,3 +238,43 @@ def test_required_anti_affinity_zone_per_row_check():
     p = pod(cpu="100m", labels={"app": "x"}, **anti(term({"app": "web"}, ZONE)))
     assert not e.check(p, "a2")  # same zone as the web pod, though a2 itself has none
     assert e.check(p, "b1")
+
+
+# ------------------------------------------- waiting (nominated) pods: both of upstream's passes
+
+def test_a_waiting_pod_satisfies_no_required_affinity_until_it_is_bound():
+    """Upstream filters with and without nominated pods; a pod must pass both, so a preemptor
+    still waiting for its victims (it may move, or never bind) is nobody's affinity partner."""
+    for key, after in ((ZONE, {"b1", "b2"}), (HOST, {"b1"})):
+        m = waiting("m", "b1", cpu="100m", labels={"app": "db"})
+        e = engine(zones(), [m])
+        p = pod(cpu="100m", **aff(term({"app": "db"}, key)))
+        assert message(e, p) == "0/4 nodes are available: 4 node(s) didn't match pod affinity rules."
+        assert not e.check(p, "b1")
+        e.settle(m.uid)  # its victims are gone: it is bound where it waited
+        assert feasible(e, p) == after
+        assert e.check(p, "b1")
+
+
+def test_the_watch_confirming_a_waiting_pod_settles_it():
+    m = waiting("m", "b1", cpu="100m", labels={"app": "db"})
+    e = engine(zones(), [m])
+    p = pod(cpu="100m", **aff(term({"app": "db"}, ZONE)))
+    assert feasible(e, p) == set()
+    assert e.add_pod(bound("m", "b1", cpu="100m", labels={"app": "db"}))
+    assert feasible(e, p) == {"b1", "b2"}
+    e.remove_pod(m.uid)
+    assert feasible(e, p) == set()
+
+
+def test_a_waiting_pod_still_binds_the_first_of_its_group_to_its_domain():
+    """The pass with nominated pods finds the waiting member in zone b; the pass without finds
+    no member anywhere (the first-pod rule): only zone b passes both."""
+    e = engine(zones(), [waiting("m", "b1", cpu="100m", labels={"app": "db"})])
+    p = pod(cpu="100m", labels={"app": "db"}, **aff(term({"app": "db"}, ZONE)))
+    assert feasible(e, p) == {"b1", "b2"}
+
+
+def test_a_waiting_pod_still_repels_by_anti_affinity():
+    e = engine(zones(), [waiting("m", "b1", cpu="100m", labels={"app": "db"})])
+    assert feasible(e, pod(cpu="100m", **anti(term({"app": "db"}, ZONE)))) == {"a1", "a2"}

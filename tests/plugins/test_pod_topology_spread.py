@@ -8,7 +8,7 @@ import math
 from collections import Counter
 
 
-from tests.plugins.builders import bound, engine, message, node, only, pod, scores, where
+from tests.plugins.builders import bound, engine, message, node, only, pod, scores, waiting, where
 
 ZONE = "topology.kubernetes.io/zone"
 HOST = "kubernetes.io/hostname"
@@ -195,3 +195,20 @@ def test_schedule_anyway_on_a_key_no_node_has():
     assert scores(e, p) == {"a": 97 + 74 + 300, "b": 97 + 74 + 300}
     r = e.schedule([p])[0]
     assert r.candidates and r.candidates[0][0] in ("a", "b")
+
+
+def test_a_waiting_pod_keeps_no_domain_within_max_skew():
+    """Zone a holds a waiting (nominated) web pod, zone b a bound one. Counting the waiting pod,
+    both zones take the next; without it (upstream's second pass) only zone a does. Judged by
+    the single-constraint gate, by the general filter (two constraints) and by the ledger's check."""
+    for extra in ({}, {"topologySpreadConstraints": [
+            spread()["topologySpreadConstraints"][0],
+            {**spread()["topologySpreadConstraints"][0], "topologyKey": "kubernetes.io/hostname", "maxSkew": 5}]}):
+        w = waiting("w", "a1", cpu="100m", labels={"app": "web"})
+        e = engine(two_zones(), [w, *existing("b1")])
+        p = web(**extra)
+        assert set(scores(e, p)) == {"a1", "a2"}
+        assert not e.check(p, "b2")
+        e.settle(w.uid)
+        assert set(scores(e, p)) == {"a1", "a2", "b1", "b2"}
+        assert e.check(p, "b2")

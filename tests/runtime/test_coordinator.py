@@ -421,6 +421,31 @@ def test_preemptor_holds_its_room_and_binds_when_its_victims_are_gone(partitions
     assert ("late-low", node_name) not in binder.bound and len(binder.evictions) == 1
 
 
+@pytest.mark.parametrize("partitions", [1, 3])
+def test_a_waiting_preemptor_is_no_pods_affinity_partner_until_it_is_bound(partitions):
+    """A pod whose required affinity names the preemptor's labels is not placed next to it
+    while it waits for its victims (it may be moved, or never bind: upstream's filters run with
+    and without nominated pods), and is placed there once the preemptor is being bound."""
+    c, binder = make_no_backoff(partitions)
+    feed(c, NODES, [node(f"n{i}", "2") for i in range(3)])
+    feed(c, PODS, [pod(f"low{i}", "1", node_name=f"n{i // 2}", prio=1) for i in range(6)])
+    high = pod("high", "1", prio=100)
+    high["metadata"]["labels"] = {"app": "db"}
+    feed(c, PODS, [high])
+    run_all(c)
+    (victim, _pre, node_name), = binder.evictions
+    friend = pod("friend", "0", prio=100)
+    friend["spec"]["affinity"] = {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+        {"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "kubernetes.io/hostname"}]}}
+    feed(c, PODS, [friend])
+    run_all(c)
+    assert binder.bound == []
+    assert "node(s) didn't match pod affinity rules" in dict(binder.unschedulable)["friend"]
+    feed(c, PODS, [pod(victim, "1", node_name=node_name, prio=1)], typ="DELETED")
+    run_all(c)  # the preemptor is bound, as good as any assumed pod: its partner follows
+    assert binder.bound == [("high", node_name), ("friend", node_name)]
+
+
 def test_no_preemption_when_not_needed_or_not_allowed():
     c, binder = make_no_backoff(1)
     feed(c, NODES, [node("n0", "2"), node("n1", "2")])

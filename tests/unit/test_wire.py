@@ -81,7 +81,8 @@ def test_every_delta_op_round_trips():
     pod_b, node_b, ns_b = wire.pack(wire.strip_pod(FULL_POD)), wire.pack({"metadata": {"name": "n1"}}), b"ns"
     ops = [wire.node(node_b), wire.node_gone("n1"), wire.namespace(ns_b), wire.pod(pod_b),
            wire.bound_class(pod_b, [["u-1", "web-1", "n1"], ["u-2", "web-2", "n2"]]), wire.pod_gone("u-1"),
-           wire.assume(pod_b, "n1"), wire.storage("persistentvolumeclaims", b"claim"),
+           wire.assume(pod_b, "n1"), wire.assume(pod_b, "n2", waiting=True), wire.settle("u-3"),
+           wire.storage("persistentvolumeclaims", b"claim"),
            wire.storage_gone("persistentvolumeclaims", "ns/claim")]
     assert {d[0] for d in ops} == set(Op)  # every op has a constructor, and each is used here
     back = wire.decode_deltas(wire.encode_deltas(ops))
