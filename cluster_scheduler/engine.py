@@ -266,15 +266,10 @@ class ClassState:
             self.gate = pod_topology_spread.Gate(ctx, hard[0])
             feas = self._feas_without_pts & (self.gate.dom_c >= 0)
             self.feas = feas
+        # the spread counts: when just these moved, a commit-time check reads them live
+        # (check_row) instead of rebuilding the class; the inter-pod plan watches its own
         self.watch = [(c, c.gen) for c in pod_topology_spread.watched(ctx)
                       if self.gate is None or c is not self.gate.counts] if key.spread_constraints else []
-        ipa_dynamic = self.ipa_plan is not None and (not self.ipa_plan.row_local)
-        # counts only the spread filter reads: when just these moved, a commit-time check reads
-        # them live (check_row) instead of rebuilding the class
-        self.spread_only = {id(c) for c, _ in self.watch}
-        if ipa_dynamic:
-            self.watch += self.ipa_plan.watch
-            self.spread_only -= {id(c) for c, _ in self.ipa_plan.watch}
         # eager: the changed row must be rescored at once (its raw inter-pod score moved, or it may
         # have become feasible); norm_watch: only watch the max of a static normalizer, which can
         # drop only when a max-scoring row stops being feasible.
@@ -378,12 +373,39 @@ class ClassState:
         for c, gen in self.watch:
             if c.gen != gen:
                 return True
-        if self.ipa_plan is not None and inter_pod_affinity.is_stale(self.ctx, self.ipa_plan):
+        if self.ipa_plan is not None and (not self._follow_ipa()
+                                          or inter_pod_affinity.is_stale(self.ctx, self.ipa_plan)):
             return True
         if self.norm_watch and self.gate is not None and self.gate.counts.gen != self._norm_gen:
             self._norm_gen = self.gate.counts.gen  # checked once per move of the gated counts
             return self._norm_moved()
         return False
+
+    def _follow_ipa(self) -> bool:
+        """Follow inter-pod counts that moved on zone-like domains without a rebuild, where that
+        is exact (`inter_pod_affinity.follow`): feasibility did not move, and the raw scores
+        shifted alike on every feasible row, which leaves min-max normalized scores as they are
+        (one zone holding every feasible node, as in upstream's SchedulingPodAffinity). False
+        (and the class marked for a rebuild) otherwise."""
+        p = self.ipa_plan
+        if p is None or p.row_local:
+            return True
+        shift = inter_pod_affinity.follow(self.ctx, p)
+        if shift is not None and self.ipa_raw is not None and shift.any():
+            s = shift[self.feas]
+            if len(s) and s.min() != s.max():
+                shift = None
+            else:
+                self.ipa_raw += shift
+                d = int(s[0]) if len(s) else 0
+                if d:
+                    self.ipa_lo += d
+                    self.ipa_hi += d
+                    self.ipa_hist = {v + d: n for v, n in self.ipa_hist.items()}
+        if shift is None:
+            self.epoch = -1
+            return False
+        return True
 
     def _norm_moved(self) -> bool:
         """Would a normalizer divide by another max over the feasible rows now (for a gated class,
@@ -421,15 +443,12 @@ class ClassState:
         tests, inlined: is_stale must be asked once, it records what it saw.)"""
         e = self.engine
         if (self.epoch != e.epoch or (self.storage_gen is not None and self.storage_gen != e.storage.gen)
-                or (self.ipa_plan is not None and inter_pod_affinity.is_stale(self.ctx, self.ipa_plan))):
+                or (self.ipa_plan is not None and (not self._follow_ipa()
+                                                   or inter_pod_affinity.is_stale(self.ctx, self.ipa_plan)))):
             self.build()
             return self.feasible_row(row)
-        moved = [c for c, gen in self.watch if c.gen != gen]
-        if not moved and not (self.dense and self.built_at != e.placements):
-            return self.feasible_row(row)
-        if all(id(c) in self.spread_only for c in moved):
+        if any(c.gen != gen for c, gen in self.watch) or (self.dense and self.built_at != e.placements):
             return self._feasible_row_live(row)  # only spread counts (or dense scores) moved
-        self.build()
         return self.feasible_row(row)
 
     def _feasible_row_live(self, row: int) -> bool:
@@ -480,6 +499,8 @@ class ClassState:
         if not self.eager:
             self._watch_norm(row, p)
             return
+        if not self._follow_ipa():
+            return  # rebuilt at the next look
         ok = self.feasible_row(row, gate=False)
         was = bool(self.feas[p])
         changed = ok != was
@@ -498,7 +519,7 @@ class ClassState:
                 if ok:
                     hist[ipa_raw] = hist.get(ipa_raw, 0) + 1
                 if hist and (min(hist), max(hist)) != (self.ipa_lo, self.ipa_hi):
-                    self.epoch = -1
+                    self._rebound_ipa(ipa_raw if ok else None)
         if changed and self.norm_watch and self._norm_moved():
             self.epoch = -1
         if self.epoch == -1:
@@ -507,6 +528,19 @@ class ClassState:
             ver = self.engine.table.ver[row]
             self.pushed[p] = ver
             heapq.heappush(self._heap_of(p), (-self.score_row(row, ipa_raw), row, ver))
+
+    def _rebound_ipa(self, own: int | None) -> None:
+        """The min or max of the raw inter-pod scores over the feasible rows moved (`touch`): the
+        heap stays exact if every other feasible row normalizes as before (typically: the rows
+        at the min stay at 0 while one row, the one rescored now with raw `own`, raises the max,
+        as a preferred hostname term does where pods pile up). Else the class is rebuilt."""
+        hist, lo, hi = self.ipa_hist, self.ipa_lo, self.ipa_hi
+        lo2, hi2 = min(hist), max(hist)
+        norm = inter_pod_affinity.normalize_one
+        if all(norm(v, lo, hi) == norm(v, lo2, hi2) for v, n in hist.items() if not (v == own and n == 1)):
+            self.ipa_lo, self.ipa_hi = lo2, hi2
+        else:
+            self.epoch = -1
 
     def release(self, row: int) -> None:
         """A pod left `row` (a proposal undone, an assumption forgotten, a pod deleted): the row

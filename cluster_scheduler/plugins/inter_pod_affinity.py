@@ -4,7 +4,9 @@ per-domain counts from the pod index.
 
 A `Plan` lists each count the class reads, with its topology key. Keys whose domains are single
 nodes (hostname) are *row-local*: a placement changes them only on its own node, so the engine's
-lazy heap stays exact by rescoring that node. Other keys are watched: a change means rebuild.
+lazy heap stays exact by rescoring that node. Other keys are watched, and a change is followed
+(`follow`) where that is exact: a required term's feasibility moves only when a domain's count
+crosses zero, and a score term adds the same to every node of one domain. Anything else rebuilds.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class Plan:
     # per-domain counts of the non-row-local terms, computed once per plan: valid until a watched
     # count changes, which rebuilds the class (and so the plan)
     domain_cache: dict = field(default_factory=dict)
+    waited: set = field(default_factory=set)  # ids of counts that held waiting pods when planned
 
 
 def _row_local(ctx: ClassCtx, key: str) -> bool:
@@ -112,8 +115,61 @@ def plan(ctx: ClassCtx) -> Plan:
     p.holder_keys = frozenset(holder_keys)
     p.holders_gen = idx.holders_gen
     p.row_local = not p.watch
+    # the domain counts `follow` compares with, as they are now
+    for k, c in _zone_like(ctx, p):
+        if (k, id(c), False) not in p.domain_cache:
+            p.domain_cache[(k, id(c), False)] = idx.domain_counts(c, k)
+        if c.n_waiting:
+            p.waited.add(id(c))
     ctx.memo[NAME] = p
     return p
+
+
+def _zone_like(ctx: ClassCtx, p: Plan) -> list[tuple[str, Counts]]:
+    """Every (key, counts) the plan reads on domains wider than one node."""
+    pairs = [(k, p.affinity_counts) for k in p.affinity_keys] if p.affinity_counts is not None else []
+    pairs += [*p.anti, *p.existing_anti, *((k, c) for k, c, _w in p.score_terms)]
+    return [(k, c) for k, c in pairs if not _row_local(ctx, k)]
+
+
+def follow(ctx: ClassCtx, p: Plan) -> np.ndarray | None:
+    """The watched counts moved (pods placed or gone on zone-like domains): bring the plan's
+    domain counts up to date and return the shift of each candidate row's raw score (a score
+    term adds w per matching pod to every node of the pod's domain). None when the class must be
+    rebuilt instead: a required term's domain count crossed zero (feasibility moved there), the
+    first-pod rule could flip, or waiting pods are counted (two passes: not followed)."""
+    moved = {id(c) for c, gen in p.watch if c.gen != gen}
+    shift = np.zeros(len(ctx.rows), dtype=np.int64)
+    if not moved:
+        return shift
+    if p.affinity_self_ok_settled and p.affinity_counts is not None and id(p.affinity_counts) in moved:
+        return None
+    cache, fresh = p.domain_cache, {}
+    for k, c in _zone_like(ctx, p):
+        if id(c) not in moved or (k, id(c)) in fresh:
+            continue
+        old = cache.get((k, id(c), False))
+        if old is None or c.n_waiting or id(c) in p.waited:
+            return None
+        new = ctx.index.domain_counts(c, k)
+        if len(old) < len(new):
+            old = np.concatenate([old, np.zeros(len(new) - len(old), dtype=np.int64)])
+        fresh[(k, id(c))] = (old, new)
+    required = [(k, p.affinity_counts) for k in p.affinity_keys] if p.affinity_counts is not None else []
+    for k, c in (*required, *p.anti, *p.existing_anti):
+        got = fresh.get((k, id(c)))
+        if got is not None and not np.array_equal(got[0] > 0, got[1] > 0):
+            return None
+    for k, c, w in p.score_terms:
+        got = fresh.get((k, id(c)))
+        if got is not None:
+            col = ctx.table.label_column(k)[ctx.rows]
+            moved_by = got[1] - got[0]
+            shift += np.where(col >= 0, w * moved_by[np.where(col >= 0, col, 0)], 0)
+    for (k, cid), (_old, new) in fresh.items():
+        cache[(k, cid, False)] = new
+    p.watch = [(c, c.gen) for c, _gen in p.watch]
+    return shift
 
 
 def is_stale(ctx: ClassCtx, p: Plan) -> bool:

@@ -59,6 +59,7 @@ class RPod:
     preferred_na: list = field(default_factory=list)  # (weight, (key, op, values))
     anti: list = field(default_factory=list)  # required hostname anti-affinity: matchLabels dicts
     pref_anti: list = field(default_factory=list)  # (weight, matchLabels) on hostname
+    pref_aff: list = field(default_factory=list)  # (weight, matchLabels) on hostname
     spread: list = field(default_factory=list)  # DoNotSchedule on "zone": (maxSkew, matchLabels)
     soft_spread: list = field(default_factory=list)  # ScheduleAnyway on "zone": (maxSkew, matchLabels)
     affinity: list = field(default_factory=list)  # required pod affinity: (matchLabels, "zone" | hostname)
@@ -242,6 +243,12 @@ class Reference:
             for w, sel in q.pref_anti:
                 if sel_matches(sel, p.labels):
                     s -= w
+            for w, sel in p.pref_aff:
+                if sel_matches(sel, q.labels):
+                    s += w
+            for w, sel in q.pref_aff:
+                if sel_matches(sel, p.labels):
+                    s += w
         return s
 
     def spread_scores(self, p: RPod, feas: list[RNode]) -> dict[str, int]:
@@ -306,13 +313,14 @@ APPS = ["web", "db", "cache"]
 
 
 @st.composite
-def rnodes(draw, prefer_taints: bool = True, all_zoned: bool = False) -> list[RNode]:
+def rnodes(draw, prefer_taints: bool = True, all_zoned: bool = False, zones: tuple[str, ...] = ("a", "b", "c")
+           ) -> list[RNode]:
     n = draw(st.integers(2, 6))
     out = []
     for i in range(n):
         labels = {}
         if all_zoned or draw(st.booleans()):
-            labels["zone"] = draw(st.sampled_from(["a", "b", "c"]))
+            labels["zone"] = draw(st.sampled_from(zones))
         if draw(st.booleans()):
             labels["disk"] = draw(st.sampled_from(["ssd", "hdd"]))
         out.append(RNode(
@@ -345,6 +353,8 @@ def rpods(draw, prefix: str, count: tuple[int, int], spread: str = "", preferred
             p.anti = [{"app": draw(st.sampled_from(APPS))}]
         if preferred and draw(st.integers(0, 3)) == 0:
             p.pref_anti = [(draw(st.integers(1, 100)), {"app": draw(st.sampled_from(APPS))})]
+        if preferred and draw(st.integers(0, 3)) == 0:
+            p.pref_aff = [(draw(st.integers(1, 100)), {"app": draw(st.sampled_from(APPS))})]
         if spread == "some" and draw(st.integers(0, 2)) == 0:
             p.spread = [(draw(st.integers(1, 2)), {"app": draw(st.sampled_from(APPS))})]
         elif spread == "own":
@@ -390,9 +400,16 @@ def pod_kwargs(p: RPod) -> dict:
             for w, s in p.pref_anti]
     if anti:
         aff["podAntiAffinity"] = anti
+    pod_aff: dict = {}
     if p.affinity:
-        aff["podAffinity"] = {"requiredDuringSchedulingIgnoredDuringExecution": [
-            {"labelSelector": {"matchLabels": sel}, "topologyKey": key} for sel, key in p.affinity]}
+        pod_aff["requiredDuringSchedulingIgnoredDuringExecution"] = [
+            {"labelSelector": {"matchLabels": sel}, "topologyKey": key} for sel, key in p.affinity]
+    if p.pref_aff:
+        pod_aff["preferredDuringSchedulingIgnoredDuringExecution"] = [
+            {"weight": w, "podAffinityTerm": {"labelSelector": {"matchLabels": s}, "topologyKey": HOSTNAME_LABEL}}
+            for w, s in p.pref_aff]
+    if pod_aff:
+        aff["podAffinity"] = pod_aff
     if p.spread or p.soft_spread:
         kw["topologySpreadConstraints"] = [
             {"maxSkew": k, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {"matchLabels": s}}
@@ -485,6 +502,20 @@ def test_schedule_anyway_spread_matches_reference(profile, balanced, nodes, exis
 def test_required_pod_affinity_matches_reference(profile, balanced, nodes, existing, pods):
     """Required pod affinity on zone and hostname (first-pod rule, feasibility that grows as the
     group lands) and existing pods' required terms scoring with hardPodAffinityWeight."""
+    existing = [(RPod(**{**p.__dict__, "name": f"e{i}"}), j) for i, (p, j) in enumerate(existing)]
+    e, ref = build(nodes, existing, profile, balanced)
+    results = e.schedule([pod(p.name, **pod_kwargs(p)) for p in pods], k=1, commit=True)
+    check_sequence(e, ref, pods, results)
+
+
+@pytest.mark.parametrize("profile, balanced", CASES)
+@SETTINGS
+@given(nodes=rnodes(all_zoned=True, zones=("a",)), existing=st.lists(
+           st.tuples(rpods("e", (1, 1), affinity=True).map(lambda x: x[0]), st.integers(0, 5)), max_size=4),
+       pods=rpods("p", (1, 8), affinity=True))
+def test_required_pod_affinity_in_one_zone_matches_reference(profile, balanced, nodes, existing, pods):
+    """The same with every node in one zone (upstream's SchedulingPodAffinity): placements are
+    followed without rebuilding the class (`inter_pod_affinity.follow`), exact all the same."""
     existing = [(RPod(**{**p.__dict__, "name": f"e{i}"}), j) for i, (p, j) in enumerate(existing)]
     e, ref = build(nodes, existing, profile, balanced)
     results = e.schedule([pod(p.name, **pod_kwargs(p)) for p in pods], k=1, commit=True)
