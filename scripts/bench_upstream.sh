@@ -2,8 +2,11 @@
 # Upstream's scheduler_perf cases side by side (kube-scheduler and ours, each on a fresh control
 # plane), then one markdown table of them all (RESULTS/table.md), as docs/benchmarks.md shows it.
 #
-#   bash scripts/bench_upstream.sh [-o RESULTS] [CASE...]
-#   e.g. bash scripts/bench_upstream.sh misc/SchedulingBasic/5000Nodes_10000Pods
+#   bash scripts/bench_upstream.sh [-o RESULTS] [--ceiling] [CASE...]
+#   e.g. bash scripts/bench_upstream.sh --ceiling misc/SchedulingBasic/5000Nodes_10000Pods
+#
+# --ceiling also measures the apiserver's ceiling for each case (a binder that makes no decision),
+# for the table's "ours / ceiling" column.
 #
 # Without cases: every `performance` case that runs here (`loadtest --scheduler-perf --list`),
 # which takes hours on a 2-core machine. RESULTS defaults to results/upstream/<UTC timestamp>.
@@ -12,10 +15,12 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 results=""
 cases=()
+extra=()
 while [ $# -gt 0 ]; do
   case "$1" in
     -o|--output) results="$2"; shift 2 ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    --ceiling) extra+=(--ceiling); shift ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) cases+=("$1"); shift ;;
   esac
 done
@@ -31,7 +36,7 @@ status=0
 for c in "${cases[@]}"; do
   out="$results/${c//\//_}"
   echo "== $c -> $out"
-  .venv/bin/cluster-scheduler loadtest --scheduler-perf "$c" --scheduler both --output "$out" || status=1
+  .venv/bin/cluster-scheduler loadtest --scheduler-perf "$c" --scheduler both "${extra[@]}" --output "$out" || status=1
 done
 "$py" -m cluster_scheduler.loadtest.scheduler_perf table "$results" | tee "$results/table.md"
 exit $status

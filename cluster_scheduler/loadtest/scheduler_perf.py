@@ -353,17 +353,19 @@ def results_table(runs: list[tuple[str, Path]], thresholds: dict[str, Any]) -> s
     upstream's threshold of each case id."""
     import json
 
-    lines = ["| case | upstream threshold | kube-scheduler pods/s | ours pods/s | ours / kube | p99 kube (s) | "
-             "p99 ours (s) | bound / unschedulable (kube, ours) | placement check |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| case | upstream threshold | kube-scheduler pods/s | ours pods/s | ours / kube | ceiling pods/s | "
+             "ours / ceiling | p99 kube (s) | p99 ours (s) | bound / unschedulable (kube, ours) | placement check |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for case_id, out in runs:
         path = out / "report.json"
         if not path.is_file():
-            lines.append(f"| {case_id} | {thresholds.get(case_id) or ''} | run failed: no report | | | | | | |")
+            lines.append(f"| {case_id} | {thresholds.get(case_id) or ''} | run failed: no report | | | | | | | | |")
             continue
         rep = json.loads(path.read_text())
         k, o = rep["runs"].get("kube-scheduler", {}), rep["runs"].get("ours", {})
-        ratio = (rep.get("ratios") or {}).get("ours_over_kube_scheduler", {}).get("pods_per_s")
+        ratios = rep.get("ratios") or {}
+        ratio = ratios.get("ours_over_kube_scheduler", {}).get("pods_per_s")
+        of_ceiling = (ratios.get("pods_per_s_fraction_of_ceiling") or {}).get("ours")
 
         def f(run: dict, *path: str) -> str:
             v: Any = run
@@ -373,7 +375,9 @@ def results_table(runs: list[tuple[str, Path]], thresholds: dict[str, Any]) -> s
 
         checks = ", ".join("OK" if (r.get("check") or {}).get("ok") else "FAILED" for r in (k, o) if r)
         lines.append(f"| {case_id} | {thresholds.get(case_id) or ''} | {f(k, 'pods_per_s')} | {f(o, 'pods_per_s')} | "
-                     f"{'' if ratio is None else f'{ratio:.2f}x'} | {f(k, 'latency_s', 'p99')} | {f(o, 'latency_s', 'p99')} | "
+                     f"{'' if ratio is None else f'{ratio:.2f}x'} | {f(rep['runs'].get('ceiling', {}), 'pods_per_s')} | "
+                     f"{'' if of_ceiling is None else f'{of_ceiling:.0%}'} | "
+                     f"{f(k, 'latency_s', 'p99')} | {f(o, 'latency_s', 'p99')} | "
                      f"{f(k, 'bound')}/{f(k, 'unschedulable')}, {f(o, 'bound')}/{f(o, 'unschedulable')} | {checks} |")
     return "\n".join(lines)
 

@@ -103,8 +103,9 @@ def test_results_table_has_one_row_per_run(tmp_path):
     ours = dict(run, pods_per_s=750.0, latency_s={"p99": 0.5})
     d = tmp_path / "misc_SchedulingBasic_5000Nodes_10000Pods"
     d.mkdir()
-    (d / "report.json").write_text(json.dumps({"runs": {"kube-scheduler": run, "ours": ours},
-                                               "ratios": {"ours_over_kube_scheduler": {"pods_per_s": 1.5}}}))
+    (d / "report.json").write_text(json.dumps({"runs": {"kube-scheduler": run, "ours": ours, "ceiling": {"pods_per_s": 800.0}},
+                                               "ratios": {"ours_over_kube_scheduler": {"pods_per_s": 1.5},
+                                                          "pods_per_s_fraction_of_ceiling": {"ours": 0.9375}}}))
     (tmp_path / "affinity_SchedulingPodAffinity_5000Nodes_5000Pods").mkdir()  # a run that left no report
     import contextlib
     import io
@@ -115,5 +116,5 @@ def test_results_table_has_one_row_per_run(tmp_path):
     rows = buf.getvalue().splitlines()
     assert len(rows) == 4
     assert rows[2].startswith("| affinity/SchedulingPodAffinity/5000Nodes_5000Pods | 70 | run failed")
-    assert rows[3] == ("| misc/SchedulingBasic/5000Nodes_10000Pods | 680 | 500 | 750 | 1.50x | 1.5 | 0.5 | "
+    assert rows[3] == ("| misc/SchedulingBasic/5000Nodes_10000Pods | 680 | 500 | 750 | 1.50x | 800 | 94% | 1.5 | 0.5 | "
                        "11000/0, 11000/0 | OK, OK |")
