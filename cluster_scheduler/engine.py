@@ -174,6 +174,7 @@ class ClassState:
         self.pos = np.full(t.capacity, -1, dtype=np.int64)
         self.pos[rows] = np.arange(n)
         self.diag: list[tuple[str, np.ndarray, list]] = []
+        self._one_dom: dict[str, int] = {}  # see _one_domain
         # NodeAffinity's PreFilter: rows outside the nodes the pod names are diagnosed as such
         named = node_affinity.prefilter_names(key) if prof.filter_enabled(node_affinity.NAME) else None
         self.absent = None if named is None else np.array([t.names[r] not in named for r in rows.tolist()], dtype=bool)
@@ -385,27 +386,44 @@ class ClassState:
         """Follow inter-pod counts that moved on zone-like domains without a rebuild, where that
         is exact (`inter_pod_affinity.follow`): feasibility did not move, and the raw scores
         shifted alike on every feasible row, which leaves min-max normalized scores as they are
-        (one zone holding every feasible node, as in upstream's SchedulingPodAffinity). False
-        (and the class marked for a rebuild) otherwise."""
+        (one zone holding every candidate node, as in upstream's SchedulingPodAffinity, costs
+        O(1) per placement). False (and the class marked for a rebuild) otherwise."""
         p = self.ipa_plan
         if p is None or p.row_local:
             return True
-        shift = inter_pod_affinity.follow(self.ctx, p)
-        if shift is not None and self.ipa_raw is not None and shift.any():
-            s = shift[self.feas]
-            if len(s) and s.min() != s.max():
-                shift = None
-            else:
-                self.ipa_raw += shift
-                d = int(s[0]) if len(s) else 0
-                if d:
-                    self.ipa_lo += d
-                    self.ipa_hi += d
-                    self.ipa_hist = {v + d: n for v, n in self.ipa_hist.items()}
-        if shift is None:
+        shifts = inter_pod_affinity.follow(self.ctx, p)
+        if shifts is None:
             self.epoch = -1
             return False
+        if not shifts or self.ipa_raw is None:
+            return True
+        if all(self._one_domain(k) == vid for k, vid, _a in shifts):
+            d = sum(a for _k, _v, a in shifts)  # every row moves by d
+            if d:
+                self.ipa_raw += d
+        else:
+            shift = np.zeros(len(self.ctx.rows), dtype=np.int64)
+            for k, vid, a in shifts:
+                shift += a * (self.engine.table.label_column(k)[self.ctx.rows] == vid)
+            s = shift[self.feas]
+            if len(s) and s.min() != s.max():
+                self.epoch = -1
+                return False
+            self.ipa_raw += shift
+            d = int(s[0]) if len(s) else 0
+        if d:
+            self.ipa_lo += d
+            self.ipa_hi += d
+            self.ipa_hist = {v + d: n for v, n in self.ipa_hist.items()}
         return True
+
+    def _one_domain(self, key: str) -> int:
+        """The value id of `key` if every candidate row carries that one value, else -2."""
+        vid = self._one_dom.get(key)
+        if vid is None:
+            col = self.engine.table.label_column(key)[self.ctx.rows]
+            vid = self._one_dom[key] = int(col[0]) if len(col) and col[0] >= 0 and (col == col[0]).all() else -2
+        return vid
 
     def _norm_moved(self) -> bool:
         """Would a normalizer divide by another max over the feasible rows now (for a gated class,

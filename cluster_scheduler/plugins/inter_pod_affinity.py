@@ -132,44 +132,61 @@ def _zone_like(ctx: ClassCtx, p: Plan) -> list[tuple[str, Counts]]:
     return [(k, c) for k, c in pairs if not _row_local(ctx, k)]
 
 
-def follow(ctx: ClassCtx, p: Plan) -> np.ndarray | None:
+def follow(ctx: ClassCtx, p: Plan) -> list[tuple[str, int, int]] | None:
     """The watched counts moved (pods placed or gone on zone-like domains): bring the plan's
-    domain counts up to date and return the shift of each candidate row's raw score (a score
-    term adds w per matching pod to every node of the pod's domain). None when the class must be
-    rebuilt instead: a required term's domain count crossed zero (feasibility moved there), the
-    first-pod rule could flip, or waiting pods are counted (two passes: not followed)."""
-    moved = {id(c) for c, gen in p.watch if c.gen != gen}
-    shift = np.zeros(len(ctx.rows), dtype=np.int64)
-    if not moved:
-        return shift
-    if p.affinity_self_ok_settled and p.affinity_counts is not None and id(p.affinity_counts) in moved:
+    domain counts up to date and return the score shifts, (key, domain value id, amount): a
+    score term adds its weight per matching pod to every node of the pod's domain. None when the
+    class must be rebuilt instead: a required term's domain count crossed zero (feasibility moved
+    there), the first-pod rule could flip, or waiting pods are counted (two passes: not followed).
+    A count moved by one placement since the last look (the common case: eager classes follow
+    every charge) costs O(1); otherwise its domain counts are recounted."""
+    seen = {id(c): gen for c, gen in p.watch if c.gen != gen}
+    if not seen:
+        return []
+    if p.affinity_self_ok_settled and p.affinity_counts is not None and id(p.affinity_counts) in seen:
         return None
-    cache, fresh = p.domain_cache, {}
+    cache = p.domain_cache
+    diffs: dict[tuple[str, int], list[tuple[int, int]]] = {}  # (key, counts id) -> [(value id, delta)]
+    recounted: dict[tuple[str, int], np.ndarray] = {}
     for k, c in _zone_like(ctx, p):
-        if id(c) not in moved or (k, id(c)) in fresh:
+        pair = (k, id(c))
+        if id(c) not in seen or pair in diffs:
             continue
         old = cache.get((k, id(c), False))
         if old is None or c.n_waiting or id(c) in p.waited:
             return None
+        if c.gen == seen[id(c)] + 1 and c.last[1]:
+            row, delta = c.last
+            vid = int(ctx.table.label_column(k)[row])
+            if vid >= len(old):
+                return None  # a value no node had when planned
+            diffs[pair] = [(vid, delta)] if vid >= 0 else []
+            continue
         new = ctx.index.domain_counts(c, k)
         if len(old) < len(new):
             old = np.concatenate([old, np.zeros(len(new) - len(old), dtype=np.int64)])
-        fresh[(k, id(c))] = (old, new)
+        moved = np.flatnonzero(new != old)
+        diffs[pair] = list(zip(moved.tolist(), (new[moved] - old[moved]).tolist()))
+        recounted[pair] = new
     required = [(k, p.affinity_counts) for k in p.affinity_keys] if p.affinity_counts is not None else []
     for k, c in (*required, *p.anti, *p.existing_anti):
-        got = fresh.get((k, id(c)))
-        if got is not None and not np.array_equal(got[0] > 0, got[1] > 0):
-            return None
-    for k, c, w in p.score_terms:
-        got = fresh.get((k, id(c)))
-        if got is not None:
-            col = ctx.table.label_column(k)[ctx.rows]
-            moved_by = got[1] - got[0]
-            shift += np.where(col >= 0, w * moved_by[np.where(col >= 0, col, 0)], 0)
-    for (k, cid), (_old, new) in fresh.items():
-        cache[(k, cid, False)] = new
+        ds = diffs.get((k, id(c)))
+        if ds:
+            old = cache[(k, id(c), False)]
+            for vid, delta in ds:
+                was = int(old[vid]) if vid < len(old) else 0
+                if (was > 0) != (was + delta > 0):
+                    return None
+    shifts = [(k, vid, w * delta) for k, c, w in p.score_terms for vid, delta in diffs.get((k, id(c)), ())]
+    for (k, cid), ds in diffs.items():
+        if (k, cid) in recounted:
+            cache[(k, cid, False)] = recounted[(k, cid)]
+        else:
+            arr = cache[(k, cid, False)]
+            for vid, delta in ds:
+                arr[vid] += delta
     p.watch = [(c, c.gen) for c, _gen in p.watch]
-    return shift
+    return shifts
 
 
 def is_stale(ctx: ClassCtx, p: Plan) -> bool:
