@@ -15,6 +15,10 @@ bound pods. The one ordering the apiserver does not give is kube-scheduler's: it
 queue are separate informer listeners, so the runner confirms a deletion (404) and waits `SETTLE_S`
 (orders of magnitude above a listener's lag) before the next pod reaches it.
 
+Each case runs under one of a few scheduling profiles (`PROFILES`: the default, MostAllocated,
+RequestedToCapacityRatio, other plugin weights and hardPodAffinityWeight), configured alike in both
+schedulers under their own names (`scheduler_names`).
+
 What is compared, per pod: bound or not by each; for a pod neither can place, the FitError
 (`0/N nodes are available: ...`, the preemption part left out); for a placed pod, that the node
 kube-scheduler chose passes our filters and has our best score (ties are common on small random
@@ -36,7 +40,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from cluster_scheduler.config import SchedulerConfig
+from cluster_scheduler.config import SchedulerConfig, parse_profile
 from cluster_scheduler.engine import Engine
 from cluster_scheduler.model.parse import parse_node, parse_pdb, parse_pod
 from cluster_scheduler.model.types import DisruptionBudget, PodInfo
@@ -51,6 +55,45 @@ HOST = "kubernetes.io/hostname"
 GPU = "example.com/gpu"
 IMAGE = "registry.k8s.io/pause:3.10"
 
+# The scheduling profiles a case may run under, in KubeSchedulerConfiguration form (without the
+# schedulerName): the same document configures kube-scheduler's profile and ours.
+_FIT = "NodeResourcesFit"
+PROFILES: dict[str, dict] = {
+    "": {},
+    "most": {"pluginConfig": [{"name": _FIT, "args": {"scoringStrategy": {
+        "type": "MostAllocated",
+        "resources": [{"name": "cpu", "weight": 1}, {"name": "memory", "weight": 1}, {"name": GPU, "weight": 3}]}}}]},
+    "ratio": {"pluginConfig": [{"name": _FIT, "args": {"scoringStrategy": {
+        "type": "RequestedToCapacityRatio",
+        "resources": [{"name": "cpu", "weight": 2}, {"name": "memory", "weight": 1}],
+        "requestedToCapacityRatio": {"shape": [{"utilization": 0, "score": 0}, {"utilization": 60, "score": 8},
+                                               {"utilization": 100, "score": 10}]}}}}]},
+    "weights": {
+        "plugins": {"score": {
+            "disabled": [{"name": "NodeResourcesBalancedAllocation"}],
+            "enabled": [{"name": _FIT, "weight": 2}, {"name": "NodeAffinity", "weight": 5},
+                        {"name": "TaintToleration", "weight": 1}, {"name": "InterPodAffinity", "weight": 4},
+                        {"name": "PodTopologySpread", "weight": 1}]}},
+        "pluginConfig": [{"name": "InterPodAffinity", "args": {"hardPodAffinityWeight": 7}},
+                         {"name": "NodeResourcesBalancedAllocation", "args": {"resources": [
+                             {"name": "cpu", "weight": 1}, {"name": "memory", "weight": 1}]}}]},
+}
+
+
+def scheduler_names(profile: str) -> tuple[str, str]:
+    """(ours, kube-scheduler's) schedulerName for a profile of `PROFILES`."""
+    return (f"{OURS}-{profile}", f"{KUBE}-{profile}") if profile else (OURS, KUBE)
+
+
+def profile_docs(kube: bool) -> list[dict]:
+    """Every profile of `PROFILES` under the names of one side."""
+    return [{"schedulerName": scheduler_names(name)[kube], **doc} for name, doc in PROFILES.items()]
+
+
+def our_config() -> SchedulerConfig:
+    return SchedulerConfig(profiles=tuple(parse_profile(d, f"profiles[{i}]")
+                                          for i, d in enumerate(profile_docs(kube=False))))
+
 
 # ---------------------------------------------------------------------------------- generator
 
@@ -63,6 +106,7 @@ class Case:
     nodes: list[dict]
     pods: list[dict]
     pdbs: list[dict] = field(default_factory=list)  # with the status the runner gives them
+    profile: str = ""  # a key of PROFILES
 
     @property
     def name(self) -> str:
@@ -89,7 +133,9 @@ def generate(seed: int, max_nodes: int = 7, max_pods: int = 12) -> Case:
              "status": {"disruptionsAllowed": rng.randint(0, 1), "currentHealthy": 0, "desiredHealthy": 0,
                         "expectedPods": 0}}
             for j in range(rng.choice([0, 0, 1, 2]))]
-    return Case(seed, namespaces, nodes, pods, pdbs)
+    # a generator of its own: the cases drawn above are the same with or without profiles
+    profile = random.Random(f"profile-{seed}").choice(["", "", *PROFILES])
+    return Case(seed, namespaces, nodes, pods, pdbs, profile)
 
 
 def _node(rng: random.Random, name: str, tight: bool = False) -> dict:
@@ -287,7 +333,8 @@ class Mismatch:
 
     def __str__(self) -> str:
         pod = self.case.pods[self.index]["metadata"]
-        return (f"seed {self.case.seed}, pod {self.index} ({pod['namespace']}/{pod['name']}): {self.what}\n"
+        return (f"seed {self.case.seed}, profile {self.case.profile or 'default'}, pod {self.index} "
+                f"({pod['namespace']}/{pod['name']}): {self.what}\n"
                 f"  ours: {self.ours}\n  kube-scheduler: {self.kube}\n  our engine: {self.diagnosis}\n"
                 f"  earlier pods: {self.state}\n"
                 f"  replay: {self.workload}")
@@ -301,6 +348,7 @@ class Tally:
     unschedulable: int = 0
     preempting: int = 0  # pods kube-scheduler placed by preempting others
     pdb_limited: int = 0  # of them, preemptions with a victim covered by a PodDisruptionBudget
+    profiles: dict[str, int] = field(default_factory=dict)  # cases per profile
     mismatches: list[Mismatch] = field(default_factory=list)
 
 
@@ -407,7 +455,9 @@ class Lockstep:
             ns = pdb["metadata"]["namespace"]
             policy.create_namespaced_pod_disruption_budget(ns, {k: v for k, v in pdb.items() if k != "status"})
             policy.patch_namespaced_pod_disruption_budget_status(pdb["metadata"]["name"], ns, {"status": pdb["status"]})
-        engine = Engine(SchedulerConfig().profiles)  # the profile our runtime runs
+        engine = Engine(our_config().profiles)  # the profiles our runtime runs
+        ours_name, kube_name = scheduler_names(case.profile)
+        tally.profiles[case.profile or "default"] = tally.profiles.get(case.profile or "default", 0) + 1
         for ns, labels in case.namespaces.items():
             engine.set_namespace_labels(ns, labels)
         for node in case.nodes:
@@ -421,13 +471,13 @@ class Lockstep:
         for i, pod in enumerate(case.pods):
             tally.pods += 1
             ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
-            diag = self._diagnose(engine, pod)
-            ours, _ = self._decide(pod, OURS, "-o")
+            diag = self._diagnose(engine, pod, ours_name)
+            ours, _ = self._decide(pod, ours_name, "-o")
             ours.victims = self._victims(kept)
             ours.violations = violations(case, kept, ours.victims)
             self._delete(ns, name + "-o")
             self._restore(case, kept, ours.victims)
-            kube, bound = self._decide(pod, KUBE, "-k")
+            kube, bound = self._decide(pod, kube_name, "-k")
             kube.victims = self._victims(kept)
             kube.violations = violations(case, kept, kube.victims)
             pdb_limited = bool(kube.victims) and covered(case, kept, kube.victims)
@@ -470,9 +520,9 @@ class Lockstep:
         if victims:
             time.sleep(SETTLE_S)
 
-    def _diagnose(self, engine: Engine, pod: dict) -> Diagnosis:
+    def _diagnose(self, engine: Engine, pod: dict, scheduler: str) -> Diagnosis:
         obj = yaml.safe_load(yaml.safe_dump(pod))
-        obj["spec"]["schedulerName"] = OURS
+        obj["spec"]["schedulerName"] = scheduler
         obj["metadata"]["uid"] = f"diag-{obj['metadata']['name']}"
         info = parse_pod(obj)
         res = engine.schedule([info], k=max(engine.num_nodes(), 1), commit=False)[0]
@@ -499,6 +549,8 @@ class Lockstep:
             ops.append({"op": "barrier", "timeout": 60})
         path = self.out_dir / f"parity-{case.seed}-pod{upto}.yaml"
         path.write_text(yaml.safe_dump({"name": f"parity-{case.seed}-pod{upto}", "ops": ops}, sort_keys=False))
+        if case.profile:  # the profile it ran under, for both schedulers' --config
+            path.with_suffix(".profile.yaml").write_text(yaml.safe_dump(PROFILES[case.profile], sort_keys=False))
         return path
 
 

@@ -34,16 +34,18 @@ class PeerScheduler:
         self.control_plane.stop_component(PEER, self.process, timeout)
 
 
-def scheduler_config(kubeconfig: Path, *, qps: float, burst: int, scheduler_name: str = DEFAULT_SCHEDULER_NAME) -> dict:
-    """A KubeSchedulerConfiguration with the default plugins. Leader election is off (one replica,
-    and no lease traffic in the measurements); qps/burst are the client's rate limit toward the
-    apiserver, which caps binds/s, so benchmarks give both schedulers the same values."""
+def scheduler_config(kubeconfig: Path, *, qps: float, burst: int, scheduler_name: str = DEFAULT_SCHEDULER_NAME,
+                     profiles: list[dict] | None = None) -> dict:
+    """A KubeSchedulerConfiguration with the default plugins (or the given `profiles`). Leader
+    election is off (one replica, and no lease traffic in the measurements); qps/burst are the
+    client's rate limit toward the apiserver, which caps binds/s, so benchmarks give both
+    schedulers the same values."""
     return {
         "apiVersion": "kubescheduler.config.k8s.io/v1",
         "kind": "KubeSchedulerConfiguration",
         "clientConnection": {"kubeconfig": str(kubeconfig), "qps": float(qps), "burst": int(burst)},
         "leaderElection": {"leaderElect": False},
-        "profiles": [{"schedulerName": scheduler_name}],
+        "profiles": profiles if profiles is not None else [{"schedulerName": scheduler_name}],
     }
 
 
@@ -56,13 +58,15 @@ def start_kube_scheduler(
     detached: bool = False,
     timeout: float = 60.0,
     extra_args: tuple[str, ...] = (),
+    profiles: list[dict] | None = None,
 ) -> PeerScheduler:
     """Run the upstream kube-scheduler against `cp` as user system:kube-scheduler (the apiserver's
     bootstrap RBAC grants it exactly what it needs), and wait until its /healthz answers."""
     wd = Path(workdir).expanduser().resolve() if workdir else cp.workdir / PEER
     wd.mkdir(parents=True, exist_ok=True)
     config = wd / "config.yaml"
-    config.write_text(yaml.safe_dump(scheduler_config(cp.kube_scheduler_kubeconfig, qps=qps, burst=burst)))
+    config.write_text(yaml.safe_dump(scheduler_config(cp.kube_scheduler_kubeconfig, qps=qps, burst=burst,
+                                                      profiles=profiles)))
     port = free_port()
     argv = [
         str(cp.binaries.kube_scheduler),

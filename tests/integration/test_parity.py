@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from cluster_scheduler.controlplane.peer import start_kube_scheduler
-from tests.parity import Lockstep, Tally, generate
+from tests.parity import Lockstep, Tally, generate, our_config, profile_docs
 
 
 def test_parity_with_kube_scheduler(private_cp, admin, run_scheduler, tmp_path):
@@ -19,8 +19,8 @@ def test_parity_with_kube_scheduler(private_cp, admin, run_scheduler, tmp_path):
     first = int(os.environ.get("PARITY_SEED", "0"))
     out = Path(os.environ.get("PARITY_OUT") or tmp_path)
     out.mkdir(parents=True, exist_ok=True)
-    run_scheduler(2)
-    peer = start_kube_scheduler(private_cp)
+    run_scheduler(2, profiles=our_config())
+    peer = start_kube_scheduler(private_cp, profiles=profile_docs(kube=True))
     try:
         lockstep = Lockstep(admin, out)
         tally = Tally()
@@ -29,6 +29,7 @@ def test_parity_with_kube_scheduler(private_cp, admin, run_scheduler, tmp_path):
     finally:
         peer.stop()
     print(f"parity: {tally.cases} cases, {tally.pods} pods ({tally.bound} bound, {tally.preempting} of them by "
-          f"preempting ({tally.pdb_limited} past a PDB), {tally.unschedulable} unschedulable by kube-scheduler), {len(tally.mismatches)} mismatches")
+          f"preempting ({tally.pdb_limited} past a PDB), {tally.unschedulable} unschedulable by kube-scheduler), "
+          f"{len(tally.mismatches)} mismatches; cases per profile {tally.profiles}")
     assert tally.bound and tally.unschedulable, "the generator should make both outcomes"
     assert not tally.mismatches, "\n\n".join(str(m) for m in tally.mismatches)
