@@ -390,26 +390,19 @@ def pod_kwargs(p: RPod) -> dict:
             {"weight": w, "preference": {"matchExpressions": [
                 {"key": k, "operator": op, **({"values": list(vals)} if vals else {})}]}}
             for w, (k, op, vals) in p.preferred_na]}
-    anti: dict = {}
-    if p.anti:
-        anti["requiredDuringSchedulingIgnoredDuringExecution"] = [
-            {"labelSelector": {"matchLabels": s}, "topologyKey": HOSTNAME_LABEL} for s in p.anti]
-    if p.pref_anti:
-        anti["preferredDuringSchedulingIgnoredDuringExecution"] = [
-            {"weight": w, "podAffinityTerm": {"labelSelector": {"matchLabels": s}, "topologyKey": HOSTNAME_LABEL}}
-            for w, s in p.pref_anti]
-    if anti:
-        aff["podAntiAffinity"] = anti
-    pod_aff: dict = {}
-    if p.affinity:
-        pod_aff["requiredDuringSchedulingIgnoredDuringExecution"] = [
-            {"labelSelector": {"matchLabels": sel}, "topologyKey": key} for sel, key in p.affinity]
-    if p.pref_aff:
-        pod_aff["preferredDuringSchedulingIgnoredDuringExecution"] = [
-            {"weight": w, "podAffinityTerm": {"labelSelector": {"matchLabels": s}, "topologyKey": HOSTNAME_LABEL}}
-            for w, s in p.pref_aff]
-    if pod_aff:
-        aff["podAffinity"] = pod_aff
+    for field_name, required, preferred in (
+            ("podAntiAffinity", [(s, HOSTNAME_LABEL) for s in p.anti], p.pref_anti),
+            ("podAffinity", p.affinity, p.pref_aff)):
+        terms: dict = {}
+        if required:
+            terms["requiredDuringSchedulingIgnoredDuringExecution"] = [
+                {"labelSelector": {"matchLabels": sel}, "topologyKey": key} for sel, key in required]
+        if preferred:
+            terms["preferredDuringSchedulingIgnoredDuringExecution"] = [
+                {"weight": w, "podAffinityTerm": {"labelSelector": {"matchLabels": s}, "topologyKey": HOSTNAME_LABEL}}
+                for w, s in preferred]
+        if terms:
+            aff[field_name] = terms
     if p.spread or p.soft_spread:
         kw["topologySpreadConstraints"] = [
             {"maxSkew": k, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {"matchLabels": s}}
