@@ -374,13 +374,17 @@ class ClassState:
         for c, gen in self.watch:
             if c.gen != gen:
                 return True
-        if self.ipa_plan is not None and (not self._follow_ipa()
-                                          or inter_pod_affinity.is_stale(self.ctx, self.ipa_plan)):
+        if self._ipa_moved():
             return True
         if self.norm_watch and self.gate is not None and self.gate.counts.gen != self._norm_gen:
             self._norm_gen = self.gate.counts.gen  # checked once per move of the gated counts
             return self._norm_moved()
         return False
+
+    def _ipa_moved(self) -> bool:
+        """Has an inter-pod count moved in a way the class cannot follow (`stale()`'s part)?"""
+        return self.ipa_plan is not None and (not self._follow_ipa()
+                                              or inter_pod_affinity.is_stale(self.ctx, self.ipa_plan))
 
     def _follow_ipa(self) -> bool:
         """Follow inter-pod counts that moved on zone-like domains without a rebuild, where that
@@ -461,8 +465,7 @@ class ClassState:
         tests, inlined: is_stale must be asked once, it records what it saw.)"""
         e = self.engine
         if (self.epoch != e.epoch or (self.storage_gen is not None and self.storage_gen != e.storage.gen)
-                or (self.ipa_plan is not None and (not self._follow_ipa()
-                                                   or inter_pod_affinity.is_stale(self.ctx, self.ipa_plan)))):
+                or self._ipa_moved()):
             self.build()
             return self.feasible_row(row)
         if any(c.gen != gen for c, gen in self.watch) or (self.dense and self.built_at != e.placements):
@@ -849,10 +852,7 @@ class Engine:
     # ----------------------------------------------------------------- pods
     def _charge(self, uid: str, key: PodSpecKey, row: int, waiting: bool = False) -> None:
         self.table.charge(uid, key, row)
-        if waiting:
-            self.index.charge_waiting(uid, key, row)
-        else:
-            self.index.on_charge(key, row)
+        self.index.charge(uid, key, row, waiting)
         self.placements += 1
         gen = self.storage.gen
         for cls in self.classes.values():

@@ -194,12 +194,14 @@ class PodIndex:
                 self.holders_gen += 1
             self._fit(c).add(row, delta)
 
-    def charge_waiting(self, uid: str, key: PodSpecKey, row: int) -> None:
-        self.waiting.add(uid)
-        self.on_charge(key, row, waiting=True)
+    def charge(self, uid: str, key: PodSpecKey, row: int, waiting: bool = False) -> None:
+        """`on_charge` for one pod, remembering it if it is waiting (for `uncharge` and `settle`)."""
+        if waiting:
+            self.waiting.add(uid)
+        self.on_charge(key, row, waiting=waiting)
 
     def uncharge(self, uid: str, key: PodSpecKey, row: int) -> None:
-        """Undo `on_charge` or `charge_waiting`, whichever charged the pod."""
+        """Undo `charge` (or `on_charge`), waiting or not."""
         waiting = uid in self.waiting
         if waiting:
             self.waiting.discard(uid)

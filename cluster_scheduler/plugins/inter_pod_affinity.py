@@ -43,8 +43,8 @@ class Plan:
     self_rule_rows: np.ndarray | None = None
     self_rule_gen: int = 0
     row_local: bool = True
-    # per-domain counts of the non-row-local terms, computed once per plan: valid until a watched
-    # count changes, which rebuilds the class (and so the plan)
+    # per-domain counts of the non-row-local terms, (key, counts id, settled) -> array, computed
+    # once per plan (`_domain_counts`) and kept current by `follow`, else the class is rebuilt
     domain_cache: dict = field(default_factory=dict)
     waited: set = field(default_factory=set)  # ids of counts that held waiting pods when planned
 
@@ -117,8 +117,7 @@ def plan(ctx: ClassCtx) -> Plan:
     p.row_local = not p.watch
     # the domain counts `follow` compares with, as they are now
     for k, c in _zone_like(ctx, p):
-        if (k, id(c), False) not in p.domain_cache:
-            p.domain_cache[(k, id(c), False)] = idx.domain_counts(c, k)
+        _domain_counts(ctx, p, k, c)
         if c.n_waiting:
             p.waited.add(id(c))
     ctx.memo[NAME] = p
@@ -209,7 +208,16 @@ def is_stale(ctx: ClassCtx, p: Plan) -> bool:
     return False
 
 
-def _domain_values(ctx: ClassCtx, topology_key: str, counts: Counts,
+def _domain_counts(ctx: ClassCtx, p: Plan, key: str, c: Counts, settled: bool = False) -> np.ndarray:
+    """Count per value id of `key` (a zone-like key), once per plan; `follow` keeps the counts
+    with every pod (not `settled`: without the waiting pods) up to date."""
+    dc = p.domain_cache.get((key, id(c), settled))
+    if dc is None:
+        dc = p.domain_cache[(key, id(c), settled)] = ctx.index.domain_counts(c, key, settled=settled)
+    return dc
+
+
+def _domain_values(ctx: ClassCtx, p: Plan, topology_key: str, counts: Counts,
                    settled: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(has_label, count in the row's domain) over the candidate rows; `settled`: without the
     waiting pods."""
@@ -217,7 +225,7 @@ def _domain_values(ctx: ClassCtx, topology_key: str, counts: Counts,
     has = col >= 0
     if _row_local(ctx, topology_key):
         return has, np.where(has, (counts.settled() if settled else counts.per_row)[ctx.rows], 0)
-    dc = ctx.index.domain_counts(counts, topology_key, settled=settled)
+    dc = _domain_counts(ctx, p, topology_key, counts, settled)
     return has, np.where(has, dc[np.where(has, col, 0)] if len(dc) else 0, 0)
 
 
@@ -232,26 +240,26 @@ def filter(ctx: ClassCtx) -> tuple[np.ndarray, list[tuple[np.ndarray, str]]]:
         all_keys = np.ones(n, dtype=bool)
         exist = np.ones(n, dtype=bool)
         for k in p.affinity_keys:
-            has, cnt = _domain_values(ctx, k, c)
+            has, cnt = _domain_values(ctx, p, k, c)
             all_keys &= has
             exist &= cnt > 0
         aff_ok = all_keys & (exist | p.affinity_self_ok)
         if c.n_waiting:
             exist = np.ones(n, dtype=bool)
             for k in p.affinity_keys:
-                exist &= _domain_values(ctx, k, c, settled=True)[1] > 0
+                exist &= _domain_values(ctx, p, k, c, settled=True)[1] > 0
         aff_ok &= exist | p.affinity_self_ok_settled
         reasons.append((ok & ~aff_ok, REASON_AFFINITY))
         ok &= aff_ok
     anti_bad = np.zeros(n, dtype=bool)
     for k, c in p.anti:
-        has, cnt = _domain_values(ctx, k, c)
+        has, cnt = _domain_values(ctx, p, k, c)
         anti_bad |= has & (cnt > 0)
     reasons.append((ok & anti_bad, REASON_ANTI))
     ok &= ~anti_bad
     ex_bad = np.zeros(n, dtype=bool)
     for k, c in p.existing_anti:
-        has, cnt = _domain_values(ctx, k, c)
+        has, cnt = _domain_values(ctx, p, k, c)
         ex_bad |= has & (cnt > 0)
     reasons.append((ok & ex_bad, REASON_EXISTING_ANTI))
     ok &= ~ex_bad
@@ -266,9 +274,7 @@ def _count_at(ctx: ClassCtx, p: Plan, key: str, c: Counts, row: int, settled: bo
         return None
     if _row_local(ctx, key):
         return c.settled_at(row) if settled else int(c.per_row[row])
-    dc = p.domain_cache.get((key, id(c), settled))
-    if dc is None:
-        dc = p.domain_cache[(key, id(c), settled)] = ctx.index.domain_counts(c, key, settled=settled)
+    dc = _domain_counts(ctx, p, key, c, settled)
     return int(dc[vid]) if vid < len(dc) else 0
 
 
@@ -300,7 +306,7 @@ def score_raw(ctx: ClassCtx) -> np.ndarray:
     p = plan(ctx)
     raw = np.zeros(len(ctx.rows), dtype=np.int64)
     for k, c, w in p.score_terms:
-        _, cnt = _domain_values(ctx, k, c)
+        _, cnt = _domain_values(ctx, p, k, c)
         raw += w * cnt
     return raw
 
