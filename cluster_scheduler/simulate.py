@@ -36,6 +36,7 @@ import orjson
 from .config import Profile, load_config
 from .engine import Engine, PodResult, gang_unfit_message, gang_waiting_message, pod_group_missing_message
 from .gc_tuning import freeze_loaded_state
+from .model.csi_translation import provisioner_driver
 from .model.parse import (BIND_COMPLETED, parse_claim, parse_csi_node, parse_node, parse_pdb, parse_pod,
                           parse_pod_group, parse_storage_class, parse_volume)
 from .model.types import Gang, PodInfo
@@ -169,7 +170,7 @@ class VolumeControl:
               "status": {"phase": "Available"}}
         sc = self.storage.classes.get(spec.get("storageClassName") or "")
         if sc is not None and sc.provisions:  # as a CSI driver would: its name and a handle of its own
-            pv["spec"]["csi"] = {"driver": sc.provisioner, "volumeHandle": pv["metadata"]["name"]}
+            pv["spec"]["csi"] = {"driver": provisioner_driver(sc.provisioner) or sc.provisioner, "volumeHandle": pv["metadata"]["name"]}
         if node is not None:
             pv["spec"]["nodeAffinity"] = {"required": {"nodeSelectorTerms": [{"matchExpressions": [
                 {"key": "kubernetes.io/hostname", "operator": "In", "values": [node]}]}]}}
@@ -369,6 +370,8 @@ def simulate(workload: Workload, profile: Profile | None = None, keep_objects: b
                 res.nodes += 1
                 if keep_objects:
                     res.node_dicts.append(nd)
+            for csi_node in workload.iter_csi_nodes(op, start):
+                volumes.add(csi_node)
         elif isinstance(op, CreateObjects):
             for obj in op.objects:
                 if obj.get("kind") == "PodGroup" and str(obj.get("apiVersion", "")).startswith("scheduling.k8s.io/"):

@@ -23,6 +23,7 @@ import msgpack
 import msgspec
 from msgspec import UNSET
 
+from .model.csi_translation import PLUGINS
 from .model.parse import parse_node, parse_pod
 from .model.storage import CSI_NODES, STORAGE_CLASSES, VOLUMES
 from .model.types import NodeInfo, PodInfo
@@ -285,6 +286,8 @@ def strip_pdb(obj: dict) -> dict:
                        "disruptedPods": status.get("disruptedPods")}}
 
 
+# in-tree volume sources NodeVolumeLimits counts under their CSI driver (model/csi_translation.py)
+IN_TREE_SOURCES = tuple(key for _, key in PLUGINS.values())
 # annotations the volume filters read (model/parse.py); nothing else of an object's annotations
 _STORAGE_ANNOTATIONS = ("pv.kubernetes.io/bind-completed", "volume.kubernetes.io/selected-node",
                         "volume.beta.kubernetes.io/storage-class")
@@ -312,7 +315,8 @@ def strip_storage(kind: str, obj: dict) -> dict:
         return {"metadata": m, "spec": {"drivers": [
             {"name": d.get("name"), "allocatable": d.get("allocatable")}
             for d in spec.get("drivers") or () if isinstance(d, dict)]}}
-    keep = (("storageClassName", "accessModes", "volumeMode", "capacity", "nodeAffinity", "claimRef", "csi")
+    keep = (("storageClassName", "accessModes", "volumeMode", "capacity", "nodeAffinity", "claimRef", "csi",
+             *IN_TREE_SOURCES)
             if kind == VOLUMES else
             ("storageClassName", "accessModes", "volumeMode", "resources", "selector", "volumeName"))
     s = {k: spec[k] for k in keep if k in spec}

@@ -22,7 +22,8 @@ the pods' priority (the scheduler requires the two to match), each member naming
 Volumes (`persistentVolumeClaimTemplate`, optionally `persistentVolumeTemplate`, on a createPods
 op): each pod `<name>` gets the claim `<name>-pvc` in its namespace, mounted as its volume `data`;
 with a volume template also the PersistentVolume `<name>-pv`, pre-bound to that claim (claimRef
-on the volume, volumeName on the claim). `iter_volumes` yields them, to be created before the pod.
+on the volume, volumeName on the claim; the PV controller completes the binding). `iter_volumes`
+yields them, to be created before the pod (the load test waits for a pre-bound pair to be bound).
 """
 
 from __future__ import annotations
@@ -60,6 +61,9 @@ class CreateNodes:
     count: int
     template: dict[str, Any]
     round_robin_labels: dict[str, list[str]] = field(default_factory=dict)
+    # a CSINode per node, as a kubelet's CSI drivers register it (scheduler_perf's
+    # nodeAllocatableStrategy): named after the node, each driver's nodeID set to it
+    csi_node: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +92,9 @@ class CreatePods:
     per_pod: Any = None
     claim_template: dict[str, Any] | None = None  # persistentVolumeClaimTemplate
     volume_template: dict[str, Any] | None = None  # persistentVolumeTemplate (pre-bound to the claim)
+    # each volume its own disk: its source's id (csi.volumeHandle, or an in-tree source's volumeID /
+    # pdName / diskURI) set to the volume's name, as scheduler_perf's volume factory does
+    disk_named_after_volume: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,7 +283,26 @@ class Workload:
                 pv["metadata"] = {**(pv.get("metadata") or {}), "name": f"{pod}-pv"}
                 pv.setdefault("spec", {})["claimRef"] = {"namespace": op.namespace, "name": f"{pod}-pvc"}
                 claim["spec"]["volumeName"] = f"{pod}-pv"
+                # the PV controller completes the binding and marks it so: a claim created marked
+                # before its volume's claimRef holds the claim's uid would be marked Lost
+                (claim["metadata"].get("annotations") or {}).pop("pv.kubernetes.io/bind-completed", None)
+                if op.disk_named_after_volume:
+                    _name_disk(pv["spec"], f"{pod}-pv")
             yield pv, claim
+
+    def iter_csi_nodes(self, op: CreateNodes, start_index: int) -> Iterator[dict[str, Any]]:
+        """The CSINode of each node of `op` (none without `csi_node`): create after the node."""
+        if op.csi_node is None:
+            return
+        blob = orjson.dumps(op.csi_node)
+        for i in range(start_index, start_index + op.count):
+            name = self.node_name(i)
+            obj = orjson.loads(blob)
+            obj.update(apiVersion="storage.k8s.io/v1", kind="CSINode")
+            obj["metadata"] = {**(obj.get("metadata") or {}), "name": name}
+            for d in (obj.setdefault("spec", {}).get("drivers") or ()):
+                d["nodeID"] = name
+            yield obj
 
     def all_nodes(self) -> Iterator[dict[str, Any]]:
         for op, start in self.steps():
@@ -400,6 +426,17 @@ def _parse_op(raw: Any, workload_name: str) -> Op:
     return CreatePods(count=count, namespace=namespace, generate_name=generate_name,
                       rate=float(rate), template=template, pod_group=pod_group,
                       claim_template=claim_t, volume_template=volume_t)
+
+
+# where each volume source keeps the id of its disk
+_DISK_IDS = {"csi": "volumeHandle", "awsElasticBlockStore": "volumeID", "gcePersistentDisk": "pdName",
+             "azureDisk": "diskURI", "cinder": "volumeID", "portworxVolume": "volumeID"}
+
+
+def _name_disk(spec: dict[str, Any], name: str) -> None:
+    for key, field_name in _DISK_IDS.items():
+        if isinstance(spec.get(key), dict):
+            spec[key][field_name] = name
 
 
 def _check_pod_group(raw: Any) -> PodGroupSpec:

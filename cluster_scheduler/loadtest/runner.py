@@ -336,6 +336,27 @@ def _create_all(items: Iterator[tuple[str, Callable[[], Any]]], count: int, conc
     return state["i"]
 
 
+def wait_claims_bound(core: Any, namespace: str, names: set[str], stop: threading.Event,
+                      timeout: float = DEFAULT_BARRIER_TIMEOUT) -> None:
+    """Wait until the PV controller has bound every claim in `names` (phase Bound)."""
+    from ..api.rest import request
+
+    deadline = time.monotonic() + timeout
+    left = set(names)
+    while left and not stop.is_set():
+        resp = request(getattr(core, "api_client", core), "GET", f"/api/v1/namespaces/{namespace}/persistentvolumeclaims")
+        try:
+            items = orjson.loads(resp.data).get("items") or ()
+        finally:
+            resp.release_conn()
+        left -= {c["metadata"]["name"] for c in items if (c.get("status") or {}).get("phase") == "Bound"}
+        if left and time.monotonic() > deadline:
+            raise RuntimeError(f"{len(left)} pre-bound claim(s) in {namespace} not bound after {timeout:.0f} s "
+                               f"(is the PV controller running?), e.g. {sorted(left)[0]}")
+        if left:
+            time.sleep(0.5)
+
+
 def ensure_namespace(core: Any, name: str) -> None:
     create(core, "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
            ok_statuses=(409,))
@@ -430,6 +451,12 @@ def run_workload(workload: Workload, api: Any, scheduler_name: str, *,
                 _create_all(items, op.count, create_concurrency, 0, lambda k, t: done.append(k),
                             node_errors.__setitem__, stop)
                 phase.count = len(done)
+                csi_nodes = ((c["metadata"]["name"],
+                              (lambda body=c: create(core, "/apis/storage.k8s.io/v1/csinodes", body, ok_statuses=(409,))))
+                             for c in workload.iter_csi_nodes(op, start))
+                if op.csi_node is not None and not node_errors:
+                    _create_all(csi_nodes, op.count, create_concurrency, 0, lambda k, t: None,
+                                node_errors.__setitem__, stop)
                 if node_errors:
                     raise RuntimeError(f"{len(node_errors)} node(s) could not be created, e.g. "
                                        f"{next(iter(node_errors.items()))}")
@@ -453,8 +480,11 @@ def run_workload(workload: Workload, api: Any, scheduler_name: str, *,
                         raise RuntimeError(f"{len(errors)} {what} could not be created, e.g. {next(iter(errors.items()))}")
 
                 create_first(list(workload.iter_pod_groups(op)), "PodGroup(s)")  # each gang's group before its pods
-                create_first([o for pair in workload.iter_volumes(op, start) for o in pair if o is not None],
+                pairs = list(workload.iter_volumes(op, start))
+                create_first([o for pair in pairs for o in pair if o is not None],
                              "volume(s) or claim(s)")  # each pod's claim (and pre-bound volume) before the pod
+                if op.volume_template is not None:  # and bound, as scheduler_perf's pods find them
+                    wait_claims_bound(core, op.namespace, {c["metadata"]["name"] for _, c in pairs}, stop)
                 if data.t_pods_start is None:
                     if on_pods_start:
                         on_pods_start()

@@ -7,8 +7,10 @@ and its templates); nothing of it is copied into the project. Each (test case, w
 template or upstream's default node, `labelNodePrepareStrategy` round-robin over the op's nodes,
 pods from their Go templates per index (with the `signature` label upstream adds), each
 createPods op waited for unless `skipWaitToCompletion`, and only the pods of `collectMetrics` ops
-(or of a `startCollectingMetrics` window) timed. What a case needs that we do not implement (DRA,
-volumes, churn, ...) is its `reason`: it is listed, never run half-translated.
+(or of a `startCollectingMetrics` window) timed; `createPodSets` unrolled into its createPods ops;
+PV and PVC templates as a pre-bound volume and claim per pod, each volume its own disk;
+`nodeAllocatableStrategy` as allocatable on every node plus a CSINode per node. What a case needs
+that we do not implement (DRA, churn, ...) is its `reason`: it is listed, never run half-translated.
 """
 
 from __future__ import annotations
@@ -156,7 +158,6 @@ _UNSUPPORTED_OPS = {
     "deletePods": "deletePods",
     "updateAny": "updateAny",
     "sleep": "sleep",
-    "createPodSets": "createPodSets",
     "createResourceClaims": "DRA (ResourceClaims)",
     "allocResourceClaims": "DRA (ResourceClaims)",
     "startCollectingProfile": "CPU profiles",
@@ -181,7 +182,7 @@ def _translate(case: PerfCase, tc: dict, w: dict, here: Path) -> Workload:
     collecting = False
     node_total = 0
     name = re.sub(r"[^a-z0-9-]+", "-", f"sp-{tc['name']}-{w['name']}".lower()).strip("-")[:50].strip("-")
-    for index, op in enumerate(tc.get("workloadTemplate") or []):
+    for index, op in enumerate(_unroll(tc.get("workloadTemplate") or [], params)):
         code = op.get("opcode")
         if code in _UNSUPPORTED_OPS:
             raise NotRunnable(f"op {code}: {_UNSUPPORTED_OPS[code]}")
@@ -215,6 +216,21 @@ def _translate(case: PerfCase, tc: dict, w: dict, here: Path) -> Workload:
     return Workload(name, ops, source=f"scheduler_perf {case.id}")
 
 
+def _unroll(template: list[dict], params: _Params) -> list[dict]:
+    """createPodSets as the createPods ops it stands for, one per namespace `<prefix>-<i>`, as
+    upstream unrolls it before running (so it shifts the index, and the default namespace, of
+    the ops after it)."""
+    out: list[dict] = []
+    for op in template:
+        if op.get("opcode") == "createPodSets":
+            inner = dict(op.get("createPodsOp") or {})
+            out += [{**inner, "opcode": "createPods", "namespace": f"{op['namespacePrefix']}-{i}"}
+                    for i in range(params.count(op))]
+        else:
+            out.append(op)
+    return out
+
+
 def _read(here: Path, path: str) -> str:
     return (here / path).read_text()
 
@@ -232,8 +248,6 @@ def _static(text: str) -> bool:
 
 def _nodes(op: dict, params: _Params, here: Path, offset: int) -> CreateNodes:
     count = params.count(op)
-    if op.get("nodeAllocatableStrategy"):
-        raise NotRunnable("nodeAllocatableStrategy (CSINode attach limits: volumes)")
     if op.get("nodeTemplatePath"):
         text = _read(here, op["nodeTemplatePath"])
         if not _static(text):
@@ -253,7 +267,18 @@ def _nodes(op: dict, params: _Params, here: Path, offset: int) -> CreateNodes:
         rr[s["labelKey"]] = [values[(j - offset) % len(values)] for j in range(len(values))]
     if s := op.get("uniqueNodeLabelStrategy"):
         raise NotRunnable("uniqueNodeLabelStrategy")
-    return CreateNodes(count=count, template=template, round_robin_labels=rr)
+    csi_node = None
+    if s := op.get("nodeAllocatableStrategy"):
+        # allocatable patched onto every node (the apiserver defaults it to the capacity first)
+        status = template.setdefault("status", {})
+        status["allocatable"] = {**(status.get("allocatable") or status.get("capacity") or {}),
+                                 **{k: str(v) for k, v in (s.get("nodeAllocatable") or {}).items()}}
+        # and a CSINode per node with each driver's attach limit and the migrated plugins
+        csi_node = {"metadata": {"annotations": {"storage.alpha.kubernetes.io/migrated-plugins":
+                                                 ",".join(s.get("migratedPlugins") or ())}},
+                    "spec": {"drivers": [{"name": d, "allocatable": a} for d, a in
+                                         (s.get("csiNodeAllocatable") or {}).items()]}}
+    return CreateNodes(count=count, template=template, round_robin_labels=rr, csi_node=csi_node)
 
 
 def _namespaces(op: dict, params: _Params, here: Path) -> CreateObjects:
@@ -267,8 +292,16 @@ def _namespaces(op: dict, params: _Params, here: Path) -> CreateObjects:
 
 
 def _pods(op: dict, index: int, params: _Params, tc: dict, here: Path, collecting: bool) -> list[Any]:
+    claim_t = volume_t = None
     if op.get("persistentVolumeClaimTemplatePath") or op.get("persistentVolumeTemplatePath"):
-        raise NotRunnable("pods with PersistentVolumeClaims (volumes)")
+        if not (op.get("persistentVolumeClaimTemplatePath") and op.get("persistentVolumeTemplatePath")):
+            raise NotRunnable("a PersistentVolumeClaim template without a PersistentVolume template, or the reverse")
+        # each pod's claim and its own volume, pre-bound to each other, before the pod
+        claim_t, volume_t = (_render(_read(here, op[k]), {}, op[k]) for k in
+                             ("persistentVolumeClaimTemplatePath", "persistentVolumeTemplatePath"))
+        for t in (claim_t, volume_t):
+            t.pop("apiVersion", None)
+            t.pop("kind", None)
     if op.get("steadyState") or op.get("steadyStateParam"):
         raise NotRunnable("steadyState pods (deleted and re-created as they bind)")
     count = params.count(op)
@@ -302,11 +335,14 @@ def _pods(op: dict, index: int, params: _Params, tc: dict, here: Path, collectin
     if meta.get("name") and per_pod is None and count > 1:
         raise NotRunnable(f"one pod name for {count} pods ({path})")
     generate = meta.get("generateName") or (re.sub(r"\d+$", "", meta.get("name", "")) or "pod-")
+    if volume_t is not None:  # volumes are named after their pods and are not namespaced: as upstream, prefix the namespace
+        generate = f"{namespace}-{generate}"
     for key in ("apiVersion", "kind"):
         first.pop(key, None)
     measure = bool(op.get("collectMetrics")) or collecting
     out: list[Any] = [CreatePods(count=count, namespace=namespace, generate_name=generate, rate=0.0,
-                                 template=first, measure=measure, per_pod=per_pod)]
+                                 template=first, measure=measure, per_pod=per_pod, claim_template=claim_t,
+                                 volume_template=volume_t, disk_named_after_volume=volume_t is not None)]
     if not op.get("skipWaitToCompletion"):
         out.append(Barrier())
     return out

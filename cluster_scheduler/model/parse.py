@@ -27,6 +27,7 @@ from typing import Any, Iterable, Mapping
 
 import orjson
 
+from cluster_scheduler.model.csi_translation import translate_volume
 from cluster_scheduler.model.quantity import (
     QuantityError,
     nanos_to_canonical,
@@ -1110,14 +1111,17 @@ def parse_volume(obj: Any) -> Volume:
                                  _str(r.get("name"), "spec.claimRef.name"),
                                  _str(r.get("uid"), "spec.claimRef.uid"))
         csi = _obj(spec.get("csi"), "spec.csi")
+        labels = _str_map(meta.get("labels"), "metadata.labels")
+        driver, handle = _str(csi.get("driver"), "spec.csi.driver"), _str(csi.get("volumeHandle"), "spec.csi.volumeHandle")
+        if not csi and (migrated := translate_volume(spec, labels)) is not None:
+            driver, handle = migrated
         return Volume(
-            csi_driver=_str(csi.get("driver"), "spec.csi.driver"),
-            csi_handle=_str(csi.get("volumeHandle"), "spec.csi.volumeHandle"),
+            csi_driver=driver, csi_handle=handle,
             name=name, storage_class=_storage_class_of(meta, spec),
             access_modes=frozenset(_str_list(spec.get("accessModes"), "spec.accessModes")),
             volume_mode=_str(spec.get("volumeMode"), "spec.volumeMode") or "Filesystem",
             capacity=_storage_bytes(spec.get("capacity"), "spec.capacity"),
-            labels=_sorted_pairs(_str_map(meta.get("labels"), "metadata.labels")),
+            labels=_sorted_pairs(labels),
             node_affinity=affinity, claim_ref=claim_ref,
             phase=_str(status.get("phase"), "status.phase") or "Pending",
             deleting=bool(meta.get("deletionTimestamp")),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .csi_translation import provisioner_driver
 from .parse import parse_claim, parse_csi_node, parse_storage_class, parse_volume
 from .types import (WAIT_FOR_FIRST_CONSUMER, Claim, NodeSelectorTerm, PodInfo, PodVolumes,
                     StorageClassInfo, Volume)
@@ -209,8 +210,9 @@ class StorageIndex:
 
     def csi_volumes(self, pod: PodInfo) -> list[tuple[str, str]]:
         """(driver, volume handle) of the pod's CSI volumes, as NodeVolumeLimits counts them: a
-        bound claim's volume by its `spec.csi`; an unbound one (or one whose volume is missing)
-        by its class's provisioner, under a handle of its own (upstream makes a random one)."""
+        bound claim's volume by its `spec.csi` (or its in-tree source, translated); an unbound
+        one (or one whose volume is missing) by its class's provisioner's driver, under a handle
+        of its own (upstream makes a random one)."""
         out = []
         for name in pod.claims:
             c = self.claims.get((pod.namespace, name))
@@ -222,8 +224,9 @@ class StorageIndex:
                     out.append((v.csi_driver, v.csi_handle))
                 continue
             sc = self.classes.get(c.storage_class) if c.storage_class else None
-            if sc is not None and sc.provisioner:
-                out.append((sc.provisioner, f"unbound:{c.namespace}/{c.name}"))
+            driver = provisioner_driver(sc.provisioner) if sc is not None else ""
+            if driver:
+                out.append((driver, f"unbound:{c.namespace}/{c.name}"))
         return out
 
     def resolve(self, pod: PodInfo, binding: bool = True, zone: bool = True,

@@ -392,7 +392,8 @@ class Volume:
     deleting: bool = False
     resource_version: str = ""
     error: str | None = None
-    csi_driver: str = ""  # spec.csi: the driver and handle NodeVolumeLimits counts attachments by
+    # spec.csi (or a migrated in-tree source, translated): what NodeVolumeLimits counts attachments by
+    csi_driver: str = ""
     csi_handle: str = ""
 
 

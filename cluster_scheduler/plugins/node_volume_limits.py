@@ -1,10 +1,11 @@
 """NodeVolumeLimits (upstream `nodevolumelimits`, CSI): on a node whose CSINode gives a driver an
 attach limit (`spec.drivers[].allocatable.count`), the distinct volumes of that driver used by the
 node's pods plus the pod's new ones may not exceed it. A volume is known by its `spec.csi` driver
-and handle; an unbound claim counts as a new volume of its class's provisioner. Which volumes
+and handle (an in-tree AWS EBS, GCE PD, Azure Disk, Cinder or Portworx volume by its CSI driver's,
+model/csi_translation.py); an unbound claim counts as a new volume of its class's provisioner. Which volumes
 each placed pod uses per node is kept by `StorageIndex.placed`; the pod's own are in
 `PodVolumes.csi`. Dynamic: the answer changes as pods land, so the engine re-checks a row when it
-changes. Not counted: VolumeAttachments without a pod, and in-tree volumes migrated to CSI."""
+changes. Not counted: VolumeAttachments without a pod, and in-tree volumes inline in a pod spec."""
 
 from __future__ import annotations
 

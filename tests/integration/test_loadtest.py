@@ -478,3 +478,19 @@ def test_scheduler_perf_case_side_by_side(tmp_path: Path) -> None:
         assert s["timed_pods"] == 10 and s["check"]["ok"]
     bad = run_cli("--scheduler-perf", "dra/SchedulingWithResourceClaimTemplate/5000pods_500nodes", timeout=120)
     assert bad.returncode != 0 and "DRA" in bad.stderr
+
+
+@pytest.mark.skipif(shutil.which("go") is None, reason="Go is needed to find upstream's suite")
+@pytest.mark.parametrize("case,bound,preempted", [("volumes/SchedulingMigratedInTreePVs/5Nodes", 15, 0),
+                                                  ("volumes/PreemptionPVs/5Nodes", 10, 15)])
+def test_scheduler_perf_volume_cases_side_by_side(tmp_path: Path, case: str, bound: int, preempted: int) -> None:
+    """scheduler_perf's volume cases (a pre-bound PV and claim per pod, bound by the real PV
+    controller before the pods; CSINodes with attach limits; preemptors with volumes): both
+    schedulers reach the same outcome."""
+    out = tmp_path / "sp"
+    proc = run_cli("--scheduler-perf", case, "--scheduler", "both", "--output", str(out))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = assert_files(out)
+    for s in report["runs"].values():
+        assert (s["bound"], s["unschedulable"], s["pending"], s["preempted"]) == (bound, 0, 0, preempted), s
+        assert s["check"]["ok"], s["check"]["summary"]

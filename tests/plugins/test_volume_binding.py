@@ -262,3 +262,40 @@ def test_csi_attach_limits_count_distinct_volumes_per_driver():
     assert where(e, pod("d", cpu="1", **claims("c2", "c3"), nodeSelector={"kubernetes.io/hostname": "n1"})) == "n1"
     e.remove_pod("default/a")
     assert where(e, pod("c", cpu="1", **claims("c2"), **only_n0)) == "n0"
+
+
+def test_migrated_in_tree_volumes_count_under_their_csi_driver():
+    """An in-tree AWS EBS volume uses an attach slot of ebs.csi.aws.com (upstream translates it);
+    the same disk through a CSI volume is the same attachment; an in-tree provisioner's unbound
+    claims count under its CSI driver; Azure File (translatable, not counted upstream) is free."""
+    from cluster_scheduler.model.csi_translation import provisioner_driver, translate_volume
+    from cluster_scheduler.model.parse import parse_csi_node
+
+    assert translate_volume({"awsElasticBlockStore": {"volumeID": "aws://us-east-1a/vol-1"}}, {}) == (
+        "ebs.csi.aws.com", "vol-1")
+    assert translate_volume({"gcePersistentDisk": {"pdName": "d"}}, {"topology.kubernetes.io/zone": "z-a"}) == (
+        "pd.csi.storage.gke.io", "projects/UNSPECIFIED/zones/z-a/disks/d")
+    assert translate_volume({"azureFile": {"shareName": "s"}}, {}) is None
+    assert provisioner_driver("kubernetes.io/azure-disk") == "disk.csi.azure.com"
+    assert provisioner_driver("kubernetes.io/azure-file") == "" and provisioner_driver("x.csi") == "x.csi"
+    e = cluster()
+    e.storage.set_node_limits(*parse_csi_node(csi_node("n0", ebs_csi_aws_com=2)))
+    objs = [storage_class("gp2", provisioner="kubernetes.io/aws-ebs", mode="WaitForFirstConsumer"),
+            storage_class("files", provisioner="kubernetes.io/azure-file", mode="WaitForFirstConsumer")]
+    for i in range(2):
+        objs.append(pv_dict(f"ebs{i}", claim=("default", f"c{i}"), phase="Bound", storage_class="",
+                            awsElasticBlockStore={"volumeID": f"vol-{i}"}))
+        objs.append(pvc_dict(f"c{i}", volume=f"ebs{i}", bound=True, storage_class=""))
+    objs += [pv_dict("csi0", claim=("default", "same"), phase="Bound", storage_class="",
+                     csi={"driver": "ebs.csi.aws.com", "volumeHandle": "vol-0"}),
+             pvc_dict("same", volume="csi0", bound=True, storage_class=""),
+             pvc_dict("new", storage_class="gp2"), pvc_dict("share", storage_class="files")]
+    add_storage(e, *objs)
+    on_n0 = {"nodeSelector": {"kubernetes.io/hostname": "n0"}}
+    assert where(e, pod("a", cpu="100m", **claims("c0"), **on_n0)) == "n0"
+    assert where(e, pod("b", cpu="100m", **claims("c1"), **on_n0)) == "n0"
+    assert where(e, pod("same-disk", cpu="100m", **claims("same"), **on_n0)) == "n0"
+    assert where(e, pod("files", cpu="100m", **claims("share"), **on_n0)) == "n0"
+    assert message(e, pod("c", cpu="100m", **claims("new"), **on_n0)) == (
+        "0/4 nodes are available: 1 node(s) exceed max volume count, "
+        "3 node(s) didn't match Pod's node affinity/selector.")

@@ -1,0 +1,70 @@
+"""In-tree volume plugins migrated to CSI, as NodeVolumeLimits counts them (upstream's
+`csi-translation-lib`, read in the release we build).
+
+A PersistentVolume written with an in-tree source (`awsElasticBlockStore`, `gcePersistentDisk`,
+`azureDisk`, `cinder`, `portworxVolume`) attaches through that plugin's CSI driver, so it uses one
+of the driver's attach slots on a node whose CSINode sets a limit: upstream translates the volume
+and counts it under the CSI driver's name and the translated volume handle. A StorageClass whose
+provisioner is such a plugin provisions through the same driver. Azure File and vSphere are
+translatable too, but upstream's limit check leaves them uncounted (their migration is not "on"
+for it), and so do we.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+# in-tree plugin name -> (its CSI driver, the PV spec key of its source)
+PLUGINS: dict[str, tuple[str, str]] = {
+    "kubernetes.io/aws-ebs": ("ebs.csi.aws.com", "awsElasticBlockStore"),
+    "kubernetes.io/gce-pd": ("pd.csi.storage.gke.io", "gcePersistentDisk"),
+    "kubernetes.io/azure-disk": ("disk.csi.azure.com", "azureDisk"),
+    "kubernetes.io/cinder": ("cinder.csi.openstack.org", "cinder"),
+    "kubernetes.io/portworx-volume": ("pxd.portworx.com", "portworxVolume"),
+}
+# translatable, but not counted by upstream's limit check
+UNCOUNTED = frozenset({"kubernetes.io/azure-file", "kubernetes.io/vsphere-volume"})
+_ZONE_LABELS = ("failure-domain.beta.kubernetes.io/zone", "topology.kubernetes.io/zone")
+
+
+def _ebs(src: dict[str, Any], labels: dict[str, str]) -> str:
+    """`aws://zone/vol-x` or a bare `vol-x`: the handle is the bare id."""
+    vid = str(src.get("volumeID") or "")
+    return vid[len("aws://"):].split("/")[-1] if vid.startswith("aws://") else vid
+
+
+def _gce(src: dict[str, Any], labels: dict[str, str]) -> str:
+    """A zonal disk's handle names its zone (from the PV's zone label), a regional one (zones
+    joined by `__`) its region; without a label the zone is UNSPECIFIED."""
+    pd = str(src.get("pdName") or "")
+    zones = next((labels[k] for k in _ZONE_LABELS if labels.get(k)), "").split("__")
+    if len(zones) > 1:
+        return f"projects/UNSPECIFIED/regions/{zones[0].rsplit('-', 1)[0]}/disks/{pd}"
+    return f"projects/UNSPECIFIED/zones/{zones[0] or 'UNSPECIFIED'}/disks/{pd}"
+
+
+_HANDLES: dict[str, Callable[[dict[str, Any], dict[str, str]], str]] = {
+    "awsElasticBlockStore": _ebs,
+    "gcePersistentDisk": _gce,
+    "azureDisk": lambda src, labels: str(src.get("diskURI") or ""),
+    "cinder": lambda src, labels: str(src.get("volumeID") or ""),
+    "portworxVolume": lambda src, labels: str(src.get("volumeID") or ""),
+}
+
+
+def translate_volume(spec: dict[str, Any], labels: dict[str, str]) -> tuple[str, str] | None:
+    """(CSI driver, volume handle) of a PV spec with a migrated in-tree source, else None."""
+    for driver, key in PLUGINS.values():
+        src = spec.get(key)
+        if isinstance(src, dict):
+            return driver, _HANDLES[key](src, labels)
+    return None
+
+
+def provisioner_driver(provisioner: str) -> str:
+    """The CSI driver a StorageClass's provisioner provisions through (itself unless in-tree; ''
+    for an in-tree one the limit check does not count)."""
+    if provisioner in UNCOUNTED:
+        return ""
+    plugin = PLUGINS.get(provisioner)
+    return plugin[0] if plugin else provisioner
