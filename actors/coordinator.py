@@ -211,6 +211,12 @@ class _PostFilterRun:
         return done
 
 
+
+def _helped_by_a_bound_pod(p: PodInfo) -> bool:
+    k = p.key
+    return k is not None and (bool(k.pod_affinity)
+                              or any(c.when_unsatisfiable == "DoNotSchedule" for c in k.spread_constraints))
+
 class Coordinator:
     def __init__(self, profiles: Profile | tuple[Profile, ...], runtime: RuntimeConfig, binder: Any, *, partitions: int,
                  actor_options: dict | None = None, ray_module: Any = None, metrics: Any = None) -> None:
@@ -435,8 +441,9 @@ class Coordinator:
         if moved:
             self.queue.move_all_to_active()
         elif affinity_moved:
-            # a newly bound pod can only help pods that need a pod nearby (required affinity)
-            self.queue.move_all_to_active(lambda p: bool(p.key and p.key.pod_affinity))
+            # a newly bound pod can only help pods that need a pod nearby (required affinity) or
+            # a domain's count raised (DoNotSchedule spread: upstream's hint queues those too)
+            self.queue.move_all_to_active(_helped_by_a_bound_pod)
         return n
 
     def _on_node(self, typ: str, obj: dict) -> bool:

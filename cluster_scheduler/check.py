@@ -452,6 +452,9 @@ class CheckReport:
     bound: int = 0  # pods of ours with a node
     unschedulable: int = 0  # pods of ours pending with PodScheduled=False, reason Unschedulable
     pending_without_reason: int = 0
+    # pending pods no scheduler may place: being deleted, or held by scheduling gates
+    terminating_pending: int = 0
+    gated: int = 0
     violations: list[Violation] = field(default_factory=list)
     nodes_checked: int = 0
     pods_checked: int = 0  # pods of ours
@@ -477,7 +480,9 @@ class CheckReport:
         lines = [
             f"placement check: {head} ({self.nodes_checked} nodes, {self.pods_checked} pods checked)",
             f"  bound {self.bound}, unschedulable {self.unschedulable}, "
-            f"pending without reason {self.pending_without_reason}",
+            f"pending without reason {self.pending_without_reason}"
+            + (f", gated {self.gated}" if self.gated else "")
+            + (f", being deleted {self.terminating_pending}" if self.terminating_pending else ""),
         ]
         if self.gangs_checked:
             lines.append(f"  gangs: {self.gangs_whole} whole, {self.gangs_unbound} with no pod bound")
@@ -676,6 +681,12 @@ def _check_outcomes(pods: list[_Pod], node_map: Mapping[str, _Node],
                 add(Violation(BOUND_BUT_UNSCHEDULABLE, p.key, p.node,
                               f"bound, yet PodScheduled=False ({cond.get('reason')}): a status "
                               f"update raced the binding"))
+            continue
+        if p.terminating:
+            report.terminating_pending += 1
+            continue
+        if cond is not None and cond.get("status") == "False" and cond.get("reason") == "SchedulingGated":
+            report.gated += 1
             continue
         if cond is not None and cond.get("status") == "False" and cond.get("reason") == "Unschedulable":
             report.unschedulable += 1

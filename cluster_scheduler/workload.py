@@ -95,6 +95,10 @@ class CreatePods:
     # each volume its own disk: its source's id (csi.volumeHandle, or an in-tree source's volumeID /
     # pdName / diskURI) set to the volume's name, as scheduler_perf's volume factory does
     disk_named_after_volume: bool = False
+    # names of each pod's claim and volume: {pod} the pod's name, {index} its index in the op,
+    # {namespace}; scheduler_perf's are pvc-{index} and {namespace}-vol-{index}
+    claim_name: str = "{pod}-pvc"
+    volume_name: str = "{pod}-pv"
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,12 +111,52 @@ class CreateObjects:
 
 @dataclass(frozen=True, slots=True)
 class Barrier:
-    """Wait until every pod created so far is bound or reported Unschedulable."""
+    """Wait until every pod created so far is bound or reported Unschedulable. scheduler_perf's
+    barriers narrow it: `until_bound` waits for the binding (its Scheduled stage; an
+    unschedulable pod is not done), `namespaces` and `labels` select the pods waited for, and
+    `at_least` is enough of them (a createPods op waits for as many bound pods in its namespace
+    as the waited-for ops put there)."""
 
     timeout: float = DEFAULT_BARRIER_TIMEOUT
+    until_bound: bool = False
+    namespaces: tuple[str, ...] = ()
+    labels: dict[str, str] = field(default_factory=dict)
+    at_least: int = 0  # done once this many of the selected pods are done (0: all of them)
+
+    @property
+    def narrowed(self) -> bool:
+        return self.until_bound or bool(self.namespaces) or bool(self.labels) or bool(self.at_least)
 
 
-Op = Union[CreateNodes, CreatePods, CreateObjects, Barrier]
+@dataclass(frozen=True, slots=True)
+class DeletePods:
+    """Delete the pods in `namespace` whose labels include `labels`, as listed when the op runs,
+    `rate` per second (0: one delete-collection call), in the background unless `wait`
+    (scheduler_perf's deletePods; only upstream's suite uses it). Pods the workload deletes are
+    neither bound nor preempted in the report: they are withdrawn."""
+
+    namespace: str
+    labels: dict[str, str] = field(default_factory=dict)
+    rate: float = 0.0
+    wait: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Churn:
+    """In the background until the workload ends, every `interval` seconds create one object of
+    each template (in `namespace` when namespaced; pods go to the scheduler under test); in
+    `recreate` mode each template's objects live `number` ticks and are then deleted, in `create`
+    mode they stay, at most `number` ticks (0: no limit). scheduler_perf's churn; only upstream's
+    suite uses it."""
+
+    mode: str  # "create" | "recreate"
+    number: int
+    interval: float
+    templates: tuple[dict[str, Any], ...]
+    namespace: str
+
+
+Op = Union[CreateNodes, CreatePods, CreateObjects, Barrier, DeletePods, Churn]
 
 
 @dataclass(slots=True)
@@ -148,7 +192,7 @@ class Workload:
                    for o in op.objects if o.get("kind") == "Namespace" and o.get("apiVersion") == "v1"}
         seen: dict[str, None] = {}
         for op in self.ops:
-            if isinstance(op, CreatePods):
+            if isinstance(op, (CreatePods, Churn)):
                 seen.setdefault(op.namespace, None)
             elif isinstance(op, CreateObjects):
                 for o in op.objects:
@@ -259,8 +303,9 @@ class Workload:
             if size:
                 spec["schedulingGroup"] = {"podGroupName": f"{op.generate_name}g{base + j // size}"}
             if op.claim_template is not None:
+                claim = op.claim_name.format(pod=meta["name"], index=j, namespace=op.namespace)
                 spec["volumes"] = [*(spec.get("volumes") or ()),
-                                   {"name": "data", "persistentVolumeClaim": {"claimName": f"{meta['name']}-pvc"}}]
+                                   {"name": "data", "persistentVolumeClaim": {"claimName": claim}}]
             yield {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
 
     def iter_volumes(self, op: CreatePods, start_index: int) -> Iterator[tuple[dict[str, Any] | None, dict[str, Any]]]:
@@ -270,24 +315,25 @@ class Workload:
             return
         claim_blob = orjson.dumps(op.claim_template)
         volume_blob = orjson.dumps(op.volume_template) if op.volume_template is not None else None
-        for i in range(start_index, start_index + op.count):
-            pod = f"{op.generate_name}{i}"
+        for j, i in enumerate(range(start_index, start_index + op.count)):
+            names = {"pod": f"{op.generate_name}{i}", "index": j, "namespace": op.namespace}
+            claim_name, volume_name = op.claim_name.format(**names), op.volume_name.format(**names)
             claim = orjson.loads(claim_blob)
             claim.update(apiVersion="v1", kind="PersistentVolumeClaim")
-            claim["metadata"] = {**(claim.get("metadata") or {}), "name": f"{pod}-pvc", "namespace": op.namespace}
+            claim["metadata"] = {**(claim.get("metadata") or {}), "name": claim_name, "namespace": op.namespace}
             claim.setdefault("spec", {})
             pv = None
             if volume_blob is not None:
                 pv = orjson.loads(volume_blob)
                 pv.update(apiVersion="v1", kind="PersistentVolume")
-                pv["metadata"] = {**(pv.get("metadata") or {}), "name": f"{pod}-pv"}
-                pv.setdefault("spec", {})["claimRef"] = {"namespace": op.namespace, "name": f"{pod}-pvc"}
-                claim["spec"]["volumeName"] = f"{pod}-pv"
+                pv["metadata"] = {**(pv.get("metadata") or {}), "name": volume_name}
+                pv.setdefault("spec", {})["claimRef"] = {"namespace": op.namespace, "name": claim_name}
+                claim["spec"]["volumeName"] = volume_name
                 # the PV controller completes the binding and marks it so: a claim created marked
                 # before its volume's claimRef holds the claim's uid would be marked Lost
                 (claim["metadata"].get("annotations") or {}).pop("pv.kubernetes.io/bind-completed", None)
                 if op.disk_named_after_volume:
-                    _name_disk(pv["spec"], f"{pod}-pv")
+                    _name_disk(pv["spec"], volume_name)
             yield pv, claim
 
     def iter_csi_nodes(self, op: CreateNodes, start_index: int) -> Iterator[dict[str, Any]]:

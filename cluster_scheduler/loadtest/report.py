@@ -34,9 +34,12 @@ class RunResult:
 def summarise(label: str, scheduler_name: str, data: RunData, *, cpu: dict[str, Any],
               check: dict[str, Any] | None, timings: dict[str, float],
               notes: list[str] | None = None) -> RunResult:
-    created = data.created
+    # pods the workload deleted itself are out of every outcome
+    withdrawn = {k for k in data.withdrawn if k in data.created}
+    created = {k: t for k, t in data.created.items() if k not in withdrawn} if withdrawn else data.created
     ours_bound = {k: t for k, t in data.bound_at.items() if k in created and k not in data.deleted_at}
-    unsched = sum(1 for k in data.unschedulable if k in created and k not in ours_bound)
+    gated = sum(1 for k in data.gated if k in created and k not in ours_bound)
+    unsched = sum(1 for k in data.unschedulable if k in created and k not in ours_bound) - gated
     drain = data.t_scheduler_start is not None
     # timed pods: all, or those of the measured ops (scheduler_perf's collectMetrics)
     timed = created if data.measured_ops is None else {
@@ -77,11 +80,13 @@ def summarise(label: str, scheduler_name: str, data: RunData, *, cpu: dict[str, 
     summary: dict[str, Any] = {
         "scheduler": label,
         "scheduler_name": scheduler_name,
-        "pods_created": len(created),
+        "pods_created": len(data.created),
+        **({"withdrawn": len(withdrawn)} if withdrawn else {}),
         "create_errors": len(data.create_errors),
         "bound": len(ours_bound),
         "unschedulable": unsched,
-        "pending": len(created) - len(ours_bound) - unsched - len(preempted),
+        "pending": len(created) - len(ours_bound) - unsched - gated - len(preempted),
+        **({"gated": gated} if gated else {}),
         "preempted": len(preempted),
         # victims evicted per second, first eviction seen to last (the preemption phase's pace)
         "preemptions_per_s": round(len(preempted) / span, 2) if span > 0 else None,
@@ -307,6 +312,10 @@ def markdown(report: dict[str, Any]) -> str:
     row("bound", lambda s: s["bound"])
     row("unschedulable", lambda s: s["unschedulable"])
     row("pending (neither)", lambda s: s["pending"])
+    if any(s.get("gated") for s in runs.values()):
+        row("gated (schedulingGates)", lambda s: s.get("gated", 0))
+    if any(s.get("withdrawn") for s in runs.values()):
+        row("deleted by the workload (deletePods, churn)", lambda s: s.get("withdrawn", 0))
     if any(s.get("preempted") for s in runs.values()):
         row("preempted (victims evicted)", lambda s: s.get("preempted"))
         row("preemptions/s (first eviction to last)", lambda s: s.get("preemptions_per_s"), 1)

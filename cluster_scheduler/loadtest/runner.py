@@ -18,8 +18,8 @@ from typing import Any, Callable, Iterator
 import orjson
 
 from cluster_scheduler.loadtest.kube import CallError, ResourcePaths, call, create, iter_lines
-from cluster_scheduler.workload import (DEFAULT_BARRIER_TIMEOUT, Barrier, CreateNodes, CreateObjects,
-                                        CreatePods, Workload)
+from cluster_scheduler.workload import (DEFAULT_BARRIER_TIMEOUT, Barrier, Churn, CreateNodes, CreateObjects,
+                                        CreatePods, DeletePods, Workload)
 
 PROBE_NAMESPACE = "loadtest-probe"
 WATCH_TIMEOUT_S = 240  # server-side watch timeout; the watcher resumes from the last resourceVersion
@@ -39,7 +39,8 @@ class PodTracker:
         self.created: dict[str, float] = {}
         self.bound_at: dict[str, float] = {}  # every pod of our scheduler seen bound (maybe not ours)
         self.node_of: dict[str, str] = {}
-        self.unschedulable: set[str] = set()
+        self.unschedulable: set[str] = set()  # (gated pods included: see on_pod)
+        self.gated: set[str] = set()
         self.create_errors: dict[str, str] = {}
         self.done_created = 0  # created pods that are bound or unschedulable
         self.bound_created = 0
@@ -51,6 +52,8 @@ class PodTracker:
         self.deleted_pods: dict[str, dict] = {}  # as the DELETED event showed them (for the check)
         self.preempted_created = 0
         self.nominated: set[str] = set()
+        # pods the workload itself deletes (deletePods, churn): done, neither bound nor preempted
+        self.withdrawn: set[str] = set()
 
     # called by creators
     def on_created(self, key: str, t: float) -> None:
@@ -69,14 +72,30 @@ class PodTracker:
             self.create_errors[key] = message
             self.cond.notify_all()
 
+    def withdraw(self, key: str) -> None:
+        """The workload is about to delete this pod: it is done, and whatever happens to it next
+        (bound, deleted) is not the scheduler's outcome."""
+        with self.cond:
+            if key in self.withdrawn or key in self.deleted_at:
+                return
+            self.withdrawn.add(key)
+            if key in self.created:
+                if key in self.bound_at:
+                    self.bound_created -= 1
+                elif key in self.unschedulable:
+                    self.unsched_created -= 1
+                else:
+                    self.done_created += 1
+            self.cond.notify_all()
+
     # called by the watch
     def on_deleted(self, pod: dict[str, Any], t: float) -> None:
-        """A pod deleted: one of ours that was bound was preempted (the load test deletes nothing);
-        it stays done, as preempted instead of bound."""
+        """A pod deleted: one of ours that was bound, and that the workload did not delete itself,
+        was preempted; it stays done, as preempted instead of bound."""
         meta = pod.get("metadata") or {}
         key = f"{meta.get('namespace')}/{meta.get('name')}"
         with self.cond:
-            if key in self.deleted_at or key not in self.bound_at:
+            if key in self.deleted_at or key not in self.bound_at or key in self.withdrawn:
                 return
             self.deleted_at[key] = t
             pod.get("metadata", {}).pop("managedFields", None)
@@ -92,6 +111,8 @@ class PodTracker:
         node = (pod.get("spec") or {}).get("nodeName")
         if not node and (pod.get("status") or {}).get("nominatedNodeName"):
             with self.cond:  # a preemptor waiting for its victims: not done, even if Unschedulable
+                if key in self.withdrawn:
+                    return
                 self.nominated.add(key)
                 if key in self.unschedulable:
                     self.unschedulable.discard(key)
@@ -100,6 +121,8 @@ class PodTracker:
                         self.done_created -= 1
             return
         with self.cond:
+            if key in self.withdrawn:
+                return
             if node:
                 if key in self.bound_at:
                     return
@@ -109,6 +132,7 @@ class PodTracker:
                     self.late_relist_binds += 1
                 was_unsched = key in self.unschedulable
                 self.unschedulable.discard(key)
+                self.gated.discard(key)
                 if key in self.created:
                     self.bound_created += 1
                     if was_unsched:
@@ -117,17 +141,43 @@ class PodTracker:
                         self.done_created += 1
                 self.cond.notify_all()
                 return
-            if key in self.unschedulable:
-                return
             for c in (pod.get("status") or {}).get("conditions") or ():
-                if (c.get("type") == "PodScheduled" and c.get("status") == "False"
-                        and c.get("reason") == "Unschedulable"):
-                    self.unschedulable.add(key)
-                    if key in self.created:
-                        self.unsched_created += 1
-                        self.done_created += 1
-                    self.cond.notify_all()
+                if c.get("type") != "PodScheduled" or c.get("status") != "False":
+                    continue
+                # any PodScheduled=False is an attempt (scheduler_perf's barriers): a gated pod
+                # (the apiserver says so at creation) is reported apart; another reason than
+                # Unschedulable (kube-scheduler's SchedulerError) counts as unschedulable here,
+                # and the placement check flags it
+                if c.get("reason") == "SchedulingGated":
+                    if key not in self.unschedulable:
+                        self.gated.add(key)
+                else:
+                    self.gated.discard(key)
+                if key in self.unschedulable:
                     return
+                self.unschedulable.add(key)
+                if key in self.created:
+                    self.unsched_created += 1
+                    self.done_created += 1
+                self.cond.notify_all()
+                return
+
+    def wait_done(self, keys: list[str], until_bound: bool, timeout: float,
+                  stop: threading.Event | None = None, at_least: int = 0) -> bool:
+        """Until each of `keys` (or `at_least` of them) is bound, preempted or withdrawn (or,
+        unless `until_bound`, reported Unschedulable): a narrowed barrier."""
+        deadline = time.monotonic() + timeout
+        need_left = len(keys) - at_least if at_least else 0  # how many may stay not done
+        with self.cond:
+            while True:
+                keys = [k for k in keys if not (k in self.bound_at or k in self.deleted_at or k in self.withdrawn
+                                                or (not until_bound and k in self.unschedulable))]
+                if len(keys) <= need_left:
+                    return True
+                left = deadline - time.monotonic()
+                if left <= 0 or (stop is not None and stop.is_set()):
+                    return False
+                self.cond.wait(min(left, 0.5))
 
     def counts(self) -> tuple[int, int, int, int]:
         """(created, bound, unschedulable, create errors) for the progress line."""
@@ -292,6 +342,8 @@ class RunData:
     watch_error: str | None = None
     deleted_at: dict[str, float] = field(default_factory=dict)  # preempted pods: when seen deleted
     deleted_pods: dict[str, dict] = field(default_factory=dict)  # preempted pods, as last seen
+    withdrawn: set[str] = field(default_factory=set)  # pods the workload deleted itself
+    gated: set[str] = field(default_factory=set)  # pods held by scheduling gates (in unschedulable too)
     op_of: dict[str, int] = field(default_factory=dict)  # pod key -> index of its createPods op in phases
     # the createPods ops (indexes in phases) whose pods are timed; None: all of them
     measured_ops: set[int] | None = None
@@ -334,6 +386,86 @@ def _create_all(items: Iterator[tuple[str, Callable[[], Any]]], count: int, conc
     for t in threads:
         t.join()
     return state["i"]
+
+
+def delete_pods(core: Any, tracker: PodTracker, op: DeletePods, stopped: Callable[[], bool]) -> int:
+    """scheduler_perf's deletePods: list the namespace's pods matching the labels, then delete
+    them `op.rate` per second (or in one delete-collection call); each is withdrawn first."""
+    from urllib.parse import quote
+
+    from ..api.rest import request
+
+    api = getattr(core, "api_client", core)
+    selector = ",".join(f"{k}={v}" for k, v in sorted(op.labels.items()))
+    path = f"/api/v1/namespaces/{op.namespace}/pods"
+    query = f"?labelSelector={quote(selector)}" if selector else ""
+    resp = request(api, "GET", path + query)
+    try:
+        names = [p["metadata"]["name"] for p in orjson.loads(resp.data).get("items") or ()]
+    finally:
+        resp.release_conn()
+    if op.rate <= 0:
+        for name in names:
+            tracker.withdraw(f"{op.namespace}/{name}")
+        call(lambda _preload_content: request(api, "DELETE", path + query))
+        return len(names)
+    done = 0
+    t_next = time.monotonic()
+    for name in names:
+        t_next += 1.0 / op.rate
+        while (left := t_next - time.monotonic()) > 0 and not stopped():
+            time.sleep(min(left, 0.2))
+        if stopped():
+            break
+        tracker.withdraw(f"{op.namespace}/{name}")
+        call(lambda _preload_content, name=name: request(api, "DELETE", f"{path}/{name}"), ok_statuses=(404,))
+        done += 1
+    return done
+
+
+def churn(core: Any, paths: ResourcePaths, tracker: PodTracker, op: Churn, scheduler_name: str,
+          stopped: Callable[[], bool]) -> None:
+    """scheduler_perf's churn, until `stopped()`: each tick creates one object per template, or
+    (recreate mode) deletes the one created `number` ticks before in its slot. A failed call is
+    skipped, as upstream's."""
+    from ..api.rest import request
+
+    api = getattr(core, "api_client", core)
+    slots: list[list[str | None]] = [[None] * max(op.number, 1) for _ in op.templates]
+    ticks = 0
+    t_next = time.monotonic()
+    while not stopped():
+        t_next += op.interval
+        while (left := t_next - time.monotonic()) > 0 and not stopped():
+            time.sleep(min(left, 0.2))
+        if stopped():
+            return
+        for i, template in enumerate(op.templates):
+            slot = ticks % len(slots[i])
+            try:
+                if op.mode == "recreate" and slots[i][slot] is not None:
+                    obj_path = slots[i][slot]
+                    slots[i][slot] = None
+                    if "/pods/" in obj_path:
+                        tracker.withdraw(obj_path.split("/namespaces/", 1)[1].replace("/pods/", "/"))
+                    call(lambda _preload_content, p=obj_path: request(api, "DELETE", p), ok_statuses=(404,))
+                    continue
+                body = orjson.loads(orjson.dumps(template))
+                body.setdefault("metadata", {})["namespace"] = op.namespace
+                if body.get("kind") == "Pod":
+                    body.setdefault("spec", {})["schedulerName"] = scheduler_name
+                collection = paths.path(body)
+                resp = request(api, "POST", collection, body)
+                try:
+                    name = orjson.loads(resp.data)["metadata"]["name"]
+                finally:
+                    resp.release_conn()
+                slots[i][slot] = f"{collection}/{name}"
+            except Exception:  # noqa: BLE001 - churn is background load: a failed call is skipped
+                continue
+        ticks += 1
+        if op.mode == "create" and op.number and ticks >= op.number:
+            return
 
 
 def wait_claims_bound(core: Any, namespace: str, names: set[str], stop: threading.Event,
@@ -426,7 +558,7 @@ def run_workload(workload: Workload, api: Any, scheduler_name: str, *,
     t_start = time.monotonic()
     data = RunData(tracker.created, tracker.bound_at, tracker.node_of, tracker.unschedulable,
                    tracker.create_errors, t_start=t_start, deleted_at=tracker.deleted_at,
-                   deleted_pods=tracker.deleted_pods)
+                   deleted_pods=tracker.deleted_pods, withdrawn=tracker.withdrawn, gated=tracker.gated)
     for ns in workload.namespaces:
         ensure_namespace(core, ns)
     if not all(op.measure for op in workload.ops if isinstance(op, CreatePods)):
@@ -436,6 +568,15 @@ def run_workload(workload: Workload, api: Any, scheduler_name: str, *,
                           ).start()
     attempted = 0
     node_errors: dict[str, str] = {}
+    narrowed = any(isinstance(op, Barrier) and op.labels for op in workload.ops)
+    labels_of: dict[str, dict[str, str]] = {}  # pod key -> labels, for barriers that select by them
+    background: list[threading.Thread] = []  # churn and unwaited deletePods, until the ops are done
+    ops_done = threading.Event()
+
+    def run_background(name: str, fn: Callable[[], None]) -> None:
+        t = threading.Thread(target=fn, name=name, daemon=True)
+        t.start()
+        background.append(t)
     try:
         for op, start in workload.steps():
             if stop.is_set():
@@ -499,14 +640,35 @@ def run_workload(workload: Workload, api: Any, scheduler_name: str, *,
                     for p in workload.iter_pods(op, start, scheduler_name):
                         key = f"{ns}/{p['metadata']['name']}"
                         data.op_of[key] = op_index
+                        if narrowed:
+                            labels_of[key] = p["metadata"].get("labels") or {}
                         yield key, p
                 items = ((key, (lambda body=p, path=path: create(core, path, body))) for key, p in made_pods())
                 made = _create_all(items, op.count, create_concurrency, op.rate, tracker.on_created,
                                    tracker.on_create_error, stop)
                 attempted += made
                 phase.count = made
+            elif isinstance(op, DeletePods):
+                def delete(op=op, phase=phase) -> None:  # (finishes after the last op if it must)
+                    phase.count = delete_pods(core, tracker, op, stop.is_set)
+                if op.wait:
+                    delete()
+                else:
+                    run_background("delete-pods", delete)
+            elif isinstance(op, Churn):
+                run_background("churn", lambda op=op: churn(core, paths, tracker, op, scheduler_name,
+                                                            lambda: stop.is_set() or ops_done.is_set()))
             elif isinstance(op, Barrier) and drain_start is not None:
                 phase.op = "Barrier(deferred)"
+            elif isinstance(op, Barrier) and op.narrowed:
+                with tracker.cond:
+                    keys = [k for k in tracker.created
+                            if (not op.namespaces or k.split("/", 1)[0] in op.namespaces)
+                            and all(labels_of.get(k, {}).get(lk) == lv for lk, lv in op.labels.items())]
+                phase.count = len(keys)
+                phase.settled = tracker.wait_done(keys, op.until_bound, op.timeout, stop, op.at_least)
+                if not phase.settled:
+                    data.barrier_timeouts += 1
             elif isinstance(op, Barrier):
                 expected = attempted - len(tracker.create_errors)
                 phase.count = expected
@@ -536,6 +698,9 @@ def run_workload(workload: Workload, api: Any, scheduler_name: str, *,
             data.phases.append(phase)
     finally:
         data.t_end = time.monotonic()
+        ops_done.set()
+        for t in background:
+            t.join(timeout=DEFAULT_BARRIER_TIMEOUT)
         watcher.stop()
         data.watch_error = watcher.error
         data.late_relist_binds = tracker.late_relist_binds

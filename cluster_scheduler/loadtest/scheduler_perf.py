@@ -8,9 +8,11 @@ template or upstream's default node, `labelNodePrepareStrategy` round-robin over
 pods from their Go templates per index (with the `signature` label upstream adds), each
 createPods op waited for unless `skipWaitToCompletion`, and only the pods of `collectMetrics` ops
 (or of a `startCollectingMetrics` window) timed; `createPodSets` unrolled into its createPods ops;
-PV and PVC templates as a pre-bound volume and claim per pod, each volume its own disk;
+PV and PVC templates as a pre-bound volume and claim per pod, named as upstream names them
+(`pvc-<i>`, `<namespace>-vol-<i>`: other pods' templates refer to them), each volume its own disk;
 `nodeAllocatableStrategy` as allocatable on every node plus a CSINode per node. What a case needs
-that we do not implement (DRA, churn, ...) is its `reason`: it is listed, never run half-translated.
+`deletePods` and `churn` as the load test's own background ops (workload.DeletePods, Churn). What a
+case needs that we do not implement (DRA, ...) is its `reason`: it is listed, never run half-translated.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import yaml
 
 from cluster_scheduler.loadtest import gotemplate
 from cluster_scheduler.resources import resource_path
-from cluster_scheduler.workload import Barrier, CreateNodes, CreateObjects, CreatePods, Workload
+from cluster_scheduler.workload import Barrier, Churn, CreateNodes, CreateObjects, CreatePods, DeletePods, Workload
 
 SUITE = "test/integration/scheduler_perf"
 # Gates that change how fast kube-scheduler works, not what it decides: a case that sets them runs
@@ -154,8 +156,6 @@ class _Params:
 
 
 _UNSUPPORTED_OPS = {
-    "churn": "churn (objects created and deleted in the background)",
-    "deletePods": "deletePods",
     "updateAny": "updateAny",
     "sleep": "sleep",
     "createResourceClaims": "DRA (ResourceClaims)",
@@ -181,6 +181,7 @@ def _translate(case: PerfCase, tc: dict, w: dict, here: Path) -> Workload:
     ops: list[Any] = []
     collecting = False
     node_total = 0
+    waited: dict[str, int] = {}  # namespace -> pods of the createPods ops waited for so far
     name = re.sub(r"[^a-z0-9-]+", "-", f"sp-{tc['name']}-{w['name']}".lower()).strip("-")[:50].strip("-")
     for index, op in enumerate(_unroll(tc.get("workloadTemplate") or [], params)):
         code = op.get("opcode")
@@ -192,15 +193,23 @@ def _translate(case: PerfCase, tc: dict, w: dict, here: Path) -> Workload:
         elif code == "createNamespaces":
             ops.append(_namespaces(op, params, here))
         elif code == "createPods":
-            ops += _pods(op, index, params, tc, here, collecting)
+            ops += _pods(op, index, params, tc, here, collecting, waited)
         elif code == "createAny":
             ops.append(CreateObjects(tuple(_objects(op, params, here))))
         elif code == "createPodGroups":
             ops.append(CreateObjects(tuple(_pod_groups(op, params, here))))
+        elif code == "deletePods":
+            ops.append(DeletePods(namespace=op["namespace"], labels=dict(op.get("labelSelector") or {}),
+                                  rate=float(op.get("deletePodsPerSecond") or 0),
+                                  wait=not op.get("skipWaitToCompletion")))
+        elif code == "churn":
+            ops.append(_churn(op, index, here))
         elif code == "barrier":
-            if op.get("stageRequirement", "Scheduled") not in ("Scheduled", "Attempted"):
-                raise NotRunnable(f"barrier stageRequirement {op['stageRequirement']!r}")
-            ops.append(Barrier())
+            stage = op.get("stageRequirement") or "Scheduled"
+            if stage not in ("Scheduled", "Attempted"):
+                raise NotRunnable(f"barrier stageRequirement {stage!r}")
+            ops.append(Barrier(until_bound=stage == "Scheduled", namespaces=tuple(op.get("namespaces") or ()),
+                               labels=dict(op.get("labelSelector") or {})))
         elif code == "startCollectingMetrics":
             collecting = True
         elif code == "stopCollectingMetrics":
@@ -291,7 +300,8 @@ def _namespaces(op: dict, params: _Params, here: Path) -> CreateObjects:
     return CreateObjects(tuple(objs))
 
 
-def _pods(op: dict, index: int, params: _Params, tc: dict, here: Path, collecting: bool) -> list[Any]:
+def _pods(op: dict, index: int, params: _Params, tc: dict, here: Path, collecting: bool,
+          waited: dict[str, int]) -> list[Any]:
     claim_t = volume_t = None
     if op.get("persistentVolumeClaimTemplatePath") or op.get("persistentVolumeTemplatePath"):
         if not (op.get("persistentVolumeClaimTemplatePath") and op.get("persistentVolumeTemplatePath")):
@@ -335,17 +345,33 @@ def _pods(op: dict, index: int, params: _Params, tc: dict, here: Path, collectin
     if meta.get("name") and per_pod is None and count > 1:
         raise NotRunnable(f"one pod name for {count} pods ({path})")
     generate = meta.get("generateName") or (re.sub(r"\d+$", "", meta.get("name", "")) or "pod-")
-    if volume_t is not None:  # volumes are named after their pods and are not namespaced: as upstream, prefix the namespace
-        generate = f"{namespace}-{generate}"
     for key in ("apiVersion", "kind"):
         first.pop(key, None)
     measure = bool(op.get("collectMetrics")) or collecting
     out: list[Any] = [CreatePods(count=count, namespace=namespace, generate_name=generate, rate=0.0,
                                  template=first, measure=measure, per_pod=per_pod, claim_template=claim_t,
-                                 volume_template=volume_t, disk_named_after_volume=volume_t is not None)]
+                                 volume_template=volume_t, disk_named_after_volume=volume_t is not None,
+                                 claim_name="pvc-{index}", volume_name="{namespace}-vol-{index}")]
     if not op.get("skipWaitToCompletion"):
-        out.append(Barrier())
+        # upstream waits until its namespace has as many scheduled pods as the waited-for ops put there
+        waited[namespace] = waited.get(namespace, 0) + count
+        out.append(Barrier(until_bound=True, namespaces=(namespace,), at_least=waited[namespace]))
     return out
+
+
+def _churn(op: dict, index: int, here: Path) -> Churn:
+    mode = op.get("mode")
+    if mode not in ("create", "recreate"):
+        raise NotRunnable(f"churn mode {mode!r}")
+    templates = []
+    for path in op.get("templatePaths") or ():
+        text = _read(here, path)
+        if not _static(text):
+            raise NotRunnable(f"a churn template with Go template actions ({path})")
+        templates.append(yaml.safe_load(text))
+    return Churn(mode=mode, number=int(op.get("number") or 0),
+                 interval=float(op.get("intervalMilliseconds") or 500) / 1000.0,
+                 templates=tuple(templates), namespace=op.get("namespace") or f"namespace-{index}")
 
 
 def _objects(op: dict, params: _Params, here: Path) -> list[dict]:

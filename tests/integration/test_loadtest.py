@@ -276,6 +276,36 @@ def test_tracker_counts_only_created_pods_and_settles() -> None:
     assert tr.bound_at["ns/b"] == 3.0 and tr.node_of["ns/b"] == "n2"
 
 
+def test_tracker_withdrawn_and_gated_pods_and_narrowed_barriers() -> None:
+    """Pods the workload deletes itself are done and neither bound nor preempted; a gated pod is
+    attempted (done for a barrier) and reported apart; a narrowed barrier waits for its own pods,
+    until bound if it says so."""
+    tr = PodTracker()
+    for k in "abcd":
+        tr.on_created(f"ns/{k}", 0.0)
+    tr.on_pod(_pod("a", node="n1"), 1.0)
+    tr.withdraw("ns/a")  # bound, then deleted by the workload: no longer bound, and not preempted
+    tr.on_deleted(_pod("a", node="n1"), 2.0)
+    tr.withdraw("ns/b")  # never bound: done
+    tr.on_pod(_pod("b", node="n1"), 2.5)  # (a bind racing the delete is not counted)
+    gated = _pod("c")
+    gated["status"]["conditions"] = [{"type": "PodScheduled", "status": "False", "reason": "SchedulingGated"}]
+    tr.on_pod(gated, 3.0)
+    assert tr.counts() == (4, 0, 1, 0) and tr.gated == {"ns/c"} and not tr.deleted_at
+    assert tr.wait_settled(3, timeout=0.05) and not tr.wait_settled(4, timeout=0.05)
+    assert tr.wait_done(["ns/a", "ns/b", "ns/c"], until_bound=False, timeout=0.05)
+    assert not tr.wait_done(["ns/c"], until_bound=True, timeout=0.05)
+    assert tr.wait_done(["ns/a", "ns/c"], until_bound=True, timeout=0.05, at_least=1)
+    tr.on_pod(_pod("c", unschedulable=True), 4.0)  # gates removed, then tried: unschedulable, not gated
+    assert tr.gated == set() and tr.counts() == (4, 0, 1, 0)
+    tr.on_pod(_pod("c", node="n2"), 5.0)
+    assert tr.wait_done(["ns/c"], until_bound=True, timeout=0.05)
+    data = RunData(created=tr.created, bound_at=tr.bound_at, node_of=tr.node_of, unschedulable=tr.unschedulable,
+                   create_errors={}, withdrawn=tr.withdrawn, gated=tr.gated, deleted_at=tr.deleted_at)
+    s = summarise("ours", "s", data, cpu={}, check=None, timings={}).summary
+    assert (s["bound"], s["unschedulable"], s["pending"], s["preempted"], s["withdrawn"]) == (1, 0, 1, 0, 2)
+
+
 def _run_data(created: dict[str, float], bound: dict[str, float]) -> RunData:
     return RunData(created=created, bound_at=bound, node_of={k: "n" for k in bound},
                    unschedulable=set(), create_errors={}, phases=[PhaseLog("CreatePods", 1)])
@@ -481,16 +511,23 @@ def test_scheduler_perf_case_side_by_side(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(shutil.which("go") is None, reason="Go is needed to find upstream's suite")
-@pytest.mark.parametrize("case,bound,preempted", [("volumes/SchedulingMigratedInTreePVs/5Nodes", 15, 0),
-                                                  ("volumes/PreemptionPVs/5Nodes", 10, 15)])
-def test_scheduler_perf_volume_cases_side_by_side(tmp_path: Path, case: str, bound: int, preempted: int) -> None:
+@pytest.mark.parametrize("case,bound,preempted,withdrawn", [
+    ("volumes/SchedulingMigratedInTreePVs/5Nodes", 15, 0, 0),
+    ("volumes/PreemptionPVs/5Nodes", 10, 15, 0),
+    ("misc/SchedulingDeletedPodsWithFinalizers/10Node_100DeletingPods", 10, 0, 10),
+    ("event_handling/EventHandlingPodAdd/10Pods", 41, 0, 0)])
+def test_scheduler_perf_cases_that_need_more_than_pods(tmp_path: Path, case: str, bound: int, preempted: int,
+                                                       withdrawn: int) -> None:
     """scheduler_perf's volume cases (a pre-bound PV and claim per pod, bound by the real PV
-    controller before the pods; CSINodes with attach limits; preemptors with volumes): both
-    schedulers reach the same outcome."""
+    controller before the pods; CSINodes with attach limits; preemptors with volumes), deletePods
+    in the background (pods with finalizers, deleted before or after binding), and event handling
+    (pods a bound pod's spread domain unblocks, narrowed barriers): both schedulers reach the
+    same outcome."""
     out = tmp_path / "sp"
     proc = run_cli("--scheduler-perf", case, "--scheduler", "both", "--output", str(out))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = assert_files(out)
     for s in report["runs"].values():
-        assert (s["bound"], s["unschedulable"], s["pending"], s["preempted"]) == (bound, 0, 0, preempted), s
+        assert (s["bound"], s["unschedulable"], s["pending"], s["preempted"], s.get("withdrawn", 0),
+                s["barrier_timeouts"]) == (bound, 0, 0, preempted, withdrawn, 0), s
         assert s["check"]["ok"], s["check"]["summary"]

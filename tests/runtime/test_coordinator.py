@@ -446,6 +446,38 @@ def test_a_waiting_preemptor_is_no_pods_affinity_partner_until_it_is_bound(parti
     assert binder.bound == [("high", node_name), ("friend", node_name)]
 
 
+@pytest.mark.parametrize("partitions", [1, 2])
+def test_a_bound_pod_requeues_pods_its_spread_domain_was_blocking(partitions):
+    """scheduler_perf's EventHandlingPodAdd: a pod waiting on a DoNotSchedule spread constraint
+    (its only node already one ahead of the other) fits once a matching pod is bound in the lagging
+    domain; that binding must move it out of the unschedulable queue (upstream's queueing hint
+    does), not leave it for the periodic flush."""
+    c, binder = make_no_backoff(partitions)
+    feed(c, NODES, [node("a", "4"), node("b", "4")])
+    marker = pod("marker", "0", node_name="a", scheduler="other")
+    marker["metadata"]["labels"] = {"color": "green"}
+    feed(c, PODS, [marker])
+
+    def spread(name: str) -> dict:
+        p = pod(name, "0")
+        p["metadata"]["labels"] = {"topology": "blue"}
+        p["spec"]["affinity"] = {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": {"matchLabels": {"color": "green"}}, "topologyKey": "kubernetes.io/hostname"}]}}
+        p["spec"]["topologySpreadConstraints"] = [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
+                                                   "whenUnsatisfiable": "DoNotSchedule",
+                                                   "labelSelector": {"matchLabels": {"topology": "blue"}}}]
+        return p
+
+    feed(c, PODS, [spread("s0"), spread("s1")])
+    run_all(c)
+    assert binder.bound == [("s0", "b")] and "s1" in dict(binder.unschedulable)
+    unblocker = pod("unblocker", "0", node_name="a", scheduler="other")
+    unblocker["metadata"]["labels"] = {"topology": "blue"}
+    feed(c, PODS, [unblocker])
+    run_all(c)
+    assert binder.bound == [("s0", "b"), ("s1", "b")]
+
+
 def test_no_preemption_when_not_needed_or_not_allowed():
     c, binder = make_no_backoff(1)
     feed(c, NODES, [node("n0", "2"), node("n1", "2")])

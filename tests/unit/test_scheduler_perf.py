@@ -68,9 +68,9 @@ def test_label_strategy_is_round_robin_over_the_ops_nodes(cases):
 @needs_go
 def test_cases_that_need_what_we_lack_say_why(cases):
     assert "DRA" in cases["dra/SchedulingWithResourceClaimTemplate/5000pods_500nodes"].reason
-    assert "churn" in cases["default_preemption/PreemptionAsync/5000Nodes"].reason
+    assert "updateAny" in cases["event_handling/EventHandlingPodUpdate/1Node_1000Pods"].reason
     runnable = [c for c in cases.values() if c.workload is not None]
-    assert len(runnable) >= 120 and all(c.reason == "" for c in runnable)
+    assert len(runnable) >= 150 and all(c.reason == "" for c in runnable)
     # createNamespaces become Namespace objects; PodGroups are created with the v1beta1 API
     pg = cases["podgroup/gangscheduling/GangScheduling/10Nodes_3Gangs"]
     if pg.workload is not None:
@@ -100,9 +100,10 @@ def test_volume_cases_give_each_pod_its_own_bound_volume_and_each_node_a_csi_nod
     # (upstream writes the pair bound; here the PV controller binds it, and marks the claim itself)
     assert claim0["metadata"]["annotations"] == {}
     assert pod0["spec"]["volumes"] == [{"name": "data", "persistentVolumeClaim": {"claimName": claim0["metadata"]["name"]}}]
-    # PVs are cluster-wide: the two ops' pods (same template, other namespaces) get other volumes
+    # named as upstream names them (other pods' templates refer to pvc-<i>); PVs are cluster-wide
+    assert (claim0["metadata"]["name"], pv0["metadata"]["name"]) == ("pvc-0", "namespace-2-vol-0")
     init = next(o for o in w.ops if isinstance(o, CreatePods) and not o.measure)
-    assert next(w.iter_volumes(init, 0))[0]["metadata"]["name"] != pv0["metadata"]["name"]
+    assert next(w.iter_volumes(init, 0))[0]["metadata"]["name"] == "namespace-1-vol-0"
     csi_pvs = cases["volumes/SchedulingCSIPVs/5Nodes"].workload
     op = next(o for o in csi_pvs.ops if isinstance(o, CreatePods))
     pv = next(csi_pvs.iter_volumes(op, 0))[0]
@@ -118,6 +119,28 @@ def test_create_pod_sets_unroll_into_one_create_pods_per_namespace(cases):
     assert not any(p.measure for p in pods[:-1]) and sum(isinstance(o, Barrier) for o in w.ops) == 101
     ns = [o for op in w.ops if isinstance(op, CreateObjects) for o in op.objects]
     assert len(ns) == 101 and ns[0]["metadata"] == {"name": "init-ns-0", "labels": {"team": "devops"}}
+
+
+@needs_go
+def test_background_ops_and_barriers_keep_upstreams_meaning(cases):
+    """churn and deletePods become the load test's background ops; barriers wait for upstream's
+    stage (Scheduled: bound) of the pods they select, and createPods waits for its namespace."""
+    from cluster_scheduler.workload import Churn, DeletePods
+
+    w = cases["default_preemption/PreemptionAsync/5000Nodes"].workload
+    churn = next(o for o in w.ops if isinstance(o, Churn))
+    assert (churn.mode, churn.number, churn.interval, churn.namespace) == ("create", 0, 0.2, "namespace-2")
+    assert churn.templates[0]["kind"] == "Pod" and churn.templates[0]["spec"]["priority"] > 0
+    w = cases["event_handling/EventHandlingPodDelete/50Nodes_500Pods"].workload
+    deletes = [o for o in w.ops if isinstance(o, DeletePods)]
+    assert [(d.namespace, d.labels, d.rate, d.wait) for d in deletes] == [
+        ("blockertopologyportsresources", {"type": "blocker"}, 100.0, False),
+        ("blockeraffinity", {"type": "blocker"}, 100.0, False)]
+    attempted, scheduled = [o for o in w.ops if isinstance(o, Barrier) and o.labels]
+    assert not attempted.until_bound and scheduled.until_bound and scheduled.labels == {"type": "unsched"}
+    first_wait = next(o for o in w.ops if isinstance(o, Barrier))
+    assert first_wait.until_bound and first_wait.namespaces == ("blockertopologyportsresources",)
+    assert first_wait.at_least == 480  # the blockers: the skipWait pods in that namespace are not waited for
 
 
 def test_only_measured_ops_are_timed():
