@@ -22,8 +22,9 @@ the pods' priority (the scheduler requires the two to match), each member naming
 Volumes (`persistentVolumeClaimTemplate`, optionally `persistentVolumeTemplate`, on a createPods
 op): each pod `<name>` gets the claim `<name>-pvc` in its namespace, mounted as its volume `data`;
 with a volume template also the PersistentVolume `<name>-pv`, pre-bound to that claim (claimRef
-on the volume, volumeName on the claim; the PV controller completes the binding). `iter_volumes`
-yields them, to be created before the pod (the load test waits for a pre-bound pair to be bound).
+on the volume, volumeName on the claim; the PV controller completes the binding, or the tool writes
+it bound with `written_bound`). `iter_volumes` yields them, to be created before the pod (the load
+test waits for a pre-bound pair to be bound).
 """
 
 from __future__ import annotations
@@ -99,6 +100,9 @@ class CreatePods:
     # {namespace}; scheduler_perf's are pvc-{index} and {namespace}-vol-{index}
     claim_name: str = "{pod}-pvc"
     volume_name: str = "{pod}-pv"
+    # the tool writes each pre-bound pair bound (claimRef with the claim's uid, both phases
+    # Bound, the claim marked bind-completed), as scheduler_perf does: no PV controller needed
+    written_bound: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +182,7 @@ class Workload:
     @property
     def uses_volumes(self) -> bool:
         """Claims or volumes to bind: a cluster for it needs the PersistentVolume controller."""
-        return any((isinstance(op, CreatePods) and op.claim_template is not None)
+        return any((isinstance(op, CreatePods) and op.claim_template is not None and not op.written_bound)
                    or (isinstance(op, CreateObjects) and any(o.get("kind") in ("PersistentVolume", "PersistentVolumeClaim")
                                                              for o in op.objects))
                    for op in self.ops)
@@ -329,9 +333,10 @@ class Workload:
                 pv["metadata"] = {**(pv.get("metadata") or {}), "name": volume_name}
                 pv.setdefault("spec", {})["claimRef"] = {"namespace": op.namespace, "name": claim_name}
                 claim["spec"]["volumeName"] = volume_name
-                # the PV controller completes the binding and marks it so: a claim created marked
-                # before its volume's claimRef holds the claim's uid would be marked Lost
-                (claim["metadata"].get("annotations") or {}).pop("pv.kubernetes.io/bind-completed", None)
+                if not op.written_bound:
+                    # the PV controller completes the binding and marks it so: a claim created marked
+                    # before its volume's claimRef holds the claim's uid would be marked Lost
+                    (claim["metadata"].get("annotations") or {}).pop("pv.kubernetes.io/bind-completed", None)
                 if op.disk_named_after_volume:
                     _name_disk(pv["spec"], volume_name)
             yield pv, claim

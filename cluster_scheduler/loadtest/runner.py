@@ -468,6 +468,37 @@ def churn(core: Any, paths: ResourcePaths, tracker: PodTracker, op: Churn, sched
             return
 
 
+def write_bound(core: Any, volume: dict | None, claim: dict) -> None:
+    """Create a claim and its pre-bound volume already bound (claimRef with the claim's uid, both
+    phases Bound through the status subresource), as scheduler_perf's volume op does."""
+    from ..api.rest import request
+
+    api = getattr(core, "api_client", core)
+    ns = claim["metadata"]["namespace"]
+    claims = f"/api/v1/namespaces/{ns}/persistentvolumeclaims"
+    bound = {"status": {"phase": "Bound"}}
+    patch = "application/merge-patch+json"
+
+    def call_json(method: str, path: str, body: dict, **kw: Any) -> dict:
+        out: dict = {}
+
+        def fn(_preload_content: bool) -> Any:
+            resp = request(api, method, path, body, **kw)
+            out.update(orjson.loads(resp.data))
+            return resp
+        call(fn, ok_statuses=(409,))
+        return out
+
+    made = call_json("POST", claims, claim)
+    uid = (made.get("metadata") or {}).get("uid") or ""
+    call_json("PATCH", f"{claims}/{claim['metadata']['name']}/status", bound, content_type=patch)
+    if volume is not None:
+        volume = {**volume, "spec": {**volume["spec"], "claimRef": {**volume["spec"]["claimRef"], "uid": uid}}}
+        call_json("POST", "/api/v1/persistentvolumes", volume)
+        call_json("PATCH", f"/api/v1/persistentvolumes/{volume['metadata']['name']}/status", bound,
+                  content_type=patch)
+
+
 def wait_claims_bound(core: Any, namespace: str, names: set[str], stop: threading.Event,
                       timeout: float = DEFAULT_BARRIER_TIMEOUT) -> None:
     """Wait until the PV controller has bound every claim in `names` (phase Bound)."""
@@ -622,9 +653,17 @@ def run_workload(workload: Workload, api: Any, scheduler_name: str, *,
 
                 create_first(list(workload.iter_pod_groups(op)), "PodGroup(s)")  # each gang's group before its pods
                 pairs = list(workload.iter_volumes(op, start))
-                create_first([o for pair in pairs for o in pair if o is not None],
-                             "volume(s) or claim(s)")  # each pod's claim (and pre-bound volume) before the pod
-                if op.volume_template is not None:  # and bound, as scheduler_perf's pods find them
+                if op.written_bound:  # each pair written bound, as scheduler_perf does
+                    errors: dict[str, str] = {}
+                    _create_all(((c["metadata"]["name"], (lambda v=v, c=c: write_bound(core, v, c))) for v, c in pairs),
+                                len(pairs), create_concurrency, 0, lambda k, t: None, errors.__setitem__, stop)
+                    if errors:
+                        raise RuntimeError(f"{len(errors)} volume(s) or claim(s) could not be written bound, "
+                                           f"e.g. {next(iter(errors.items()))}")
+                else:
+                    create_first([o for pair in pairs for o in pair if o is not None],
+                                 "volume(s) or claim(s)")  # each pod's claim (and pre-bound volume) before the pod
+                if op.volume_template is not None and not op.written_bound:  # bound, as the pods find them
                     wait_claims_bound(core, op.namespace, {c["metadata"]["name"] for _, c in pairs}, stop)
                 if data.t_pods_start is None:
                     if on_pods_start:

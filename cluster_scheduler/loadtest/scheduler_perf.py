@@ -8,8 +8,9 @@ template or upstream's default node, `labelNodePrepareStrategy` round-robin over
 pods from their Go templates per index (with the `signature` label upstream adds), each
 createPods op waited for unless `skipWaitToCompletion`, and only the pods of `collectMetrics` ops
 (or of a `startCollectingMetrics` window) timed; `createPodSets` unrolled into its createPods ops;
-PV and PVC templates as a pre-bound volume and claim per pod, named as upstream names them
-(`pvc-<i>`, `<namespace>-vol-<i>`: other pods' templates refer to them), each volume its own disk;
+PV and PVC templates as a volume and claim per pod written bound, as upstream writes them (no PV
+controller), named as upstream names them (`pvc-<i>`, `<namespace>-vol-<i>`: other pods'
+templates refer to them), each volume its own disk;
 `nodeAllocatableStrategy` as allocatable on every node plus a CSINode per node. What a case needs
 `deletePods` and `churn` as the load test's own background ops (workload.DeletePods, Churn). What a
 case needs that we do not implement (DRA, ...) is its `reason`: it is listed, never run half-translated.
@@ -351,7 +352,8 @@ def _pods(op: dict, index: int, params: _Params, tc: dict, here: Path, collectin
     out: list[Any] = [CreatePods(count=count, namespace=namespace, generate_name=generate, rate=0.0,
                                  template=first, measure=measure, per_pod=per_pod, claim_template=claim_t,
                                  volume_template=volume_t, disk_named_after_volume=volume_t is not None,
-                                 claim_name="pvc-{index}", volume_name="{namespace}-vol-{index}")]
+                                 claim_name="pvc-{index}", volume_name="{namespace}-vol-{index}",
+                                 written_bound=volume_t is not None)]
     if not op.get("skipWaitToCompletion"):
         # upstream waits until its namespace has as many scheduled pods as the waited-for ops put there
         waited[namespace] = waited.get(namespace, 0) + count

@@ -97,8 +97,9 @@ def test_volume_cases_give_each_pod_its_own_bound_volume_and_each_node_a_csi_nod
     pod0 = next(w.iter_pods(measured, 0, "s"))
     assert pv0["spec"]["awsElasticBlockStore"]["volumeID"] == pv0["metadata"]["name"] != pv1["metadata"]["name"]
     assert pv0["spec"]["claimRef"]["name"] == claim0["metadata"]["name"] and claim0["spec"]["volumeName"] == pv0["metadata"]["name"]
-    # (upstream writes the pair bound; here the PV controller binds it, and marks the claim itself)
-    assert claim0["metadata"]["annotations"] == {}
+    # written bound, as upstream writes them: no PV controller is needed (nor started)
+    assert measured.written_bound and not w.uses_volumes
+    assert claim0["metadata"]["annotations"] == {"pv.kubernetes.io/bind-completed": "true"}
     assert pod0["spec"]["volumes"] == [{"name": "data", "persistentVolumeClaim": {"claimName": claim0["metadata"]["name"]}}]
     # named as upstream names them (other pods' templates refer to pvc-<i>); PVs are cluster-wide
     assert (claim0["metadata"]["name"], pv0["metadata"]["name"]) == ("pvc-0", "namespace-2-vol-0")
