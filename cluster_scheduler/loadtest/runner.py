@@ -479,7 +479,7 @@ def write_bound(core: Any, volume: dict | None, claim: dict) -> None:
     bound = {"status": {"phase": "Bound"}}
     patch = "application/merge-patch+json"
 
-    def call_json(method: str, path: str, body: dict, **kw: Any) -> dict:
+    def call_json(method: str, path: str, body: dict | None, **kw: Any) -> dict:
         out: dict = {}
 
         def fn(_preload_content: bool) -> Any:
@@ -489,8 +489,8 @@ def write_bound(core: Any, volume: dict | None, claim: dict) -> None:
         call(fn, ok_statuses=(409,))
         return out
 
-    made = call_json("POST", claims, claim)
-    uid = (made.get("metadata") or {}).get("uid") or ""
+    made = call_json("POST", claims, claim) or call_json("GET", f"{claims}/{claim['metadata']['name']}", None)
+    uid = (made.get("metadata") or {}).get("uid") or ""  # (a retried POST answers 409: read it back)
     call_json("PATCH", f"{claims}/{claim['metadata']['name']}/status", bound, content_type=patch)
     if volume is not None:
         volume = {**volume, "spec": {**volume["spec"], "claimRef": {**volume["spec"]["claimRef"], "uid": uid}}}
