@@ -38,6 +38,7 @@ import orjson
 import yaml
 
 from cluster_scheduler.check import parse_quantity
+from cluster_scheduler.model.csi_translation import DISK_IDS
 
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 DEFAULT_BARRIER_TIMEOUT = 600.0
@@ -479,13 +480,8 @@ def _parse_op(raw: Any, workload_name: str) -> Op:
                       claim_template=claim_t, volume_template=volume_t)
 
 
-# where each volume source keeps the id of its disk
-_DISK_IDS = {"csi": "volumeHandle", "awsElasticBlockStore": "volumeID", "gcePersistentDisk": "pdName",
-             "azureDisk": "diskURI", "cinder": "volumeID", "portworxVolume": "volumeID"}
-
-
 def _name_disk(spec: dict[str, Any], name: str) -> None:
-    for key, field_name in _DISK_IDS.items():
+    for key, field_name in {"csi": "volumeHandle", **DISK_IDS}.items():
         if isinstance(spec.get(key), dict):
             spec[key][field_name] = name
 

@@ -92,6 +92,23 @@ def create(api: Any, path: str, body: dict, *, ok_statuses: tuple[int, ...] = ()
     return call(lambda _preload_content: request(api, "POST", path, body), ok_statuses=ok_statuses)
 
 
+def call_json(api: Any, method: str, path: str, body: dict | None = None, *, ok_statuses: tuple[int, ...] = (),
+              content_type: str = "application/json") -> dict:
+    """One raw request with `call`'s retries; the answer's JSON ({} for an `ok_statuses` answer)."""
+    from ..api.rest import request
+
+    api = getattr(api, "api_client", api)
+    out: dict = {}
+
+    def fn(_preload_content: bool) -> Any:
+        resp = request(api, method, path, body, content_type=content_type)
+        out.update(orjson.loads(resp.data))
+        return resp
+
+    call(fn, ok_statuses=ok_statuses)
+    return out
+
+
 class ResourcePaths:
     """Collection paths for any kind, from the apiserver's discovery documents (one GET per
     group version, cached), so createObjects can create what the cluster serves: CRDs included."""

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 
 import orjson
 
-from cluster_scheduler.loadtest.kube import CallError, ResourcePaths, call, create, iter_lines
+from cluster_scheduler.loadtest.kube import CallError, ResourcePaths, call, call_json, create, iter_lines
 from cluster_scheduler.workload import (DEFAULT_BARRIER_TIMEOUT, Barrier, Churn, CreateNodes, CreateObjects,
                                         CreatePods, DeletePods, Workload)
 
@@ -388,37 +388,35 @@ def _create_all(items: Iterator[tuple[str, Callable[[], Any]]], count: int, conc
     return state["i"]
 
 
+def _wait_until(t: float, stopped: Callable[[], bool]) -> bool:
+    """Sleep until monotonic time `t`; False if `stopped()` turned true first."""
+    while (left := t - time.monotonic()) > 0 and not stopped():
+        time.sleep(min(left, 0.2))
+    return not stopped()
+
+
 def delete_pods(core: Any, tracker: PodTracker, op: DeletePods, stopped: Callable[[], bool]) -> int:
     """scheduler_perf's deletePods: list the namespace's pods matching the labels, then delete
     them `op.rate` per second (or in one delete-collection call); each is withdrawn first."""
     from urllib.parse import quote
 
-    from ..api.rest import request
-
-    api = getattr(core, "api_client", core)
     selector = ",".join(f"{k}={v}" for k, v in sorted(op.labels.items()))
     path = f"/api/v1/namespaces/{op.namespace}/pods"
     query = f"?labelSelector={quote(selector)}" if selector else ""
-    resp = request(api, "GET", path + query)
-    try:
-        names = [p["metadata"]["name"] for p in orjson.loads(resp.data).get("items") or ()]
-    finally:
-        resp.release_conn()
+    names = [p["metadata"]["name"] for p in call_json(core, "GET", path + query).get("items") or ()]
     if op.rate <= 0:
         for name in names:
             tracker.withdraw(f"{op.namespace}/{name}")
-        call(lambda _preload_content: request(api, "DELETE", path + query))
+        call_json(core, "DELETE", path + query)
         return len(names)
     done = 0
     t_next = time.monotonic()
     for name in names:
         t_next += 1.0 / op.rate
-        while (left := t_next - time.monotonic()) > 0 and not stopped():
-            time.sleep(min(left, 0.2))
-        if stopped():
+        if not _wait_until(t_next, stopped):
             break
         tracker.withdraw(f"{op.namespace}/{name}")
-        call(lambda _preload_content, name=name: request(api, "DELETE", f"{path}/{name}"), ok_statuses=(404,))
+        call_json(core, "DELETE", f"{path}/{name}", ok_statuses=(404,))
         done += 1
     return done
 
@@ -428,17 +426,12 @@ def churn(core: Any, paths: ResourcePaths, tracker: PodTracker, op: Churn, sched
     """scheduler_perf's churn, until `stopped()`: each tick creates one object per template, or
     (recreate mode) deletes the one created `number` ticks before in its slot. A failed call is
     skipped, as upstream's."""
-    from ..api.rest import request
-
-    api = getattr(core, "api_client", core)
     slots: list[list[str | None]] = [[None] * max(op.number, 1) for _ in op.templates]
     ticks = 0
     t_next = time.monotonic()
-    while not stopped():
+    while True:
         t_next += op.interval
-        while (left := t_next - time.monotonic()) > 0 and not stopped():
-            time.sleep(min(left, 0.2))
-        if stopped():
+        if not _wait_until(t_next, stopped):
             return
         for i, template in enumerate(op.templates):
             slot = ticks % len(slots[i])
@@ -448,19 +441,14 @@ def churn(core: Any, paths: ResourcePaths, tracker: PodTracker, op: Churn, sched
                     slots[i][slot] = None
                     if "/pods/" in obj_path:
                         tracker.withdraw(obj_path.split("/namespaces/", 1)[1].replace("/pods/", "/"))
-                    call(lambda _preload_content, p=obj_path: request(api, "DELETE", p), ok_statuses=(404,))
+                    call_json(core, "DELETE", obj_path, ok_statuses=(404,))
                     continue
                 body = orjson.loads(orjson.dumps(template))
                 body.setdefault("metadata", {})["namespace"] = op.namespace
                 if body.get("kind") == "Pod":
                     body.setdefault("spec", {})["schedulerName"] = scheduler_name
                 collection = paths.path(body)
-                resp = request(api, "POST", collection, body)
-                try:
-                    name = orjson.loads(resp.data)["metadata"]["name"]
-                finally:
-                    resp.release_conn()
-                slots[i][slot] = f"{collection}/{name}"
+                slots[i][slot] = f"{collection}/{call_json(core, 'POST', collection, body)['metadata']['name']}"
             except Exception:  # noqa: BLE001 - churn is background load: a failed call is skipped
                 continue
         ticks += 1
@@ -471,47 +459,27 @@ def churn(core: Any, paths: ResourcePaths, tracker: PodTracker, op: Churn, sched
 def write_bound(core: Any, volume: dict | None, claim: dict) -> None:
     """Create a claim and its pre-bound volume already bound (claimRef with the claim's uid, both
     phases Bound through the status subresource), as scheduler_perf's volume op does."""
-    from ..api.rest import request
-
-    api = getattr(core, "api_client", core)
-    ns = claim["metadata"]["namespace"]
-    claims = f"/api/v1/namespaces/{ns}/persistentvolumeclaims"
+    claim_path = f"/api/v1/namespaces/{claim['metadata']['namespace']}/persistentvolumeclaims/{claim['metadata']['name']}"
     bound = {"status": {"phase": "Bound"}}
     patch = "application/merge-patch+json"
-
-    def call_json(method: str, path: str, body: dict | None, **kw: Any) -> dict:
-        out: dict = {}
-
-        def fn(_preload_content: bool) -> Any:
-            resp = request(api, method, path, body, **kw)
-            out.update(orjson.loads(resp.data))
-            return resp
-        call(fn, ok_statuses=(409,))
-        return out
-
-    made = call_json("POST", claims, claim) or call_json("GET", f"{claims}/{claim['metadata']['name']}", None)
-    uid = (made.get("metadata") or {}).get("uid") or ""  # (a retried POST answers 409: read it back)
-    call_json("PATCH", f"{claims}/{claim['metadata']['name']}/status", bound, content_type=patch)
+    made = (call_json(core, "POST", claim_path.rsplit("/", 1)[0], claim, ok_statuses=(409,))
+            or call_json(core, "GET", claim_path))  # (a retried POST answers 409: read it back)
+    call_json(core, "PATCH", f"{claim_path}/status", bound, content_type=patch)
     if volume is not None:
+        uid = (made.get("metadata") or {}).get("uid") or ""
         volume = {**volume, "spec": {**volume["spec"], "claimRef": {**volume["spec"]["claimRef"], "uid": uid}}}
-        call_json("POST", "/api/v1/persistentvolumes", volume)
-        call_json("PATCH", f"/api/v1/persistentvolumes/{volume['metadata']['name']}/status", bound,
+        call_json(core, "POST", "/api/v1/persistentvolumes", volume, ok_statuses=(409,))
+        call_json(core, "PATCH", f"/api/v1/persistentvolumes/{volume['metadata']['name']}/status", bound,
                   content_type=patch)
 
 
 def wait_claims_bound(core: Any, namespace: str, names: set[str], stop: threading.Event,
                       timeout: float = DEFAULT_BARRIER_TIMEOUT) -> None:
     """Wait until the PV controller has bound every claim in `names` (phase Bound)."""
-    from ..api.rest import request
-
     deadline = time.monotonic() + timeout
     left = set(names)
     while left and not stop.is_set():
-        resp = request(getattr(core, "api_client", core), "GET", f"/api/v1/namespaces/{namespace}/persistentvolumeclaims")
-        try:
-            items = orjson.loads(resp.data).get("items") or ()
-        finally:
-            resp.release_conn()
+        items = call_json(core, "GET", f"/api/v1/namespaces/{namespace}/persistentvolumeclaims").get("items") or ()
         left -= {c["metadata"]["name"] for c in items if (c.get("status") or {}).get("phase") == "Bound"}
         if left and time.monotonic() > deadline:
             raise RuntimeError(f"{len(left)} pre-bound claim(s) in {namespace} not bound after {timeout:.0f} s "
@@ -641,30 +609,29 @@ def run_workload(workload: Workload, api: Any, scheduler_name: str, *,
                                            f"be created: {exc}") from None
                 phase.count = len(op.objects)
             elif isinstance(op, CreatePods):
-                def create_first(objs: list[dict], what: str) -> None:
-                    """Objects the op's pods need (created first, concurrently); any failure stops the run."""
-                    if not objs:
+                def create_first(calls: list[tuple[str, Callable[[], Any]]], what: str) -> None:
+                    """Calls for objects the op's pods need (made first, concurrently); any failure stops the run."""
+                    if not calls:
                         return  # (_create_all starts a worker even for none)
                     errors: dict[str, str] = {}
-                    _create_all(((o["metadata"]["name"], (lambda o=o: create(core, paths.path(o), o))) for o in objs),
-                                len(objs), create_concurrency, 0, lambda k, t: None, errors.__setitem__, stop)
+                    _create_all(iter(calls), len(calls), create_concurrency, 0, lambda k, t: None,
+                                errors.__setitem__, stop)
                     if errors:
                         raise RuntimeError(f"{len(errors)} {what} could not be created, e.g. {next(iter(errors.items()))}")
 
-                create_first(list(workload.iter_pod_groups(op)), "PodGroup(s)")  # each gang's group before its pods
-                pairs = list(workload.iter_volumes(op, start))
-                if op.written_bound:  # each pair written bound, as scheduler_perf does
-                    errors: dict[str, str] = {}
-                    _create_all(((c["metadata"]["name"], (lambda v=v, c=c: write_bound(core, v, c))) for v, c in pairs),
-                                len(pairs), create_concurrency, 0, lambda k, t: None, errors.__setitem__, stop)
-                    if errors:
-                        raise RuntimeError(f"{len(errors)} volume(s) or claim(s) could not be written bound, "
-                                           f"e.g. {next(iter(errors.items()))}")
+                def creates(objs: Iterator[dict | None]) -> list[tuple[str, Callable[[], Any]]]:
+                    return [(o["metadata"]["name"], (lambda o=o: create(core, paths.path(o), o))) for o in objs
+                            if o is not None]
+
+                create_first(creates(workload.iter_pod_groups(op)), "PodGroup(s)")  # each gang's group before its pods
+                pairs = list(workload.iter_volumes(op, start))  # each pod's claim (and pre-bound volume)
+                if op.written_bound:  # written bound, as scheduler_perf does
+                    create_first([(c["metadata"]["name"], (lambda v=v, c=c: write_bound(core, v, c))) for v, c in pairs],
+                                 "volume(s) or claim(s)")
                 else:
-                    create_first([o for pair in pairs for o in pair if o is not None],
-                                 "volume(s) or claim(s)")  # each pod's claim (and pre-bound volume) before the pod
-                if op.volume_template is not None and not op.written_bound:  # bound, as the pods find them
-                    wait_claims_bound(core, op.namespace, {c["metadata"]["name"] for _, c in pairs}, stop)
+                    create_first(creates(o for pair in pairs for o in pair), "volume(s) or claim(s)")
+                    if op.volume_template is not None:  # and bound by the PV controller, as the pods find them
+                        wait_claims_bound(core, op.namespace, {c["metadata"]["name"] for _, c in pairs}, stop)
                 if data.t_pods_start is None:
                     if on_pods_start:
                         on_pods_start()

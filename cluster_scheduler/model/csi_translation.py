@@ -22,21 +22,28 @@ PLUGINS: dict[str, tuple[str, str]] = {
     "kubernetes.io/cinder": ("cinder.csi.openstack.org", "cinder"),
     "kubernetes.io/portworx-volume": ("pxd.portworx.com", "portworxVolume"),
 }
+# the field of each migrated source that names its disk
+DISK_IDS: dict[str, str] = {"awsElasticBlockStore": "volumeID", "gcePersistentDisk": "pdName",
+                            "azureDisk": "diskURI", "cinder": "volumeID", "portworxVolume": "volumeID"}
 # translatable, but not counted by upstream's limit check
 UNCOUNTED = frozenset({"kubernetes.io/azure-file", "kubernetes.io/vsphere-volume"})
 _ZONE_LABELS = ("failure-domain.beta.kubernetes.io/zone", "topology.kubernetes.io/zone")
 
 
+def _disk_id(key: str) -> Callable[[dict[str, Any], dict[str, str]], str]:
+    return lambda src, labels: str(src.get(DISK_IDS[key]) or "")
+
+
 def _ebs(src: dict[str, Any], labels: dict[str, str]) -> str:
     """`aws://zone/vol-x` or a bare `vol-x`: the handle is the bare id."""
-    vid = str(src.get("volumeID") or "")
+    vid = _disk_id("awsElasticBlockStore")(src, labels)
     return vid[len("aws://"):].split("/")[-1] if vid.startswith("aws://") else vid
 
 
 def _gce(src: dict[str, Any], labels: dict[str, str]) -> str:
     """A zonal disk's handle names its zone (from the PV's zone label), a regional one (zones
     joined by `__`) its region; without a label the zone is UNSPECIFIED."""
-    pd = str(src.get("pdName") or "")
+    pd = _disk_id("gcePersistentDisk")(src, labels)
     zones = next((labels[k] for k in _ZONE_LABELS if labels.get(k)), "").split("__")
     if len(zones) > 1:
         return f"projects/UNSPECIFIED/regions/{zones[0].rsplit('-', 1)[0]}/disks/{pd}"
@@ -46,9 +53,9 @@ def _gce(src: dict[str, Any], labels: dict[str, str]) -> str:
 _HANDLES: dict[str, Callable[[dict[str, Any], dict[str, str]], str]] = {
     "awsElasticBlockStore": _ebs,
     "gcePersistentDisk": _gce,
-    "azureDisk": lambda src, labels: str(src.get("diskURI") or ""),
-    "cinder": lambda src, labels: str(src.get("volumeID") or ""),
-    "portworxVolume": lambda src, labels: str(src.get("volumeID") or ""),
+    "azureDisk": _disk_id("azureDisk"),
+    "cinder": _disk_id("cinder"),
+    "portworxVolume": _disk_id("portworxVolume"),
 }
 
 
