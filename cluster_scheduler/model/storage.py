@@ -87,6 +87,16 @@ class StorageIndex:
     node_limits: dict[str, dict[str, int]] = field(default_factory=dict)
     attached: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
     counted: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
+    attached_at: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # (driver, handle) -> nodes
+    # (node, driver) whose distinct volume count moved, in order, for the plugin's per-row counts;
+    # `attach_base` moves when the log is cut (every such count is then rebuilt)
+    attach_log: list[tuple[str, str]] = field(default_factory=list)
+    attach_base: int = 0
+    limits_gen: int = 0  # moves with node_limits
+    # placed pods per claim they mount (ephemeral ones too): recounted when the claim or its volume
+    # changes, as upstream reads each pod's claims afresh when it filters (a claim bound after its
+    # pod was placed counts its volume from then on)
+    mounted: dict[ClaimKey, dict[str, PodInfo]] = field(default_factory=dict)
     by_class: dict[str, set[str]] = field(default_factory=dict)  # storage class -> volume names
     prebound: dict[ClaimKey, set[str]] = field(default_factory=dict)  # claim -> volumes whose claimRef names it
     row_cache: dict = field(default_factory=dict)  # the plugin's per-volume node rows (one engine epoch)
@@ -124,15 +134,18 @@ class StorageIndex:
                 self.node_limits[node] = limits
             else:
                 self.node_limits.pop(node, None)
+            self.limits_gen += 1
             self.gen += 1
 
     def set_claim(self, c: Claim) -> None:
         if self.claims.get((c.namespace, c.name)) != c:
             self.claims[(c.namespace, c.name)] = c
+            self._recount((c.namespace, c.name))
             self.gen += 1
 
     def remove_claim(self, namespace: str, name: str) -> None:
         if self.claims.pop((namespace, name), None) is not None:
+            self._recount((namespace, name))
             self.gen += 1
 
     def set_volume(self, v: Volume) -> None:
@@ -156,6 +169,8 @@ class StorageIndex:
                     self.taken.pop(other, None)
                     self.refs.pop(other, None)
                     self.taken_by[k].discard(other)
+        for ref in {old.claim_ref if old is not None else None, v.claim_ref} - {None}:
+            self._recount((ref.namespace, ref.name))
         self.gen += 1
 
     def remove_volume(self, name: str) -> None:
@@ -163,6 +178,8 @@ class StorageIndex:
         if old is not None:
             self._unindex(old)
             self.row_cache.pop(name, None)
+            if old.claim_ref is not None:
+                self._recount((old.claim_ref.namespace, old.claim_ref.name))
             self.gen += 1
 
     def _unindex(self, v: Volume) -> None:
@@ -183,20 +200,15 @@ class StorageIndex:
     # ------------------------------------------------------------------ users
     def placed(self, pod: PodInfo, sign: int) -> None:
         """A pod with claims charged to a node (+1) or taken off (-1)."""
-        if sign > 0:
-            mine = [(pod.node_name, d, h) for d, h in self.csi_volumes(pod)]
-            if mine:
-                self.counted[pod.uid] = mine
-        else:
-            mine = self.counted.pop(pod.uid, [])
-        for node, driver, handle in mine:
-            per = self.attached.setdefault(node, {}).setdefault(driver, {})
-            n = per.get(handle, 0) + sign
-            if n > 0:
-                per[handle] = n
-            else:
-                per.pop(handle, None)
+        self._attach(pod.uid, [(pod.node_name, d, h) for d, h in self.csi_volumes(pod)] if sign > 0 else [])
         for name in pod.claims:
+            at = self.mounted.setdefault((pod.namespace, name), {})
+            if sign > 0:
+                at[pod.uid] = pod
+            else:
+                at.pop(pod.uid, None)
+                if not at:
+                    del self.mounted[(pod.namespace, name)]
             if name in pod.ephemeral:
                 continue  # (upstream's snapshot counts persistentVolumeClaim volumes only)
             k = (pod.namespace, name)
@@ -207,6 +219,38 @@ class StorageIndex:
                 users.discard(pod.uid)
                 if not users:
                     del self.claim_users[k]
+
+    def _attach(self, uid: str, mine: list[tuple[str, str, str]]) -> None:
+        """Count a placed pod's CSI volumes as `mine` ((node, driver, handle)), instead of what it
+        was counted with."""
+        log = self.attach_log
+        for delta, entries in ((-1, self.counted.pop(uid, [])), (1, mine)):
+            for node, driver, handle in entries:
+                per = self.attached.setdefault(node, {}).setdefault(driver, {})
+                n = per.get(handle, 0) + delta
+                if n > 0:
+                    if handle not in per:
+                        self.attached_at.setdefault((driver, handle), set()).add(node)
+                        log.append((node, driver))
+                    per[handle] = n
+                elif per.pop(handle, None) is not None:
+                    at = self.attached_at.get((driver, handle))
+                    if at is not None:
+                        at.discard(node)
+                        if not at:
+                            del self.attached_at[(driver, handle)]
+                    log.append((node, driver))
+        if mine:
+            self.counted[uid] = mine
+        if len(log) > 100_000:
+            log.clear()
+            self.attach_base += 1
+
+    def _recount(self, key: ClaimKey) -> None:
+        """A claim, or the volume bound to it, changed: the placed pods mounting it count what it
+        is now."""
+        for pod in list(self.mounted.get(key, {}).values()):
+            self._attach(pod.uid, [(pod.node_name, d, h) for d, h in self.csi_volumes(pod)])
 
     def csi_volumes(self, pod: PodInfo) -> list[tuple[str, str]]:
         """(driver, volume handle) of the pod's CSI volumes, as NodeVolumeLimits counts them: a

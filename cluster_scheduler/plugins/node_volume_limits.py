@@ -5,7 +5,11 @@ and handle (an in-tree AWS EBS, GCE PD, Azure Disk, Cinder or Portworx volume by
 model/csi_translation.py); an unbound claim counts as a new volume of its class's provisioner. Which volumes
 each placed pod uses per node is kept by `StorageIndex.placed`; the pod's own are in
 `PodVolumes.csi`. Dynamic: the answer changes as pods land, so the engine re-checks a row when it
-changes. Not counted: VolumeAttachments without a pod, and in-tree volumes inline in a pod spec."""
+changes. Not counted: VolumeAttachments without a pod, and in-tree volumes inline in a pod spec.
+
+Pods with claims of their own are classes of their own, so the filter runs once per pod: it reads
+per-driver limit and count arrays over the candidate rows, kept up to date from the index's log of
+changed counts, instead of visiting every node."""
 
 from __future__ import annotations
 
@@ -37,5 +41,56 @@ def fits_row(ctx: ClassCtx, row: int) -> bool:
 
 
 def filter(ctx: ClassCtx) -> tuple[np.ndarray, list[tuple[np.ndarray, str]]]:
-    ok = np.fromiter((fits_row(ctx, r) for r in ctx.rows.tolist()), dtype=bool, count=len(ctx.rows))
+    st = ctx.storage
+    handles: dict[str, set[str]] = {}
+    for driver, handle in ctx.key.volumes.csi:
+        handles.setdefault(driver, set()).add(handle)
+    ok = np.ones(len(ctx.rows), dtype=bool)
+    for driver, hs in handles.items():
+        limit, used, pos = _driver_rows(ctx, driver)
+        if limit is None:
+            continue
+        new = np.full(len(ctx.rows), len(hs), dtype=np.int64)
+        for h in hs:  # already attached there: not a new attachment
+            for node in st.attached_at.get((driver, h), ()):
+                i = pos.get(node)
+                if i is not None:
+                    new[i] -= 1
+        ok &= (limit < 0) | (new == 0) | (used + new <= limit)
     return ok, [(~ok, REASON)]
+
+
+def _driver_rows(ctx: ClassCtx, driver: str) -> tuple[np.ndarray | None, np.ndarray, dict[str, int]]:
+    """For the candidate rows: the driver's attach limit (-1: none), its distinct volumes in use,
+    and each node's position. Built once per candidate-row set and limits change, then moved
+    along the index's log of changed counts; (None, ...) when no node limits the driver."""
+    st = ctx.storage
+    cache = st.row_cache
+    key = ("attach", driver)
+    hit = cache.get(key)
+    if hit is None or hit[0] is not ctx.rows or hit[1] != st.limits_gen or hit[2] != st.attach_base:
+        names = ctx.table.names
+        pos = {names[r]: i for i, r in enumerate(ctx.rows.tolist())}
+        limit = np.full(len(ctx.rows), -1, dtype=np.int64)
+        for node, limits in st.node_limits.items():
+            i = pos.get(node)
+            if i is not None and driver in limits:
+                limit[i] = limits[driver]
+        used = np.zeros(len(ctx.rows), dtype=np.int64)
+        if (limit >= 0).any():
+            for node, per in st.attached.items():
+                i = pos.get(node)
+                if i is not None:
+                    used[i] = len(per.get(driver, ()))
+        hit = [ctx.rows, st.limits_gen, st.attach_base, len(st.attach_log), limit, used, pos]
+        cache[key] = hit
+    _, _, _, seen, limit, used, pos = hit
+    log = st.attach_log
+    if seen < len(log):
+        for node, d in log[seen:]:
+            if d == driver:
+                i = pos.get(node)
+                if i is not None:
+                    used[i] = len(st.attached.get(node, {}).get(driver, ()))
+        hit[3] = len(log)
+    return (limit if (limit >= 0).any() else None), used, pos

@@ -264,6 +264,70 @@ def test_csi_attach_limits_count_distinct_volumes_per_driver():
     assert where(e, pod("c", cpu="1", **claims("c2"), **only_n0)) == "n0"
 
 
+def test_a_claim_bound_after_its_pod_was_placed_counts_its_volume_from_then_on():
+    """WaitForFirstConsumer with static volumes: the pod is placed while its claim is unbound (a
+    class without a CSI provisioner: nothing to count), then the PV controller binds the claim to
+    a CSI volume. Upstream reads every pod's claims when it filters, so the volume takes an attach
+    slot from then on; unbinding the claim frees it."""
+    from cluster_scheduler.model.parse import parse_csi_node
+
+    e = cluster()
+    e.storage.set_node_limits(*parse_csi_node(csi_node("n0", disk_csi=1)))
+    add_storage(e, storage_class("local"), storage_class("csi", provisioner="disk.csi", mode="Immediate"),
+                pv_dict("v0", storage_class="local", csi={"driver": "disk.csi", "volumeHandle": "h0"}),
+                pvc_dict("late", storage_class="local"),
+                pv_dict("v1", claim=("default", "c1"), phase="Bound", storage_class="csi",
+                        csi={"driver": "disk.csi", "volumeHandle": "h1"}),
+                pvc_dict("c1", volume="v1", bound=True, storage_class="csi"))
+    on_n0 = {"nodeSelector": {"kubernetes.io/hostname": "n0"}}
+    assert where(e, pod("first", cpu="100m", **claims("late"), **on_n0)) == "n0"
+    add_storage(e, pv_dict("v0", claim=("default", "late"), phase="Bound", storage_class="local",
+                           csi={"driver": "disk.csi", "volumeHandle": "h0"}),
+                pvc_dict("late", volume="v0", bound=True, storage_class="local"))
+    assert message(e, pod("second", cpu="100m", **claims("c1"), **on_n0)) == (
+        "0/4 nodes are available: 1 node(s) exceed max volume count, "
+        "3 node(s) didn't match Pod's node affinity/selector.")
+    e.storage.set_claim(parse_claim(pvc_dict("late", storage_class="local")))  # unbound again
+    e.storage.remove_volume("v0")
+    assert where(e, pod("second", cpu="100m", **claims("c1"), **on_n0)) == "n0"
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_attach_limit_filter_agrees_with_its_row_form(seed):
+    """The filter's per-driver arrays (kept along the index's log of count changes) give what the
+    row form computes node by node, as pods come and go and claims bind."""
+    import random
+
+    from cluster_scheduler.model.parse import parse_csi_node
+    from cluster_scheduler.plugins import node_volume_limits
+
+    rng = random.Random(seed)
+    e = engine([node(f"n{i}", cpu="64", pods="110") for i in range(6)])
+    for i in range(6):
+        if rng.random() < 0.7:
+            e.storage.set_node_limits(*parse_csi_node(csi_node(f"n{i}", a_csi=rng.randint(1, 3), b_csi=2)))
+    objs = [storage_class("sc-a", provisioner="a.csi", mode="Immediate"),
+            storage_class("sc-b", provisioner="b.csi", mode="WaitForFirstConsumer")]
+    for j in range(10):
+        drv = rng.choice(["a.csi", "b.csi"])
+        objs += [pv_dict(f"v{j}", claim=("default", f"c{j}"), phase="Bound", storage_class="sc-a",
+                         csi={"driver": drv, "volumeHandle": f"h{j % 7}"}),
+                 pvc_dict(f"c{j}", volume=f"v{j}", bound=True, storage_class="sc-a")]
+    objs += [pvc_dict(f"u{j}", storage_class="sc-b") for j in range(3)]
+    add_storage(e, *objs)
+    names = [f"c{j}" for j in range(10)] + [f"u{j}" for j in range(3)]
+    for step in range(30):
+        p = pod(f"p{step}", cpu="10m", **claims(*rng.sample(names, rng.randint(1, 3))))
+        if rng.random() < 0.3 and e.pods:
+            e.remove_pod(rng.choice(sorted(e.pods)))
+        cls = e.class_of(p)
+        ctx = cls.ctx
+        if node_volume_limits.pre_filter(ctx):
+            ok, _ = node_volume_limits.filter(ctx)
+            assert ok.tolist() == [node_volume_limits.fits_row(ctx, r) for r in ctx.rows.tolist()], step
+        place(e, p)
+
+
 def test_migrated_in_tree_volumes_count_under_their_csi_driver():
     """An in-tree AWS EBS volume uses an attach slot of ebs.csi.aws.com (upstream translates it);
     the same disk through a CSI volume is the same attachment; an in-tree provisioner's unbound
