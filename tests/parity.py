@@ -11,7 +11,9 @@ One step per generated pod, against the same cluster state:
      placements are the state every later step sees. An unschedulable copy is deleted at once, so a
      later event cannot bind it behind the runner's back.
 Neither scheduler ever sees the other's pending copy, so each decides alone over the same nodes and
-bound pods. The one ordering the apiserver does not give is kube-scheduler's: its cache and its
+bound pods. Claims a pod has of its own are copied with it (`copy_pod`); what our copy bound is
+undone before kube-scheduler's turn (the claim deleted, its volume Available again), and the PV
+controller (kube-controller-manager, volume controllers only) completes both schedulers' bindings. The one ordering the apiserver does not give is kube-scheduler's: its cache and its
 queue are separate informer listeners, so the runner confirms a deletion (404) and waits `SETTLE_S`
 (orders of magnitude above a listener's lag) before the next pod reaches it.
 
@@ -43,6 +45,7 @@ from kubernetes.client.rest import ApiException
 from cluster_scheduler.config import SchedulerConfig, parse_profile
 from cluster_scheduler.engine import Engine
 from cluster_scheduler.model.parse import parse_node, parse_pdb, parse_pod
+from cluster_scheduler.model.storage import CLAIMS, CSI_NODES, STORAGE_CLASSES, VOLUMES
 from cluster_scheduler.model.types import DisruptionBudget, PodInfo
 from cluster_scheduler.preemption import split_by_pdb
 
@@ -53,6 +56,7 @@ SETTLE_S = 0.1
 ZONE = "topology.kubernetes.io/zone"
 HOST = "kubernetes.io/hostname"
 GPU = "example.com/gpu"
+DRIVER = "csi.example.com"
 IMAGE = "registry.k8s.io/pause:3.10"
 
 # The scheduling profiles a case may run under, in KubeSchedulerConfiguration form (without the
@@ -107,6 +111,8 @@ class Case:
     pods: list[dict]
     pdbs: list[dict] = field(default_factory=list)  # with the status the runner gives them
     profile: str = ""  # a key of PROFILES
+    storage: list[dict] = field(default_factory=list)  # classes, CSINodes, claims, then volumes
+    claims: dict[str, list[dict]] = field(default_factory=dict)  # pod name -> its own claims
 
     @property
     def name(self) -> str:
@@ -135,7 +141,116 @@ def generate(seed: int, max_nodes: int = 7, max_pods: int = 12) -> Case:
             for j in range(rng.choice([0, 0, 1, 2]))]
     # a generator of its own: the cases drawn above are the same with or without profiles
     profile = random.Random(f"profile-{seed}").choice(["", "", *PROFILES])
-    return Case(seed, namespaces, nodes, pods, pdbs, profile)
+    storage, claims = _storage(random.Random(f"storage-{seed}"), prefix, nodes, pods)
+    return Case(seed, namespaces, nodes, pods, pdbs, profile, storage, claims)
+
+
+def _storage(rng: random.Random, prefix: str, nodes: list[dict], pods: list[dict]) -> tuple[list[dict], dict]:
+    """Volumes for half the cases (a generator of their own: the rest of a case is what it was
+    without them): a WaitForFirstConsumer class with static volumes (local disks pinned to a node,
+    zonal disks by label or by node affinity, CSI disks anywhere), an Immediate class nothing
+    provisions, attach limits on some nodes, claims pre-bound to some volumes and shared by the
+    pods of their namespace; pods mount those, claims of their own (created per copy, see
+    `copy_pod`) or a claim that does not exist."""
+    if rng.random() < 0.5:
+        return [], {}
+    wait, now = f"{prefix}-wait", f"{prefix}-now"
+    objs: list[dict] = [
+        {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": name},
+         "provisioner": "kubernetes.io/no-provisioner", "volumeBindingMode": mode}
+        for name, mode in ((wait, "WaitForFirstConsumer"), (now, "Immediate"))]
+    for n in nodes:
+        if rng.random() < 0.5:
+            name = n["metadata"]["name"]
+            objs.append({"apiVersion": "storage.k8s.io/v1", "kind": "CSINode", "metadata": {"name": name},
+                         "spec": {"drivers": [{"name": DRIVER, "nodeID": name,
+                                               "allocatable": {"count": rng.randint(1, 2)}}]}})
+    namespaces = sorted({p["metadata"]["namespace"] for p in pods})
+    volumes, shared = [], []
+    for j in range(rng.randint(3, 10)):
+        pv = _volume(rng, f"{prefix}-pv{j}", wait, [n["metadata"]["name"] for n in nodes])
+        if rng.random() < 0.4:  # pre-bound to a claim of its own size and modes
+            spec = pv["spec"]
+            claim = _claim(f"{prefix}-shared{j}", rng.choice(namespaces), wait, spec["capacity"]["storage"],
+                           spec["accessModes"])
+            claim["spec"]["volumeName"] = pv["metadata"]["name"]
+            spec["claimRef"] = {"namespace": claim["metadata"]["namespace"], "name": claim["metadata"]["name"]}
+            shared.append(claim)
+        volumes.append(pv)
+    claims: dict[str, list[dict]] = {}
+    for pod in pods:
+        if rng.random() >= 0.4:
+            continue
+        meta, spec = pod["metadata"], pod["spec"]
+        names = []
+        for k in range(rng.randint(1, 2)):
+            r = rng.random()
+            mine = [c for c in shared if c["metadata"]["namespace"] == meta["namespace"]]
+            if r < 0.35 and mine:
+                names.append(rng.choice(mine)["metadata"]["name"])
+            elif r < 0.39:
+                names.append(f"{prefix}-missing")
+            else:
+                name = f"{meta['name']}-c{k}"
+                cls = wait if rng.random() < 0.92 else now
+                claims.setdefault(meta["name"], []).append(_claim(
+                    name, meta["namespace"], cls, rng.choice(["1Gi", "1Gi", "2Gi", "10Gi"]), _modes(rng)))
+                names.append(name)
+        spec["volumes"] = [{"name": f"v{k}", "persistentVolumeClaim": {"claimName": n}}
+                           for k, n in enumerate(dict.fromkeys(names))]
+    return objs + shared + volumes, claims
+
+
+def _volume(rng: random.Random, name: str, cls: str, node_names: list[str]) -> dict:
+    spec: dict[str, Any] = {"capacity": {"storage": rng.choice(["1Gi", "5Gi", "10Gi"])},
+                            "accessModes": _modes(rng, many=True),
+                            "persistentVolumeReclaimPolicy": "Retain", "storageClassName": cls}
+    labels: dict[str, str] = {}
+    kind = rng.random()
+    if kind < 0.35:  # a local disk: one node
+        spec["local"] = {"path": f"/mnt/{name}"}
+        spec["nodeAffinity"] = {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+            {"key": HOST, "operator": "In", "values": [rng.choice(node_names)]}]}]}}
+    else:
+        spec["csi"] = {"driver": DRIVER, "volumeHandle": name}
+        if kind < 0.6:  # a zonal disk by its labels (VolumeZone)
+            labels[ZONE] = rng.choice(["z1", "z2", "z1__z2"])
+        elif kind < 0.8:  # by its node affinity (VolumeBinding)
+            spec["nodeAffinity"] = {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                {"key": ZONE, "operator": "In", "values": rng.sample(["z1", "z2", "z3"], rng.randint(1, 2))}]}]}}
+    return {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": name, "labels": labels},
+            "spec": spec}
+
+
+def _modes(rng: random.Random, many: bool = False) -> list[str]:
+    """Access modes, mostly ReadWriteOnce (a volume may offer two: a claim needs all of its own)."""
+    r = rng.random()
+    if r < 0.6:
+        return ["ReadWriteOnce", "ReadOnlyMany"] if many and rng.random() < 0.4 else ["ReadWriteOnce"]
+    return ["ReadWriteOncePod"] if r < 0.8 else ["ReadOnlyMany"]
+
+
+def _claim(name: str, namespace: str, cls: str, size: str, modes: list[str]) -> dict:
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": name, "namespace": namespace},
+            "spec": {"accessModes": list(modes), "storageClassName": cls, "resources": {"requests": {"storage": size}}}}
+
+
+def copy_pod(pod: dict, suffix: str, claims: list[dict]) -> tuple[dict, list[dict]]:
+    """One scheduler's copy of a pod (`suffix` on its name) and of the claims of its own (a claim
+    one scheduler's copy got bound must not decide the other's): `<pod>-c0` becomes
+    `<pod><suffix>-c0`, in the pod's volumes too."""
+    name = pod["metadata"]["name"]
+    obj = yaml.safe_load(yaml.safe_dump(pod))
+    obj["metadata"]["name"] = name + suffix
+    own = {c["metadata"]["name"] for c in claims}
+    for v in obj["spec"].get("volumes") or ():
+        ref = v["persistentVolumeClaim"]
+        if ref["claimName"] in own:
+            ref["claimName"] = name + suffix + ref["claimName"][len(name):]
+    copies = yaml.safe_load(yaml.safe_dump(claims))
+    for c in copies:
+        c["metadata"]["name"] = name + suffix + c["metadata"]["name"][len(name):]
+    return obj, copies
 
 
 def _node(rng: random.Random, name: str, tight: bool = False) -> dict:
@@ -348,6 +463,8 @@ class Tally:
     unschedulable: int = 0
     preempting: int = 0  # pods kube-scheduler placed by preempting others
     pdb_limited: int = 0  # of them, preemptions with a victim covered by a PodDisruptionBudget
+    with_volumes: int = 0  # pods that mount claims
+    volumes_bound: int = 0  # of them, bound by kube-scheduler
     profiles: dict[str, int] = field(default_factory=dict)  # cases per profile
     mismatches: list[Mismatch] = field(default_factory=list)
 
@@ -381,9 +498,11 @@ class Lockstep:
 
     def __init__(self, api: Any, out_dir: Path, timeout: float = 30.0) -> None:
         self.core = client.CoreV1Api(api)
+        self.storage = client.StorageV1Api(api)
         self.out_dir = out_dir
         self.timeout = timeout
         self._namespaces: set[str] = set()
+        self._storage_keys: set[tuple[str, str]] = set()  # what the engine's storage index holds
 
     # ------------------------------------------------------------ api helpers
     def _wait(self, what: str, cond: Callable[[], Any]) -> Any:
@@ -413,10 +532,9 @@ class Lockstep:
         self._wait(f"pod {ns}/{name} still there", lambda: self._pod(ns, name) is None)
         time.sleep(SETTLE_S)
 
-    def _decide(self, pod: dict, scheduler: str, suffix: str) -> tuple[Outcome, dict]:
+    def _decide(self, pod: dict, scheduler: str) -> tuple[Outcome, dict]:
         obj = yaml.safe_load(yaml.safe_dump(pod))
         meta = obj["metadata"]
-        meta["name"] += suffix
         obj["spec"]["schedulerName"] = scheduler
         self.core.create_namespaced_pod(meta["namespace"], obj)
 
@@ -435,14 +553,111 @@ class Lockstep:
         return self._wait(f"{scheduler} decided nothing for {meta['namespace']}/{meta['name']}", decided)
 
     def _clear(self) -> None:
-        """Remove the previous case: its pods (gone before their nodes) and its nodes."""
+        """Remove the previous case: its pods (gone before their nodes and claims), claims,
+        volumes, classes, CSINodes and nodes (the apiserver's storage-protection finalizers
+        are lifted: no controller here would)."""
         for ns in self._namespaces:
             self.core.delete_collection_namespaced_pod(ns, grace_period_seconds=0)
             self._wait(f"pods of {ns} still there", lambda ns=ns: not self.core.list_namespaced_pod(ns).items)
+            for c in self.core.list_namespaced_persistent_volume_claim(ns).items:
+                self._drop_claim(ns, c.metadata.name, release=False)
+        for pv in self.core.list_persistent_volume(label_selector=CASE_LABEL).items:
+            self._unprotect(self.core.patch_persistent_volume, pv.metadata.name)
+        self.core.delete_collection_persistent_volume(label_selector=CASE_LABEL)
+        self.storage.delete_collection_storage_class(label_selector=CASE_LABEL)
+        self.storage.delete_collection_csi_node(label_selector=CASE_LABEL)
+        self._wait("volumes of the last case still there",
+                   lambda: not self.core.list_persistent_volume(label_selector=CASE_LABEL).items)
         self.core.delete_collection_node(label_selector=CASE_LABEL)
         self._wait("nodes of the last case still there",
                    lambda: not self.core.list_node(label_selector=CASE_LABEL).items)
         self._namespaces.clear()
+        self._storage_keys.clear()
+
+    # ------------------------------------------------------------ storage
+    @staticmethod
+    def _unprotect(patch: Callable[..., Any], *key: str) -> None:
+        try:
+            patch(*key, {"metadata": {"finalizers": None}})
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    def _create_storage(self, case: Case) -> None:
+        """The case's classes, CSINodes, shared claims and volumes, a volume pre-bound to a
+        claim naming its uid (the PV controller then completes the pair); returns once every
+        volume is Available or Bound."""
+        uids: dict[tuple[str, str], str] = {}
+        for o in yaml.safe_load(yaml.safe_dump(case.storage)):
+            o["metadata"].setdefault("labels", {})[CASE_LABEL] = str(case.seed)
+            kind = o["kind"]
+            if kind == "StorageClass":
+                self.storage.create_storage_class(o)
+            elif kind == "CSINode":
+                self.storage.create_csi_node(o)
+            elif kind == "PersistentVolumeClaim":
+                ns = o["metadata"]["namespace"]
+                uids[(ns, o["metadata"]["name"])] = self.core.create_namespaced_persistent_volume_claim(ns, o).metadata.uid
+            else:
+                ref = o["spec"].get("claimRef")
+                if ref:
+                    ref["uid"] = uids[(ref["namespace"], ref["name"])]
+                self.core.create_persistent_volume(o)
+        if case.storage:
+            self._wait("volumes not yet Available or Bound", lambda: all(
+                (pv.status.phase in ("Available", "Bound"))
+                for pv in self.core.list_persistent_volume(label_selector=CASE_LABEL).items))
+            self._wait("pre-bound claims not yet Bound", lambda: all(
+                c.status.phase == "Bound" for ns in case.namespaces
+                for c in self.core.list_namespaced_persistent_volume_claim(ns).items))
+
+    def _create_claims(self, claims: list[dict]) -> None:
+        for c in claims:
+            self.core.create_namespaced_persistent_volume_claim(c["metadata"]["namespace"], c)
+        if claims:
+            time.sleep(SETTLE_S)  # the schedulers' claim informers, a stream of their own
+
+    def _drop_claim(self, ns: str, name: str, release: bool = True) -> None:
+        """Delete a claim; with `release`, make the volume a scheduler bound to it Available again
+        (its claimRef cleared once the claim is gone, or the PV controller would bind them again)."""
+        self._unprotect(self.core.patch_namespaced_persistent_volume_claim, name, ns)
+        try:
+            self.core.delete_namespaced_persistent_volume_claim(name, ns)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+        self._wait(f"claim {ns}/{name} still there",
+                   lambda: not any(c.metadata.name == name for c in self.core.list_namespaced_persistent_volume_claim(ns).items))
+        if not release:
+            return
+        for pv in self.core.list_persistent_volume(label_selector=CASE_LABEL).items:
+            ref = pv.spec.claim_ref
+            if ref is not None and ref.namespace == ns and ref.name == name:
+                self.core.patch_persistent_volume(pv.metadata.name, {"spec": {"claimRef": None}})
+                self._wait(f"volume {pv.metadata.name} not Available again", lambda pv=pv: (
+                    self.core.read_persistent_volume(pv.metadata.name).status.phase == "Available"))
+        time.sleep(SETTLE_S)
+
+    def _sync_storage(self, engine: Engine) -> None:
+        """The engine's storage index made what the apiserver holds now (for the diagnosis)."""
+        if not self.core.list_persistent_volume(label_selector=CASE_LABEL).items and not self._storage_keys:
+            return
+        ser = self.core.api_client.sanitize_for_serialization
+        listed = {
+            STORAGE_CLASSES: self.storage.list_storage_class(label_selector=CASE_LABEL).items,
+            CSI_NODES: self.storage.list_csi_node(label_selector=CASE_LABEL).items,
+            VOLUMES: self.core.list_persistent_volume(label_selector=CASE_LABEL).items,
+            CLAIMS: [c for ns in sorted(self._namespaces) for c in self.core.list_namespaced_persistent_volume_claim(ns).items],
+        }
+        seen = set()
+        for kind, items in listed.items():
+            for o in items:
+                key = f"{o.metadata.namespace}/{o.metadata.name}" if kind == CLAIMS else o.metadata.name
+                engine.storage.apply(kind, ser(o))
+                seen.add((kind, key))
+        for kind, key in self._storage_keys - seen:
+            engine.storage.delete(kind, key)
+        self._storage_keys = seen
 
     # ------------------------------------------------------------ one case
     def run(self, case: Case, tally: Tally) -> None:
@@ -465,19 +680,28 @@ class Lockstep:
             obj["metadata"]["labels"][CASE_LABEL] = str(case.seed)
             self.core.create_node(obj)
             engine.set_node(parse_node(node))
+        self._create_storage(case)
         time.sleep(1.0)  # both schedulers' node informers: a separate stream from the pods'
         tally.cases += 1
         kept: dict[tuple[str, str], dict] = {}  # kube-scheduler's bound copies: the state
         for i, pod in enumerate(case.pods):
             tally.pods += 1
             ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
-            diag = self._diagnose(engine, pod, ours_name)
-            ours, _ = self._decide(pod, ours_name, "-o")
+            own = case.claims.get(name, [])
+            pod_o, claims_o = copy_pod(pod, "-o", own)
+            self._create_claims(claims_o)
+            self._sync_storage(engine)
+            diag = self._diagnose(engine, pod_o, ours_name)
+            ours, _ = self._decide(pod_o, ours_name)
             ours.victims = self._victims(kept)
             ours.violations = violations(case, kept, ours.victims)
             self._delete(ns, name + "-o")
+            for c in claims_o:
+                self._drop_claim(ns, c["metadata"]["name"])
             self._restore(case, kept, ours.victims)
-            kube, bound = self._decide(pod, kube_name, "-k")
+            pod_k, claims_k = copy_pod(pod, "-k", own)
+            self._create_claims(claims_k)
+            kube, bound = self._decide(pod_k, kube_name)
             kube.victims = self._victims(kept)
             kube.violations = violations(case, kept, kube.victims)
             pdb_limited = bool(kube.victims) and covered(case, kept, kube.victims)
@@ -492,6 +716,11 @@ class Lockstep:
             else:
                 tally.unschedulable += 1
                 self._delete(ns, name + "-k")
+                for c in claims_k:
+                    self._drop_claim(ns, c["metadata"]["name"])
+            if pod["spec"].get("volumes"):
+                tally.with_volumes += 1
+                tally.volumes_bound += bool(kube.node)
             what = compare(ours, kube, diag)
             if what:
                 m = Mismatch(case, i, what, ours, kube, describe(diag),
@@ -513,8 +742,8 @@ class Lockstep:
         manifests = {(p["metadata"]["namespace"], p["metadata"]["name"] + "-k"): p for p in case.pods}
         for victim, _ in victims:
             key = (ns_of(victim), victim.split("/")[1])
-            obj = yaml.safe_load(yaml.safe_dump(manifests[key]))
-            obj["metadata"]["name"] = key[1]
+            pod = manifests[key]
+            obj = copy_pod(pod, "-k", case.claims.get(pod["metadata"]["name"], []))[0]
             obj["spec"].update(schedulerName=KUBE, nodeName=kept[key]["spec"]["nodeName"])
             self.core.create_namespaced_pod(key[0], obj)
         if victims:
@@ -541,14 +770,28 @@ class Lockstep:
             tpl["metadata"].pop("name")
             tpl["metadata"]["labels"].pop(HOST)
             ops.append({"op": "createNodes", "count": 1, "template": tpl})
+        name = f"parity-{case.seed}-pod{upto}"
+        width = len(str(max(len(case.nodes) - 1, 0)))  # the workload's node names (Workload.node_name)
+        renamed = {n["metadata"]["name"]: f"{name}-node-{i:0{width}d}" for i, n in enumerate(case.nodes)}
+
+        def on_replay_nodes(obj: Any) -> Any:
+            if isinstance(obj, dict):
+                return {k: on_replay_nodes(v) for k, v in obj.items()}
+            if isinstance(obj, list):
+                return [on_replay_nodes(v) for v in obj]
+            return renamed.get(obj, obj) if isinstance(obj, str) else obj
+        if case.storage:  # the volume pre-bound by name (the PV controller completes the pair)
+            ops.append({"op": "createObjects", "objects": on_replay_nodes(case.storage)})
         for pod in case.pods[:upto + 1]:
             tpl = yaml.safe_load(yaml.safe_dump(pod))
             meta = tpl["metadata"]
+            if case.claims.get(meta["name"]):
+                ops.append({"op": "createObjects", "objects": case.claims[meta["name"]]})
             ops.append({"op": "createPods", "count": 1, "namespace": meta.pop("namespace"),
                         "generateName": meta.pop("name") + "-", "template": tpl})
             ops.append({"op": "barrier", "timeout": 60})
-        path = self.out_dir / f"parity-{case.seed}-pod{upto}.yaml"
-        path.write_text(yaml.safe_dump({"name": f"parity-{case.seed}-pod{upto}", "ops": ops}, sort_keys=False))
+        path = self.out_dir / f"{name}.yaml"
+        path.write_text(yaml.safe_dump({"name": name, "ops": ops}, sort_keys=False))
         if case.profile:  # the profile it ran under, for both schedulers' --config
             path.with_suffix(".profile.yaml").write_text(yaml.safe_dump(PROFILES[case.profile], sort_keys=False))
         return path

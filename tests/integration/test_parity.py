@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from cluster_scheduler.controlplane.controllers import BENCH_VOLUME_ARGS, VOLUME_CONTROLLERS, start_controller_manager
 from cluster_scheduler.controlplane.peer import start_kube_scheduler
 from tests.parity import Lockstep, Tally, generate, our_config, profile_docs
 
@@ -21,15 +22,19 @@ def test_parity_with_kube_scheduler(private_cp, admin, run_scheduler, tmp_path):
     out.mkdir(parents=True, exist_ok=True)
     run_scheduler(2, profiles=our_config())
     peer = start_kube_scheduler(private_cp, profiles=profile_docs(kube=True))
+    # the PV controller: completes the volume bindings both schedulers' PreBind write
+    kcm = start_controller_manager(private_cp, VOLUME_CONTROLLERS, extra_args=BENCH_VOLUME_ARGS)
     try:
         lockstep = Lockstep(admin, out)
         tally = Tally()
         for seed in range(first, first + examples):
             lockstep.run(generate(seed), tally)
     finally:
+        kcm.stop()
         peer.stop()
     print(f"parity: {tally.cases} cases, {tally.pods} pods ({tally.bound} bound, {tally.preempting} of them by "
-          f"preempting ({tally.pdb_limited} past a PDB), {tally.unschedulable} unschedulable by kube-scheduler), "
+          f"preempting ({tally.pdb_limited} past a PDB), {tally.unschedulable} unschedulable by kube-scheduler; {tally.with_volumes} mounting claims, {tally.volumes_bound} of them bound), "
           f"{len(tally.mismatches)} mismatches; cases per profile {tally.profiles}")
     assert tally.bound and tally.unschedulable, "the generator should make both outcomes"
+    assert examples < 10 or tally.volumes_bound, "the generator should bind pods with claims"
     assert not tally.mismatches, "\n\n".join(str(m) for m in tally.mismatches)
