@@ -146,10 +146,12 @@ class ClassState:
     upstream normalizes over all feasible nodes: a shard's own max would rank its nodes on another
     scale than the other shards'. Only its own rows (`propose`) are then proposed and diagnosed."""
 
-    def __init__(self, engine: "Engine", key: PodSpecKey, profile: Profile) -> None:
+    def __init__(self, engine: "Engine", key: PodSpecKey, profile: Profile, check_only: bool = False) -> None:
         self.engine = engine
         self.key = key
         self.profile = profile
+        # filters only, for Engine.check: no scores, no heaps (never picks, never touched)
+        self.check_only = check_only
         self.whole = False
         self._diag_cache: tuple[int, dict[str, int]] | None = None
         self.build()
@@ -220,7 +222,7 @@ class ClassState:
         # normalizers whose raw score varies: their max over the feasible rows is kept exact
         self.norms: list[_Norm] = []
         normalized = False  # some normalizer's raw score is non-zero here: its max matters
-        for plugin in REGISTRY:
+        for plugin in () if self.check_only else REGISTRY:
             w = prof.weight(plugin.name)
             if not w or plugin.score not in (ROW, NORMALIZED):
                 continue
@@ -241,7 +243,7 @@ class ClassState:
         total += static_norm
         self.w_ipa = w_ipa
         self.ipa_raw = None
-        if w_ipa and self.ipa_plan is not None and self.ipa_plan.score_terms:
+        if w_ipa and self.ipa_plan is not None and self.ipa_plan.score_terms and not self.check_only:
             raw = inter_pod_affinity.score_raw(ctx)
             self.ipa_raw = raw
             self.ipa_lo = int(raw[feas].min()) if feas.any() else 0
@@ -250,7 +252,7 @@ class ClassState:
             self.ipa_hist = dict(zip(vals.tolist(), cnts.tolist()))  # raw value -> feasible rows
             total += w_ipa * inter_pod_affinity.normalize_with(raw, self.ipa_lo, self.ipa_hi)
         w_pts = prof.weight(pod_topology_spread.NAME)
-        self.dense = bool(w_pts and pod_topology_spread.soft(ctx))
+        self.dense = bool(w_pts and pod_topology_spread.soft(ctx)) and not self.check_only
         if self.dense:
             total += w_pts * pod_topology_spread.score(ctx, feas)
         if owned is not None and not self.whole and (normalized or self.ipa_raw is not None or self.dense):
@@ -283,6 +285,10 @@ class ClassState:
         self.total = total
         self._norm_gen = self.gate.counts.gen if self.gate is not None else -1
         e.builds += 1
+        if self.check_only:
+            self.heaps, self.pushed = {}, []
+            self._compile()
+            return
         idx = np.flatnonzero(feas if self.propose is None else feas & self.propose)
         ver = t.ver
         cand = rows[idx].tolist()
@@ -784,6 +790,7 @@ class Engine:
         self.epoch = 0  # bumped when anything can make a node *more* feasible: rebuild classes
         self.placements = 0
         self.classes: OrderedDict[tuple[str, PodSpecKey], ClassState] = OrderedDict()
+        self.check_classes: OrderedDict[tuple[str, PodSpecKey], ClassState] = OrderedDict()  # see check
         self.timings: dict[str, float] = {}  # seconds per plugin in full (vectorized) class builds
         self.builds = 0
         self.max_classes = max_classes
@@ -1025,6 +1032,7 @@ class Engine:
             self._class_keys.clear()
             self._canonical.clear()
             self.classes.clear()
+            self.check_classes.clear()
             self._changed()
 
     def class_state(self, key: PodSpecKey, profile: Profile | None = None) -> ClassState:
@@ -1158,4 +1166,18 @@ class Engine:
         key = self.pod_key(pod)
         if not isinstance(key, PodSpecKey):
             return False
-        return self.class_state(key, self.profiles.get(pod.scheduler_name, self.profile)).check_row(row)
+        profile = self.profiles.get(pod.scheduler_name, self.profile)
+        key = self.class_key(key)
+        cls = self.classes.get((profile.scheduler_name, key))
+        if cls is None:  # filters only: the ledger checks one node, it never picks
+            ck = (profile.scheduler_name, key)
+            cls = self.check_classes.get(ck)
+            if cls is None:
+                cls = ClassState(self, key, profile, check_only=True)
+                if key.volumes is None or not (key.volumes.delayed or key.volumes.csi):  # else one pod's
+                    self.check_classes[ck] = cls
+                    if len(self.check_classes) > self.max_classes:
+                        self.check_classes.popitem(last=False)
+            else:
+                self.check_classes.move_to_end(ck)
+        return cls.check_row(row)

@@ -567,24 +567,28 @@ def test_one_at_a_time_full_score_map_matches_reference(profile, balanced, nodes
         check_sequence(e, ref, [p], [r])
 
 
+@pytest.mark.parametrize("prebuilt", [True, False], ids=["scheduling-classes", "check-only-classes"])
 @pytest.mark.parametrize("profile, balanced", [*CASES, pytest.param(Profile(), "v1.36", id="default-profile")])
 @SETTINGS
 @given(nodes=rnodes(), existing=st.lists(st.tuples(rpods("e", (1, 1), spread="some").map(lambda x: x[0]),
                                                    st.integers(0, 5)), max_size=4),
        pods=rpods("p", (2, 12), spread="some", affinity=True), data=st.data())
-def test_commit_time_checks_between_assumptions_match_reference(profile, balanced, nodes, existing, pods, data):
+def test_commit_time_checks_between_assumptions_match_reference(prebuilt, profile, balanced, nodes, existing, pods,
+                                                                data):
     """The coordinator's ledger: `check` then `assume`, pod after pod, with no schedule call in
     between (so a class is checked while stale: spread counts, anti-affinity terms moved), says
-    yes exactly for the nodes that pass every filter."""
+    yes exactly for the nodes that pass every filter; through the classes a batch built (as on a
+    replica that also schedules) or through filter-only ones (the ledger's own)."""
     existing = [(RPod(**{**p.__dict__, "name": f"e{i}"}), j) for i, (p, j) in enumerate(existing)]
     e, ref = build(nodes, existing, profile, balanced)
     infos = [pod(p.name, **pod_kwargs(p)) for p in pods]
-    for info in infos:
+    for info in infos if prebuilt else ():
         e.class_state(info.key)  # every class built up front, as after a first batch
     for p, info in zip(pods, infos):
         want = {n.name for n in nodes if ref.feasible(p, n)}
         got = {n.name for n in nodes if e.check(info, n.name)}
         assert got == want, f"{p.name}: check says {sorted(got)}, filters {sorted(want)}"
+        assert prebuilt or not e.classes, "the ledger's checks build no scheduling class"
         if want:
             node = data.draw(st.sampled_from(sorted(want)))
             e.assume(info, node)
