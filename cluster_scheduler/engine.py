@@ -152,6 +152,9 @@ class ClassState:
         self.profile = profile
         # filters only, for Engine.check: no scores, no heaps (never picks, never touched)
         self.check_only = check_only
+        # a class of one pod (its own claims: dropped once it is placed): no heaps either, its
+        # best rows are read off the fresh build's scores (`top`)
+        self.one_pod = key.volumes is not None and bool(key.volumes.delayed or key.volumes.csi)
         self.whole = False
         self._diag_cache: tuple[int, dict[str, int]] | None = None
         self.build()
@@ -285,8 +288,8 @@ class ClassState:
         self.total = total
         self._norm_gen = self.gate.counts.gen if self.gate is not None else -1
         e.builds += 1
-        if self.check_only:
-            self.heaps, self.pushed = {}, []
+        if self.check_only or self.one_pod:
+            self.heaps, self.pushed = None, []
             self._compile()
             return
         idx = np.flatnonzero(feas if self.propose is None else feas & self.propose)
@@ -518,8 +521,8 @@ class ClassState:
 
     def touch(self, row: int) -> None:
         """A pod was charged to `row`: keep normalizers exact, rescore eagerly where needed."""
-        if self.dense:
-            return
+        if self.dense or self.heaps is None:
+            return  # (a class without heaps is rebuilt before its next pick: `top`)
         p = self.pos_l[row] if row < len(self.pos_l) else -1
         if p < 0:
             return
@@ -575,7 +578,7 @@ class ClassState:
         (a row dropped as infeasible would otherwise never come back), and a class whose
         normalizer's max that row moves is rebuilt (`_norm_admits`). Wider domains (zone counts, inter-pod
         terms) are the watched counters' business, as for placements."""
-        if self.dense:
+        if self.dense or self.heaps is None:
             return  # rebuilt on any change of the placement count
         p = self.pos_l[row] if row < len(self.pos_l) else -1
         if p < 0 or not self.static_ok[p]:
@@ -658,6 +661,19 @@ class ClassState:
         for entry, heap in found[1:] if take_first else found:
             heapq.heappush(heap, entry)
         return [(row, -neg) for (neg, row, _), _h in found]
+
+    def top(self, k: int) -> list[tuple[int, int]]:
+        """`pick` for a class without heaps (`one_pod`), right after its build (the caller's
+        business: no placement since): its scores are exact, so the best k are read off them,
+        ties to the lower row as the heap orders them."""
+        ok = self.feas if self.propose is None else self.feas & self.propose
+        if self.gate is not None:
+            dom = self.gate.dom_c
+            ok = ok & (dom >= 0) & self.gate.allowed()[np.maximum(dom, 0)]
+        idx = np.flatnonzero(ok)
+        rows, total = self.ctx.rows[idx], self.total[idx]
+        order = np.lexsort((rows, -total))[:k]
+        return list(zip(rows[order].tolist(), total[order].tolist()))
 
     def replace(self, row: int) -> None:
         """Re-add `row` after the caller charged it (see pick's take_first)."""
@@ -1105,14 +1121,17 @@ class Engine:
                 cls = self.class_state(key, profile)
             else:
                 cls = self.class_state(pod.key, profile)
-            if cls.stale():
+            if cls.stale() or (cls.heaps is None and cls.built_at != self.placements):
                 cls.build()
-            if k == 1 and cls.simple:
-                j = cls.place_run(pods, i, results)
-                if j > i:
-                    i = j
-                    continue
-            cands = cls.pick(k, take_first=True)
+            if cls.heaps is None:
+                cands = cls.top(k)
+            else:
+                if k == 1 and cls.simple:
+                    j = cls.place_run(pods, i, results)
+                    if j > i:
+                        i = j
+                        continue
+                cands = cls.pick(k, take_first=True)
             if not cands:
                 results.append(PodResult(pod.uid, reasons=cls.diagnose(), num_nodes=self.num_nodes(),
                                          prefilter=cls.prefilter))
@@ -1127,7 +1146,7 @@ class Engine:
                 self.promise_volumes(pod, names[row])
                 if cls.storage_gen is not None:  # keyed on this pod's own claims: of no use to another pod
                     self.classes.pop((cls.profile.scheduler_name, cls.key), None)
-            if not cls.eager:
+            if not cls.eager and cls.heaps is not None:
                 cls.replace(row)  # eager classes re-added it in touch(); a stale class rebuilds anyway
             results.append(PodResult(pod.uid, [(names[r], s) for r, s in cands]))
             i += 1

@@ -328,6 +328,39 @@ def test_attach_limit_filter_agrees_with_its_row_form(seed):
         place(e, p)
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_a_one_pod_class_ranks_nodes_as_the_heap_would(seed):
+    """A pod with volumes of its own is a class of one pod, built without heaps: its best nodes
+    are read off the build's scores (`ClassState.top`). They are the heap's, ties included, as
+    earlier pods fill nodes (of a zone-spread gate too)."""
+    import random
+
+    from cluster_scheduler.engine import ClassState
+
+    rng = random.Random(seed)
+    e = engine([node(f"n{i}", cpu=str(rng.choice([2, 4, 8])), labels={"zone": f"z{i % 3}"}) for i in range(9)])
+    objs = [storage_class("csi", provisioner="disk.csi", mode="Immediate")]
+    for j in range(12):
+        objs += [pv_dict(f"v{j}", claim=("default", f"c{j}"), phase="Bound", storage_class="csi",
+                         csi={"driver": "disk.csi", "volumeHandle": f"h{j}"}),
+                 pvc_dict(f"c{j}", volume=f"v{j}", bound=True, storage_class="csi")]
+    add_storage(e, *objs)
+    from cluster_scheduler.model.parse import parse_csi_node
+    e.storage.set_node_limits(*parse_csi_node(csi_node("n0", disk_csi=2)))  # counted: a class per pod
+    spread = {"topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule",
+                                             "labelSelector": {"matchLabels": {"app": "x"}}}]}
+    for j in range(12):
+        kw = spread if rng.random() < 0.5 else {}
+        p = pod(f"p{j}", cpu=rng.choice(["100m", "500m", "1"]), labels={"app": "x"}, **claims(f"c{j}"), **kw)
+        cls = e.class_of(p)
+        assert cls.one_pod and cls.heaps is None
+        with_heaps = ClassState(e, cls.key, cls.profile)
+        with_heaps.one_pod = False
+        with_heaps.build()
+        assert cls.top(9) == with_heaps.pick(9), j
+        place(e, p)
+
+
 def test_migrated_in_tree_volumes_count_under_their_csi_driver():
     """An in-tree AWS EBS volume uses an attach slot of ebs.csi.aws.com (upstream translates it);
     the same disk through a CSI volume is the same attachment; an in-tree provisioner's unbound
