@@ -172,8 +172,7 @@ class ClassState:
         ctx = self.ctx = ClassCtx(t, e.index, prof, key, rows, e.storage)
         self.epoch = e.epoch
         # unbound claims read which volumes are free: rebuilt when the storage index moves
-        self.storage_gen = (e.storage.gen if key.volumes is not None and (key.volumes.delayed or key.volumes.csi)
-                            else None)
+        self.storage_gen = e.storage.gen if self.one_pod else None
         self.built_at = e.placements
         n = len(rows)
         self.pos = np.full(t.capacity, -1, dtype=np.int64)
@@ -1144,7 +1143,7 @@ class Engine:
             if pod.claims:
                 self.storage.placed(pod, 1)
                 self.promise_volumes(pod, names[row])
-                if cls.storage_gen is not None:  # keyed on this pod's own claims: of no use to another pod
+                if cls.one_pod:  # keyed on this pod's own claims: of no use to another pod
                     self.classes.pop((cls.profile.scheduler_name, cls.key), None)
             if not cls.eager and cls.heaps is not None:
                 cls.replace(row)  # eager classes re-added it in touch(); a stale class rebuilds anyway
@@ -1193,7 +1192,7 @@ class Engine:
             cls = self.check_classes.get(ck)
             if cls is None:
                 cls = ClassState(self, key, profile, check_only=True)
-                if key.volumes is None or not (key.volumes.delayed or key.volumes.csi):  # else one pod's
+                if not cls.one_pod:  # one pod's classes are of no use to another pod
                     self.check_classes[ck] = cls
                     if len(self.check_classes) > self.max_classes:
                         self.check_classes.popitem(last=False)

@@ -77,20 +77,21 @@ def _driver_rows(ctx: ClassCtx, driver: str) -> tuple[np.ndarray | None, np.ndar
             if i is not None and driver in limits:
                 limit[i] = limits[driver]
         used = np.zeros(len(ctx.rows), dtype=np.int64)
-        if (limit >= 0).any():
+        limited = limit if (limit >= 0).any() else None
+        if limited is not None:
             for node, per in st.attached.items():
                 i = pos.get(node)
                 if i is not None:
                     used[i] = len(per.get(driver, ()))
-        hit = [ctx.rows, st.limits_gen, st.attach_base, len(st.attach_log), limit, used, pos]
+        hit = [ctx.rows, st.limits_gen, st.attach_base, len(st.attach_log), limited, used, pos]
         cache[key] = hit
     _, _, _, seen, limit, used, pos = hit
     log = st.attach_log
-    if seen < len(log):
+    if limit is not None and seen < len(log):
         for node, d in log[seen:]:
             if d == driver:
                 i = pos.get(node)
                 if i is not None:
                     used[i] = len(st.attached.get(node, {}).get(driver, ()))
-        hit[3] = len(log)
-    return (limit if (limit >= 0).any() else None), used, pos
+    hit[3] = len(log)
+    return limit, used, pos
