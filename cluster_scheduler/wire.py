@@ -25,7 +25,7 @@ from msgspec import UNSET
 
 from .model.csi_translation import PLUGINS
 from .model.parse import parse_node, parse_pod
-from .model.storage import CSI_NODES, STORAGE_CLASSES, VOLUMES
+from .model.storage import CAPACITIES, CSI_DRIVERS, CSI_NODES, STORAGE_CLASSES, VOLUMES
 from .model.types import NodeInfo, PodInfo
 
 # ------------------------------------------------------------------------------ stripped objects
@@ -294,8 +294,9 @@ _STORAGE_ANNOTATIONS = ("pv.kubernetes.io/bind-completed", "volume.kubernetes.io
 
 
 def strip_storage(kind: str, obj: dict) -> dict:
-    """What the volume filters read of a PersistentVolume, claim, StorageClass or CSINode (the
-    resourceVersion included: the coordinator writes volume bindings against it)."""
+    """What the volume filters read of a PersistentVolume, claim, StorageClass, CSIDriver,
+    CSIStorageCapacity or CSINode (the resourceVersion included: the coordinator writes volume
+    bindings against it)."""
     meta = obj.get("metadata") or {}
     m = {k: meta[k] for k in ("name", "namespace", "uid", "labels", "resourceVersion", "deletionTimestamp")
          if meta.get(k)}
@@ -310,7 +311,13 @@ def strip_storage(kind: str, obj: dict) -> dict:
     if kind == STORAGE_CLASSES:
         return {"metadata": m, **{k: obj[k] for k in ("provisioner", "volumeBindingMode", "allowedTopologies")
                                   if k in obj}}
+    if kind == CAPACITIES:
+        return {"metadata": m, **{k: obj[k] for k in ("storageClassName", "nodeTopology", "capacity", "maximumVolumeSize")
+                                  if k in obj}}
     spec = obj.get("spec") or {}
+    if kind == CSI_DRIVERS:
+        return {"metadata": m, "spec": {k: spec[k] for k in ("storageCapacity", "preventPodSchedulingIfMissing")
+                                        if k in spec}}
     if kind == CSI_NODES:
         return {"metadata": m, "spec": {"drivers": [
             {"name": d.get("name"), "allocatable": d.get("allocatable")}

@@ -34,7 +34,7 @@ import orjson
 from msgspec import UNSET
 
 from ..gc_tuning import paused_gc
-from ..model.storage import CLAIMS
+from ..model.storage import NAMESPACED_STORAGE_KINDS
 from ..wire import PodObject, strip_pod
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ def object_key(kind: str, obj: dict) -> str:
     meta = obj.get("metadata") or {}
     if kind == PODS:
         return meta.get("uid") or f"{meta.get('namespace', '')}/{meta.get('name', '')}"
-    if kind == POD_GROUPS or kind == PDBS or kind == CLAIMS:
+    if kind == POD_GROUPS or kind == PDBS or kind in NAMESPACED_STORAGE_KINDS:
         return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
     return meta.get("name", "")
 

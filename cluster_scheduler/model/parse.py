@@ -38,6 +38,8 @@ from cluster_scheduler.model.types import (
     CPU,
     Claim,
     ClaimRef,
+    CSIDriverInfo,
+    StorageCapacity,
     StorageClassInfo,
     Volume,
     DisruptionBudget,
@@ -1068,13 +1070,14 @@ def parse_claim(obj: Any) -> Claim:
             if r.get("controller") is True:
                 owner = _str(r.get("uid"), f"metadata.ownerReferences[{i}].uid")
         sel = spec.get("selector")
+        requests = _obj(spec.get("resources"), "spec.resources").get("requests")
         return Claim(
             namespace=ns, name=name, uid=_str(meta.get("uid"), "metadata.uid"),
             storage_class=_storage_class_of(meta, spec),
             access_modes=frozenset(_str_list(spec.get("accessModes"), "spec.accessModes")),
             volume_mode=_str(spec.get("volumeMode"), "spec.volumeMode") or "Filesystem",
-            request=_storage_bytes(_obj(spec.get("resources"), "spec.resources").get("requests"),
-                                   "spec.resources.requests"),
+            request=_storage_bytes(requests, "spec.resources.requests"),
+            sized=isinstance(requests, dict) and requests.get("storage") is not None,
             selector=_label_selector(sel, "spec.selector") if sel is not None else None,
             volume_name=_str(spec.get("volumeName"), "spec.volumeName"),
             bind_completed=BIND_COMPLETED in ann,
@@ -1130,21 +1133,59 @@ def parse_volume(obj: Any) -> Volume:
         return Volume(name=name, phase="", error=f'persistentvolume "{name}" is malformed: {_message(e)}')
 
 
-def parse_csi_node(obj: Any) -> tuple[str, dict[str, int]]:
-    """A CSINode: its node's name and each driver's attach limit (`allocatable.count`; a driver
-    without one has no limit)."""
+def parse_csi_node(obj: Any) -> tuple[str, dict[str, int], frozenset[str]]:
+    """A CSINode: its node's name, each driver's attach limit (`allocatable.count`; a driver
+    without one has no limit), and the drivers installed there."""
     o = obj if isinstance(obj, dict) else {}
     meta = o.get("metadata") if isinstance(o.get("metadata"), dict) else {}
     spec = o.get("spec") if isinstance(o.get("spec"), dict) else {}
     limits: dict[str, int] = {}
+    drivers: set[str] = set()
     for d in spec.get("drivers") or ():
         if not isinstance(d, dict) or not isinstance(d.get("name"), str):
             continue
+        drivers.add(d["name"])
         count = (d.get("allocatable") or {}).get("count") if isinstance(d.get("allocatable"), dict) else None
         if isinstance(count, int) and not isinstance(count, bool) and count >= 0:
             limits[d["name"]] = count
     name = meta.get("name")
-    return (name if isinstance(name, str) else ""), limits
+    return (name if isinstance(name, str) else ""), limits, frozenset(drivers)
+
+
+def parse_csi_driver(obj: Any) -> CSIDriverInfo:
+    """A CSIDriver: its two scheduling switches (anything but `true` is off, as upstream reads a
+    nil or false pointer)."""
+    o = obj if isinstance(obj, dict) else {}
+    meta = o.get("metadata") if isinstance(o.get("metadata"), dict) else {}
+    spec = o.get("spec") if isinstance(o.get("spec"), dict) else {}
+    name = meta.get("name") if isinstance(meta.get("name"), str) else ""
+    return CSIDriverInfo(name, storage_capacity=spec.get("storageCapacity") is True,
+                         prevent_if_missing=spec.get("preventPodSchedulingIfMissing") is True)
+
+
+def parse_storage_capacity(obj: Any) -> StorageCapacity:
+    """A CSIStorageCapacity. Never raises: an unreadable topology selects no node and an
+    unreadable quantity holds nothing (upstream skips such an object the same way)."""
+    o = obj if isinstance(obj, dict) else {}
+    meta = o.get("metadata") if isinstance(o.get("metadata"), dict) else {}
+    ns = meta.get("namespace") if isinstance(meta.get("namespace"), str) else ""
+    name = meta.get("name") if isinstance(meta.get("name"), str) else ""
+    sc = o.get("storageClassName") if isinstance(o.get("storageClassName"), str) else ""
+    try:
+        topology = _label_selector(o.get("nodeTopology"), "nodeTopology")
+    except Exception:  # noqa: BLE001 - an unreadable selector selects nothing
+        topology = None
+
+    def quantity(key: str) -> int | None:
+        q = o.get(key)
+        if q is None:
+            return None
+        try:
+            return to_canonical("storage", q)
+        except (QuantityError, TypeError, ValueError):
+            return None
+
+    return StorageCapacity(ns, name, sc, topology, quantity("capacity"), quantity("maximumVolumeSize"))
 
 
 def parse_storage_class(obj: Any) -> StorageClassInfo:

@@ -17,15 +17,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .csi_translation import provisioner_driver
-from .parse import parse_claim, parse_csi_node, parse_storage_class, parse_volume
-from .types import (WAIT_FOR_FIRST_CONSUMER, Claim, NodeSelectorTerm, PodInfo, PodVolumes,
-                    StorageClassInfo, Volume)
+from .parse import (parse_claim, parse_csi_driver, parse_csi_node, parse_storage_capacity, parse_storage_class,
+                    parse_volume)
+from .types import (WAIT_FOR_FIRST_CONSUMER, Claim, CSIDriverInfo, NodeSelectorTerm, PodInfo, PodVolumes,
+                    StorageCapacity, StorageClassInfo, Volume)
 
 ClaimKey = tuple[str, str]  # (namespace, name)
 
 # the storage kinds, as the API names their resources (informer kinds, wire ops)
 VOLUMES, CLAIMS, STORAGE_CLASSES, CSI_NODES = "persistentvolumes", "persistentvolumeclaims", "storageclasses", "csinodes"
-STORAGE_KINDS = (STORAGE_CLASSES, CSI_NODES, VOLUMES, CLAIMS)
+CSI_DRIVERS, CAPACITIES = "csidrivers", "csistoragecapacities"
+STORAGE_KINDS = (STORAGE_CLASSES, CSI_DRIVERS, CAPACITIES, CSI_NODES, VOLUMES, CLAIMS)
+NAMESPACED_STORAGE_KINDS = (CLAIMS, CAPACITIES)  # keyed `namespace/name`; the others by name
 
 # VolumeZone's topology labels (upstream volumezone: GA and beta keys)
 ZONE_LABELS = ("topology.kubernetes.io/zone", "topology.kubernetes.io/region",
@@ -62,6 +65,9 @@ class Choice:
     claim: ClaimKey
     volume: str
     node: str
+    # provisioning where the driver publishes CSIStorageCapacity: the `capacity` of the object
+    # that had room (VolumeBinding's score reads it); None where capacity is not tracked
+    room: int | None = None
 
 
 @dataclass
@@ -69,6 +75,10 @@ class StorageIndex:
     claims: dict[ClaimKey, Claim] = field(default_factory=dict)
     volumes: dict[str, Volume] = field(default_factory=dict)
     classes: dict[str, StorageClassInfo] = field(default_factory=dict)
+    drivers: dict[str, CSIDriverInfo] = field(default_factory=dict)
+    # CSIStorageCapacity per storage class, by `namespace/name`: where its provisioner has room
+    capacities: dict[str, dict[str, StorageCapacity]] = field(default_factory=dict)
+    capacity_class: dict[str, str] = field(default_factory=dict)  # `namespace/name` -> its class
     gen: int = 0
     # assumptions: volume -> the claim it is promised to; pod uid -> its choices
     taken: dict[str, ClaimKey] = field(default_factory=dict)
@@ -85,6 +95,7 @@ class StorageIndex:
     # NodeVolumeLimits: per node, each CSI driver's attach limit (CSINode allocatable.count), and the
     # volumes placed pods use there (driver -> volume handle -> pods); what each pod was counted with
     node_limits: dict[str, dict[str, int]] = field(default_factory=dict)
+    node_drivers: dict[str, frozenset[str]] = field(default_factory=dict)  # nodes with a CSINode: its drivers
     attached: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
     counted: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
     attached_at: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # (driver, handle) -> nodes
@@ -92,7 +103,7 @@ class StorageIndex:
     # `attach_base` moves when the log is cut (every such count is then rebuilt)
     attach_log: list[tuple[str, str]] = field(default_factory=list)
     attach_base: int = 0
-    limits_gen: int = 0  # moves with node_limits
+    limits_gen: int = 0  # moves with node_limits and node_drivers
     # placed pods per claim they mount (ephemeral ones too): recounted when the claim or its volume
     # changes, as upstream reads each pod's claims afresh when it filters (a claim bound after its
     # pod was placed counts its volume from then on)
@@ -113,6 +124,10 @@ class StorageIndex:
             self.set_class(parse_storage_class(obj))
         elif kind == CSI_NODES:
             self.set_node_limits(*parse_csi_node(obj))
+        elif kind == CSI_DRIVERS:
+            self.set_driver(parse_csi_driver(obj))
+        elif kind == CAPACITIES:
+            self.set_capacity(parse_storage_capacity(obj))
         else:
             raise ValueError(f"not a storage kind: {kind!r}")
 
@@ -126,14 +141,61 @@ class StorageIndex:
         elif kind == STORAGE_CLASSES:
             self.remove_class(key)
         elif kind == CSI_NODES:
-            self.set_node_limits(key, {})
+            self.set_node_limits(key, {}, None)
+        elif kind == CSI_DRIVERS:
+            if self.drivers.pop(key, None) is not None:
+                self.gen += 1
+        elif kind == CAPACITIES:
+            self.remove_capacity(key)
 
-    def set_node_limits(self, node: str, limits: dict[str, int]) -> None:
-        if self.node_limits.get(node, {}) != limits:
+    def set_driver(self, d: CSIDriverInfo) -> None:
+        if self.drivers.get(d.name) != d:
+            self.drivers[d.name] = d
+            self.gen += 1
+
+    def set_capacity(self, c: StorageCapacity) -> None:
+        key = f"{c.namespace}/{c.name}"
+        if self.capacities.get(c.storage_class, {}).get(key) == c:
+            return
+        self.remove_capacity(key)
+        self.capacities.setdefault(c.storage_class, {})[key] = c
+        self.capacity_class[key] = c.storage_class
+        self.gen += 1
+
+    def remove_capacity(self, key: str) -> None:
+        sc = self.capacity_class.pop(key, None)
+        if sc is not None:
+            per = self.capacities[sc]
+            del per[key]
+            if not per:
+                del self.capacities[sc]
+            self.row_cache.pop(("capacity", key), None)
+            self.gen += 1
+
+    def guarded_drivers(self) -> list[str]:
+        """Drivers whose volumes only go to nodes whose CSINode lists them (CSIDriver
+        `preventPodSchedulingIfMissing`, read by NodeVolumeLimits under VolumeLimitScaling, on
+        in 1.37)."""
+        return [d.name for d in self.drivers.values() if d.prevent_if_missing]
+
+    def tracks_capacity(self, claim: Claim, sc: StorageClassInfo) -> bool:
+        """Does provisioning `claim` need a CSIStorageCapacity with room (its class's provisioner
+        a CSIDriver with `storageCapacity`, the claim sized)? Upstream's hasEnoughCapacity."""
+        d = self.drivers.get(sc.provisioner)
+        return claim.sized and d is not None and d.storage_capacity
+
+    def set_node_limits(self, node: str, limits: dict[str, int], drivers: frozenset[str] | None = frozenset()) -> None:
+        """A node's CSINode: its drivers' attach limits and the drivers installed (None: it has
+        no CSINode)."""
+        if self.node_limits.get(node, {}) != limits or self.node_drivers.get(node) != drivers:
             if limits:
                 self.node_limits[node] = limits
             else:
                 self.node_limits.pop(node, None)
+            if drivers is None:
+                self.node_drivers.pop(node, None)
+            else:
+                self.node_drivers[node] = drivers
             self.limits_gen += 1
             self.gen += 1
 
@@ -330,7 +392,7 @@ class StorageIndex:
                 immediate = True
         if immediate:
             return UNBOUND_IMMEDIATE
-        csi = tuple(self.csi_volumes(pod)) if limits and self.node_limits else ()
+        csi = tuple(self.csi_volumes(pod)) if limits and (self.node_limits or self.guarded_drivers()) else ()
         return PodVolumes(tuple(dict.fromkeys(affinities)), tuple(sorted(zones)), tuple(delayed), missing, rwop, csi)
 
     # ------------------------------------------------------------------ static binding

@@ -365,6 +365,7 @@ class Claim:
     lost: bool = False  # status.phase Lost
     deleting: bool = False
     selected_node: str = ""  # volume.kubernetes.io/selected-node: provisioning asked on that node
+    sized: bool = True  # spec.resources.requests.storage is set (else no storage capacity is checked)
     owner_uid: str = ""  # its controller's uid (an ephemeral volume's claim is its pod's)
     resource_version: str = ""
     error: str | None = None
@@ -410,3 +411,33 @@ class StorageClassInfo:
     @property
     def provisions(self) -> bool:
         return bool(self.provisioner) and self.provisioner != NO_PROVISIONER
+
+
+@dataclass(frozen=True, slots=True)
+class CSIDriverInfo:
+    """A CSIDriver, as far as scheduling reads it: whether its provisioner publishes
+    CSIStorageCapacity (`storage_capacity`: VolumeBinding then needs room for a new volume), and
+    whether a node whose CSINode lacks it takes none of its volumes (NodeVolumeLimits,
+    `preventPodSchedulingIfMissing`)."""
+
+    name: str
+    storage_capacity: bool = False
+    prevent_if_missing: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StorageCapacity:
+    """A CSIStorageCapacity: the room a driver reports for new volumes of `storage_class` on the
+    nodes `node_topology` selects (None, or an unreadable selector: no node). A new volume fits if
+    `maximum_volume_size`, else `capacity`, holds its request (None: nothing fits)."""
+
+    namespace: str
+    name: str
+    storage_class: str = ""
+    node_topology: LabelSelector | None = None
+    capacity: int | None = None
+    maximum_volume_size: int | None = None
+
+    @property
+    def limit(self) -> int | None:
+        return self.maximum_volume_size if self.maximum_volume_size is not None else self.capacity

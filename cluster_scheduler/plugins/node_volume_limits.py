@@ -9,7 +9,11 @@ changes. Not counted: VolumeAttachments without a pod, and in-tree volumes inlin
 
 Pods with claims of their own are classes of their own, so the filter runs once per pod: it reads
 per-driver limit and count arrays over the candidate rows, kept up to date from the index's log of
-changed counts, instead of visiting every node."""
+changed counts, instead of visiting every node.
+
+VolumeLimitScaling (beta, on in 1.37): a driver whose CSIDriver sets
+`preventPodSchedulingIfMissing` takes none of the pod's volumes on a node whose CSINode does not
+list it (`<driver> CSI driver is not installed on the node`), checked before the limits."""
 
 from __future__ import annotations
 
@@ -21,14 +25,41 @@ NAME = "NodeVolumeLimits"
 REASON = "node(s) exceed max volume count"
 
 
+def not_installed(driver: str) -> str:
+    return f"{driver} CSI driver is not installed on the node"
+
+
 def pre_filter(ctx: ClassCtx) -> bool:
     v = ctx.key.volumes
-    return v is not None and bool(v.csi) and bool(ctx.storage.node_limits)
+    return v is not None and bool(v.csi) and bool(ctx.storage.node_limits or _guarded(ctx))
+
+
+def _guarded(ctx: ClassCtx) -> list[str]:
+    """The pod's drivers that must be installed on the node, in a fixed order (upstream's is a
+    map's, so with two missing its message may name either)."""
+    st = ctx.storage
+    mine = {d for d, _ in ctx.key.volumes.csi}
+    return sorted(d for d in st.guarded_drivers() if d in mine)
+
+
+def _installed(ctx: ClassCtx, driver: str) -> np.ndarray:
+    """Candidate rows whose CSINode lists `driver`, cached while CSINodes and the rows stand."""
+    st = ctx.storage
+    key = ("installed", driver)
+    hit = st.row_cache.get(key)
+    if hit is None or hit[0] is not ctx.rows or hit[1] != st.limits_gen:
+        names, drivers = ctx.table.names, st.node_drivers
+        m = np.fromiter((driver in drivers.get(names[r], ()) for r in ctx.rows.tolist()), dtype=bool,
+                        count=len(ctx.rows))
+        hit = st.row_cache[key] = (ctx.rows, st.limits_gen, m)
+    return hit[2]
 
 
 def fits_row(ctx: ClassCtx, row: int) -> bool:
     st = ctx.storage
     node = ctx.table.names[row]
+    if any(d not in st.node_drivers.get(node, ()) for d in _guarded(ctx)):
+        return False
     limits = st.node_limits.get(node)
     if not limits:
         return True
@@ -45,8 +76,15 @@ def filter(ctx: ClassCtx) -> tuple[np.ndarray, list[tuple[np.ndarray, str]]]:
     handles: dict[str, set[str]] = {}
     for driver, handle in ctx.key.volumes.csi:
         handles.setdefault(driver, set()).add(handle)
+    reasons = []
+    installed = np.ones(len(ctx.rows), dtype=bool)
+    for driver in _guarded(ctx):
+        missing = installed & ~_installed(ctx, driver)
+        if missing.any():
+            reasons.append((missing, not_installed(driver)))
+            installed &= ~missing
     ok = np.ones(len(ctx.rows), dtype=bool)
-    for driver, hs in handles.items():
+    for driver, hs in handles.items() if st.node_limits else ():
         limit, used, pos = _driver_rows(ctx, driver)
         if limit is None:
             continue
@@ -57,7 +95,8 @@ def filter(ctx: ClassCtx) -> tuple[np.ndarray, list[tuple[np.ndarray, str]]]:
                 if i is not None:
                     new[i] -= 1
         ok &= (limit < 0) | (new == 0) | (used + new <= limit)
-    return ok, [(~ok, REASON)]
+    reasons.append((installed & ~ok, REASON))
+    return installed & ok, reasons
 
 
 def _driver_rows(ctx: ClassCtx, driver: str) -> tuple[np.ndarray | None, np.ndarray, dict[str, int]]:

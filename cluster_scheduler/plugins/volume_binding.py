@@ -11,8 +11,12 @@ PreFilter (missing, lost or deleting claims, unbound Immediate claims) is `Stora
 those pods never reach a node. Every filter reason here is UnschedulableAndUnresolvable upstream,
 so the filter is static (preemption never evicts for it); the volumes it reads change as pods are
 placed, which the engine handles by rebuilding the classes that read them when the storage index
-moves (`ClassState.stale`). CSIStorageCapacity is not read: a provisioner is assumed to have room
-(docs/engine.md, "Known differences").
+moves (`ClassState.stale`).
+
+Provisioning needs room where the class's provisioner is a CSIDriver with `storageCapacity`: a
+CSIStorageCapacity of the class whose node topology selects the node and whose
+`maximumVolumeSize` (else `capacity`) holds the claim's request (`node(s) did not have enough
+free storage`). Nothing is reserved against it, as upstream: the driver republishes what is left.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..model.storage import Choice, StorageIndex
-from ..model.types import Claim, NodeSelectorTerm, Volume
+from ..model.types import Claim, LabelSelector, NodeSelectorTerm, Requirement, Volume
 from . import ClassCtx
 from .node_affinity import requirement_mask
 
@@ -28,6 +32,7 @@ NAME = "VolumeBinding"
 REASON_NODE_CONFLICT = "node(s) didn't match PersistentVolume's node affinity"
 REASON_BIND_CONFLICT = "node(s) didn't find available persistent volumes to bind"
 REASON_PV_NOT_EXIST = "node(s) unavailable due to one or more pvc(s) bound to non-existent pv(s)"
+REASON_NOT_ENOUGH_SPACE = "node(s) did not have enough free storage"
 
 
 def pre_filter(ctx: ClassCtx) -> bool:
@@ -73,6 +78,55 @@ def provision_mask(ctx: ClassCtx, c: Claim) -> np.ndarray:
     if not sc.allowed_topologies:
         return np.ones(len(ctx.rows), dtype=bool)
     return labels_mask(ctx, sc.allowed_topologies)
+
+
+def selector_rows(ctx: ClassCtx, key: object, sel: LabelSelector | None) -> tuple[list[int] | None, np.ndarray | None]:
+    """The candidate rows a label selector picks (None: none), as positions when they are few
+    (a per-node capacity: one) else as a mask; cached under `key` while the rows stand."""
+    cache = ctx.storage.row_cache
+    hit = cache.get(key)
+    if hit is not None and hit[0] is ctx.rows and hit[1] == sel:
+        return hit[2], hit[3]
+    n = len(ctx.rows)
+    if sel is None:
+        m = np.zeros(n, dtype=bool)
+    else:
+        m = np.ones(n, dtype=bool)
+        for k, v in sel.match_labels:
+            m &= requirement_mask(ctx, Requirement(k, "In", (v,)))
+        for r in sel.match_expressions:
+            m &= requirement_mask(ctx, r)
+    idx = np.flatnonzero(m)
+    pos, mask = (idx.tolist(), None) if len(idx) <= PINNED else (None, m)
+    cache[key] = (ctx.rows, sel, pos, mask)
+    return pos, mask
+
+
+def room(ctx: ClassCtx, c: Claim) -> tuple[np.ndarray, np.ndarray] | None:
+    """For a claim whose provisioning needs CSIStorageCapacity (`StorageIndex.tracks_capacity`):
+    per candidate row, whether a capacity object of its class with room for it selects the node,
+    and that object's `capacity` (the first by name: what the score reads; 0 if it has none).
+    None when the claim's provisioning is not capacity-tracked. Once per claim per class build."""
+    memo_key = ("room", c.namespace, c.name)
+    if memo_key in ctx.memo:
+        return ctx.memo[memo_key]
+    st = ctx.storage
+    sc = st.classes.get(c.storage_class) if c.storage_class else None
+    out = None
+    if sc is not None and sc.provisions and st.tracks_capacity(c, sc):
+        n = len(ctx.rows)
+        ok = np.zeros(n, dtype=bool)
+        cap = np.zeros(n, dtype=np.int64)
+        for key, obj in sorted(st.capacities.get(sc.name, {}).items(), reverse=True):  # the first wins
+            if obj.limit is None or obj.limit < c.request:
+                continue
+            pos, mask = selector_rows(ctx, ("capacity", key), obj.node_topology)
+            at = pos if pos is not None else mask
+            ok[at] = True
+            cap[at] = obj.capacity or 0
+        out = (ok, cap)
+    ctx.memo[memo_key] = out
+    return out
 
 
 def delayed_claims(storage: StorageIndex, keys: tuple[tuple[str, str], ...]) -> list[Claim]:
@@ -153,12 +207,21 @@ def pinned_at(ctx: ClassCtx, cands: list[Volume]) -> dict[int, Volume]:
     return at
 
 
-def _claim_mask(ctx: ClassCtx, c: Claim, pre: Volume | None, cands: list[Volume]) -> np.ndarray:
+def _claim_masks(ctx: ClassCtx, c: Claim, pre: Volume | None,
+                 cands: list[Volume]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One claim on its own, per candidate row: (it binds or provisions there, it fails with the
+    bind conflict, it fails for want of storage capacity)."""
+    prov = provision_mask(ctx, c)
     if c.selected_node:
         names = ctx.table.names
         on = np.fromiter((names[r] == c.selected_node for r in ctx.rows.tolist()), dtype=bool, count=len(ctx.rows))
-        return on & provision_mask(ctx, c)
-    return (_static_capacity(ctx, pre, cands) > 0) | provision_mask(ctx, c)
+        prov = on & prov
+        static = np.zeros(len(ctx.rows), dtype=bool)
+    else:
+        static = _static_capacity(ctx, pre, cands) > 0
+    r = room(ctx, c)
+    roomy = prov if r is None else prov & r[0]
+    return static | roomy, ~static & ~prov, ~static & prov & ~roomy
 
 
 def filter(ctx: ClassCtx) -> tuple[np.ndarray, list[tuple[np.ndarray, str]]]:
@@ -171,23 +234,42 @@ def filter(ctx: ClassCtx) -> tuple[np.ndarray, list[tuple[np.ndarray, str]]]:
     for terms in pv.affinities:
         node_ok &= labels_mask(ctx, terms)
     bind_ok = np.ones(n, dtype=bool)
+    space_ok = np.ones(n, dtype=bool)
     claims, cands = _plan(ctx) if pv.delayed else ([], {})
-    for c in claims:
-        bind_ok &= _claim_mask(ctx, c, *cands[(c.namespace, c.name)])
-    if len(claims) > 1:
+    if len(claims) == 1:
+        c = claims[0]
+        _, bind_fail, space_fail = _claim_masks(ctx, c, *cands[(c.namespace, c.name)])
+        bind_ok, space_ok = ~bind_fail, ~space_fail
+    elif claims:
         # claims that compete for the same volumes: upstream matches them one by one on each node,
-        # a volume chosen for one claim excluded for the next; decide those rows exactly
+        # a volume chosen for one claim excluded for the next, then provisions the rest in order
+        # (the first that cannot gives the reason); rows are decided exactly unless every claim
+        # fits on its own there, or some claim cannot and no claim's capacity is tracked
+        fits = np.ones(n, dtype=bool)
+        tracked = False
+        for c in claims:
+            ok, _, _ = _claim_masks(ctx, c, *cands[(c.namespace, c.name)])
+            fits &= ok
+            tracked |= room(ctx, c) is not None
+        bind_ok = fits.copy()
+        exact = np.ones(n, dtype=bool) if tracked else fits
+        for sel in {c.selected_node for c in claims if c.selected_node}:  # upstream's fast path
+            names = ctx.table.names
+            exact &= np.fromiter((names[r] == sel for r in ctx.rows.tolist()), dtype=bool, count=n)
         t = ctx.table
-        for p in np.flatnonzero(bind_ok).tolist():
+        for p in np.flatnonzero(exact).tolist():
             row = int(ctx.rows[p])
-            if choose(ctx.storage, claims, t.names[row], t.labels[row], cands) is None:
-                bind_ok[p] = False
+            _, why = choose_why(ctx.storage, claims, t.names[row], t.labels[row], cands)
+            bind_ok[p] = why != REASON_BIND_CONFLICT
+            space_ok[p] = why != REASON_NOT_ENOUGH_SPACE
     reasons = []
     if not node_ok.all():
         reasons.append((~node_ok, REASON_NODE_CONFLICT))
     if not bind_ok.all():
         reasons.append((~bind_ok, REASON_BIND_CONFLICT))
-    return node_ok & bind_ok, reasons
+    if not space_ok.all():
+        reasons.append((~space_ok, REASON_NOT_ENOUGH_SPACE))
+    return node_ok & bind_ok & space_ok, reasons
 
 
 def choose_on_row(ctx: ClassCtx, row: int, p: int) -> list[Choice] | None:
@@ -219,36 +301,57 @@ def choose(storage: StorageIndex, claims: list[Claim], node: str, labels: dict[s
            candidates: Candidates | None = None) -> list[Choice] | None:
     """What each unbound delayed claim gets on `node` (upstream's static matching, then
     provisioning), or None when one cannot be bound there."""
+    return choose_why(storage, claims, node, labels, candidates)[0]
+
+
+def choose_why(storage: StorageIndex, claims: list[Claim], node: str, labels: dict[str, str],
+               candidates: Candidates | None = None) -> tuple[list[Choice] | None, str]:
+    """`choose`, with the reason when the claims cannot be bound on `node`, in upstream's order:
+    a claim provisioning on another node; then the claims without one matched to volumes (the
+    smallest first, a volume taken by one excluded for the next); then those to provision (the
+    ones with a selected node first), the first that cannot giving the reason."""
+    if any(c.selected_node and c.selected_node != node for c in claims):
+        return None, REASON_BIND_CONFLICT
     out: list[Choice] = []
     used: set[str] = set()
+    provision = [c for c in claims if c.selected_node]
     for c in claims:
+        if c.selected_node:
+            continue
         key = (c.namespace, c.name)
-        if not c.selected_node:
-            pre, cands = candidates[key] if candidates is not None else storage.candidates(c)
-            pick = None
-            if pre is not None:
-                if pre.node_affinity is None or labels_match(pre.node_affinity, labels):
-                    pick = pre
-            else:
-                pick = next((v for v in cands if v.name not in used
-                             and (v.node_affinity is None or labels_match(v.node_affinity, labels))), None)
-            if pick is not None:
-                used.add(pick.name)
-                out.append(Choice(key, pick.name, node))
-                continue
-        elif c.selected_node != node:
-            return None
+        pre, cands = candidates[key] if candidates is not None else storage.candidates(c)
+        pick = None
+        if pre is not None:
+            if pre.node_affinity is None or labels_match(pre.node_affinity, labels):
+                pick = pre
+        else:
+            pick = next((v for v in cands if v.name not in used
+                         and (v.node_affinity is None or labels_match(v.node_affinity, labels))), None)
+        if pick is None:
+            provision.append(c)
+        else:
+            used.add(pick.name)
+            out.append(Choice(key, pick.name, node))
+    for c in provision:
         sc = storage.classes.get(c.storage_class) if c.storage_class else None
         if sc is None or not sc.provisions or (sc.allowed_topologies and not labels_match(sc.allowed_topologies, labels)):
-            return None
-        out.append(Choice(key, "", node))
-    return out
+            return None, REASON_BIND_CONFLICT
+        room_there = None
+        if storage.tracks_capacity(c, sc):
+            obj = next((o for _, o in sorted(storage.capacities.get(sc.name, {}).items())
+                        if o.limit is not None and o.limit >= c.request
+                        and o.node_topology is not None and o.node_topology.matches(labels)), None)
+            if obj is None:
+                return None, REASON_NOT_ENOUGH_SPACE
+            room_there = obj.capacity or 0
+        out.append(Choice((c.namespace, c.name), "", node, room_there))
+    return out, ""
 
 
 # ------------------------------------------------------------------------------------- score
 def pre_score(ctx: ClassCtx) -> bool:
-    """StorageCapacityScoring (beta, on by default in 1.37) scores static bindings; provisioned
-    claims score only with CSIStorageCapacity, which is not read here, so they score 0."""
+    """StorageCapacityScoring (beta, on by default in 1.37): the volumes static binding picks, or
+    where there are none, the capacity objects provisioning found room in."""
     v = ctx.key.volumes
     return v is not None and bool(v.delayed)
 
@@ -261,18 +364,27 @@ def _shape(requested: int, capacity: int) -> int:
     return 100 - requested * 100 // capacity
 
 
+def _shape_rows(requested: int, capacity: np.ndarray) -> np.ndarray:
+    util = requested * 100 // np.maximum(capacity, 1)
+    return np.where((capacity > 0) & (requested <= capacity), 100 - util, 0).astype(np.int64)
+
+
 def score_raw(ctx: ClassCtx) -> np.ndarray:
     """Per row: the mean over storage classes of the shape of (requested / capacity) of the
-    volumes static binding picks there; 0 where a claim is provisioned or nothing binds."""
+    volumes static binding picks there, or where it picks none, of the capacity objects that
+    have room for the claims to provision (upstream scores one or the other, never both); 0
+    where neither applies."""
     claims, cands = _plan(ctx)
     n = len(ctx.rows)
     if len(claims) == 1:
         c = claims[0]
-        if c.selected_node:
-            return np.zeros(n, dtype=np.int64)
-        cap = _static_capacity(ctx, *cands[(c.namespace, c.name)])
-        util = np.where(cap > 0, c.request * 100 // np.maximum(cap, 1), 100)
-        return np.where((cap > 0) & (c.request <= cap), 100 - util, 0).astype(np.int64)
+        cap = (np.zeros(n, dtype=np.int64) if c.selected_node
+               else _static_capacity(ctx, *cands[(c.namespace, c.name)]))
+        out = _shape_rows(c.request, cap)
+        r = room(ctx, c)
+        if r is not None:
+            out = np.where((cap == 0) & r[0], _shape_rows(c.request, r[1]), out)
+        return out
     out = np.zeros(n, dtype=np.int64)
     t, storage = ctx.table, ctx.storage
     for p, row in enumerate(ctx.rows.tolist()):
@@ -285,13 +397,18 @@ def score_raw(ctx: ClassCtx) -> np.ndarray:
 def score_choices(storage: StorageIndex, claims: list[Claim], picks: list[Choice]) -> int:
     per_class: dict[str, list[int]] = {}
     by_key = {(c.namespace, c.name): c for c in claims}
+    static = any(ch.volume for ch in picks)
     for ch in picks:
-        if not ch.volume:
-            continue
-        v = storage.volumes[ch.volume]
-        acc = per_class.setdefault(v.storage_class, [0, 0])
-        acc[0] += by_key[ch.claim].request
-        acc[1] += v.capacity
+        c = by_key[ch.claim]
+        if static and ch.volume:
+            v = storage.volumes[ch.volume]
+            acc = per_class.setdefault(v.storage_class, [0, 0])
+            acc[0] += c.request
+            acc[1] += v.capacity
+        elif not static and ch.room is not None:
+            acc = per_class.setdefault(c.storage_class, [0, 0])
+            acc[0] += c.request
+            acc[1] = ch.room  # the class's capacity where its last claim found room, as upstream
     if not per_class:
         return 0
     return int(round(sum(_shape(r, c) for r, c in per_class.values()) / len(per_class)))

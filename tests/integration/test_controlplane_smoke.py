@@ -17,6 +17,7 @@ from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
 from cluster_scheduler.controlplane.cluster import ManagedProcess
+from cluster_scheduler.runtime import storage_listers
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.timeout(300)]
 
@@ -141,6 +142,8 @@ def test_scheduler_account_is_least_privilege(admin_api, scheduler_api, namespac
     assert any(p.metadata.name == name for p in sched.list_pod_for_all_namespaces().items)
     sched.list_node()
     sched.list_namespace()
+    for kind in storage_listers(scheduler_api).values():  # what the volume filters read
+        kind(limit=1)
     status = {"status": {"conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}]}}
     sched.patch_namespaced_pod_status(name, namespace, status)
     client.EventsV1Api(scheduler_api).create_namespaced_event(

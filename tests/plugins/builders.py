@@ -173,15 +173,34 @@ def claims(*names: str) -> dict:
 
 
 def add_storage(e: Engine, *objs: dict) -> Engine:
-    """Feed StorageClasses, PersistentVolumes and claims to the engine's storage index."""
-    from cluster_scheduler.model.parse import parse_claim, parse_storage_class, parse_volume
+    """Feed storage objects (StorageClasses, CSIDrivers, CSIStorageCapacities, CSINodes,
+    PersistentVolumes, claims) to the engine's storage index, as the informer would."""
+    from cluster_scheduler.model.storage import (CAPACITIES, CLAIMS, CSI_DRIVERS, CSI_NODES, STORAGE_CLASSES,
+                                                 VOLUMES)
 
+    kinds = {"StorageClass": STORAGE_CLASSES, "CSIDriver": CSI_DRIVERS, "CSIStorageCapacity": CAPACITIES,
+             "CSINode": CSI_NODES, "PersistentVolume": VOLUMES, "PersistentVolumeClaim": CLAIMS}
     for o in objs:
-        kind = o["kind"]
-        if kind == "StorageClass":
-            e.storage.set_class(parse_storage_class(o))
-        elif kind == "PersistentVolume":
-            e.storage.set_volume(parse_volume(o))
-        else:
-            e.storage.set_claim(parse_claim(o))
+        e.storage.apply(kinds[o["kind"]], o)
     return e
+
+
+def csi_driver(name: str, storage_capacity: bool = True, prevent_if_missing: bool | None = None) -> dict:
+    spec: dict[str, Any] = {"storageCapacity": storage_capacity}
+    if prevent_if_missing is not None:
+        spec["preventPodSchedulingIfMissing"] = prevent_if_missing
+    return {"apiVersion": "storage.k8s.io/v1", "kind": "CSIDriver", "metadata": {"name": name}, "spec": spec}
+
+
+def storage_capacity(name: str, storage_class: str, topology: dict | None, capacity: str | None = None,
+                     maximum: str | None = None, namespace: str = "kube-system") -> dict:
+    """A CSIStorageCapacity; `topology` is its nodeTopology label selector (None: absent)."""
+    o: dict[str, Any] = {"apiVersion": "storage.k8s.io/v1", "kind": "CSIStorageCapacity",
+                         "metadata": {"name": name, "namespace": namespace}, "storageClassName": storage_class}
+    if topology is not None:
+        o["nodeTopology"] = topology
+    if capacity is not None:
+        o["capacity"] = capacity
+    if maximum is not None:
+        o["maximumVolumeSize"] = maximum
+    return o

@@ -8,8 +8,8 @@ import pytest
 
 from cluster_scheduler.config import Profile
 from cluster_scheduler.model.parse import parse_claim
-from tests.plugins.builders import (add_storage, claims, engine, message, node, place, pod, pv_dict, pvc_dict,
-                                    scores, storage_class, where)
+from tests.plugins.builders import (add_storage, claims, csi_driver, engine, message, node, place, pod, pv_dict,
+                                    pvc_dict, scores, storage_capacity, storage_class, where)
 
 NODE_CONFLICT = "node(s) didn't match PersistentVolume's node affinity"
 BIND_CONFLICT = "node(s) didn't find available persistent volumes to bind"
@@ -396,3 +396,110 @@ def test_migrated_in_tree_volumes_count_under_their_csi_driver():
     assert message(e, pod("c", cpu="100m", **claims("new"), **on_n0)) == (
         "0/4 nodes are available: 1 node(s) exceed max volume count, "
         "3 node(s) didn't match Pod's node affinity/selector.")
+
+
+# ------------------------------------------------------------------------------ storage capacity
+NO_SPACE = "node(s) did not have enough free storage"
+DRIVER = "disk.csi.example.com"
+
+
+def tracked(*objs, driver: dict | None = None):
+    """Zones a (n0, n1) and b (n2, n3); class `csi` provisioned by a driver that publishes
+    CSIStorageCapacity (unless `driver` says otherwise); only VolumeBinding scores."""
+    e = add_storage(cluster(), storage_class("csi", provisioner=DRIVER),
+                    driver if driver is not None else csi_driver(DRIVER), *objs)
+    only_volumes = Profile(score_weights=(("VolumeBinding", 1),))
+    e.profiles[only_volumes.scheduler_name] = only_volumes
+    e.profile = only_volumes
+    return e
+
+
+def zone(z: str) -> dict:
+    return {"matchLabels": {"zone": z}}
+
+
+def test_provisioning_needs_a_capacity_object_with_room_where_the_driver_publishes_them():
+    p = pod("p", cpu="1", **claims("data"))
+    e = tracked(pvc_dict("data", "5Gi", storage_class="csi"))
+    assert message(e, p) == f"0/4 nodes are available: 4 {NO_SPACE}."
+    add_storage(e, storage_capacity("a", "csi", zone("a"), "3Gi"), storage_capacity("b", "csi", zone("b"), "100Gi"))
+    assert scores(e, p) == {"n2": 95, "n3": 95}  # 5Gi of the 100Gi the object reports
+    # maximumVolumeSize, where given, is what a new volume must fit in
+    add_storage(e, storage_capacity("b", "csi", zone("b"), "100Gi", maximum="4Gi"),
+                storage_capacity("a", "csi", zone("a"), "1Gi", maximum="10Gi"))
+    assert scores(e, p) == {"n0": 0, "n1": 0}  # 5Gi of a capacity of 1Gi: over it, scored 0
+    # an object of another class, one without a topology, one without quantities: no room
+    e = tracked(pvc_dict("data", "5Gi", storage_class="csi"), storage_capacity("x", "other", zone("a"), "9Gi"),
+                storage_capacity("y", "csi", None, "9Gi"), storage_capacity("z", "csi", zone("b")))
+    assert message(e, p) == f"0/4 nodes are available: 4 {NO_SPACE}."
+    # the first object by name that has room gives the score's capacity; {} selects every node
+    add_storage(e, storage_capacity("m", "csi", zone("b"), "10Gi"), storage_capacity("n", "csi", {}, "50Gi"))
+    assert scores(e, p) == {"n0": 90, "n1": 90, "n2": 50, "n3": 50}
+    place(e, p)
+    assert e.storage.chosen["default/p"][0].room is not None
+
+
+def test_capacity_is_not_checked_unless_the_driver_publishes_it_and_the_claim_is_sized():
+    p = pod("p", cpu="1", **claims("data"))
+    for driver in (csi_driver(DRIVER, storage_capacity=False), csi_driver("other.csi.example.com")):
+        e = tracked(pvc_dict("data", "5Gi", storage_class="csi"), driver=driver)
+        assert scores(e, p) == {f"n{i}": 0 for i in range(4)}
+    unsized = pvc_dict("data", storage_class="csi")
+    del unsized["spec"]["resources"]
+    assert scores(tracked(unsized), p) == {f"n{i}": 0 for i in range(4)}
+
+
+def test_reasons_and_capacity_changes_reach_the_next_placement():
+    e = tracked(pvc_dict("data", "5Gi", storage_class="zonal"),
+                storage_class("zonal", provisioner=DRIVER, topologies=[{"zone": ["a"]}]),
+                storage_capacity("b", "zonal", zone("b"), "100Gi"))
+    p = pod("p", cpu="1", **claims("data"))
+    assert message(e, p) == f"0/4 nodes are available: 2 {NO_SPACE}, 2 {BIND_CONFLICT}."
+    add_storage(e, storage_capacity("a", "zonal", zone("a"), "100Gi"))
+    assert set(scores(e, p)) == {"n0", "n1"}
+    e.storage.delete("csistoragecapacities", "kube-system/a")
+    assert message(e, p) == f"0/4 nodes are available: 2 {NO_SPACE}, 2 {BIND_CONFLICT}."
+
+
+def test_a_static_binding_is_scored_and_capacity_is_not_read_for_it():
+    e = tracked(storage_class("local"), pv_dict("pv", "10Gi", host="n0", storage_class="csi"),
+                pvc_dict("data", "5Gi", storage_class="csi"), storage_capacity("all", "csi", {}, "20Gi"))
+    p = pod("p", cpu="1", **claims("data"))
+    # n0 binds the volume (5 of 10Gi: 50); the rest provision into 20Gi (75)
+    assert scores(e, p) == {"n0": 50, "n1": 75, "n2": 75, "n3": 75}
+
+
+@pytest.mark.parametrize("sizes, text", [(("1Gi", "6Gi"), NO_SPACE), (("6Gi", "1Gi"), BIND_CONFLICT)])
+def test_several_claims_to_provision_fail_on_the_first_that_cannot(sizes, text):
+    # x's driver has no room anywhere, y's class provisions nothing: the smaller is tried first
+    e = tracked(storage_class("local"), pvc_dict("x", sizes[0], storage_class="csi"), pvc_dict("y", sizes[1]))
+    assert message(e, pod("p", cpu="1", **claims("x", "y"))) == f"0/4 nodes are available: 4 {text}."
+
+
+def test_several_claims_share_the_class_capacity_as_upstream_scores_it():
+    e = tracked(pvc_dict("x", "5Gi", storage_class="csi"), pvc_dict("y", "15Gi", storage_class="csi"),
+                storage_capacity("all", "csi", {}, "40Gi"))
+    # one class: 20Gi requested of the 40Gi the object reports -> 50
+    assert scores(e, pod("p", cpu="1", **claims("x", "y"))) == {f"n{i}": 50 for i in range(4)}
+
+
+def test_a_driver_that_must_be_installed_takes_no_volume_where_its_csi_node_lacks_it():
+    """CSIDriver preventPodSchedulingIfMissing (VolumeLimitScaling, on in 1.37): n0 lists the
+    driver (with a limit of 1), n1 lists another, n2 and n3 have no CSINode."""
+    e = add_storage(cluster(), storage_class("csi", provisioner="disk.csi", mode="Immediate"),
+                    csi_node("n0", disk_csi=1), csi_node("n1", other_csi=5),
+                    *[o for i in range(2) for o in (
+                        pv_dict(f"v{i}", claim=("default", f"c{i}"), phase="Bound", storage_class="csi",
+                                csi={"driver": "disk.csi", "volumeHandle": f"h{i}"}),
+                        pvc_dict(f"c{i}", volume=f"v{i}", bound=True, storage_class="csi"))])
+    assert set(scores(e, pod("p", cpu="1", **claims("c0")))) == {"n0", "n1", "n2", "n3"}  # not opted in
+    add_storage(e, csi_driver("disk.csi", storage_capacity=False, prevent_if_missing=True))
+    assert where(e, pod("a", cpu="1", **claims("c0"))) == "n0"
+    # n0 is full (a second volume of the driver), the others lack it: each node one reason
+    assert message(e, pod("b", cpu="1", **claims("c1"))) == (
+        "0/4 nodes are available: 1 node(s) exceed max volume count, "
+        "3 disk.csi CSI driver is not installed on the node.")
+    add_storage(e, csi_node("n3", disk_csi=2))
+    assert where(e, pod("b", cpu="1", **claims("c1"))) == "n3"
+    # a pod without volumes of that driver is not concerned
+    assert where(e, pod("c", cpu="1")) is not None

@@ -74,9 +74,9 @@ def test_resolve_skips_volumes_when_the_volume_filters_are_off():
 def test_csi_node_limits_and_what_each_pod_is_counted_with():
     from cluster_scheduler.model.parse import parse_csi_node
 
-    node, limits = parse_csi_node({"metadata": {"name": "n1"}, "spec": {"drivers": [
+    node, limits, drivers = parse_csi_node({"metadata": {"name": "n1"}, "spec": {"drivers": [
         {"name": "a.csi", "allocatable": {"count": 3}}, {"name": "b.csi"}, {"name": "c.csi", "allocatable": {"count": "x"}}]}})
-    assert (node, limits) == ("n1", {"a.csi": 3})
+    assert (node, limits, drivers) == ("n1", {"a.csi": 3}, {"a.csi", "b.csi", "c.csi"})
     s = StorageIndex()
     s.set_class(parse_storage_class(storage_class("csi", provisioner="a.csi")))
     s.set_volume(parse_volume(pv_dict("v", claim=("d", "bound"), storage_class="csi",
@@ -104,3 +104,35 @@ def test_a_promise_the_cluster_overrode_is_dropped():
     assert s.taken == {} and s.taken_by[("d", "c")] == set()
     s.release("p")  # and its pod going later changes nothing
     assert s.taken == {}
+
+
+def test_parse_csi_drivers_and_storage_capacities():
+    from cluster_scheduler.model.parse import parse_csi_driver, parse_storage_capacity
+    from tests.plugins.builders import csi_driver, storage_capacity
+
+    d = parse_csi_driver(csi_driver("d", prevent_if_missing=True))
+    assert d.storage_capacity and d.prevent_if_missing
+    assert not parse_csi_driver({"metadata": {"name": "d"}, "spec": {"storageCapacity": "yes"}}).storage_capacity
+    c = parse_storage_capacity(storage_capacity("c", "fast", {"matchLabels": {"zone": "a"}}, "10Gi", maximum="2Gi"))
+    assert (c.namespace, c.storage_class, c.capacity, c.limit) == ("kube-system", "fast", 10 * 2**30, 2 * 2**30)
+    assert c.node_topology.matches({"zone": "a"}) and not c.node_topology.matches({"zone": "b"})
+    assert parse_storage_capacity(storage_capacity("c", "fast", {}, "1Gi")).node_topology.matches({})
+    # unreadable parts are no room and no node, never an exception
+    bad = parse_storage_capacity(storage_capacity("c", "fast", {"matchExpressions": [{"key": "z", "operator": "Gt"}]},
+                                                  "lots"))
+    assert bad.node_topology is None and bad.limit is None
+    assert parse_storage_capacity("junk").limit is None
+
+
+def test_capacities_are_indexed_per_class_and_move_the_generation():
+    from tests.plugins.builders import storage_capacity
+
+    st = StorageIndex()
+    gen = st.gen
+    st.apply("csistoragecapacities", storage_capacity("c", "fast", {}, "1Gi"))
+    assert list(st.capacities["fast"]) == ["kube-system/c"] and st.gen > gen
+    gen = st.gen
+    st.apply("csistoragecapacities", storage_capacity("c", "slow", {}, "1Gi"))  # moved to another class
+    assert "fast" not in st.capacities and list(st.capacities["slow"]) == ["kube-system/c"] and st.gen > gen
+    st.delete("csistoragecapacities", "kube-system/c")
+    assert not st.capacities and not st.capacity_class

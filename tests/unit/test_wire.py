@@ -136,3 +136,20 @@ def test_stripped_storage_objects_keep_what_the_volume_filters_read():
     s = wire.strip_storage("persistentvolumeclaims", claim)
     assert s["metadata"]["annotations"] == {"pv.kubernetes.io/bind-completed": "yes"}
     assert parse_claim(s) == parse_claim(claim)
+
+
+def test_stripped_csi_drivers_and_storage_capacities_parse_alike():
+    from cluster_scheduler.model.parse import parse_csi_driver, parse_storage_capacity
+    from tests.plugins.builders import csi_driver, storage_capacity
+
+    d = csi_driver("d.example.com", prevent_if_missing=True)
+    d["spec"].update(attachRequired=True, podInfoOnMount=False)
+    s = wire.strip_storage("csidrivers", d)
+    assert s["spec"] == {"storageCapacity": True, "preventPodSchedulingIfMissing": True}
+    assert parse_csi_driver(s) == parse_csi_driver(d)
+    c = storage_capacity("c", "fast", {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]},
+                         "10Gi", maximum="2Gi")
+    c["metadata"]["ownerReferences"] = [{"uid": "x", "controller": False, "kind": "Deployment", "name": "d"}]
+    s = wire.strip_storage("csistoragecapacities", c)
+    assert parse_storage_capacity(s) == parse_storage_capacity(c)
+    assert "ownerReferences" not in s["metadata"]
