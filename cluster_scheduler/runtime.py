@@ -86,12 +86,13 @@ def storage_listers(api: Any) -> dict[str, Any]:
     """The list functions of the storage kinds the volume filters read, by informer kind."""
     from kubernetes import client
 
-    from .model.storage import CAPACITIES, CLAIMS, CSI_DRIVERS, CSI_NODES, STORAGE_CLASSES, VOLUMES
+    from .model.storage import ATTACHMENTS, CAPACITIES, CLAIMS, CSI_DRIVERS, CSI_NODES, STORAGE_CLASSES, VOLUMES
 
     core, storage = client.CoreV1Api(api), client.StorageV1Api(api)
     return {STORAGE_CLASSES: storage.list_storage_class, CSI_DRIVERS: storage.list_csi_driver,
             CAPACITIES: storage.list_csi_storage_capacity_for_all_namespaces,
             CSI_NODES: storage.list_csi_node, VOLUMES: core.list_persistent_volume,
+            ATTACHMENTS: storage.list_volume_attachment,
             CLAIMS: core.list_persistent_volume_claim_for_all_namespaces}
 
 

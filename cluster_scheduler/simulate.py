@@ -38,7 +38,8 @@ from .engine import Engine, PodResult, gang_unfit_message, gang_waiting_message,
 from .gc_tuning import freeze_loaded_state
 from .model.csi_translation import provisioner_driver
 from .model.parse import (BIND_COMPLETED, parse_claim, parse_csi_driver, parse_csi_node, parse_node, parse_pdb,
-                          parse_pod, parse_pod_group, parse_storage_capacity, parse_storage_class, parse_volume)
+                          parse_pod, parse_pod_group, parse_storage_capacity, parse_storage_class, parse_volume,
+                          parse_volume_attachment)
 from .model.types import Gang, PodInfo
 from .preemption import Preemption
 from .workload import (Barrier, Churn, CreateNodes, CreateObjects, CreatePods, DeletePods, Workload, WorkloadError,
@@ -81,7 +82,8 @@ class SimResult:
 
 STORAGE_KINDS = {("v1", "PersistentVolume"), ("v1", "PersistentVolumeClaim"),
                  ("storage.k8s.io/v1", "StorageClass"), ("storage.k8s.io/v1", "CSINode"),
-                 ("storage.k8s.io/v1", "CSIDriver"), ("storage.k8s.io/v1", "CSIStorageCapacity")}
+                 ("storage.k8s.io/v1", "CSIDriver"), ("storage.k8s.io/v1", "CSIStorageCapacity"),
+                 ("storage.k8s.io/v1", "VolumeAttachment")}
 
 
 class VolumeControl:
@@ -107,6 +109,9 @@ class VolumeControl:
             return
         if kind == "CSIDriver":
             self.storage.set_driver(parse_csi_driver(obj))
+            return
+        if kind == "VolumeAttachment":
+            self.storage.set_attachment(parse_volume_attachment(obj))
             return
         if kind == "CSIStorageCapacity":  # as published; no driver here updates it as volumes are made
             meta.setdefault("namespace", "default")

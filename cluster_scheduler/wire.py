@@ -25,7 +25,7 @@ from msgspec import UNSET
 
 from .model.csi_translation import PLUGINS
 from .model.parse import parse_node, parse_pod
-from .model.storage import CAPACITIES, CSI_DRIVERS, CSI_NODES, STORAGE_CLASSES, VOLUMES
+from .model.storage import ATTACHMENTS, CAPACITIES, CSI_DRIVERS, CSI_NODES, STORAGE_CLASSES, VOLUMES
 from .model.types import NodeInfo, PodInfo
 
 # ------------------------------------------------------------------------------ stripped objects
@@ -295,7 +295,7 @@ _STORAGE_ANNOTATIONS = ("pv.kubernetes.io/bind-completed", "volume.kubernetes.io
 
 def strip_storage(kind: str, obj: dict) -> dict:
     """What the volume filters read of a PersistentVolume, claim, StorageClass, CSIDriver,
-    CSIStorageCapacity or CSINode (the resourceVersion included: the coordinator writes volume
+    CSIStorageCapacity, CSINode or VolumeAttachment (the resourceVersion included: the coordinator writes volume
     bindings against it)."""
     meta = obj.get("metadata") or {}
     m = {k: meta[k] for k in ("name", "namespace", "uid", "labels", "resourceVersion", "deletionTimestamp")
@@ -315,6 +315,10 @@ def strip_storage(kind: str, obj: dict) -> dict:
         return {"metadata": m, **{k: obj[k] for k in ("storageClassName", "nodeTopology", "capacity", "maximumVolumeSize")
                                   if k in obj}}
     spec = obj.get("spec") or {}
+    if kind == ATTACHMENTS:
+        source = spec.get("source") if isinstance(spec.get("source"), dict) else {}
+        return {"metadata": m, "spec": {**{k: spec[k] for k in ("attacher", "nodeName") if k in spec},
+                                        "source": {k: source[k] for k in ("persistentVolumeName",) if k in source}}}
     if kind == CSI_DRIVERS:
         return {"metadata": m, "spec": {k: spec[k] for k in ("storageCapacity", "preventPodSchedulingIfMissing")
                                         if k in spec}}

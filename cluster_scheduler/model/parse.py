@@ -40,6 +40,7 @@ from cluster_scheduler.model.types import (
     ClaimRef,
     CSIDriverInfo,
     StorageCapacity,
+    VolumeAttachmentInfo,
     StorageClassInfo,
     Volume,
     DisruptionBudget,
@@ -1116,10 +1117,11 @@ def parse_volume(obj: Any) -> Volume:
         csi = _obj(spec.get("csi"), "spec.csi")
         labels = _str_map(meta.get("labels"), "metadata.labels")
         driver, handle = _str(csi.get("driver"), "spec.csi.driver"), _str(csi.get("volumeHandle"), "spec.csi.volumeHandle")
-        if not csi and (migrated := translate_volume(spec, labels)) is not None:
+        migrated = translate_volume(spec, labels) if not csi else None
+        if migrated is not None:
             driver, handle = migrated
         return Volume(
-            csi_driver=driver, csi_handle=handle,
+            csi_driver=driver, csi_handle=handle, migrated=migrated is not None,
             name=name, storage_class=_storage_class_of(meta, spec),
             access_modes=frozenset(_str_list(spec.get("accessModes"), "spec.accessModes")),
             volume_mode=_str(spec.get("volumeMode"), "spec.volumeMode") or "Filesystem",
@@ -1161,6 +1163,20 @@ def parse_csi_driver(obj: Any) -> CSIDriverInfo:
     name = meta.get("name") if isinstance(meta.get("name"), str) else ""
     return CSIDriverInfo(name, storage_capacity=spec.get("storageCapacity") is True,
                          prevent_if_missing=spec.get("preventPodSchedulingIfMissing") is True)
+
+
+def parse_volume_attachment(obj: Any) -> VolumeAttachmentInfo:
+    """A VolumeAttachment (what is not a string reads as empty: such an attachment is not counted)."""
+    o = obj if isinstance(obj, dict) else {}
+    meta = o.get("metadata") if isinstance(o.get("metadata"), dict) else {}
+    spec = o.get("spec") if isinstance(o.get("spec"), dict) else {}
+    source = spec.get("source") if isinstance(spec.get("source"), dict) else {}
+
+    def text(v: Any) -> str:
+        return v if isinstance(v, str) else ""
+
+    return VolumeAttachmentInfo(text(meta.get("name")), text(spec.get("nodeName")), text(spec.get("attacher")),
+                                text(source.get("persistentVolumeName")))
 
 
 def parse_storage_capacity(obj: Any) -> StorageCapacity:

@@ -18,16 +18,16 @@ from dataclasses import dataclass, field
 
 from .csi_translation import provisioner_driver
 from .parse import (parse_claim, parse_csi_driver, parse_csi_node, parse_storage_capacity, parse_storage_class,
-                    parse_volume)
+                    parse_volume, parse_volume_attachment)
 from .types import (WAIT_FOR_FIRST_CONSUMER, Claim, CSIDriverInfo, NodeSelectorTerm, PodInfo, PodVolumes,
-                    StorageCapacity, StorageClassInfo, Volume)
+                    StorageCapacity, StorageClassInfo, Volume, VolumeAttachmentInfo)
 
 ClaimKey = tuple[str, str]  # (namespace, name)
 
 # the storage kinds, as the API names their resources (informer kinds, wire ops)
 VOLUMES, CLAIMS, STORAGE_CLASSES, CSI_NODES = "persistentvolumes", "persistentvolumeclaims", "storageclasses", "csinodes"
-CSI_DRIVERS, CAPACITIES = "csidrivers", "csistoragecapacities"
-STORAGE_KINDS = (STORAGE_CLASSES, CSI_DRIVERS, CAPACITIES, CSI_NODES, VOLUMES, CLAIMS)
+CSI_DRIVERS, CAPACITIES, ATTACHMENTS = "csidrivers", "csistoragecapacities", "volumeattachments"
+STORAGE_KINDS = (STORAGE_CLASSES, CSI_DRIVERS, CAPACITIES, CSI_NODES, VOLUMES, ATTACHMENTS, CLAIMS)
 NAMESPACED_STORAGE_KINDS = (CLAIMS, CAPACITIES)  # keyed `namespace/name`; the others by name
 
 # VolumeZone's topology labels (upstream volumezone: GA and beta keys)
@@ -99,6 +99,12 @@ class StorageIndex:
     attached: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
     counted: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
     attached_at: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # (driver, handle) -> nodes
+    # VolumeAttachments: by name, and what each counts ((node, attacher, handle): a CSI volume's,
+    # per node and driver the handles with how many attachments name them); volume -> attachments
+    attachments: dict[str, VolumeAttachmentInfo] = field(default_factory=dict)
+    va_counted: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+    va_handles: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
+    va_of_volume: dict[str, set[str]] = field(default_factory=dict)
     # (node, driver) whose distinct volume count moved, in order, for the plugin's per-row counts;
     # `attach_base` moves when the log is cut (every such count is then rebuilt)
     attach_log: list[tuple[str, str]] = field(default_factory=list)
@@ -128,6 +134,8 @@ class StorageIndex:
             self.set_driver(parse_csi_driver(obj))
         elif kind == CAPACITIES:
             self.set_capacity(parse_storage_capacity(obj))
+        elif kind == ATTACHMENTS:
+            self.set_attachment(parse_volume_attachment(obj))
         else:
             raise ValueError(f"not a storage kind: {kind!r}")
 
@@ -147,6 +155,62 @@ class StorageIndex:
                 self.gen += 1
         elif kind == CAPACITIES:
             self.remove_capacity(key)
+        elif kind == ATTACHMENTS:
+            self.remove_attachment(key)
+
+    def set_attachment(self, va: VolumeAttachmentInfo) -> None:
+        old = self.attachments.get(va.name)
+        if old == va:
+            return
+        if old is not None and old.volume:
+            self.va_of_volume.get(old.volume, set()).discard(va.name)
+        self.attachments[va.name] = va
+        if va.volume:
+            self.va_of_volume.setdefault(va.volume, set()).add(va.name)
+        self._count_attachment(va.name)
+
+    def remove_attachment(self, name: str) -> None:
+        old = self.attachments.pop(name, None)
+        if old is not None:
+            if old.volume:
+                self.va_of_volume.get(old.volume, set()).discard(name)
+            self._count_attachment(name)
+
+    def _count_attachment(self, name: str) -> None:
+        """What a VolumeAttachment counts now, as upstream's NodeVolumeLimits reads it: its
+        attacher and its PersistentVolume's `spec.csi` handle (nothing without an attacher, a
+        volume, or a CSI source of its own)."""
+        va = self.attachments.get(name)
+        v = self.volumes.get(va.volume) if va is not None and va.volume else None
+        now = ((va.node, va.attacher, v.csi_handle)
+               if va is not None and va.node and va.attacher and v is not None and v.csi_driver and not v.migrated
+               else None)
+        old = self.va_counted.get(name)
+        if old == now:
+            return
+        for delta, entry in ((-1, old), (1, now)):
+            if entry is None:
+                continue
+            node, driver, handle = entry
+            per = self.va_handles.setdefault(node, {}).setdefault(driver, {})
+            n = per.get(handle, 0) + delta
+            if n > 0:
+                per[handle] = n
+            else:
+                per.pop(handle, None)
+            self._logged(node, driver)
+        if now is None:
+            self.va_counted.pop(name, None)
+        else:
+            self.va_counted[name] = now
+        self.gen += 1
+
+    def in_use(self, node: str, driver: str) -> int:
+        """How many of the driver's volumes count against `node`'s limit: its pods' and its
+        VolumeAttachments' (each volume once)."""
+        mine = self.attached.get(node, {}).get(driver, {})
+        va = self.va_handles.get(node, {}).get(driver)
+        return len(mine) + (sum(1 for h in va if h not in mine) if va else 0)
 
     def set_driver(self, d: CSIDriverInfo) -> None:
         if self.drivers.get(d.name) != d:
@@ -233,6 +297,8 @@ class StorageIndex:
                     self.taken_by[k].discard(other)
         for ref in {old.claim_ref if old is not None else None, v.claim_ref} - {None}:
             self._recount((ref.namespace, ref.name))
+        for va in list(self.va_of_volume.get(v.name, ())):
+            self._count_attachment(va)
         self.gen += 1
 
     def remove_volume(self, name: str) -> None:
@@ -242,6 +308,8 @@ class StorageIndex:
             self.row_cache.pop(name, None)
             if old.claim_ref is not None:
                 self._recount((old.claim_ref.namespace, old.claim_ref.name))
+            for va in list(self.va_of_volume.get(name, ())):
+                self._count_attachment(va)
             self.gen += 1
 
     def _unindex(self, v: Volume) -> None:
@@ -285,7 +353,6 @@ class StorageIndex:
     def _attach(self, uid: str, mine: list[tuple[str, str, str]]) -> None:
         """Count a placed pod's CSI volumes as `mine` ((node, driver, handle)), instead of what it
         was counted with."""
-        log = self.attach_log
         for delta, entries in ((-1, self.counted.pop(uid, [])), (1, mine)):
             for node, driver, handle in entries:
                 per = self.attached.setdefault(node, {}).setdefault(driver, {})
@@ -293,7 +360,7 @@ class StorageIndex:
                 if n > 0:
                     if handle not in per:
                         self.attached_at.setdefault((driver, handle), set()).add(node)
-                        log.append((node, driver))
+                        self._logged(node, driver)
                     per[handle] = n
                 elif per.pop(handle, None) is not None:
                     at = self.attached_at.get((driver, handle))
@@ -301,9 +368,15 @@ class StorageIndex:
                         at.discard(node)
                         if not at:
                             del self.attached_at[(driver, handle)]
-                    log.append((node, driver))
+                    self._logged(node, driver)
         if mine:
             self.counted[uid] = mine
+
+    def _logged(self, node: str, driver: str) -> None:
+        """The driver's count on `node` moved: logged for the plugin's per-row counts (the log is
+        cut now and then; `attach_base` then tells them to rebuild)."""
+        log = self.attach_log
+        log.append((node, driver))
         if len(log) > 100_000:
             log.clear()
             self.attach_base += 1

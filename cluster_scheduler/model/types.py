@@ -396,6 +396,7 @@ class Volume:
     # spec.csi (or a migrated in-tree source, translated): what NodeVolumeLimits counts attachments by
     csi_driver: str = ""
     csi_handle: str = ""
+    migrated: bool = False  # csi_* translated from an in-tree source (a VolumeAttachment of it is not counted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -423,6 +424,18 @@ class CSIDriverInfo:
     name: str
     storage_capacity: bool = False
     prevent_if_missing: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeAttachmentInfo:
+    """A VolumeAttachment: a volume (`volume`, a PersistentVolume's name; empty for an inline
+    source) attached by `attacher` (a CSI driver) to `node`. NodeVolumeLimits counts it against the
+    node's limit even when no pod there uses the volume (a detach still pending)."""
+
+    name: str
+    node: str = ""
+    attacher: str = ""
+    volume: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,8 @@ and handle (an in-tree AWS EBS, GCE PD, Azure Disk, Cinder or Portworx volume by
 model/csi_translation.py); an unbound claim counts as a new volume of its class's provisioner. Which volumes
 each placed pod uses per node is kept by `StorageIndex.placed`; the pod's own are in
 `PodVolumes.csi`. Dynamic: the answer changes as pods land, so the engine re-checks a row when it
-changes. Not counted: VolumeAttachments without a pod, and in-tree volumes inline in a pod spec.
+changes. VolumeAttachments count too (`StorageIndex.in_use`: a volume still attached where no pod
+uses it); in-tree volumes inline in a pod spec are not counted.
 
 Pods with claims of their own are classes of their own, so the filter runs once per pod: it reads
 per-driver limit and count arrays over the candidate rows, kept up to date from the index's log of
@@ -63,12 +64,12 @@ def fits_row(ctx: ClassCtx, row: int) -> bool:
     limits = st.node_limits.get(node)
     if not limits:
         return True
-    used = st.attached.get(node, {})
+    used = st.attached.get(node, {})  # its pods' volumes: not new (a VolumeAttachment's still is)
     new: dict[str, set[str]] = {}
     for driver, handle in ctx.key.volumes.csi:
         if driver in limits and handle not in used.get(driver, {}):
             new.setdefault(driver, set()).add(handle)
-    return all(len(used.get(d, {})) + len(hs) <= limits[d] for d, hs in new.items())
+    return all(st.in_use(node, d) + len(hs) <= limits[d] for d, hs in new.items())
 
 
 def filter(ctx: ClassCtx) -> tuple[np.ndarray, list[tuple[np.ndarray, str]]]:
@@ -118,10 +119,10 @@ def _driver_rows(ctx: ClassCtx, driver: str) -> tuple[np.ndarray | None, np.ndar
         used = np.zeros(len(ctx.rows), dtype=np.int64)
         limited = limit if (limit >= 0).any() else None
         if limited is not None:
-            for node, per in st.attached.items():
+            for node in st.attached.keys() | st.va_handles.keys():
                 i = pos.get(node)
                 if i is not None:
-                    used[i] = len(per.get(driver, ()))
+                    used[i] = st.in_use(node, driver)
         hit = [ctx.rows, st.limits_gen, st.attach_base, len(st.attach_log), limited, used, pos]
         cache[key] = hit
     _, _, _, seen, limit, used, pos = hit
@@ -131,6 +132,6 @@ def _driver_rows(ctx: ClassCtx, driver: str) -> tuple[np.ndarray | None, np.ndar
             if d == driver:
                 i = pos.get(node)
                 if i is not None:
-                    used[i] = len(st.attached.get(node, {}).get(driver, ()))
+                    used[i] = st.in_use(node, driver)
     hit[3] = len(log)
     return limit, used, pos

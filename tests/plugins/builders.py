@@ -175,11 +175,12 @@ def claims(*names: str) -> dict:
 def add_storage(e: Engine, *objs: dict) -> Engine:
     """Feed storage objects (StorageClasses, CSIDrivers, CSIStorageCapacities, CSINodes,
     PersistentVolumes, claims) to the engine's storage index, as the informer would."""
-    from cluster_scheduler.model.storage import (CAPACITIES, CLAIMS, CSI_DRIVERS, CSI_NODES, STORAGE_CLASSES,
-                                                 VOLUMES)
+    from cluster_scheduler.model.storage import (ATTACHMENTS, CAPACITIES, CLAIMS, CSI_DRIVERS, CSI_NODES,
+                                                 STORAGE_CLASSES, VOLUMES)
 
     kinds = {"StorageClass": STORAGE_CLASSES, "CSIDriver": CSI_DRIVERS, "CSIStorageCapacity": CAPACITIES,
-             "CSINode": CSI_NODES, "PersistentVolume": VOLUMES, "PersistentVolumeClaim": CLAIMS}
+             "CSINode": CSI_NODES, "PersistentVolume": VOLUMES, "PersistentVolumeClaim": CLAIMS,
+             "VolumeAttachment": ATTACHMENTS}
     for o in objs:
         e.storage.apply(kinds[o["kind"]], o)
     return e
@@ -190,6 +191,12 @@ def csi_driver(name: str, storage_capacity: bool = True, prevent_if_missing: boo
     if prevent_if_missing is not None:
         spec["preventPodSchedulingIfMissing"] = prevent_if_missing
     return {"apiVersion": "storage.k8s.io/v1", "kind": "CSIDriver", "metadata": {"name": name}, "spec": spec}
+
+
+def attachment(name: str, node: str, volume: str, attacher: str) -> dict:
+    """A VolumeAttachment of a PersistentVolume."""
+    return {"apiVersion": "storage.k8s.io/v1", "kind": "VolumeAttachment", "metadata": {"name": name},
+            "spec": {"attacher": attacher, "nodeName": node, "source": {"persistentVolumeName": volume}}}
 
 
 def storage_capacity(name: str, storage_class: str, topology: dict | None, capacity: str | None = None,

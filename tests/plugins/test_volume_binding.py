@@ -8,7 +8,7 @@ import pytest
 
 from cluster_scheduler.config import Profile
 from cluster_scheduler.model.parse import parse_claim
-from tests.plugins.builders import (add_storage, claims, csi_driver, engine, message, node, place, pod, pv_dict,
+from tests.plugins.builders import (add_storage, attachment, claims, csi_driver, engine, message, node, place, pod, pv_dict,
                                     pvc_dict, scores, storage_capacity, storage_class, where)
 
 NODE_CONFLICT = "node(s) didn't match PersistentVolume's node affinity"
@@ -295,7 +295,7 @@ def test_a_claim_bound_after_its_pod_was_placed_counts_its_volume_from_then_on()
 @pytest.mark.parametrize("seed", range(8))
 def test_attach_limit_filter_agrees_with_its_row_form(seed):
     """The filter's per-driver arrays (kept along the index's log of count changes) give what the
-    row form computes node by node, as pods come and go and claims bind."""
+    row form computes node by node, as pods come and go, claims bind and volumes are attached."""
     import random
 
     from cluster_scheduler.model.parse import parse_csi_node
@@ -320,6 +320,13 @@ def test_attach_limit_filter_agrees_with_its_row_form(seed):
         p = pod(f"p{step}", cpu="10m", **claims(*rng.sample(names, rng.randint(1, 3))))
         if rng.random() < 0.3 and e.pods:
             e.remove_pod(rng.choice(sorted(e.pods)))
+        if rng.random() < 0.3:  # a volume attached, or detached, with or without a pod there
+            va = f"va{rng.randint(0, 5)}"
+            if rng.random() < 0.3:
+                e.storage.delete("volumeattachments", va)
+            else:
+                add_storage(e, attachment(va, f"n{rng.randint(0, 5)}", f"v{rng.randint(0, 11)}",
+                                          rng.choice(["a.csi", "b.csi"])))
         cls = e.class_of(p)
         ctx = cls.ctx
         if node_volume_limits.pre_filter(ctx):
@@ -503,3 +510,32 @@ def test_a_driver_that_must_be_installed_takes_no_volume_where_its_csi_node_lack
     assert where(e, pod("b", cpu="1", **claims("c1"))) == "n3"
     # a pod without volumes of that driver is not concerned
     assert where(e, pod("c", cpu="1")) is not None
+
+
+def test_volume_attachments_count_against_the_limit_as_upstream_counts_them():
+    """A VolumeAttachment counts its PersistentVolume's CSI handle under its attacher on its node,
+    once with the pods' volumes there; the pod's own volume is still new even if attached."""
+    e = add_storage(cluster(), storage_class("csi", provisioner="disk.csi", mode="Immediate"),
+                    csi_node("n0", disk_csi=2),
+                    *[o for i in range(3) for o in (
+                        pv_dict(f"v{i}", claim=("default", f"c{i}"), phase="Bound", storage_class="csi",
+                                csi={"driver": "disk.csi", "volumeHandle": f"h{i}"}),
+                        pvc_dict(f"c{i}", volume=f"v{i}", bound=True, storage_class="csi"))])
+    only_n0 = {"nodeSelector": {"kubernetes.io/hostname": "n0"}}
+    full = "0/4 nodes are available: 1 node(s) exceed max volume count, 3 node(s) didn't match Pod's node affinity/selector."
+    assert where(e, pod("a", cpu="1", **claims("c0"), **only_n0)) == "n0"
+    add_storage(e, attachment("va0", "n0", "v0", "disk.csi"))  # a's own: counted once
+    assert where(e, pod("b", cpu="1", **claims("c1"), **only_n0)) == "n0"
+    e.remove_pod("default/b")
+    add_storage(e, attachment("va2", "n0", "v2", "disk.csi"))  # still attached, no pod there
+    assert message(e, pod("b", cpu="1", **claims("c1"), **only_n0)) == full
+    assert message(e, pod("c", cpu="1", **claims("c2"), **only_n0)) == full  # attached, but new to the pods
+    for va in (attachment("va2", "n1", "v2", "disk.csi"), attachment("va2", "n0", "v2", "other.csi"),
+               attachment("va2", "n0", "gone", "disk.csi"), attachment("va2", "n0", "v2", "")):
+        add_storage(e, va)  # elsewhere, another driver, no such volume, no attacher: not counted on n0
+        assert where(e, pod("b", cpu="1", **claims("c1"), **only_n0)) == "n0", va
+        e.remove_pod("default/b")
+    add_storage(e, attachment("va2", "n0", "v2", "disk.csi"))
+    assert message(e, pod("b", cpu="1", **claims("c1"), **only_n0)) == full
+    e.storage.delete("persistentvolumes", "v2")  # its volume gone: nothing to count
+    assert where(e, pod("b", cpu="1", **claims("c1"), **only_n0)) == "n0"

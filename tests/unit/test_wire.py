@@ -153,3 +153,11 @@ def test_stripped_csi_drivers_and_storage_capacities_parse_alike():
     s = wire.strip_storage("csistoragecapacities", c)
     assert parse_storage_capacity(s) == parse_storage_capacity(c)
     assert "ownerReferences" not in s["metadata"]
+    from cluster_scheduler.model.parse import parse_volume_attachment
+    from tests.plugins.builders import attachment
+
+    va = attachment("va", "n1", "pv", "d.example.com")
+    va["spec"]["source"]["inlineVolumeSpec"] = {"csi": {"driver": "x"}}
+    va["status"] = {"attached": True}
+    s = wire.strip_storage("volumeattachments", va)
+    assert parse_volume_attachment(s) == parse_volume_attachment(va) and "status" not in s
