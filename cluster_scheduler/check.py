@@ -64,6 +64,7 @@ VOLUME_UNREACHABLE = "volume_unreachable"  # bound where a volume of its claims 
 VOLUME_UNBOUND = "volume_unbound"  # bound while one of its claims is missing or not bound
 VOLUME_SHARED = "volume_shared"  # one PersistentVolume bound to two claims
 VOLUME_RWOP = "volume_rwop"  # a ReadWriteOncePod claim mounted by two pods
+VOLUME_LIMIT = "volume_limit"  # a node with more volumes of a CSI driver than its CSINode allows
 
 DEFAULT_SCHEDULER = "default-scheduler"
 NO_SCHEDULE = "NoSchedule"
@@ -512,6 +513,7 @@ def check_placement(nodes: Sequence[Mapping[str, Any]], pods: Sequence[Mapping[s
                     preemptions: Sequence[tuple[Mapping[str, Any], Mapping[str, Any] | None]] | None = None,
                     volumes: Sequence[Mapping[str, Any]] | None = None,
                     claims: Sequence[Mapping[str, Any]] | None = None,
+                    csi_nodes: Sequence[Mapping[str, Any]] | None = None,
                     ) -> CheckReport:
     """Check the invariants of /shared/README.md on one snapshot of the cluster.
 
@@ -527,7 +529,9 @@ def check_placement(nodes: Sequence[Mapping[str, Any]], pods: Sequence[Mapping[s
     `volumes` and `claims` (raw PersistentVolumes and PersistentVolumeClaims), every bound pod of
     ours must have each claim bound to a volume it can reach from its node (the volume's
     required node affinity and its zone/region labels), no volume may serve two claims, and no
-    ReadWriteOncePod claim may be mounted by two pods."""
+    ReadWriteOncePod claim may be mounted by two pods; with `csi_nodes` too, no node where a pod
+    of ours uses a CSI driver's volumes may hold more distinct volumes of it than its CSINode's
+    `allocatable.count`."""
     report = CheckReport()
     add = report.violations.append
     node_map: dict[str, _Node] = {}
@@ -566,6 +570,8 @@ def check_placement(nodes: Sequence[Mapping[str, Any]], pods: Sequence[Mapping[s
     _check_spread(placed, node_map, add)
     if volumes is not None and claims is not None:
         _check_volumes(placed, node_map, volumes, claims, add)
+        if csi_nodes is not None:
+            _check_attach_limits(placed, volumes, claims, csi_nodes, add)
     return report
 
 
@@ -633,13 +639,7 @@ def _check_volumes(placed: list[_Pod], node_map: Mapping[str, _Node], volumes: S
         if not p.ours:
             continue
         node = node_map[p.node]
-        for vol in p.spec.get("volumes") or ():
-            if (vol.get("persistentVolumeClaim") or {}).get("claimName"):
-                cname = vol["persistentVolumeClaim"]["claimName"]
-            elif vol.get("ephemeral") is not None:
-                cname = f"{p.name}-{vol.get('name')}"
-            else:
-                continue
+        for cname in _claim_names(p):
             c = pvcs.get((p.namespace, cname))
             vname = (c.get("spec") or {}).get("volumeName") if c is not None else None
             pv = pvs.get(vname) if vname else None
@@ -650,6 +650,54 @@ def _check_volumes(placed: list[_Pod], node_map: Mapping[str, _Node], volumes: S
             why = _volume_reachable(pv, node)
             if why:
                 add(Violation(VOLUME_UNREACHABLE, p.key, node.name, f"claim {cname}, volume {vname}: {why}"))
+
+
+def _claim_names(p: _Pod) -> list[str]:
+    """The claims a pod mounts: its persistentVolumeClaim volumes', and its ephemeral volumes'
+    (`<pod>-<volume>`)."""
+    out = []
+    for vol in p.spec.get("volumes") or ():
+        if (vol.get("persistentVolumeClaim") or {}).get("claimName"):
+            out.append(vol["persistentVolumeClaim"]["claimName"])
+        elif vol.get("ephemeral") is not None:
+            out.append(f"{p.name}-{vol.get('name')}")
+    return out
+
+
+def _check_attach_limits(placed: list[_Pod], volumes: Sequence[Mapping[str, Any]],
+                         claims: Sequence[Mapping[str, Any]], csi_nodes: Sequence[Mapping[str, Any]],
+                         add: Callable[[Violation], None]) -> None:
+    """Per node and CSI driver with a limit: the distinct volumes (`spec.csi` handles) of the
+    bound claims its pods mount. Over the limit is a violation where one of those pods is ours
+    (in-tree volumes and volumes attached without a pod are not counted here)."""
+    limits: dict[str, dict[str, int]] = {}
+    for cn in csi_nodes:
+        per = limits.setdefault((cn.get("metadata") or {}).get("name", ""), {})
+        for d in (cn.get("spec") or {}).get("drivers") or ():
+            count = (d.get("allocatable") or {}).get("count")
+            if isinstance(count, int):
+                per[d.get("name", "")] = count
+    pvs = {(v.get("metadata") or {}).get("name"): v for v in volumes}
+    pvcs = {((c.get("metadata") or {}).get("namespace") or "default", (c.get("metadata") or {}).get("name")): c
+            for c in claims}
+    used: dict[tuple[str, str], set[str]] = defaultdict(set)
+    ours: dict[tuple[str, str], str] = {}
+    for p in placed:
+        if p.node not in limits:
+            continue
+        for cname in _claim_names(p):
+            c = pvcs.get((p.namespace, cname))
+            pv = pvs.get((c.get("spec") or {}).get("volumeName")) if c is not None else None
+            csi = ((pv or {}).get("spec") or {}).get("csi") or {}
+            driver, handle = csi.get("driver"), csi.get("volumeHandle")
+            if driver in limits[p.node] and handle:
+                used[(p.node, driver)].add(handle)
+                if p.ours:
+                    ours.setdefault((p.node, driver), p.key)
+    for (node, driver), handles in sorted(used.items()):
+        if (node, driver) in ours and len(handles) > limits[node][driver]:
+            add(Violation(VOLUME_LIMIT, ours[(node, driver)], node,
+                          f"{len(handles)} volumes of {driver} in use, its CSINode allows {limits[node][driver]}"))
 
 
 def _check_outcomes(pods: list[_Pod], node_map: Mapping[str, _Node],
@@ -1096,13 +1144,15 @@ def fetch_pod_groups(api_client: Any) -> list[dict[str, Any]] | None:
         raise
 
 
-def fetch_volumes(api_client: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Every PersistentVolume and PersistentVolumeClaim."""
+def fetch_volumes(api_client: Any) -> dict[str, list[dict[str, Any]]]:
+    """Every PersistentVolume, PersistentVolumeClaim and CSINode, as `check_placement`'s
+    `volumes`, `claims` and `csi_nodes`."""
     from kubernetes import client
 
     core = client.CoreV1Api(api_client)
-    return (_list_all(core.list_persistent_volume),
-            _list_all(core.list_persistent_volume_claim_for_all_namespaces))
+    return {"volumes": _list_all(core.list_persistent_volume),
+            "claims": _list_all(core.list_persistent_volume_claim_for_all_namespaces),
+            "csi_nodes": _list_all(client.StorageV1Api(api_client).list_csi_node)}
 
 
 def register(subparsers: Any) -> None:
@@ -1138,14 +1188,14 @@ def run_check(args: argparse.Namespace) -> int:
         nodes, pods, events = fetch_cluster_state(api_client)
         ns_labels = fetch_namespace_labels(api_client)
         pod_groups = fetch_pod_groups(api_client)
-        volumes, claims = fetch_volumes(api_client)
+        volumes = fetch_volumes(api_client)
     except Exception as exc:  # noqa: BLE001 - any listing failure is one clear CLI error
         raise CliError(f"cannot list the cluster: {' '.join(str(exc).split())}") from None
     finally:
         api_client.close()
     report = check_placement(nodes, pods, scheduler_name=args.scheduler_name,
                              events=None if args.no_events else events,
-                             namespace_labels=ns_labels, pod_groups=pod_groups, volumes=volumes, claims=claims)
+                             namespace_labels=ns_labels, pod_groups=pod_groups, **volumes)
     if args.json:
         sys.stdout.write(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")
     else:

@@ -68,6 +68,7 @@ class SimResult:
     victim_dicts: list[dict] = field(default_factory=list)  # preempted pods as they were when evicted
     volume_dicts: list[dict] | None = None  # PersistentVolumes and claims at the end (None: the
     claim_dicts: list[dict] | None = None  # workload has none)
+    csi_node_dicts: list[dict] | None = None
     check_summary: str = ""
     check_ok: bool | None = None
 
@@ -96,6 +97,7 @@ class VolumeControl:
         self.engine = engine
         self.volumes: dict[str, dict] = {}
         self.claims: dict[tuple[str, str], dict] = {}
+        self.csi_nodes: list[dict] = []  # for the placement check's attach limits
         self.uids = 0
 
     def add(self, obj: dict) -> None:
@@ -105,6 +107,7 @@ class VolumeControl:
             self.storage.set_class(parse_storage_class(obj))
             return
         if kind == "CSINode":
+            self.csi_nodes.append(obj)
             self.storage.set_node_limits(*parse_csi_node(obj))
             return
         if kind == "CSIDriver":
@@ -430,6 +433,7 @@ def simulate(workload: Workload, profile: Profile | None = None, keep_objects: b
     if volumes.volumes or volumes.claims:
         res.volume_dicts = list(volumes.volumes.values())
         res.claim_dicts = list(volumes.claims.values())
+        res.csi_node_dicts = volumes.csi_nodes
     if keep_objects:
         for uid, pd in pod_by_uid.items():
             placed = engine.pods.get(uid)
@@ -456,7 +460,7 @@ def run_check(res: SimResult, scheduler_name: str = SIM_SCHEDULER) -> None:
     preemptions = [(v, by_uid.get(res.preemptions[v["metadata"]["uid"]][0])) for v in res.victim_dicts]
     report = check_placement(res.node_dicts, res.pod_dicts, scheduler_name=scheduler_name,
                              pod_groups=res.pod_group_dicts, preemptions=preemptions,
-                             volumes=res.volume_dicts, claims=res.claim_dicts)
+                             volumes=res.volume_dicts, claims=res.claim_dicts, csi_nodes=res.csi_node_dicts)
     res.check_ok = report.ok
     res.check_summary = report.summary()
 

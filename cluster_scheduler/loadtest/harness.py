@@ -165,7 +165,7 @@ def run_check(api: Any, scheduler_name: str, victims: dict[str, dict] | None = N
             preemptions = [(v, by_uid.get(preemptor_of.get(v["metadata"].get("uid")))) for v in victims.values()]
         rep = check_placement(nodes, pods, scheduler_name=scheduler_name, events=events,
                               namespace_labels=fetch_namespace_labels(api), pod_groups=fetch_pod_groups(api),
-                              preemptions=preemptions, **dict(zip(("volumes", "claims"), fetch_volumes(api))))
+                              preemptions=preemptions, **fetch_volumes(api))
         kinds = rep.by_kind()
         late = {MISSING_EVENT, MISSING_PREEMPTED_EVENT, PREEMPTED_WITHOUT_PREEMPTOR}  # events still being posted
         if rep.ok or not set(kinds) <= late or time.monotonic() > deadline:

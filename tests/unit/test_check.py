@@ -829,7 +829,8 @@ def fake_apiserver(tmp_path):
     def start(nodes, pods, events, pod_groups=None, volumes=(), claims=()):
         objects = {"/api/v1/nodes": nodes, "/api/v1/pods": pods, "/api/v1/events": events,
                    "/api/v1/namespaces": [{"metadata": {"name": "default"}}],
-                   "/api/v1/persistentvolumes": list(volumes), "/api/v1/persistentvolumeclaims": list(claims)}
+                   "/api/v1/persistentvolumes": list(volumes), "/api/v1/persistentvolumeclaims": list(claims),
+                   "/apis/storage.k8s.io/v1/csinodes": []}
         if pod_groups is not None:  # otherwise 404, as on a cluster without the API
             objects[PODGROUPS_PATH] = pod_groups
         srv = _FakeApiserver(objects)
@@ -957,3 +958,23 @@ def test_volumes_clean_and_each_violation():
             _pvc("c2", "zonal-b")]
     two = ok + [pod("p3", on="n1", **_mounts("c1"))]
     assert kinds(check_placement(nodes, two, SCHED, volumes=pvs, claims=rwop)) == [check.VOLUME_RWOP]
+
+
+def test_csi_attach_limits():
+    nodes = zones(("n1", "a"), ("n2", "b"))
+    pvs = [{**_pv(f"v{i}", claim=f"c{i}"), "spec": {"csi": {"driver": "d.csi", "volumeHandle": f"h{i % 3}"},
+                                                       "claimRef": {"namespace": "default", "name": f"c{i}"}}}
+           for i in range(4)]
+    pvcs = [_pvc(f"c{i}", f"v{i}") for i in range(4)]
+    limit = [{"metadata": {"name": "n1"}, "spec": {"drivers": [{"name": "d.csi", "allocatable": {"count": 2}}]}}]
+    # v0 and v3 share a handle: two distinct volumes on n1, within its limit
+    ok = [pod("p0", on="n1", **_mounts("c0")), pod("p1", on="n1", **_mounts("c1")),
+          pod("p3", on="n1", **_mounts("c3")), pod("p2", on="n2", **_mounts("c2"))]
+    assert check_placement(nodes, ok, SCHED, volumes=pvs, claims=pvcs, csi_nodes=limit).ok
+    over = ok[:3] + [pod("p2", on="n1", **_mounts("c2"))]
+    rep = check_placement(nodes, over, SCHED, volumes=pvs, claims=pvcs, csi_nodes=limit)
+    assert kinds(rep) == [check.VOLUME_LIMIT] and "3 volumes of d.csi in use" in rep.violations[0].message
+    # another scheduler's pods alone over the limit are not ours to answer for
+    theirs = [pod(p["metadata"]["name"], on="n1", sched="other", **_mounts(*(v["persistentVolumeClaim"]["claimName"]
+              for v in p["spec"]["volumes"]))) for p in over]
+    assert check_placement(nodes, theirs, SCHED, volumes=pvs, claims=pvcs, csi_nodes=limit).ok

@@ -377,3 +377,47 @@ def test_csi_attach_limits_in_simulate(tmp_path):
     assert "2 node(s) exceed max volume count" in unschedulable_pods(res)[0]["status"]["conditions"][0]["message"]
     provisioned = [v for v in res.volume_dicts if v["metadata"]["name"].startswith("pvc-")]
     assert len(provisioned) == 3 and all(v["spec"]["csi"]["driver"] == "disk.csi" for v in provisioned)
+
+
+POOL = """\
+name: pool-sim
+ops:
+  - op: createNodes
+    count: 3
+    template: {status: {capacity: {cpu: "4", memory: 8Gi, pods: "110"}}}
+    roundRobinLabels: {topology.kubernetes.io/zone: [a, b, c]}
+  - op: createObjects
+    objects:
+      - {apiVersion: storage.k8s.io/v1, kind: StorageClass, metadata: {name: pool}, provisioner: pool.csi, volumeBindingMode: WaitForFirstConsumer}
+      - {apiVersion: storage.k8s.io/v1, kind: CSIDriver, metadata: {name: pool.csi}, spec: {storageCapacity: true, preventPodSchedulingIfMissing: true}}
+      - {apiVersion: storage.k8s.io/v1, kind: CSINode, metadata: {name: pool-sim-node-0}, spec: {drivers: [{name: pool.csi, nodeID: a}]}}
+      - {apiVersion: storage.k8s.io/v1, kind: CSINode, metadata: {name: pool-sim-node-1}, spec: {drivers: [{name: pool.csi, nodeID: b, allocatable: {count: 1}}]}}
+      - {apiVersion: storage.k8s.io/v1, kind: CSIStorageCapacity, metadata: {name: a, namespace: kube-system}, storageClassName: pool, capacity: 10Gi, nodeTopology: {matchLabels: {topology.kubernetes.io/zone: a}}}
+      - {apiVersion: storage.k8s.io/v1, kind: CSIStorageCapacity, metadata: {name: bc, namespace: kube-system}, storageClassName: pool, capacity: 100Gi, nodeTopology: {matchExpressions: [{key: topology.kubernetes.io/zone, operator: In, values: [b, c]}]}}
+      - {apiVersion: v1, kind: PersistentVolume, metadata: {name: old}, spec: {capacity: {storage: 1Gi}, accessModes: [ReadWriteOnce], storageClassName: pool, csi: {driver: pool.csi, volumeHandle: old}}}
+      - {apiVersion: storage.k8s.io/v1, kind: VolumeAttachment, metadata: {name: old}, spec: {attacher: pool.csi, nodeName: pool-sim-node-1, source: {persistentVolumeName: old}}}
+  - op: createPods
+    count: 2
+    persistentVolumeClaimTemplate: {spec: {storageClassName: pool, accessModes: [ReadWriteOnce], resources: {requests: {storage: 5Gi}}}}
+    template: {spec: {containers: [{name: c}]}}
+  - op: createPods
+    count: 1
+    generateName: big-
+    persistentVolumeClaimTemplate: {spec: {storageClassName: pool, accessModes: [ReadWriteOnce], resources: {requests: {storage: 20Gi}}}}
+    template: {spec: {containers: [{name: c}]}}
+"""
+
+
+def test_storage_capacity_driver_checks_and_attachments_in_simulate(tmp_path):
+    """Node 0 (zone a) has room for 10Gi volumes; node 1's one attach slot is held by a volume
+    still attached there; node 2 has no CSINode, and the driver must be installed. The 5Gi
+    claims provision on node 0, the 20Gi one finds no node, each for its node's reason."""
+    f = tmp_path / "pool.yaml"
+    f.write_text(POOL)
+    res = run(f)
+    assert (res.bound, res.unschedulable) == (2, 1) and res.check_ok, res.check_summary
+    assert bound_nodes(res) == {"pool-sim-node-0": 2}
+    (big,) = unschedulable_pods(res)
+    assert big["status"]["conditions"][0]["message"].startswith(
+        "0/3 nodes are available: 1 node(s) did not have enough free storage, 1 node(s) exceed max volume count, "
+        "1 pool.csi CSI driver is not installed on the node.")
