@@ -45,7 +45,7 @@ from kubernetes.client.rest import ApiException
 from cluster_scheduler.config import SchedulerConfig, parse_profile
 from cluster_scheduler.engine import Engine
 from cluster_scheduler.model.parse import parse_node, parse_pdb, parse_pod
-from cluster_scheduler.model.storage import CLAIMS, CSI_NODES, STORAGE_CLASSES, VOLUMES
+from cluster_scheduler.model.storage import ATTACHMENTS, CAPACITIES, CLAIMS, CSI_DRIVERS, CSI_NODES, STORAGE_CLASSES, VOLUMES
 from cluster_scheduler.model.types import DisruptionBudget, PodInfo
 from cluster_scheduler.preemption import split_by_pdb
 
@@ -57,6 +57,8 @@ ZONE = "topology.kubernetes.io/zone"
 HOST = "kubernetes.io/hostname"
 GPU = "example.com/gpu"
 DRIVER = "csi.example.com"
+POOL = "pool.csi.example.com"  # a driver the runner's provisioner plays (tests/provisioner.py)
+PROVISIONED_BY = "pv.kubernetes.io/provisioned-by"
 IMAGE = "registry.k8s.io/pause:3.10"
 
 # The scheduling profiles a case may run under, in KubeSchedulerConfiguration form (without the
@@ -111,7 +113,7 @@ class Case:
     pods: list[dict]
     pdbs: list[dict] = field(default_factory=list)  # with the status the runner gives them
     profile: str = ""  # a key of PROFILES
-    storage: list[dict] = field(default_factory=list)  # classes, CSINodes, claims, then volumes
+    storage: list[dict] = field(default_factory=list)  # classes, CSIDrivers, capacities, CSINodes, claims, volumes
     claims: dict[str, list[dict]] = field(default_factory=dict)  # pod name -> its own claims
 
     @property
@@ -141,30 +143,38 @@ def generate(seed: int, max_nodes: int = 7, max_pods: int = 12) -> Case:
             for j in range(rng.choice([0, 0, 1, 2]))]
     # a generator of its own: the cases drawn above are the same with or without profiles
     profile = random.Random(f"profile-{seed}").choice(["", "", *PROFILES])
-    storage, claims = _storage(random.Random(f"storage-{seed}"), prefix, nodes, pods)
+    storage, claims = _storage(random.Random(f"storage-{seed}"), prefix, nodes, pods, random.Random(f"pool-{seed}"))
     return Case(seed, namespaces, nodes, pods, pdbs, profile, storage, claims)
 
 
-def _storage(rng: random.Random, prefix: str, nodes: list[dict], pods: list[dict]) -> tuple[list[dict], dict]:
+def _storage(rng: random.Random, prefix: str, nodes: list[dict], pods: list[dict],
+             prng: random.Random | None = None) -> tuple[list[dict], dict]:
     """Volumes for half the cases (a generator of their own: the rest of a case is what it was
     without them): a WaitForFirstConsumer class with static volumes (local disks pinned to a node,
     zonal disks by label or by node affinity, CSI disks anywhere), an Immediate class nothing
     provisions, attach limits on some nodes, claims pre-bound to some volumes and shared by the
     pods of their namespace; pods mount those, claims of their own (created per copy, see
-    `copy_pod`) or a claim that does not exist."""
+    `copy_pod`) or a claim that does not exist. With `prng` (a generator of its own again), most
+    such cases also get a pool a CSI driver provisions from (`_pool`), some claims of their own
+    of its class, and some CSI disks are attached to a node (a VolumeAttachment, no pod there)."""
     if rng.random() < 0.5:
         return [], {}
+    pool = _pool(prng, prefix, nodes, sorted({p["metadata"]["namespace"] for p in pods})) if prng else []
     wait, now = f"{prefix}-wait", f"{prefix}-now"
     objs: list[dict] = [
         {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": name},
          "provisioner": "kubernetes.io/no-provisioner", "volumeBindingMode": mode}
         for name, mode in ((wait, "WaitForFirstConsumer"), (now, "Immediate"))]
     for n in nodes:
+        name = n["metadata"]["name"]
+        drivers = []
         if rng.random() < 0.5:
-            name = n["metadata"]["name"]
+            drivers.append({"name": DRIVER, "nodeID": name, "allocatable": {"count": rng.randint(1, 2)}})
+        if pool and prng.random() < 0.6:  # the pool's driver installed here (no limit)
+            drivers.append({"name": POOL, "nodeID": name})
+        if drivers:
             objs.append({"apiVersion": "storage.k8s.io/v1", "kind": "CSINode", "metadata": {"name": name},
-                         "spec": {"drivers": [{"name": DRIVER, "nodeID": name,
-                                               "allocatable": {"count": rng.randint(1, 2)}}]}})
+                         "spec": {"drivers": drivers}})
     namespaces = sorted({p["metadata"]["namespace"] for p in pods})
     volumes, shared = [], []
     for j in range(rng.randint(3, 10)):
@@ -193,12 +203,58 @@ def _storage(rng: random.Random, prefix: str, nodes: list[dict], pods: list[dict
             else:
                 name = f"{meta['name']}-c{k}"
                 cls = wait if rng.random() < 0.92 else now
+                if pool and prng.random() < 0.6:
+                    cls = f"{prefix}-pool"
                 claims.setdefault(meta["name"], []).append(_claim(
                     name, meta["namespace"], cls, rng.choice(["1Gi", "1Gi", "2Gi", "10Gi"]), _modes(rng)))
                 names.append(name)
         spec["volumes"] = [{"name": f"v{k}", "persistentVolumeClaim": {"claimName": n}}
                            for k, n in enumerate(dict.fromkeys(names))]
-    return objs + shared + volumes, claims
+    attached = []
+    for pv in volumes if prng else ():  # some disks still attached somewhere (VolumeAttachments)
+        if "csi" in pv["spec"] and prng.random() < 0.25:
+            attached.append({"apiVersion": "storage.k8s.io/v1", "kind": "VolumeAttachment",
+                             "metadata": {"name": f"{pv['metadata']['name']}-va"},
+                             "spec": {"attacher": DRIVER, "nodeName": prng.choice(nodes)["metadata"]["name"],
+                                      "source": {"persistentVolumeName": pv["metadata"]["name"]}}})
+    return pool + objs + shared + volumes + attached, claims
+
+
+def _pool(rng: random.Random, prefix: str, nodes: list[dict], namespaces: list[str]) -> list[dict]:
+    """For most cases with storage: a WaitForFirstConsumer class `<prefix>-pool` that the CSI
+    driver `POOL` provisions (sometimes in some zones only); its CSIDriver publishes
+    CSIStorageCapacity (or not) and may keep its volumes off nodes whose CSINode lacks it; a few
+    capacity objects (per zone, per node, everywhere; room or not, a maximum volume size or not,
+    a few for another class) in the first namespace. The runner's provisioner makes the volumes."""
+    if rng.random() < 0.3:
+        return []
+    sc: dict[str, Any] = {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                          "metadata": {"name": f"{prefix}-pool"}, "provisioner": POOL,
+                          "volumeBindingMode": "WaitForFirstConsumer"}
+    if rng.random() < 0.3:
+        sc["allowedTopologies"] = [{"matchLabelExpressions": [
+            {"key": ZONE, "values": rng.sample(["z1", "z2", "z3"], rng.randint(1, 2))}]}]
+    driver = {"apiVersion": "storage.k8s.io/v1", "kind": "CSIDriver", "metadata": {"name": POOL},
+              "spec": {"storageCapacity": rng.random() < 0.75, "preventPodSchedulingIfMissing": rng.random() < 0.3}}
+    objs = [sc, driver]
+    for j in range(rng.randint(0, 4)):
+        r = rng.random()
+        if r < 0.4:
+            topology: dict[str, Any] = {"matchLabels": {ZONE: rng.choice(["z1", "z2", "z3"])}}
+        elif r < 0.7:
+            topology = {"matchLabels": {HOST: rng.choice(nodes)["metadata"]["name"]}}
+        elif r < 0.85:
+            topology = {"matchExpressions": [{"key": ZONE, "operator": "In", "values": ["z1", "z2"]}]}
+        else:
+            topology = {}
+        cap: dict[str, Any] = {"apiVersion": "storage.k8s.io/v1", "kind": "CSIStorageCapacity",
+                               "metadata": {"name": f"{prefix}-cap{j}", "namespace": namespaces[0]},
+                               "storageClassName": f"{prefix}-pool" if rng.random() < 0.9 else f"{prefix}-wait",
+                               "nodeTopology": topology, "capacity": rng.choice(["1Gi", "5Gi", "20Gi", "100Gi"])}
+        if rng.random() < 0.3:
+            cap["maximumVolumeSize"] = rng.choice(["1Gi", "2Gi", "10Gi"])
+        objs.append(cap)
+    return objs
 
 
 def _volume(rng: random.Random, name: str, cls: str, node_names: list[str]) -> dict:
@@ -561,11 +617,14 @@ class Lockstep:
             self._wait(f"pods of {ns} still there", lambda ns=ns: not self.core.list_namespaced_pod(ns).items)
             for c in self.core.list_namespaced_persistent_volume_claim(ns).items:
                 self._drop_claim(ns, c.metadata.name, release=False)
+            self.storage.delete_collection_namespaced_csi_storage_capacity(ns)
         for pv in self.core.list_persistent_volume(label_selector=CASE_LABEL).items:
             self._unprotect(self.core.patch_persistent_volume, pv.metadata.name)
         self.core.delete_collection_persistent_volume(label_selector=CASE_LABEL)
         self.storage.delete_collection_storage_class(label_selector=CASE_LABEL)
         self.storage.delete_collection_csi_node(label_selector=CASE_LABEL)
+        self.storage.delete_collection_csi_driver(label_selector=CASE_LABEL)
+        self.storage.delete_collection_volume_attachment(label_selector=CASE_LABEL)
         self._wait("volumes of the last case still there",
                    lambda: not self.core.list_persistent_volume(label_selector=CASE_LABEL).items)
         self.core.delete_collection_node(label_selector=CASE_LABEL)
@@ -583,6 +642,16 @@ class Lockstep:
             if exc.status != 404:
                 raise
 
+    @staticmethod
+    def _gone(read: Callable[..., Any], *key: str) -> bool:
+        try:
+            read(*key)
+        except ApiException as exc:
+            if exc.status == 404:
+                return True
+            raise
+        return False
+
     def _create_storage(self, case: Case) -> None:
         """The case's classes, CSINodes, shared claims and volumes, a volume pre-bound to a
         claim naming its uid (the PV controller then completes the pair); returns once every
@@ -595,6 +664,12 @@ class Lockstep:
                 self.storage.create_storage_class(o)
             elif kind == "CSINode":
                 self.storage.create_csi_node(o)
+            elif kind == "CSIDriver":
+                self.storage.create_csi_driver(o)
+            elif kind == "CSIStorageCapacity":
+                self.storage.create_namespaced_csi_storage_capacity(o["metadata"]["namespace"], o)
+            elif kind == "VolumeAttachment":
+                self.storage.create_volume_attachment(o)
             elif kind == "PersistentVolumeClaim":
                 ns = o["metadata"]["namespace"]
                 uids[(ns, o["metadata"]["name"])] = self.core.create_namespaced_persistent_volume_claim(ns, o).metadata.uid
@@ -626,33 +701,43 @@ class Lockstep:
         except ApiException as exc:
             if exc.status != 404:
                 raise
-        self._wait(f"claim {ns}/{name} still there",
-                   lambda: not any(c.metadata.name == name for c in self.core.list_namespaced_persistent_volume_claim(ns).items))
+        self._wait(f"claim {ns}/{name} still there", lambda: self._gone(self.core.read_namespaced_persistent_volume_claim, name, ns))
         if not release:
             return
         for pv in self.core.list_persistent_volume(label_selector=CASE_LABEL).items:
             ref = pv.spec.claim_ref
-            if ref is not None and ref.namespace == ns and ref.name == name:
+            if ref is None or ref.namespace != ns or ref.name != name:
+                continue
+            if (pv.metadata.annotations or {}).get(PROVISIONED_BY) == POOL:  # made for this claim: gone with it
+                self._unprotect(self.core.patch_persistent_volume, pv.metadata.name)
+                self.core.delete_persistent_volume(pv.metadata.name)
+                self._wait(f"volume {pv.metadata.name} still there",
+                           lambda pv=pv: self._gone(self.core.read_persistent_volume, pv.metadata.name))
+            else:
                 self.core.patch_persistent_volume(pv.metadata.name, {"spec": {"claimRef": None}})
                 self._wait(f"volume {pv.metadata.name} not Available again", lambda pv=pv: (
                     self.core.read_persistent_volume(pv.metadata.name).status.phase == "Available"))
         time.sleep(SETTLE_S)
 
-    def _sync_storage(self, engine: Engine) -> None:
+    def _sync_storage(self, engine: Engine, case: Case) -> None:
         """The engine's storage index made what the apiserver holds now (for the diagnosis)."""
-        if not self.core.list_persistent_volume(label_selector=CASE_LABEL).items and not self._storage_keys:
+        if not case.storage and not self._storage_keys:
             return
         ser = self.core.api_client.sanitize_for_serialization
         listed = {
             STORAGE_CLASSES: self.storage.list_storage_class(label_selector=CASE_LABEL).items,
+            CSI_DRIVERS: self.storage.list_csi_driver(label_selector=CASE_LABEL).items,
+            CAPACITIES: [c for ns in sorted(self._namespaces)
+                         for c in self.storage.list_namespaced_csi_storage_capacity(ns).items],
             CSI_NODES: self.storage.list_csi_node(label_selector=CASE_LABEL).items,
+            ATTACHMENTS: self.storage.list_volume_attachment(label_selector=CASE_LABEL).items,
             VOLUMES: self.core.list_persistent_volume(label_selector=CASE_LABEL).items,
             CLAIMS: [c for ns in sorted(self._namespaces) for c in self.core.list_namespaced_persistent_volume_claim(ns).items],
         }
         seen = set()
         for kind, items in listed.items():
             for o in items:
-                key = f"{o.metadata.namespace}/{o.metadata.name}" if kind == CLAIMS else o.metadata.name
+                key = f"{o.metadata.namespace}/{o.metadata.name}" if kind in (CLAIMS, CAPACITIES) else o.metadata.name
                 engine.storage.apply(kind, ser(o))
                 seen.add((kind, key))
         for kind, key in self._storage_keys - seen:
@@ -690,7 +775,7 @@ class Lockstep:
             own = case.claims.get(name, [])
             pod_o, claims_o = copy_pod(pod, "-o", own)
             self._create_claims(claims_o)
-            self._sync_storage(engine)
+            self._sync_storage(engine, case)
             diag = self._diagnose(engine, pod_o, ours_name)
             ours, _ = self._decide(pod_o, ours_name)
             ours.victims = self._victims(kept)

@@ -20,9 +20,10 @@ HOSTNAME = "kubernetes.io/hostname"
 
 
 class Provisioner:
-    def __init__(self, api, name: str, poll_s: float = 0.3) -> None:
+    def __init__(self, api, name: str, poll_s: float = 0.3, labels: dict[str, str] | None = None) -> None:
         self.core = client.CoreV1Api(api)
         self.name = name
+        self.labels = dict(labels or {})  # on every volume it makes
         self.poll_s = poll_s
         self.provisioned: list[str] = []  # namespace/name of each claim it made a volume for
         self._stop = threading.Event()
@@ -57,7 +58,8 @@ class Provisioner:
         topo = (ZONE, labels[ZONE]) if ZONE in labels else (HOSTNAME, labels.get(HOSTNAME, node))
         name = f"pvc-{claim.metadata.uid}"
         pv = {
-            "metadata": {"name": name, "annotations": {"pv.kubernetes.io/provisioned-by": self.name}},
+            "metadata": {"name": name, "labels": self.labels,
+                         "annotations": {"pv.kubernetes.io/provisioned-by": self.name}},
             "spec": {
                 "capacity": {"storage": claim.spec.resources.requests["storage"]},
                 "accessModes": claim.spec.access_modes, "storageClassName": claim.spec.storage_class_name,

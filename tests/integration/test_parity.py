@@ -12,7 +12,8 @@ from pathlib import Path
 
 from cluster_scheduler.controlplane.controllers import BENCH_VOLUME_ARGS, VOLUME_CONTROLLERS, start_controller_manager
 from cluster_scheduler.controlplane.peer import start_kube_scheduler
-from tests.parity import Lockstep, Tally, generate, our_config, profile_docs
+from tests.parity import CASE_LABEL, POOL, Lockstep, Tally, generate, our_config, profile_docs
+from tests.provisioner import Provisioner
 
 
 def test_parity_with_kube_scheduler(private_cp, admin, run_scheduler, tmp_path):
@@ -24,16 +25,19 @@ def test_parity_with_kube_scheduler(private_cp, admin, run_scheduler, tmp_path):
     peer = start_kube_scheduler(private_cp, profiles=profile_docs(kube=True))
     # the PV controller: completes the volume bindings both schedulers' PreBind write
     kcm = start_controller_manager(private_cp, VOLUME_CONTROLLERS, extra_args=BENCH_VOLUME_ARGS)
+    provisioner = Provisioner(admin, POOL, poll_s=0.1, labels={CASE_LABEL: "provisioned"}).start()
     try:
         lockstep = Lockstep(admin, out)
         tally = Tally()
         for seed in range(first, first + examples):
             lockstep.run(generate(seed), tally)
     finally:
+        provisioner.stop()
         kcm.stop()
         peer.stop()
     print(f"parity: {tally.cases} cases, {tally.pods} pods ({tally.bound} bound, {tally.preempting} of them by "
-          f"preempting ({tally.pdb_limited} past a PDB), {tally.unschedulable} unschedulable by kube-scheduler; {tally.with_volumes} mounting claims, {tally.volumes_bound} of them bound), "
+          f"preempting ({tally.pdb_limited} past a PDB), {tally.unschedulable} unschedulable by kube-scheduler; {tally.with_volumes} mounting claims, {tally.volumes_bound} of them bound, {len(provisioner.provisioned)} "
+          f"volumes provisioned), "
           f"{len(tally.mismatches)} mismatches; cases per profile {tally.profiles}")
     assert tally.bound and tally.unschedulable, "the generator should make both outcomes"
     assert examples < 10 or tally.with_volumes, "the generator should make pods with claims"

@@ -112,8 +112,11 @@ def test_volumes_small_end_to_end(volume_controllers, admin, run_scheduler):
 DRIVER = "disk.csi.example.com"
 
 
-def claim_obj(name: str, ns: str, cls: str, modes=("ReadWriteOnce",), volume: str = "") -> dict:
-    spec = {"storageClassName": cls, "accessModes": list(modes), "resources": {"requests": {"storage": "5Gi"}}}
+POOL = "pool.csi.example.com"  # a driver that publishes CSIStorageCapacity
+
+
+def claim_obj(name: str, ns: str, cls: str, modes=("ReadWriteOnce",), volume: str = "", size: str = "5Gi") -> dict:
+    spec = {"storageClassName": cls, "accessModes": list(modes), "resources": {"requests": {"storage": size}}}
     if volume:
         spec["volumeName"] = volume
     return {"metadata": {"name": name, "namespace": ns}, "spec": spec}
@@ -132,7 +135,9 @@ def test_provisioning_topology_attach_limits_and_read_write_once_pod(volume_cont
     """WaitForFirstConsumer claims of a class that provisions only in zone b: our PreBind names the
     node (selected-node), a provisioner (tests/provisioner.py) makes the volume there, the PV
     controller binds it. Every node's CSINode allows one volume of the driver, so the third pod
-    finds no node; a ReadWriteOncePod claim serves one pod only."""
+    finds no node; a ReadWriteOncePod claim serves one pod only. A class whose driver publishes
+    CSIStorageCapacity provisions only where an object reports room for the claim, and a pod
+    waiting for room is placed once the driver reports more."""
     core, storage = client.CoreV1Api(admin), client.StorageV1Api(admin)
     ns = "prov"
     core.create_namespace({"metadata": {"name": ns}})
@@ -176,6 +181,32 @@ def test_provisioning_topology_attach_limits_and_read_write_once_pod(volume_cont
         wait_for(lambda: pod_state(pod_map(admin, ns).get("r-2", {"spec": {}})) == "unschedulable", 60,
                  "r-2 Unschedulable")
         assert "ReadWriteOncePod access mode already in-use by another pod" in message_of(pod_map(admin, ns)["r-2"])
+
+        # storage capacity: the pool has room in zone a only, for volumes up to 8Gi
+        storage.create_csi_driver({"metadata": {"name": POOL}, "spec": {"storageCapacity": True}})
+        storage.create_storage_class({"metadata": {"name": "pooled"}, "provisioner": POOL,
+                                      "volumeBindingMode": "WaitForFirstConsumer"})
+        storage.create_namespaced_csi_storage_capacity(ns, {
+            "metadata": {"name": "pool-a"}, "storageClassName": "pooled", "capacity": "50Gi",
+            "maximumVolumeSize": "8Gi", "nodeTopology": {"matchLabels": {"topology.kubernetes.io/zone": "a"}}})
+        pool = Provisioner(admin, POOL).start()
+        try:
+            for name, size in (("small", "5Gi"), ("big", "10Gi")):
+                core.create_namespaced_persistent_volume_claim(ns, claim_obj(name, ns, "pooled", size=size))
+                core.create_namespaced_pod(ns, mounting(pod_obj(name, ns, "100m"), name))
+            wait_for(lambda: pod_state(pod_map(admin, ns).get("small", {"spec": {}})) == "bound", 90, "small bound")
+            assert pod_map(admin, ns)["small"]["spec"]["nodeName"] in ("v-0", "v-1")
+            wait_for(lambda: pod_state(pod_map(admin, ns).get("big", {"spec": {}})) == "unschedulable", 60,
+                     "big Unschedulable")
+            assert message_of(pod_map(admin, ns)["big"]).startswith(
+                "0/4 nodes are available: 4 node(s) did not have enough free storage.")
+            storage.patch_namespaced_csi_storage_capacity("pool-a", ns, {"maximumVolumeSize": "20Gi"})
+            wait_for(lambda: pod_state(pod_map(admin, ns).get("big", {"spec": {}})) == "bound", 90,
+                     "big bound once the pool reports room")
+            assert pod_map(admin, ns)["big"]["spec"]["nodeName"] in ("v-0", "v-1")
+            assert sorted(pool.provisioned) == [f"{ns}/big", f"{ns}/small"]
+        finally:
+            pool.stop()
         report, _ = check_cluster(admin)
         assert report.ok, report.summary()
     finally:
