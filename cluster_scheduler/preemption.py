@@ -35,7 +35,7 @@ import numpy as np
 
 from .engine import fit_error_message
 from .model.types import DisruptionBudget, PodInfo
-from .plugins import inter_pod_affinity, node_resources_fit, pod_topology_spread
+from .plugins import inter_pod_affinity, node_resources_fit, pod_topology_spread, volume_restrictions
 
 if TYPE_CHECKING:
     from .engine import ClassState, Engine
@@ -409,7 +409,7 @@ class Preemption:
         if cls.stale():
             cls.build()
         rows = cls.ctx.rows
-        resolvable = cls.static_ok.copy()
+        resolvable = cls.curable.copy()
         for _name, _ok, reasons in cls.diag:
             for mask, text in reasons:
                 if text in UNRESOLVABLE:
@@ -444,6 +444,16 @@ class Preemption:
                 big = np.maximum(biggest[rows, col], 1)
                 k_lb = np.maximum(k_lb, np.where(need > 0, -(-need // big), 1))
         pot = resolvable & has & fits_bound
+        vols = cls.key.volumes
+        if vols is not None and vols.rwop_in_use and not cls.key.host_ports:
+            # a ReadWriteOncePod claim in use: only a node its holder runs on can be cured (with
+            # every lower-priority pod gone, a node that passes the resource bound and has no
+            # ports to check fails on VolumeRestrictions next, as upstream's dry run reports)
+            held_at = {t.index.get(q.node_name, -1) for q in map(e.pods.get, e.storage.rwop_holders(pod))
+                       if q is not None}
+            away = pot & ~np.isin(rows, np.fromiter(held_at, dtype=np.int64, count=len(held_at)))
+            _count(hist, volume_restrictions.REASON_RWOP, int(away.sum()))
+            pot &= ~away
         # why the other nodes cannot be candidates, in upstream's words
         _count(hist, NOT_HELPFUL, int((~resolvable).sum()))
         _count(hist, NO_VICTIMS, int((resolvable & ~has).sum()))
@@ -598,7 +608,7 @@ class Preemption:
             return [NO_VICTIMS]
         lower.sort(key=importance)
         name = t.names[row]
-        if cls.resources_only:
+        if cls.resources_only and not (cls.key.volumes is not None and cls.key.volumes.rwop_in_use):
             req = t.req_l[row]
             saved = req[:]
             fit = cls._fit

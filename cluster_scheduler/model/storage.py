@@ -387,6 +387,17 @@ class StorageIndex:
         for pod in list(self.mounted.get(key, {}).values()):
             self._attach(pod.uid, [(pod.node_name, d, h) for d, h in self.csi_volumes(pod)])
 
+    def rwop_holders(self, pod: PodInfo) -> set[str]:
+        """The other placed pods using one of the pod's ReadWriteOncePod claims (VolumeRestrictions'
+        conflict, which only their eviction cures)."""
+        out: set[str] = set()
+        for name in pod.claims:
+            c = self.claims.get((pod.namespace, name))
+            if c is not None and name not in pod.ephemeral and "ReadWriteOncePod" in c.access_modes:
+                out |= self.claim_users.get((pod.namespace, name), set())
+        out.discard(pod.uid)
+        return out
+
     def csi_volumes(self, pod: PodInfo) -> list[tuple[str, str]]:
         """(driver, volume handle) of the pod's CSI volumes, as NodeVolumeLimits counts them: a
         bound claim's volume by its `spec.csi` (or its in-tree source, translated); an unbound

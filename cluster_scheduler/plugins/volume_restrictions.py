@@ -2,9 +2,11 @@
 every node (upstream `volumerestrictions`: the check is cluster-wide). Which claims are in use is
 read into the pod's `PodVolumes.rwop_in_use` by `StorageIndex.resolve` (from
 `StorageIndex.claim_users`, kept as pods are placed and removed), so the answer is part of the
-class key. Upstream reports it as Unschedulable, which lets preemption evict the pod holding the
-claim; here the filter is static, so preemption does not (docs/engine.md, "Volumes"). Inline disk
-conflicts (GCE PD, AWS EBS, RBD, iSCSI volumes in the pod spec) are not checked."""
+class key. Upstream reports it as Unschedulable, so preemption may evict the pod holding the claim:
+the registry marks the filter `cured_by_eviction`, and preemption looks at the holder's node
+(`Preemption._preempt`), where the dry run's re-resolved key sees the claim free once the holder
+is gone. Inline disk conflicts (GCE PD, AWS EBS, RBD, iSCSI volumes in the pod spec) are not
+checked."""
 
 from __future__ import annotations
 

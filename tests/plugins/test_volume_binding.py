@@ -232,6 +232,29 @@ def test_read_write_once_pod_claim_in_use_anywhere_fails_every_node():
     assert where(e2, pod("a", cpu="1", **claims("solo"))) and where(e2, pod("b", cpu="1", **claims("solo")))
 
 
+def test_preemption_evicts_the_holder_of_a_read_write_once_pod_claim():
+    """VolumeRestrictions' conflict is Unschedulable upstream: preemption may cure it, on the node
+    the claim's holder runs on, by evicting it (never anyone elsewhere)."""
+    from cluster_scheduler.preemption import Preemption
+    from tests.plugins.builders import bound
+
+    e = add_storage(cluster(), pv_dict("pv", modes=("ReadWriteOncePod",), claim=("default", "solo"), phase="Bound"),
+                    pvc_dict("solo", volume="pv", bound=True, modes=("ReadWriteOncePod",)))
+    for i in range(4):  # a lower-priority pod everywhere: evicting one elsewhere would not help
+        e.add_pod(bound(f"low{i}", f"n{i}", cpu="1", priority=0))
+    holder = bound("holder", "n2", cpu="1", priority=5, **claims("solo"))
+    e.add_pod(holder)
+    hi = pod("hi", cpu="1", priority=100, **claims("solo"))
+    assert message(e, hi) == f"0/4 nodes are available: 4 {RWOP}."
+    out = Preemption(e).preempt(hi)
+    assert out.candidate is not None and out.candidate.node == "n2"
+    assert [v.name for v in out.candidate.victims] == ["holder"]  # low2 reprieved: it was in no one's way
+    # a holder of higher priority cannot be evicted: no node can be cured
+    mid = pod("mid", cpu="1", priority=3, **claims("solo"))
+    out = Preemption(e).preempt(mid)
+    assert out.candidate is None and f"4 {RWOP}" in out.message, out.message
+
+
 def csi_node(name: str, **limits: int) -> dict:
     return {"apiVersion": "storage.k8s.io/v1", "kind": "CSINode", "metadata": {"name": name},
             "spec": {"drivers": [{"name": d.replace("_", "."), "nodeID": name, "allocatable": {"count": n}}
