@@ -193,6 +193,14 @@ def parse_profile(doc: dict, where: str = "profiles[0]") -> Profile:
             balanced = _resources(args.get("resources", [{"name": "cpu"}, {"name": "memory"}]), w + ".args.resources")
         elif pc["name"] == "InterPodAffinity":
             hard_weight = _int(args.get("hardPodAffinityWeight", 1), w + ".args.hardPodAffinityWeight", 0, 100)
+        elif pc["name"] == "PodTopologySpread":
+            # default constraints are not applied (docs/engine.md, "Known differences"): upstream's
+            # System defaults, which only touch pods a Service or controller selects, stay a known
+            # difference; a List of them cannot be honoured, so it is refused, and an empty List is exact
+            typ = args.get("defaultingType", "System")
+            _expect(typ in ("System", "List"), w + ".args.defaultingType", "must be System or List")
+            _expect(typ == "System" or not args.get("defaultConstraints"), w + ".args.defaultConstraints",
+                    "default topology spread constraints are not supported (an empty list is)")
         else:
             _expect(pc["name"] in FILTER_PLUGINS or pc["name"] in DEFAULT_SCORE_WEIGHTS, w, f"unknown plugin {pc['name']!r}")
     return Profile(name, tuple(weights.items()), frozenset(disabled), scoring, balanced, hard_weight, preemption)

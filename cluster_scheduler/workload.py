@@ -169,6 +169,9 @@ class Workload:
     name: str
     ops: list[Op]
     source: str = ""  # the file it came from, for messages
+    # the KubeSchedulerConfiguration profile a workload is to run under (an upstream scheduler_perf
+    # case's `schedulerConfigPath`), given to each scheduler under its own name; None: its defaults
+    scheduler_profile: dict[str, Any] | None = None
 
     # ---- totals -------------------------------------------------------------------------------
 

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import yaml
+
 from cluster_scheduler.check import check_placement, fetch_cluster_state, fetch_namespace_labels
 from cluster_scheduler.controlplane.cluster import ControlPlane, ManagedProcess, start_control_plane
 from cluster_scheduler.controlplane.peer import DEFAULT_SCHEDULER_NAME, start_kube_scheduler
@@ -65,17 +67,30 @@ def default_scheduler_config() -> Path:
     return resource_path("config/default.yaml")
 
 
-def ours_argv(kubeconfig: Path | str, settings: Settings) -> list[str]:
-    """`cluster-scheduler run ...` for this interpreter (the venv the load test runs in)."""
+def ours_argv(kubeconfig: Path | str, settings: Settings, config: Path | None = None) -> list[str]:
+    """`cluster-scheduler run ...` for this interpreter (the venv the load test runs in), with
+    `config` if given, else the settings' (or the default) configuration."""
     argv = [sys.executable, "-m", "cluster_scheduler.cli", "run", "--kubeconfig", str(kubeconfig)]
-    config = settings.scheduler_config or default_scheduler_config()
-    if settings.scheduler_config or config.is_file():  # else `run` uses its built-in defaults
+    explicit = config or settings.scheduler_config
+    config = explicit or default_scheduler_config()
+    if explicit or config.is_file():  # else `run` uses its built-in defaults
         argv += ["--config", str(config)]
     if settings.partitions:
         argv += ["--partitions", str(settings.partitions)]
     if settings.num_cpus:
         argv += ["--num-cpus", str(settings.num_cpus)]
     return argv
+
+
+def profiled_config(settings: Settings, profile: dict[str, Any], out: Path) -> Path:
+    """Our configuration (the settings' or the default) with a workload's own profile in place of
+    its profiles, under our scheduler's name; written to `out`."""
+    base = settings.scheduler_config or default_scheduler_config()
+    doc = yaml.safe_load(base.read_text()) if base.is_file() else {
+        "apiVersion": "kubescheduler.config.k8s.io/v1", "kind": "KubeSchedulerConfiguration"}
+    doc["profiles"] = [{**profile, "schedulerName": SCHEDULER_NAMES[OURS]}]
+    out.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return out
 
 
 def say(msg: str) -> None:
@@ -190,6 +205,9 @@ def run_one(label: str, workload: Workload, settings: Settings, out_dir: Path, *
     logs.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     notes: list[str] = []
+    if workload.scheduler_profile is not None and label != CEILING:
+        notes.append("run under the workload's own scheduler profile: "
+                     + yaml.safe_dump(workload.scheduler_profile, default_flow_style=True).strip())
     cp: ControlPlane | None = None
     ours: ManagedProcess | None = None
     peer = None
@@ -248,11 +266,15 @@ def run_one(label: str, workload: Workload, settings: Settings, out_dir: Path, *
                 _wait_for_line(binder, READY, settings.probe_timeout)
             elif cp is not None and label == KUBE:
                 say(f"[{label}] starting kube-scheduler (qps {settings.qps:g}, burst {settings.burst})")
-                peer = start_kube_scheduler(cp, qps=settings.qps, burst=settings.burst)
+                profiles = (None if workload.scheduler_profile is None
+                            else [{**workload.scheduler_profile, "schedulerName": scheduler_name}])
+                peer = start_kube_scheduler(cp, qps=settings.qps, burst=settings.burst, profiles=profiles)
                 sampler.track("scheduler", peer.process.pid)
                 alive = peer.running
             elif cp is not None and label == OURS:
-                argv = ours_argv(sched_kc, settings)
+                config = (None if workload.scheduler_profile is None
+                          else profiled_config(settings, workload.scheduler_profile, logs / "ours-config.yaml"))
+                argv = ours_argv(sched_kc, settings, config)
                 say(f"[{label}] starting {' '.join(argv[2:])}")
                 ours = ManagedProcess.spawn("cluster-scheduler", argv, logs / "ours.log", detached=False)
                 sampler.track("scheduler", ours.pid)

@@ -176,8 +176,7 @@ def _translate(case: PerfCase, tc: dict, w: dict, here: Path) -> Workload:
             raise NotRunnable(f"DRA (feature gate {gate})")
         else:
             raise NotRunnable(f"feature gate {gate}={on}")
-    if tc.get("schedulerConfigPath"):
-        raise NotRunnable(f"a scheduler configuration of its own ({tc['schedulerConfigPath']})")
+    profile = _scheduler_profile(here, tc["schedulerConfigPath"]) if tc.get("schedulerConfigPath") else None
     params = _Params(w.get("params") or {})
     ops: list[Any] = []
     collecting = False
@@ -223,7 +222,32 @@ def _translate(case: PerfCase, tc: dict, w: dict, here: Path) -> Workload:
         raise NotRunnable(f"parameters {', '.join(unused)} are read by upstream's Go code, not by its ops")
     if not any(isinstance(o, CreatePods) and o.measure for o in ops):
         raise NotRunnable("no pods are measured")
-    return Workload(name, ops, source=f"scheduler_perf {case.id}")
+    return Workload(name, ops, source=f"scheduler_perf {case.id}", scheduler_profile=profile)
+
+
+def _scheduler_profile(here: Path, path: str) -> dict[str, Any]:
+    """A case's own KubeSchedulerConfiguration, as the one profile both schedulers are given
+    (each under its own schedulerName): runnable if it has one profile and nothing else our
+    configuration cannot express."""
+    from cluster_scheduler.config import ConfigError, parse_profile
+
+    try:
+        doc = yaml.safe_load(_read(here, path))
+    except (OSError, yaml.YAMLError) as exc:
+        raise NotRunnable(f"scheduler configuration {path}: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("kind") != "KubeSchedulerConfiguration":
+        raise NotRunnable(f"scheduler configuration {path}: not a KubeSchedulerConfiguration")
+    other = sorted(set(doc) - {"apiVersion", "kind", "profiles"})
+    if other:
+        raise NotRunnable(f"scheduler configuration {path}: {', '.join(other)}")
+    profiles = doc.get("profiles") or [{}]
+    if len(profiles) != 1:
+        raise NotRunnable(f"scheduler configuration {path}: {len(profiles)} profiles")
+    try:
+        parse_profile(profiles[0])
+    except ConfigError as exc:
+        raise NotRunnable(f"scheduler configuration {path}: {exc}") from None
+    return profiles[0]
 
 
 def _unroll(template: list[dict], params: _Params) -> list[dict]:

@@ -511,22 +511,24 @@ def test_scheduler_perf_case_side_by_side(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(shutil.which("go") is None, reason="Go is needed to find upstream's suite")
-@pytest.mark.parametrize("case,bound,preempted,withdrawn", [
-    ("volumes/SchedulingMigratedInTreePVs/5Nodes", 15, 0, 0),
-    ("volumes/PreemptionPVs/5Nodes", 10, 15, 0),
-    ("misc/SchedulingDeletedPodsWithFinalizers/10Node_100DeletingPods", 10, 0, 10),
-    ("event_handling/EventHandlingPodAdd/10Pods", 41, 0, 0)])
+@pytest.mark.parametrize("case,bound,preempted,withdrawn,schedulers", [
+    ("volumes/SchedulingMigratedInTreePVs/5Nodes", 15, 0, 0, "ours"),
+    ("volumes/PreemptionPVs/5Nodes", 10, 15, 0, "both"),
+    ("misc/SchedulingDeletedPodsWithFinalizers/10Node_100DeletingPods", 10, 0, 10, "ours"),
+    ("event_handling/EventHandlingPodAdd/10Pods", 41, 0, 0, "ours")])
 def test_scheduler_perf_cases_that_need_more_than_pods(tmp_path: Path, case: str, bound: int, preempted: int,
-                                                       withdrawn: int) -> None:
+                                                       withdrawn: int, schedulers: str) -> None:
     """scheduler_perf's volume cases (a pre-bound PV and claim per pod, bound by the real PV
     controller before the pods; CSINodes with attach limits; preemptors with volumes), deletePods
     in the background (pods with finalizers, deleted before or after binding), and event handling
-    (pods a bound pod's spread domain unblocks, narrowed barriers): both schedulers reach the
-    same outcome."""
+    (pods a bound pod's spread domain unblocks, narrowed barriers) reach kube-scheduler's outcome
+    (the figures here; kube-scheduler itself runs beside ours on the preemption case, the others'
+    side-by-side runs are in docs/benchmarks.md: CI time)."""
     out = tmp_path / "sp"
-    proc = run_cli("--scheduler-perf", case, "--scheduler", "both", "--output", str(out))
+    proc = run_cli("--scheduler-perf", case, "--scheduler", schedulers, "--output", str(out))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = assert_files(out)
+    assert len(report["runs"]) == (2 if schedulers == "both" else 1)
     for s in report["runs"].values():
         assert (s["bound"], s["unschedulable"], s["pending"], s["preempted"], s.get("withdrawn", 0),
                 s["barrier_timeouts"]) == (bound, 0, 0, preempted, withdrawn, 0), s

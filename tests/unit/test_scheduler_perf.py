@@ -183,3 +183,36 @@ def test_results_table_has_one_row_per_run(tmp_path):
     assert rows[2].startswith("| affinity/SchedulingPodAffinity/5000Nodes_5000Pods | 70 | run failed")
     assert rows[3] == ("| misc/SchedulingBasic/5000Nodes_10000Pods | 680 | 500 | 750 | 1.50x | 800 | 94% | 1.5 | 0.5 | "
                        "11000/0, 11000/0 | OK, OK |")
+
+
+@needs_go
+def test_a_case_with_its_own_scheduler_configuration_runs_under_it_in_both_schedulers(cases, tmp_path):
+    """The batching cases bring a KubeSchedulerConfiguration (PodTopologySpread without default
+    constraints): it becomes the workload's profile, which each scheduler is given under its own
+    name, and our configuration parses it."""
+    from cluster_scheduler.config import load_config
+    from cluster_scheduler.loadtest.harness import Settings, profiled_config
+
+    wl = cases["batching/HostPortConflict/10Nodes_10Pods_10BatchSize"].workload
+    assert wl is not None and wl.scheduler_profile["pluginConfig"][0]["name"] == "PodTopologySpread"
+    cfg = load_config(profiled_config(Settings(), wl.scheduler_profile, tmp_path / "c.yaml"))
+    assert cfg.profile.scheduler_name == "cluster-scheduler"
+    assert cases["misc/SchedulingBasic/5000Nodes_10000Pods"].workload.scheduler_profile is None
+
+
+def test_a_scheduler_configuration_we_cannot_honour_is_not_runnable(tmp_path):
+    from cluster_scheduler.loadtest.scheduler_perf import NotRunnable, _scheduler_profile
+
+    def profile(text: str):
+        (tmp_path / "c.yaml").write_text(text)
+        return _scheduler_profile(tmp_path, "c.yaml")
+
+    head = "apiVersion: kubescheduler.config.k8s.io/v1\nkind: KubeSchedulerConfiguration\n"
+    assert profile(head + "profiles: [{pluginConfig: [{name: PodTopologySpread, args: {defaultingType: List}}]}]")
+    for text, why in (
+            ("profiles: [{pluginConfig: [{name: PodTopologySpread, args: {defaultingType: List, defaultConstraints: "
+             "[{maxSkew: 1, topologyKey: zone, whenUnsatisfiable: ScheduleAnyway}]}}]}]", "not supported"),
+            ("percentageOfNodesToScore: 10\n", "percentageOfNodesToScore"),
+            ("profiles: [{schedulerName: a}, {schedulerName: b}]", "2 profiles")):
+        with pytest.raises(NotRunnable, match=why):
+            profile(head + text)
