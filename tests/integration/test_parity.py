@@ -3,7 +3,8 @@ one real apiserver, pod by pod (`tests/parity.py` says what is compared and how 
 lockstep). CI runs a short seeded slice; `scripts/parity.sh --examples N` runs longer.
 
 Environment: PARITY_EXAMPLES (cases, default 10), PARITY_SEED (first seed, default 0),
-PARITY_OUT (where replay workloads of mismatches go, default the test's tmp dir)."""
+PARITY_PARTITIONS (our scheduler's partitions, default 2), PARITY_OUT (where replay workloads of
+mismatches go, default the test's tmp dir)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def test_parity_with_kube_scheduler(private_cp, admin, run_scheduler, tmp_path):
     first = int(os.environ.get("PARITY_SEED", "0"))
     out = Path(os.environ.get("PARITY_OUT") or tmp_path)
     out.mkdir(parents=True, exist_ok=True)
-    run_scheduler(2, profiles=our_config())
+    run_scheduler(int(os.environ.get("PARITY_PARTITIONS", "2")), profiles=our_config())
     peer = start_kube_scheduler(private_cp, profiles=profile_docs(kube=True))
     # the PV controller: completes the volume bindings both schedulers' PreBind write
     kcm = start_controller_manager(private_cp, VOLUME_CONTROLLERS, extra_args=BENCH_VOLUME_ARGS)
