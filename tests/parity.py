@@ -521,6 +521,8 @@ class Tally:
     pdb_limited: int = 0  # of them, preemptions with a victim covered by a PodDisruptionBudget
     with_volumes: int = 0  # pods that mount claims
     volumes_bound: int = 0  # of them, bound by kube-scheduler
+    # nodes refused for a volume reason in kube-scheduler's FitErrors, by reason (what was covered)
+    volume_reasons: dict[str, int] = field(default_factory=dict)
     profiles: dict[str, int] = field(default_factory=dict)  # cases per profile
     mismatches: list[Mismatch] = field(default_factory=list)
 
@@ -800,6 +802,9 @@ class Lockstep:
                 engine.add_pod(parse_pod(bound))
             else:
                 tally.unschedulable += 1
+                for reason, n in fit_histogram(fit_error(kube.message))[1].items():
+                    if any(w in reason for w in ("volume", "storage", "CSI driver", "PersistentVolumeClaim")):
+                        tally.volume_reasons[reason] = tally.volume_reasons.get(reason, 0) + max(n, 1)
                 self._delete(ns, name + "-k")
                 for c in claims_k:
                     self._drop_claim(ns, c["metadata"]["name"])

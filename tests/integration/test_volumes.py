@@ -135,7 +135,8 @@ def test_provisioning_topology_attach_limits_and_read_write_once_pod(volume_cont
     """WaitForFirstConsumer claims of a class that provisions only in zone b: our PreBind names the
     node (selected-node), a provisioner (tests/provisioner.py) makes the volume there, the PV
     controller binds it. Every node's CSINode allows one volume of the driver, so the third pod
-    finds no node; a ReadWriteOncePod claim serves one pod only. A class whose driver publishes
+    finds no node; a ReadWriteOncePod claim serves one pod only, until a pod of higher priority
+    preempts its holder. A class whose driver publishes
     CSIStorageCapacity provisions only where an object reports room for the claim, and a pod
     waiting for room is placed once the driver reports more."""
     core, storage = client.CoreV1Api(admin), client.StorageV1Api(admin)
@@ -175,12 +176,23 @@ def test_provisioning_topology_attach_limits_and_read_write_once_pod(volume_cont
                 assert claim.metadata.annotations["volume.kubernetes.io/selected-node"] == p["spec"]["nodeName"]
                 assert pv.spec.node_affinity.required.node_selector_terms[0].match_expressions[0].values == ["b"]
 
-        core.create_namespaced_pod(ns, mounting(pod_obj("r-1", ns, "100m"), "solo"))
+        r1 = mounting(pod_obj("r-1", ns, "100m"), "solo")
+        r1["spec"]["terminationGracePeriodSeconds"] = 0  # no kubelet here to finish a graceful deletion
+        core.create_namespaced_pod(ns, r1)
         wait_for(lambda: pod_state(pod_map(admin, ns).get("r-1", {"spec": {}})) == "bound", 60, "r-1 bound")
+        r1_node = pod_map(admin, ns)["r-1"]["spec"]["nodeName"]
         core.create_namespaced_pod(ns, mounting(pod_obj("r-2", ns, "100m"), "solo"))
         wait_for(lambda: pod_state(pod_map(admin, ns).get("r-2", {"spec": {}})) == "unschedulable", 60,
                  "r-2 Unschedulable")
         assert "ReadWriteOncePod access mode already in-use by another pod" in message_of(pod_map(admin, ns)["r-2"])
+        # a pod of higher priority preempts the claim's holder, and takes its place
+        hi = mounting(pod_obj("r-hi", ns, "100m"), "solo")
+        hi["spec"]["priority"] = 1000
+        core.create_namespaced_pod(ns, hi)
+        wait_for(lambda: pod_state(pod_map(admin, ns).get("r-hi", {"spec": {}})) == "bound", 90, "r-hi bound")
+        pods = pod_map(admin, ns)
+        assert "r-1" not in pods and pods["r-hi"]["spec"]["nodeName"] == r1_node
+        assert pod_state(pods["r-2"]) == "unschedulable"
 
         # storage capacity: the pool has room in zone a only, for volumes up to 8Gi
         storage.create_csi_driver({"metadata": {"name": POOL}, "spec": {"storageCapacity": True}})
