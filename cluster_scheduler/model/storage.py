@@ -79,6 +79,7 @@ class StorageIndex:
     # CSIStorageCapacity per storage class, by `namespace/name`: where its provisioner has room
     capacities: dict[str, dict[str, StorageCapacity]] = field(default_factory=dict)
     capacity_class: dict[str, str] = field(default_factory=dict)  # `namespace/name` -> its class
+    capacity_gen: int = 0  # moves with capacities and drivers (the plugin's room per class and size)
     gen: int = 0
     # assumptions: volume -> the claim it is promised to; pod uid -> its choices
     taken: dict[str, ClaimKey] = field(default_factory=dict)
@@ -152,6 +153,7 @@ class StorageIndex:
             self.set_node_limits(key, {}, None)
         elif kind == CSI_DRIVERS:
             if self.drivers.pop(key, None) is not None:
+                self.capacity_gen += 1
                 self.gen += 1
         elif kind == CAPACITIES:
             self.remove_capacity(key)
@@ -215,6 +217,7 @@ class StorageIndex:
     def set_driver(self, d: CSIDriverInfo) -> None:
         if self.drivers.get(d.name) != d:
             self.drivers[d.name] = d
+            self.capacity_gen += 1
             self.gen += 1
 
     def set_capacity(self, c: StorageCapacity) -> None:
@@ -224,6 +227,7 @@ class StorageIndex:
         self.remove_capacity(key)
         self.capacities.setdefault(c.storage_class, {})[key] = c
         self.capacity_class[key] = c.storage_class
+        self.capacity_gen += 1
         self.gen += 1
 
     def remove_capacity(self, key: str) -> None:
@@ -234,6 +238,7 @@ class StorageIndex:
             if not per:
                 del self.capacities[sc]
             self.row_cache.pop(("capacity", key), None)
+            self.capacity_gen += 1
             self.gen += 1
 
     def guarded_drivers(self) -> list[str]:

@@ -106,27 +106,31 @@ def room(ctx: ClassCtx, c: Claim) -> tuple[np.ndarray, np.ndarray] | None:
     """For a claim whose provisioning needs CSIStorageCapacity (`StorageIndex.tracks_capacity`):
     per candidate row, whether a capacity object of its class with room for it selects the node,
     and that object's `capacity` (the first by name: what the score reads; 0 if it has none).
-    None when the claim's provisioning is not capacity-tracked. Once per claim per class build."""
-    memo_key = ("room", c.namespace, c.name)
-    if memo_key in ctx.memo:
-        return ctx.memo[memo_key]
+    None when the claim's provisioning is not capacity-tracked. Kept per class and size while the
+    capacity objects, drivers and rows stand (claims of one size share it: a per-node pool over
+    thousands of nodes is one pass over its objects, not one per pod)."""
     st = ctx.storage
     sc = st.classes.get(c.storage_class) if c.storage_class else None
-    out = None
-    if sc is not None and sc.provisions and st.tracks_capacity(c, sc):
-        n = len(ctx.rows)
-        ok = np.zeros(n, dtype=bool)
-        cap = np.zeros(n, dtype=np.int64)
-        for key, obj in sorted(st.capacities.get(sc.name, {}).items(), reverse=True):  # the first wins
-            if obj.limit is None or obj.limit < c.request:
-                continue
-            pos, mask = selector_rows(ctx, ("capacity", key), obj.node_topology)
-            at = pos if pos is not None else mask
-            ok[at] = True
-            cap[at] = obj.capacity or 0
-        out = (ok, cap)
-    ctx.memo[memo_key] = out
-    return out
+    if sc is None or not sc.provisions or not st.tracks_capacity(c, sc):
+        return None
+    sizes = st.row_cache.setdefault(("room", sc.name), {})  # request -> (rows, capacity_gen, room)
+    hit = sizes.get(c.request)
+    if hit is not None and hit[0] is ctx.rows and hit[1] == st.capacity_gen:
+        return hit[2]
+    if len(sizes) >= 32:  # a few sizes are common; many are not worth keeping
+        sizes.clear()
+    n = len(ctx.rows)
+    ok = np.zeros(n, dtype=bool)
+    cap = np.zeros(n, dtype=np.int64)
+    for name, obj in sorted(st.capacities.get(sc.name, {}).items(), reverse=True):  # the first wins
+        if obj.limit is None or obj.limit < c.request:
+            continue
+        pos, mask = selector_rows(ctx, ("capacity", name), obj.node_topology)
+        at = pos if pos is not None else mask
+        ok[at] = True
+        cap[at] = obj.capacity or 0
+    sizes[c.request] = (ctx.rows, st.capacity_gen, (ok, cap))
+    return ok, cap
 
 
 def delayed_claims(storage: StorageIndex, keys: tuple[tuple[str, str], ...]) -> list[Claim]:
@@ -259,7 +263,7 @@ def filter(ctx: ClassCtx) -> tuple[np.ndarray, list[tuple[np.ndarray, str]]]:
         t = ctx.table
         for p in np.flatnonzero(exact).tolist():
             row = int(ctx.rows[p])
-            _, why = choose_why(ctx.storage, claims, t.names[row], t.labels[row], cands)
+            _, why = choose_why(ctx.storage, claims, t.names[row], t.labels[row], cands, (ctx, p))
             bind_ok[p] = why != REASON_BIND_CONFLICT
             space_ok[p] = why != REASON_NOT_ENOUGH_SPACE
     reasons = []
@@ -279,11 +283,11 @@ def choose_on_row(ctx: ClassCtx, row: int, p: int) -> list[Choice] | None:
     claims, cands = _plan(ctx)
     t = ctx.table
     if len(claims) != 1 or claims[0].selected_node or p < 0:
-        return choose(ctx.storage, claims, t.names[row], t.labels[row], cands)
+        return choose(ctx.storage, claims, t.names[row], t.labels[row], cands, (ctx, p))
     c = claims[0]
     pre, vols = cands[(c.namespace, c.name)]
     if pre is not None:
-        return choose(ctx.storage, claims, t.names[row], t.labels[row], cands)
+        return choose(ctx.storage, claims, t.names[row], t.labels[row], cands, (ctx, p))
     labels = t.labels[row]
     best = pinned_at(ctx, vols).get(p)
     for v in vols:  # the volumes that reach many nodes (few, as a rule)
@@ -294,22 +298,24 @@ def choose_on_row(ctx: ClassCtx, row: int, p: int) -> list[Choice] | None:
             break
     if best is not None:
         return [Choice((c.namespace, c.name), best.name, t.names[row])]
-    return choose(ctx.storage, claims, t.names[row], labels, cands)  # provisioning, or nothing
+    return choose(ctx.storage, claims, t.names[row], labels, cands, (ctx, p))  # provisioning, or nothing
 
 
 def choose(storage: StorageIndex, claims: list[Claim], node: str, labels: dict[str, str],
-           candidates: Candidates | None = None) -> list[Choice] | None:
+           candidates: Candidates | None = None, at: tuple[ClassCtx, int] | None = None) -> list[Choice] | None:
     """What each unbound delayed claim gets on `node` (upstream's static matching, then
     provisioning), or None when one cannot be bound there."""
-    return choose_why(storage, claims, node, labels, candidates)[0]
+    return choose_why(storage, claims, node, labels, candidates, at)[0]
 
 
 def choose_why(storage: StorageIndex, claims: list[Claim], node: str, labels: dict[str, str],
-               candidates: Candidates | None = None) -> tuple[list[Choice] | None, str]:
+               candidates: Candidates | None = None,
+               at: tuple[ClassCtx, int] | None = None) -> tuple[list[Choice] | None, str]:
     """`choose`, with the reason when the claims cannot be bound on `node`, in upstream's order:
     a claim provisioning on another node; then the claims without one matched to volumes (the
     smallest first, a volume taken by one excluded for the next); then those to provision (the
-    ones with a selected node first), the first that cannot giving the reason."""
+    ones with a selected node first), the first that cannot giving the reason. `at` (a current
+    class build and the node's position in it) reads storage capacity off `room`'s rows."""
     if any(c.selected_node and c.selected_node != node for c in claims):
         return None, REASON_BIND_CONFLICT
     out: list[Choice] = []
@@ -338,12 +344,18 @@ def choose_why(storage: StorageIndex, claims: list[Claim], node: str, labels: di
             return None, REASON_BIND_CONFLICT
         room_there = None
         if storage.tracks_capacity(c, sc):
-            obj = next((o for _, o in sorted(storage.capacities.get(sc.name, {}).items())
-                        if o.limit is not None and o.limit >= c.request
-                        and o.node_topology is not None and o.node_topology.matches(labels)), None)
-            if obj is None:
-                return None, REASON_NOT_ENOUGH_SPACE
-            room_there = obj.capacity or 0
+            if at is not None and at[1] >= 0:
+                ok, cap = room(at[0], c)
+                if not ok[at[1]]:
+                    return None, REASON_NOT_ENOUGH_SPACE
+                room_there = int(cap[at[1]])
+            else:
+                obj = next((o for _, o in sorted(storage.capacities.get(sc.name, {}).items())
+                            if o.limit is not None and o.limit >= c.request
+                            and o.node_topology is not None and o.node_topology.matches(labels)), None)
+                if obj is None:
+                    return None, REASON_NOT_ENOUGH_SPACE
+                room_there = obj.capacity or 0
         out.append(Choice((c.namespace, c.name), "", node, room_there))
     return out, ""
 
@@ -388,7 +400,7 @@ def score_raw(ctx: ClassCtx) -> np.ndarray:
     out = np.zeros(n, dtype=np.int64)
     t, storage = ctx.table, ctx.storage
     for p, row in enumerate(ctx.rows.tolist()):
-        picks = choose(storage, claims, t.names[row], t.labels[row], cands)
+        picks = choose(storage, claims, t.names[row], t.labels[row], cands, (ctx, p))
         if picks:
             out[p] = score_choices(storage, claims, picks)
     return out

@@ -562,3 +562,28 @@ def test_volume_attachments_count_against_the_limit_as_upstream_counts_them():
     assert message(e, pod("b", cpu="1", **claims("c1"), **only_n0)) == full
     e.storage.delete("persistentvolumes", "v2")  # its volume gone: nothing to count
     assert where(e, pod("b", cpu="1", **claims("c1"), **only_n0)) == "n0"
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_room_rows_agree_with_the_capacity_objects_node_by_node(seed):
+    """`room`'s per-row answer (cached per class and size) is what reading the capacity objects
+    for one node gives: whether one with room selects it, and the first such object's capacity."""
+    import random
+
+    from cluster_scheduler.plugins import volume_binding
+
+    rng = random.Random(seed)
+    e = tracked(pvc_dict("data", rng.choice(["1Gi", "5Gi", "20Gi"]), storage_class="csi"))
+    for j in range(rng.randint(1, 8)):
+        topology = rng.choice([zone("a"), zone("b"), {}, None, {"matchLabels": {"kubernetes.io/hostname": f"n{j % 4}"}},
+                               {"matchExpressions": [{"key": "zone", "operator": "NotIn", "values": ["a"]}]}])
+        add_storage(e, storage_capacity(f"c{j}", "csi", topology, rng.choice(["2Gi", "10Gi", None]),
+                                        maximum=rng.choice([None, "5Gi"])))
+    cls = e.class_of(pod("p", cpu="1", **claims("data")))
+    ctx = cls.ctx
+    claim = volume_binding.delayed_claims(e.storage, ctx.key.volumes.delayed)
+    t = e.table
+    for p, row in enumerate(ctx.rows.tolist()):
+        fast = volume_binding.choose_why(e.storage, claim, t.names[row], t.labels[row], at=(ctx, p))
+        slow = volume_binding.choose_why(e.storage, claim, t.names[row], t.labels[row])
+        assert fast == slow, (t.names[row], fast, slow)
