@@ -569,9 +569,12 @@ def check_placement(nodes: Sequence[Mapping[str, Any]], pods: Sequence[Mapping[s
     _check_affinity(placed, node_map, ns_labels, add)
     _check_spread(placed, node_map, add)
     if volumes is not None and claims is not None:
-        _check_volumes(placed, node_map, volumes, claims, add)
+        pvs = {(v.get("metadata") or {}).get("name"): v for v in volumes}
+        pvcs = {((c.get("metadata") or {}).get("namespace") or "default", (c.get("metadata") or {}).get("name")): c
+                for c in claims}
+        _check_volumes(placed, node_map, pvs, pvcs, add)
         if csi_nodes is not None:
-            _check_attach_limits(placed, volumes, claims, csi_nodes, add)
+            _check_attach_limits(placed, pvs, pvcs, csi_nodes, add)
     return report
 
 
@@ -604,18 +607,15 @@ def _volume_reachable(pv: Mapping[str, Any], node: _Node) -> str:
     return ""
 
 
-def _check_volumes(placed: list[_Pod], node_map: Mapping[str, _Node], volumes: Sequence[Mapping[str, Any]],
-                   claims: Sequence[Mapping[str, Any]], add: Callable[[Violation], None]) -> None:
-    """The shared README's volume invariant: a pod runs where its volumes are; a volume has one claim."""
-    pvs = {(v.get("metadata") or {}).get("name"): v for v in volumes}
-    pvcs = {((c.get("metadata") or {}).get("namespace") or "default", (c.get("metadata") or {}).get("name")): c
-            for c in claims}
+def _check_volumes(placed: list[_Pod], node_map: Mapping[str, _Node], pvs: Mapping[str, Mapping[str, Any]],
+                   pvcs: Mapping[tuple[str, str], Mapping[str, Any]], add: Callable[[Violation], None]) -> None:
+    """The shared README's volume invariant: a pod runs where its volumes are; a volume has one
+    claim. `pvs` by name, `pvcs` by (namespace, name)."""
     holders: dict[str, set[tuple[str, str]]] = defaultdict(set)
-    for c in claims:
+    for key, c in pvcs.items():
         vol = (c.get("spec") or {}).get("volumeName")
         if vol:
-            meta = c.get("metadata") or {}
-            holders[vol].add((meta.get("namespace") or "default", meta.get("name")))
+            holders[vol].add(key)
     for name, pv in pvs.items():
         ref = (pv.get("spec") or {}).get("claimRef")
         if ref and ref.get("name"):
@@ -664,8 +664,8 @@ def _claim_names(p: _Pod) -> list[str]:
     return out
 
 
-def _check_attach_limits(placed: list[_Pod], volumes: Sequence[Mapping[str, Any]],
-                         claims: Sequence[Mapping[str, Any]], csi_nodes: Sequence[Mapping[str, Any]],
+def _check_attach_limits(placed: list[_Pod], pvs: Mapping[str, Mapping[str, Any]],
+                         pvcs: Mapping[tuple[str, str], Mapping[str, Any]], csi_nodes: Sequence[Mapping[str, Any]],
                          add: Callable[[Violation], None]) -> None:
     """Per node and CSI driver with a limit: the distinct volumes (`spec.csi` handles) of the
     bound claims its pods mount. Over the limit is a violation where one of those pods is ours
@@ -677,9 +677,6 @@ def _check_attach_limits(placed: list[_Pod], volumes: Sequence[Mapping[str, Any]
             count = (d.get("allocatable") or {}).get("count")
             if isinstance(count, int):
                 per[d.get("name", "")] = count
-    pvs = {(v.get("metadata") or {}).get("name"): v for v in volumes}
-    pvcs = {((c.get("metadata") or {}).get("namespace") or "default", (c.get("metadata") or {}).get("name")): c
-            for c in claims}
     used: dict[tuple[str, str], set[str]] = defaultdict(set)
     ours: dict[tuple[str, str], str] = {}
     for p in placed:

@@ -37,9 +37,8 @@ from .config import Profile, load_config
 from .engine import Engine, PodResult, gang_unfit_message, gang_waiting_message, pod_group_missing_message
 from .gc_tuning import freeze_loaded_state
 from .model.csi_translation import provisioner_driver
-from .model.parse import (BIND_COMPLETED, parse_claim, parse_csi_driver, parse_csi_node, parse_node, parse_pdb,
-                          parse_pod, parse_pod_group, parse_storage_capacity, parse_storage_class, parse_volume,
-                          parse_volume_attachment)
+from .model.parse import BIND_COMPLETED, parse_claim, parse_node, parse_pdb, parse_pod, parse_pod_group, parse_volume
+from .model.storage import API_KINDS, CAPACITIES, CLAIMS, CSI_NODES, VOLUMES
 from .model.types import Gang, PodInfo
 from .preemption import Preemption
 from .workload import (Barrier, Churn, CreateNodes, CreateObjects, CreatePods, DeletePods, Workload, WorkloadError,
@@ -81,10 +80,6 @@ class SimResult:
         return self.bound / self.schedule_cpu_seconds if self.schedule_cpu_seconds else 0.0
 
 
-STORAGE_KINDS = {("v1", "PersistentVolume"), ("v1", "PersistentVolumeClaim"),
-                 ("storage.k8s.io/v1", "StorageClass"), ("storage.k8s.io/v1", "CSINode"),
-                 ("storage.k8s.io/v1", "CSIDriver"), ("storage.k8s.io/v1", "CSIStorageCapacity"),
-                 ("storage.k8s.io/v1", "VolumeAttachment")}
 
 
 class VolumeControl:
@@ -101,26 +96,17 @@ class VolumeControl:
         self.uids = 0
 
     def add(self, obj: dict) -> None:
-        kind = obj.get("kind")
+        """A storage manifest (one of `API_KINDS`)."""
+        kind = API_KINDS[(obj.get("apiVersion"), obj.get("kind"))]
         meta = obj.setdefault("metadata", {})
-        if kind == "StorageClass":
-            self.storage.set_class(parse_storage_class(obj))
-            return
-        if kind == "CSINode":
+        if kind == CSI_NODES:
             self.csi_nodes.append(obj)
-            self.storage.set_node_limits(*parse_csi_node(obj))
-            return
-        if kind == "CSIDriver":
-            self.storage.set_driver(parse_csi_driver(obj))
-            return
-        if kind == "VolumeAttachment":
-            self.storage.set_attachment(parse_volume_attachment(obj))
-            return
-        if kind == "CSIStorageCapacity":  # as published; no driver here updates it as volumes are made
+        if kind == CAPACITIES:  # as published; no driver here updates it as volumes are made
             meta.setdefault("namespace", "default")
-            self.storage.set_capacity(parse_storage_capacity(obj))
+        if kind not in (VOLUMES, CLAIMS):
+            self.storage.apply(kind, obj)
             return
-        if kind == "PersistentVolume":
+        if kind == VOLUMES:
             obj.setdefault("status", {}).setdefault("phase", "Available")
             self.volumes[meta.get("name", "")] = obj
             self.storage.set_volume(parse_volume(obj))
@@ -402,7 +388,7 @@ def simulate(workload: Workload, profile: Profile | None = None, keep_objects: b
                         res.pod_group_dicts.append(obj)
                 elif obj.get("kind") == "PodDisruptionBudget" and obj.get("apiVersion") == "policy/v1":
                     preemption.pdbs.append(parse_pdb(obj))
-                elif (obj.get("apiVersion"), obj.get("kind")) in STORAGE_KINDS:
+                elif (obj.get("apiVersion"), obj.get("kind")) in API_KINDS:
                     volumes.add(orjson.loads(orjson.dumps(obj)))
                 elif obj.get("kind") == "Namespace" and obj.get("apiVersion") == "v1":
                     meta = obj.get("metadata") or {}

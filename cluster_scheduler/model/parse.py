@@ -1135,12 +1135,18 @@ def parse_volume(obj: Any) -> Volume:
         return Volume(name=name, phase="", error=f'persistentvolume "{name}" is malformed: {_message(e)}')
 
 
+def _loose(obj: Any) -> tuple[dict, dict, dict]:
+    """An object, its metadata and its spec, each {} where not a mapping (for the parsers that read
+    what they can and never raise)."""
+    o = obj if isinstance(obj, dict) else {}
+    meta, spec = o.get("metadata"), o.get("spec")
+    return o, meta if isinstance(meta, dict) else {}, spec if isinstance(spec, dict) else {}
+
+
 def parse_csi_node(obj: Any) -> tuple[str, dict[str, int], frozenset[str]]:
     """A CSINode: its node's name, each driver's attach limit (`allocatable.count`; a driver
     without one has no limit), and the drivers installed there."""
-    o = obj if isinstance(obj, dict) else {}
-    meta = o.get("metadata") if isinstance(o.get("metadata"), dict) else {}
-    spec = o.get("spec") if isinstance(o.get("spec"), dict) else {}
+    _, meta, spec = _loose(obj)
     limits: dict[str, int] = {}
     drivers: set[str] = set()
     for d in spec.get("drivers") or ():
@@ -1157,9 +1163,7 @@ def parse_csi_node(obj: Any) -> tuple[str, dict[str, int], frozenset[str]]:
 def parse_csi_driver(obj: Any) -> CSIDriverInfo:
     """A CSIDriver: its two scheduling switches (anything but `true` is off, as upstream reads a
     nil or false pointer)."""
-    o = obj if isinstance(obj, dict) else {}
-    meta = o.get("metadata") if isinstance(o.get("metadata"), dict) else {}
-    spec = o.get("spec") if isinstance(o.get("spec"), dict) else {}
+    _, meta, spec = _loose(obj)
     name = meta.get("name") if isinstance(meta.get("name"), str) else ""
     return CSIDriverInfo(name, storage_capacity=spec.get("storageCapacity") is True,
                          prevent_if_missing=spec.get("preventPodSchedulingIfMissing") is True)
@@ -1167,9 +1171,7 @@ def parse_csi_driver(obj: Any) -> CSIDriverInfo:
 
 def parse_volume_attachment(obj: Any) -> VolumeAttachmentInfo:
     """A VolumeAttachment (what is not a string reads as empty: such an attachment is not counted)."""
-    o = obj if isinstance(obj, dict) else {}
-    meta = o.get("metadata") if isinstance(o.get("metadata"), dict) else {}
-    spec = o.get("spec") if isinstance(o.get("spec"), dict) else {}
+    _, meta, spec = _loose(obj)
     source = spec.get("source") if isinstance(spec.get("source"), dict) else {}
 
     def text(v: Any) -> str:
@@ -1182,8 +1184,7 @@ def parse_volume_attachment(obj: Any) -> VolumeAttachmentInfo:
 def parse_storage_capacity(obj: Any) -> StorageCapacity:
     """A CSIStorageCapacity. Never raises: an unreadable topology selects no node and an
     unreadable quantity holds nothing (upstream skips such an object the same way)."""
-    o = obj if isinstance(obj, dict) else {}
-    meta = o.get("metadata") if isinstance(o.get("metadata"), dict) else {}
+    o, meta, _ = _loose(obj)
     ns = meta.get("namespace") if isinstance(meta.get("namespace"), str) else ""
     name = meta.get("name") if isinstance(meta.get("name"), str) else ""
     sc = o.get("storageClassName") if isinstance(o.get("storageClassName"), str) else ""

@@ -29,6 +29,11 @@ VOLUMES, CLAIMS, STORAGE_CLASSES, CSI_NODES = "persistentvolumes", "persistentvo
 CSI_DRIVERS, CAPACITIES, ATTACHMENTS = "csidrivers", "csistoragecapacities", "volumeattachments"
 STORAGE_KINDS = (STORAGE_CLASSES, CSI_DRIVERS, CAPACITIES, CSI_NODES, VOLUMES, ATTACHMENTS, CLAIMS)
 NAMESPACED_STORAGE_KINDS = (CLAIMS, CAPACITIES)  # keyed `namespace/name`; the others by name
+# (apiVersion, kind) of a manifest -> its storage kind (workload files' createObjects, tests)
+API_KINDS = {("storage.k8s.io/v1", "StorageClass"): STORAGE_CLASSES, ("storage.k8s.io/v1", "CSIDriver"): CSI_DRIVERS,
+             ("storage.k8s.io/v1", "CSIStorageCapacity"): CAPACITIES, ("storage.k8s.io/v1", "CSINode"): CSI_NODES,
+             ("v1", "PersistentVolume"): VOLUMES, ("storage.k8s.io/v1", "VolumeAttachment"): ATTACHMENTS,
+             ("v1", "PersistentVolumeClaim"): CLAIMS}
 
 # VolumeZone's topology labels (upstream volumezone: GA and beta keys)
 ZONE_LABELS = ("topology.kubernetes.io/zone", "topology.kubernetes.io/region",

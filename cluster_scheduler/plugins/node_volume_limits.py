@@ -38,9 +38,11 @@ def pre_filter(ctx: ClassCtx) -> bool:
 def _guarded(ctx: ClassCtx) -> list[str]:
     """The pod's drivers that must be installed on the node, in a fixed order (upstream's is a
     map's, so with two missing its message may name either)."""
-    st = ctx.storage
-    mine = {d for d, _ in ctx.key.volumes.csi}
-    return sorted(d for d in st.guarded_drivers() if d in mine)
+    out = ctx.memo.get("guarded")
+    if out is None:  # once per class build: the row form asks on every re-checked row
+        mine = {d for d, _ in ctx.key.volumes.csi}
+        out = ctx.memo["guarded"] = sorted(d for d in ctx.storage.guarded_drivers() if d in mine)
+    return out
 
 
 def _installed(ctx: ClassCtx, driver: str) -> np.ndarray:

@@ -211,15 +211,22 @@ def pinned_at(ctx: ClassCtx, cands: list[Volume]) -> dict[int, Volume]:
     return at
 
 
+def _on_node(ctx: ClassCtx, node: str) -> np.ndarray:
+    """The candidate row of `node` (a claim's selected node), as a mask."""
+    m = np.zeros(len(ctx.rows), dtype=bool)
+    row = ctx.table.index.get(node)
+    if row is not None:
+        m[ctx.rows == row] = True
+    return m
+
+
 def _claim_masks(ctx: ClassCtx, c: Claim, pre: Volume | None,
                  cands: list[Volume]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One claim on its own, per candidate row: (it binds or provisions there, it fails with the
     bind conflict, it fails for want of storage capacity)."""
     prov = provision_mask(ctx, c)
     if c.selected_node:
-        names = ctx.table.names
-        on = np.fromiter((names[r] == c.selected_node for r in ctx.rows.tolist()), dtype=bool, count=len(ctx.rows))
-        prov = on & prov
+        prov = _on_node(ctx, c.selected_node) & prov
         static = np.zeros(len(ctx.rows), dtype=bool)
     else:
         static = _static_capacity(ctx, pre, cands) > 0
@@ -258,8 +265,7 @@ def filter(ctx: ClassCtx) -> tuple[np.ndarray, list[tuple[np.ndarray, str]]]:
         bind_ok = fits.copy()
         exact = np.ones(n, dtype=bool) if tracked else fits
         for sel in {c.selected_node for c in claims if c.selected_node}:  # upstream's fast path
-            names = ctx.table.names
-            exact &= np.fromiter((names[r] == sel for r in ctx.rows.tolist()), dtype=bool, count=n)
+            exact &= _on_node(ctx, sel)
         t = ctx.table
         for p in np.flatnonzero(exact).tolist():
             row = int(ctx.rows[p])

@@ -175,14 +175,10 @@ def claims(*names: str) -> dict:
 def add_storage(e: Engine, *objs: dict) -> Engine:
     """Feed storage objects (StorageClasses, CSIDrivers, CSIStorageCapacities, CSINodes,
     PersistentVolumes, claims) to the engine's storage index, as the informer would."""
-    from cluster_scheduler.model.storage import (ATTACHMENTS, CAPACITIES, CLAIMS, CSI_DRIVERS, CSI_NODES,
-                                                 STORAGE_CLASSES, VOLUMES)
+    from cluster_scheduler.model.storage import API_KINDS
 
-    kinds = {"StorageClass": STORAGE_CLASSES, "CSIDriver": CSI_DRIVERS, "CSIStorageCapacity": CAPACITIES,
-             "CSINode": CSI_NODES, "PersistentVolume": VOLUMES, "PersistentVolumeClaim": CLAIMS,
-             "VolumeAttachment": ATTACHMENTS}
     for o in objs:
-        e.storage.apply(kinds[o["kind"]], o)
+        e.storage.apply(API_KINDS[(o["apiVersion"], o["kind"])], o)
     return e
 
 
