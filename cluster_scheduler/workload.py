@@ -385,6 +385,12 @@ class _Invalid(Exception):
     """Raised inside validation; `load_workload` adds file and op to the message."""
 
 
+def load_yaml(text: str) -> Any:
+    """yaml.safe_load through libyaml where PyYAML was built with it: the pure-Python parser
+    spends seconds on scheduler_perf's templates (one per pod, node and PodGroup)."""
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
 def load_workload(path: str | Path) -> Workload:
     """Read and validate a workload file. Raises WorkloadError with one message for any problem."""
     path = Path(path)
@@ -393,7 +399,7 @@ def load_workload(path: str | Path) -> Workload:
     except OSError as exc:
         raise WorkloadError(f"{path}: cannot read: {exc.strerror or exc}") from None
     try:
-        doc = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        doc = load_yaml(text)
     except yaml.YAMLError as exc:
         raise WorkloadError(f"{path}: invalid YAML: {' '.join(str(exc).split())}") from None
     return parse_workload(doc, source=str(path))

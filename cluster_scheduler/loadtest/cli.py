@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
                         bind_concurrency=args.bind_concurrency, partitions=args.partitions,
                         num_cpus=args.num_cpus, scheduler_config=args.scheduler_config,
                         probe_timeout=args.probe_timeout, check=not args.no_check,
-                        mode=args.mode)
+                        mode=args.mode, speed_probe=len(labels) > 1)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out_dir: Path = args.output or Path("results") / workload.name / stamp
     out_dir.mkdir(parents=True, exist_ok=True)

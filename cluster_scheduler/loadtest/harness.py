@@ -56,6 +56,9 @@ class Settings:
     stop_timeout: float = 30.0
     check: bool = True
     mode: str = "stream"  # stream: pods created while the scheduler runs; drain: created first
+    # the machine's speed at the start and end of each run (report.speed_drift): only worth its
+    # 3-12 s of settling when runs are compared with each other
+    speed_probe: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
@@ -220,7 +223,7 @@ def run_one(label: str, workload: Workload, settings: Settings, out_dir: Path, *
     api = None
     ok = False
     load_start = os.getloadavg()[0]  # the machine is shared: say how busy it was
-    speed_start = settled_speed_probe()  # and how fast it is: see report.targets
+    speed_start = settled_speed_probe() if settings.speed_probe else None  # how fast it is: report.targets
     try:
         if kubeconfig is None:
             say(f"[{label}] starting a fresh control plane (etcd + kube-apiserver, bench settings)")
@@ -340,7 +343,8 @@ def run_one(label: str, workload: Workload, settings: Settings, out_dir: Path, *
                            notes=notes)
         result.summary["load_average_1m"] = {"start": round(load_start, 2),
                                              "end": round(os.getloadavg()[0], 2)}
-        result.summary["machine_speed"] = {"start": speed_start, "end": settled_speed_probe()}
+        if speed_start is not None:
+            result.summary["machine_speed"] = {"start": speed_start, "end": settled_speed_probe()}
         ok = True
         return result
     finally:

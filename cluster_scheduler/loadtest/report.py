@@ -338,8 +338,9 @@ def markdown(report: dict[str, Any]) -> str:
     row("etcd CPU s (pod phase)", lambda s: s["cpu_s"].get("etcd"), 1)
     row("load test CPU s (pod phase)", lambda s: s["cpu_s"].get("loadtest"), 1)
     row("placement check", lambda s: _check_cell(s["check"]))
-    row("machine speed (probe, start/end)",
-        lambda s: "{start:.0f}/{end:.0f}".format(**s["machine_speed"]) if "machine_speed" in s else None)
+    if any("machine_speed" in s for s in runs.values()):  # probed where runs are compared
+        row("machine speed (probe, start/end)",
+            lambda s: "{start:.0f}/{end:.0f}".format(**s["machine_speed"]) if "machine_speed" in s else None)
     row("machine load average (1 min, start/end)",
         lambda s: "{start}/{end}".format(**s["load_average_1m"]) if "load_average_1m" in s else None)
     row("barrier timeouts", lambda s: s["barrier_timeouts"])

@@ -30,7 +30,8 @@ import yaml
 
 from cluster_scheduler.loadtest import gotemplate
 from cluster_scheduler.resources import resource_path
-from cluster_scheduler.workload import Barrier, Churn, CreateNodes, CreateObjects, CreatePods, DeletePods, Workload
+from cluster_scheduler.workload import (Barrier, Churn, CreateNodes, CreateObjects, CreatePods, DeletePods, Workload,
+                                        load_yaml)
 
 SUITE = "test/integration/scheduler_perf"
 # Gates that change how fast kube-scheduler works, not what it decides: a case that sets them runs
@@ -97,27 +98,30 @@ def suite_root() -> Path:
     return root
 
 
-def load_cases(root: Path | None = None) -> list[PerfCase]:
-    """Every (test case, workload) of every performance-config.yaml, translated where we can."""
+def load_cases(root: Path | None = None, only: str | None = None, translate: bool = True) -> list[PerfCase]:
+    """Every (test case, workload) of every performance-config.yaml, translated where we can (with
+    `only`, that case alone; with `translate=False`, none: translating all 267 takes seconds)."""
     root = root or suite_root()
     out: list[PerfCase] = []
     for config in sorted(root.rglob("performance-config.yaml")):
         suite = str(config.parent.relative_to(root))
-        for tc in yaml.safe_load(config.read_text()) or []:
+        for tc in load_yaml(config.read_text()) or []:
             for w in tc.get("workloads") or []:
                 labels = tuple(dict.fromkeys([*(tc.get("labels") or []), *(w.get("labels") or [])]))
                 gates = {**(tc.get("featureGates") or {}), **(w.get("featureGates") or {})}
                 case = PerfCase(f"{suite}/{tc['name']}/{w['name']}", labels, w.get("threshold"), gates)
+                out.append(case)
+                if not translate or (only is not None and case.id != only):
+                    continue
                 try:
                     case.workload = _translate(case, tc, w, config.parent)
                 except (NotRunnable, gotemplate.Unsupported) as exc:
                     case.reason = str(exc)
-                out.append(case)
     return out
 
 
 def find_case(case_id: str, root: Path | None = None) -> PerfCase:
-    cases = load_cases(root)
+    cases = load_cases(root, only=case_id)
     for c in cases:
         if c.id == case_id:
             return c
@@ -141,7 +145,7 @@ class _Params:
             self.used.add(name)
             return self.params[name]
         if "|" in value:
-            return yaml.safe_load(default) if default else None
+            return load_yaml(default) if default else None
         raise NotRunnable(f"{what}: parameter {name!r} is not set")
 
     def count(self, op: dict[str, Any], default: int = 0) -> int:
@@ -232,7 +236,7 @@ def _scheduler_profile(here: Path, path: str) -> dict[str, Any]:
     from cluster_scheduler.config import ConfigError, parse_profile
 
     try:
-        doc = yaml.safe_load(_read(here, path))
+        doc = load_yaml(_read(here, path))
     except (OSError, yaml.YAMLError) as exc:
         raise NotRunnable(f"scheduler configuration {path}: {exc}") from None
     if not isinstance(doc, dict) or doc.get("kind") != "KubeSchedulerConfiguration":
@@ -271,7 +275,7 @@ def _read(here: Path, path: str) -> str:
 
 def _render(text: str, env: dict[str, Any], what: str) -> dict[str, Any]:
     try:
-        return yaml.safe_load(gotemplate.render(text, env))
+        return load_yaml(gotemplate.render(text, env))
     except yaml.YAMLError as exc:
         raise NotRunnable(f"{what}: rendered template is not YAML: {exc}") from None
 
@@ -316,7 +320,7 @@ def _nodes(op: dict, params: _Params, here: Path, offset: int) -> CreateNodes:
 
 
 def _namespaces(op: dict, params: _Params, here: Path) -> CreateObjects:
-    template = yaml.safe_load(_read(here, op["namespaceTemplatePath"])) if op.get("namespaceTemplatePath") else {}
+    template = load_yaml(_read(here, op["namespaceTemplatePath"])) if op.get("namespaceTemplatePath") else {}
     objs = []
     for i in range(params.count(op)):
         ns = orjson.loads(orjson.dumps(template))
@@ -394,7 +398,7 @@ def _churn(op: dict, index: int, here: Path) -> Churn:
         text = _read(here, path)
         if not _static(text):
             raise NotRunnable(f"a churn template with Go template actions ({path})")
-        templates.append(yaml.safe_load(text))
+        templates.append(load_yaml(text))
     return Churn(mode=mode, number=int(op.get("number") or 0),
                  interval=float(op.get("intervalMilliseconds") or 500) / 1000.0,
                  templates=tuple(templates), namespace=op.get("namespace") or f"namespace-{index}")
@@ -481,7 +485,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(c.id for c in load_cases() if c.performance and c.workload is not None))
         return 0
     if args[:1] == ["table"] and len(args) == 2:
-        cases = load_cases()
+        cases = load_cases(translate=False)
         ids = {c.id.replace("/", "_"): c.id for c in cases}
         runs = [(ids[d.name], d) for d in sorted(Path(args[1]).iterdir()) if d.is_dir() and d.name in ids]
         print(results_table(runs, {c.id: c.threshold for c in cases}))

@@ -3,6 +3,8 @@ the subset of Go text/template its templates use."""
 
 from __future__ import annotations
 
+import functools
+import re
 import shutil
 
 import pytest
@@ -53,6 +55,24 @@ def test_scheduling_basic_translates_with_upstreams_meaning(cases):
     assert pods[0]["spec"]["containers"][0]["resources"]["requests"] == {"cpu": "100m", "memory": "500Mi"}
     assert [p["metadata"]["labels"]["signature"] for p in pods] == [f"signature-label-{i}" for i in range(3)]
     assert pods[0]["metadata"]["name"] == "pod-0" and pods[0]["metadata"]["namespace"] == "namespace-2"
+
+
+@needs_go
+def test_one_case_is_translated_alone_as_it_is_among_all(cases):
+    """`find_case` translates only the case asked for (all 267 take seconds): the same workload."""
+    from cluster_scheduler.loadtest.scheduler_perf import find_case, load_cases
+
+    case_id = "affinity/SchedulingPodAffinity/5000Nodes_5000Pods"
+    alone, among = find_case(case_id).workload, cases[case_id].workload
+    strip = functools.partial(re.sub, r" at 0x[0-9a-f]+", "")  # per-pod template closures
+    assert strip(repr(alone)) == strip(repr(among))
+    for a, b in zip(alone.ops, among.ops):
+        if isinstance(a, CreatePods):
+            assert list(alone.iter_pods(a, 0, "s"))[:3] == list(among.iter_pods(b, 0, "s"))[:3]
+    untranslated = load_cases(translate=False)
+    assert [c.id for c in untranslated] == list(cases) and all(c.workload is None for c in untranslated)
+    with pytest.raises(KeyError, match="did you mean"):
+        find_case("misc/SchedulingBasc/5000Nodes_10000Pods")
 
 
 @needs_go
