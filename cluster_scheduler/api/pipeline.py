@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from .rest import auth_headers
+from .rest import AuthHeaders
 
 HEAD_END = b"\r\n\r\n"
 MAX_HEAD = 64 * 1024
@@ -238,6 +238,7 @@ class PipelinedPoster:
         self._api = api_client
         self._host_header = url.netloc.rsplit("@", 1)[-1]
         self._agent = api_client.user_agent
+        self._auth = AuthHeaders(api_client)
         self._loop = asyncio.new_event_loop()
         self._conns = [_Conn(self) for _ in range(max(1, connections))]
         self._idle: list[_Conn] = []  # open connections that went idle, last on top (may hold stale entries)
@@ -302,7 +303,7 @@ class PipelinedPoster:
             fut.set_exception(PipelineError("poster closed"))
             return fut
         data = orjson.dumps(body)
-        auth = "".join(f"{k}: {v}\r\n" for k, v in auth_headers(self._api).items())
+        auth = "".join(f"{k}: {v}\r\n" for k, v in self._auth().items())
         req = (f"{method} {self._prefix}{path} HTTP/1.1\r\nHost: {self._host_header}\r\n"
                f"User-Agent: {self._agent}\r\nContent-Type: {content_type}\r\nAccept: application/json\r\n"
                f"Content-Length: {len(data)}\r\n{auth}\r\n").encode("latin-1") + data

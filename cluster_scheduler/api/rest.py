@@ -54,6 +54,24 @@ def auth_headers(api_client: Any) -> dict[str, str]:
     return headers
 
 
+class AuthHeaders:
+    """`auth_headers`, asked of the client at most once per `ttl_s`: the client's refresh hook
+    (the kubeconfig loader's, re-reading the ServiceAccount token file in a pod) walks its whole
+    configuration and the environment each time, about a tenth of the coordinator's CPU when
+    asked per binding. A rotated token is still picked up within `ttl_s` of the hook seeing it."""
+
+    def __init__(self, api_client: Any, ttl_s: float = 1.0) -> None:
+        self._api, self._ttl = api_client, ttl_s
+        self._headers: dict[str, str] = {}
+        self._until = float("-inf")
+
+    def __call__(self) -> dict[str, str]:
+        now = time.monotonic()
+        if now >= self._until:
+            self._headers, self._until = auth_headers(self._api), now + self._ttl
+        return self._headers
+
+
 def finish(resp: Any) -> None:
     """Read a raw response to its end before handing the connection back: a connection returned
     with unread bytes breaks the next request that gets it."""
@@ -65,7 +83,7 @@ def finish(resp: Any) -> None:
 
 class RawClient:
     """Requests through an ApiClient's own urllib3 connection pool: the same TLS settings,
-    credentials (read per request, so a rotated ServiceAccount token is picked up) and pool
+    credentials (re-read each second: `AuthHeaders`, so a rotated token is picked up) and pool
     retries as the client, without its model layer."""
 
     def __init__(self, api_client: Any) -> None:
@@ -76,6 +94,7 @@ class RawClient:
         self._pool = api_client.rest_client.pool_manager.connection_from_url(host)
         self._prefix = (parse_url(host).path or "").rstrip("/")
         self._headers = {"Accept": JSON, "User-Agent": api_client.user_agent}
+        self._auth = AuthHeaders(api_client)
 
     def request(self, method: str, path: str, body: Any = None, *, timeout: float | None = 60.0,
                 content_type: str = JSON) -> Any:
@@ -87,7 +106,7 @@ class RawClient:
 
         headers = dict(self._headers)
         headers["Content-Type"] = content_type
-        headers.update(auth_headers(self._api))
+        headers.update(self._auth())
         data = None if body is None else body if isinstance(body, bytes) else orjson.dumps(body)
         resp = self._pool.urlopen(method, self._prefix + path, body=data, headers=headers,
                                   timeout=urllib3.Timeout(total=timeout), preload_content=False)
