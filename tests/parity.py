@@ -27,6 +27,11 @@ kube-scheduler chose passes our filters and has our best score (ties are common 
 clusters, and both schedulers break them at random), and that our runtime chose one of our engine's
 best nodes. A mismatch carries a workload file (the `FORMAT.md` format) that replays the case up to
 that pod.
+
+Gangs (`Gang`: a PodGroup and its alike members) come after a case's pods, each through both
+schedulers as one unit (PodGroup and members created together, every member's decision waited
+for): compared are how many members each bound, that neither bound some but fewer than minCount,
+and that every member placed passes our engine's filters with the members before it placed.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from cluster_scheduler.api.rest import finish, request
 from cluster_scheduler.config import SchedulerConfig, parse_profile
 from cluster_scheduler.engine import Engine
 from cluster_scheduler.model.parse import parse_node, parse_pdb, parse_pod
@@ -115,10 +121,37 @@ class Case:
     profile: str = ""  # a key of PROFILES
     storage: list[dict] = field(default_factory=list)  # classes, CSIDrivers, capacities, CSINodes, claims, volumes
     claims: dict[str, list[dict]] = field(default_factory=dict)  # pod name -> its own claims
+    gangs: list["Gang"] = field(default_factory=list)  # after the pods, in this order
 
     @property
     def name(self) -> str:
         return f"parity-{self.seed}"
+
+
+@dataclass
+class Gang:
+    """A PodGroup (`name`, gang policy `min_count`) and its members, alike but for their names."""
+
+    name: str
+    namespace: str
+    size: int
+    min_count: int
+    template: dict  # the members' manifest, without a name
+
+    def members(self, suffix: str, group: str) -> list[dict]:
+        """One scheduler's copies of the members (`<name>-<i><suffix>`), in the group `group`."""
+        out = []
+        for i in range(self.size):
+            obj = yaml.safe_load(yaml.safe_dump(self.template))
+            obj["metadata"].update(name=f"{self.name}-{i}{suffix}", namespace=self.namespace)
+            obj["spec"]["schedulingGroup"] = {"podGroupName": group}
+            out.append(obj)
+        return out
+
+    def group(self, name: str) -> dict:
+        return {"apiVersion": "scheduling.k8s.io/v1beta1", "kind": "PodGroup",
+                "metadata": {"name": name, "namespace": self.namespace},
+                "spec": {"schedulingPolicy": {"gang": {"minCount": self.min_count}}, "priority": 0}}
 
 
 def generate(seed: int, max_nodes: int = 7, max_pods: int = 12) -> Case:
@@ -144,7 +177,54 @@ def generate(seed: int, max_nodes: int = 7, max_pods: int = 12) -> Case:
     # a generator of its own: the cases drawn above are the same with or without profiles
     profile = random.Random(f"profile-{seed}").choice(["", "", *PROFILES])
     storage, claims = _storage(random.Random(f"storage-{seed}"), prefix, nodes, pods, random.Random(f"pool-{seed}"))
-    return Case(seed, namespaces, nodes, pods, pdbs, profile, storage, claims)
+    grng = random.Random(f"gang-{seed}")  # gangs last, from a generator of their own again
+    gangs = [_gang(grng, f"{prefix}-g{j}", grng.choice(sorted(namespaces)), node_names)
+             for j in range(grng.choice([0, 0, 1, 2]))]
+    return Case(seed, namespaces, nodes, pods, pdbs, profile, storage, claims, gangs)
+
+
+def _gang(rng: random.Random, name: str, namespace: str, node_names: list[str]) -> Gang:
+    """A gang of 2-4 alike members, all or some of which must be placed together. Only
+    constraints under which how many alike pods fit does not depend on where the first ones went
+    (each node holds a number of them of its own: resources, ports, node filters, anti-affinity
+    among them or to placed pods; preferred terms only score), so the two schedulers' counts
+    compare whichever of equally scored nodes each picked. Priority 0, never preempting: the
+    gangs come after every other pod of the case, and nothing preempts them."""
+    size = rng.randint(2, 4)
+    c: dict[str, Any] = {"name": "c0", "image": IMAGE, "resources": {"requests": _requests(rng, big=rng.random() < 0.2)}}
+    if rng.random() < 0.25:
+        c["resources"]["requests"][GPU] = c["resources"].setdefault("limits", {})[GPU] = "1"
+    if rng.random() < 0.2:
+        c["ports"] = [{"containerPort": 7000, "hostPort": 7000, "protocol": "TCP"}]
+    spec: dict[str, Any] = {"containers": [c], "terminationGracePeriodSeconds": 0, "priority": 0,
+                            "preemptionPolicy": "Never"}
+    if rng.random() < 0.3:
+        spec["tolerations"] = [{"key": "dedicated", "operator": "Exists"}]
+    if rng.random() < 0.2:
+        spec["nodeSelector"] = {"disk": rng.choice(["ssd", "hdd"])}
+    affinity: dict[str, Any] = {}
+    if rng.random() < 0.25:
+        affinity.setdefault("nodeAffinity", {})["requiredDuringSchedulingIgnoredDuringExecution"] = {
+            "nodeSelectorTerms": [_node_term(rng, node_names)]}
+    if rng.random() < 0.3:
+        affinity.setdefault("nodeAffinity", {})["preferredDuringSchedulingIgnoredDuringExecution"] = [
+            {"weight": rng.randint(1, 100), "preference": _node_term(rng, node_names)}]
+    anti = []
+    if rng.random() < 0.3:  # one member per node or per zone
+        anti.append({"labelSelector": {"matchLabels": {"gang": name}}, "topologyKey": rng.choice([HOST, ZONE])})
+    if rng.random() < 0.15:  # away from placed pods of an app
+        anti.append(_pod_term(rng))
+    if anti:
+        affinity["podAntiAffinity"] = {"requiredDuringSchedulingIgnoredDuringExecution": anti}
+    for kind in ("podAffinity", "podAntiAffinity"):
+        if rng.random() < 0.2:
+            affinity.setdefault(kind, {})["preferredDuringSchedulingIgnoredDuringExecution"] = [
+                {"weight": rng.randint(1, 100), "podAffinityTerm": _pod_term(rng)}]
+    if affinity:
+        spec["affinity"] = affinity
+    template = {"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"labels": {"app": "job", "gang": name}}, "spec": spec}
+    return Gang(name, namespace, size, rng.choice([size, size, rng.randint(1, size)]), template)
 
 
 def _storage(rng: random.Random, prefix: str, nodes: list[dict], pods: list[dict],
@@ -503,9 +583,13 @@ class Mismatch:
     workload: Path | None = None
 
     def __str__(self) -> str:
-        pod = self.case.pods[self.index]["metadata"]
-        return (f"seed {self.case.seed}, profile {self.case.profile or 'default'}, pod {self.index} "
-                f"({pod['namespace']}/{pod['name']}): {self.what}\n"
+        if self.index < len(self.case.pods):
+            pod = self.case.pods[self.index]["metadata"]
+            unit = f"pod {self.index} ({pod['namespace']}/{pod['name']})"
+        else:
+            gang = self.case.gangs[self.index - len(self.case.pods)]
+            unit = f"gang {gang.namespace}/{gang.name} (minCount {gang.min_count} of {gang.size})"
+        return (f"seed {self.case.seed}, profile {self.case.profile or 'default'}, {unit}: {self.what}\n"
                 f"  ours: {self.ours}\n  kube-scheduler: {self.kube}\n  our engine: {self.diagnosis}\n"
                 f"  earlier pods: {self.state}\n"
                 f"  replay: {self.workload}")
@@ -524,6 +608,8 @@ class Tally:
     # nodes refused for a volume reason in kube-scheduler's FitErrors, by reason (what was covered)
     volume_reasons: dict[str, int] = field(default_factory=dict)
     profiles: dict[str, int] = field(default_factory=dict)  # cases per profile
+    gangs: int = 0
+    gangs_placed: int = 0  # by kube-scheduler (minCount or more members bound)
     mismatches: list[Mismatch] = field(default_factory=list)
 
 
@@ -549,6 +635,23 @@ def fit_error(message: str) -> str:
     PreFilter state that was never written), which we do not imitate."""
     head, sep, _ = message.partition(". ")
     return (head + "." if sep else message).strip()
+
+
+def decision(pod: dict) -> Outcome | None:
+    """A scheduler's decision on a read pod: bound, or `PodScheduled=False` Unschedulable; None
+    while it has none (or has preempted and waits for its victims to go)."""
+    if pod["spec"].get("nodeName"):
+        return Outcome(node=pod["spec"]["nodeName"])
+    if (pod.get("status") or {}).get("nominatedNodeName"):
+        return None
+    for c in (pod.get("status") or {}).get("conditions") or ():
+        if c.get("type") == "PodScheduled" and c.get("status") == "False" and c.get("reason") == "Unschedulable":
+            return Outcome(message=fit_error(c.get("message") or ""))
+    return None
+
+
+def _groups(ns: str) -> str:
+    return f"/apis/scheduling.k8s.io/v1beta1/namespaces/{ns}/podgroups"
 
 
 class Lockstep:
@@ -598,17 +701,37 @@ class Lockstep:
 
         def decided() -> tuple[Outcome, dict] | None:
             got = self._pod(meta["namespace"], meta["name"])
-            if got is None:
-                return None
-            if got["spec"].get("nodeName"):
-                return Outcome(node=got["spec"]["nodeName"]), got
-            if (got.get("status") or {}).get("nominatedNodeName"):
-                return None  # it preempted: bound once its victims are gone
-            for c in (got.get("status") or {}).get("conditions") or ():
-                if c.get("type") == "PodScheduled" and c.get("status") == "False" and c.get("reason") == "Unschedulable":
-                    return Outcome(message=fit_error(c.get("message") or "")), got
-            return None
+            out = decision(got) if got is not None else None
+            return (out, got) if out is not None else None
         return self._wait(f"{scheduler} decided nothing for {meta['namespace']}/{meta['name']}", decided)
+
+    def _decide_gang(self, gang: Gang, suffix: str, scheduler: str) -> list[tuple[Outcome, dict]]:
+        """Create the gang's PodGroup and members for `scheduler`; each member's decision, once
+        every member has one."""
+        group = gang.name + suffix
+        finish(request(self.core.api_client, "POST", _groups(gang.namespace), gang.group(group)))
+        members = gang.members(suffix, group)
+        for obj in members:
+            obj["spec"]["schedulerName"] = scheduler
+            self.core.create_namespaced_pod(gang.namespace, obj)
+
+        def decided() -> list[tuple[Outcome, dict]] | None:
+            outs = []
+            for obj in members:
+                got = self._pod(gang.namespace, obj["metadata"]["name"])
+                out = decision(got) if got is not None else None
+                if out is None:
+                    return None
+                outs.append((out, got))
+            return outs
+        return self._wait(f"{scheduler} decided nothing for every member of gang {gang.namespace}/{group}", decided)
+
+    def _delete_group(self, ns: str, name: str) -> None:
+        try:
+            finish(request(self.core.api_client, "DELETE", f"{_groups(ns)}/{name}"))
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
 
     def _clear(self) -> None:
         """Remove the previous case: its pods (gone before their nodes and claims), claims,
@@ -617,6 +740,7 @@ class Lockstep:
         for ns in self._namespaces:
             self.core.delete_collection_namespaced_pod(ns, grace_period_seconds=0)
             self._wait(f"pods of {ns} still there", lambda ns=ns: not self.core.list_namespaced_pod(ns).items)
+            finish(request(self.core.api_client, "DELETE", _groups(ns)))
             for c in self.core.list_namespaced_persistent_volume_claim(ns).items:
                 self._drop_claim(ns, c.metadata.name, release=False)
             self.storage.delete_collection_namespaced_csi_storage_capacity(ns)
@@ -817,6 +941,69 @@ class Lockstep:
                              ", ".join(f"{n} on {p['spec']['nodeName']}" for (_, n), p in kept.items()))
                 m.workload = self.write_replay(case, i)
                 tally.mismatches.append(m)
+        for g, gang in enumerate(case.gangs):
+            self._run_gang(case, len(case.pods) + g, gang, engine, (ours_name, kube_name), kept, tally)
+
+    def _run_gang(self, case: Case, index: int, gang: Gang, engine: Engine, names: tuple[str, str],
+                  kept: dict[tuple[str, str], dict], tally: Tally) -> None:
+        """A gang through each scheduler, ours first (its copies deleted again), then
+        kube-scheduler's (what it bound stays). Compared: how many members each bound (the
+        generator draws gangs whose count does not depend on ties), that neither bound fewer than
+        minCount but none, and that every member either placed passes our engine's filters over
+        the state with the members placed before it."""
+        ours_name, kube_name = names
+        ns = gang.namespace
+        tally.gangs += 1
+        ours = self._decide_gang(gang, "-o", ours_name)
+        wrong = self._refused(engine, ours, ours_name, keep=False)
+        for _, got in ours:
+            self._delete(ns, got["metadata"]["name"])
+        self._delete_group(ns, gang.name + "-o")
+        kube = self._decide_gang(gang, "-k", kube_name)
+        wrong_kube = self._refused(engine, kube, ours_name, keep=True)
+        for out, got in kube:
+            if out.node:
+                kept[(ns, got["metadata"]["name"])] = got
+            else:
+                self._delete(ns, got["metadata"]["name"])
+        placed_o, placed_k = (sum(bool(o.node) for o, _ in outs) for outs in (ours, kube))
+        if placed_k:
+            tally.gangs_placed += 1
+        else:
+            self._delete_group(ns, gang.name + "-k")
+        what = ""
+        if placed_o != placed_k:
+            what = f"gang: ours bound {placed_o} of {gang.size} members, kube-scheduler {placed_k}"
+        elif any(0 < n < gang.min_count for n in (placed_o, placed_k)):
+            what = f"gang: {placed_o} of {gang.size} members bound, below minCount {gang.min_count}"
+        elif wrong or wrong_kube:
+            what = (f"gang: our engine's filters refuse {wrong or wrong_kube} "
+                    f"(placed by {'our runtime' if wrong else 'kube-scheduler'})")
+        if what:
+            m = Mismatch(case, index, what, _summary(ours), _summary(kube), "",
+                         ", ".join(f"{n} on {p['spec']['nodeName']}" for (_, n), p in kept.items()))
+            m.workload = self.write_replay(case, index)
+            tally.mismatches.append(m)
+
+    def _refused(self, engine: Engine, outs: list[tuple[Outcome, dict]], scheduler: str, keep: bool) -> list[str]:
+        """The placed members (in order) whose node our engine's filters refuse over the state
+        with the members before them placed; those placed are left in the engine if `keep`."""
+        refused, added = [], []
+        for out, got in outs:
+            if not out.node:
+                continue
+            alone = yaml.safe_load(yaml.safe_dump(got))
+            alone["spec"].pop("schedulingGroup", None)  # its filters, not its gang's wait
+            alone["spec"].pop("nodeName")
+            if out.node not in self._diagnose(engine, alone, scheduler).scores:
+                refused.append(f"{got['metadata']['name']} on {out.node}")
+            info = parse_pod(got)
+            engine.add_pod(info)
+            added.append(info.uid)
+        if not keep:
+            for uid in added:
+                engine.remove_pod(uid)
+        return refused
 
     def _victims(self, kept: dict[tuple[str, str], dict]) -> list[tuple[str, int]]:
         """The kept pods that are gone (a scheduler preempted them), as (ns/name, priority)."""
@@ -880,6 +1067,11 @@ class Lockstep:
             ops.append({"op": "createPods", "count": 1, "namespace": meta.pop("namespace"),
                         "generateName": meta.pop("name") + "-", "template": tpl})
             ops.append({"op": "barrier", "timeout": 60})
+        for gang in case.gangs[:max(upto + 1 - len(case.pods), 0)]:
+            ops.append({"op": "createPods", "count": gang.size, "namespace": gang.namespace,
+                        "generateName": gang.name + "-", "podGroup": {"size": gang.size, "minCount": gang.min_count},
+                        "template": gang.template})
+            ops.append({"op": "barrier", "timeout": 60})
         path = self.out_dir / f"{name}.yaml"
         path.write_text(yaml.safe_dump({"name": name, "ops": ops}, sort_keys=False))
         if case.profile:  # the profile it ran under, for both schedulers' --config
@@ -897,6 +1089,12 @@ class Diagnosis:
     def best(self) -> set[str]:
         top = max(self.scores.values(), default=None)
         return {n for n, s in self.scores.items() if s == top}
+
+
+def _summary(outs: list[tuple[Outcome, dict]]) -> Outcome:
+    """A gang's decisions as one Outcome: the nodes of its placed members, else the first reason."""
+    nodes = [o.node for o, _ in outs if o.node]
+    return Outcome(node=", ".join(nodes) or None, message=next((o.message for o, _ in outs if o.message), ""))
 
 
 def describe(d: Diagnosis) -> str:
