@@ -46,7 +46,7 @@ class RuntimeConfig:
     top_k: int = 3
     # while fewer than batch_size pods wait, a batch starts at most this often: a few ms of latency
     # for fewer partition round trips (each costs CPU in every partition whatever its size)
-    batch_interval_s: float = 0.05
+    batch_interval_s: float = 0.1
     qps: float = 5000.0
     burst: int = 10000
     bind_concurrency: int = 64
