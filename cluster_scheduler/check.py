@@ -65,6 +65,7 @@ VOLUME_UNBOUND = "volume_unbound"  # bound while one of its claims is missing or
 VOLUME_SHARED = "volume_shared"  # one PersistentVolume bound to two claims
 VOLUME_RWOP = "volume_rwop"  # a ReadWriteOncePod claim mounted by two pods
 VOLUME_LIMIT = "volume_limit"  # a node with more volumes of a CSI driver than its CSINode allows
+DISK_CONFLICT = "disk_conflict"  # one inline GCE PD / EBS / iSCSI / RBD disk mounted twice on a node
 
 DEFAULT_SCHEDULER = "default-scheduler"
 NO_SCHEDULE = "NoSchedule"
@@ -565,6 +566,7 @@ def check_placement(nodes: Sequence[Mapping[str, Any]], pods: Sequence[Mapping[s
     _check_capacity(placed, node_map, add)
     _check_node_rules(placed, node_map, add)
     _check_host_ports(placed, add)
+    _check_disks(placed, add)
     _check_anti_affinity(placed, node_map, ns_labels, add)
     _check_affinity(placed, node_map, ns_labels, add)
     _check_spread(placed, node_map, add)
@@ -911,6 +913,40 @@ def _check_host_ports(placed: list[_Pod], add: Callable[[Violation], None]) -> N
                                   f"({other_ip})"))
                     break
             slot.append((ip, p))
+
+
+def _disks(spec: Mapping[str, Any]) -> list[tuple[str, str, frozenset[str], bool]]:
+    """(source, disk, RBD monitors, read-only) of each inline disk of a pod spec."""
+    out = []
+    for v in spec.get("volumes") or ():
+        for source, id_field in (("gcePersistentDisk", "pdName"), ("awsElasticBlockStore", "volumeID"),
+                              ("iscsi", "iqn"), ("rbd", "image")):
+            src = v.get(source) if isinstance(v, dict) else None
+            if isinstance(src, dict):
+                disk = str(src.get(id_field) or "")
+                if source == "rbd":
+                    disk = f"{src.get('pool') or 'rbd'}/{disk}"
+                out.append((source, disk, frozenset(src.get("monitors") or ()), bool(src.get("readOnly"))))
+    return out
+
+
+def _check_disks(placed: list[_Pod], add: Callable[[Violation], None]) -> None:
+    """No inline disk on a node twice where upstream's VolumeRestrictions forbids it: an EBS
+    volume at all, a GCE PD, iSCSI target or RBD image (on a shared monitor) unless every mount is
+    read-only."""
+    seen: dict[tuple[str, str, str], list[tuple[frozenset[str], bool, _Pod]]] = defaultdict(list)
+    for p in placed:
+        for source, disk, monitors, ro in _disks(p.spec):
+            mounts = seen[(p.node, source, disk)]
+            for other_mon, other_ro, other in mounts:
+                if other is p or not (p.ours or other.ours):
+                    continue
+                if source == "rbd" and not monitors & other_mon:
+                    continue
+                if source == "awsElasticBlockStore" or not (ro and other_ro):
+                    add(Violation(DISK_CONFLICT, p.key, p.node, f"{source} {disk} is also mounted by {other.key}"))
+                    break
+            mounts.append((monitors, ro, p))
 
 
 def _domain(node: _Node, key: str) -> str | None:

@@ -185,7 +185,6 @@ class ClassState:
         self.prefilter = node_affinity.CONFLICT if named is not None and not named else None
         timings = e.timings
         static_ok = np.ones(n, dtype=bool)
-        curable = np.ones(n, dtype=bool)  # static_ok but for filters an eviction may cure
         feas = np.ones(n, dtype=bool)
         without_pts = np.ones(n, dtype=bool)
         self.dynamic: list[Plugin] = []  # the dynamic filters that run for this class, in order
@@ -199,8 +198,6 @@ class ClassState:
             feas &= ok
             if not plugin.dynamic:
                 static_ok &= ok
-                if not plugin.cured_by_eviction:
-                    curable &= ok
             else:
                 self.dynamic.append(plugin)
             if plugin.name == pod_topology_spread.NAME:
@@ -208,7 +205,6 @@ class ClassState:
             else:
                 without_pts &= ok
         self.static_ok = static_ok
-        self.curable = curable
         ran = {p.name for p in self.dynamic}
         self.use_fit = node_resources_fit.NAME in ran
         self.use_pts = pod_topology_spread.NAME in ran

@@ -409,7 +409,7 @@ class Preemption:
         if cls.stale():
             cls.build()
         rows = cls.ctx.rows
-        resolvable = cls.curable.copy()
+        resolvable = cls.static_ok.copy()  # a static filter's failure is the pod's own: no eviction cures it
         for _name, _ok, reasons in cls.diag:
             for mask, text in reasons:
                 if text in UNRESOLVABLE:

@@ -66,6 +66,7 @@ DRIVER = "csi.example.com"
 POOL = "pool.csi.example.com"  # a driver the runner's provisioner plays (tests/provisioner.py)
 PROVISIONED_BY = "pv.kubernetes.io/provisioned-by"
 IMAGE = "registry.k8s.io/pause:3.10"
+DISK_SOURCES = ("gcePersistentDisk", "awsElasticBlockStore", "iscsi", "rbd")
 
 # The scheduling profiles a case may run under, in KubeSchedulerConfiguration form (without the
 # schedulerName): the same document configures kube-scheduler's profile and ours.
@@ -177,10 +178,34 @@ def generate(seed: int, max_nodes: int = 7, max_pods: int = 12) -> Case:
     # a generator of its own: the cases drawn above are the same with or without profiles
     profile = random.Random(f"profile-{seed}").choice(["", "", *PROFILES])
     storage, claims = _storage(random.Random(f"storage-{seed}"), prefix, nodes, pods, random.Random(f"pool-{seed}"))
+    _disks(random.Random(f"disk-{seed}"), pods)
     grng = random.Random(f"gang-{seed}")  # gangs last, from a generator of their own again
     gangs = [_gang(grng, f"{prefix}-g{j}", grng.choice(sorted(namespaces)), node_names)
              for j in range(grng.choice([0, 0, 1, 2]))]
     return Case(seed, namespaces, nodes, pods, pdbs, profile, storage, claims, gangs)
+
+
+def _disks(rng: random.Random, pods: list[dict]) -> None:
+    """Inline disks (VolumeRestrictions) on some pods, from a generator of their own: a few GCE
+    PDs, one EBS volume, iSCSI targets and an RBD image on overlapping monitors, read-only or
+    not, so that pods on one node conflict or share."""
+    for pod in pods:
+        if rng.random() >= 0.3:
+            continue
+        ro = rng.random() < 0.5
+        kind = rng.choice(["gce", "gce", "aws", "iscsi", "rbd"])
+        if kind == "gce":
+            src = {"gcePersistentDisk": {"pdName": rng.choice(["pd-a", "pd-a", "pd-b"]), "readOnly": ro}}
+        elif kind == "aws":
+            src = {"awsElasticBlockStore": {"volumeID": "vol-a", "readOnly": ro}}
+        elif kind == "iscsi":
+            src = {"iscsi": {"targetPortal": "10.0.0.1:3260", "iqn": rng.choice(["iqn.2026-12.io.example:a",
+                                                                                 "iqn.2026-12.io.example:b"]),
+                             "lun": 0, "readOnly": ro}}
+        else:
+            src = {"rbd": {"monitors": rng.sample(["10.0.1.1:6789", "10.0.1.2:6789", "10.0.1.3:6789"], rng.randint(1, 2)),
+                           "image": "img", "readOnly": ro}}
+        pod["spec"].setdefault("volumes", []).append({"name": "disk", **src})
 
 
 def _gang(rng: random.Random, name: str, namespace: str, node_names: list[str]) -> Gang:
@@ -380,8 +405,8 @@ def copy_pod(pod: dict, suffix: str, claims: list[dict]) -> tuple[dict, list[dic
     obj["metadata"]["name"] = name + suffix
     own = {c["metadata"]["name"] for c in claims}
     for v in obj["spec"].get("volumes") or ():
-        ref = v["persistentVolumeClaim"]
-        if ref["claimName"] in own:
+        ref = v.get("persistentVolumeClaim")
+        if ref is not None and ref["claimName"] in own:
             ref["claimName"] = name + suffix + ref["claimName"][len(name):]
     copies = yaml.safe_load(yaml.safe_dump(claims))
     for c in copies:
@@ -604,6 +629,8 @@ class Tally:
     preempting: int = 0  # pods kube-scheduler placed by preempting others
     pdb_limited: int = 0  # of them, preemptions with a victim covered by a PodDisruptionBudget
     with_volumes: int = 0  # pods that mount claims
+    with_disks: int = 0  # pods with an inline GCE PD, EBS, iSCSI or RBD disk
+    disks_bound: int = 0  # of them, bound by kube-scheduler
     volumes_bound: int = 0  # of them, bound by kube-scheduler
     # nodes refused for a volume reason in kube-scheduler's FitErrors, by reason (what was covered)
     volume_reasons: dict[str, int] = field(default_factory=dict)
@@ -927,14 +954,17 @@ class Lockstep:
             else:
                 tally.unschedulable += 1
                 for reason, n in fit_histogram(fit_error(kube.message))[1].items():
-                    if any(w in reason for w in ("volume", "storage", "CSI driver", "PersistentVolumeClaim")):
+                    if any(w in reason for w in ("volume", "storage", "CSI driver", "PersistentVolumeClaim", "disk")):
                         tally.volume_reasons[reason] = tally.volume_reasons.get(reason, 0) + max(n, 1)
                 self._delete(ns, name + "-k")
                 for c in claims_k:
                     self._drop_claim(ns, c["metadata"]["name"])
-            if pod["spec"].get("volumes"):
+            if any("persistentVolumeClaim" in v for v in pod["spec"].get("volumes") or ()):
                 tally.with_volumes += 1
                 tally.volumes_bound += bool(kube.node)
+            if any(k in v for v in pod["spec"].get("volumes") or () for k in DISK_SOURCES):
+                tally.with_disks += 1
+                tally.disks_bound += bool(kube.node)
             what = compare(ours, kube, diag)
             if what:
                 m = Mismatch(case, i, what, ours, kube, describe(diag),

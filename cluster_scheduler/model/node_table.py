@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .types import CPU, MEMORY, PODS, HostPort, NodeInfo, PodSpecKey, Taint
+from .types import CPU, MEMORY, PODS, HostPort, InlineDisk, NodeInfo, PodSpecKey, Taint
 
 BASE_RESOURCES = (CPU, MEMORY, PODS)
 
@@ -62,6 +62,7 @@ class NodeTable:
         self.taints: list[tuple[Taint, ...]] = []
         self.errors: list[str | None] = []
         self.ports: list[dict[tuple[str, int], set[str]]] = []  # (proto, port) -> host IPs in use
+        self.disks: list[tuple[InlineDisk, ...]] = []  # the inline disks of the pods on each row
         self.pods: list[dict[str, PodSpecKey]] = []
         self._node_info_alloc: list[dict[str, int]] = []  # as parsed, to fill new resource columns
         self.charged: dict[str, int] = {}  # uid -> row (the key is in pods[row])
@@ -202,6 +203,7 @@ class NodeTable:
                 self.taints.append(())
                 self.errors.append(None)
                 self.ports.append({})
+                self.disks.append(())
                 self.pods.append({})
                 self._node_info_alloc.append({})
                 self.req_l.append([])
@@ -213,6 +215,7 @@ class NodeTable:
             self.nz_l[row] = [0, 0]
             self._dirty.add(row)
             self.ports[row] = {}
+            self.disks[row] = ()
             self.pods[row] = {}
         for res in node.allocatable:
             self.resource_column(res)
@@ -252,6 +255,7 @@ class NodeTable:
         self.taints[row] = ()
         self.taint_set[row] = 0
         self.ports[row] = {}
+        self.disks[row] = ()
         self.pods[row] = {}
         self.req_l[row] = [0] * len(self.resources)
         self.nz_l[row] = [0, 0]
@@ -278,8 +282,8 @@ class NodeTable:
             return fn
         items = self.request_items(key)
         req_l, nz_l, pods, charged, ver, dirty = self.req_l, self.nz_l, self.pods, self.charged, self.ver, self._dirty
-        nzc, nzm, ports = key.nonzero_cpu, key.nonzero_memory, key.host_ports
-        port_l = self.ports
+        nzc, nzm, ports, disks = key.nonzero_cpu, key.nonzero_memory, key.host_ports, key.disks
+        port_l, disk_l = self.ports, self.disks
         log, limit = self.log, self.log_limit
         (j0, v0), (j1, v1), (j2, v2) = items if len(items) == 3 else ((0, 0), (0, 0), (0, 0))
         many = len(items) != 3
@@ -303,6 +307,8 @@ class NodeTable:
                 used = port_l[row]
                 for hp in ports:
                     used.setdefault((hp.protocol, hp.port), set()).add(hp.host_ip)
+            if disks:
+                disk_l[row] += disks
             pods[row][uid] = key
             charged[uid] = row
             ver[row] += 1
@@ -334,6 +340,8 @@ class NodeTable:
                 for hp in k.host_ports:
                     ports.setdefault((hp.protocol, hp.port), set()).add(hp.host_ip)
             self.ports[row] = ports
+        if key.disks:
+            self.disks[row] = tuple(d for k in self.pods[row].values() for d in k.disks)
         self.ver[row] += 1
         if self.log is not None and len(self.log) < self.log_limit:
             self.log.append((uid, -1))
@@ -383,6 +391,11 @@ class NodeTable:
 
     def value_name(self, key: str, vid: int) -> str:
         return self._vocab_list[key][vid]
+
+    def disks_conflict(self, row: int, wanted: tuple[InlineDisk, ...]) -> bool:
+        """VolumeRestrictions: does a disk of `wanted` conflict with one a pod on the row mounts?"""
+        have = self.disks[row]
+        return bool(have) and any(d.conflicts(e) for d in wanted for e in have)
 
     # ---------------------------------------------------------------- ports
     def ports_conflict(self, row: int, wanted: tuple[HostPort, ...]) -> bool:

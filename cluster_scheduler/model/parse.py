@@ -35,7 +35,11 @@ from cluster_scheduler.model.quantity import (
     to_canonical,
 )
 from cluster_scheduler.model.types import (
+    AWS_EBS,
     CPU,
+    GCE_PD,
+    ISCSI,
+    RBD,
     Claim,
     ClaimRef,
     CSIDriverInfo,
@@ -53,6 +57,7 @@ from cluster_scheduler.model.types import (
     PODS,
     PREFER_NO_SCHEDULE,
     HostPort,
+    InlineDisk,
     LabelSelector,
     NodeInfo,
     NodeSelectorTerm,
@@ -755,6 +760,33 @@ def _claims(volumes: Any, pod_name: str) -> tuple[tuple[str, ...], frozenset[str
     return tuple(names), frozenset(ephemeral)
 
 
+_DISK_IDS = {GCE_PD: "pdName", AWS_EBS: "volumeID", ISCSI: "iqn"}  # the field naming each source's disk
+
+
+def _inline_disks(volumes: Any) -> tuple[InlineDisk, ...]:
+    """The GCE PD, EBS, iSCSI and RBD disks of spec.volumes (upstream's needsRestrictionsCheck),
+    an RBD image named by pool (the API's default `rbd`) and image."""
+    disks: list[InlineDisk] = []
+    for i, v in enumerate(_list(volumes, "spec.volumes")):
+        d = _obj(v, f"spec.volumes[{i}]")
+        for kind in (GCE_PD, AWS_EBS, ISCSI, RBD):
+            src = d.get(kind)
+            if src is None:
+                continue
+            where = f"spec.volumes[{i}].{kind}"
+            src = _obj(src, where)
+            ro = src.get("readOnly")
+            if ro is not None and not isinstance(ro, bool):
+                raise _Malformed(f"{where}.readOnly must be a boolean, got {_kind(ro)}")
+            if kind == RBD:
+                name = (_str(src.get("pool"), f"{where}.pool") or "rbd") + "\0" + _str(src.get("image"), f"{where}.image")
+                monitors = tuple(sorted({_str(m, f"{where}.monitors") for m in _list(src.get("monitors"), f"{where}.monitors")}))
+            else:
+                name, monitors = _str(src.get(_DISK_IDS[kind]), f"{where}.{_DISK_IDS[kind]}"), ()
+            disks.append(InlineDisk(kind, name, bool(ro), monitors))
+    return _canon(disks)
+
+
 # Pods stamped from one template share everything the key reads, so keys are memoised on a
 # canonical JSON fingerprint of exactly those fields of the spec (container names included, so
 # error messages are the same). Labels enter the key in one field only, unless the spec uses
@@ -777,6 +809,7 @@ _cached_keys = [0]  # keys held across all templates (a list: mutable without `g
 _KEY_SPEC_FIELDS = ("affinity", "tolerations", "topologySpreadConstraints", "nodeSelector",
                     "overhead", "resources", "hostNetwork")
 _KEY_CONTAINER_FIELDS = ("name", "resources", "ports", "restartPolicy")
+_DISK_SOURCES = frozenset({GCE_PD, AWS_EBS, ISCSI, RBD})
 _NULL_MARKERS = (b":null", b",null", b"[null")
 
 
@@ -845,6 +878,13 @@ def _canonical_fingerprint(namespace: str, spec: Mapping[str, Any]) -> bytes | N
                 return None
             pruned.append({k: c[k] for k in _KEY_CONTAINER_FIELDS if k in c})
         parts[f] = pruned
+    vols = spec.get("volumes")
+    if vols:  # only the inline disks: a claim's name is not part of the key
+        if type(vols) is not list or any(type(v) is not dict for v in vols):
+            return None
+        disks = [{k: v[k] for k in _DISK_SOURCES if k in v} for v in vols if not _DISK_SOURCES.isdisjoint(v)]
+        if disks:
+            parts["volumes"] = disks
     try:
         fp = orjson.dumps((namespace, parts), option=orjson.OPT_SORT_KEYS)
     except (orjson.JSONEncodeError, TypeError):
@@ -900,6 +940,7 @@ def _pod_key(spec: Mapping[str, Any], namespace: str, raw_labels: Any, node_name
         nonzero_memory=nonzero_memory,
         fit_request=None if fit_request == (nonzero_cpu, nonzero_memory) else fit_request,
         host_ports=_canon(host_ports),
+        disks=_inline_disks(spec.get("volumes")) if spec.get("volumes") else (),
         node_name=node_name,
         node_selector=_sorted_pairs(_str_map(ns, "spec.nodeSelector")) if ns is not None else (),
         required_node_affinity=required_na,

@@ -180,6 +180,32 @@ class HostPort:
     port: int
 
 
+GCE_PD, AWS_EBS, ISCSI, RBD = "gcePersistentDisk", "awsElasticBlockStore", "iscsi", "rbd"
+
+
+@dataclass(frozen=True, slots=True)
+class InlineDisk:
+    """A disk named inline in a pod's spec.volumes that VolumeRestrictions keeps from being
+    mounted twice on one node: `kind` is its source (`name`: a GCE PD's pdName, an EBS volumeID,
+    an iSCSI iqn, an RBD pool and image; `monitors`: the RBD image's Ceph monitors)."""
+
+    kind: str
+    name: str
+    read_only: bool = False
+    monitors: tuple[str, ...] = ()
+
+    def conflicts(self, other: "InlineDisk") -> bool:
+        """Upstream's isVolumeConflict for one disk of each pod: the same EBS volume always; the
+        same GCE PD, iSCSI target or RBD image (on a shared monitor) unless both are read-only."""
+        if self.kind != other.kind or self.name != other.name:
+            return False
+        if self.kind == AWS_EBS:
+            return True
+        if self.kind == RBD and not set(self.monitors) & set(other.monitors):
+            return False
+        return not (self.read_only and other.read_only)
+
+
 @dataclass(frozen=True, slots=True)
 class PodVolumes:
     """A pod's PersistentVolumeClaims as the volume filters read them, resolved against the
@@ -217,6 +243,7 @@ class PodSpecKey:
     # (pod-level requests, which that scorer ignores in v1.37.2: see parse._requests)
     fit_request: tuple[int, int] | None = None
     host_ports: tuple[HostPort, ...] = ()
+    disks: tuple[InlineDisk, ...] = ()  # inline GCE PD / EBS / iSCSI / RBD volumes (VolumeRestrictions)
     node_name: str = ""  # spec.nodeName (NodeName plugin)
     node_selector: tuple[tuple[str, str], ...] = ()
     required_node_affinity: tuple[NodeSelectorTerm, ...] | None = None  # None = no requirement
@@ -236,7 +263,7 @@ class PodSpecKey:
         h = self._hash
         if not h:
             h = hash((self.namespace, self.labels, self.requests, self.nonzero_cpu, self.nonzero_memory,
-                      self.fit_request, self.host_ports, self.node_name, self.node_selector, self.required_node_affinity,
+                      self.fit_request, self.host_ports, self.disks, self.node_name, self.node_selector, self.required_node_affinity,
                       self.preferred_node_affinity, self.tolerations, self.pod_affinity,
                       self.pod_anti_affinity, self.preferred_pod_affinity,
                       self.preferred_pod_anti_affinity, self.spread_constraints, self.volumes)) or 1

@@ -48,9 +48,6 @@ class Plugin:
     name: str
     filter: Callable[[ClassCtx], FilterResult] | None = None
     dynamic: bool = False  # the filter's answer changes as pods land
-    # a static filter (its answer part of the class key) that evicting pods may still cure: its
-    # failures are Unschedulable upstream, so preemption looks at those nodes
-    cured_by_eviction: bool = False
     row_filter: Callable[[ClassCtx], Callable[[int], bool]] | None = None  # dynamic filters only
     pre_filter: Callable[[ClassCtx], bool] = _always
     score: str = ""  # ROW, NORMALIZED, INTER_POD, SPREAD; "" = no score
@@ -98,8 +95,8 @@ REGISTRY: tuple[Plugin, ...] = (
     Plugin(node_resources_fit.NAME, filter=node_resources_fit.filter, dynamic=True,
            row_filter=node_resources_fit.row_fit_fn, score=ROW, default_weight=1,
            score_vec=node_resources_fit.score, row_score=node_resources_fit.row_score_fn),
-    Plugin(volume_restrictions.NAME, filter=volume_restrictions.filter, pre_filter=volume_restrictions.pre_filter,
-           cured_by_eviction=True),
+    Plugin(volume_restrictions.NAME, filter=volume_restrictions.filter, dynamic=True,
+           pre_filter=volume_restrictions.pre_filter, row_filter=_row_checker(volume_restrictions.fits_row)),
     Plugin(node_volume_limits.NAME, filter=node_volume_limits.filter, dynamic=True,
            pre_filter=node_volume_limits.pre_filter, row_filter=_row_checker(node_volume_limits.fits_row)),
     Plugin(volume_binding.NAME, filter=volume_binding.filter, pre_filter=volume_binding.pre_filter,

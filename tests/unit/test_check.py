@@ -346,6 +346,25 @@ def test_host_ports_of_sidecars_count_and_other_nodes_do_not_clash():
                                    pod("b", on="n2", containers=ported(9))]).ok
 
 
+@pytest.mark.parametrize("a, b, clash", [
+    ({"gcePersistentDisk": {"pdName": "pd1"}}, {"gcePersistentDisk": {"pdName": "pd1", "readOnly": True}}, True),
+    ({"gcePersistentDisk": {"pdName": "pd1", "readOnly": True}},
+     {"gcePersistentDisk": {"pdName": "pd1", "readOnly": True}}, False),
+    ({"gcePersistentDisk": {"pdName": "pd1"}}, {"gcePersistentDisk": {"pdName": "pd2"}}, False),
+    ({"awsElasticBlockStore": {"volumeID": "v", "readOnly": True}},
+     {"awsElasticBlockStore": {"volumeID": "v", "readOnly": True}}, True),
+    ({"iscsi": {"iqn": "q", "targetPortal": "t", "lun": 0}}, {"iscsi": {"iqn": "q", "targetPortal": "t", "lun": 0}}, True),
+    ({"rbd": {"monitors": ["m1", "m2"], "image": "i"}}, {"rbd": {"monitors": ["m2"], "image": "i", "pool": "rbd"}}, True),
+    ({"rbd": {"monitors": ["m1"], "image": "i"}}, {"rbd": {"monitors": ["m2"], "image": "i"}}, False),
+])
+def test_inline_disks_mounted_twice_on_a_node(a, b, clash):
+    nodes = [node("n1"), node("n2")]
+    together = [pod("a", on="n1", volumes=[{"name": "d", **a}]), pod("b", on="n1", volumes=[{"name": "d", **b}])]
+    assert kinds(check_placement(nodes, together)) == (["disk_conflict"] if clash else [])
+    apart = [pod("a", on="n1", volumes=[{"name": "d", **a}]), pod("b", on="n2", volumes=[{"name": "d", **b}])]
+    assert check_placement(nodes, apart).ok
+
+
 # ---- invariant 2: inter-pod affinity --------------------------------------------------------------
 
 def test_pod_anti_affinity_own_term():
