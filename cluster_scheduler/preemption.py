@@ -444,8 +444,7 @@ class Preemption:
                 big = np.maximum(biggest[rows, col], 1)
                 k_lb = np.maximum(k_lb, np.where(need > 0, -(-need // big), 1))
         pot = resolvable & has & fits_bound
-        vols = cls.key.volumes
-        if vols is not None and vols.rwop_in_use and not cls.key.host_ports:
+        if volume_restrictions.rwop_in_use(cls.key) and not cls.key.host_ports:
             # a ReadWriteOncePod claim in use: only a node its holder runs on can be cured (with
             # every lower-priority pod gone, a node that passes the resource bound and has no
             # ports to check fails on VolumeRestrictions next, as upstream's dry run reports)
@@ -608,7 +607,7 @@ class Preemption:
             return [NO_VICTIMS]
         lower.sort(key=importance)
         name = t.names[row]
-        if cls.resources_only and not (cls.key.volumes is not None and cls.key.volumes.rwop_in_use):
+        if cls.resources_only:  # (a claim's ReadWriteOncePod conflict is a dynamic filter: not this path)
             req = t.req_l[row]
             saved = req[:]
             fit = cls._fit

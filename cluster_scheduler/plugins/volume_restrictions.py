@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..model.types import PodSpecKey
 from . import ClassCtx
 
 NAME = "VolumeRestrictions"
@@ -24,9 +25,13 @@ REASON_RWOP = ("node(s) unavailable due to PersistentVolumeClaim with ReadWriteO
                "already in-use by another pod")
 
 
+def rwop_in_use(key: PodSpecKey) -> bool:
+    """A ReadWriteOncePod claim of the pod is used by a placed pod (resolved into the key)."""
+    return key.volumes is not None and key.volumes.rwop_in_use
+
+
 def _rwop(ctx: ClassCtx) -> bool:
-    v = ctx.key.volumes
-    return v is not None and v.rwop_in_use
+    return rwop_in_use(ctx.key)
 
 
 def pre_filter(ctx: ClassCtx) -> bool:
