@@ -80,8 +80,6 @@ class SimResult:
         return self.bound / self.schedule_cpu_seconds if self.schedule_cpu_seconds else 0.0
 
 
-
-
 class VolumeControl:
     """The volume side of a cluster, in memory: the PersistentVolume controller's binding and a
     provisioner (see the module docstring). It keeps the objects as dicts for the placement check

@@ -46,19 +46,12 @@ def api_client(kubeconfig: str | Path | None, pool_size: int | None = None, *, r
     return client.ApiClient(cfg)
 
 
-def auth_headers(api_client: Any) -> dict[str, str]:
-    """The client's auth headers for one request (its bearer token, through the client's own
-    refresh hook)."""
-    headers: dict[str, str] = {}
-    api_client.update_params_for_auth(headers, [], ["BearerToken"], "", "POST", None)
-    return headers
-
-
 class AuthHeaders:
-    """`auth_headers`, asked of the client at most once per `ttl_s`: the client's refresh hook
-    (the kubeconfig loader's, re-reading the ServiceAccount token file in a pod) walks its whole
-    configuration and the environment each time, about a tenth of the coordinator's CPU when
-    asked per binding. A rotated token is still picked up within `ttl_s` of the hook seeing it."""
+    """The client's auth headers for a request (its bearer token, through the client's own refresh
+    hook), asked of the client at most once per `ttl_s`: the hook (the kubeconfig loader's,
+    re-reading the ServiceAccount token file in a pod) walks its whole configuration and the
+    environment each time, about a tenth of the coordinator's CPU when asked per binding. A
+    rotated token is still picked up within `ttl_s` of the hook seeing it."""
 
     def __init__(self, api_client: Any, ttl_s: float = 1.0) -> None:
         self._api, self._ttl = api_client, ttl_s
@@ -68,7 +61,9 @@ class AuthHeaders:
     def __call__(self) -> dict[str, str]:
         now = time.monotonic()
         if now >= self._until:
-            self._headers, self._until = auth_headers(self._api), now + self._ttl
+            headers: dict[str, str] = {}
+            self._api.update_params_for_auth(headers, [], ["BearerToken"], "", "POST", None)
+            self._headers, self._until = headers, now + self._ttl
         return self._headers
 
 

@@ -760,7 +760,7 @@ def _claims(volumes: Any, pod_name: str) -> tuple[tuple[str, ...], frozenset[str
     return tuple(names), frozenset(ephemeral)
 
 
-_DISK_IDS = {GCE_PD: "pdName", AWS_EBS: "volumeID", ISCSI: "iqn"}  # the field naming each source's disk
+_DISK_IDS = {GCE_PD: "pdName", AWS_EBS: "volumeID", ISCSI: "iqn", RBD: "image"}  # each source's disk (RBD: in a pool)
 
 
 def _inline_disks(volumes: Any) -> tuple[InlineDisk, ...]:
@@ -769,7 +769,7 @@ def _inline_disks(volumes: Any) -> tuple[InlineDisk, ...]:
     disks: list[InlineDisk] = []
     for i, v in enumerate(_list(volumes, "spec.volumes")):
         d = _obj(v, f"spec.volumes[{i}]")
-        for kind in (GCE_PD, AWS_EBS, ISCSI, RBD):
+        for kind, id_field in _DISK_IDS.items():
             src = d.get(kind)
             if src is None:
                 continue
@@ -779,10 +779,10 @@ def _inline_disks(volumes: Any) -> tuple[InlineDisk, ...]:
             if ro is not None and not isinstance(ro, bool):
                 raise _Malformed(f"{where}.readOnly must be a boolean, got {_kind(ro)}")
             if kind == RBD:
-                name = (_str(src.get("pool"), f"{where}.pool") or "rbd") + "\0" + _str(src.get("image"), f"{where}.image")
+                name = (_str(src.get("pool"), f"{where}.pool") or "rbd") + "\0" + _str(src.get(id_field), f"{where}.{id_field}")
                 monitors = tuple(sorted({_str(m, f"{where}.monitors") for m in _list(src.get("monitors"), f"{where}.monitors")}))
             else:
-                name, monitors = _str(src.get(_DISK_IDS[kind]), f"{where}.{_DISK_IDS[kind]}"), ()
+                name, monitors = _str(src.get(id_field), f"{where}.{id_field}"), ()
             disks.append(InlineDisk(kind, name, bool(ro), monitors))
     return _canon(disks)
 
@@ -809,7 +809,7 @@ _cached_keys = [0]  # keys held across all templates (a list: mutable without `g
 _KEY_SPEC_FIELDS = ("affinity", "tolerations", "topologySpreadConstraints", "nodeSelector",
                     "overhead", "resources", "hostNetwork")
 _KEY_CONTAINER_FIELDS = ("name", "resources", "ports", "restartPolicy")
-_DISK_SOURCES = frozenset({GCE_PD, AWS_EBS, ISCSI, RBD})
+_DISK_SOURCES = frozenset(_DISK_IDS)
 _NULL_MARKERS = (b":null", b",null", b"[null")
 
 

@@ -30,12 +30,8 @@ def rwop_in_use(key: PodSpecKey) -> bool:
     return key.volumes is not None and key.volumes.rwop_in_use
 
 
-def _rwop(ctx: ClassCtx) -> bool:
-    return rwop_in_use(ctx.key)
-
-
 def pre_filter(ctx: ClassCtx) -> bool:
-    return bool(ctx.key.disks) or _rwop(ctx)
+    return bool(ctx.key.disks) or rwop_in_use(ctx.key)
 
 
 def filter(ctx: ClassCtx) -> tuple[np.ndarray, list[tuple[np.ndarray, str]]]:
@@ -47,13 +43,13 @@ def filter(ctx: ClassCtx) -> tuple[np.ndarray, list[tuple[np.ndarray, str]]]:
         t = ctx.table
         ok = np.fromiter((not t.disks_conflict(r, wanted) for r in ctx.rows.tolist()), dtype=bool, count=n)
         reasons.append((~ok, REASON_DISK))
-    if _rwop(ctx):
+    if rwop_in_use(ctx.key):
         reasons.append((ok, REASON_RWOP))
         ok = np.zeros(n, dtype=bool)
     return ok, reasons
 
 
 def fits_row(ctx: ClassCtx, row: int) -> bool:
-    if _rwop(ctx):
+    if rwop_in_use(ctx.key):
         return False
     return not ctx.key.disks or not ctx.table.disks_conflict(row, ctx.key.disks)
