@@ -302,7 +302,7 @@ class Coordinator:
         pods = self.ledger.pods
         for uid, b in self.bound.items():
             info = pods.get(uid)
-            if info is None or info.key is None or info.claims:  # (its claims are its own: not a template's)
+            if info is None or info.key is None or info.has_volumes:  # (its volumes are its own: not a template's)
                 ops.append(wire.pod(b))
                 continue
             g = groups.get(info.key)
@@ -437,7 +437,7 @@ class Coordinator:
         if volumes_moved:
             self._volumes_settled()
             if not moved:  # a claim, volume or class changed: pods with claims may fit now
-                self.queue.move_all_to_active(lambda p: bool(p.claims))
+                self.queue.move_all_to_active(lambda p: p.has_volumes)
         if moved:
             self.queue.move_all_to_active()
         elif affinity_moved:

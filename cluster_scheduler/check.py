@@ -666,12 +666,47 @@ def _claim_names(p: _Pod) -> list[str]:
     return out
 
 
+# in-tree sources upstream's attach limit counts under a CSI driver: (driver, the field naming the disk)
+_MIGRATED = {"gcePersistentDisk": ("pd.csi.storage.gke.io", "pdName"),
+             "awsElasticBlockStore": ("ebs.csi.aws.com", "volumeID"),
+             "azureDisk": ("disk.csi.azure.com", "diskURI"),
+             "cinder": ("cinder.csi.openstack.org", "volumeID"),
+             "portworxVolume": ("pxd.portworx.com", "volumeID")}
+
+
+def _attachable(source: Mapping[str, Any], labels: Mapping[str, str] | None) -> tuple[str, str] | None:
+    """(CSI driver, volume handle) of a volume source as the attach limit counts it: `csi`, or an
+    in-tree source translated as upstream's csi-translation-lib does (`labels`: the PV's, whose
+    zone a GCE PD handle names; None for a pod's inline volume, whose handle names no zone)."""
+    csi = source.get("csi")
+    if isinstance(csi, dict):
+        return (csi["driver"], csi["volumeHandle"]) if csi.get("driver") and csi.get("volumeHandle") else None
+    for key, (driver, id_field) in _MIGRATED.items():
+        src = source.get(key)
+        if not isinstance(src, dict):
+            continue
+        disk = str(src.get(id_field) or "")
+        if key == "azureDisk" and str(src.get("kind") or "Shared").lower() != "managed":
+            return None  # only managed disks migrate (the apiserver defaults kind to Shared)
+        if key == "awsElasticBlockStore" and disk.startswith("aws://"):
+            disk = disk.rsplit("/", 1)[-1]
+        if key == "gcePersistentDisk":
+            zone = next((labels[k] for k in ("topology.kubernetes.io/zone", "failure-domain.beta.kubernetes.io/zone")
+                         if labels and labels.get(k)), "")
+            if "__" in zone:
+                return driver, f"projects/UNSPECIFIED/regions/{zone.split('__')[0].rsplit('-', 1)[0]}/disks/{disk}"
+            return driver, f"projects/UNSPECIFIED/zones/{zone or 'UNSPECIFIED'}/disks/{disk}"
+        return driver, disk
+    return None
+
+
 def _check_attach_limits(placed: list[_Pod], pvs: Mapping[str, Mapping[str, Any]],
                          pvcs: Mapping[tuple[str, str], Mapping[str, Any]], csi_nodes: Sequence[Mapping[str, Any]],
                          add: Callable[[Violation], None]) -> None:
-    """Per node and CSI driver with a limit: the distinct volumes (`spec.csi` handles) of the
-    bound claims its pods mount. Over the limit is a violation where one of those pods is ours
-    (in-tree volumes and volumes attached without a pod are not counted here)."""
+    """Per node and CSI driver with a limit: the distinct volumes of its pods (their bound
+    claims' volumes and their inline in-tree volumes, by CSI handle). Over the limit is a
+    violation where one of those pods is ours (volumes attached without a pod are not counted
+    here)."""
     limits: dict[str, dict[str, int]] = {}
     for cn in csi_nodes:
         per = limits.setdefault((cn.get("metadata") or {}).get("name", ""), {})
@@ -684,15 +719,17 @@ def _check_attach_limits(placed: list[_Pod], pvs: Mapping[str, Mapping[str, Any]
     for p in placed:
         if p.node not in limits:
             continue
+        volumes = [_attachable(v, None) for v in p.spec.get("volumes") or () if isinstance(v, dict)]
         for cname in _claim_names(p):
             c = pvcs.get((p.namespace, cname))
             pv = pvs.get((c.get("spec") or {}).get("volumeName")) if c is not None else None
-            csi = ((pv or {}).get("spec") or {}).get("csi") or {}
-            driver, handle = csi.get("driver"), csi.get("volumeHandle")
-            if driver in limits[p.node] and handle:
-                used[(p.node, driver)].add(handle)
+            if pv is not None:
+                volumes.append(_attachable(pv.get("spec") or {}, (pv.get("metadata") or {}).get("labels") or {}))
+        for vol in volumes:
+            if vol is not None and vol[0] in limits[p.node]:
+                used[(p.node, vol[0])].add(vol[1])
                 if p.ours:
-                    ours.setdefault((p.node, driver), p.key)
+                    ours.setdefault((p.node, vol[0]), p.key)
     for (node, driver), handles in sorted(used.items()):
         if (node, driver) in ours and len(handles) > limits[node][driver]:
             add(Violation(VOLUME_LIMIT, ours[(node, driver)], node,

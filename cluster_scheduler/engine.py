@@ -704,7 +704,7 @@ class ClassState:
         while i < n and (same_profile or pods[i].scheduler_name == sched):
             pod = pods[i]
             full = pod.key
-            if full is not key and (full is None or class_key(full) is not key) or pod.claims:
+            if full is not key and (full is None or class_key(full) is not key) or pod.has_volumes:
                 break
             while heap:
                 neg, row, ver = heap[0]
@@ -915,11 +915,11 @@ class Engine:
                 return False
             self.remove_pod(pod.uid)
         self.pods[pod.uid] = pod
-        if pod.claims:
+        if pod.has_volumes:
             self.storage.placed(pod, 1)
         if pod.key is None:
             return True
-        if pod.claims and pod.uid in self.storage.parked:
+        if pod.has_volumes and pod.uid in self.storage.parked:
             self.storage.restore(pod.uid)  # put back (a preemption trial undone): its volumes too
         self.note_selectors(pod.key)  # its terms may read labels of pods still to come
         row = self.table.index.get(pod.node_name)
@@ -938,7 +938,8 @@ class Engine:
         key, pods, index = tpl.key, self.pods, self.table.index
         if key is not None:
             self.note_selectors(key)
-        charge = self.charger(key) if key is not None else None  # no class is built meanwhile
+        # no class is built meanwhile; a pod whose volumes are counted is added as such
+        charge = self.charger(key) if key is not None and not tpl.has_volumes else None
         ns, sched, err, phase = tpl.namespace, tpl.scheduler_name, tpl.error, tpl.phase
         n = 0
         for m in members:
@@ -959,7 +960,7 @@ class Engine:
         pod = self.pods.pop(uid, None)
         if pod is None:
             return
-        if pod.claims:
+        if pod.has_volumes:
             self.storage.placed(pod, -1)
             self.storage.release(uid)
         cp = self.table.uncharge(uid)
@@ -992,7 +993,7 @@ class Engine:
     def assume(self, pod: PodInfo, node: str) -> None:
         pod.node_name = node
         self.add_pod(pod)
-        if pod.claims:
+        if pod.has_volumes:
             self.promise_volumes(pod, node)
 
     def promise_volumes(self, pod: PodInfo, node: str) -> None:
@@ -1071,7 +1072,7 @@ class Engine:
         against the storage index when it has claims; or why no node can take it now (a
         PreFilter's reason); None for an unusable spec."""
         key = pod.key
-        if key is None or not pod.claims:
+        if key is None or not pod.has_volumes:
             return key
         prof = self.profiles.get(pod.scheduler_name, self.profile)
         vols = self.storage.resolve(pod, prof.filter_enabled(volume_binding.NAME),
@@ -1111,7 +1112,7 @@ class Engine:
                 i += 1
                 continue
             profile = self.profiles.get(pod.scheduler_name, self.profile)
-            if pod.claims:
+            if pod.has_volumes:
                 key = self.pod_key(pod)
                 if isinstance(key, str):
                     results.append(PodResult(pod.uid, reasons={}, num_nodes=self.num_nodes(), prefilter=key))
@@ -1140,7 +1141,7 @@ class Engine:
             pod.node_name = names[row]
             self.pods[pod.uid] = pod
             self._charge(pod.uid, pod.key, row)
-            if pod.claims:
+            if pod.has_volumes:
                 self.storage.placed(pod, 1)
                 self.promise_volumes(pod, names[row])
                 if cls.one_pod:  # keyed on this pod's own claims: of no use to another pod

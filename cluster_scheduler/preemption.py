@@ -386,7 +386,7 @@ class Preemption:
         if stamp != self._memo_stamp:
             self._memo.clear()
             self._memo_stamp = stamp
-        memo_key = (self.engine.pod_key(pod) if pod.claims else pod.key, pod.priority, pod.preempt_never,
+        memo_key = (self.engine.pod_key(pod) if pod.has_volumes else pod.key, pod.priority, pod.preempt_never,
                     pod.nominated_node)
         out = self._memo.get(memo_key)
         if out is None:
@@ -400,7 +400,7 @@ class Preemption:
         e = self.engine
         if pod.key is None:
             return Outcome(message=postfilter_message(pod.error or "invalid pod spec"))
-        if pod.claims and isinstance(e.pod_key(pod), str):  # a PreFilter rejected it for every node
+        if pod.has_volumes and isinstance(e.pod_key(pod), str):  # a PreFilter rejected it for every node
             n = e.num_nodes()
             return Outcome(message=postfilter_message(fit_error_message(n, {NOT_HELPFUL: n})))
         if self.index is None:
@@ -557,7 +557,7 @@ class Preemption:
         victims this engine selects on `node` now, or None when the node is no candidate here."""
         e = self.engine
         row = e.table.index.get(node)
-        if row is None or pod.key is None or self.eligible(pod) or (pod.claims and isinstance(e.pod_key(pod), str)):
+        if row is None or pod.key is None or self.eligible(pod) or (pod.has_volumes and isinstance(e.pod_key(pod), str)):
             return None
         cls = e.class_of(pod)
         if cls.stale():

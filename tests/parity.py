@@ -179,6 +179,7 @@ def generate(seed: int, max_nodes: int = 7, max_pods: int = 12) -> Case:
     profile = random.Random(f"profile-{seed}").choice(["", "", *PROFILES])
     storage, claims = _storage(random.Random(f"storage-{seed}"), prefix, nodes, pods, random.Random(f"pool-{seed}"))
     _disks(random.Random(f"disk-{seed}"), pods)
+    _disk_limits(random.Random(f"disk-limit-{seed}"), nodes, storage)
     grng = random.Random(f"gang-{seed}")  # gangs last, from a generator of their own again
     gangs = [_gang(grng, f"{prefix}-g{j}", grng.choice(sorted(namespaces)), node_names)
              for j in range(grng.choice([0, 0, 1, 2]))]
@@ -206,6 +207,27 @@ def _disks(rng: random.Random, pods: list[dict]) -> None:
             src = {"rbd": {"monitors": rng.sample(["10.0.1.1:6789", "10.0.1.2:6789", "10.0.1.3:6789"], rng.randint(1, 2)),
                            "image": "img", "readOnly": ro}}
         pod["spec"].setdefault("volumes", []).append({"name": "disk", **src})
+
+
+def _disk_limits(rng: random.Random, nodes: list[dict], storage: list[dict]) -> None:
+    """Attach limits for the inline disks' CSI drivers (NodeVolumeLimits counts a GCE PD or EBS
+    volume written inline under its driver) on most nodes' CSINodes, in half the cases: one or
+    two PDs, one EBS volume."""
+    if rng.random() >= 0.5:
+        return
+    csi_nodes = {o["metadata"]["name"]: o for o in storage if o["kind"] == "CSINode"}
+    for n in nodes:
+        if rng.random() >= 0.7:
+            continue
+        name = n["metadata"]["name"]
+        cn = csi_nodes.get(name)
+        if cn is None:
+            cn = csi_nodes[name] = {"apiVersion": "storage.k8s.io/v1", "kind": "CSINode", "metadata": {"name": name},
+                                    "spec": {"drivers": []}}
+            storage.insert(0, cn)
+        cn["spec"]["drivers"] += [
+            {"name": "pd.csi.storage.gke.io", "nodeID": name, "allocatable": {"count": rng.randint(1, 2)}},
+            {"name": "ebs.csi.aws.com", "nodeID": name, "allocatable": {"count": 1}}]
 
 
 def _gang(rng: random.Random, name: str, namespace: str, node_names: list[str]) -> Gang:

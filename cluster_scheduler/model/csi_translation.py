@@ -8,6 +8,14 @@ and counts it under the CSI driver's name and the translated volume handle. A St
 provisioner is such a plugin provisions through the same driver. Azure File and vSphere are
 translatable too, but upstream's limit check leaves them uncounted (their migration is not "on"
 for it), and so do we.
+
+The same five sources written inline in a pod's `spec.volumes` are counted as well (upstream
+translates them on any node with a CSINode, the only nodes with limits): the handle is the one the
+translation gives an inline volume, which knows no zone (a GCE PD's reads `UNSPECIFIED`).
+
+An Azure disk translates only when its `kind` is `Managed`; the apiserver defaults it to `Shared`.
+Upstream then leaves such a volume uncounted, and so do we; for an inline one its translation error
+fails the pod on every node with a CSINode, where we leave it uncounted too.
 """
 
 from __future__ import annotations
@@ -64,7 +72,28 @@ def translate_volume(spec: dict[str, Any], labels: dict[str, str]) -> tuple[str,
     for driver, key in PLUGINS.values():
         src = spec.get(key)
         if isinstance(src, dict):
-            return driver, _HANDLES[key](src, labels)
+            return (driver, _HANDLES[key](src, labels)) if _translatable(key, src) else None
+    return None
+
+
+def _translatable(key: str, src: dict[str, Any]) -> bool:
+    """An Azure disk translates only when it is `Managed` (the apiserver defaults `kind` to
+    `Shared`, so an absent one is that)."""
+    return key != "azureDisk" or str(src.get("kind") or "Shared").lower() == "managed"
+
+
+def translate_inline(volume: dict[str, Any]) -> tuple[str, str] | None:
+    """(CSI driver, volume handle) of a pod's inline volume with a migrated in-tree source, else
+    None (also for an Azure disk of another kind than `Managed`)."""
+    for driver, key in PLUGINS.values():
+        src = volume.get(key)
+        if not isinstance(src, dict):
+            continue
+        if not _translatable(key, src):
+            return None
+        if key == "gcePersistentDisk":
+            return driver, f"projects/UNSPECIFIED/zones/UNSPECIFIED/disks/{_disk_id(key)(src, {})}"
+        return driver, _HANDLES[key](src, {})
     return None
 
 

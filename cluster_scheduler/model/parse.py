@@ -27,7 +27,8 @@ from typing import Any, Iterable, Mapping
 
 import orjson
 
-from cluster_scheduler.model.csi_translation import translate_volume
+from cluster_scheduler.model.csi_translation import DISK_IDS as _MIGRATED_IDS
+from cluster_scheduler.model.csi_translation import translate_inline, translate_volume
 from cluster_scheduler.model.quantity import (
     QuantityError,
     nanos_to_canonical,
@@ -787,6 +788,18 @@ def _inline_disks(volumes: Any) -> tuple[InlineDisk, ...]:
     return _canon(disks)
 
 
+def _inline_csi(volumes: Any) -> tuple[tuple[str, str], ...]:
+    """(CSI driver, handle) of each inline in-tree volume NodeVolumeLimits counts (spec.volumes
+    was read by `_inline_disks` first: well-formed lists of objects)."""
+    out = []
+    for v in volumes:
+        if not _MIGRATED_IDS.keys().isdisjoint(v):
+            vol = translate_inline(v)
+            if vol is not None:
+                out.append(vol)
+    return tuple(sorted(set(out)))
+
+
 # Pods stamped from one template share everything the key reads, so keys are memoised on a
 # canonical JSON fingerprint of exactly those fields of the spec (container names included, so
 # error messages are the same). Labels enter the key in one field only, unless the spec uses
@@ -809,7 +822,7 @@ _cached_keys = [0]  # keys held across all templates (a list: mutable without `g
 _KEY_SPEC_FIELDS = ("affinity", "tolerations", "topologySpreadConstraints", "nodeSelector",
                     "overhead", "resources", "hostNetwork")
 _KEY_CONTAINER_FIELDS = ("name", "resources", "ports", "restartPolicy")
-_DISK_SOURCES = frozenset(_DISK_IDS)
+_DISK_SOURCES = frozenset(_DISK_IDS) | frozenset(_MIGRATED_IDS)  # VolumeRestrictions', NodeVolumeLimits' sources
 _NULL_MARKERS = (b":null", b",null", b"[null")
 
 
@@ -941,6 +954,7 @@ def _pod_key(spec: Mapping[str, Any], namespace: str, raw_labels: Any, node_name
         fit_request=None if fit_request == (nonzero_cpu, nonzero_memory) else fit_request,
         host_ports=_canon(host_ports),
         disks=_inline_disks(spec.get("volumes")) if spec.get("volumes") else (),
+        inline_csi=_inline_csi(spec.get("volumes")) if spec.get("volumes") else (),
         node_name=node_name,
         node_selector=_sorted_pairs(_str_map(ns, "spec.nodeSelector")) if ns is not None else (),
         required_node_affinity=required_na,

@@ -339,7 +339,7 @@ class StorageIndex:
     # ------------------------------------------------------------------ PreFilter
     # ------------------------------------------------------------------ users
     def placed(self, pod: PodInfo, sign: int) -> None:
-        """A pod with claims charged to a node (+1) or taken off (-1)."""
+        """A pod with volumes (`PodInfo.has_volumes`) charged to a node (+1) or taken off (-1)."""
         self._attach(pod.uid, [(pod.node_name, d, h) for d, h in self.csi_volumes(pod)] if sign > 0 else [])
         for name in pod.claims:
             at = self.mounted.setdefault((pod.namespace, name), {})
@@ -412,8 +412,8 @@ class StorageIndex:
         """(driver, volume handle) of the pod's CSI volumes, as NodeVolumeLimits counts them: a
         bound claim's volume by its `spec.csi` (or its in-tree source, translated); an unbound
         one (or one whose volume is missing) by its class's provisioner's driver, under a handle
-        of its own (upstream makes a random one)."""
-        out = []
+        of its own (upstream makes a random one); and its inline in-tree volumes, translated."""
+        out = list(pod.key.inline_csi) if pod.key is not None else []
         for name in pod.claims:
             c = self.claims.get((pod.namespace, name))
             if c is None:

@@ -244,6 +244,8 @@ class PodSpecKey:
     fit_request: tuple[int, int] | None = None
     host_ports: tuple[HostPort, ...] = ()
     disks: tuple[InlineDisk, ...] = ()  # inline GCE PD / EBS / iSCSI / RBD volumes (VolumeRestrictions)
+    # inline in-tree volumes migrated to CSI, (driver, volume handle) (NodeVolumeLimits counts them)
+    inline_csi: tuple[tuple[str, str], ...] = ()
     node_name: str = ""  # spec.nodeName (NodeName plugin)
     node_selector: tuple[tuple[str, str], ...] = ()
     required_node_affinity: tuple[NodeSelectorTerm, ...] | None = None  # None = no requirement
@@ -263,7 +265,7 @@ class PodSpecKey:
         h = self._hash
         if not h:
             h = hash((self.namespace, self.labels, self.requests, self.nonzero_cpu, self.nonzero_memory,
-                      self.fit_request, self.host_ports, self.disks, self.node_name, self.node_selector, self.required_node_affinity,
+                      self.fit_request, self.host_ports, self.disks, self.inline_csi, self.node_name, self.node_selector, self.required_node_affinity,
                       self.preferred_node_affinity, self.tolerations, self.pod_affinity,
                       self.pod_anti_affinity, self.preferred_pod_affinity,
                       self.preferred_pod_anti_affinity, self.spread_constraints, self.volumes)) or 1
@@ -307,6 +309,12 @@ class PodInfo:
     @property
     def labels(self) -> dict[str, str]:
         return dict(self.key.labels) if self.key else {}
+
+    @property
+    def has_volumes(self) -> bool:
+        """Claims, or inline volumes NodeVolumeLimits counts: the storage index resolves its
+        volumes (its class key is its own) and counts them where it is placed."""
+        return bool(self.claims) or (self.key is not None and bool(self.key.inline_csi))
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,14 +1,14 @@
 """NodeVolumeLimits (upstream `nodevolumelimits`, CSI): on a node whose CSINode gives a driver an
 attach limit (`spec.drivers[].allocatable.count`), the distinct volumes of that driver used by the
 node's pods plus the pod's new ones may not exceed it. A volume is known by its `spec.csi` driver
-and handle (an in-tree AWS EBS, GCE PD, Azure Disk, Cinder or Portworx volume by its CSI driver's,
-model/csi_translation.py); an unbound claim counts as a new volume of its class's provisioner. Which volumes
-each placed pod uses per node is kept by `StorageIndex.placed`; the pod's own are in
-`PodVolumes.csi`. Dynamic: the answer changes as pods land, so the engine re-checks a row when it
-changes. VolumeAttachments count too (`StorageIndex.in_use`: a volume still attached where no pod
-uses it); in-tree volumes inline in a pod spec are not counted.
+and handle (an in-tree AWS EBS, GCE PD, Azure Disk, Cinder or Portworx volume, a claim's or inline
+in the pod spec, by its CSI driver's, model/csi_translation.py); an unbound claim counts as a new
+volume of its class's provisioner. Which volumes each placed pod uses per node is kept by
+`StorageIndex.placed`; the pod's own are in `PodVolumes.csi`. Dynamic: the answer changes as pods
+land, so the engine re-checks a row when it changes. VolumeAttachments count too
+(`StorageIndex.in_use`: a volume still attached where no pod uses it).
 
-Pods with claims of their own are classes of their own, so the filter runs once per pod: it reads
+Pods with volumes are classes of their own, so the filter runs once per pod: it reads
 per-driver limit and count arrays over the candidate rows, kept up to date from the index's log of
 changed counts, instead of visiting every node.
 

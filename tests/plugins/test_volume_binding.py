@@ -428,6 +428,71 @@ def test_migrated_in_tree_volumes_count_under_their_csi_driver():
         "3 node(s) didn't match Pod's node affinity/selector.")
 
 
+def test_translation_of_inline_and_azure_volumes():
+    """An inline volume's handle knows no zone; an Azure disk translates only when `Managed` (the
+    apiserver defaults `kind` to `Shared`), as a volume or inline; Azure File is not counted."""
+    from cluster_scheduler.model.csi_translation import translate_inline, translate_volume
+
+    gce = "pd.csi.storage.gke.io"
+    assert translate_inline({"name": "d", "gcePersistentDisk": {"pdName": "pd-a"}}) == (
+        gce, "projects/UNSPECIFIED/zones/UNSPECIFIED/disks/pd-a")
+    assert translate_inline({"awsElasticBlockStore": {"volumeID": "aws://us-east-1a/vol-1"}}) == (
+        "ebs.csi.aws.com", "vol-1")
+    assert translate_inline({"cinder": {"volumeID": "c1"}}) == ("cinder.csi.openstack.org", "c1")
+    assert translate_inline({"portworxVolume": {"volumeID": "x1"}}) == ("pxd.portworx.com", "x1")
+    uri = "/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/disks/d"
+    for translate in (translate_inline, lambda v: translate_volume(v, {})):
+        assert translate({"azureDisk": {"diskName": "d", "diskURI": uri}}) is None
+        assert translate({"azureDisk": {"diskName": "d", "diskURI": uri, "kind": "Shared"}}) is None
+        assert translate({"azureDisk": {"diskName": "d", "diskURI": uri, "kind": "managed"}}) == (
+            "disk.csi.azure.com", uri)
+    assert translate_inline({"azureFile": {"shareName": "s"}}) is None
+    assert translate_inline({"emptyDir": {}}) is None
+
+
+def test_inline_in_tree_volumes_count_under_their_csi_driver():
+    """Upstream counts a pod's inline GCE PD (EBS, Azure Disk, Cinder, Portworx) volumes under
+    their CSI driver on a node whose CSINode limits it: distinct disks per node, a disk already
+    there (inline or through a claim) is not new, and pods stamped from one template (one class,
+    or bound pods added as a group) count each where it lands."""
+    from cluster_scheduler.model.parse import parse_csi_node
+
+    def disk(pd: str, name: str = "d") -> dict:
+        return {"name": name, "gcePersistentDisk": {"pdName": pd, "readOnly": True}}
+
+    e = cluster()
+    e.storage.set_node_limits(*parse_csi_node(csi_node("n0", pd_csi_storage_gke_io=2)))
+    on_n0 = {"nodeSelector": {"kubernetes.io/hostname": "n0"}}
+    a = pod("a", cpu="100m", volumes=[disk("pd-a")], **on_n0)
+    assert a.has_volumes and a.key.inline_csi == (("pd.csi.storage.gke.io", "projects/UNSPECIFIED/zones/UNSPECIFIED/disks/pd-a"),)
+    assert where(e, a) == "n0"
+    assert where(e, pod("a2", cpu="100m", volumes=[disk("pd-a")], **on_n0)) == "n0"  # the same disk
+    assert where(e, pod("b", cpu="100m", volumes=[disk("pd-b"), disk("pd-a", "again")], **on_n0)) == "n0"
+    full = ("0/4 nodes are available: 1 node(s) exceed max volume count, "
+            "3 node(s) didn't match Pod's node affinity/selector.")
+    assert message(e, pod("c", cpu="100m", volumes=[disk("pd-c")], **on_n0)) == full
+    # a claim's CSI volume with the handle of a disk already there is not new
+    add_storage(e, storage_class("csi", provisioner="pd.csi.storage.gke.io", mode="Immediate"),
+                pv_dict("v", claim=("default", "c"), phase="Bound", storage_class="csi",
+                        csi={"driver": "pd.csi.storage.gke.io",
+                             "volumeHandle": "projects/UNSPECIFIED/zones/UNSPECIFIED/disks/pd-b"}),
+                pvc_dict("c", volume="v", bound=True, storage_class="csi"))
+    assert where(e, pod("claim", cpu="100m", **claims("c"), **on_n0)) == "n0"
+    e.remove_pod("default/b")  # pd-b is still used (by the claim's pod), pd-a too
+    assert message(e, pod("c", cpu="100m", volumes=[disk("pd-c")], **on_n0)) == full
+    e.remove_pod("default/claim")
+    assert where(e, pod("c", cpu="100m", volumes=[disk("pd-c")], **on_n0)) == "n0"
+    # bound pods of one template, added as a group (a snapshot's BOUND_CLASS), count as well
+    g = cluster()
+    g.storage.set_node_limits(*parse_csi_node(csi_node("n1", pd_csi_storage_gke_io=1)))
+    tpl = pod("t", cpu="100m", volumes=[disk("pd-x")])
+    g.add_group(tpl, [("default/t0", "t0", "n1"), ("default/t1", "t1", "n1")])
+    on_n1 = {"nodeSelector": {"kubernetes.io/hostname": "n1"}}
+    assert message(g, pod("y", cpu="100m", volumes=[disk("pd-y")], **on_n1)).startswith(
+        "0/4 nodes are available: 1 node(s) exceed max volume count")
+    assert where(g, pod("x", cpu="100m", volumes=[disk("pd-x")], **on_n1)) == "n1"
+
+
 # ------------------------------------------------------------------------------ storage capacity
 NO_SPACE = "node(s) did not have enough free storage"
 DRIVER = "disk.csi.example.com"

@@ -997,3 +997,30 @@ def test_csi_attach_limits():
     theirs = [pod(p["metadata"]["name"], on="n1", sched="other", **_mounts(*(v["persistentVolumeClaim"]["claimName"]
               for v in p["spec"]["volumes"]))) for p in over]
     assert check_placement(nodes, theirs, SCHED, volumes=pvs, claims=pvcs, csi_nodes=limit).ok
+
+
+def test_attach_limits_count_in_tree_volumes_inline_or_through_a_claim():
+    """In-tree GCE PD / EBS volumes count under their CSI driver, as upstream translates them: an
+    inline PD (its handle names no zone) and a CSI volume of the same handle are one disk; an EBS
+    `aws://zone/id` is its bare id; a Shared (the default) Azure disk is not counted."""
+    nodes = zones(("n1", "a"))
+    gce, ebs = "pd.csi.storage.gke.io", "ebs.csi.aws.com"
+    limit = [{"metadata": {"name": "n1"}, "spec": {"drivers": [{"name": gce, "allocatable": {"count": 1}},
+                                                               {"name": ebs, "allocatable": {"count": 1}}]}}]
+    pvs = [{**_pv("same", claim="c0"), "spec": {"csi": {"driver": gce,
+                                                        "volumeHandle": "projects/UNSPECIFIED/zones/UNSPECIFIED/disks/pd-a"},
+                                                "claimRef": {"namespace": "default", "name": "c0"}}},
+           {**_pv("ebs", claim="c1"), "spec": {"awsElasticBlockStore": {"volumeID": "aws://a/vol-1"},
+                                               "claimRef": {"namespace": "default", "name": "c1"}}}]
+    pvcs = [_pvc("c0", "same"), _pvc("c1", "ebs")]
+
+    def inline(name: str, **src) -> dict:
+        return pod(name, on="n1", volumes=[{"name": "d", **src}])
+
+    ok = [inline("a", gcePersistentDisk={"pdName": "pd-a", "readOnly": True}), pod("b", on="n1", **_mounts("c0")),
+          inline("c", awsElasticBlockStore={"volumeID": "vol-1"}), pod("d", on="n1", **_mounts("c1")),
+          inline("e", azureDisk={"diskName": "x", "diskURI": "https://x/y.vhd"})]
+    assert check_placement(nodes, ok, SCHED, volumes=pvs, claims=pvcs, csi_nodes=limit).ok
+    over = ok + [inline("f", gcePersistentDisk={"pdName": "pd-b"})]
+    rep = check_placement(nodes, over, SCHED, volumes=pvs, claims=pvcs, csi_nodes=limit)
+    assert kinds(rep) == [check.VOLUME_LIMIT] and f"2 volumes of {gce} in use" in rep.violations[0].message
