@@ -34,13 +34,51 @@ WORKLOADS = Path(os.environ.get("CLUSTER_SCHEDULER_SHARED", Path(__file__).resol
 WORKERS, WORKER_CPUS, PARTITIONS = 3, 4, 3
 
 
-@pytest.fixture
-def ray_cluster(tmp_path):
+class Cluster:
     """A head with no CPUs (the test process joins it as the driver; no partition can land there)
     and three workers of four CPUs each: room for the three partitions on any one of them, so a
     node may be lost, and Ray's default policy (pack a node to half its CPUs) would put two on one.
     Every worker declares one `coordinator` resource (`runtime.coordinatorResources` steers the
     coordinator actor of `cluster-scheduler run` to them, never to the driver's head)."""
+
+    def __init__(self, logs: Path, env: dict) -> None:
+        self.logs, self.env, self.started = logs, env, 0
+        self.head = RayNode(logs / "head.log", Path(f"/tmp/csh{os.getpid()}"), env, num_cpus=0,
+                            extra=("--include-dashboard=false",))
+        self.workers: list[RayNode] = []
+
+    def start(self) -> None:
+        self.head.start()
+        self.heal()
+
+    def _worker(self) -> RayNode:
+        self.started += 1
+        return RayNode(self.logs / f"worker{self.started}.log", Path(f"/tmp/csw{self.started}-{os.getpid()}"),
+                       self.env, num_cpus=WORKER_CPUS, head_address=self.head.address,
+                       extra=('--resources={"coordinator": 1}',))
+
+    def heal(self) -> None:
+        """Replace the workers a test killed, so each test starts with three live ones."""
+        live = []
+        for w in self.workers:
+            try:
+                w.raylet()
+                live.append(w)
+            except AssertionError:
+                w.stop()
+        self.workers = live
+        while len(self.workers) < WORKERS:
+            self.workers.append(self._worker())
+            self.workers[-1].start()
+
+    def stop(self) -> None:
+        for node in [*self.workers, self.head]:
+            node.stop()
+
+
+@pytest.fixture(scope="module")
+def ray_nodes(tmp_path_factory):
+    """The cluster, started once for the module (a head and three workers take ~20 s here)."""
     import ray
 
     if ray.is_initialized():
@@ -49,25 +87,28 @@ def ray_cluster(tmp_path):
     env.pop("RAY_AUTH_TOKEN", None)
     before = os.environ.get("RAY_AUTH_MODE")
     os.environ["RAY_AUTH_MODE"] = "disabled"  # this process joins as a driver: the head's mode
-    pid = os.getpid()
-    nodes: list[RayNode] = []
+    cluster = Cluster(tmp_path_factory.mktemp("ray"), env)
     try:
-        head = RayNode(tmp_path / "head.log", Path(f"/tmp/csh{pid}"), env, num_cpus=0,
-                       extra=("--include-dashboard=false",)).start()
-        nodes.append(head)
-        for i in range(WORKERS):
-            nodes.append(RayNode(tmp_path / f"worker{i}.log", Path(f"/tmp/csw{i}-{pid}"), env,
-                                 num_cpus=WORKER_CPUS, head_address=head.address,
-                                 extra=('--resources={"coordinator": 1}',)).start())
-        yield head, nodes[1:]
+        cluster.start()
+        yield cluster
     finally:
-        ray.shutdown()
-        for node in reversed(nodes):
-            node.stop()
+        cluster.stop()
         if before is None:
             os.environ.pop("RAY_AUTH_MODE", None)
         else:
             os.environ["RAY_AUTH_MODE"] = before
+
+
+@pytest.fixture
+def ray_cluster(ray_nodes):
+    """(head, workers) with three live workers; the driver leaves the cluster after the test."""
+    import ray
+
+    ray_nodes.heal()
+    try:
+        yield ray_nodes.head, list(ray_nodes.workers)
+    finally:
+        ray.shutdown()
 
 
 def start_scheduler(cp, head: RayNode, placement: str = "spread") -> SchedulerRuntime:
