@@ -15,6 +15,17 @@ def pod(name: str) -> dict:
             "spec": {"schedulerName": "nobody", "containers": [{"name": "c", "image": "pause"}]}}
 
 
+def pod_group(name: str, min_count: object = None, namespace: str | None = "default", basic: bool = False,
+              **spec: object) -> dict:
+    """A `scheduling.k8s.io/v1beta1` PodGroup: a gang of `min_count` (whatever value is given: tests
+    of bad input give bad ones), or with `basic` the basic policy; without a namespace when
+    `namespace` is None (the request's path names it)."""
+    policy = {"basic": {}} if basic else {"gang": {"minCount": min_count}}
+    meta = {"name": name} if namespace is None else {"name": name, "namespace": namespace}
+    return {"apiVersion": "scheduling.k8s.io/v1beta1", "kind": "PodGroup", "metadata": meta,
+            "spec": {"schedulingPolicy": policy, **spec}}
+
+
 def binding(pod_name: str, node_name: str) -> dict:
     return {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": pod_name},
             "target": {"apiVersion": "v1", "kind": "Node", "name": node_name}}

@@ -54,6 +54,7 @@ from cluster_scheduler.model.parse import parse_node, parse_pdb, parse_pod
 from cluster_scheduler.model.storage import ATTACHMENTS, CAPACITIES, CLAIMS, CSI_DRIVERS, CSI_NODES, STORAGE_CLASSES, VOLUMES
 from cluster_scheduler.model.types import DisruptionBudget, PodInfo
 from cluster_scheduler.preemption import split_by_pdb
+from tests.manifests import pod_group
 
 OURS = "cluster-scheduler"
 KUBE = "default-scheduler"
@@ -150,9 +151,7 @@ class Gang:
         return out
 
     def group(self, name: str) -> dict:
-        return {"apiVersion": "scheduling.k8s.io/v1beta1", "kind": "PodGroup",
-                "metadata": {"name": name, "namespace": self.namespace},
-                "spec": {"schedulingPolicy": {"gang": {"minCount": self.min_count}}, "priority": 0}}
+        return pod_group(name, self.min_count, self.namespace, priority=0)
 
 
 def generate(seed: int, max_nodes: int = 7, max_pods: int = 12) -> Case:
@@ -179,7 +178,7 @@ def generate(seed: int, max_nodes: int = 7, max_pods: int = 12) -> Case:
     profile = random.Random(f"profile-{seed}").choice(["", "", *PROFILES])
     storage, claims = _storage(random.Random(f"storage-{seed}"), prefix, nodes, pods, random.Random(f"pool-{seed}"))
     _disks(random.Random(f"disk-{seed}"), pods)
-    _disk_limits(random.Random(f"disk-limit-{seed}"), nodes, storage)
+    _disk_limits(random.Random(f"disk-limit-{seed}"), prefix, nodes, pods, storage)
     grng = random.Random(f"gang-{seed}")  # gangs last, from a generator of their own again
     gangs = [_gang(grng, f"{prefix}-g{j}", grng.choice(sorted(namespaces)), node_names)
              for j in range(grng.choice([0, 0, 1, 2]))]
@@ -209,17 +208,22 @@ def _disks(rng: random.Random, pods: list[dict]) -> None:
         pod["spec"].setdefault("volumes", []).append({"name": "disk", **src})
 
 
-def _disk_limits(rng: random.Random, nodes: list[dict], storage: list[dict]) -> None:
+def _disk_limits(rng: random.Random, prefix: str, nodes: list[dict], pods: list[dict], storage: list[dict]) -> None:
     """Attach limits for the inline disks' CSI drivers (NodeVolumeLimits counts a GCE PD or EBS
     volume written inline under its driver) on most nodes' CSINodes, in half the cases: one or
-    two PDs, one EBS volume."""
+    two PDs, one EBS volume. Then two to four small pods that tolerate every taint, each pinned to
+    one of two limited nodes (a hostname in their node selector) with a PD (read-only: only the
+    limit keeps them apart) or an EBS volume of their own: where pods spread, a limit seldom
+    decides anything."""
     if rng.random() >= 0.5:
         return
     csi_nodes = {o["metadata"]["name"]: o for o in storage if o["kind"] == "CSINode"}
+    limited = []
     for n in nodes:
         if rng.random() >= 0.7:
             continue
         name = n["metadata"]["name"]
+        limited.append(name)
         cn = csi_nodes.get(name)
         if cn is None:
             cn = csi_nodes[name] = {"apiVersion": "storage.k8s.io/v1", "kind": "CSINode", "metadata": {"name": name},
@@ -228,6 +232,18 @@ def _disk_limits(rng: random.Random, nodes: list[dict], storage: list[dict]) -> 
         cn["spec"]["drivers"] += [
             {"name": "pd.csi.storage.gke.io", "nodeID": name, "allocatable": {"count": rng.randint(1, 2)}},
             {"name": "ebs.csi.aws.com", "nodeID": name, "allocatable": {"count": 1}}]
+    namespaces = sorted({p["metadata"]["namespace"] for p in pods})
+    for j in range(rng.randint(2, 4) if limited else 0):
+        if rng.random() < 0.75:
+            disk = {"gcePersistentDisk": {"pdName": rng.choice(["pd-c", "pd-d", "pd-e"]), "readOnly": True}}
+        else:
+            disk = {"awsElasticBlockStore": {"volumeID": rng.choice(["vol-b", "vol-c"])}}
+        pods.append({"apiVersion": "v1", "kind": "Pod",
+                     "metadata": {"name": f"{prefix}-d{j}", "namespace": rng.choice(namespaces), "labels": {"app": "disk"}},
+                     "spec": {"containers": [{"name": "c0", "image": IMAGE,
+                                              "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}}],
+                              "terminationGracePeriodSeconds": 0, "tolerations": [{"operator": "Exists"}],
+                              "nodeSelector": {HOST: rng.choice(limited[:2])}, "volumes": [{"name": "disk", **disk}]}})
 
 
 def _gang(rng: random.Random, name: str, namespace: str, node_names: list[str]) -> Gang:

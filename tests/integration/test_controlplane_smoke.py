@@ -18,6 +18,7 @@ from kubernetes.client.rest import ApiException
 
 from cluster_scheduler.controlplane.cluster import ManagedProcess
 from cluster_scheduler.runtime import storage_listers
+from tests.manifests import pod_group
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.timeout(300)]
 
@@ -275,11 +276,6 @@ def test_cli_errors_are_one_line_and_leave_nothing(tmp_path, monkeypatch):
     assert "kube-apiserver" in out.stderr and "not found" in out.stderr and "Traceback" not in out.stderr
 
 
-def _pod_group(name: str, min_count: int) -> dict:
-    return {"apiVersion": "scheduling.k8s.io/v1beta1", "kind": "PodGroup", "metadata": {"name": name},
-            "spec": {"schedulingPolicy": {"gang": {"minCount": min_count}}}}
-
-
 def test_gang_api_is_served_and_the_peer_schedules_gangs(admin_api, namespace, peer_scheduler):
     """Kubernetes 1.37's gang API (scheduling.k8s.io/v1beta1 PodGroup, Pod.spec.schedulingGroup)
     is on for the apiserver and the peer kube-scheduler alike: a gang whose members all exist is
@@ -291,8 +287,8 @@ def test_gang_api_is_served_and_the_peer_schedules_gangs(admin_api, namespace, p
     create_ready_node(admin)
     groups = f"/apis/scheduling.k8s.io/v1beta1/namespaces/{namespace}/podgroups"
     whole, short = unique("whole"), unique("short")
-    finish(request(admin_api, "POST", groups, _pod_group(whole, 2)))
-    finish(request(admin_api, "POST", groups, _pod_group(short, 3)))
+    finish(request(admin_api, "POST", groups, pod_group(whole, 2, namespace=None)))
+    finish(request(admin_api, "POST", groups, pod_group(short, 3, namespace=None)))
     members = {whole: [unique("w") for _ in range(2)], short: [unique("s") for _ in range(2)]}
     for group, names in members.items():
         for name in names:

@@ -22,6 +22,7 @@ from cluster_scheduler.check import _list_all, check_placement
 from cluster_scheduler.config import load_config
 from cluster_scheduler.workload import load_workload
 from tests.conftest import create_all
+from tests.manifests import pod_group
 from tests.integration.conftest import (SCHEDULER, check_cluster, list_pods, node_obj, pod_map, pod_obj, pod_state,
                                        wait_for, wait_settled)
 
@@ -157,11 +158,6 @@ def test_partitions_added_and_removed_while_running(admin, run_scheduler):
 
 # ---- gangs (Kubernetes 1.37 PodGroups) ------------------------------------------------------------
 
-def pod_group_obj(name: str, ns: str, min_count: int) -> dict:
-    return {"apiVersion": "scheduling.k8s.io/v1beta1", "kind": "PodGroup", "metadata": {"name": name, "namespace": ns},
-            "spec": {"schedulingPolicy": {"gang": {"minCount": min_count}}}}
-
-
 def gang_members(prefix: str, ns: str, group: str, n: int, cpu: str = "1") -> list[dict]:
     out = []
     for i in range(n):
@@ -186,7 +182,7 @@ def test_gangs_across_partitions_whole_or_not_at_all(admin, run_scheduler):
     run_scheduler(3, batch_size=5)
     for g in ("a", "b"):
         finish(rest.request(admin, "POST", f"/apis/scheduling.k8s.io/v1beta1/namespaces/{ns}/podgroups",
-                            pod_group_obj(g, ns, 8)))
+                            pod_group(g, 8, ns)))
     pods = gang_members("a", ns, "a", 8) + gang_members("b", ns, "b", 8) + [pod_obj("plain", ns, "1")]
     for p in pods:
         finish(rest.request(admin, "POST", f"/api/v1/namespaces/{ns}/pods", p))
@@ -245,7 +241,7 @@ def test_gang_bad_input_gets_a_reason_and_nothing_is_bound_half_way(admin, run_s
         finish(rest.request(admin, "POST", path, obj))
 
     for name, m in (("big", 5), ("mixed", 2), ("gone", 3)):
-        post(pod_group_obj(name, ns, m))
+        post(pod_group(name, m, ns))
     foreign = gang_members("mixed-other", ns, "mixed", 1)
     foreign[0]["spec"]["schedulerName"] = "default-scheduler"
     pods = (gang_members("ghost", ns, "ghost", 2) + gang_members("big", ns, "big", 3)
@@ -573,7 +569,7 @@ def test_a_gang_preempts_as_one_end_to_end(admin, run_scheduler):
         low.append(p)
     create_all(admin, [], low)
     wait_settled(admin, ns, 10, timeout=60, want_bound=10)
-    group = pod_group_obj("train", ns, 3)
+    group = pod_group("train", 3, ns)
     group["spec"]["priority"] = 100
     finish(rest.request(admin, "POST", f"/apis/scheduling.k8s.io/v1beta1/namespaces/{ns}/podgroups", group))
     members = gang_members("train", ns, "train", 3, cpu="2")

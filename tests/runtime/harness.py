@@ -12,6 +12,7 @@ from cluster_scheduler.api.binder import BOUND, EVICTED, BindResult, EvictResult
 from cluster_scheduler.api.informer import PODS
 from cluster_scheduler.config import Profile, RuntimeConfig
 from cluster_scheduler.wire import strip_pod
+from tests import manifests
 
 
 class Future:
@@ -154,9 +155,8 @@ def gang_pod(name: str, group: str, cpu: str = "1") -> dict:
     return p
 
 
-def pod_group(name: str, min_count: int | None) -> dict:
-    policy = {"gang": {"minCount": min_count}} if min_count is not None else {"basic": {}}
-    return {"metadata": {"name": name, "namespace": "ns"}, "spec": {"schedulingPolicy": policy}}
+def pod_group(name: str, min_count: int | None = None, basic: bool = False) -> dict:
+    return manifests.pod_group(name, min_count, namespace="ns", basic=basic)
 
 
 def run_all(c: Coordinator) -> None:

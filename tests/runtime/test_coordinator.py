@@ -304,7 +304,7 @@ def test_gang_waits_for_its_pod_group_and_its_members():
 def test_basic_pod_group_members_go_one_by_one_and_late_members_join_a_placed_gang():
     c, binder = make_no_backoff(1)
     feed(c, NODES, [node("n0", "3")])
-    feed(c, POD_GROUPS, [pod_group("loose", None), pod_group("g", 2)])
+    feed(c, POD_GROUPS, [pod_group("loose", basic=True), pod_group("g", 2)])
     feed(c, PODS, [gang_pod(f"l{i}", "loose") for i in range(2)] + [gang_pod(f"g{i}", "g") for i in range(2)])
     run_all(c)
     assert sorted(n for n, _ in binder.bound) == ["g0", "g1", "l0"]  # 3 CPUs: the gang whole, one loose pod

@@ -16,6 +16,7 @@ from cluster_scheduler.check import (
     parse_quantity,
 )
 from cluster_scheduler.workload import load_workload
+from tests.manifests import pod_group
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED_WORKLOADS = Path(os.environ.get("CLUSTER_SCHEDULER_SHARED", ROOT.parent / "shared")) / "workloads"
@@ -582,12 +583,6 @@ def test_summary_groups_violations_by_kind():
 
 # ---- invariant: no gang bound below its minCount ------------------------------------------------
 
-def pod_group(name, min_count=None, ns="default", basic=False):
-    policy = {"basic": {}} if basic else {"gang": {"minCount": min_count}}
-    return {"apiVersion": "scheduling.k8s.io/v1beta1", "kind": "PodGroup",
-            "metadata": {"name": name, "namespace": ns}, "spec": {"schedulingPolicy": policy}}
-
-
 def gang(group, bound, pending=0, ns="default", prefix=None, **kw):
     """`bound` members of `group` placed round-robin on n0..n3, then `pending` Unschedulable ones."""
     prefix = prefix or group
@@ -603,7 +598,7 @@ GANG_NODES = [node(f"n{i}") for i in range(4)]
 
 def test_partial_gang_is_flagged():
     pods = gang("job", bound=3, pending=2, ns="training")
-    report = check_placement(GANG_NODES, pods, pod_groups=[pod_group("job", 5, ns="training")])
+    report = check_placement(GANG_NODES, pods, pod_groups=[pod_group("job", 5, namespace="training")])
     assert kinds(report) == [check.GANG_PARTIAL] == ["gang_partial"]
     (v,) = report.violations
     assert (v.pod, v.node) == ("training/job", "")
@@ -612,7 +607,7 @@ def test_partial_gang_is_flagged():
     # members count whoever schedules them, and whichever scheduler the check is asked about
     theirs = gang("job", bound=1, pending=1, ns="training", sched="other")
     report = check_placement(GANG_NODES, theirs, scheduler_name=SCHED,
-                             pod_groups=[pod_group("job", 2, ns="training")])
+                             pod_groups=[pod_group("job", 2, namespace="training")])
     assert kinds(report) == ["gang_partial"] and report.pods_checked == 0
     # without PodGroups the same pods are not judged as a gang
     assert check_placement(GANG_NODES, pods).ok
@@ -648,13 +643,13 @@ def test_basic_policy_group_is_not_a_gang():
 
 def test_members_in_another_namespace_do_not_count():
     pods = gang("job", bound=2, pending=2, ns="a") + gang("job", bound=4, ns="b")
-    report = check_placement(GANG_NODES, pods, pod_groups=[pod_group("job", 4, ns="a")])
+    report = check_placement(GANG_NODES, pods, pod_groups=[pod_group("job", 4, namespace="a")])
     assert kinds(report) == ["gang_partial"]
     (v,) = report.violations
     assert v.pod == "a/job" and "2 of 4 members bound" in v.message
     # and a gang's own namespace having no members leaves it unbound, whatever others bind
     report = check_placement(GANG_NODES, gang("job", bound=4, ns="b"),
-                             pod_groups=[pod_group("job", 4, ns="a")])
+                             pod_groups=[pod_group("job", 4, namespace="a")])
     assert report.ok and (report.gangs_whole, report.gangs_unbound) == (0, 0)
 
 
@@ -905,8 +900,8 @@ def test_check_command_checks_pod_groups(fake_apiserver, monkeypatch, capsys):
     monkeypatch.setattr(check, "LIST_CHUNK", 2)  # force paging of the PodGroups too
     pods = (gang("whole", bound=2, ns="t") + gang("stuck", bound=0, pending=2, ns="t")
             + gang("half", bound=1, pending=2, ns="t"))
-    groups = [pod_group("whole", 2, ns="t"), pod_group("stuck", 2, ns="t"),
-              pod_group("web", ns="t", basic=True)]
+    groups = [pod_group("whole", 2, namespace="t"), pod_group("stuck", 2, namespace="t"),
+              pod_group("web", namespace="t", basic=True)]
     srv, kubeconfig = fake_apiserver(GANG_NODES, pods, [], pod_groups=groups)
     assert main(["check", "--kubeconfig", kubeconfig, "--no-events"]) == 0
     out = capsys.readouterr().out
@@ -914,7 +909,7 @@ def test_check_command_checks_pod_groups(fake_apiserver, monkeypatch, capsys):
     pg_calls = [q for path, q in srv.requests if path == PODGROUPS_PATH]
     assert len(pg_calls) == 2 and all(q["limit"] == "2" for q in pg_calls)
 
-    srv.objects[PODGROUPS_PATH] = groups + [pod_group("half", 3, ns="t")]
+    srv.objects[PODGROUPS_PATH] = groups + [pod_group("half", 3, namespace="t")]
     assert main(["check", "--kubeconfig", kubeconfig, "--no-events"]) == 1
     out = capsys.readouterr().out
     assert "gang_partial: 1" in out and "gang t/half: 1 of 3 members bound, minCount 3" in out
