@@ -1069,8 +1069,8 @@ class Engine:
 
     def pod_key(self, pod: PodInfo) -> PodSpecKey | str | None:
         """The key the pod is filtered and scored by: its spec's, with its volumes resolved
-        against the storage index when it has claims; or why no node can take it now (a
-        PreFilter's reason); None for an unusable spec."""
+        against the storage index when it has any (`PodInfo.has_volumes`); or why no node can
+        take it now (a PreFilter's reason); None for an unusable spec."""
         key = pod.key
         if key is None or not pod.has_volumes:
             return key
