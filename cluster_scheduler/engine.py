@@ -171,6 +171,7 @@ class ClassState:
         self._propose_l = None if self.propose is None else self.propose.tolist()
         ctx = self.ctx = ClassCtx(t, e.index, prof, key, rows, e.storage)
         self.epoch = e.epoch
+        self.rel_seen, self.rel_base = len(e.released), e.released_base  # the build sees every row as it is
         # unbound claims read which volumes are free: rebuilt when the storage index moves
         self.storage_gen = e.storage.gen if self.one_pod else None
         self.built_at = e.placements
@@ -373,6 +374,8 @@ class ClassState:
     # ------------------------------------------------------------- checks
     def stale(self) -> bool:
         e = self.engine
+        if self.rel_seen != len(e.released) or self.rel_base != e.released_base:
+            self._catch_up()
         if self.epoch != e.epoch:
             return True
         if self.storage_gen is not None and self.storage_gen != e.storage.gen:
@@ -571,12 +574,26 @@ class ClassState:
         else:
             self.epoch = -1
 
+    def _catch_up(self) -> None:
+        """Release the rows pods left since this class last looked (`Engine.released`), each once,
+        as they are now; a class that missed a cut of the log is rebuilt."""
+        e = self.engine
+        if self.rel_base != e.released_base:
+            self.epoch = -1
+            return
+        rows = e.released[self.rel_seen:]
+        self.rel_seen = len(e.released)
+        for row in dict.fromkeys(rows):
+            self.release(row)
+
     def release(self, row: int) -> None:
         """A pod left `row` (a proposal undone, an assumption forgotten, a pod deleted): the row
         can only have become *more* feasible and changed its score, so it gets a fresh heap entry
         (a row dropped as infeasible would otherwise never come back), and a class whose
         normalizer's max that row moves is rebuilt (`_norm_admits`). Wider domains (zone counts, inter-pod
-        terms) are the watched counters' business, as for placements."""
+        terms) are the watched counters' business, as for placements. Called when the class is
+        next used (`_catch_up`), with the row as it is then: each step re-reads the row's state,
+        so doing it late, or once for several departures, ends where doing it at once would."""
         if self.dense or self.heaps is None:
             return  # rebuilt on any change of the placement count
         p = self.pos_l[row] if row < len(self.pos_l) else -1
@@ -804,6 +821,10 @@ class Engine:
         self._owned_mask: np.ndarray | None = None
         self.epoch = 0  # bumped when anything can make a node *more* feasible: rebuild classes
         self.placements = 0
+        # rows a pod left, in order (`ClassState.release`): each class catches up when next used,
+        # so a removal costs O(1) however many classes are cached; cut now and then (`released_base`)
+        self.released: list[int] = []
+        self.released_base = 0
         self.classes: OrderedDict[tuple[str, PodSpecKey], ClassState] = OrderedDict()
         self.check_classes: OrderedDict[tuple[str, PodSpecKey], ClassState] = OrderedDict()  # see check
         self.timings: dict[str, float] = {}  # seconds per plugin in full (vectorized) class builds
@@ -969,8 +990,7 @@ class Engine:
             # itself. Partitions undo every proposal at the end of a batch, so this is per batch.
             self.index.uncharge(uid, cp.key, cp.row)
             self.placements += 1  # dense classes and diagnoses key on it
-            for cls in self.classes.values():
-                cls.release(cp.row)
+            self._released(cp.row)
 
     def settle(self, uid: str) -> None:
         """A waiting pod (a nominated preemptor, see PodInfo.waiting) is bound now: other pods'
@@ -987,8 +1007,15 @@ class Engine:
         # affinity the row can only have become more feasible: every class re-admits it.
         self.table.ver[row] += 1
         self.placements += 1
-        for cls in self.classes.values():
-            cls.release(row)
+        self._released(row)
+
+    def _released(self, row: int) -> None:
+        """Every class re-admits `row` when it is next used (`ClassState.release`)."""
+        log = self.released
+        log.append(row)
+        if len(log) > 100_000:
+            log.clear()
+            self.released_base += 1
 
     def assume(self, pod: PodInfo, node: str) -> None:
         pod.node_name = node
