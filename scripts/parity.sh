@@ -4,7 +4,7 @@
 #
 #   bash scripts/parity.sh [--examples N] [--seed S] [--partitions P] [-o DIR]
 #
-# Defaults: 200 cases from seed 0 (about 20 minutes here), our scheduler with 2 partitions, replay
+# Defaults: 200 cases from seed 0 (about 25 minutes here), our scheduler with 2 partitions, replay
 # workloads of any mismatch in DIR (default results/parity/<UTC timestamp>). Exit status 1 on any
 # mismatch.
 set -euo pipefail
