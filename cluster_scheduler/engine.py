@@ -374,10 +374,12 @@ class ClassState:
     # ------------------------------------------------------------- checks
     def stale(self) -> bool:
         e = self.engine
+        if self.epoch != e.epoch:
+            return True  # rebuilt: releases logged meanwhile are part of the build
         if self.rel_seen != len(e.released) or self.rel_base != e.released_base:
             self._catch_up()
-        if self.epoch != e.epoch:
-            return True
+            if self.epoch != e.epoch:
+                return True
         if self.storage_gen is not None and self.storage_gen != e.storage.gen:
             return True
         if self.dense and self.built_at != e.placements:
@@ -990,7 +992,7 @@ class Engine:
             # itself. Partitions undo every proposal at the end of a batch, so this is per batch.
             self.index.uncharge(uid, cp.key, cp.row)
             self.placements += 1  # dense classes and diagnoses key on it
-            self._released(cp.row)
+            self._log_release(cp.row)
 
     def settle(self, uid: str) -> None:
         """A waiting pod (a nominated preemptor, see PodInfo.waiting) is bound now: other pods'
@@ -1007,9 +1009,9 @@ class Engine:
         # affinity the row can only have become more feasible: every class re-admits it.
         self.table.ver[row] += 1
         self.placements += 1
-        self._released(row)
+        self._log_release(row)
 
-    def _released(self, row: int) -> None:
+    def _log_release(self, row: int) -> None:
         """Every class re-admits `row` when it is next used (`ClassState.release`)."""
         log = self.released
         log.append(row)

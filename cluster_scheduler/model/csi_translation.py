@@ -68,7 +68,8 @@ _HANDLES: dict[str, Callable[[dict[str, Any], dict[str, str]], str]] = {
 
 
 def translate_volume(spec: dict[str, Any], labels: dict[str, str]) -> tuple[str, str] | None:
-    """(CSI driver, volume handle) of a PV spec with a migrated in-tree source, else None."""
+    """(CSI driver, volume handle) of a PV spec with a migrated in-tree source, else None. A pod's
+    inline volume translates the same way with no labels (its GCE PD handle names no zone)."""
     for driver, key in PLUGINS.values():
         src = spec.get(key)
         if isinstance(src, dict):
@@ -80,21 +81,6 @@ def _translatable(key: str, src: dict[str, Any]) -> bool:
     """An Azure disk translates only when it is `Managed` (the apiserver defaults `kind` to
     `Shared`, so an absent one is that)."""
     return key != "azureDisk" or str(src.get("kind") or "Shared").lower() == "managed"
-
-
-def translate_inline(volume: dict[str, Any]) -> tuple[str, str] | None:
-    """(CSI driver, volume handle) of a pod's inline volume with a migrated in-tree source, else
-    None (also for an Azure disk of another kind than `Managed`)."""
-    for driver, key in PLUGINS.values():
-        src = volume.get(key)
-        if not isinstance(src, dict):
-            continue
-        if not _translatable(key, src):
-            return None
-        if key == "gcePersistentDisk":
-            return driver, f"projects/UNSPECIFIED/zones/UNSPECIFIED/disks/{_disk_id(key)(src, {})}"
-        return driver, _HANDLES[key](src, {})
-    return None
 
 
 def provisioner_driver(provisioner: str) -> str:

@@ -28,7 +28,7 @@ from typing import Any, Iterable, Mapping
 import orjson
 
 from cluster_scheduler.model.csi_translation import DISK_IDS as _MIGRATED_IDS
-from cluster_scheduler.model.csi_translation import translate_inline, translate_volume
+from cluster_scheduler.model.csi_translation import translate_volume
 from cluster_scheduler.model.quantity import (
     QuantityError,
     nanos_to_canonical,
@@ -791,13 +791,9 @@ def _inline_disks(volumes: Any) -> tuple[InlineDisk, ...]:
 def _inline_csi(volumes: Any) -> tuple[tuple[str, str], ...]:
     """(CSI driver, handle) of each inline in-tree volume NodeVolumeLimits counts (spec.volumes
     was read by `_inline_disks` first: well-formed lists of objects)."""
-    out = []
-    for v in volumes:
-        if not _MIGRATED_IDS.keys().isdisjoint(v):
-            vol = translate_inline(v)
-            if vol is not None:
-                out.append(vol)
-    return tuple(sorted(set(out)))
+    vols = {translate_volume(v, {}) for v in volumes}  # an inline volume has no labels
+    vols.discard(None)
+    return tuple(sorted(vols))
 
 
 # Pods stamped from one template share everything the key reads, so keys are memoised on a

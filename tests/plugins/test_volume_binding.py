@@ -431,7 +431,10 @@ def test_migrated_in_tree_volumes_count_under_their_csi_driver():
 def test_translation_of_inline_and_azure_volumes():
     """An inline volume's handle knows no zone; an Azure disk translates only when `Managed` (the
     apiserver defaults `kind` to `Shared`), as a volume or inline; Azure File is not counted."""
-    from cluster_scheduler.model.csi_translation import translate_inline, translate_volume
+    from cluster_scheduler.model.csi_translation import translate_volume
+
+    def translate_inline(volume: dict) -> tuple[str, str] | None:
+        return translate_volume(volume, {})  # an inline volume: no labels
 
     gce = "pd.csi.storage.gke.io"
     assert translate_inline({"name": "d", "gcePersistentDisk": {"pdName": "pd-a"}}) == (
@@ -441,11 +444,10 @@ def test_translation_of_inline_and_azure_volumes():
     assert translate_inline({"cinder": {"volumeID": "c1"}}) == ("cinder.csi.openstack.org", "c1")
     assert translate_inline({"portworxVolume": {"volumeID": "x1"}}) == ("pxd.portworx.com", "x1")
     uri = "/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/disks/d"
-    for translate in (translate_inline, lambda v: translate_volume(v, {})):
-        assert translate({"azureDisk": {"diskName": "d", "diskURI": uri}}) is None
-        assert translate({"azureDisk": {"diskName": "d", "diskURI": uri, "kind": "Shared"}}) is None
-        assert translate({"azureDisk": {"diskName": "d", "diskURI": uri, "kind": "managed"}}) == (
-            "disk.csi.azure.com", uri)
+    assert translate_inline({"azureDisk": {"diskName": "d", "diskURI": uri}}) is None
+    assert translate_inline({"azureDisk": {"diskName": "d", "diskURI": uri, "kind": "Shared"}}) is None
+    assert translate_inline({"azureDisk": {"diskName": "d", "diskURI": uri, "kind": "managed"}}) == (
+        "disk.csi.azure.com", uri)
     assert translate_inline({"azureFile": {"shareName": "s"}}) is None
     assert translate_inline({"emptyDir": {}}) is None
 
