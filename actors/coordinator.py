@@ -1009,9 +1009,20 @@ class Coordinator:
             return []
         assert g.min_count is not None
         members = self.group_members.get(key, set())
-        placed = sum(1 for uid in members if uid in self.ledger.pods)
+        on = [self.ledger.pods[uid].node_name for uid in members if uid in self.ledger.pods]
+        placed = len(on)
         if placed >= g.min_count:
-            return popped  # the gang stands: the rest join it one by one
+            if not g.topology_key:
+                return popped  # the gang stands: the rest join it one by one
+            # the rest join it in its topology domain
+            results, _ok = self.ledger.schedule_gang(popped, 0, commit=False, topology_key=g.topology_key,
+                                                     placed_nodes=on)
+            for p, r in zip(popped, results):
+                if r.candidates:
+                    self._assume(p, r.candidates[0][0])
+                else:
+                    self._unschedulable(p, r.message())
+            return []
         if g.deleting:
             # upstream still places a terminating group's pods; a gang not yet placed whose group is
             # going away is not started here (its finalizer only waits for these pods to go)
@@ -1039,7 +1050,8 @@ class Coordinator:
                 else:
                     self._unschedulable(p, message)
             return []
-        results, ok = self.ledger.schedule_gang(pods, need, commit=False)
+        results, ok = self.ledger.schedule_gang(pods, need, commit=False, topology_key=g.topology_key,
+                                                placed_nodes=on)
         fits = sum(1 for r in results if r.candidates)
         if ok:
             for p, r in zip(pods, results):
@@ -1050,7 +1062,9 @@ class Coordinator:
         else:
             why = next((r.message() for r in results if not r.candidates), "")
             message = gang_unfit_message(why, name, g.min_count, placed + fits)
-            preempted = self._preempt_for_gang(pods, need, message)
+            # (a gang held to one topology domain does not preempt: upstream 1.37 has no
+            # preemption that keeps to a placement)
+            preempted = None if g.topology_key else self._preempt_for_gang(pods, need, message)
             if preempted is not None:
                 ok, message = True, preempted
             else:

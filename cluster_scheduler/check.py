@@ -57,6 +57,7 @@ PENDING_WITHOUT_REASON = "pending_without_reason"
 MISSING_EVENT = "missing_event"
 BOUND_BUT_UNSCHEDULABLE = "bound_but_unschedulable"
 GANG_PARTIAL = "gang_partial"
+GANG_SPLIT = "gang_split"  # a gang kept to a topology domain with members outside one value of its key
 PREEMPTED_NOT_LOWER = "preempted_not_lower"  # a victim whose priority was not below its preemptor's
 PREEMPTED_WITHOUT_PREEMPTOR = "preempted_without_preemptor"
 MISSING_PREEMPTED_EVENT = "missing_preempted_event"
@@ -558,7 +559,7 @@ def check_placement(nodes: Sequence[Mapping[str, Any]], pods: Sequence[Mapping[s
 
     _check_outcomes(all_pods, node_map, events, report)
     if pod_groups is not None:
-        _check_gangs(all_pods, pod_groups, report)
+        _check_gangs(all_pods, pod_groups, report, node_map)
     if preemptions is not None:
         _check_preemptions(preemptions, events, report)
 
@@ -832,14 +833,26 @@ def _priority(spec: Mapping[str, Any]) -> int:
     return p if isinstance(p, int) and not isinstance(p, bool) else 0
 
 
+def _topology_key(raw: Mapping[str, Any]) -> str | None:
+    """spec.schedulingConstraints.topology[0].key of a PodGroup (TopologyAwareWorkloadScheduling)."""
+    spec = raw.get("spec")
+    cons = spec.get("schedulingConstraints") if isinstance(spec, Mapping) else None
+    topo = cons.get("topology") if isinstance(cons, Mapping) else None
+    first = topo[0] if isinstance(topo, list) and topo and isinstance(topo[0], Mapping) else None
+    key = first.get("key") if first is not None else None
+    return key if isinstance(key, str) and key else None
+
+
 def _check_gangs(pods: list[_Pod], pod_groups: Sequence[Mapping[str, Any]],
-                 report: CheckReport) -> None:
+                 report: CheckReport, nodes: Mapping[str, _Node] | None = None) -> None:
     """No gang PodGroup is bound below its minCount: of its members (every pod, ours or not, in
     its namespace naming it in spec.schedulingGroup.podGroupName), the bound, non-terminal ones
-    number 0 or at least minCount. Basic-policy and malformed PodGroups are not gangs."""
+    number 0 or at least minCount. Basic-policy and malformed PodGroups are not gangs. A group
+    with a topology constraint has its bound members on nodes of one value of the key."""
     report.gangs_checked = True
     members: Counter[tuple[str, str]] = Counter()
     bound: Counter[tuple[str, str]] = Counter()
+    on: dict[tuple[str, str], list[str]] = defaultdict(list)
     for p in pods:
         name = _pod_group_name(p)
         if name is None:
@@ -847,6 +860,7 @@ def _check_gangs(pods: list[_Pod], pod_groups: Sequence[Mapping[str, Any]],
         members[(p.namespace, name)] += 1
         if p.node and not p.terminal:
             bound[(p.namespace, name)] += 1
+            on[(p.namespace, name)].append(p.node)
     seen: set[tuple[str, str]] = set()
     for raw in pod_groups:
         if not isinstance(raw, Mapping):
@@ -861,6 +875,14 @@ def _check_gangs(pods: list[_Pod], pod_groups: Sequence[Mapping[str, Any]],
         if min_count is None or (ns, name) in seen:
             continue
         seen.add((ns, name))
+        key = _topology_key(raw)
+        if key is not None and nodes is not None and on[(ns, name)]:
+            values = {(nodes[n].labels.get(key) if n in nodes else None) for n in on[(ns, name)]}
+            if len(values) > 1 or None in values:
+                report.violations.append(Violation(
+                    GANG_SPLIT, f"{ns}/{name}", "",
+                    f"gang {ns}/{name} is kept to one {key} but its pods are on "
+                    f"{', '.join(sorted(str(v) for v in values))}"))
         n_bound, n_members = bound[(ns, name)], members[(ns, name)]
         if n_bound >= min_count:
             report.gangs_whole += 1

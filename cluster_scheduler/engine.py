@@ -44,6 +44,8 @@ from .model.types import NodeInfo, PodInfo, PodSpecKey
 from .plugins import (ClassCtx, balanced_allocation, fused, inter_pod_affinity, node_affinity, node_resources_fit,
                       node_volume_limits, pod_topology_spread, volume_binding, volume_restrictions, volume_zone)
 from .plugins.profile import Profile
+from .plugins import topology_placement
+from .plugins.topology_placement import Placement
 from .plugins.registry import NORMALIZED, REGISTRY, ROW, Plugin
 
 # the row scorers `fused` inlines (with NodeResourcesFit's filter)
@@ -103,11 +105,13 @@ class PodResult:
     num_nodes: int = 0
     error: str | None = None
     prefilter: str | None = None  # a PreFilter rejected the pod for every node (e.g. its claim is missing)
+    note: str | None = None  # what the node diagnosis is part of (a gang's topology placements)
 
     def message(self) -> str:
         if self.error:
             return self.error
-        return fit_error_message(self.num_nodes, self.reasons or {}, self.prefilter)
+        text = fit_error_message(self.num_nodes, self.reasons or {}, self.prefilter)
+        return text if self.note is None else f"{self.note}: {text}"
 
 
 @dataclass(slots=True)
@@ -146,10 +150,14 @@ class ClassState:
     upstream normalizes over all feasible nodes: a shard's own max would rank its nodes on another
     scale than the other shards'. Only its own rows (`propose`) are then proposed and diagnosed."""
 
-    def __init__(self, engine: "Engine", key: PodSpecKey, profile: Profile, check_only: bool = False) -> None:
+    def __init__(self, engine: "Engine", key: PodSpecKey, profile: Profile, check_only: bool = False,
+                 placement: tuple[str, int] | None = None) -> None:
         self.engine = engine
         self.key = key
         self.profile = profile
+        # a gang's topology placement (label key, value id): only nodes of that value are
+        # candidates, and scores normalize over them (`topology_placement`); ledger only
+        self.placement = placement
         # filters only, for Engine.check: no scores, no heaps (never picks, never touched)
         self.check_only = check_only
         # a class of one pod (its own claims: dropped once it is placed): no heaps either, its
@@ -166,6 +174,9 @@ class ClassState:
         t = e.table
         owned = e.owned_mask()  # None: this replica owns every node
         rows = t.rows() if self.whole and owned is not None else e.candidate_rows()
+        if self.placement is not None:
+            pk, vid = self.placement
+            rows = rows[t.label_column(pk)[rows] == vid]
         # the shard's own positions in a class built over every node (None: every row is its own)
         self.propose = owned[rows] if self.whole and owned is not None else None
         self._propose_l = None if self.propose is None else self.propose.tolist()
@@ -258,7 +269,7 @@ class ClassState:
         self.dense = bool(w_pts and pod_topology_spread.soft(ctx)) and not self.check_only
         if self.dense:
             total += w_pts * pod_topology_spread.score(ctx, feas)
-        if owned is not None and not self.whole and (normalized or self.ipa_raw is not None or self.dense):
+        if owned is not None and not self.whole and self.placement is None and (normalized or self.ipa_raw is not None or self.dense):
             self.whole = True  # see the class docstring: normalize over every node's feasibility
             self.build()
             return
@@ -1080,15 +1091,17 @@ class Engine:
             self.check_classes.clear()
             self._changed()
 
-    def class_state(self, key: PodSpecKey, profile: Profile | None = None) -> ClassState:
+    def class_state(self, key: PodSpecKey, profile: Profile | None = None,
+                    placement: tuple[str, int] | None = None) -> ClassState:
         """The class of `key` under `profile` (default: the first): one per (profile, class key),
-        so two profiles' pods of the same spec are filtered and scored each with their own plugins."""
+        so two profiles' pods of the same spec are filtered and scored each with their own plugins;
+        and one per topology placement a gang is tried in."""
         key = self.class_key(key)
         profile = profile or self.profile
-        ck = (profile.scheduler_name, key)
+        ck = (profile.scheduler_name, key) if placement is None else (profile.scheduler_name, key, placement)
         cls = self.classes.get(ck)
         if cls is None:
-            cls = ClassState(self, key, profile)
+            cls = ClassState(self, key, profile, placement=placement)
             self.classes[ck] = cls
             if len(self.classes) > self.max_classes:
                 self.classes.popitem(last=False)
@@ -1119,18 +1132,23 @@ class Engine:
             raise ValueError(f"pod {pod.namespace}/{pod.name} cannot be classed: {key or pod.error}")
         return self.class_state(key, self.profiles.get(pod.scheduler_name, self.profile))
 
-    def schedule(self, pods: list[PodInfo], k: int = 1, commit: bool = True) -> list[PodResult]:
+    def schedule(self, pods: list[PodInfo], k: int = 1, commit: bool = True,
+                 placement: Placement | None = None) -> list[PodResult]:
         """Place pods in the given order (the queue sorts by priority); returns one result each.
 
         Each pick is charged at once (the pod's node_name is set) so later pods see it; with
         commit=False the charges are undone, and node_name cleared, before returning (the caller
         commits what it accepts). The cyclic collector is paused meanwhile (see gc_tuning): a
-        batch makes only acyclic results, and collecting them mid-batch cost ~8% of its time."""
+        batch makes only acyclic results, and collecting them mid-batch cost ~8% of its time.
+        With a `placement` only its nodes are candidates (a gang's topology placement)."""
         with paused_gc(freeze=False):
-            return self._schedule(pods, k, commit)
+            return self._schedule(pods, k, commit, placement)
 
-    def _schedule(self, pods: list[PodInfo], k: int, commit: bool) -> list[PodResult]:
+    def _schedule(self, pods: list[PodInfo], k: int, commit: bool,
+                  placement: Placement | None = None) -> list[PodResult]:
         results: list[PodResult] = []
+        where = None if placement is None else placement.ident
+        num_nodes = self.num_nodes() if placement is None else len(placement.rows)
         start_uids = len(results)
         names = self.table.names
         i, n = 0, len(pods)
@@ -1144,12 +1162,12 @@ class Engine:
             if pod.has_volumes:
                 key = self.pod_key(pod)
                 if isinstance(key, str):
-                    results.append(PodResult(pod.uid, reasons={}, num_nodes=self.num_nodes(), prefilter=key))
+                    results.append(PodResult(pod.uid, reasons={}, num_nodes=num_nodes, prefilter=key))
                     i += 1
                     continue
-                cls = self.class_state(key, profile)
+                cls = self.class_state(key, profile, where)
             else:
-                cls = self.class_state(pod.key, profile)
+                cls = self.class_state(pod.key, profile, where)
             if cls.stale() or (cls.heaps is None and cls.built_at != self.placements):
                 cls.build()
             if cls.heaps is None:
@@ -1162,7 +1180,7 @@ class Engine:
                         continue
                 cands = cls.pick(k, take_first=True)
             if not cands:
-                results.append(PodResult(pod.uid, reasons=cls.diagnose(), num_nodes=self.num_nodes(),
+                results.append(PodResult(pod.uid, reasons=cls.diagnose(), num_nodes=num_nodes,
                                          prefilter=cls.prefilter))
                 i += 1
                 continue
@@ -1174,7 +1192,8 @@ class Engine:
                 self.storage.placed(pod, 1)
                 self.promise_volumes(pod, names[row])
                 if cls.one_pod:  # keyed on this pod's own claims: of no use to another pod
-                    self.classes.pop((cls.profile.scheduler_name, cls.key), None)
+                    self.classes.pop((cls.profile.scheduler_name, cls.key) if where is None else
+                                     (cls.profile.scheduler_name, cls.key, where), None)
             if not cls.eager and cls.heaps is not None:
                 cls.replace(row)  # eager classes re-added it in touch(); a stale class rebuilds anyway
             results.append(PodResult(pod.uid, [(names[r], s) for r, s in cands]))
@@ -1186,15 +1205,28 @@ class Engine:
                     pod.node_name = ""
         return results
 
-    def schedule_gang(self, pods: list[PodInfo], min_count: int, k: int = 1,
-                      commit: bool = True) -> tuple[list[PodResult], bool]:
+    def schedule_gang(self, pods: list[PodInfo], min_count: int, k: int = 1, commit: bool = True,
+                      topology_key: str = "", placed_nodes: Sequence[str] = ()) -> tuple[list[PodResult], bool]:
         """All or nothing: place a gang's members in order, each seeing the ones placed before it
         (through the normal filters and scores), and keep the placements only if at least
         `min_count` fit; the members that did not fit stay pending. Otherwise every placement is
         undone (nothing of the gang holds capacity) and False is returned with the results, whose
         reasons say why the members that failed did not fit. With commit=False the placements
-        are undone either way (the caller assumes what it accepts, as with `schedule`)."""
-        results = self.schedule(pods, k=k, commit=True)
+        are undone either way (the caller assumes what it accepts, as with `schedule`).
+
+        With a `topology_key` the members go to nodes of one value of that label, chosen as
+        upstream's topology-aware scheduling chooses (`topology_placement`); `placed_nodes` are
+        the nodes of the group's pods already placed, whose value is then the only one."""
+        if topology_key:
+            place = self._best_placement(pods, min_count, k, topology_key, placed_nodes)
+            if isinstance(place, list):
+                return place, False
+        else:
+            place = None
+        results = self.schedule(pods, k=k, commit=True, placement=place)
+        if place is not None:  # the members that do not fit say where they were tried
+            results = [r if r.candidates else replace(r, note=f"in placement {place.key}={place.name}")
+                       for r in results]
         placed = sum(1 for r in results if r.candidates)
         ok = placed >= min_count
         if ok and commit:
@@ -1204,6 +1236,78 @@ class Engine:
                 self.remove_pod(pod.uid)
                 pod.node_name = ""
         return results, ok
+
+    def _best_placement(self, pods: list[PodInfo], min_count: int, k: int, key: str,
+                        placed_nodes: Sequence[str]) -> Placement | list[PodResult]:
+        """The topology placement a gang goes to, or every member's result saying why none holds
+        it. Each placement is simulated as upstream does (the gang alone on its nodes, undone
+        after), in the order of an upper bound on its score (all members placed, which MostAllocated
+        can only score higher): once one holds every member (so the pod count's normalizer is
+        known), a placement whose bound does not beat the best score so far is not simulated.
+        Exact up to ties, which upstream breaks at random."""
+        t = self.table
+
+        def fail(note: str, results: list[PodResult] | None = None) -> list[PodResult]:
+            if results is None:  # as a PreFilter's reason, for every node
+                return [PodResult(p.uid, reasons={}, num_nodes=self.num_nodes(), prefilter=note) for p in pods]
+            return [replace(r, note=note) for r in results]  # (those that fit there keep their node)
+
+        required = None
+        for node in placed_nodes:
+            row = t.index.get(node)
+            value = t.labels[row].get(key) if row is not None else None
+            if value is None:
+                return fail(f"the pod group's placed pods are on node {node}, which has no label {key}")
+            if required is not None and value != required:
+                return fail(f"the pod group's placed pods are in more than one {key} domain "
+                            f"({required}, {value})")
+            required = value
+        places = topology_placement.generate(t, self.candidate_rows(), key, required)
+        if not places:
+            where = f"{key}={required}" if required is not None else key
+            return fail(f"0/0 placements are available: no node has the label {where}")
+        prof = self.profiles.get(pods[0].scheduler_name, self.profile)
+        w_fit = prof.weight(node_resources_fit.NAME)
+        want_all = topology_placement.pod_requests(pods)
+        top = topology_placement.MAX_NODE_SCORE  # PodGroupPodsCount's most
+        bounds = [(top + w_fit * topology_placement.fit_score(t, pl, want_all, prof) if w_fit else top, pl)
+                  for pl in places]
+        bounds.sort(key=lambda bp: -bp[0])  # stable: by name within a bound
+        feasible: list[tuple[Placement, list[PodInfo]]] = []
+        first: tuple[Placement, list[PodResult]] | None = None
+        best_total, max_count = -1, 0
+        for bound, pl in bounds:
+            if max_count == len(pods) and bound <= best_total:
+                break  # every placement left scores at most the best one's: it stays the first found
+            results = self.schedule(pods, k=k, commit=True, placement=pl)
+            got = [p for p, r in zip(pods, results) if r.candidates]
+            for p in got:
+                self.remove_pod(p.uid)
+                p.node_name = ""
+            if len(got) < min_count:
+                if first is None:
+                    first = (pl, results)
+                continue
+            feasible.append((pl, got))
+            max_count = max(max_count, len(got))
+            if max_count == len(pods):
+                best_total = max(self._placement_score(pl, got, len(pods), len(placed_nodes), w_fit, prof)
+                                 for pl, got in feasible)
+        if not feasible:
+            assert first is not None
+            pl, results = first
+            return fail(f"0/{len(places)} placements of {key} are available, the first ({pl.name})", results)
+        # the first of the best (max keeps the first): the order they were evaluated in
+        best = max(feasible, key=lambda f: self._placement_score(f[0], f[1], max_count, len(placed_nodes), w_fit, prof))
+        return best[0]
+
+    def _placement_score(self, pl: Placement, got: list[PodInfo], max_count: int, placed: int, w_fit: int,
+                         prof: Profile) -> int:
+        """The placement scores summed with their weights (PodGroupPodsCount's is 1)."""
+        s = topology_placement.pods_count_score(placed + len(got), placed + max_count)
+        if w_fit:
+            s += w_fit * topology_placement.fit_score(self.table, pl, topology_placement.pod_requests(got), prof)
+        return s
 
     def check(self, pod: PodInfo, node: str) -> bool:
         """Would `node` pass every filter for this pod (its profile's) now? The coordinator's

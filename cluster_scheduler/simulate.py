@@ -196,13 +196,14 @@ def pod_group_of(obj: dict) -> tuple[tuple[str, str], Gang]:
 def _units(order: list[PodInfo], groups: dict[tuple[str, str], Gang],
            placed_groups: set[tuple[str, str]]) -> list[tuple[tuple[str, str] | None, list[PodInfo]]]:
     """The queue as units in order: runs of pods scheduled one by one (None), and whole gangs at
-    the position of their first member."""
+    the position of their first member (the later members of a gang kept to a topology domain
+    too: they join it there)."""
     units: list[tuple[tuple[str, str] | None, list[PodInfo]]] = []
     gangs: dict[tuple[str, str], list[PodInfo]] = {}
     for pod in order:
         g = (pod.namespace, pod.pod_group) if pod.pod_group else None
-        if g is not None and g not in placed_groups:
-            spec = groups.get(g)
+        spec = groups.get(g) if g is not None else None
+        if g is not None and (g not in placed_groups or spec is not None and spec.topology_key):
             if spec is None or spec.min_count is not None:  # a gang, or a group yet unknown
                 if g not in gangs:
                     gangs[g] = []
@@ -239,17 +240,22 @@ def _schedule_pending(engine: Engine, pending: list[PodInfo], res: SimResult,
                     res.messages[pod.uid] = pod_group_missing_message(*g)
                 continue
             assert spec.min_count is not None
-            if len(pods) < spec.min_count:
+            standing = g in placed_groups  # (members joining a gang kept to a topology domain)
+            need = 0 if standing else spec.min_count
+            if len(pods) < need:
                 for pod in pods:
                     failed.append(pod)
                     res.messages[pod.uid] = gang_waiting_message(g[1], spec.min_count)
                 continue
+            on = [p.node_name for p in engine.pods.values()
+                  if p.pod_group == g[1] and p.namespace == g[0] and p.node_name] if standing else []
             t0, c0 = time.perf_counter(), time.process_time()
-            results, ok = engine.schedule_gang(pods, spec.min_count)
+            results, ok = engine.schedule_gang(pods, need, topology_key=spec.topology_key, placed_nodes=on)
             res.schedule_seconds += time.perf_counter() - t0
             res.schedule_cpu_seconds += time.process_time() - c0
             fits = sum(1 for r in results if r.candidates)
-            if not ok and preemption is not None and preemption.may_preempt(pods[0], preemption.lowest_priority()):
+            if (not ok and not spec.topology_key and preemption is not None
+                    and preemption.may_preempt(pods[0], preemption.lowest_priority())):
                 gc = preemption.preempt_gang(pods, spec.min_count)
                 if gc is not None:  # the gang preempts as one: victims go, its members are placed
                     by_node = {node: p for p, node in gc.assignments}
@@ -269,7 +275,7 @@ def _schedule_pending(engine: Engine, pending: list[PodInfo], res: SimResult,
                     ok = True
             if ok:
                 placed_groups.add(g)
-                progress = True
+                progress = progress or fits > 0
             why = next((r.message() for r in results if not r.candidates), "")
             for pod, r in zip(pods, results):
                 if ok and r.candidates:

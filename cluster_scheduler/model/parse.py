@@ -1053,7 +1053,17 @@ def parse_pod_group(obj: Any) -> Gang:
     scheduled = any(isinstance(c, dict) and c.get("type") == "PodGroupInitiallyScheduled" and c.get("status") == "True"
                     for c in conditions or ()) if isinstance(conditions, list) else False
     return Gang(ns if isinstance(ns, str) and ns else "default", name if isinstance(name, str) else "", min_count,
-                scheduled, bool(meta.get("deletionTimestamp")))
+                scheduled, bool(meta.get("deletionTimestamp")), _topology_key(spec))
+
+
+def _topology_key(spec: Any) -> str:
+    """The first topology constraint's key (the API allows one); "" when there is none or it
+    is malformed (the apiserver validates it: a malformed one is not seen in practice)."""
+    cons = spec.get("schedulingConstraints") if isinstance(spec, dict) else None
+    topo = cons.get("topology") if isinstance(cons, dict) else None
+    first = topo[0] if isinstance(topo, list) and topo else None
+    key = first.get("key") if isinstance(first, dict) else None
+    return key if isinstance(key, str) else ""
 
 
 def parse_pdb(obj: Any) -> DisruptionBudget:

@@ -327,6 +327,9 @@ class Gang:
     min_count: int | None
     scheduled: bool = False  # its PodGroupInitiallyScheduled condition is True (it never goes back)
     deleting: bool = False  # metadata.deletionTimestamp set (held by the podgroup-protection finalizer)
+    # spec.schedulingConstraints.topology[0].key (TopologyAwareWorkloadScheduling): every member
+    # goes to nodes of one value of this label; "" for none
+    topology_key: str = ""
 
 
 @dataclass(frozen=True, slots=True)

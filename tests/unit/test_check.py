@@ -635,6 +635,20 @@ def test_terminal_member_does_not_count_as_bound():
     assert report.ok and (report.gangs_whole, report.gangs_unbound) == (0, 1)
 
 
+def test_gang_kept_to_a_topology_domain_must_stay_in_one():
+    racks = [node(f"n{i}", labels={"rack": "a" if i < 2 else "b"}) for i in range(4)]
+    topo = {"schedulingConstraints": {"topology": [{"key": "rack"}]}}
+    together = gang("job", bound=2)  # n0, n1: rack a
+    assert check_placement(racks, together, pod_groups=[pod_group("job", 2, **topo)]).ok
+    split = gang("job", bound=3)  # n2 is in rack b
+    report = check_placement(racks, split, pod_groups=[pod_group("job", 2, **topo)])
+    assert kinds(report) == [check.GANG_SPLIT]
+    assert report.violations[0].message == "gang default/job is kept to one rack but its pods are on a, b"
+    assert check_placement(racks, split, pod_groups=[pod_group("job", 2)]).ok  # no constraint, no rule
+    bare = [node(f"n{i}") for i in range(4)]  # nodes without the label
+    assert kinds(check_placement(bare, together, pod_groups=[pod_group("job", 2, **topo)])) == [check.GANG_SPLIT]
+
+
 def test_basic_policy_group_is_not_a_gang():
     pods = gang("web", bound=1, pending=2)
     report = check_placement(GANG_NODES, pods, pod_groups=[pod_group("web", basic=True)])
