@@ -66,6 +66,9 @@ class CreateNodes:
     # a CSINode per node, as a kubelet's CSI drivers register it (scheduler_perf's
     # nodeAllocatableStrategy): named after the node, each driver's nodeID set to it
     csi_node: dict[str, Any] | None = None
+    # a template per node (scheduler_perf's node templates that vary with .Index), in the op's
+    # order; `template` is then the first
+    per_node: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,7 +242,7 @@ class Workload:
         blob = orjson.dumps(op.template)  # deep copy by round trip: fast, and nothing is shared
         rr = list(op.round_robin_labels.items())
         for i in range(start_index, start_index + op.count):
-            t = orjson.loads(blob)
+            t = orjson.loads(orjson.dumps(op.per_node[i - start_index]) if op.per_node else blob)
             name = self.node_name(i)
             meta = t.get("metadata") or {}
             labels = dict(meta.get("labels") or {})

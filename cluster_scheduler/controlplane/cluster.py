@@ -50,7 +50,7 @@ DISABLED_ADMISSION = ("ServiceAccount", "TaintNodesByCondition", "Priority")
 # The gang API (KEP-4671): beta in 1.37 but off by default, so both the API group version and the
 # feature gate must be turned on; the peer kube-scheduler runs with the same gates, so both
 # schedulers see the same objects and fields (Pod.spec.schedulingGroup is dropped without the gate).
-FEATURE_GATES = ("GenericWorkload=true",)
+FEATURE_GATES = ("GenericWorkload=true", "TopologyAwareWorkloadScheduling=true")
 RUNTIME_CONFIG = ("scheduling.k8s.io/v1beta1=true",)
 # Throttles that cap a single client far below what etcd can take (what kwokctl lifts too).
 BENCH_APISERVER_ARGS = (

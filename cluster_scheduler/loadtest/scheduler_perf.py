@@ -38,9 +38,9 @@ SUITE = "test/integration/scheduler_perf"
 # (our peer runs with the release's defaults; the report says so)
 PERFORMANCE_GATES = frozenset({"SchedulerAsyncAPICalls", "SchedulerAsyncPreemption", "OpportunisticBatching"})
 # Gates on in the control plane both schedulers run against: GA ones locked on in 1.37, and the
-# PodGroup API (GenericWorkload) that controlplane/cluster.py enables
-ENABLED_GATES = frozenset({"GenericWorkload", "NodeInclusionPolicyInPodTopologySpread", "InPlacePodVerticalScaling",
-                           "NodeDeclaredFeatures"})
+# PodGroup API (GenericWorkload) with its topology constraints that controlplane/cluster.py enables
+ENABLED_GATES = frozenset({"GenericWorkload", "TopologyAwareWorkloadScheduling", "NodeInclusionPolicyInPodTopologySpread",
+                           "InPlacePodVerticalScaling", "NodeDeclaredFeatures"})
 # upstream's node when createNodes has no template (makeBaseNode)
 BASE_NODE = {"status": {"capacity": {"pods": "110", "cpu": "4", "memory": "32Gi"},
                         "allocatable": {"pods": "110", "cpu": "4", "memory": "32Gi"},
@@ -286,17 +286,21 @@ def _static(text: str) -> bool:
 
 def _nodes(op: dict, params: _Params, here: Path, offset: int) -> CreateNodes:
     count = params.count(op)
+    per_node: list[dict[str, Any]] = []
     if op.get("nodeTemplatePath"):
         text = _read(here, op["nodeTemplatePath"])
-        if not _static(text):
-            raise NotRunnable(f"a node template that varies per node ({op['nodeTemplatePath']})")
-        template = _render(text, {"Index": 0, "Count": count, **params.template_params(op)}, op["nodeTemplatePath"])
+        env = {"Count": count, **params.template_params(op)}
+        template = _render(text, {"Index": 0, **env}, op["nodeTemplatePath"])
+        if not _static(text):  # rendered for each node, .Index counting the op's nodes from 0
+            per_node = [template] + [_render(text, {"Index": i, **env}, op["nodeTemplatePath"])
+                                     for i in range(1, count)]
     else:
         template = orjson.loads(orjson.dumps(BASE_NODE))
-    template.pop("apiVersion", None)
-    template.pop("kind", None)
-    (template.get("metadata") or {}).pop("generateName", None)
-    (template.get("metadata") or {}).pop("name", None)
+    for t in per_node or [template]:  # named by the workload (the hostname label follows the name)
+        t.pop("apiVersion", None)
+        t.pop("kind", None)
+        (t.get("metadata") or {}).pop("generateName", None)
+        (t.get("metadata") or {}).pop("name", None)
     rr: dict[str, list[str]] = {}
     if s := op.get("labelNodePrepareStrategy"):
         # round robin over the op's nodes in name order (ours are named in creation order)
@@ -308,15 +312,17 @@ def _nodes(op: dict, params: _Params, here: Path, offset: int) -> CreateNodes:
     csi_node = None
     if s := op.get("nodeAllocatableStrategy"):
         # allocatable patched onto every node (the apiserver defaults it to the capacity first)
-        status = template.setdefault("status", {})
-        status["allocatable"] = {**(status.get("allocatable") or status.get("capacity") or {}),
-                                 **{k: str(v) for k, v in (s.get("nodeAllocatable") or {}).items()}}
+        for t in per_node or [template]:
+            status = t.setdefault("status", {})
+            status["allocatable"] = {**(status.get("allocatable") or status.get("capacity") or {}),
+                                     **{k: str(v) for k, v in (s.get("nodeAllocatable") or {}).items()}}
         # and a CSINode per node with each driver's attach limit and the migrated plugins
         csi_node = {"metadata": {"annotations": {"storage.alpha.kubernetes.io/migrated-plugins":
                                                  ",".join(s.get("migratedPlugins") or ())}},
                     "spec": {"drivers": [{"name": d, "allocatable": a} for d, a in
                                          (s.get("csiNodeAllocatable") or {}).items()]}}
-    return CreateNodes(count=count, template=template, round_robin_labels=rr, csi_node=csi_node)
+    return CreateNodes(count=count, template=template, round_robin_labels=rr, csi_node=csi_node,
+                       per_node=tuple(per_node))
 
 
 def _namespaces(op: dict, params: _Params, here: Path) -> CreateObjects:

@@ -221,6 +221,47 @@ def test_gangs_across_partitions_whole_or_not_at_all(admin, run_scheduler):
              "PodGroupInitiallyScheduled True on both")
 
 
+def test_gangs_kept_to_one_rack_end_to_end(admin, run_scheduler):
+    """PodGroups with a topology constraint (TopologyAwareWorkloadScheduling, on in our control
+    plane): each gang lands within one rack, the fullest that holds it, across three partitions;
+    a gang no rack holds waits with the placements' reason; the check finds no gang split."""
+    from cluster_scheduler.api import rest
+    from cluster_scheduler.check import fetch_pod_groups
+
+    ns, rack = "tas", "topology.kubernetes.io/rack"
+    core = client.CoreV1Api(admin)
+    core.create_namespace({"metadata": {"name": ns}})
+    for name, cpu in (("a-0", "2"), ("a-1", "2"), ("b-0", "2"), ("b-1", "2"), ("c-0", "2")):
+        finish(core.create_node(node_obj(name, cpu, labels={rack: name[0]}), _preload_content=False))
+    finish(core.create_namespaced_pod(ns, pod_obj("held", ns, "1", scheduler="other", node="a-0"),
+                                      _preload_content=False))
+    run_scheduler(3, batch_size=5)
+    topo = {"schedulingConstraints": {"topology": [{"key": rack}]}}
+
+    def racks_of(prefix: str) -> set[str]:
+        return {p["spec"].get("nodeName", "")[:1] for name, p in pod_map(admin, ns).items() if name.startswith(prefix)}
+
+    # t (4 x 1 cpu): rack a has 3 cpus free, b 4, c 2: only b holds it, though a is fuller
+    # u (3): then a, the only rack left that holds it; v (2): c; w (2): none
+    for group, n, want, bound in (("t", 4, "b", 4), ("u", 3, "a", 7), ("v", 2, "c", 9), ("w", 2, None, 9)):
+        finish(rest.request(admin, "POST", f"/apis/scheduling.k8s.io/v1beta1/namespaces/{ns}/podgroups",
+                            pod_group(group, n, ns, **topo)))
+        for p in gang_members(group, ns, group, n):
+            finish(rest.request(admin, "POST", f"/api/v1/namespaces/{ns}/pods", p))
+        wait_settled(admin, ns, bound + 1 + (n if want is None else 0), timeout=120, want_bound=bound + 1)
+        if want is not None:
+            assert racks_of(group) == {want}, (group, racks_of(group))
+    assert all(g["spec"].get("schedulingConstraints") == topo["schedulingConstraints"]
+               for g in fetch_pod_groups(admin) if g["metadata"]["namespace"] == ns)  # the apiserver kept it
+    messages = {c["message"] for name, p in pod_map(admin, ns).items() if name.startswith("w")
+                for c in p["status"]["conditions"] if c["type"] == "PodScheduled"}
+    assert len(messages) == 1 and next(iter(messages)).startswith(
+        f"0/3 placements of {rack} are available, the first ("), messages
+    report = check_placement(_list_all(core.list_node), list_pods(admin), scheduler_name=SCHEDULER,
+                             pod_groups=fetch_pod_groups(admin))
+    assert report.ok and report.gangs_whole == 3, report.summary()
+
+
 def test_gang_bad_input_gets_a_reason_and_nothing_is_bound_half_way(admin, run_scheduler):
     """A PodGroup that never exists, a minCount larger than the group, members for another
     scheduler, a PodGroup deleted while its members wait: each member Unschedulable with the reason,

@@ -85,6 +85,21 @@ def test_label_strategy_is_round_robin_over_the_ops_nodes(cases):
     assert nodes_op.count == 5000
 
 
+def test_node_template_that_varies_is_rendered_per_node(cases):
+    """TopologyAwareScheduling's nodes: rack-{{DivideInt .Index 100}}, .Index counting the op's
+    nodes; each PodGroup keeps its topology constraint."""
+    case = cases["podgroup/tas/TopologyAwareScheduling/5000Nodes_750Gangs_3000Pods"]
+    nodes = list(case.workload.all_nodes())
+    racks = [n["metadata"]["labels"]["topology.kubernetes.io/rack"] for n in nodes]
+    assert len(nodes) == 5000 and len(set(racks)) == 50
+    assert racks[:101:50] == ["rack-0", "rack-0", "rack-1"] and racks[-1] == "rack-49"
+    assert all(n["metadata"]["labels"]["kubernetes.io/hostname"] == n["metadata"]["name"] for n in nodes[:3])
+    groups = [o for op in case.workload.ops for o in getattr(op, "objects", ()) if o.get("kind") == "PodGroup"]
+    groups += [o for op in case.workload.ops if isinstance(op, CreatePods) for o in case.workload.iter_pod_groups(op)]
+    assert groups and all(g["spec"]["schedulingConstraints"] == {"topology": [{"key": "topology.kubernetes.io/rack"}]}
+                          for g in groups)
+
+
 @needs_go
 def test_cases_that_need_what_we_lack_say_why(cases):
     assert "DRA" in cases["dra/SchedulingWithResourceClaimTemplate/5000pods_500nodes"].reason
