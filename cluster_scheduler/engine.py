@@ -162,7 +162,11 @@ class ClassState:
         self.check_only = check_only
         # a class of one pod (its own claims: dropped once it is placed): no heaps either, its
         # best rows are read off the fresh build's scores (`top`)
-        self.one_pod = key.volumes is not None and bool(key.volumes.delayed or key.volumes.csi)
+        vols = key.volumes
+        self.one_pod = vols is not None and bool(vols.delayed or vols.csi and not vols.fresh)
+        # stand-in volumes count against attach limits row by row (a placement bumps the row);
+        # what moves limits or attachments without a placement rebuilds the class
+        self.fresh = vols is not None and vols.fresh
         self.whole = False
         self._diag_cache: tuple[int, dict[str, int]] | None = None
         self.build()
@@ -185,6 +189,7 @@ class ClassState:
         self.rel_seen, self.rel_base = len(e.released), e.released_base  # the build sees every row as it is
         # unbound claims read which volumes are free: rebuilt when the storage index moves
         self.storage_gen = e.storage.gen if self.one_pod else None
+        self.vol_gen = self._vol_gen() if self.fresh else None
         self.built_at = e.placements
         n = len(rows)
         self.pos = np.full(t.capacity, -1, dtype=np.int64)
@@ -393,6 +398,8 @@ class ClassState:
                 return True
         if self.storage_gen is not None and self.storage_gen != e.storage.gen:
             return True
+        if self.vol_gen is not None and self.vol_gen != self._vol_gen():
+            return True
         if self.dense and self.built_at != e.placements:
             return True
         for c, gen in self.watch:
@@ -404,6 +411,12 @@ class ClassState:
             self._norm_gen = self.gate.counts.gen  # checked once per move of the gated counts
             return self._norm_moved()
         return False
+
+    def _vol_gen(self) -> tuple[int, int]:
+        """What moves the attach limits and the drivers that must be installed (the counts
+        themselves move row by row: `Engine.sync_attachments`)."""
+        st = self.engine.storage
+        return (st.limits_gen, st.capacity_gen)
 
     def _ipa_moved(self) -> bool:
         """Has an inter-pod count moved in a way the class cannot follow (`stale()`'s part)?"""
@@ -489,7 +502,7 @@ class ClassState:
         tests, inlined: is_stale must be asked once, it records what it saw.)"""
         e = self.engine
         if (self.epoch != e.epoch or (self.storage_gen is not None and self.storage_gen != e.storage.gen)
-                or self._ipa_moved()):
+                or (self.vol_gen is not None and self.vol_gen != self._vol_gen()) or self._ipa_moved()):
             self.build()
             return self.feasible_row(row)
         if any(c.gen != gen for c, gen in self.watch) or (self.dense and self.built_at != e.placements):
@@ -838,6 +851,7 @@ class Engine:
         # so a removal costs O(1) however many classes are cached; cut now and then (`released_base`)
         self.released: list[int] = []
         self.released_base = 0
+        self._attach_seen = (0, 0)  # (attach_base, position) of the storage's attach log read so far
         self.classes: OrderedDict[tuple[str, PodSpecKey], ClassState] = OrderedDict()
         self.check_classes: OrderedDict[tuple[str, PodSpecKey], ClassState] = OrderedDict()  # see check
         self.timings: dict[str, float] = {}  # seconds per plugin in full (vectorized) class builds
@@ -1022,6 +1036,28 @@ class Engine:
         self.placements += 1
         self._log_release(row)
 
+    def sync_attachments(self) -> None:
+        """Attach counts that moved since the last look (a pod's volumes placed or gone, a claim
+        bound to a CSI volume after its pod was placed, a VolumeAttachment): each such row is
+        re-read by every class, as after a placement (`ver`) and a departure (`released`), so a
+        class of fresh volumes (`PodVolumes.fresh`), which keeps its heap across pods, sees the
+        row's new count either way. A cut of the storage's log rebuilds every class."""
+        st = self.storage
+        log = st.attach_log
+        base, seen = self._attach_seen
+        if seen == len(log) and base == st.attach_base:
+            return
+        self._attach_seen = (st.attach_base, len(log))
+        if base != st.attach_base:
+            self._changed()
+            return
+        index, ver = self.table.index, self.table.ver
+        for node in dict.fromkeys(n for n, _d in log[seen:]):
+            row = index.get(node)
+            if row is not None:
+                ver[row] += 1
+                self._log_release(row)
+
     def _log_release(self, row: int) -> None:
         """Every class re-admits `row` when it is next used (`ClassState.release`)."""
         log = self.released
@@ -1096,6 +1132,7 @@ class Engine:
         """The class of `key` under `profile` (default: the first): one per (profile, class key),
         so two profiles' pods of the same spec are filtered and scored each with their own plugins;
         and one per topology placement a gang is tried in."""
+        self.sync_attachments()
         key = self.class_key(key)
         profile = profile or self.profile
         ck = (profile.scheduler_name, key) if placement is None else (profile.scheduler_name, key, placement)
@@ -1123,7 +1160,7 @@ class Engine:
                                     prof.filter_enabled(node_volume_limits.NAME))
         if isinstance(vols, str):
             return vols
-        return key if vols is None else replace(key, volumes=vols)
+        return key if vols is None else replace(key, volumes=self.storage.fresh(vols))
 
     def class_of(self, pod: PodInfo) -> ClassState:
         """The pod's class; a pod with claims must have passed `pod_key`'s PreFilter."""
@@ -1312,6 +1349,7 @@ class Engine:
     def check(self, pod: PodInfo, node: str) -> bool:
         """Would `node` pass every filter for this pod (its profile's) now? The coordinator's
         commit-time check."""
+        self.sync_attachments()
         row = self.table.index.get(node)
         if row is None:
             return False

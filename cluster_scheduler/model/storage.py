@@ -14,7 +14,7 @@ to re-read the volumes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .csi_translation import provisioner_driver
 from .parse import (parse_claim, parse_csi_driver, parse_csi_node, parse_storage_capacity, parse_storage_class,
@@ -211,6 +211,23 @@ class StorageIndex:
         else:
             self.va_counted[name] = now
         self.gen += 1
+
+    def fresh(self, vols: PodVolumes) -> PodVolumes:
+        """`vols` with its CSI volumes replaced by stand-ins when none of them is attached
+        anywhere (no pod uses it, no VolumeAttachment names it): each is then new on every node,
+        as a stand-in is, so the pod shares its class with others alike instead of being a class
+        of its own (see `PodVolumes.fresh`)."""
+        if not vols.csi or vols.delayed or vols.fresh or self.va_handles and any(self.va_handles.values()):
+            return vols
+        at = self.attached_at
+        if any(v in at for v in vols.csi):
+            return vols
+        per: dict[str, int] = {}
+        stand_ins = []
+        for driver, _handle in sorted(set(vols.csi)):
+            per[driver] = per.get(driver, 0) + 1
+            stand_ins.append((driver, f"\x00{per[driver]}"))
+        return replace(vols, csi=tuple(stand_ins), fresh=True)
 
     def in_use(self, node: str, driver: str) -> int:
         """How many of the driver's volumes count against `node`'s limit: its pods' and its

@@ -224,6 +224,9 @@ class PodVolumes:
     missing_volume: bool = False  # a bound claim's volume does not exist (no node passes)
     rwop_in_use: bool = False  # a ReadWriteOncePod claim of the pod is used by a placed pod (VolumeRestrictions)
     csi: tuple[tuple[str, str], ...] = ()  # (driver, volume handle) of each CSI volume (NodeVolumeLimits)
+    # `csi` holds stand-ins for the pod's own volumes, which were attached nowhere when it was keyed
+    # (each counts as new on every node): pods of fresh volumes alike share a class
+    fresh: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -287,6 +287,101 @@ def test_csi_attach_limits_count_distinct_volumes_per_driver():
     assert where(e, pod("c", cpu="1", **claims("c2"), **only_n0)) == "n0"
 
 
+def test_pods_of_fresh_volumes_share_a_class_and_the_limit_still_holds():
+    """Volumes attached nowhere are stand-ins in the class key, so pods that each mount their own
+    new volume share one class (built once, not once per pod) while every node still takes no more
+    than its limit; a pod whose volume is already attached somewhere keeps its own key."""
+    from cluster_scheduler.model.parse import parse_csi_node
+
+    e = engine([node(f"n{i}", cpu="8") for i in range(4)])
+    for i in range(4):
+        e.storage.set_node_limits(*parse_csi_node(csi_node(f"n{i}", disk_csi=2)))
+    objs = [storage_class("csi", provisioner="disk.csi", mode="Immediate")]
+    for i in range(10):
+        objs.append(pv_dict(f"v{i}", claim=("default", f"c{i}"), phase="Bound", storage_class="csi",
+                            csi={"driver": "disk.csi", "volumeHandle": f"h{i}"}))
+        objs.append(pvc_dict(f"c{i}", volume=f"v{i}", bound=True, storage_class="csi"))
+    add_storage(e, *objs)
+    pods = [pod(f"p{i}", cpu="100m", **claims(f"c{i}")) for i in range(9)]
+    assert len({e.pod_key(p) for p in pods}) == 1
+    builds = e.builds
+    results = e.schedule(pods)
+    assert e.builds - builds <= 2
+    per_node: dict[str, int] = {}
+    for r in results[:8]:
+        per_node[r.candidates[0][0]] = per_node.get(r.candidates[0][0], 0) + 1
+    assert per_node == {f"n{i}": 2 for i in range(4)}
+    assert results[8].message() == "0/4 nodes are available: 4 node(s) exceed max volume count."
+    shared = pod("shared", cpu="100m", **claims("c0"))  # h0 is attached: not new where it is
+    assert e.pod_key(shared) != e.pod_key(pods[8]) and where(e, shared) == results[0].candidates[0][0]
+
+
+def test_a_count_moved_without_a_placement_reaches_a_class_of_fresh_volumes():
+    """A fresh-volume class keeps its heap across pods: a node whose attach count rises with no
+    placement there (a placed pod's claim bound to a counted volume) must be re-read, or the next
+    pod of the class would take it past its limit."""
+    from cluster_scheduler.model.parse import parse_csi_node
+
+    e = engine([node("n0", cpu="4"), node("n1", cpu="4")])
+    for n in ("n0", "n1"):
+        e.storage.set_node_limits(*parse_csi_node(csi_node(n, disk_csi=1)))
+    add_storage(e, storage_class("csi", provisioner="disk.csi", mode="Immediate"), storage_class("other"),
+                pv_dict("v-late", claim=("default", "late"), phase="Bound", storage_class="other"),
+                pvc_dict("late", volume="v-late", bound=True, storage_class="other"),
+                *[o for i in (1, 2) for o in (
+                    pv_dict(f"v{i}", claim=("default", f"c{i}"), phase="Bound", storage_class="csi",
+                            csi={"driver": "disk.csi", "volumeHandle": f"h{i}"}),
+                    pvc_dict(f"c{i}", volume=f"v{i}", bound=True, storage_class="csi"))])
+    assert where(e, pod("first", cpu="1", **claims("late"), nodeSelector={"kubernetes.io/hostname": "n0"})) == "n0"
+    assert where(e, pod("a", cpu="100m", **claims("c1"))) == "n1"  # the emptier node; n1 is now full
+    add_storage(e, pv_dict("v-late", claim=("default", "late"), phase="Bound", storage_class="other",
+                           csi={"driver": "disk.csi", "volumeHandle": "h-late"}))  # n0 full too
+    assert message(e, pod("b", cpu="100m", **claims("c2"))) == (
+        "0/2 nodes are available: 2 node(s) exceed max volume count.")
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_fresh_volume_classes_place_as_classes_of_one_pod(seed):
+    """Stand-ins change nothing: the same random pods, claims, removals and attachments give the
+    same placements with shared classes as with a class per pod (stand-ins off)."""
+    import random
+
+    from cluster_scheduler.model.parse import parse_csi_node
+
+    def run(fresh: bool) -> list:
+        rng = random.Random(seed)
+        e = engine([node(f"n{i}", cpu="2", pods="110") for i in range(5)])
+        if not fresh:
+            e.storage.fresh = lambda v: v
+        for i in range(5):
+            if rng.random() < 0.8:
+                e.storage.set_node_limits(*parse_csi_node(csi_node(f"n{i}", a_csi=rng.randint(1, 3), b_csi=1)))
+        objs = [storage_class("sc", provisioner="a.csi", mode="Immediate")]
+        for j in range(24):
+            objs += [pv_dict(f"v{j}", claim=("default", f"c{j}"), phase="Bound", storage_class="sc",
+                             csi={"driver": rng.choice(["a.csi", "a.csi", "b.csi"]), "volumeHandle": f"h{j % 18}"}),
+                     pvc_dict(f"c{j}", volume=f"v{j}", bound=True, storage_class="sc")]
+        add_storage(e, *objs)
+        out = []
+        for step in range(12):
+            batch = [pod(f"s{seed}-{step}-{k}", cpu=rng.choice(["100m", "300m"]),
+                         **claims(*rng.sample([f"c{j}" for j in range(24)], rng.randint(1, 2))))
+                     for k in range(rng.randint(1, 5))]
+            out += [(r.uid, r.candidates[0][0] if r.candidates else r.message()) for r in e.schedule(batch)]
+            if rng.random() < 0.4 and e.pods:
+                e.remove_pod(sorted(e.pods)[rng.randrange(len(e.pods))])
+            if rng.random() < 0.5:  # a claim rebound to another volume: its placed pods count that one
+                j = rng.randrange(24)
+                add_storage(e, pv_dict(f"w{step}", claim=("default", f"c{j}"), phase="Bound", storage_class="sc",
+                                       csi={"driver": rng.choice(["a.csi", "b.csi"]), "volumeHandle": f"k{step}"}),
+                            pvc_dict(f"c{j}", volume=f"w{step}", bound=True, storage_class="sc"))
+            if rng.random() < 0.2:
+                add_storage(e, attachment(f"va{step}", f"n{rng.randint(0, 4)}", f"v{rng.randint(0, 23)}", "a.csi"))
+        return out
+
+    assert run(True) == run(False)
+
+
 def test_a_claim_bound_after_its_pod_was_placed_counts_its_volume_from_then_on():
     """WaitForFirstConsumer with static volumes: the pod is placed while its claim is unbound (a
     class without a CSI provisioner: nothing to count), then the PV controller binds the claim to
@@ -377,6 +472,7 @@ def test_a_one_pod_class_ranks_nodes_as_the_heap_would(seed):
     add_storage(e, *objs)
     from cluster_scheduler.model.parse import parse_csi_node
     e.storage.set_node_limits(*parse_csi_node(csi_node("n0", disk_csi=2)))  # counted: a class per pod
+    e.storage.fresh = lambda v: v  # (as volumes attached somewhere are: fresh ones share a class)
     spread = {"topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule",
                                              "labelSelector": {"matchLabels": {"app": "x"}}}]}
     for j in range(12):
