@@ -514,7 +514,8 @@ class Coordinator:
         else:
             old = self.pod_groups.get(key)
             self.pod_groups[key] = g
-            if old is None or (old.min_count, old.deleting) != (g.min_count, g.deleting):
+            if old is None or (old.min_count, old.deleting, old.topology_key) != (g.min_count, g.deleting,
+                                                                                  g.topology_key):
                 # its members may have waited for it (or for a smaller minCount); a status change
                 # (our own condition) changes nothing for them
                 self.queue.move_all_to_active(lambda p: p.pod_group == key[1] and p.namespace == key[0])

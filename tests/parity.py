@@ -139,6 +139,7 @@ class Gang:
     size: int
     min_count: int
     template: dict  # the members' manifest, without a name
+    topology_key: str = ""  # the PodGroup's schedulingConstraints.topology key (TopologyAwareWorkloadScheduling)
 
     def members(self, suffix: str, group: str) -> list[dict]:
         """One scheduler's copies of the members (`<name>-<i><suffix>`), in the group `group`."""
@@ -151,7 +152,8 @@ class Gang:
         return out
 
     def group(self, name: str) -> dict:
-        return pod_group(name, self.min_count, self.namespace, priority=0)
+        extra = {"schedulingConstraints": {"topology": [{"key": self.topology_key}]}} if self.topology_key else {}
+        return pod_group(name, self.min_count, self.namespace, priority=0, **extra)
 
 
 def generate(seed: int, max_nodes: int = 7, max_pods: int = 12) -> Case:
@@ -182,6 +184,10 @@ def generate(seed: int, max_nodes: int = 7, max_pods: int = 12) -> Case:
     grng = random.Random(f"gang-{seed}")  # gangs last, from a generator of their own again
     gangs = [_gang(grng, f"{prefix}-g{j}", grng.choice(sorted(namespaces)), node_names)
              for j in range(grng.choice([0, 0, 1, 2]))]
+    for j, gang in enumerate(gangs):  # kept to one zone: only gangs all of whose members must fit,
+        trng = random.Random(f"tas-{seed}-{j}")  # so the count is that of any placement that holds them
+        if gang.min_count == gang.size and trng.random() < 0.4:
+            gang.topology_key = ZONE
     return Case(seed, namespaces, nodes, pods, pdbs, profile, storage, claims, gangs)
 
 
@@ -675,6 +681,7 @@ class Tally:
     profiles: dict[str, int] = field(default_factory=dict)  # cases per profile
     gangs: int = 0
     gangs_placed: int = 0  # by kube-scheduler (minCount or more members bound)
+    gangs_zoned: int = 0  # kept to one zone (a topology constraint)
     mismatches: list[Mismatch] = field(default_factory=list)
 
 
@@ -1022,6 +1029,7 @@ class Lockstep:
         ours_name, kube_name = names
         ns = gang.namespace
         tally.gangs += 1
+        tally.gangs_zoned += bool(gang.topology_key)
         ours = self._decide_gang(gang, "-o", ours_name)
         wrong = self._refused(engine, ours, ours_name, keep=False)
         for _, got in ours:
@@ -1035,6 +1043,13 @@ class Lockstep:
             else:
                 self._delete(ns, got["metadata"]["name"])
         placed_o, placed_k = (sum(bool(o.node) for o, _ in outs) for outs in (ours, kube))
+        split = ""
+        if gang.topology_key:
+            labels = {n["metadata"]["name"]: n["metadata"].get("labels") or {} for n in case.nodes}
+            for who, outs in (("ours", ours), ("kube-scheduler", kube)):
+                values = {labels.get(o.node, {}).get(gang.topology_key) for o, _ in outs if o.node}
+                if len(values) > 1 or None in values:
+                    split = f"gang kept to one {gang.topology_key}: {who} placed it on {sorted(map(str, values))}"
         if placed_k:
             tally.gangs_placed += 1
         else:
@@ -1047,6 +1062,8 @@ class Lockstep:
         elif wrong or wrong_kube:
             what = (f"gang: our engine's filters refuse {wrong or wrong_kube} "
                     f"(placed by {'our runtime' if wrong else 'kube-scheduler'})")
+        elif split:
+            what = split
         if what:
             m = Mismatch(case, index, what, _summary(ours), _summary(kube), "",
                          ", ".join(f"{n} on {p['spec']['nodeName']}" for (_, n), p in kept.items()))
@@ -1136,9 +1153,16 @@ class Lockstep:
                         "generateName": meta.pop("name") + "-", "template": tpl})
             ops.append({"op": "barrier", "timeout": 60})
         for gang in case.gangs[:max(upto + 1 - len(case.pods), 0)]:
-            ops.append({"op": "createPods", "count": gang.size, "namespace": gang.namespace,
-                        "generateName": gang.name + "-", "podGroup": {"size": gang.size, "minCount": gang.min_count},
-                        "template": gang.template})
+            if gang.topology_key:  # its PodGroup as an object (the podGroup op has no constraints)
+                tpl = yaml.safe_load(yaml.safe_dump(gang.template))
+                tpl["spec"]["schedulingGroup"] = {"podGroupName": gang.name}
+                ops.append({"op": "createObjects", "objects": [gang.group(gang.name)]})
+                ops.append({"op": "createPods", "count": gang.size, "namespace": gang.namespace,
+                            "generateName": gang.name + "-", "template": tpl})
+            else:
+                ops.append({"op": "createPods", "count": gang.size, "namespace": gang.namespace,
+                            "generateName": gang.name + "-",
+                            "podGroup": {"size": gang.size, "minCount": gang.min_count}, "template": gang.template})
             ops.append({"op": "barrier", "timeout": 60})
         path = self.out_dir / f"{name}.yaml"
         path.write_text(yaml.safe_dump({"name": name, "ops": ops}, sort_keys=False))

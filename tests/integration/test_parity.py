@@ -39,7 +39,7 @@ def test_parity_with_kube_scheduler(private_cp, admin, run_scheduler, tmp_path):
     print(f"parity: {tally.cases} cases, {tally.pods} pods ({tally.bound} bound, {tally.preempting} of them by "
           f"preempting ({tally.pdb_limited} past a PDB), {tally.unschedulable} unschedulable by kube-scheduler; {tally.with_volumes} mounting claims, {tally.volumes_bound} of them bound, {len(provisioner.provisioned)} "
           f"volumes provisioned), "
-          f"{tally.with_disks} with an inline disk ({tally.disks_bound} bound), {tally.gangs} gangs ({tally.gangs_placed} placed by kube-scheduler), "
+          f"{tally.with_disks} with an inline disk ({tally.disks_bound} bound), {tally.gangs} gangs ({tally.gangs_placed} placed by kube-scheduler, {tally.gangs_zoned} kept to a zone), "
           f"{len(tally.mismatches)} mismatches; cases per profile {tally.profiles}; nodes refused for a volume "
           f"reason {tally.volume_reasons}")
     assert tally.bound and tally.unschedulable, "the generator should make both outcomes"
