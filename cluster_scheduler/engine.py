@@ -42,9 +42,9 @@ from .model.pod_index import PodIndex
 from .model.storage import StorageIndex
 from .model.types import NodeInfo, PodInfo, PodSpecKey
 from .plugins import (ClassCtx, balanced_allocation, fused, inter_pod_affinity, node_affinity, node_resources_fit,
-                      node_volume_limits, pod_topology_spread, volume_binding, volume_restrictions, volume_zone)
+                      node_volume_limits, pod_topology_spread, topology_placement, volume_binding, volume_restrictions,
+                      volume_zone)
 from .plugins.profile import Profile
-from .plugins import topology_placement
 from .plugins.topology_placement import Placement
 from .plugins.registry import NORMALIZED, REGISTRY, ROW, Plugin
 
@@ -274,7 +274,8 @@ class ClassState:
         self.dense = bool(w_pts and pod_topology_spread.soft(ctx)) and not self.check_only
         if self.dense:
             total += w_pts * pod_topology_spread.score(ctx, feas)
-        if owned is not None and not self.whole and self.placement is None and (normalized or self.ipa_raw is not None or self.dense):
+        if (owned is not None and not self.whole and self.placement is None
+                and (normalized or self.ipa_raw is not None or self.dense)):
             self.whole = True  # see the class docstring: normalize over every node's feasibility
             self.build()
             return
@@ -1311,7 +1312,7 @@ class Engine:
                   for pl in places]
         bounds.sort(key=lambda bp: -bp[0])  # stable: by name within a bound
         feasible: list[tuple[Placement, list[PodInfo]]] = []
-        first: tuple[Placement, list[PodResult]] | None = None
+        closest: tuple[Placement, list[PodResult], int] | None = None  # the infeasible one holding most
         best_total, max_count = -1, 0
         for bound, pl in bounds:
             if max_count == len(pods) and bound <= best_total:
@@ -1322,18 +1323,18 @@ class Engine:
                 self.remove_pod(p.uid)
                 p.node_name = ""
             if len(got) < min_count:
-                if first is None:
-                    first = (pl, results)
+                if closest is None or len(got) > closest[2]:
+                    closest = (pl, results, len(got))
                 continue
             feasible.append((pl, got))
             max_count = max(max_count, len(got))
             if max_count == len(pods):
                 best_total = max(self._placement_score(pl, got, len(pods), len(placed_nodes), w_fit, prof)
                                  for pl, got in feasible)
-        if not feasible:
-            assert first is not None
-            pl, results = first
-            return fail(f"0/{len(places)} placements of {key} are available, the first ({pl.name})", results)
+        if not feasible:  # (upstream reports the first placement it tried; the closest says more)
+            assert closest is not None
+            pl, results, _n = closest
+            return fail(f"0/{len(places)} placements of {key} are available, the closest ({pl.name})", results)
         # the first of the best (max keeps the first): the order they were evaluated in
         best = max(feasible, key=lambda f: self._placement_score(f[0], f[1], max_count, len(placed_nodes), w_fit, prof))
         return best[0]

@@ -256,7 +256,7 @@ def test_gangs_kept_to_one_rack_end_to_end(admin, run_scheduler):
     messages = {c["message"] for name, p in pod_map(admin, ns).items() if name.startswith("w")
                 for c in p["status"]["conditions"] if c["type"] == "PodScheduled"}
     assert len(messages) == 1 and next(iter(messages)).startswith(
-        f"0/3 placements of {rack} are available, the first ("), messages
+        f"0/3 placements of {rack} are available, the closest ("), messages
     report = check_placement(_list_all(core.list_node), list_pods(admin), scheduler_name=SCHEDULER,
                              pod_groups=fetch_pod_groups(admin))
     assert report.ok and report.gangs_whole == 3, report.summary()

@@ -63,9 +63,9 @@ def test_no_domain_holds_the_gang():
     assert not ok
     assert all(r.node_name == "" for r in e.pods.values() if r.uid.startswith("m")) and len(e.pods) == 0
     msg = next(r.message() for r in results if not r.candidates)
-    # the first tried is the one of the best bound: r1, whose memory the gang would fill more
-    assert msg == ("0/2 placements of topology.kubernetes.io/rack are available, the first (r1): "
-                   "0/1 nodes are available: 1 Insufficient cpu."), msg
+    # the closest: r0 holds 4 of the 5 (r1, tried first for its better bound, holds 2)
+    assert msg == ("0/2 placements of topology.kubernetes.io/rack are available, the closest (r0): "
+                   "0/2 nodes are available: 2 Insufficient cpu."), msg
 
 
 def test_nodes_without_the_label_are_never_used():

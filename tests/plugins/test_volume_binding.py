@@ -261,18 +261,23 @@ def csi_node(name: str, **limits: int) -> dict:
                                  for d, n in limits.items()]}}
 
 
+def bound_csi_claims(n: int, driver: str = "disk.csi", storage: str = "csi") -> list[dict]:
+    """Claims c0..c<n-1>, each bound to its own volume v<i> of `driver` (handle h<i>)."""
+    out = []
+    for i in range(n):
+        out.append(pv_dict(f"v{i}", claim=("default", f"c{i}"), phase="Bound", storage_class=storage,
+                           csi={"driver": driver, "volumeHandle": f"h{i}"}))
+        out.append(pvc_dict(f"c{i}", volume=f"v{i}", bound=True, storage_class=storage))
+    return out
+
+
 def test_csi_attach_limits_count_distinct_volumes_per_driver():
     from cluster_scheduler.model.parse import parse_csi_node
 
     e = cluster()
     for n in ("n0", "n1"):
         e.storage.set_node_limits(*parse_csi_node(csi_node(n, disk_csi=2)))
-    objs = [storage_class("csi", provisioner="disk.csi", mode="Immediate")]
-    for i in range(4):
-        objs.append(pv_dict(f"v{i}", claim=("default", f"c{i}"), phase="Bound", storage_class="csi",
-                            csi={"driver": "disk.csi", "volumeHandle": f"h{i}"}))
-        objs.append(pvc_dict(f"c{i}", volume=f"v{i}", bound=True, storage_class="csi"))
-    add_storage(e, *objs)
+    add_storage(e, storage_class("csi", provisioner="disk.csi", mode="Immediate"), *bound_csi_claims(4))
     only_n0 = {"nodeSelector": {"kubernetes.io/hostname": "n0"}}
     assert where(e, pod("a", cpu="1", **claims("c0"), **only_n0)) == "n0"
     assert where(e, pod("b", cpu="1", **claims("c1"), **only_n0)) == "n0"
@@ -296,12 +301,7 @@ def test_pods_of_fresh_volumes_share_a_class_and_the_limit_still_holds():
     e = engine([node(f"n{i}", cpu="8") for i in range(4)])
     for i in range(4):
         e.storage.set_node_limits(*parse_csi_node(csi_node(f"n{i}", disk_csi=2)))
-    objs = [storage_class("csi", provisioner="disk.csi", mode="Immediate")]
-    for i in range(10):
-        objs.append(pv_dict(f"v{i}", claim=("default", f"c{i}"), phase="Bound", storage_class="csi",
-                            csi={"driver": "disk.csi", "volumeHandle": f"h{i}"}))
-        objs.append(pvc_dict(f"c{i}", volume=f"v{i}", bound=True, storage_class="csi"))
-    add_storage(e, *objs)
+    add_storage(e, storage_class("csi", provisioner="disk.csi", mode="Immediate"), *bound_csi_claims(10))
     pods = [pod(f"p{i}", cpu="100m", **claims(f"c{i}")) for i in range(9)]
     assert len({e.pod_key(p) for p in pods}) == 1
     builds = e.builds

@@ -175,6 +175,47 @@ def test_gang_with_min_count_below_size_keeps_what_fits(tmp_path):
     assert members_bound(res) == Counter({"job-g0": 4}) and res.unschedulable == 2
 
 
+def test_gang_kept_to_one_rack_and_its_later_members_join_it(tmp_path):
+    """Two racks of 8 GPUs: a gang of 6 kept to a rack goes whole to one (unconstrained its members
+    would spread over all four nodes); members created later join that rack while it has room,
+    then wait although the other rack is empty; a gang no rack holds waits with the reason."""
+    group = ("{{apiVersion: scheduling.k8s.io/v1beta1, kind: PodGroup, metadata: {{name: {name}, namespace: default}}, "
+             "spec: {{schedulingPolicy: {{gang: {{minCount: {n}}}}}, "
+             "schedulingConstraints: {{topology: [{{key: rack}}]}}}}}}")
+    member = ("{{spec: {{schedulingGroup: {{podGroupName: {name}}}, containers: [{{name: c, resources: "
+              "{{requests: {{cpu: 100m, nvidia.com/gpu: '1'}}}}}}]}}}}")
+    p = _gang_workload(tmp_path, f"""  - op: createObjects
+    objects: [{group.format(name="train", n=6)}, {group.format(name="wide", n=9)}]
+  - op: createPods
+    count: 6
+    generateName: train-
+    template: {member.format(name="train")}
+  - op: barrier
+  - op: createPods
+    count: 3
+    generateName: late-
+    template: {member.format(name="train")}
+  - op: barrier
+  - op: createPods
+    count: 9
+    generateName: wide-
+    template: {member.format(name="wide")}
+""")
+    p.write_text(p.read_text().replace("    count: 4\n    template:", "    count: 4\n    roundRobinLabels: {rack: [a, b]}\n    template:", 1))
+    res = run(p)
+    assert res.check_ok, res.check_summary
+    rack = {n["metadata"]["name"]: n["metadata"]["labels"]["rack"] for n in res.node_dicts}
+    racks = Counter(rack[p["spec"]["nodeName"]] for p in res.pod_dicts if p["spec"].get("nodeName"))
+    assert len(racks) == 1 and sum(racks.values()) == 8 and res.bound == 8  # 6 + 2 of the late ones
+    reasons = {p["metadata"]["name"]: p["status"]["conditions"][0]["message"] for p in unschedulable_pods(res)}
+    (late,) = [m for n, m in reasons.items() if n.startswith("late-")]
+    where = next(iter(racks))
+    assert late == f"in placement rack={where}: 0/2 nodes are available: 2 Insufficient nvidia.com/gpu.", late
+    other = ({"a", "b"} - {where}).pop()  # the empty rack holds 8 of the 9
+    assert reasons["wide-0"] == (f"0/2 placements of rack are available, the closest ({other}): 0/2 nodes are "
+                                 "available: 2 Insufficient nvidia.com/gpu.; gang wide needs 9, 8 fit"), reasons["wide-0"]
+
+
 def test_gang_waits_for_its_pod_group_and_for_min_count(tmp_path):
     """A member of a PodGroup that does not exist, and a gang whose minCount exceeds its members,
     wait with a reason and bind nothing; a basic-policy group schedules pod by pod."""
