@@ -1063,9 +1063,7 @@ class Coordinator:
         else:
             why = next((r.message() for r in results if not r.candidates), "")
             message = gang_unfit_message(why, name, g.min_count, placed + fits)
-            # (a gang held to one topology domain does not preempt: upstream 1.37 has no
-            # preemption that keeps to a placement)
-            preempted = None if g.topology_key else self._preempt_for_gang(pods, need, message)
+            preempted = self._preempt_for_gang(pods, need, message, g.topology_key, on)
             if preempted is not None:
                 ok, message = True, preempted
             else:
@@ -1081,14 +1079,17 @@ class Coordinator:
                                                    profile=pods[0].scheduler_name if pods else None)
         return []
 
-    def _preempt_for_gang(self, pods: list[PodInfo], need: int, message: str) -> str | None:
+    def _preempt_for_gang(self, pods: list[PodInfo], need: int, message: str, topology_key: str = "",
+                          placed_nodes: list[str] | None = None) -> str | None:
         """A gang that does not fit preempts as one (upstream's workload-aware preemption, over
         every node): the members that fit once the victims are gone are assumed on their nodes
         (their room held, nominatedNodeName set) and bound together when the last victim is
-        gone; the others stay Unschedulable. Returns the verdict, or None when it cannot."""
+        gone; the others stay Unschedulable. A gang kept to a topology placement is placed by the
+        placement algorithm once the victims are gone. Returns the verdict, or None when it cannot."""
         pre = self.preemption
         t0 = time.monotonic()
-        gc = pre.preempt_gang(pods, need) if pods and pre.may_preempt(pods[0], pre.lowest_priority()) else None
+        gc = (pre.preempt_gang(pods, need, topology_key, placed_nodes or ())
+              if pods and pre.may_preempt(pods[0], pre.lowest_priority()) else None)
         if self.metrics is not None and gc is not None:
             self.metrics.observe_preemption(len(gc.victims) or None, time.monotonic() - t0)
         if gc is None:

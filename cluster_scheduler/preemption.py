@@ -489,13 +489,16 @@ class Preemption:
                            reasons=hist)
         return Outcome(best, nodes_evaluated=evaluated, reasons=hist)
 
-    def preempt_gang(self, pods: list[PodInfo], need: int) -> GangCandidate | None:
+    def preempt_gang(self, pods: list[PodInfo], need: int, topology_key: str = "",
+                     placed_nodes: Sequence[str] = ()) -> GangCandidate | None:
         """Upstream's workload-aware preemption (`framework/preemption/podgrouppreemption.go`),
         the domain the whole cluster: every pod of lower priority than the gang is removed (the
         lower nominations are not seen); if `need` members then fit (the gang scheduled as
-        usual), victims are reprieved one by one, most important first and PDB-violating ones
-        first, as long as every placed member still passes its filters on its node. None when
-        the gang may not preempt or does not fit even then. Nothing is changed."""
+        usual: kept to one topology placement if it has a `topology_key`, as upstream's
+        scheduling function runs the placement algorithm), victims are reprieved one by one,
+        most important first and PDB-violating ones first, as long as every placed member still
+        passes its filters on its node. None when the gang may not preempt or does not fit even
+        then. Nothing is changed."""
         if not pods or any(p.preempt_never or p.key is None or not self.enabled(p) for p in pods):
             return None
         e = self.engine
@@ -509,7 +512,8 @@ class Preemption:
             e.remove_pod(q.uid)
         members: list[PodInfo] = []
         try:
-            results, ok = e.schedule_gang(pods, need, commit=True)
+            results, ok = e.schedule_gang(pods, need, commit=True, topology_key=topology_key,
+                                          placed_nodes=placed_nodes)
             if not ok:
                 return None
             members = [p for p, r in zip(pods, results) if r.candidates]

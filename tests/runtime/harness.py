@@ -155,8 +155,8 @@ def gang_pod(name: str, group: str, cpu: str = "1") -> dict:
     return p
 
 
-def pod_group(name: str, min_count: int | None = None, basic: bool = False) -> dict:
-    return manifests.pod_group(name, min_count, namespace="ns", basic=basic)
+def pod_group(name: str, min_count: int | None = None, basic: bool = False, **spec: object) -> dict:
+    return manifests.pod_group(name, min_count, namespace="ns", basic=basic, **spec)
 
 
 def run_all(c: Coordinator) -> None:

@@ -301,6 +301,46 @@ def test_gang_waits_for_its_pod_group_and_its_members():
     assert sorted(n for n, _ in binder.bound) == ["g0", "g1", "g2"]
 
 
+@pytest.mark.parametrize("partitions", [1, 2])
+def test_gangs_kept_to_a_rack_in_the_coordinator(partitions):
+    """A PodGroup's topology key: the gang goes whole to one rack, a late member joins that rack
+    (and waits, though the other rack is empty, once it is full), and a gang of higher priority
+    that fits no rack preempts within one."""
+    c, binder = make_no_backoff(partitions)
+    racks = {f"n{i}": "ab"[i % 2] for i in range(4)}  # a: n0 n2, b: n1 n3; 2 CPUs each
+    nodes = [node(n, "2") for n in racks]
+    for nd in nodes:
+        nd["metadata"]["labels"]["rack"] = racks[nd["metadata"]["name"]]
+    feed(c, NODES, nodes)
+    topo = {"schedulingConstraints": {"topology": [{"key": "rack"}]}}
+    feed(c, POD_GROUPS, [pod_group("g", 3, **topo)])
+    feed(c, PODS, [gang_pod(f"g{i}", "g") for i in range(3)])
+    run_all(c)
+    where = {n: racks[node_name] for n, node_name in binder.bound}
+    assert sorted(where) == ["g0", "g1", "g2"] and len(set(where.values())) == 1, binder.bound
+    full = where["g0"]
+    feed(c, PODS, [gang_pod("g3", "g")])  # one CPU left in that rack
+    run_all(c)
+    feed(c, PODS, [gang_pod("g4", "g")])  # none left there; the other rack is empty
+    run_all(c)
+    assert racks[dict(binder.bound)["g3"]] == full and "g4" not in dict(binder.bound)
+    assert dict(binder.unschedulable)["g4"] == (f"in placement rack={full}: 0/2 nodes are available: "
+                                                "2 Insufficient cpu.")
+    # fill the other rack with low-priority pods; a gang of two 2-CPU pods must evict within one rack
+    other = [n for n, r in racks.items() if r != full]
+    feed(c, PODS, [pod(f"low{i}", "1", node_name=other[i // 2], prio=1) for i in range(4)])
+    feed(c, POD_GROUPS, [pod_group("hi", 2, **topo)])
+    hi = [gang_pod(f"h{i}", "hi", cpu="2") for i in range(2)]
+    for p in hi:
+        p["spec"]["priority"] = 100
+    feed(c, PODS, hi)
+    run_all(c)
+    victims = {v for v, _p, _n in binder.evictions}
+    assert victims <= {f"low{i}" for i in range(4)} | {f"g{i}" for i in range(4)} and victims, binder.evictions
+    nominated = dict(binder.nominations)
+    assert {racks[nominated["h0"]], racks[nominated["h1"]]} in ({"a"}, {"b"}), nominated
+
+
 def test_basic_pod_group_members_go_one_by_one_and_late_members_join_a_placed_gang():
     c, binder = make_no_backoff(1)
     feed(c, NODES, [node("n0", "3")])

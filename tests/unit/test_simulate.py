@@ -370,6 +370,39 @@ def test_a_gang_preempts_as_one(tmp_path):
         "train": 3, "batch": 2}
 
 
+def test_a_gang_kept_to_a_rack_preempts_within_one(tmp_path):
+    """Two racks of two full nodes; a gang of two 2-CPU pods kept to a rack evicts the four batch
+    pods of one rack and lands there whole (unconstrained, its two members would take the first two
+    nodes, one in each rack)."""
+    body = GANG_PREEMPT.replace("    count: 4\n    template:", "    count: 4\n    roundRobinLabels: {rack: [a, b]}\n"
+                                "    template:", 1)
+    body = body.split("  - op: createPods\n    count: 3")[0] + """\
+  - op: createObjects
+    objects:
+      - apiVersion: scheduling.k8s.io/v1beta1
+        kind: PodGroup
+        metadata: {name: job, namespace: train}
+        spec: {schedulingPolicy: {gang: {minCount: 2}}, schedulingConstraints: {topology: [{key: rack}]}}
+  - op: createPods
+    count: 2
+    namespace: train
+    generateName: job-
+    template:
+      spec:
+        priority: 100
+        schedulingGroup: {podGroupName: job}
+        containers: [{name: c, image: pause, resources: {requests: {cpu: "2"}}}]
+"""
+    path = tmp_path / "w.yaml"
+    path.write_text(body)
+    res = run(path)
+    assert (res.bound, res.preempted, res.unschedulable) == (6, 4, 0), format_report(res)
+    assert res.check_ok, res.check_summary
+    rack = {n["metadata"]["name"]: n["metadata"]["labels"]["rack"] for n in res.node_dicts}
+    assert len({rack[p["spec"]["nodeName"]] for p in res.pod_dicts if p["metadata"]["namespace"] == "train"}) == 1
+    assert len({rack[v["spec"]["nodeName"]] for v in res.victim_dicts}) == 1
+
+
 def test_volumes_small():
     """Local volumes, an Immediate zonal claim shared by two pods, pre-bound volumes, a missing claim."""
     res = run(ROOT / "tests" / "workloads" / "volumes-small.yaml")
