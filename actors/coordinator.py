@@ -988,7 +988,7 @@ class Coordinator:
         for p in batch:
             key = (p.namespace, p.pod_group)
             g = self.pod_groups.get(key) if p.pod_group else None
-            if not p.pod_group or (g is not None and g.min_count is None):
+            if not p.pod_group or (g is not None and not g.together):
                 plain.append(p)
             else:
                 gangs.setdefault(key, []).append(p)
@@ -1008,11 +1008,10 @@ class Coordinator:
             for p in popped:
                 self._unschedulable(p, pod_group_missing_message(ns, name))
             return []
-        assert g.min_count is not None
         members = self.group_members.get(key, set())
         on = [self.ledger.pods[uid].node_name for uid in members if uid in self.ledger.pods]
         placed = len(on)
-        if placed >= g.min_count:
+        if placed >= g.required:
             if not g.topology_key:
                 return popped  # the gang stands: the rest join it one by one
             # the rest join it in its topology domain
@@ -1038,11 +1037,11 @@ class Coordinator:
                 if taken is not None:
                     pods.append(taken)
         pods.sort(key=lambda p: (p.creation_ts, p.name))
-        need = g.min_count - placed
+        need = g.required - placed
         t0 = time.monotonic()
         if len(pods) < need:
             foreign = sorted({s for k, s in self._foreign_members.values() if k == key})
-            message = gang_waiting_message(name, g.min_count, len(pods) + placed,
+            message = gang_waiting_message(name, g.required, len(pods) + placed,
                                            sum(1 for k, _s in self._foreign_members.values() if k == key), foreign)
             young = time.time() - max(p.creation_ts for p in pods) < GANG_QUIET_S
             for p in pods:
@@ -1062,7 +1061,7 @@ class Coordinator:
                     self._unschedulable(p, r.message())
         else:
             why = next((r.message() for r in results if not r.candidates), "")
-            message = gang_unfit_message(why, name, g.min_count, placed + fits)
+            message = gang_unfit_message(why, name, g.required, placed + fits)
             preempted = self._preempt_for_gang(pods, need, message, g.topology_key, on)
             if preempted is not None:
                 ok, message = True, preempted
@@ -1071,7 +1070,7 @@ class Coordinator:
                     self._unschedulable(p, message)
         self._pod_group_condition(key, g, ok, "Scheduled" if ok else "Unschedulable",
                                   message if ok and fits < need else
-                                  f"{placed + fits} of minCount {g.min_count} pods placed" if ok else message)
+                                  f"{placed + fits} of minCount {g.required} pods placed" if ok else message)
         self.stats.gangs_placed += ok
         self.stats.gangs_unschedulable += not ok
         if self.metrics is not None:

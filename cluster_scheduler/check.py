@@ -871,11 +871,10 @@ def _check_gangs(pods: list[_Pod], pod_groups: Sequence[Mapping[str, Any]],
         name, ns = meta.get("name"), meta.get("namespace") or "default"
         if not isinstance(name, str) or not name or not isinstance(ns, str):
             continue
-        min_count = _gang_min_count(raw)
-        if min_count is None or (ns, name) in seen:
+        min_count, key = _gang_min_count(raw), _topology_key(raw)
+        if (min_count is None and key is None) or (ns, name) in seen:
             continue
         seen.add((ns, name))
-        key = _topology_key(raw)
         if key is not None and nodes is not None and on[(ns, name)]:
             values = {(nodes[n].labels.get(key) if n in nodes else None) for n in on[(ns, name)]}
             if len(values) > 1 or None in values:
@@ -883,6 +882,8 @@ def _check_gangs(pods: list[_Pod], pod_groups: Sequence[Mapping[str, Any]],
                     GANG_SPLIT, f"{ns}/{name}", "",
                     f"gang {ns}/{name} is kept to one {key} but its pods are on "
                     f"{', '.join(sorted(str(v) for v in values))}"))
+        if min_count is None:
+            continue
         n_bound, n_members = bound[(ns, name)], members[(ns, name)]
         if n_bound >= min_count:
             report.gangs_whole += 1

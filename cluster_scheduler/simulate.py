@@ -204,7 +204,7 @@ def _units(order: list[PodInfo], groups: dict[tuple[str, str], Gang],
         g = (pod.namespace, pod.pod_group) if pod.pod_group else None
         spec = groups.get(g) if g is not None else None
         if g is not None and (g not in placed_groups or spec is not None and spec.topology_key):
-            if spec is None or spec.min_count is not None:  # a gang, or a group yet unknown
+            if spec is None or spec.together:  # a gang (or a group kept to a domain), or one yet unknown
                 if g not in gangs:
                     gangs[g] = []
                     units.append((g, gangs[g]))
@@ -239,13 +239,12 @@ def _schedule_pending(engine: Engine, pending: list[PodInfo], res: SimResult,
                     failed.append(pod)
                     res.messages[pod.uid] = pod_group_missing_message(*g)
                 continue
-            assert spec.min_count is not None
             standing = g in placed_groups  # (members joining a gang kept to a topology domain)
-            need = 0 if standing else spec.min_count
+            need = 0 if standing else spec.required
             if len(pods) < need:
                 for pod in pods:
                     failed.append(pod)
-                    res.messages[pod.uid] = gang_waiting_message(g[1], spec.min_count)
+                    res.messages[pod.uid] = gang_waiting_message(g[1], spec.required)
                 continue
             on = [p.node_name for p in engine.pods.values()
                   if p.pod_group == g[1] and p.namespace == g[0] and p.node_name] if standing else []
@@ -255,7 +254,7 @@ def _schedule_pending(engine: Engine, pending: list[PodInfo], res: SimResult,
             res.schedule_cpu_seconds += time.process_time() - c0
             fits = sum(1 for r in results if r.candidates)
             if not ok and preemption is not None and preemption.may_preempt(pods[0], preemption.lowest_priority()):
-                gc = preemption.preempt_gang(pods, spec.min_count, spec.topology_key, on)
+                gc = preemption.preempt_gang(pods, spec.required, spec.topology_key, on)
                 if gc is not None:  # the gang preempts as one: victims go, its members are placed
                     by_node = {node: p for p, node in gc.assignments}
                     for v in gc.victims:
@@ -284,7 +283,7 @@ def _schedule_pending(engine: Engine, pending: list[PodInfo], res: SimResult,
                     continue
                 failed.append(pod)
                 res.messages[pod.uid] = (r.message() if ok else
-                                         gang_unfit_message(why, g[1], spec.min_count, fits))
+                                         gang_unfit_message(why, g[1], spec.required, fits))
         if not progress:  # nothing that failed can fit now
             return failed
         order = failed

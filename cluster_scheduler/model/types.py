@@ -334,6 +334,18 @@ class Gang:
     # goes to nodes of one value of this label; "" for none
     topology_key: str = ""
 
+    @property
+    def together(self) -> bool:
+        """Are its pending members decided as one unit? A gang's are; so are a basic group's kept
+        to a topology domain (upstream places any group in a pod group cycle; without a
+        placement to choose, a basic group's cycle is the same as its pods one by one)."""
+        return self.min_count is not None or bool(self.topology_key)
+
+    @property
+    def required(self) -> int:
+        """Members that must be placed for the group to stand: minCount, or 1 for a basic group."""
+        return self.min_count if self.min_count is not None else 1
+
 
 @dataclass(frozen=True, slots=True)
 class DisruptionBudget:

@@ -645,6 +645,8 @@ def test_gang_kept_to_a_topology_domain_must_stay_in_one():
     assert kinds(report) == [check.GANG_SPLIT]
     assert report.violations[0].message == "gang default/job is kept to one rack but its pods are on a, b"
     assert check_placement(racks, split, pod_groups=[pod_group("job", 2)]).ok  # no constraint, no rule
+    basic = pod_group("job", basic=True, **topo)  # a basic group kept to a domain too
+    assert kinds(check_placement(racks, split, pod_groups=[basic])) == [check.GANG_SPLIT]
     bare = [node(f"n{i}") for i in range(4)]  # nodes without the label
     assert kinds(check_placement(bare, together, pod_groups=[pod_group("job", 2, **topo)])) == [check.GANG_SPLIT]
 

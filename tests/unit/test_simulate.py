@@ -216,6 +216,32 @@ def test_gang_kept_to_one_rack_and_its_later_members_join_it(tmp_path):
                                  "available: 2 Insufficient nvidia.com/gpu.; gang wide needs 9, 8 fit"), reasons["wide-0"]
 
 
+def test_basic_group_kept_to_one_rack(tmp_path):
+    """A basic-policy PodGroup with a topology constraint: its pods (which alone would spread over
+    both racks) go to one rack, upstream's placement algorithm with a minCount of 1; a member that
+    comes later joins that rack."""
+    p = _gang_workload(tmp_path, """\
+  - op: createObjects
+    objects:
+      - {apiVersion: scheduling.k8s.io/v1beta1, kind: PodGroup, metadata: {name: web, namespace: default},
+         spec: {schedulingPolicy: {basic: {}}, schedulingConstraints: {topology: [{key: rack}]}}}
+  - op: createPods
+    count: 4
+    generateName: web-
+    template: {spec: {schedulingGroup: {podGroupName: web}, containers: [{name: c, resources: {requests: {cpu: "1"}}}]}}
+  - op: barrier
+  - op: createPods
+    count: 1
+    generateName: late-
+    template: {spec: {schedulingGroup: {podGroupName: web}, containers: [{name: c, resources: {requests: {cpu: "1"}}}]}}
+""")
+    p.write_text(p.read_text().replace("    count: 4\n    template:", "    count: 4\n    roundRobinLabels: {rack: [a, b]}\n    template:", 1))
+    res = run(p)
+    assert res.check_ok and res.bound == 5, format_report(res)
+    rack = {n["metadata"]["name"]: n["metadata"]["labels"]["rack"] for n in res.node_dicts}
+    assert len({rack[p["spec"]["nodeName"]] for p in res.pod_dicts}) == 1
+
+
 def test_gang_waits_for_its_pod_group_and_for_min_count(tmp_path):
     """A member of a PodGroup that does not exist, and a gang whose minCount exceeds its members,
     wait with a reason and bind nothing; a basic-policy group schedules pod by pod."""
