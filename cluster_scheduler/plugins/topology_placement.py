@@ -23,10 +23,6 @@ from ..model.types import CPU, MEMORY, PodInfo
 from . import MAX_NODE_SCORE
 from .profile import Profile
 
-NAME = "TopologyPlacementGenerator"
-PODS_COUNT = "PodGroupPodsCount"
-
-
 @dataclass(frozen=True, slots=True)
 class Placement:
     """One value of the topology label: the nodes a gang may use in this placement."""
