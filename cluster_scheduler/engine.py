@@ -169,6 +169,7 @@ class ClassState:
         self.fresh = vols is not None and vols.fresh
         self.whole = False
         self._diag_cache: tuple[int, dict[str, int]] | None = None
+        self.used_at = engine.placements  # the engine's placement count when last asked for (`class_state`)
         self.build()
 
     # -------------------------------------------------------------- build
@@ -831,7 +832,8 @@ class Engine:
     Every replica sees every node and pod (for global topology counts); `set_owned` restricts which
     nodes this replica proposes."""
 
-    def __init__(self, profiles: Profile | Sequence[Profile] | None = None, max_classes: int = 512) -> None:
+    def __init__(self, profiles: Profile | Sequence[Profile] | None = None, max_classes: int = 512,
+                 idle_placements: int = 512) -> None:
         if profiles is None:
             profiles = (Profile(),)
         elif isinstance(profiles, Profile):
@@ -858,6 +860,7 @@ class Engine:
         self.timings: dict[str, float] = {}  # seconds per plugin in full (vectorized) class builds
         self.builds = 0
         self.max_classes = max_classes
+        self.idle_placements = idle_placements
         # Label keys some selector of a known pod reads (affinity, anti-affinity, spread; matchLabelKeys
         # are folded into those): only these can tell two pods apart, so a class is keyed on them
         # alone and pods that differ in any other label (upstream's per-pod `signature`, a
@@ -926,9 +929,24 @@ class Engine:
         self.index.charge(uid, key, row, waiting)
         self.placements += 1
         gen = self.storage.gen
+        self._drop_idle()
         for cls in self.classes.values():
             if (cls.eager or cls.norm_watch) and (cls.storage_gen is None or cls.storage_gen == gen):
                 cls.touch(row)  # (a class whose volumes moved is rebuilt anyway)
+
+    def _drop_idle(self) -> None:
+        """Forget the classes no pod asked for in a while. Every charge touches each cached
+        class that follows placements, so classes of pods long placed (one per namespace of an
+        identical spec, say) would make each placement cost O(classes); a class idle for more
+        placements than a rebuild is worth (`idle_placements`, more on bigger shards, where a
+        rebuild costs more) is dropped and rebuilt if its pods come back (the LRU order of
+        `classes` puts the idlest first)."""
+        classes = self.classes
+        while classes:
+            cls = next(iter(classes.values()))
+            if self.placements - cls.used_at <= max(self.idle_placements, len(cls.ctx.rows) // 8):
+                return
+            classes.popitem(last=False)
 
     def charger(self, key: PodSpecKey):
         """`_charge` compiled for a run of one key's placements, minus the `placements` count (the
@@ -936,6 +954,7 @@ class Engine:
         anything this key touches, and the classes that watch placements. Valid while no class
         is built or dropped (place_run stops when the epoch moves)."""
         table_charge = self.table.charger(key)
+        self._drop_idle()
         touch = [cls.toucher() for cls in self.classes.values() if cls.eager or cls.norm_watch]
         index_charge = self.index.on_charge if self.index.tracks(key) else None
         if index_charge is None and not touch:
@@ -1145,6 +1164,7 @@ class Engine:
                 self.classes.popitem(last=False)
         else:
             self.classes.move_to_end(ck)
+            cls.used_at = self.placements
         return cls
 
     def pod_key(self, pod: PodInfo) -> PodSpecKey | str | None:

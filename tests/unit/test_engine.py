@@ -351,6 +351,35 @@ def test_many_classes_evicted_from_cache_stay_correct():
     assert len(e.classes) <= 4
 
 
+def test_idle_classes_are_dropped_and_placements_stay_exact():
+    """Pods of one spec in many namespaces make one class each; once a namespace's pods are
+    placed its class stops being touched by every later placement (dropped after
+    `idle_placements`), and the placements are those of an engine that keeps every class."""
+    nodes = [node(f"n{i}", cpu="8", labels={ZONE: "z1" if i < 3 else "z2"}) for i in range(6)]
+    term = {"labelSelector": {"matchLabels": {"color": "blue"}}, "topologyKey": ZONE,
+            "namespaceSelector": {"matchLabels": {"team": "devops"}}}
+    aff = {"affinity": {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term]},
+                        "podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+                            {"weight": 5, "podAffinityTerm": {**term, "topologyKey": "kubernetes.io/hostname"}}]}}}
+    lean, keep = Engine(idle_placements=8), Engine(idle_placements=10**9)
+    for e in (lean, keep):
+        for n in nodes:
+            e.set_node(n)
+        for i in range(12):
+            e.set_namespace_labels(f"ns{i}", {"team": "devops"})
+    for i in range(12):
+        got = []
+        for e in (lean, keep):  # as a partition: proposals undone, then the winners assumed
+            batch = [pod(f"p{i}-{j}", cpu="100m", namespace=f"ns{i}", labels={"color": "blue"}, **aff)
+                     for j in range(6)]
+            got.append([r.candidates[0][0] for r in e.schedule(batch, commit=False)])
+            for p, name in zip(batch, got[-1]):
+                e.assume(p, name)
+        assert got[0] == got[1]
+    assert len(keep.classes) == 12
+    assert len(lean.classes) < 6
+
+
 def test_lazy_rescoring_matches_fresh_engine():
     """After a sequence of placements, the cached class scores equal a fresh engine's."""
     nodes = [node(f"n{i}", cpu=str(4 + i), memory=f"{8 + 2 * i}Gi") for i in range(5)]
