@@ -1062,7 +1062,7 @@ class Coordinator:
         else:
             why = next((r.message() for r in results if not r.candidates), "")
             message = gang_unfit_message(why, name, g.required, placed + fits)
-            preempted = self._preempt_for_gang(pods, need, message, g.topology_key, on)
+            preempted = self._preempt_for_gang(pods, need, message, g, on)
             if preempted is not None:
                 ok, message = True, preempted
             else:
@@ -1078,17 +1078,19 @@ class Coordinator:
                                                    profile=pods[0].scheduler_name if pods else None)
         return []
 
-    def _preempt_for_gang(self, pods: list[PodInfo], need: int, message: str, topology_key: str = "",
+    def _preempt_for_gang(self, pods: list[PodInfo], need: int, message: str, g: Gang,
                           placed_nodes: list[str] | None = None) -> str | None:
         """A gang that does not fit preempts as one (upstream's workload-aware preemption, over
         every node): the members that fit once the victims are gone are assumed on their nodes
         (their room held, nominatedNodeName set) and bound together when the last victim is
         gone; the others stay Unschedulable. A gang kept to a topology placement is placed by the
-        placement algorithm once the victims are gone. Returns the verdict, or None when it cannot."""
+        placement algorithm once the victims are gone. The gang preempts with its PodGroup's
+        priority, and its victims name the PodGroup as their preemptor, as upstream's do.
+        Returns the verdict, or None when it cannot."""
         pre = self.preemption
         t0 = time.monotonic()
-        gc = (pre.preempt_gang(pods, need, topology_key, placed_nodes or ())
-              if pods and pre.may_preempt(pods[0], pre.lowest_priority()) else None)
+        gc = (pre.preempt_gang(pods, need, g.topology_key, placed_nodes or (), g.priority)
+              if pre.may_preempt_gang(pods, g.priority) else None)
         if self.metrics is not None and gc is not None:
             self.metrics.observe_preemption(len(gc.victims) or None, time.monotonic() - t0)
         if gc is None:
@@ -1109,7 +1111,7 @@ class Coordinator:
             by_node = {node: p for p, node in gc.assignments}
             for v in to_evict:
                 pre.start_eviction(v.uid)
-                self.binder.evict(v, by_node.get(v.node_name, lead), v.node_name)
+                self.binder.evict(v, by_node.get(v.node_name, lead), v.node_name, group=g)
             self.stats.preemptions += 1
             self.stats.victims += len(gc.victims)
             message = verdict

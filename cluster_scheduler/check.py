@@ -526,8 +526,9 @@ def check_placement(nodes: Sequence[Mapping[str, Any]], pods: Sequence[Mapping[s
     without it a namespace is known only by its `kubernetes.io/metadata.name` label. With
     `pod_groups` (raw scheduling.k8s.io PodGroups), no gang may end with some but fewer than
     minCount of its members bound. `preemptions` are the pods the scheduler deleted, each with its
-    preemptor (the pod as it was, the preemptor as listed, or None when it is not known): each
-    victim must have had a lower priority, and with `events` carry a `Preempted` event. With
+    preemptor (the pod as it was, the preemptor as listed, or None when it is not known; for a
+    gang, upstream 1.37 names its PodGroup, whose spec.priority is the gang's): each victim must
+    have had a lower priority, and with `events` carry a `Preempted` event. With
     `volumes` and `claims` (raw PersistentVolumes and PersistentVolumeClaims), every bound pod of
     ours must have each claim bound to a volume it can reach from its node (the volume's
     required node affinity and its zone/region labels), no volume may serve two claims, and no

@@ -331,6 +331,14 @@ class Preemption:
         return (not pod.preempt_never and lowest is not None and lowest < pod.priority
                 and self.enabled(pod))
 
+    def may_preempt_gang(self, pods: Sequence[PodInfo], priority: int) -> bool:
+        """`may_preempt` for a gang of `priority` (its PodGroup's): no member's policy is Never
+        (upstream's rule while the PodGroupPreemptionPolicy gate is off) and a pod of lower
+        priority runs."""
+        lowest = self.lowest_priority()
+        return (bool(pods) and lowest is not None and lowest < priority
+                and not any(p.preempt_never for p in pods) and self.enabled(pods[0]))
+
     def eligible(self, pod: PodInfo) -> str:
         """'' when the pod may preempt, else upstream's reason: its policy is Never, or it already
         preempted (it is nominated to a node) and a lower-priority pod there is still going."""
@@ -490,7 +498,7 @@ class Preemption:
         return Outcome(best, nodes_evaluated=evaluated, reasons=hist)
 
     def preempt_gang(self, pods: list[PodInfo], need: int, topology_key: str = "",
-                     placed_nodes: Sequence[str] = ()) -> GangCandidate | None:
+                     placed_nodes: Sequence[str] = (), priority: int | None = None) -> GangCandidate | None:
         """Upstream's workload-aware preemption (`framework/preemption/podgrouppreemption.go`),
         the domain the whole cluster: every pod of lower priority than the gang is removed (the
         lower nominations are not seen); if `need` members then fit (the gang scheduled as
@@ -498,11 +506,12 @@ class Preemption:
         scheduling function runs the placement algorithm), victims are reprieved one by one,
         most important first and PDB-violating ones first, as long as every placed member still
         passes its filters on its node. None when the gang may not preempt or does not fit even
-        then. Nothing is changed."""
+        then. `priority`: the gang's (its PodGroup's spec.priority, as upstream's
+        PodGroupPriority), by default its lowest member's. Nothing is changed."""
         if not pods or any(p.preempt_never or p.key is None or not self.enabled(p) for p in pods):
             return None
         e = self.engine
-        prio = min(p.priority for p in pods)
+        prio = min(p.priority for p in pods) if priority is None else priority
         placed = [q for q in e.pods.values() if q.node_name and q.priority < prio]
         lower = sorted((q for q in placed if q.uid not in self.held), key=importance)
         bumped = [q for q in placed if q.uid in self.held]

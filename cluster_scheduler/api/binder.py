@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 from urllib.parse import quote
 
-from ..model.types import PodInfo
+from ..model.types import Gang, PodInfo
 from .rest import RawClient, TokenBucket, finish, request, rfc3339
 
 log = logging.getLogger(__name__)
@@ -285,17 +285,19 @@ class Binder:
             return self._in_flight
 
     # --------------------------------------------------------------- preemption
-    def evict(self, victim: PodInfo, preemptor: PodInfo, node: str) -> None:
+    def evict(self, victim: PodInfo, preemptor: PodInfo, node: str, group: Gang | None = None) -> None:
         """Preempt `victim` as upstream does: its DisruptionTarget condition (reason
         PreemptionByScheduler), then its deletion with its own grace period (the uid a
         precondition: a pod recreated under the name is left alone), then a `Preempted` event.
-        The outcome comes back through `drain_evictions`."""
-        self._pool.submit(self._evict, victim, preemptor, node)
+        For a gang (`group`: its PodGroup) the condition and the event name the group, as
+        upstream's do. The outcome comes back through `drain_evictions`."""
+        self._pool.submit(self._evict, victim, preemptor, node, group)
 
-    def _evict(self, victim: PodInfo, preemptor: PodInfo, node: str) -> None:
+    def _evict(self, victim: PodInfo, preemptor: PodInfo, node: str, group: Gang | None) -> None:
         cond = {"status": {"conditions": [{
             "type": "DisruptionTarget", "status": "True", "reason": "PreemptionByScheduler",
-            "message": f"{preemptor.scheduler_name}: preempting to accommodate a higher priority pod",
+            "message": f"{preemptor.scheduler_name}: preempting to accommodate a higher priority "
+                       f"{'pod' if group is None else 'podgroup'}",
             "lastTransitionTime": now_rfc3339()}]}}
         delete = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": victim.uid}}
         path = f"/api/v1/namespaces/{quote(victim.namespace, safe='')}/pods/{quote(victim.name, safe='')}"
@@ -315,7 +317,7 @@ class Binder:
                 log.warning("preemption of %s/%s for %s/%s failed: %s", victim.namespace, victim.name,
                             preemptor.namespace, preemptor.name, detail)
         if deleted and self.events is not None:  # as upstream: no event for a pod already gone
-            self.events.preempted(victim, preemptor, node)
+            self.events.preempted(victim, preemptor, node, group)
         with self._lock:
             self._evictions.append(EvictResult(victim, preemptor, node, outcome, detail))
         if self.on_result is not None:

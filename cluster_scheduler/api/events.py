@@ -28,7 +28,7 @@ from datetime import datetime
 from typing import Any, Callable
 from urllib.parse import quote
 
-from ..model.types import PodInfo
+from ..model.types import Gang, PodInfo
 from .binder import answer_error, classify, finish, raw_poster, retry_transient
 from .rest import TokenBucket, micro_time
 
@@ -83,14 +83,20 @@ class EventRecorder:
             if len(self._held) == 1:
                 self._wake.notify()
 
-    def preempted(self, victim: PodInfo, preemptor: PodInfo, node: str) -> None:
-        """The victim's `Preempted` event (upstream's words, the preemptor as the related object),
-        on the warning lane: like FailedScheduling it is the only record of why a pod went."""
-        body = self.body(victim, "Normal", "Preempted", f"Preempted by pod {preemptor.uid} on node {node}",
+    def preempted(self, victim: PodInfo, preemptor: PodInfo, node: str, group: Gang | None = None) -> None:
+        """The victim's `Preempted` event (upstream's words, the preemptor as the related object:
+        the pod, or a gang's PodGroup), on the warning lane: like FailedScheduling it is the only
+        record of why a pod went."""
+        if group is None:
+            who, related = f"pod {preemptor.uid}", {"apiVersion": "v1", "kind": "Pod", "namespace": preemptor.namespace,
+                                                   "name": preemptor.name, "uid": preemptor.uid}
+        else:
+            who, related = f"podgroup {group.uid}", {"apiVersion": "scheduling.k8s.io/v1beta1", "kind": "PodGroup",
+                                                    "namespace": group.namespace, "name": group.name, "uid": group.uid}
+        body = self.body(victim, "Normal", "Preempted", f"Preempted by {who} on node {node}",
                          controller=preemptor.scheduler_name)
         body["action"] = "Preempting"
-        body["related"] = {"apiVersion": "v1", "kind": "Pod", "namespace": preemptor.namespace,
-                           "name": preemptor.name, "uid": preemptor.uid}
+        body["related"] = related
         with self._lock:
             self._backlog += 1
         self._warning.submit(self._send, victim, "Normal", "Preempted", body, False)

@@ -158,7 +158,8 @@ def run_check(api: Any, scheduler_name: str, victims: dict[str, dict] | None = N
     """The independent placement check over the listed state, waiting briefly when the only
     problem is an event that has not been written yet. `victims` are this run's pods deleted
     while bound (as last seen): each must have a Preempted event naming a preemptor (the event's
-    related object) of higher priority."""
+    related object) of higher priority: a pod, or for a gang a PodGroup (upstream 1.37 names the
+    group, whose spec.priority is the gang's)."""
     from cluster_scheduler.check import (MISSING_EVENT, MISSING_PREEMPTED_EVENT, PREEMPTED_WITHOUT_PREEMPTOR,
                                          _list_all, fetch_pod_groups, fetch_volumes)
     from kubernetes import client
@@ -166,23 +167,24 @@ def run_check(api: Any, scheduler_name: str, victims: dict[str, dict] | None = N
     deadline = time.monotonic() + CHECK_EVENT_GRACE_S
     while True:
         nodes, pods, events = fetch_cluster_state(api)
+        groups = fetch_pod_groups(api)
         preemptions = None
         if victims:
             preempted = _list_all(client.CoreV1Api(api).list_event_for_all_namespaces,
                                   field_selector="reason=Preempted")
             events = events + preempted
-            by_uid = {p["metadata"].get("uid"): p for p in pods}
+            by_uid = {p["metadata"].get("uid"): p for p in [*pods, *(groups or ())]}
             preemptor_of = {}
             for e in preempted:
                 victim = (e.get("involvedObject") or e.get("regarding") or {}).get("uid")
                 rel = (e.get("related") or {}).get("uid")
-                if rel is None:  # "Preempted by pod <uid> on node <node>"
+                if rel is None:  # "Preempted by pod <uid> on node <node>" (or "by podgroup <uid>")
                     words = (e.get("message") or e.get("note") or "").split()
-                    rel = words[3] if len(words) > 3 and words[:3] == ["Preempted", "by", "pod"] else None
+                    rel = words[3] if len(words) > 3 and words[:2] == ["Preempted", "by"] else None
                 preemptor_of[victim] = rel
             preemptions = [(v, by_uid.get(preemptor_of.get(v["metadata"].get("uid")))) for v in victims.values()]
         rep = check_placement(nodes, pods, scheduler_name=scheduler_name, events=events,
-                              namespace_labels=fetch_namespace_labels(api), pod_groups=fetch_pod_groups(api),
+                              namespace_labels=fetch_namespace_labels(api), pod_groups=groups,
                               preemptions=preemptions, **fetch_volumes(api))
         kinds = rep.by_kind()
         late = {MISSING_EVENT, MISSING_PREEMPTED_EVENT, PREEMPTED_WITHOUT_PREEMPTOR}  # events still being posted

@@ -1037,7 +1037,8 @@ UNSATISFIABLE = 2**31
 
 
 def parse_pod_group(obj: Any) -> Gang:
-    """A scheduling.k8s.io PodGroup: its gang minCount, or None for the basic policy."""
+    """A scheduling.k8s.io PodGroup: its gang minCount (None for the basic policy), topology
+    constraint and priority."""
     meta = obj.get("metadata") if isinstance(obj, dict) else None
     meta = meta if isinstance(meta, dict) else {}
     spec = obj.get("spec") if isinstance(obj, dict) else None
@@ -1052,8 +1053,12 @@ def parse_pod_group(obj: Any) -> Gang:
     conditions = status.get("conditions") if isinstance(status, dict) else None
     scheduled = any(isinstance(c, dict) and c.get("type") == "PodGroupInitiallyScheduled" and c.get("status") == "True"
                     for c in conditions or ()) if isinstance(conditions, list) else False
+    prio = spec.get("priority") if isinstance(spec, dict) else None
+    uid = meta.get("uid")
     return Gang(ns if isinstance(ns, str) and ns else "default", name if isinstance(name, str) else "", min_count,
-                scheduled, bool(meta.get("deletionTimestamp")), _topology_key(spec))
+                scheduled, bool(meta.get("deletionTimestamp")), _topology_key(spec),
+                prio if isinstance(prio, int) and not isinstance(prio, bool) else 0,
+                uid if isinstance(uid, str) else "")
 
 
 def _topology_key(spec: Any) -> str:

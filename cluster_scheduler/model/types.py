@@ -333,6 +333,10 @@ class Gang:
     # spec.schedulingConstraints.topology[0].key (TopologyAwareWorkloadScheduling): every member
     # goes to nodes of one value of this label; "" for none
     topology_key: str = ""
+    # spec.priority, the gang's priority when it preempts (upstream's PodGroupPriority: 0 when
+    # unset; the Priority admission plugin sets it from spec.priorityClassName)
+    priority: int = 0
+    uid: str = ""  # metadata.uid: a gang's victims name their PodGroup as the preemptor
 
     @property
     def together(self) -> bool:

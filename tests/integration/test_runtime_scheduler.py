@@ -625,7 +625,11 @@ def test_a_gang_preempts_as_one_end_to_end(admin, run_scheduler):
     assert len({pods[f"train{i}"]["spec"]["nodeName"] for i in range(3)}) == 3
     preempted = events_for(admin, ns, "Preempted")
     assert sorted(e["regarding"]["name"] for e in preempted) == gone
-    assert {e["related"]["name"] for e in preempted} <= {f"train{i}" for i in range(3)}
+    # as upstream 1.37: the gang's PodGroup is the preemptor, in the event and the condition
+    train = client.SchedulingV1beta1Api(admin).read_namespaced_pod_group("train", ns).to_dict()
+    assert {(e["related"]["kind"], e["related"]["name"], e["related"]["uid"]) for e in preempted} == {
+        ("PodGroup", "train", train["metadata"]["uid"])}
+    assert all(e["note"].startswith(f"Preempted by podgroup {train['metadata']['uid']} on node ") for e in preempted)
     assert rt.coordinator.stats.victims == 6 and not rt.coordinator.preemption.held
     core_pods = _list_all(core.list_pod_for_all_namespaces)
     report = check_placement(_list_all(core.list_node), core_pods, scheduler_name=SCHEDULER,

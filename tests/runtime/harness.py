@@ -104,7 +104,7 @@ class RecordingBinder:
     # preemption: evictions are recorded; the test decides how each ends (`evicted`)
     evict_outcome = EVICTED
 
-    def evict(self, victim, preemptor, node):
+    def evict(self, victim, preemptor, node, group=None):
         self.evictions.append((victim.name, preemptor.name, node))
         self._evicted.append(EvictResult(victim, preemptor, node, self.evict_outcome, "" if
                                          self.evict_outcome == EVICTED else "500 boom"))

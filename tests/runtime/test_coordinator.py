@@ -329,7 +329,7 @@ def test_gangs_kept_to_a_rack_in_the_coordinator(partitions):
     # fill the other rack with low-priority pods; a gang of two 2-CPU pods must evict within one rack
     other = [n for n, r in racks.items() if r != full]
     feed(c, PODS, [pod(f"low{i}", "1", node_name=other[i // 2], prio=1) for i in range(4)])
-    feed(c, POD_GROUPS, [pod_group("hi", 2, **topo)])
+    feed(c, POD_GROUPS, [pod_group("hi", 2, priority=100, **topo)])
     hi = [gang_pod(f"h{i}", "hi", cpu="2") for i in range(2)]
     for p in hi:
         p["spec"]["priority"] = 100
@@ -633,6 +633,27 @@ def test_a_higher_priority_pod_takes_room_held_only_by_a_lower_nomination_withou
     assert "mid" in dict(binder.unschedulable)
 
 
+def test_a_gang_preempts_with_its_pod_groups_priority():
+    """As upstream 1.37 (PodGroupPriority): a gang preempts with its PodGroup's spec.priority (0
+    when unset), whatever its pods' own: members of priority 100 in a group of priority 0 evict
+    nothing; once the group's priority is 100 the gang preempts."""
+    c, binder = make_no_backoff(1)
+    feed(c, NODES, [node(f"n{i}", "2") for i in range(2)])
+    feed(c, PODS, [pod(f"low{i}", "2", node_name=f"n{i}", prio=1) for i in range(2)])
+    run_all(c)
+    train = [gang_pod(f"t{i}", "train", cpu="2") for i in range(2)]
+    for p in train:
+        p["spec"]["priority"] = 100
+    feed(c, POD_GROUPS, [pod_group("train", 2)])
+    feed(c, PODS, train)
+    run_all(c)
+    assert binder.evictions == [] and sorted(dict(binder.unschedulable)) == ["t0", "t1"]
+    feed(c, POD_GROUPS, [pod_group("train", 2, priority=100)], typ="MODIFIED")
+    c.queue.move_all_to_active()
+    run_all(c)
+    assert sorted(v for v, _p, _n in binder.evictions) == ["low0", "low1"]
+
+
 @pytest.mark.parametrize("partitions", [1, 3])
 def test_a_gang_preempts_as_one_and_binds_when_its_victims_are_gone(partitions):
     """Upstream's workload-aware preemption: a gang that fits nowhere evicts, across nodes, the
@@ -650,7 +671,7 @@ def test_a_gang_preempts_as_one_and_binds_when_its_victims_are_gone(partitions):
     train = [gang_pod(f"t{i}", "train", cpu="2") for i in range(3)]
     for p in train:
         p["spec"]["priority"] = 100
-    feed(c, POD_GROUPS, [pod_group("train", 3), pod_group("polite", 3)])
+    feed(c, POD_GROUPS, [pod_group("train", 3, priority=100), pod_group("polite", 3, priority=100)])
     feed(c, PODS, train + polite)
     run_all(c)
     victims = sorted(v for v, _p, _n in binder.evictions)

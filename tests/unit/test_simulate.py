@@ -408,7 +408,7 @@ def test_a_gang_kept_to_a_rack_preempts_within_one(tmp_path):
       - apiVersion: scheduling.k8s.io/v1beta1
         kind: PodGroup
         metadata: {name: job, namespace: train}
-        spec: {schedulingPolicy: {gang: {minCount: 2}}, schedulingConstraints: {topology: [{key: rack}]}}
+        spec: {priority: 100, schedulingPolicy: {gang: {minCount: 2}}, schedulingConstraints: {topology: [{key: rack}]}}
   - op: createPods
     count: 2
     namespace: train
