@@ -560,7 +560,8 @@ def check_placement(nodes: Sequence[Mapping[str, Any]], pods: Sequence[Mapping[s
 
     _check_outcomes(all_pods, node_map, events, report)
     if pod_groups is not None:
-        _check_gangs(all_pods, pod_groups, report, node_map)
+        victims = [_Pod.parse(v, None) for v, _by in preemptions or ()]
+        _check_gangs(all_pods, pod_groups, report, node_map, victims)
     if preemptions is not None:
         _check_preemptions(preemptions, events, report)
 
@@ -845,15 +846,24 @@ def _topology_key(raw: Mapping[str, Any]) -> str | None:
 
 
 def _check_gangs(pods: list[_Pod], pod_groups: Sequence[Mapping[str, Any]],
-                 report: CheckReport, nodes: Mapping[str, _Node] | None = None) -> None:
+                 report: CheckReport, nodes: Mapping[str, _Node] | None = None,
+                 preempted: Sequence[_Pod] = ()) -> None:
     """No gang PodGroup is bound below its minCount: of its members (every pod, ours or not, in
     its namespace naming it in spec.schedulingGroup.podGroupName), the bound, non-terminal ones
-    number 0 or at least minCount. Basic-policy and malformed PodGroups are not gangs. A group
-    with a topology constraint has its bound members on nodes of one value of the key."""
+    number 0 or at least minCount. Members preempted since (`preempted`: victims as they were,
+    bound) count as bound: a gang stood whole, and upstream lets a higher-priority pod evict
+    single members of a group whose disruptionMode is not All. Basic-policy and malformed
+    PodGroups are not gangs. A group with a topology constraint has its bound members on nodes of
+    one value of the key."""
     report.gangs_checked = True
     members: Counter[tuple[str, str]] = Counter()
     bound: Counter[tuple[str, str]] = Counter()
     on: dict[tuple[str, str], list[str]] = defaultdict(list)
+    gone: Counter[tuple[str, str]] = Counter()
+    for v in preempted:
+        name = _pod_group_name(v)
+        if name is not None:
+            gone[(v.namespace, name)] += 1
     for p in pods:
         name = _pod_group_name(p)
         if name is None:
@@ -885,7 +895,8 @@ def _check_gangs(pods: list[_Pod], pod_groups: Sequence[Mapping[str, Any]],
                     f"{', '.join(sorted(str(v) for v in values))}"))
         if min_count is None:
             continue
-        n_bound, n_members = bound[(ns, name)], members[(ns, name)]
+        n_gone = gone[(ns, name)]
+        n_bound, n_members = bound[(ns, name)] + n_gone, members[(ns, name)] + n_gone
         if n_bound >= min_count:
             report.gangs_whole += 1
         elif n_bound == 0:
@@ -894,7 +905,8 @@ def _check_gangs(pods: list[_Pod], pod_groups: Sequence[Mapping[str, Any]],
         else:
             report.violations.append(Violation(
                 GANG_PARTIAL, f"{ns}/{name}", "",
-                f"gang {ns}/{name}: {n_bound} of {n_members} members bound, minCount {min_count}"))
+                f"gang {ns}/{name}: {n_bound} of {n_members} members bound"
+                + (f" ({n_gone} of them preempted since)" if n_gone else "") + f", minCount {min_count}"))
 
 
 def _check_capacity(placed: list[_Pod], node_map: Mapping[str, _Node],

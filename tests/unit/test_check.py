@@ -947,6 +947,28 @@ def test_preemptions_lower_priority_and_an_event_each():
     assert kinds(check_placement(GANG_NODES, [high], preemptions=[(low, high)])) == []
 
 
+
+def test_gang_members_preempted_since_still_count_and_a_podgroup_may_be_the_preemptor():
+    """A gang stood whole (3 of minCount 3); a higher-priority pod then evicted one member, as
+    upstream may where the group's disruptionMode is not All: not a partial gang. A gang whose
+    preemptor is its PodGroup (upstream 1.37's gang preemption) is judged by the group's
+    spec.priority."""
+    members = gang("job", bound=2, pending=0)
+    evicted = pod("job-2", on="n2", priority=0)
+    evicted["spec"]["schedulingGroup"] = {"podGroupName": "job"}
+    high = pod("high", on="n2", priority=100)
+    groups = [pod_group("job", 3)]
+    report = check_placement(GANG_NODES, members + [high], pod_groups=groups, preemptions=[(evicted, high)])
+    assert report.ok and report.gangs_whole == 1, report.summary()
+    # without the eviction on record, two of three bound is partial, and the message says so
+    report = check_placement(GANG_NODES, members[:1] + [high], pod_groups=groups, preemptions=[(evicted, high)])
+    assert [v.message for v in report.violations] == [
+        "gang default/job: 2 of 2 members bound (1 of them preempted since), minCount 3"]
+    group = pod_group("train", 1, priority=50)
+    assert kinds(check_placement(GANG_NODES, [high], preemptions=[(evicted, group)])) == []
+    group["spec"]["priority"] = 0
+    assert kinds(check_placement(GANG_NODES, [high], preemptions=[(evicted, group)])) == ["preempted_not_lower"]
+
 # ---- volumes ----------------------------------------------------------------------------------------
 
 def _pv(name, host=None, claim=None, labels=None):
