@@ -534,9 +534,14 @@ class Preemption:
 
             def still_fit(v: PodInfo) -> bool:
                 # a resource-only gang is affected by a pod back on its own node alone (unless
-                # that pod carries inter-pod terms, which reach other nodes)
-                affected = members if not local or v.key is None or v.key.pod_anti_affinity or v.key.pod_affinity \
-                    else on_node.get(v.node_name, [])
+                # that pod carries inter-pod terms, which reach other nodes); otherwise every
+                # member is, those on the pod's node first: the likeliest to no longer fit, so a
+                # victim that must go costs one check, not one per member
+                here = on_node.get(v.node_name, [])
+                if not local or v.key is None or v.key.pod_anti_affinity or v.key.pod_affinity:
+                    affected = here + [m for m in members if m.node_name != v.node_name]
+                else:
+                    affected = here
                 for m in affected:
                     e.remove_pod(m.uid)
                     ok_m = e.check(m, m.node_name)
