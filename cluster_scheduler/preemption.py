@@ -139,6 +139,7 @@ class VictimIndex:
         self.slot: dict[str, int] = {}
         self.free: list[int] = []
         self.size = 0
+        self._lower_seen: tuple = (np.zeros(0, dtype=np.int64),) * 3 + (np.zeros(0, dtype=np.int64),)
         engine.table.start_log()
         self._reload()
 
@@ -284,7 +285,33 @@ class VictimIndex:
         np.minimum.at(minp, rows, self.prio[:n][m])
         maxts = np.full(nrows, -np.inf)
         np.maximum.at(maxts, rows, self.ts[:n][m])
+        self._lower_seen = (rows, self.prio[:n][m], self.ts[:n][m], count)
         return freeable, biggest, count, minp, maxts, ignorable
+
+    def latest_earliest(self, rows: np.ndarray, k: np.ndarray, maxts: np.ndarray) -> np.ndarray:
+        """For the last `lower` call: per row of `rows`, the latest start the earliest of any `k`
+        (or more) of its possible victims can have, where they all share one priority (any k of
+        them are then the victims of the top priority): the k-th latest start; `maxts` elsewhere
+        (a victim of the top priority may be alone). A bound on upstream's last ranking criterion
+        (latest earliest start) that is exact when every possible victim must go, so that nodes
+        alike in everything but their pods' start times are not each dry-run."""
+        vrows, prio, ts, count = self._lower_seen
+        out = maxts[rows].copy()
+        if not len(vrows):
+            return out
+        order = np.lexsort((-ts, vrows))  # by row, latest start first
+        srows, sts, sprio = vrows[order], ts[order], prio[order]
+        first = np.searchsorted(srows, rows)
+        one = np.zeros(len(count), dtype=bool)  # rows whose possible victims share one priority
+        lo = np.full(len(count), np.iinfo(np.int64).max, dtype=np.int64)
+        hi = np.full(len(count), np.iinfo(np.int64).min, dtype=np.int64)
+        np.minimum.at(lo, srows, sprio)
+        np.maximum.at(hi, srows, sprio)
+        one[:] = lo == hi
+        ok = one[rows] & (k >= 1) & (k <= count[rows])
+        pos = first[ok] + k[ok] - 1
+        out[ok] = sts[pos]
+        return out
 
 
 @dataclass(slots=True)
@@ -471,7 +498,7 @@ class Preemption:
         none_needed = open_room[idx]  # such a node's bound: no victim
         lb_p = np.where(none_needed, LOWEST, minp[rows[idx]])
         lb_k = np.where(none_needed, 0, k_lb[idx])
-        lb_t = np.where(none_needed, 0.0, -maxts[rows[idx]])
+        lb_t = np.where(none_needed, 0.0, -self.index.latest_earliest(rows[idx], k_lb[idx], maxts))
         order = np.lexsort((lb_t, lb_k, lb_k * (lb_p + PRIORITY_OFFSET), lb_p))
         best: Candidate | None = None
         best_rank: tuple | None = None

@@ -237,6 +237,31 @@ def test_bounds_skip_nodes_that_cannot_win(n):
     assert out.candidate is not None and out.nodes_evaluated == 1
 
 
+def test_nodes_that_differ_only_in_their_pods_start_times_are_bounded_too():
+    """As scheduler_perf's PreemptionPodGroupDisruptionMode: identical nodes, each with several
+    pods of one priority that must all go, started at different times. Upstream's last criterion
+    (latest earliest start) decides; the bound on it is the k-th latest start there, exact when
+    every possible victim must go, so one node is dry-run, not every one; with victims of
+    mixed priorities the looser bound (latest start) still finds the same node."""
+    n, per = 40, 4
+    pods = [running(f"r{i}-{j}", f"n{i}", "500m", 1, ts=float(1000 + (i * 13) % n + 100 * j)) for i in range(n)
+            for j in range(per)]
+    e = engine([node(f"n{i}", "2") for i in range(n)], pods)
+    out = Preemption(e).preempt(pod("p", "2", priority=5))
+    best = max(range(n), key=lambda i: min(p.creation_ts for p in pods if p.node_name == f"n{i}"))
+    assert out.candidate.node == f"n{best}" and len(out.candidate.victims) == per
+    assert out.nodes_evaluated == 1
+    # one pod of another priority per node: the bound falls back to the latest start, same choice
+    mixed = [running(f"m{i}", f"n{i}", "100m", 2, ts=1.0) for i in range(n)]
+    e2 = engine([node(f"n{i}", "2100m") for i in range(n)], pods + mixed)
+    out2 = Preemption(e2).preempt(pod("p", "2100m", priority=5))
+    # every node ties on every criterion (the top-priority victim, started at 1.0, is alike
+    # everywhere): the first node dry-run wins, the one whose pods started latest
+    latest = max(range(n), key=lambda i: max(p.creation_ts for p in pods if p.node_name == f"n{i}"))
+    assert out2.candidate.node == f"n{latest}" and len(out2.candidate.victims) == per + 1
+    assert out2.nodes_evaluated > 1
+
+
 def test_victim_index_follows_the_engine_and_rebuilds_after_an_overflowing_log():
     from cluster_scheduler.preemption import VictimIndex
 
