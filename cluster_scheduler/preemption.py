@@ -139,7 +139,6 @@ class VictimIndex:
         self.slot: dict[str, int] = {}
         self.free: list[int] = []
         self.size = 0
-        self._lower_seen: tuple = (np.zeros(0, dtype=np.int64),) * 3 + (np.zeros(0, dtype=np.int64),)
         engine.table.start_log()
         self._reload()
 
@@ -255,11 +254,12 @@ class VictimIndex:
             self.held[s] = uid in self.held_uids
 
     def lower(self, priority: int, nrows: int
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple]:
         """Per table row, over the possible victims (pods of lower priority than `priority`, held
         nominations aside): their summed requests and their largest single request (rows x
-        resources), how many, their lowest priority and their latest start; and the summed
-        requests of the lower-priority nominations there (room the preemptor does not see)."""
+        resources), how many, their lowest priority and their latest start; the summed requests
+        of the lower-priority nominations there (room the preemptor does not see); and the
+        possible victims themselves (row, priority, start: for `latest_earliest`)."""
         self.sync()
         n = self.size
         low = (self.row[:n] >= 0) & (self.prio[:n] < priority)
@@ -285,17 +285,18 @@ class VictimIndex:
         np.minimum.at(minp, rows, self.prio[:n][m])
         maxts = np.full(nrows, -np.inf)
         np.maximum.at(maxts, rows, self.ts[:n][m])
-        self._lower_seen = (rows, self.prio[:n][m], self.ts[:n][m], count)
-        return freeable, biggest, count, minp, maxts, ignorable
+        return freeable, biggest, count, minp, maxts, ignorable, (rows, self.prio[:n][m], self.ts[:n][m])
 
-    def latest_earliest(self, rows: np.ndarray, k: np.ndarray, maxts: np.ndarray) -> np.ndarray:
-        """For the last `lower` call: per row of `rows`, the latest start the earliest of any `k`
+    @staticmethod
+    def latest_earliest(possible: tuple, count: np.ndarray, rows: np.ndarray, k: np.ndarray,
+                        maxts: np.ndarray) -> np.ndarray:
+        """From `lower`'s possible victims and counts: per row of `rows`, the latest start the earliest of any `k`
         (or more) of its possible victims can have, where they all share one priority (any k of
         them are then the victims of the top priority): the k-th latest start; `maxts` elsewhere
         (a victim of the top priority may be alone). A bound on upstream's last ranking criterion
         (latest earliest start) that is exact when every possible victim must go, so that nodes
         alike in everything but their pods' start times are not each dry-run."""
-        vrows, prio, ts, count = self._lower_seen
+        vrows, prio, ts = possible
         out = maxts[rows].copy()
         if not len(vrows):
             return out
@@ -457,7 +458,7 @@ class Preemption:
         if n == 0:  # no node of this shard (a partition that owns none)
             return Outcome(message=postfilter_message(fit_error_message(num_nodes, {NOT_HELPFUL: num_nodes})))
         t = e.table
-        freeable, biggest, count, minp, maxts, ignorable = self.index.lower(pod.priority, t.size)
+        freeable, biggest, count, minp, maxts, ignorable, possible = self.index.lower(pod.priority, t.size)
         # a node held only by lower-priority nominations may need no victim at all
         open_room = ignorable[rows].any(axis=1)
         has = (count[rows] > 0) | open_room
@@ -498,7 +499,7 @@ class Preemption:
         none_needed = open_room[idx]  # such a node's bound: no victim
         lb_p = np.where(none_needed, LOWEST, minp[rows[idx]])
         lb_k = np.where(none_needed, 0, k_lb[idx])
-        lb_t = np.where(none_needed, 0.0, -self.index.latest_earliest(rows[idx], k_lb[idx], maxts))
+        lb_t = np.where(none_needed, 0.0, -VictimIndex.latest_earliest(possible, count, rows[idx], k_lb[idx], maxts))
         order = np.lexsort((lb_t, lb_k, lb_k * (lb_p + PRIORITY_OFFSET), lb_p))
         best: Candidate | None = None
         best_rank: tuple | None = None

@@ -272,14 +272,14 @@ def test_victim_index_follows_the_engine_and_rebuilds_after_an_overflowing_log()
     for i in range(5):  # more changes than the log holds
         e.add_pod(running(f"b{i}", "n2", "500m", 2))
     e.remove_pod("default/a")
-    freeable, _biggest, count, minp, _, ignorable = idx.lower(5, e.table.size)
+    freeable, _biggest, count, minp, _, ignorable, _possible = idx.lower(5, e.table.size)
     rows = {name: e.table.index[name] for name in ("n1", "n2")}
     assert count[rows["n1"]] == 0 and count[rows["n2"]] == 5 and minp[rows["n2"]] == 2
     assert freeable[rows["n2"], e.table.res_index["cpu"]] == 2500 and not ignorable.any()
     # a nominated pod is no victim: its room is only ignorable, by a preemptor above it
     held["default/b0"] = 2
     idx.mark_held("default/b0")
-    freeable, _biggest, count, _minp, _, ignorable = idx.lower(5, e.table.size)
+    freeable, _biggest, count, _minp, _, ignorable, _possible = idx.lower(5, e.table.size)
     assert count[rows["n2"]] == 4 and freeable[rows["n2"], e.table.res_index["cpu"]] == 2000
     assert ignorable[rows["n2"], e.table.res_index["cpu"]] == 500
     assert not idx.lower(2, e.table.size)[5].any()  # not below a preemptor of its own priority
