@@ -1089,8 +1089,7 @@ class Coordinator:
         Returns the verdict, or None when it cannot."""
         pre = self.preemption
         t0 = time.monotonic()
-        gc = (pre.preempt_gang(pods, need, g.topology_key, placed_nodes or (), g.priority)
-              if pre.may_preempt_gang(pods, g.priority) else None)
+        gc = pre.preempt_gang(pods, need, g.topology_key, placed_nodes or (), g.priority)
         if self.metrics is not None and gc is not None:
             self.metrics.observe_preemption(len(gc.victims) or None, time.monotonic() - t0)
         if gc is None:

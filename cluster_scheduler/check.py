@@ -559,11 +559,11 @@ def check_placement(nodes: Sequence[Mapping[str, Any]], pods: Sequence[Mapping[s
         all_pods.append(p)
 
     _check_outcomes(all_pods, node_map, events, report)
+    victims = None if preemptions is None else [(_Pod.parse(v, None), by) for v, by in preemptions]
     if pod_groups is not None:
-        victims = [_Pod.parse(v, None) for v, _by in preemptions or ()]
-        _check_gangs(all_pods, pod_groups, report, node_map, victims)
-    if preemptions is not None:
-        _check_preemptions(preemptions, events, report)
+        _check_gangs(all_pods, pod_groups, report, node_map, [v for v, _by in victims or ()])
+    if victims is not None:
+        _check_preemptions(victims, events, report)
 
     placed = [p for p in all_pods if p.node and not p.terminal and p.node in node_map]
     _check_capacity(placed, node_map, add)
@@ -805,17 +805,17 @@ def _pod_group_name(pod: _Pod) -> str | None:
     return name if isinstance(name, str) and name else None
 
 
-def _check_preemptions(preemptions: Sequence[tuple[Mapping[str, Any], Mapping[str, Any] | None]],
+def _check_preemptions(preemptions: Sequence[tuple[_Pod, Mapping[str, Any] | None]],
                        events: Sequence[Mapping[str, Any]] | None, report: CheckReport) -> None:
-    """Each victim had a lower priority than its preemptor, and (with events) a Preempted event."""
+    """Each victim (parsed) had a lower priority than its preemptor, and (with events) a
+    Preempted event."""
     add = report.violations.append
     evicted: set[str] = set()
     for e in events or ():
         if e.get("reason") == "Preempted":
             obj = e.get("regarding") or e.get("involvedObject") or {}
             evicted.update((obj.get("uid") or "", f"{obj.get('namespace', '')}/{obj.get('name', '')}"))
-    for victim, preemptor in preemptions:
-        v = _Pod.parse(victim, None)
+    for v, preemptor in preemptions:
         report.preempted += 1
         if preemptor is None:
             add(Violation(PREEMPTED_WITHOUT_PREEMPTOR, v.key, v.node, "deleted for a preemptor that is not known"))

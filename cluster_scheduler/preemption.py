@@ -288,10 +288,10 @@ class VictimIndex:
         return freeable, biggest, count, minp, maxts, ignorable, (rows, self.prio[:n][m], self.ts[:n][m])
 
     @staticmethod
-    def latest_earliest(possible: tuple, count: np.ndarray, rows: np.ndarray, k: np.ndarray,
-                        maxts: np.ndarray) -> np.ndarray:
-        """From `lower`'s possible victims and counts: per row of `rows`, the latest start the earliest of any `k`
-        (or more) of its possible victims can have, where they all share one priority (any k of
+    def latest_earliest(possible: tuple, count: np.ndarray, minp: np.ndarray, maxts: np.ndarray,
+                        rows: np.ndarray, k: np.ndarray) -> np.ndarray:
+        """From `lower`'s possible victims, counts, lowest priorities and latest starts: per row
+        of `rows`, the latest start the earliest of any `k` (or more) of its possible victims can have, where they all share one priority (any k of
         them are then the victims of the top priority): the k-th latest start; `maxts` elsewhere
         (a victim of the top priority may be alone). A bound on upstream's last ranking criterion
         (latest earliest start) that is exact when every possible victim must go, so that nodes
@@ -303,12 +303,9 @@ class VictimIndex:
         order = np.lexsort((-ts, vrows))  # by row, latest start first
         srows, sts, sprio = vrows[order], ts[order], prio[order]
         first = np.searchsorted(srows, rows)
-        one = np.zeros(len(count), dtype=bool)  # rows whose possible victims share one priority
-        lo = np.full(len(count), np.iinfo(np.int64).max, dtype=np.int64)
-        hi = np.full(len(count), np.iinfo(np.int64).min, dtype=np.int64)
-        np.minimum.at(lo, srows, sprio)
-        np.maximum.at(hi, srows, sprio)
-        one[:] = lo == hi
+        maxp = np.full(len(count), np.iinfo(np.int64).min, dtype=np.int64)
+        np.maximum.at(maxp, srows, sprio)
+        one = minp == maxp  # rows whose possible victims share one priority
         ok = one[rows] & (k >= 1) & (k <= count[rows])
         pos = first[ok] + k[ok] - 1
         out[ok] = sts[pos]
@@ -358,14 +355,6 @@ class Preemption:
         (`lowest` from `lowest_priority`)."""
         return (not pod.preempt_never and lowest is not None and lowest < pod.priority
                 and self.enabled(pod))
-
-    def may_preempt_gang(self, pods: Sequence[PodInfo], priority: int) -> bool:
-        """`may_preempt` for a gang of `priority` (its PodGroup's): no member's policy is Never
-        (upstream's rule while the PodGroupPreemptionPolicy gate is off) and a pod of lower
-        priority runs."""
-        lowest = self.lowest_priority()
-        return (bool(pods) and lowest is not None and lowest < priority
-                and not any(p.preempt_never for p in pods) and self.enabled(pods[0]))
 
     def eligible(self, pod: PodInfo) -> str:
         """'' when the pod may preempt, else upstream's reason: its policy is Never, or it already
@@ -499,7 +488,7 @@ class Preemption:
         none_needed = open_room[idx]  # such a node's bound: no victim
         lb_p = np.where(none_needed, LOWEST, minp[rows[idx]])
         lb_k = np.where(none_needed, 0, k_lb[idx])
-        lb_t = np.where(none_needed, 0.0, -VictimIndex.latest_earliest(possible, count, rows[idx], k_lb[idx], maxts))
+        lb_t = np.where(none_needed, 0.0, -VictimIndex.latest_earliest(possible, count, minp, maxts, rows[idx], k_lb[idx]))
         order = np.lexsort((lb_t, lb_k, lb_k * (lb_p + PRIORITY_OFFSET), lb_p))
         best: Candidate | None = None
         best_rank: tuple | None = None
@@ -526,21 +515,24 @@ class Preemption:
         return Outcome(best, nodes_evaluated=evaluated, reasons=hist)
 
     def preempt_gang(self, pods: list[PodInfo], need: int, topology_key: str = "",
-                     placed_nodes: Sequence[str] = (), priority: int | None = None) -> GangCandidate | None:
+                     placed_nodes: Sequence[str] = (), priority: int = 0) -> GangCandidate | None:
         """Upstream's workload-aware preemption (`framework/preemption/podgrouppreemption.go`),
         the domain the whole cluster: every pod of lower priority than the gang is removed (the
         lower nominations are not seen); if `need` members then fit (the gang scheduled as
         usual: kept to one topology placement if it has a `topology_key`, as upstream's
         scheduling function runs the placement algorithm), victims are reprieved one by one,
         most important first and PDB-violating ones first, as long as every placed member still
-        passes its filters on its node. None when the gang may not preempt or does not fit even
-        then. `priority`: the gang's (its PodGroup's spec.priority, as upstream's
-        PodGroupPriority), by default its lowest member's. Nothing is changed."""
+        passes its filters on its node. None when the gang may not preempt (a member's policy is
+        Never, upstream's rule while the PodGroupPreemptionPolicy gate is off; no pod below
+        `priority`, the gang's: its PodGroup's spec.priority, as upstream's PodGroupPriority) or
+        does not fit even then. Nothing is changed."""
         if not pods or any(p.preempt_never or p.key is None or not self.enabled(p) for p in pods):
             return None
+        lowest = self.lowest_priority()
+        if lowest is None or lowest >= priority:
+            return None
         e = self.engine
-        prio = min(p.priority for p in pods) if priority is None else priority
-        placed = [q for q in e.pods.values() if q.node_name and q.priority < prio]
+        placed = [q for q in e.pods.values() if q.node_name and q.priority < priority]
         lower = sorted((q for q in placed if q.uid not in self.held), key=importance)
         bumped = [q for q in placed if q.uid in self.held]
         if not lower and not bumped:

@@ -253,7 +253,7 @@ def _schedule_pending(engine: Engine, pending: list[PodInfo], res: SimResult,
             res.schedule_seconds += time.perf_counter() - t0
             res.schedule_cpu_seconds += time.process_time() - c0
             fits = sum(1 for r in results if r.candidates)
-            if not ok and preemption is not None and preemption.may_preempt_gang(pods, spec.priority):
+            if not ok and preemption is not None:
                 gc = preemption.preempt_gang(pods, spec.required, spec.topology_key, on, spec.priority)
                 if gc is not None:  # the gang preempts as one: victims go, its members are placed
                     by_node = {node: p for p, node in gc.assignments}
