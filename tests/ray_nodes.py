@@ -7,19 +7,14 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from cluster_scheduler.controlplane.cluster import free_ports
+
 RAY = str(Path(sys.executable).parent / "ray")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class RayNode:
@@ -56,11 +51,12 @@ class RayNode:
         raise AssertionError("unreachable")
 
     def _spawn(self) -> None:
-        ports = [f"--dashboard-agent-listen-port={free_port()}", f"--dashboard-agent-grpc-port={free_port()}",
-                 f"--metrics-export-port={free_port()}", f"--runtime-env-agent-port={free_port()}",
-                 f"--node-manager-port={free_port()}", f"--object-manager-port={free_port()}"]
+        picked = free_ports(7)
+        flags = ("dashboard-agent-listen-port", "dashboard-agent-grpc-port", "metrics-export-port",
+                 "runtime-env-agent-port", "node-manager-port", "object-manager-port")
+        ports = [f"--{flag}={port}" for flag, port in zip(flags, picked)]
         if self.head_address is None:
-            gcs = free_port()
+            gcs = picked[-1]
             role = ["--head", f"--port={gcs}"]
             self.address = f"127.0.0.1:{gcs}"
         else:

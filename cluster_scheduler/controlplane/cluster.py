@@ -11,6 +11,7 @@ ports and kubeconfig paths are written to `<workdir>/state.json`, so another pro
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -168,9 +169,17 @@ class ManagedProcess:
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(n: int) -> list[int]:
+    """`n` distinct TCP ports on 127.0.0.1 that nothing listens on right now. The sockets are held
+    open together while picking: one at a time, the kernel may hand the same port out twice."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) for _ in range(n)]
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
 
 
 def port_in_use(port: int) -> bool:
@@ -570,10 +579,9 @@ def start_control_plane(
             )
     if secure_port is not None and port_in_use(secure_port):
         raise ControlPlaneError(f"port {secure_port} on 127.0.0.1 is already in use")
-    port = secure_port or free_port()
-    etcd_client, etcd_peer = free_port(), free_port()
-    while len({port, etcd_client, etcd_peer}) < 3:
-        etcd_peer = free_port()
+    ports = [p for p in free_ports(3) if p != secure_port]
+    port = secure_port or ports.pop()
+    etcd_client, etcd_peer = ports[:2]
 
     pki = wd / "pki"
     shutil.rmtree(pki, ignore_errors=True)  # a fresh serving cert and fresh keys every start

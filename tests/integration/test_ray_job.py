@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from tests.ray_nodes import RayNode, free_port
+from cluster_scheduler.controlplane.cluster import free_port
+from tests.ray_nodes import RayNode
 
 pytestmark = [pytest.mark.ray, pytest.mark.apiserver, pytest.mark.slow]
 
