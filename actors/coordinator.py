@@ -508,12 +508,14 @@ class Coordinator:
         key = (g.namespace, g.name)
         if typ == DELETED:
             # members still pending are told at once that their group is gone; placed ones stay
+            self.preemption.set_group(key, None)
             if self.pod_groups.pop(key, None) is not None:
                 self._group_condition.pop(key, None)
                 self.queue.move_all_to_active(lambda p: p.pod_group == key[1] and p.namespace == key[0])
         else:
             old = self.pod_groups.get(key)
             self.pod_groups[key] = g
+            self.preemption.set_group(key, g.priority)
             if old is None or (old.min_count, old.deleting, old.topology_key) != (g.min_count, g.deleting,
                                                                                   g.topology_key):
                 # its members may have waited for it (or for a smaller minCount); a status change
@@ -788,7 +790,7 @@ class Coordinator:
         over every shard); None when a partition failed (the ledger decides alone then)."""
         request = self._shared(wire.encode_preemption_request(
             (self.pending[p.uid] for p in pods), list(self._pdb_objects.values()), self.preemption.evicting,
-            self.preemption.held))
+            self.preemption.held, self.preemption.groups))
         answers = self._call_partitions("preempting", lambda part, deltas: part.preempt.remote(request, deltas))
         if answers is None:
             return None

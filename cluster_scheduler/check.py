@@ -563,7 +563,7 @@ def check_placement(nodes: Sequence[Mapping[str, Any]], pods: Sequence[Mapping[s
     if pod_groups is not None:
         _check_gangs(all_pods, pod_groups, report, node_map, [v for v, _by in victims or ()])
     if victims is not None:
-        _check_preemptions(victims, events, report)
+        _check_preemptions(victims, events, report, _group_priorities(pod_groups or ()))
 
     placed = [p for p in all_pods if p.node and not p.terminal and p.node in node_map]
     _check_capacity(placed, node_map, add)
@@ -805,10 +805,23 @@ def _pod_group_name(pod: _Pod) -> str | None:
     return name if isinstance(name, str) and name else None
 
 
+def _group_priorities(pod_groups: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], int]:
+    """spec.priority of each PodGroup (0 when unset) by namespace and name."""
+    out = {}
+    for raw in pod_groups:
+        meta = raw.get("metadata")
+        if isinstance(meta, Mapping):
+            spec = raw.get("spec")
+            out[(meta.get("namespace") or "default", meta.get("name") or "")] = _priority(
+                spec if isinstance(spec, Mapping) else {})
+    return out
+
+
 def _check_preemptions(preemptions: Sequence[tuple[_Pod, Mapping[str, Any] | None]],
-                       events: Sequence[Mapping[str, Any]] | None, report: CheckReport) -> None:
-    """Each victim (parsed) had a lower priority than its preemptor, and (with events) a
-    Preempted event."""
+                       events: Sequence[Mapping[str, Any]] | None, report: CheckReport,
+                       groups: Mapping[tuple[str, str], int]) -> None:
+    """Each victim (parsed) had a lower priority than its preemptor (a victim in a known PodGroup
+    the group's, as upstream 1.37 weighs it), and (with events) a Preempted event."""
     add = report.violations.append
     evicted: set[str] = set()
     for e in events or ():
@@ -820,7 +833,11 @@ def _check_preemptions(preemptions: Sequence[tuple[_Pod, Mapping[str, Any] | Non
         if preemptor is None:
             add(Violation(PREEMPTED_WITHOUT_PREEMPTOR, v.key, v.node, "deleted for a preemptor that is not known"))
         else:
-            vp, pp = _priority(v.spec), _priority(preemptor.get("spec") or {})
+            group = _pod_group_name(v)
+            vp = _priority(v.spec)
+            if group is not None:
+                vp = groups.get((v.namespace, group), vp)
+            pp = _priority(preemptor.get("spec") or {})
             if vp >= pp:
                 meta = preemptor.get("metadata") or {}
                 add(Violation(PREEMPTED_NOT_LOWER, v.key, v.node,

@@ -7,10 +7,12 @@ When no node fits a pod, pods of lower priority may be evicted to make room:
   removing pods can cure (resources, ports, anti-affinity of existing pods, spread skew), not for
   taints, selectors, node affinity, a missing topology label or unmatched pod affinity;
 - on a node, every lower-priority pod is removed; if the pod then fits, victims are reprieved one
-  by one, most important first (priority, then the older), those whose eviction would break a
-  PodDisruptionBudget first: a pod stays if the preemptor still fits with it back;
-- the node is chosen in upstream's order: fewest PDB violations, lowest highest-victim priority,
-  lowest sum of priorities, fewest victims, latest start of the highest-priority victims;
+  by one, most important first (priority, then a PodGroup's member, then the older), those whose
+  eviction would break a PodDisruptionBudget first: a pod stays if the preemptor still fits with
+  it back. A pod of a PodGroup is weighed here at its group's priority (`victim_priority`);
+- the node is chosen in upstream's order, by the victims' own priorities: fewest PDB violations,
+  lowest priority of the first victim, lowest sum of priorities, fewest victims, latest start of
+  the highest-priority victims;
 - pods already terminating (being evicted, or deleted by someone else) are victims like the others,
   with no second eviction; a nominated preemptor (`held`) is never a victim: it holds its room
   against pods of its priority or lower, and a preemptor of higher priority does not see it at all
@@ -52,9 +54,19 @@ LOWEST = -(2**62)  # below any priority (int32): the bound of a node that may ne
 NO_VICTIM_RANK = (0, LOWEST, 0, 0, 0.0)
 
 
-def importance(p: PodInfo) -> tuple[int, float]:
-    """Sort key, most important first: higher priority, then the one that started earlier."""
-    return -p.priority, p.creation_ts
+def victim_priority(p: PodInfo, groups: dict[tuple[str, str], int]) -> int:
+    """A victim's priority as upstream 1.37 weighs it (GetPodPriority): a pod of a PodGroup the
+    scheduler knows has its group's (`groups`: spec.priority by namespace and name, 0 when unset),
+    any other pod its own."""
+    if p.pod_group:
+        return groups.get((p.namespace, p.pod_group), p.priority)
+    return p.priority
+
+
+def importance(p: PodInfo, groups: dict[tuple[str, str], int]) -> tuple[int, int, float]:
+    """Sort key, most important first, as upstream's MoreImportantVictim: higher (victim) priority,
+    then a PodGroup's member before a pod of none, then the one that started earlier."""
+    return -victim_priority(p, groups), -1 if p.pod_group else 0, p.creation_ts
 
 
 @dataclass(slots=True)
@@ -74,10 +86,13 @@ class Candidate:
         filters, which do not see those nominations, would have placed the pod there."""
         if not self.victims:
             return NO_VICTIM_RANK
-        top = self.victims[0].priority
+        # upstream ranks nodes by the victims' own priorities (corev1helpers.PodPriority), the
+        # first victim's (the most important, by victim priority) and the earliest start among
+        # those of the highest, even where a victim's PodGroup weighs it otherwise
+        top = max(v.priority for v in self.victims)
         earliest = min(v.creation_ts for v in self.victims if v.priority == top)
-        return (self.pdb_violations, top, sum(v.priority + PRIORITY_OFFSET for v in self.victims),
-                len(self.victims), -earliest)
+        return (self.pdb_violations, self.victims[0].priority,
+                sum(v.priority + PRIORITY_OFFSET for v in self.victims), len(self.victims), -earliest)
 
 
 @dataclass(slots=True)
@@ -129,13 +144,14 @@ def split_by_pdb(victims: Sequence[PodInfo],
 
 
 class VictimIndex:
-    """Every charged pod of an engine as numpy columns (row, priority, start, requests, held), kept
-    in step through the node table's charge log, so that the per-node bounds for a preemptor of
-    priority p are a few vector passes instead of a walk over every pod."""
+    """Every charged pod of an engine as numpy columns (row, own and victim priority, start,
+    requests, held), kept in step through the node table's charge log, so that the per-node bounds
+    for a preemptor of priority p are a few vector passes instead of a walk over every pod."""
 
-    def __init__(self, engine: "Engine", held: dict[str, int]) -> None:
+    def __init__(self, engine: "Engine", held: dict[str, int], groups: dict[tuple[str, str], int]) -> None:
         self.engine = engine
         self.held_uids = held  # the Preemption's nominated preemptors (never victims)
+        self.groups = groups  # the Preemption's PodGroup priorities (victim_priority)
         self.slot: dict[str, int] = {}
         self.free: list[int] = []
         self.size = 0
@@ -148,7 +164,7 @@ class VictimIndex:
         table.drain_log()
         self.slot.clear()
         self.free.clear()
-        uids, rows, prios, tss, kidx, held = [], [], [], [], [], []
+        uids, rows, prios, eprios, tss, kidx, held = [], [], [], [], [], [], []
         keys: dict = {}
         for uid, row in table.charged.items():
             key = table.pods[row][uid]
@@ -159,6 +175,7 @@ class VictimIndex:
             uids.append(uid)
             rows.append(row)
             prios.append(pod.priority if pod is not None else 0)
+            eprios.append(victim_priority(pod, self.groups) if pod is not None else 0)
             tss.append(pod.creation_ts if pod is not None else 0.0)
             held.append(uid in self.held_uids)
             kidx.append(k)
@@ -172,7 +189,8 @@ class VictimIndex:
                     per_key = np.pad(per_key, ((0, 0), (0, c + 1 - per_key.shape[1])))
                 per_key[k, c] = v
         self.row = np.full(cap, -1, dtype=np.int64)
-        self.prio = np.zeros(cap, dtype=np.int64)
+        self.prio = np.zeros(cap, dtype=np.int64)  # the pod's own (upstream ranks nodes by it)
+        self.eprio = np.zeros(cap, dtype=np.int64)  # victim_priority: who may be a victim
         self.ts = np.zeros(cap, dtype=np.float64)
         self.held = np.zeros(cap, dtype=bool)  # a nominated preemptor: room, never a victim
         self.req = np.zeros((cap, per_key.shape[1]), dtype=np.int64)
@@ -180,6 +198,7 @@ class VictimIndex:
             self.row[:n] = rows
             self.held[:n] = held
             self.prio[:n] = prios
+            self.eprio[:n] = eprios
             self.ts[:n] = tss
             self.req[:n] = per_key[np.asarray(kidx, dtype=np.int64)]
         self.slot = dict(zip(uids, range(n)))
@@ -190,6 +209,7 @@ class VictimIndex:
         self.row = np.concatenate([self.row, np.full(cap - len(self.row), -1, dtype=np.int64)])
         self.held = np.resize(self.held, cap)
         self.prio = np.resize(self.prio, cap)
+        self.eprio = np.resize(self.eprio, cap)
         self.ts = np.resize(self.ts, cap)
         req = np.zeros((cap, self.req.shape[1]), dtype=np.int64)
         req[: len(self.req)] = self.req
@@ -211,6 +231,7 @@ class VictimIndex:
         self.row[s] = row
         self.held[s] = uid in self.held_uids
         self.prio[s] = pod.priority if pod is not None else 0
+        self.eprio[s] = victim_priority(pod, self.groups) if pod is not None else 0
         self.ts[s] = pod.creation_ts if pod is not None else 0.0
         self.req[s] = 0
         key = table.pods[row].get(uid)
@@ -229,11 +250,18 @@ class VictimIndex:
             self.free.append(s)
 
     def min_priority(self) -> int | None:
-        """The lowest priority of any charged pod (None when there is none)."""
+        """The lowest victim priority of any charged pod (None when there is none)."""
         self.sync()
         n = self.size
         alive = self.row[:n] >= 0
-        return int(self.prio[:n][alive].min()) if alive.any() else None
+        return int(self.eprio[:n][alive].min()) if alive.any() else None
+
+    def regroup(self) -> None:
+        """The PodGroup priorities changed: every victim priority again."""
+        pods = self.engine.pods
+        for uid, s in self.slot.items():
+            pod = pods.get(uid)
+            self.eprio[s] = victim_priority(pod, self.groups) if pod is not None else 0
 
     def sync(self) -> None:
         log = self.engine.table.drain_log()
@@ -255,16 +283,18 @@ class VictimIndex:
 
     def lower(self, priority: int, nrows: int
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple]:
-        """Per table row, over the possible victims (pods of lower priority than `priority`, held
-        nominations aside): their summed requests and their largest single request (rows x
-        resources), how many, their lowest priority and their latest start; the summed requests
-        of the lower-priority nominations there (room the preemptor does not see); and the
-        possible victims themselves (row, priority, start: for `latest_earliest`)."""
+        """Per table row, over the possible victims (pods of lower victim priority than
+        `priority`, held nominations aside): their summed requests and their largest single
+        request (rows x resources), how many, their lowest own priority and their latest start;
+        the summed requests of the lower-priority nominations there (room the preemptor does not
+        see); and the possible victims themselves (row, own priority, start: for
+        `latest_earliest`). Own priorities bound the node rank, which upstream builds from them."""
         self.sync()
         n = self.size
-        low = (self.row[:n] >= 0) & (self.prio[:n] < priority)
+        alive = self.row[:n] >= 0
         held = self.held[:n]
-        m = low & ~held
+        m = alive & (self.eprio[:n] < priority) & ~held
+        low = alive & (self.prio[:n] < priority)
         rows = self.row[:n][m]
         width = max(self.req.shape[1], len(self.engine.table.resources))
         freeable = np.zeros((nrows, width), dtype=np.int64)
@@ -326,20 +356,53 @@ class Preemption:
     # nominated preemptors (uid -> priority), assumed on their node: never victims; invisible to
     # a preemptor of higher priority, whose candidate then lists them in `bumped`
     held: dict[str, int] = field(default_factory=dict)
+    # PodGroup priorities by (namespace, name): a victim in a group is weighed at its group's
+    # (`victim_priority`); change them through `set_groups`
+    groups: dict[tuple[str, str], int] = field(default_factory=dict)
     # outcomes by (pod key, priority) while the engine has not changed: a run of identical pods
     # that cannot preempt is diagnosed once
     _memo: dict = field(default_factory=dict)
     _memo_stamp: tuple = ()
     _min_prio: tuple = ((), None)
+    _groups_version: int = 0
 
     def _stamp(self) -> tuple:
         e = self.engine
-        return (e.placements, e.epoch, len(e.pods), len(self.pdbs), len(self.evicting), len(self.held))
+        return (e.placements, e.epoch, len(e.pods), len(self.pdbs), len(self.evicting), len(self.held),
+                self._groups_version)
+
+    def set_groups(self, groups: dict[tuple[str, str], int]) -> None:
+        """The PodGroups' priorities as they are now (all of them: any not named counts as gone)."""
+        if groups != self.groups:
+            self.groups.clear()
+            self.groups.update(groups)
+            self._regroup()
+
+    def set_group(self, key: tuple[str, str], priority: int | None) -> None:
+        """One PodGroup's priority (None: the group is gone, its pods weigh their own again)."""
+        if self.groups.get(key) != priority:
+            if priority is None:
+                del self.groups[key]
+            else:
+                self.groups[key] = priority
+            self._regroup()
+
+    def _regroup(self) -> None:
+        self._groups_version += 1
+        if self.index is not None:
+            self.index.regroup()
+
+    def priority_of(self, q: PodInfo) -> int:
+        """`q`'s priority as a victim (its PodGroup's, where it has one)."""
+        return victim_priority(q, self.groups)
+
+    def _importance(self, q: PodInfo) -> tuple[int, int, float]:
+        return importance(q, self.groups)
 
     def lowest_priority(self) -> int | None:
         """The lowest priority of any pod placed now (None when there is none)."""
         if self.index is None:
-            self.index = VictimIndex(self.engine, self.held)
+            self.index = VictimIndex(self.engine, self.held, self.groups)
         stamp = self._stamp()
         if self._min_prio[0] != stamp:
             self._min_prio = (stamp, self.index.min_priority())
@@ -367,7 +430,7 @@ class Preemption:
             if row is not None:
                 for uid in t.pods[row]:
                     q = pods.get(uid)
-                    if q is not None and q.priority < pod.priority and (q.deleting or uid in self.evicting):
+                    if q is not None and self.priority_of(q) < pod.priority and (q.deleting or uid in self.evicting):
                         return NOT_ELIGIBLE_TERMINATING
         return ""
 
@@ -402,7 +465,7 @@ class Preemption:
         already terminating disrupt no budget further: they are reprieved (or not) with the rest."""
         violating, rest = split_by_pdb([v for v in lower if not self._terminating(v)], self.pdbs)
         rest += [v for v in lower if self._terminating(v)]
-        rest.sort(key=importance)
+        rest.sort(key=self._importance)
         return violating, rest
 
     def preempt(self, pod: PodInfo) -> Outcome:
@@ -429,7 +492,7 @@ class Preemption:
             n = e.num_nodes()
             return Outcome(message=postfilter_message(fit_error_message(n, {NOT_HELPFUL: n})))
         if self.index is None:
-            self.index = VictimIndex(e, self.held)
+            self.index = VictimIndex(e, self.held, self.groups)
         cls = e.class_of(pod)
         if cls.stale():
             cls.build()
@@ -532,9 +595,10 @@ class Preemption:
         if lowest is None or lowest >= priority:
             return None
         e = self.engine
-        placed = [q for q in e.pods.values() if q.node_name and q.priority < priority]
-        lower = sorted((q for q in placed if q.uid not in self.held), key=importance)
-        bumped = [q for q in placed if q.uid in self.held]
+        placed = [q for q in e.pods.values() if q.node_name]
+        lower = sorted((q for q in placed if q.uid not in self.held and self.priority_of(q) < priority),
+                       key=self._importance)
+        bumped = [q for q in placed if q.uid in self.held and q.priority < priority]
         if not lower and not bumped:
             return None
         for q in bumped + lower:
@@ -580,7 +644,7 @@ class Preemption:
                         e.remove_pod(v.uid)
                         victims.append(v)
                         violations += is_violating
-            victims.sort(key=importance)
+            victims.sort(key=self._importance)
             return GangCandidate(assignments, victims, violations, bumped)
         finally:
             for p in members:
@@ -638,12 +702,13 @@ class Preemption:
         e = self.engine
         t = e.table
         pods = e.pods
-        here = [q for q in map(pods.get, t.pods[row]) if q is not None and q.priority < pod.priority]
-        lower = [q for q in here if q.uid not in self.held]
-        bumped = [q for q in here if q.uid in self.held]  # not seen by this pod: room, never victims
+        here = [q for q in map(pods.get, t.pods[row]) if q is not None]
+        lower = [q for q in here if q.uid not in self.held and self.priority_of(q) < pod.priority]
+        # lower nominations (by their own priority, as upstream's): not seen by this pod: room, never victims
+        bumped = [q for q in here if q.uid in self.held and q.priority < pod.priority]
         if not lower and not bumped:
             return [NO_VICTIMS]
-        lower.sort(key=importance)
+        lower.sort(key=self._importance)
         name = t.names[row]
         if cls.resources_only:  # (a claim's ReadWriteOncePod conflict is a dynamic filter: not this path)
             req = t.req_l[row]
@@ -687,7 +752,7 @@ class Preemption:
             if not victims and not bumped:  # it fits with every pod back: nothing to preempt for
                 return [NOT_HELPFUL]
             if violating and rest:
-                victims.sort(key=importance)
+                victims.sort(key=self._importance)
             return Candidate(name, victims, violations, bumped)
         finally:
             if saved is not None:

@@ -249,17 +249,27 @@ class PreemptionProposal(NamedTuple):
     reasons: dict[str, int]
 
 
-def encode_preemption_request(pods: Iterable[bytes], pdbs: list[dict], evicting: Iterable[str],
-                              held: dict[str, int]) -> bytes:
+class PreemptionRequest(NamedTuple):
     """The pods to preempt for (stripped bytes, queue order), the PodDisruptionBudgets as the
-    apiserver has them (stripped dicts), the pods already being evicted and the nominated
-    preemptors (uid -> priority)."""
-    return msgpack.packb([list(pods), pdbs, list(evicting), held], use_bin_type=True)
+    apiserver has them (stripped dicts), the pods already being evicted, the nominated preemptors
+    (uid -> priority) and the PodGroups' priorities ((namespace, name) -> spec.priority: a victim
+    in a group is weighed at its group's)."""
+    pods: list[bytes]
+    pdbs: list[dict]
+    evicting: list[str]
+    held: dict[str, int]
+    groups: dict[tuple[str, str], int]
 
 
-def decode_preemption_request(data: bytes) -> tuple[list[bytes], list[dict], list[str], dict[str, int]]:
-    pods, pdbs, evicting, held = msgpack.unpackb(data, raw=False)
-    return pods, pdbs, evicting, held
+def encode_preemption_request(pods: Iterable[bytes], pdbs: list[dict], evicting: Iterable[str],
+                              held: dict[str, int], groups: dict[tuple[str, str], int]) -> bytes:
+    return msgpack.packb([list(pods), pdbs, list(evicting), held,
+                          [[ns, name, prio] for (ns, name), prio in groups.items()]], use_bin_type=True)
+
+
+def decode_preemption_request(data: bytes) -> PreemptionRequest:
+    pods, pdbs, evicting, held, groups = msgpack.unpackb(data, raw=False)
+    return PreemptionRequest(pods, pdbs, evicting, held, {(ns, name): prio for ns, name, prio in groups})
 
 
 def encode_preemptions(outcomes: Iterable[Any], seconds: float) -> bytes:

@@ -635,3 +635,39 @@ def test_a_gang_preempts_as_one_end_to_end(admin, run_scheduler):
     report = check_placement(_list_all(core.list_node), core_pods, scheduler_name=SCHEDULER,
                              pod_groups=fetch_pod_groups(admin))
     assert report.ok and report.gangs_whole == 1, report.summary()
+
+
+def test_victims_in_a_pod_group_are_weighed_at_its_priority_end_to_end(admin, run_scheduler):
+    """Upstream 1.37 weighs a victim that belongs to a PodGroup at the group's spec.priority, not
+    its own. Three full 2-CPU nodes across two partitions: a pod of priority 100 in a PodGroup of
+    priority 1, a plain pod of priority 70, and a pod of priority 1 in a PodGroup of priority 1000.
+    A pod of priority 60 can evict only the first (by their own priorities it would be the third:
+    the lowest)."""
+    from cluster_scheduler.api import rest
+
+    ns = "group-victims"
+    core = client.CoreV1Api(admin)
+    core.create_namespace({"metadata": {"name": ns}})
+    for i in range(3):
+        finish(core.create_node(node_obj(f"gv-{i}", "2"), _preload_content=False))
+    for name, prio in (("batch", 1), ("online", 1000)):
+        group = pod_group(name, namespace=ns, basic=True, priority=prio)
+        finish(rest.request(admin, "POST", f"/apis/scheduling.k8s.io/v1beta1/namespaces/{ns}/podgroups", group))
+    rt = run_scheduler(2, batch_size=10)
+    running = []
+    for name, prio, group, node in (("member", 100, "batch", "gv-0"), ("plain", 70, None, "gv-1"),
+                                    ("guarded", 1, "online", "gv-2")):
+        p = prio_pod(name, ns, "2", prio)
+        p["spec"]["nodeName"] = node
+        if group:
+            p["spec"]["schedulingGroup"] = {"podGroupName": group}
+        running.append(p)
+    create_all(admin, [], running)
+    wait_settled(admin, ns, 3, timeout=60, want_bound=3)
+    create_all(admin, [], [prio_pod("svc", ns, "2", 60)])
+    wait_for(lambda: pod_state(pod_map(admin, ns).get("svc", {"spec": {}, "status": {}})) == "bound", 60,
+             "the preemptor bound")
+    pods = pod_map(admin, ns)
+    assert sorted(pods) == ["guarded", "plain", "svc"] and pods["svc"]["spec"]["nodeName"] == "gv-0"
+    assert [e["regarding"]["name"] for e in events_for(admin, ns, "Preempted")] == ["member"]
+    assert rt.coordinator.stats.victims == 1

@@ -945,6 +945,13 @@ def test_preemptions_lower_priority_and_an_event_each():
                              "preempted_without_preemptor"]
     # without events, only the priorities are judged
     assert kinds(check_placement(GANG_NODES, [high], preemptions=[(low, high)])) == []
+    # a victim in a PodGroup is weighed at the group's priority (upstream 1.37's GetPodPriority)
+    same["spec"]["schedulingGroup"] = {"podGroupName": "batch"}
+    assert kinds(check_placement(GANG_NODES, [high], pod_groups=[pod_group("batch", basic=True, priority=1)],
+                                 preemptions=[(same, high)])) == []
+    low["spec"]["schedulingGroup"] = {"podGroupName": "online"}
+    assert kinds(check_placement(GANG_NODES, [high], pod_groups=[pod_group("online", basic=True, priority=100)],
+                                 preemptions=[(low, high)])) == ["preempted_not_lower"]
 
 
 

@@ -19,9 +19,11 @@ _ts = itertools.count(1)
 
 
 def running(name: str, node_name: str, cpu: str, prio: int, labels: dict | None = None, ts: float | None = None,
-            **kw):
+            group: str | None = None, **kw):
+    """A running pod; `group` names its PodGroup (spec.schedulingGroup.podGroupName)."""
     p = bound(name, node_name, cpu, priority=prio, labels=labels or {"app": "x"}, **kw)
     p.creation_ts = float(next(_ts)) if ts is None else ts
+    p.pod_group = group or ""
     return p
 
 
@@ -140,16 +142,24 @@ def test_pod_affinity_that_only_lower_pods_satisfy_is_not_helped():
 
 # --------------------------------------------------------------------------- the reference
 
-def reference(nodes, running_pods, preemptor, pdbs):
+def reference(nodes, running_pods, preemptor, pdbs, groups):
     """Plain per-node DefaultPreemption over cpu and pod count, with taints as the only
-    unresolvable filter: returns {node: (rank, [victim names])} for every candidate."""
+    unresolvable filter: returns {node: (rank, [victim names])} for every candidate. A pod of a
+    known PodGroup is a victim by its group's priority (`groups`) and is more important than a
+    pod of none at the same; nodes are ranked by the victims' own priorities (upstream 1.37)."""
     out = {}
     req = int(parse_quantity(preemptor["cpu"]) * 1000)
+
+    def weight(p):
+        return groups.get(p["group"], p["prio"]) if p["group"] else p["prio"]
+
+    def most_important_first(p):
+        return -weight(p), -1 if p["group"] else 0, p["ts"]
     for n in nodes:
         if n["tainted"]:
             continue
         on = [p for p in running_pods if p["node"] == n["name"]]
-        lower = sorted((p for p in on if p["prio"] < preemptor["prio"]), key=lambda p: (-p["prio"], p["ts"]))
+        lower = sorted((p for p in on if weight(p) < preemptor["prio"]), key=most_important_first)
         if not lower:
             continue
         keep = [p for p in on if p not in lower]
@@ -180,9 +190,9 @@ def reference(nodes, running_pods, preemptor, pdbs):
                     violations += is_bad
         if not victims_:
             continue
-        victims_.sort(key=lambda p: (-p["prio"], p["ts"]))
-        top = victims_[0]["prio"]
-        rank = (violations, top, sum(p["prio"] + PRIORITY_OFFSET for p in victims_), len(victims_),
+        victims_.sort(key=most_important_first)
+        top = max(p["prio"] for p in victims_)
+        rank = (violations, victims_[0]["prio"], sum(p["prio"] + PRIORITY_OFFSET for p in victims_), len(victims_),
                 -min(p["ts"] for p in victims_ if p["prio"] == top))
         out[n["name"]] = (rank, sorted(p["name"] for p in victims_))
     return out
@@ -197,27 +207,32 @@ def clusters(draw):
         n = draw(st.sampled_from(nodes))
         pods.append({"name": f"r{i}", "node": n["name"], "cpu": draw(st.sampled_from(["250m", "500m", "1", "2"])),
                      "prio": draw(st.integers(0, 4)), "app": draw(st.sampled_from(["a", "b"])),
-                     "ts": float(draw(st.integers(0, 3)))})
+                     "ts": float(draw(st.integers(0, 3))),
+                     "group": draw(st.sampled_from([None, None, "g1", "g2", "gone"]))})
     pdbs = [{"name": f"b{i}", "app": app, "allowed": draw(st.integers(0, 2))}
             for i, app in enumerate(draw(st.lists(st.sampled_from(["a", "b"]), max_size=2)))]
     preemptor = {"cpu": draw(st.sampled_from(["500m", "1", "2", "3"])), "prio": draw(st.integers(1, 5))}
-    return nodes, pods, pdbs, preemptor
+    groups = {"g1": draw(st.integers(0, 4)), "g2": draw(st.integers(0, 4))}  # "gone": no such PodGroup
+    return nodes, pods, pdbs, preemptor, groups
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(clusters())
 def test_victims_and_node_match_the_reference(c):
-    nodes, pods, pdbs, pre = c
+    nodes, pods, pdbs, pre, groups = c
     taint = [{"key": "k", "value": "v", "effect": "NoSchedule"}]
     e = engine([node(n["name"], str(n["cpu"]), pods=str(n["pods"]), taints=taint if n["tainted"] else None)
                 for n in nodes],
-               [running(p["name"], p["node"], p["cpu"], p["prio"], labels={"app": p["app"]}, ts=p["ts"]) for p in pods])
+               [running(p["name"], p["node"], p["cpu"], p["prio"], labels={"app": p["app"]}, ts=p["ts"],
+                        group=p["group"]) for p in pods])
     preemptor = pod("pre", pre["cpu"], priority=pre["prio"])
     if e.schedule([preemptor], commit=False)[0].candidates:
         return  # it fits: PostFilter never runs
     budgets = [pdb(b["name"], b["app"], b["allowed"]) for b in pdbs]
-    out = Preemption(e, budgets).preempt(preemptor)
-    ref = reference(nodes, pods, pre, pdbs)
+    pre_ = Preemption(e, budgets)
+    pre_.set_groups({("default", g): prio for g, prio in groups.items()})
+    out = pre_.preempt(preemptor)
+    ref = reference(nodes, pods, pre, pdbs, groups)
     if not ref:
         assert out.candidate is None, out
         return
@@ -262,12 +277,35 @@ def test_nodes_that_differ_only_in_their_pods_start_times_are_bounded_too():
     assert out2.nodes_evaluated > 1
 
 
+def test_a_victim_in_a_pod_group_is_weighed_at_the_groups_priority():
+    """Upstream 1.37 (GetPodPriority, MoreImportantVictim): a pod of a known PodGroup is a victim
+    by its group's priority, and at the same victim priority a group's member is more important
+    than a pod of none; nodes are still ranked by the victims' own priorities."""
+    e = engine([node("n1", "2"), node("n2", "2")], [running("member", "n1", "2", 100, group="batch"),
+                                                    running("plain", "n2", "2", 70)])
+    pre = Preemption(e)
+    p = pod("p", "2", priority=60)
+    assert pre.preempt(p).candidate is None and pre.lowest_priority() == 70
+    pre.set_group(("default", "batch"), 1)  # the group known (the answer and the index follow)
+    out = pre.preempt(p)
+    assert victims(out) == ["member"] and pre.lowest_priority() == 1
+    assert out.candidate.rank[1] == 100  # its own priority ranks the node
+    pre.set_group(("default", "batch"), None)  # the group gone: its pod weighs its own again
+    assert pre.preempt(p).candidate is None
+    e2 = engine([node("n1", "2")], [running("member", "n1", "1", 5, group="job", ts=2.0),
+                                     running("plain", "n1", "1", 5, ts=1.0)])
+    pre2 = Preemption(e2)
+    pre2.set_groups({("default", "job"): 5})
+    # the older plain pod would be reprieved first by age; the group's member is more important
+    assert victims(pre2.preempt(pod("q", "1", priority=9))) == ["plain"]
+
+
 def test_victim_index_follows_the_engine_and_rebuilds_after_an_overflowing_log():
     from cluster_scheduler.preemption import VictimIndex
 
     e = engine([node("n1", "4"), node("n2", "4")], [running("a", "n1", "1", 1)])
     held: dict[str, int] = {}
-    idx = VictimIndex(e, held)
+    idx = VictimIndex(e, held, {})
     e.table.log_limit = 3
     for i in range(5):  # more changes than the log holds
         e.add_pod(running(f"b{i}", "n2", "500m", 2))

@@ -161,3 +161,11 @@ def test_stripped_csi_drivers_and_storage_capacities_parse_alike():
     va["status"] = {"attached": True}
     s = wire.strip_storage("volumeattachments", va)
     assert parse_volume_attachment(s) == parse_volume_attachment(va) and "status" not in s
+
+
+def test_preemption_request_round_trip():
+    data = wire.encode_preemption_request([b"pod"], [{"metadata": {"name": "b"}}], {"u1"}, {"u2": 5},
+                                          {("ns", "batch"): 1, ("ns", "online"): 1000})
+    req = wire.decode_preemption_request(data)
+    assert req == ([b"pod"], [{"metadata": {"name": "b"}}], ["u1"], {"u2": 5},
+                   {("ns", "batch"): 1, ("ns", "online"): 1000})
