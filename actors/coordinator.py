@@ -515,7 +515,7 @@ class Coordinator:
         else:
             old = self.pod_groups.get(key)
             self.pod_groups[key] = g
-            self.preemption.set_group(key, g.priority)
+            self.preemption.set_group(key, g.priority, g.disrupt_whole)
             if old is None or (old.min_count, old.deleting, old.topology_key) != (g.min_count, g.deleting,
                                                                                   g.topology_key):
                 # its members may have waited for it (or for a smaller minCount); a status change
@@ -790,7 +790,7 @@ class Coordinator:
         over every shard); None when a partition failed (the ledger decides alone then)."""
         request = self._shared(wire.encode_preemption_request(
             (self.pending[p.uid] for p in pods), list(self._pdb_objects.values()), self.preemption.evicting,
-            self.preemption.held, self.preemption.groups))
+            self.preemption.held, self.preemption.groups, self.preemption.whole))
         answers = self._call_partitions("preempting", lambda part, deltas: part.preempt.remote(request, deltas))
         if answers is None:
             return None
@@ -876,7 +876,7 @@ class Coordinator:
         t = ledger.table
         row = t.index.get(node)
         going = [q for q in map(ledger.pods.get, t.pods[row] if row is not None else ())
-                 if q is not None and q.priority < pod.priority and (q.deleting or q.uid in pre.evicting)]
+                 if q is not None and pre.priority_of(q) < pod.priority and (q.deleting or q.uid in pre.evicting)]
         for v in going:
             ledger.remove_pod(v.uid)
         try:

@@ -142,13 +142,13 @@ class Partition:
         t0 = time.perf_counter()
         if deltas is not None:
             self.apply(deltas)
-        raw, pdbs, evicting, held, groups = wire.decode_preemption_request(request)
+        raw, pdbs, evicting, held, groups, whole = wire.decode_preemption_request(request)
         if self._preemption is None or self._preemption.engine is not self.engine:
             self._preemption = Preemption(self.engine)
         pre = self._preemption
         pre.pdbs = [parse_pdb(b) for b in pdbs]
         pre.evicting = set(evicting)
-        pre.set_groups(groups)
+        pre.set_groups(groups, whole)
         for uid in set(pre.held) - set(held):
             pre.unhold(uid)
         for uid, prio in held.items():

@@ -130,17 +130,21 @@ def split_by_pdb(victims: Sequence[PodInfo],
     violating: list[PodInfo] = []
     ok: list[PodInfo] = []
     for v in victims:
-        labels = v.labels
-        bad = False
-        for i, b in enumerate(pdbs):
-            if not b.covers(v.namespace, labels) or v.name in b.disrupted:
-                continue
-            allowed[i] -= 1
-            if allowed[i] < 0:
-                bad = True
-                break
-        (violating if bad else ok).append(v)
+        (violating if _charge(v, pdbs, allowed) else ok).append(v)
     return violating, ok
+
+
+def _charge(v: PodInfo, pdbs: Sequence[DisruptionBudget], allowed: list[int]) -> bool:
+    """Charge `v`'s eviction to the budgets covering it (`allowed`, in place); True when one of
+    them goes below zero (later budgets are then not charged for it)."""
+    labels = v.labels
+    for i, b in enumerate(pdbs):
+        if not b.covers(v.namespace, labels) or v.name in b.disrupted:
+            continue
+        allowed[i] -= 1
+        if allowed[i] < 0:
+            return True
+    return False
 
 
 class VictimIndex:
@@ -359,32 +363,46 @@ class Preemption:
     # PodGroup priorities by (namespace, name): a victim in a group is weighed at its group's
     # (`victim_priority`); change them through `set_groups`
     groups: dict[tuple[str, str], int] = field(default_factory=dict)
+    # PodGroups in disruptionMode All: a victim among their pods is all of their placed pods
+    whole: set[tuple[str, str]] = field(default_factory=set)
     # outcomes by (pod key, priority) while the engine has not changed: a run of identical pods
     # that cannot preempt is diagnosed once
     _memo: dict = field(default_factory=dict)
     _memo_stamp: tuple = ()
     _min_prio: tuple = ((), None)
     _groups_version: int = 0
+    # placed pods of each `whole` group (held nominations aside), as of `_members_stamp`
+    _members: dict[tuple[str, str], list[PodInfo]] = field(default_factory=dict)
+    _members_stamp: tuple = ()
 
     def _stamp(self) -> tuple:
         e = self.engine
         return (e.placements, e.epoch, len(e.pods), len(self.pdbs), len(self.evicting), len(self.held),
                 self._groups_version)
 
-    def set_groups(self, groups: dict[tuple[str, str], int]) -> None:
-        """The PodGroups' priorities as they are now (all of them: any not named counts as gone)."""
-        if groups != self.groups:
+    def set_groups(self, groups: dict[tuple[str, str], int], whole: set[tuple[str, str]] = frozenset()) -> None:
+        """The PodGroups' priorities as they are now (all of them: any not named counts as gone),
+        and which of them are disrupted only whole."""
+        if groups != self.groups or whole != self.whole:
             self.groups.clear()
             self.groups.update(groups)
+            self.whole.clear()
+            self.whole.update(whole)
             self._regroup()
 
-    def set_group(self, key: tuple[str, str], priority: int | None) -> None:
-        """One PodGroup's priority (None: the group is gone, its pods weigh their own again)."""
-        if self.groups.get(key) != priority:
+    def set_group(self, key: tuple[str, str], priority: int | None, whole: bool = False) -> None:
+        """One PodGroup's priority and disruption mode (None: the group is gone, its pods weigh
+        their own again, each alone)."""
+        if self.groups.get(key) != priority or (key in self.whole) != whole:
             if priority is None:
-                del self.groups[key]
+                self.groups.pop(key, None)
+                self.whole.discard(key)
             else:
                 self.groups[key] = priority
+                if whole:
+                    self.whole.add(key)
+                else:
+                    self.whole.discard(key)
             self._regroup()
 
     def _regroup(self) -> None:
@@ -398,6 +416,54 @@ class Preemption:
 
     def _importance(self, q: PodInfo) -> tuple[int, int, float]:
         return importance(q, self.groups)
+
+    def _refresh_members(self) -> None:
+        """The placed pods of each group disrupted only whole, once per engine state: called where
+        a search starts, before it moves any pod."""
+        if not self.whole:
+            self._members = {}
+            return
+        stamp = self._stamp()
+        if stamp == self._members_stamp:
+            return
+        members: dict[tuple[str, str], list[PodInfo]] = {}
+        for q in self.engine.pods.values():
+            if q.pod_group and q.node_name and q.uid not in self.held:
+                key = (q.namespace, q.pod_group)
+                if key in self.whole:
+                    members.setdefault(key, []).append(q)
+        self._members, self._members_stamp = members, stamp
+
+    def _units(self, lower: list[PodInfo]) -> list[list[PodInfo]]:
+        """Upstream's victims (preemption units) among `lower`, most important first: each pod
+        alone, but a pod of a group disrupted only whole stands for every placed pod of its group,
+        wherever they run."""
+        units: list[list[PodInfo]] = []
+        seen: set[tuple[str, str]] = set()
+        for q in lower:
+            key = (q.namespace, q.pod_group)
+            if q.pod_group and key in self.whole:
+                if key not in seen:
+                    seen.add(key)
+                    units.append(self._members.get(key) or [q])
+            else:
+                units.append([q])
+        units.sort(key=self._unit_importance)
+        return units
+
+    def _unit_importance(self, unit: list[PodInfo]) -> tuple[int, int, int, float]:
+        """MoreImportantVictim over units: priority, a PodGroup's before a pod of none, the larger
+        group, the one that started earlier."""
+        q = unit[0]
+        return -self.priority_of(q), -1 if q.pod_group else 0, -len(unit), min(v.creation_ts for v in unit)
+
+    def _whole_floor(self, priority: int) -> int | None:
+        """The lowest own priority among the pods of whole groups a preemptor of `priority` may
+        evict (None when there is none): their members elsewhere join a node's victims, so the
+        node bounds must allow for them."""
+        low = [q.priority for key, ms in self._members.items() if self.groups.get(key, priority) < priority
+               for q in ms]
+        return min(low) if low else None
 
     def lowest_priority(self) -> int | None:
         """The lowest priority of any pod placed now (None when there is none)."""
@@ -460,13 +526,17 @@ class Preemption:
     def _terminating(self, v: PodInfo) -> bool:
         return v.deleting or v.uid in self.evicting
 
-    def _reprieve_groups(self, lower: list[PodInfo]) -> tuple[list[PodInfo], list[PodInfo]]:
-        """Upstream's reprieve order: (PDB-violating, the rest), each most important first. Pods
-        already terminating disrupt no budget further: they are reprieved (or not) with the rest."""
-        violating, rest = split_by_pdb([v for v in lower if not self._terminating(v)], self.pdbs)
-        rest += [v for v in lower if self._terminating(v)]
-        rest.sort(key=self._importance)
-        return violating, rest
+    def _reprieve_order(self, units: list[list[PodInfo]]) -> list[tuple[list[PodInfo], int]]:
+        """Upstream's reprieve order over units (most important first): the PDB-violating ones
+        first, then the rest, each with how many of its pods violate (a unit violates if any of its
+        pods does: it is reprieved or evicted whole). Pods already terminating disrupt no budget
+        further."""
+        allowed = [b.disruptions_allowed for b in self.pdbs]
+        violating, rest = [], []
+        for unit in units:
+            n = sum(_charge(v, self.pdbs, allowed) for v in unit if not self._terminating(v))
+            (violating if n else rest).append((unit, n))
+        return violating + rest
 
     def preempt(self, pod: PodInfo) -> Outcome:
         """Find the best candidate for `pod` (nothing is changed), or why there is none."""
@@ -493,6 +563,7 @@ class Preemption:
             return Outcome(message=postfilter_message(fit_error_message(n, {NOT_HELPFUL: n})))
         if self.index is None:
             self.index = VictimIndex(e, self.held, self.groups)
+        self._refresh_members()
         cls = e.class_of(pod)
         if cls.stale():
             cls.build()
@@ -552,6 +623,10 @@ class Preemption:
         lb_p = np.where(none_needed, LOWEST, minp[rows[idx]])
         lb_k = np.where(none_needed, 0, k_lb[idx])
         lb_t = np.where(none_needed, 0.0, -VictimIndex.latest_earliest(possible, count, minp, maxts, rows[idx], k_lb[idx]))
+        floor = self._whole_floor(pod.priority)
+        if floor is not None:  # a whole group's members elsewhere may lower a node's top or sum, or start earlier
+            lb_p = np.where(none_needed, LOWEST, np.minimum(lb_p, floor))
+            lb_t = np.where(none_needed, 0.0, -np.inf)
         order = np.lexsort((lb_t, lb_k, lb_k * (lb_p + PRIORITY_OFFSET), lb_p))
         best: Candidate | None = None
         best_rank: tuple | None = None
@@ -595,12 +670,13 @@ class Preemption:
         if lowest is None or lowest >= priority:
             return None
         e = self.engine
+        self._refresh_members()
         placed = [q for q in e.pods.values() if q.node_name]
-        lower = sorted((q for q in placed if q.uid not in self.held and self.priority_of(q) < priority),
-                       key=self._importance)
+        lower = [q for q in placed if q.uid not in self.held and self.priority_of(q) < priority]
         bumped = [q for q in placed if q.uid in self.held and q.priority < priority]
         if not lower and not bumped:
             return None
+        units = self._units(lower)
         for q in bumped + lower:
             e.remove_pod(q.uid)
         members: list[PodInfo] = []
@@ -634,18 +710,18 @@ class Preemption:
                         return False
                 return True
 
-            violating, rest = self._reprieve_groups(lower)
-            victims: list[PodInfo] = []
+            chosen: list[list[PodInfo]] = []
             violations = 0
-            for group, is_violating in ((violating, True), (rest, False)):
-                for v in group:
+            for unit, n in self._reprieve_order(units):
+                for v in unit:
                     e.add_pod(v)
-                    if not still_fit(v):
+                if not all(still_fit(v) for v in unit):
+                    for v in unit:
                         e.remove_pod(v.uid)
-                        victims.append(v)
-                        violations += is_violating
-            victims.sort(key=self._importance)
-            return GangCandidate(assignments, victims, violations, bumped)
+                    chosen.append(unit)
+                    violations += n
+            chosen.sort(key=self._unit_importance)
+            return GangCandidate(assignments, [v for unit in chosen for v in unit], violations, bumped)
         finally:
             for p in members:
                 e.remove_pod(p.uid)
@@ -661,6 +737,7 @@ class Preemption:
         row = e.table.index.get(node)
         if row is None or pod.key is None or self.eligible(pod) or (pod.has_volumes and isinstance(e.pod_key(pod), str)):
             return None
+        self._refresh_members()
         cls = e.class_of(pod)
         if cls.stale():
             cls.build()
@@ -708,7 +785,7 @@ class Preemption:
         bumped = [q for q in here if q.uid in self.held and q.priority < pod.priority]
         if not lower and not bumped:
             return [NO_VICTIMS]
-        lower.sort(key=self._importance)
+        units = self._units(lower)
         name = t.names[row]
         if cls.resources_only:  # (a claim's ReadWriteOncePod conflict is a dynamic filter: not this path)
             req = t.req_l[row]
@@ -716,6 +793,8 @@ class Preemption:
             fit = cls._fit
 
             def take(v: PodInfo, sign: int) -> None:
+                if v.node_name != name:  # a whole group's pod elsewhere frees nothing here
+                    return
                 for c, amount in t.request_items(v.key):
                     req[c] -= sign * amount
 
@@ -732,33 +811,35 @@ class Preemption:
 
             def fits() -> bool:
                 return e.check(pod, name)
+        every = [v for unit in units for v in unit]
         try:
             for v in bumped:
                 take(v, 1)
-            for v in lower:
+            for v in every:
                 take(v, 1)
             if not fits():
                 return _row_reasons(e.class_of(pod), row) if saved is None else _short(cls, row)
-            violating, rest = self._reprieve_groups(lower)
-            victims: list[PodInfo] = []
+            order = self._reprieve_order(units)
+            chosen: list[list[PodInfo]] = []
             violations = 0
-            for group, is_violating in ((violating, True), (rest, False)):
-                for v in group:
+            for unit, n in order:
+                for v in unit:
                     take(v, -1)
-                    if not fits():
+                if not fits():
+                    for v in unit:
                         take(v, 1)
-                        victims.append(v)
-                        violations += is_violating
-            if not victims and not bumped:  # it fits with every pod back: nothing to preempt for
+                    chosen.append(unit)
+                    violations += n
+            if not chosen and not bumped:  # it fits with every pod back: nothing to preempt for
                 return [NOT_HELPFUL]
-            if violating and rest:
-                victims.sort(key=self._importance)
-            return Candidate(name, victims, violations, bumped)
+            if order and order[0][1] and not order[-1][1]:  # violating and not: back in importance order
+                chosen.sort(key=self._unit_importance)
+            return Candidate(name, [v for unit in chosen for v in unit], violations, bumped)
         finally:
             if saved is not None:
                 t.req_l[row][:] = saved
             else:
-                for v in lower + bumped:
+                for v in every + bumped:
                     if v.uid not in pods:
                         e.add_pod(v)
 

@@ -386,7 +386,7 @@ def simulate(workload: Workload, profile: Profile | None = None, keep_objects: b
                 if obj.get("kind") == "PodGroup" and str(obj.get("apiVersion", "")).startswith("scheduling.k8s.io/"):
                     key, gang = pod_group_of(obj)
                     groups[key] = gang
-                    preemption.set_group(key, gang.priority)
+                    preemption.set_group(key, gang.priority, gang.disrupt_whole)
                     if keep_objects:
                         res.pod_group_dicts.append(obj)
                 elif obj.get("kind") == "PodDisruptionBudget" and obj.get("apiVersion") == "policy/v1":
@@ -400,7 +400,7 @@ def simulate(workload: Workload, profile: Profile | None = None, keep_objects: b
             for obj in workload.iter_pod_groups(op):
                 key, gang = pod_group_of(obj)
                 groups[key] = gang
-                preemption.set_group(key, gang.priority)
+                preemption.set_group(key, gang.priority, gang.disrupt_whole)
                 if keep_objects:
                     res.pod_group_dicts.append(obj)
             for pv, claim in workload.iter_volumes(op, start):

@@ -252,24 +252,28 @@ class PreemptionProposal(NamedTuple):
 class PreemptionRequest(NamedTuple):
     """The pods to preempt for (stripped bytes, queue order), the PodDisruptionBudgets as the
     apiserver has them (stripped dicts), the pods already being evicted, the nominated preemptors
-    (uid -> priority) and the PodGroups' priorities ((namespace, name) -> spec.priority: a victim
-    in a group is weighed at its group's)."""
+    (uid -> priority), the PodGroups' priorities ((namespace, name) -> spec.priority: a victim
+    in a group is weighed at its group's) and those in disruptionMode All (evicted only whole)."""
     pods: list[bytes]
     pdbs: list[dict]
     evicting: list[str]
     held: dict[str, int]
     groups: dict[tuple[str, str], int]
+    whole: set[tuple[str, str]]
 
 
 def encode_preemption_request(pods: Iterable[bytes], pdbs: list[dict], evicting: Iterable[str],
-                              held: dict[str, int], groups: dict[tuple[str, str], int]) -> bytes:
+                              held: dict[str, int], groups: dict[tuple[str, str], int],
+                              whole: set[tuple[str, str]] = frozenset()) -> bytes:
     return msgpack.packb([list(pods), pdbs, list(evicting), held,
-                          [[ns, name, prio] for (ns, name), prio in groups.items()]], use_bin_type=True)
+                          [[ns, name, prio, (ns, name) in whole] for (ns, name), prio in groups.items()]],
+                         use_bin_type=True)
 
 
 def decode_preemption_request(data: bytes) -> PreemptionRequest:
     pods, pdbs, evicting, held, groups = msgpack.unpackb(data, raw=False)
-    return PreemptionRequest(pods, pdbs, evicting, held, {(ns, name): prio for ns, name, prio in groups})
+    return PreemptionRequest(pods, pdbs, evicting, held, {(ns, name): prio for ns, name, prio, _ in groups},
+                             {(ns, name) for ns, name, _, whole in groups if whole})
 
 
 def encode_preemptions(outcomes: Iterable[Any], seconds: float) -> bytes:

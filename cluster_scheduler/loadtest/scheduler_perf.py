@@ -429,9 +429,6 @@ def _pod_groups(op: dict, params: _Params, here: Path) -> list[dict]:
         obj = _render(text, {"Index": i, **params.template_params(op)}, op["templatePath"])
         obj["apiVersion"] = "scheduling.k8s.io/v1beta1"  # upstream creates them with the v1beta1 client
         obj.setdefault("metadata", {})["namespace"] = op["namespace"]
-        mode = (obj.get("spec") or {}).get("disruptionMode")
-        if isinstance(mode, dict) and mode.get("all") is not None:
-            raise NotRunnable("PodGroup disruptionMode All (its pods preempted only all together)")
         objs.append(obj)
     return objs
 

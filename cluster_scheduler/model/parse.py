@@ -1038,7 +1038,7 @@ UNSATISFIABLE = 2**31
 
 def parse_pod_group(obj: Any) -> Gang:
     """A scheduling.k8s.io PodGroup: its gang minCount (None for the basic policy), topology
-    constraint and priority."""
+    constraint, priority and disruption mode."""
     meta = obj.get("metadata") if isinstance(obj, dict) else None
     meta = meta if isinstance(meta, dict) else {}
     spec = obj.get("spec") if isinstance(obj, dict) else None
@@ -1055,10 +1055,11 @@ def parse_pod_group(obj: Any) -> Gang:
                     for c in conditions or ()) if isinstance(conditions, list) else False
     prio = spec.get("priority") if isinstance(spec, dict) else None
     uid = meta.get("uid")
+    mode = spec.get("disruptionMode") if isinstance(spec, dict) else None
     return Gang(ns if isinstance(ns, str) and ns else "default", name if isinstance(name, str) else "", min_count,
                 scheduled, bool(meta.get("deletionTimestamp")), _topology_key(spec),
                 prio if isinstance(prio, int) and not isinstance(prio, bool) else 0,
-                uid if isinstance(uid, str) else "")
+                uid if isinstance(uid, str) else "", isinstance(mode, dict) and isinstance(mode.get("all"), dict))
 
 
 def _topology_key(spec: Any) -> str:

@@ -337,6 +337,8 @@ class Gang:
     # unset; the Priority admission plugin sets it from spec.priorityClassName)
     priority: int = 0
     uid: str = ""  # metadata.uid: a gang's victims name their PodGroup as the preemptor
+    # spec.disruptionMode.all: its pods are preempted only all together (one victim spanning nodes)
+    disrupt_whole: bool = False
 
     @property
     def together(self) -> bool:

@@ -514,6 +514,7 @@ def test_scheduler_perf_case_side_by_side(tmp_path: Path) -> None:
 @pytest.mark.parametrize("case,bound,preempted,withdrawn,schedulers", [
     ("volumes/SchedulingMigratedInTreePVs/5Nodes", 15, 0, 0, "ours"),
     ("volumes/PreemptionPVs/5Nodes", 10, 15, 0, "both"),
+    ("default_preemption/PreemptionPodGroupDisruptionMode/FastTest_PodGroupDisruptionMode_All", 1, 4, 0, "ours"),
     ("misc/SchedulingDeletedPodsWithFinalizers/10Node_100DeletingPods", 10, 0, 10, "ours"),
     ("event_handling/EventHandlingPodAdd/10Pods", 41, 0, 0, "ours")])
 def test_scheduler_perf_cases_that_need_more_than_pods(tmp_path: Path, case: str, bound: int, preempted: int,
@@ -521,7 +522,8 @@ def test_scheduler_perf_cases_that_need_more_than_pods(tmp_path: Path, case: str
     """scheduler_perf's volume cases (a pre-bound PV and claim per pod, bound by the real PV
     controller before the pods; CSINodes with attach limits; preemptors with volumes), deletePods
     in the background (pods with finalizers, deleted before or after binding), and event handling
-    (pods a bound pod's spread domain unblocks, narrowed barriers) reach kube-scheduler's outcome
+    (pods a bound pod's spread domain unblocks, narrowed barriers) and PodGroups preempted only
+    whole (two groups of two pods, across both nodes, for one preemptor) reach kube-scheduler's outcome
     (the figures here; kube-scheduler itself runs beside ours on the preemption case, the others'
     side-by-side runs are in docs/benchmarks.md: CI time)."""
     out = tmp_path / "sp"

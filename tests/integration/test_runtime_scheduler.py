@@ -671,3 +671,35 @@ def test_victims_in_a_pod_group_are_weighed_at_its_priority_end_to_end(admin, ru
     assert sorted(pods) == ["guarded", "plain", "svc"] and pods["svc"]["spec"]["nodeName"] == "gv-0"
     assert [e["regarding"]["name"] for e in events_for(admin, ns, "Preempted")] == ["member"]
     assert rt.coordinator.stats.victims == 1
+
+
+def test_a_pod_group_disrupted_only_whole_is_evicted_whole_end_to_end(admin, run_scheduler):
+    """A PodGroup in disruptionMode All is preempted as one (upstream 1.37's preemption unit): a
+    1-CPU pod that needs one of its two members' room evicts both, on two nodes of two partitions,
+    each with a Preempted event, and is bound once both are gone; the pods of higher priority stay."""
+    from cluster_scheduler.api import rest
+
+    ns = "whole-group"
+    core = client.CoreV1Api(admin)
+    core.create_namespace({"metadata": {"name": ns}})
+    for i in range(3):
+        finish(core.create_node(node_obj(f"gw-{i}", "2"), _preload_content=False))
+    group = pod_group("train", namespace=ns, basic=True, priority=1, disruptionMode={"all": {}})
+    finish(rest.request(admin, "POST", f"/apis/scheduling.k8s.io/v1beta1/namespaces/{ns}/podgroups", group))
+    rt = run_scheduler(2, batch_size=10)
+    running = []
+    for name, cpu, prio, group_name, node in (("train-a", "1", 1, "train", "gw-0"), ("keep", "1", 100, None, "gw-0"),
+                                              ("train-b", "2", 1, "train", "gw-1"), ("other", "2", 100, None, "gw-2")):
+        p = prio_pod(name, ns, cpu, prio)
+        p["spec"]["nodeName"] = node
+        if group_name:
+            p["spec"]["schedulingGroup"] = {"podGroupName": group_name}
+        running.append(p)
+    create_all(admin, [], running)
+    wait_settled(admin, ns, 4, timeout=60, want_bound=4)
+    create_all(admin, [], [prio_pod("svc", ns, "1", 50)])
+    wait_for(lambda: pod_state(pod_map(admin, ns).get("svc", {"spec": {}, "status": {}})) == "bound", 60,
+             "the preemptor bound")
+    assert sorted(pod_map(admin, ns)) == ["keep", "other", "svc"]
+    assert sorted(e["regarding"]["name"] for e in events_for(admin, ns, "Preempted")) == ["train-a", "train-b"]
+    assert rt.coordinator.stats.victims == 2 and rt.coordinator.stats.preemptions == 1

@@ -142,55 +142,68 @@ def test_pod_affinity_that_only_lower_pods_satisfy_is_not_helped():
 
 # --------------------------------------------------------------------------- the reference
 
-def reference(nodes, running_pods, preemptor, pdbs, groups):
+def reference(nodes, running_pods, preemptor, pdbs, groups, whole=frozenset()):
     """Plain per-node DefaultPreemption over cpu and pod count, with taints as the only
     unresolvable filter: returns {node: (rank, [victim names])} for every candidate. A pod of a
     known PodGroup is a victim by its group's priority (`groups`) and is more important than a
-    pod of none at the same; nodes are ranked by the victims' own priorities (upstream 1.37)."""
+    pod of none at the same; a pod of a group in `whole` (disruptionMode All) goes only with
+    every pod of its group, wherever it runs (one unit: a larger one is more important); nodes
+    are ranked by the victims' own priorities (upstream 1.37)."""
     out = {}
     req = int(parse_quantity(preemptor["cpu"]) * 1000)
 
     def weight(p):
         return groups.get(p["group"], p["prio"]) if p["group"] else p["prio"]
 
-    def most_important_first(p):
-        return -weight(p), -1 if p["group"] else 0, p["ts"]
+    def unit_of(p):
+        if p["group"] in whole:
+            return [q for q in running_pods if q["group"] == p["group"]]
+        return [p]
+
+    def most_important_first(unit):
+        return -weight(unit[0]), -1 if unit[0]["group"] else 0, -len(unit), min(p["ts"] for p in unit)
     for n in nodes:
         if n["tainted"]:
             continue
         on = [p for p in running_pods if p["node"] == n["name"]]
-        lower = sorted((p for p in on if weight(p) < preemptor["prio"]), key=most_important_first)
-        if not lower:
+        units = []
+        for p in on:
+            if weight(p) < preemptor["prio"] and not any(p in u for u in units):
+                units.append(unit_of(p))
+        units.sort(key=most_important_first)
+        if not units:
             continue
-        keep = [p for p in on if p not in lower]
+        out_of = {q["name"] for u in units for q in u}
+        keep = [p for p in on if p["name"] not in out_of]
 
         def fits(kept):
-            used = sum(int(parse_quantity(p["cpu"]) * 1000) for p in kept)
-            return used + req <= n["cpu"] * 1000 and len(kept) + 1 <= n["pods"]
+            used = sum(int(parse_quantity(p["cpu"]) * 1000) for p in kept if p["node"] == n["name"])
+            return used + req <= n["cpu"] * 1000 and len([p for p in kept if p["node"] == n["name"]]) + 1 <= n["pods"]
         if not fits(keep):
             continue
         allowed = {b["name"]: b["allowed"] for b in pdbs}
         violating, ok = [], []
-        for p in lower:
-            bad = False
-            for b in pdbs:
-                if p["app"] == b["app"]:
-                    allowed[b["name"]] -= 1
-                    if allowed[b["name"]] < 0:
-                        bad = True
-                        break
-            (violating if bad else ok).append(p)
-        victims_, violations = [], 0
-        for group, is_bad in ((violating, True), (ok, False)):
-            for p in group:
-                if fits(keep + [p]):
-                    keep.append(p)
-                else:
-                    victims_.append(p)
-                    violations += is_bad
-        if not victims_:
+        for u in units:
+            bad = 0
+            for p in u:
+                for b in pdbs:
+                    if p["app"] == b["app"]:
+                        allowed[b["name"]] -= 1
+                        if allowed[b["name"]] < 0:
+                            bad += 1
+                            break
+            (violating if bad else ok).append((u, bad))
+        chosen, violations = [], 0
+        for u, bad in violating + ok:
+            if fits(keep + u):
+                keep.extend(u)
+            else:
+                chosen.append(u)
+                violations += bad
+        if not chosen:
             continue
-        victims_.sort(key=most_important_first)
+        chosen.sort(key=most_important_first)
+        victims_ = [p for u in chosen for p in u]
         top = max(p["prio"] for p in victims_)
         rank = (violations, victims_[0]["prio"], sum(p["prio"] + PRIORITY_OFFSET for p in victims_), len(victims_),
                 -min(p["ts"] for p in victims_ if p["prio"] == top))
@@ -213,13 +226,14 @@ def clusters(draw):
             for i, app in enumerate(draw(st.lists(st.sampled_from(["a", "b"]), max_size=2)))]
     preemptor = {"cpu": draw(st.sampled_from(["500m", "1", "2", "3"])), "prio": draw(st.integers(1, 5))}
     groups = {"g1": draw(st.integers(0, 4)), "g2": draw(st.integers(0, 4))}  # "gone": no such PodGroup
-    return nodes, pods, pdbs, preemptor, groups
+    whole = {g for g in groups if draw(st.booleans())}  # disruptionMode All
+    return nodes, pods, pdbs, preemptor, groups, whole
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(clusters())
 def test_victims_and_node_match_the_reference(c):
-    nodes, pods, pdbs, pre, groups = c
+    nodes, pods, pdbs, pre, groups, whole = c
     taint = [{"key": "k", "value": "v", "effect": "NoSchedule"}]
     e = engine([node(n["name"], str(n["cpu"]), pods=str(n["pods"]), taints=taint if n["tainted"] else None)
                 for n in nodes],
@@ -230,9 +244,9 @@ def test_victims_and_node_match_the_reference(c):
         return  # it fits: PostFilter never runs
     budgets = [pdb(b["name"], b["app"], b["allowed"]) for b in pdbs]
     pre_ = Preemption(e, budgets)
-    pre_.set_groups({("default", g): prio for g, prio in groups.items()})
+    pre_.set_groups({("default", g): prio for g, prio in groups.items()}, {("default", g) for g in whole})
     out = pre_.preempt(preemptor)
-    ref = reference(nodes, pods, pre, pdbs, groups)
+    ref = reference(nodes, pods, pre, pdbs, groups, whole)
     if not ref:
         assert out.candidate is None, out
         return
@@ -298,6 +312,47 @@ def test_a_victim_in_a_pod_group_is_weighed_at_the_groups_priority():
     pre2.set_groups({("default", "job"): 5})
     # the older plain pod would be reprieved first by age; the group's member is more important
     assert victims(pre2.preempt(pod("q", "1", priority=9))) == ["plain"]
+
+
+def test_a_group_disrupted_only_whole_is_evicted_whole_across_nodes():
+    """A PodGroup in disruptionMode All is one victim (upstream 1.37's preemption unit): to free
+    one CPU on either node, all three of its pods go, the one on the other node too."""
+    pods = [running("g-a", "n1", "1", 1, group="job"), running("keep", "n1", "1", 20),
+            running("g-b", "n2", "1", 1, group="job"), running("g-c", "n2", "1", 1, group="job")]
+    e = engine([node("n1", "2"), node("n2", "2")], pods)
+    pre = Preemption(e)
+    pre.set_group(("default", "job"), 1, whole=True)
+    out = pre.preempt(pod("p", "1", priority=10))
+    assert sorted(victims(out)) == ["g-a", "g-b", "g-c"] and out.candidate.rank[3] == 3
+    pre.set_group(("default", "job"), 1)  # disruptionMode single: one member is enough (the youngest)
+    assert victims(pre.preempt(pod("p", "1", priority=10))) == ["g-c"]
+
+
+def test_a_gang_evicts_a_whole_group_whole():
+    """Pod group preemption (upstream's PodGroupPostFilter) takes victims as units too: a gang of
+    one 2-CPU member needs one node, and the group in disruptionMode All loses both its pods."""
+    pods = [running("g-1", "n1", "2", 1, group="job"), running("g-2", "n2", "2", 1, group="job")]
+    e = engine([node("n1", "2"), node("n2", "2")], pods)
+    pre = Preemption(e)
+    pre.set_group(("default", "job"), 1, whole=True)
+    c = pre.preempt_gang([pod("m", "2", priority=10)], 1, priority=10)
+    assert sorted(v.name for v in c.victims) == ["g-1", "g-2"]
+    pre.set_group(("default", "job"), 1)
+    assert len(pre.preempt_gang([pod("m", "2", priority=10)], 1, priority=10).victims) == 1
+    assert {p.name for p in e.pods.values()} == {"g-1", "g-2"}  # nothing changed
+
+
+def test_node_bounds_allow_for_a_whole_groups_pods_elsewhere():
+    """The pruning bounds come from a node's own pods; a whole group's members elsewhere join its
+    victims and may rank it better than those pods alone say (here the member listed first,
+    whose own priority ranks the node, runs on n3). Upstream's order still picks n1."""
+    pods = [running("g-far", "n3", "1", 0, group="job"), running("g-here", "n1", "2", 5, group="job"),
+            running("plain", "n2", "2", 3)]
+    e = engine([node("n1", "2"), node("n2", "2"), node("n3", "2")], pods)
+    pre = Preemption(e)
+    pre.set_group(("default", "job"), 1, whole=True)
+    out = pre.preempt(pod("p", "2", priority=10))
+    assert out.candidate.node == "n1" and victims(out) == ["g-far", "g-here"] and out.candidate.rank[1] == 0
 
 
 def test_victim_index_follows_the_engine_and_rebuilds_after_an_overflowing_log():

@@ -165,7 +165,7 @@ def test_stripped_csi_drivers_and_storage_capacities_parse_alike():
 
 def test_preemption_request_round_trip():
     data = wire.encode_preemption_request([b"pod"], [{"metadata": {"name": "b"}}], {"u1"}, {"u2": 5},
-                                          {("ns", "batch"): 1, ("ns", "online"): 1000})
+                                          {("ns", "batch"): 1, ("ns", "online"): 1000}, {("ns", "batch")})
     req = wire.decode_preemption_request(data)
     assert req == ([b"pod"], [{"metadata": {"name": "b"}}], ["u1"], {"u2": 5},
-                   {("ns", "batch"): 1, ("ns", "online"): 1000})
+                   {("ns", "batch"): 1, ("ns", "online"): 1000}, {("ns", "batch")})
