@@ -63,12 +63,6 @@ def victim_priority(p: PodInfo, groups: dict[tuple[str, str], int]) -> int:
     return p.priority
 
 
-def importance(p: PodInfo, groups: dict[tuple[str, str], int]) -> tuple[int, int, float]:
-    """Sort key, most important first, as upstream's MoreImportantVictim: higher (victim) priority,
-    then a PodGroup's member before a pod of none, then the one that started earlier."""
-    return -victim_priority(p, groups), -1 if p.pod_group else 0, p.creation_ts
-
-
 @dataclass(slots=True)
 class Candidate:
     """A node and the pods to evict there, most important first."""
@@ -414,9 +408,6 @@ class Preemption:
         """`q`'s priority as a victim (its PodGroup's, where it has one)."""
         return victim_priority(q, self.groups)
 
-    def _importance(self, q: PodInfo) -> tuple[int, int, float]:
-        return importance(q, self.groups)
-
     def _refresh_members(self) -> None:
         """The placed pods of each group disrupted only whole, once per engine state: called where
         a search starts, before it moves any pod."""
@@ -464,6 +455,51 @@ class Preemption:
         low = [q.priority for key, ms in self._members.items() if self.groups.get(key, priority) < priority
                for q in ms]
         return min(low) if low else None
+
+    def _unit_bounds(self, pod: PodInfo, rows: np.ndarray, lb_k: np.ndarray,
+                     none_needed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Victim-count and start bounds per row where whole groups may be victims. At least
+        `lb_k` of the row's own pods must go; a unit brings its size in victims for the pods it
+        has on the row, so the victims number at least lb_k times the smallest such ratio, and at
+        least u units go (the fewest whose pods on the row reach lb_k). Where every possible
+        victim (members elsewhere included) has one own priority, the earliest victim started no
+        later than the u-th latest of the units' earliest starts (else no start bound)."""
+        info: dict[tuple[str, str], tuple[int, float, int, int]] = {}
+        for key, ms in self._members.items():
+            ps = [q.priority for q in ms]
+            info[key] = (len(ms), min(q.creation_ts for q in ms), min(ps), max(ps))
+        t, pods = self.engine.table, self.engine.pods
+        out_k = lb_k.copy()
+        out_t = np.where(none_needed, 0.0, -np.inf)
+        for j in np.flatnonzero(~none_needed).tolist():
+            units: dict = {}  # unit -> [pods on this row, size, earliest start, lowest and highest own priority]
+            for uid in t.pods[int(rows[j])]:
+                q = pods.get(uid)
+                if q is None or uid in self.held or self.priority_of(q) >= pod.priority:
+                    continue
+                key = (q.namespace, q.pod_group)
+                if q.pod_group and key in info:
+                    u = units.get(key)
+                    if u is None:
+                        units[key] = [1, *info[key]]
+                    else:
+                        u[0] += 1
+                else:
+                    units[uid] = [1, 1, q.creation_ts, q.priority, q.priority]
+            if not units:
+                continue
+            need = int(lb_k[j])
+            ratio = min(u[1] / u[0] for u in units.values())
+            out_k[j] = max(need, -(-need * ratio // 1))
+            on_row = sorted((u[0] for u in units.values()), reverse=True)
+            fewest, covered = 0, 0
+            while covered < need and fewest < len(on_row):
+                covered += on_row[fewest]
+                fewest += 1
+            if min(u[3] for u in units.values()) == max(u[4] for u in units.values()):
+                starts = sorted((u[2] for u in units.values()), reverse=True)
+                out_t[j] = -starts[max(fewest, 1) - 1]
+        return out_k, out_t
 
     def lowest_priority(self) -> int | None:
         """The lowest priority of any pod placed now (None when there is none)."""
@@ -626,7 +662,7 @@ class Preemption:
         floor = self._whole_floor(pod.priority)
         if floor is not None:  # a whole group's members elsewhere may lower a node's top or sum, or start earlier
             lb_p = np.where(none_needed, LOWEST, np.minimum(lb_p, floor))
-            lb_t = np.where(none_needed, 0.0, -np.inf)
+            lb_k, lb_t = self._unit_bounds(pod, rows[idx], lb_k, none_needed)
         order = np.lexsort((lb_t, lb_k, lb_k * (lb_p + PRIORITY_OFFSET), lb_p))
         best: Candidate | None = None
         best_rank: tuple | None = None

@@ -355,6 +355,27 @@ def test_node_bounds_allow_for_a_whole_groups_pods_elsewhere():
     assert out.candidate.node == "n1" and victims(out) == ["g-far", "g-here"] and out.candidate.rank[1] == 0
 
 
+def test_whole_groups_spread_over_nodes_are_bounded_not_each_dry_run():
+    """As scheduler_perf's DisruptionAll: two blocks of five nodes, each node holding one 200m pod
+    of each of its block's five whole groups. Freeing a node takes all five groups there (25
+    victims), the block started later wins; the bounds count units (victims at least the pods
+    needed times the unit size per pod on the node) and their starts, so one node is dry-run."""
+    pods, ts = [], 0.0
+    for block in range(2):
+        for g in range(5):
+            ts += 1.0
+            for n in range(5):
+                pods.append(running(f"g{block}{g}-{n}", f"n{block * 5 + n}", "200m", 1, group=f"g{block}{g}", ts=ts))
+    e = engine([node(f"n{i}", "1") for i in range(10)], pods)
+    pre = Preemption(e)
+    pre.set_groups({("default", f"g{b}{g}"): 1 for b in range(2) for g in range(5)},
+                   {("default", f"g{b}{g}") for b in range(2) for g in range(5)})
+    out = pre.preempt(pod("p", "1", priority=10))
+    assert out.candidate.node in {f"n{i}" for i in range(5, 10)} and len(out.candidate.victims) == 25
+    assert {v.pod_group for v in out.candidate.victims} == {f"g1{g}" for g in range(5)}
+    assert out.nodes_evaluated == 1
+
+
 def test_victim_index_follows_the_engine_and_rebuilds_after_an_overflowing_log():
     from cluster_scheduler.preemption import VictimIndex
 
