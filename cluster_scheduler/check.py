@@ -61,6 +61,8 @@ GANG_SPLIT = "gang_split"  # a gang kept to a topology domain with members outsi
 PREEMPTED_NOT_LOWER = "preempted_not_lower"  # a victim whose priority was not below its preemptor's
 PREEMPTED_WITHOUT_PREEMPTOR = "preempted_without_preemptor"
 MISSING_PREEMPTED_EVENT = "missing_preempted_event"
+# a PodGroup in disruptionMode All that lost some of its pods to preemption while others stay bound
+PREEMPTED_PART_OF_GROUP = "preempted_part_of_group"
 VOLUME_UNREACHABLE = "volume_unreachable"  # bound where a volume of its claims cannot be used
 VOLUME_UNBOUND = "volume_unbound"  # bound while one of its claims is missing or not bound
 VOLUME_SHARED = "volume_shared"  # one PersistentVolume bound to two claims
@@ -564,6 +566,8 @@ def check_placement(nodes: Sequence[Mapping[str, Any]], pods: Sequence[Mapping[s
         _check_gangs(all_pods, pod_groups, report, node_map, [v for v, _by in victims or ()])
     if victims is not None:
         _check_preemptions(victims, events, report, _group_priorities(pod_groups or ()))
+        if pod_groups is not None:
+            _check_whole_groups(all_pods, [v for v, _by in victims], pod_groups, add)
 
     placed = [p for p in all_pods if p.node and not p.terminal and p.node in node_map]
     _check_capacity(placed, node_map, add)
@@ -845,6 +849,32 @@ def _check_preemptions(preemptions: Sequence[tuple[_Pod, Mapping[str, Any] | Non
                               f"of priority {pp}"))
         if events is not None and (v.uid or v.key) not in evicted:
             add(Violation(MISSING_PREEMPTED_EVENT, v.key, v.node, "preempted without a Preempted event"))
+
+
+def _check_whole_groups(pods: list[_Pod], victims: list[_Pod], pod_groups: Sequence[Mapping[str, Any]],
+                        add: Callable[[Violation], None]) -> None:
+    """A PodGroup in disruptionMode All is preempted only whole: once one of its pods was a victim,
+    none may still be bound (a member recreated and bound since would count too: the load test
+    recreates none)."""
+    whole = set()
+    for raw in pod_groups:
+        meta, spec = raw.get("metadata"), raw.get("spec")
+        mode = spec.get("disruptionMode") if isinstance(spec, Mapping) else None
+        if isinstance(meta, Mapping) and isinstance(mode, Mapping) and isinstance(mode.get("all"), Mapping):
+            whole.add((meta.get("namespace") or "default", meta.get("name") or ""))
+    lost: dict[tuple[str, str], int] = {}
+    for v in victims:
+        key = (v.namespace, _pod_group_name(v) or "")
+        if key in whole:
+            lost[key] = lost.get(key, 0) + 1
+    if not lost:
+        return
+    for p in pods:
+        key = (p.namespace, _pod_group_name(p) or "")
+        if key in lost and p.node and not p.terminal:
+            add(Violation(PREEMPTED_PART_OF_GROUP, p.key, p.node,
+                          f"PodGroup {key[0]}/{key[1]} (disruptionMode All) lost {lost[key]} pod(s) to preemption "
+                          "while this one stays bound"))
 
 
 def _priority(spec: Mapping[str, Any]) -> int:

@@ -976,6 +976,25 @@ def test_gang_members_preempted_since_still_count_and_a_podgroup_may_be_the_pree
     group["spec"]["priority"] = 0
     assert kinds(check_placement(GANG_NODES, [high], preemptions=[(evicted, group)])) == ["preempted_not_lower"]
 
+def test_a_group_preempted_only_whole_loses_every_pod_or_none():
+    """A PodGroup in disruptionMode All is one victim: one member preempted while another stays
+    bound is a violation; the same in the single mode is not."""
+    members = gang("job", bound=2, pending=0)
+    for m in members:
+        m["spec"]["priority"] = 1
+    evicted = pod("job-2", on="n2", priority=1)
+    evicted["spec"]["schedulingGroup"] = {"podGroupName": "job"}
+    high = pod("high", on="n2", priority=100)
+    whole = pod_group("job", 3, disruptionMode={"all": {}})
+    report = check_placement(GANG_NODES, members + [high], pod_groups=[whole], preemptions=[(evicted, high)])
+    assert kinds(report) == ["preempted_part_of_group", "preempted_part_of_group"]
+    assert "PodGroup default/job (disruptionMode All) lost 1 pod(s)" in report.violations[0].message
+    # every member gone with it: no such violation (the gang is then partial: minCount 3, one counted)
+    assert "preempted_part_of_group" not in kinds(check_placement(GANG_NODES, [high], pod_groups=[whole],
+                                                                  preemptions=[(evicted, high)]))
+    assert kinds(check_placement(GANG_NODES, members + [high], pod_groups=[pod_group("job", 3)],
+                                 preemptions=[(evicted, high)])) == []
+
 # ---- volumes ----------------------------------------------------------------------------------------
 
 def _pv(name, host=None, claim=None, labels=None):
