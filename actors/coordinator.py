@@ -40,7 +40,8 @@ from cluster_scheduler.api.binder import BOUND, EVICTED, RETRY, VolumeWrite
 from cluster_scheduler.api.informer import DELETED, NAMESPACES, NODES, PDBS, POD_GROUPS, PODS, object_key
 from cluster_scheduler.config import Profile, RuntimeConfig
 from cluster_scheduler.engine import (Engine, fit_error_message, gang_unfit_message, gang_waiting_message,
-                                      pod_group_deleting_message, pod_group_missing_message)
+                                      pod_group_deleting_message, pod_group_invalid_message,
+                                      pod_group_missing_message)
 from cluster_scheduler.gc_tuning import paused_gc
 from cluster_scheduler.model.parse import SELECTED_NODE, parse_pdb, parse_pod_group
 from cluster_scheduler.model.storage import STORAGE_KINDS
@@ -991,7 +992,11 @@ class Coordinator:
             key = (p.namespace, p.pod_group)
             g = self.pod_groups.get(key) if p.pod_group else None
             if not p.pod_group or (g is not None and not g.together):
-                plain.append(p)
+                why = pod_group_invalid_message(self._group_pods(key, [p]), g.priority) if g is not None else ""
+                if why:
+                    self._refuse_group(key, g, [p], why)
+                else:
+                    plain.append(p)
             else:
                 gangs.setdefault(key, []).append(p)
         for key, popped in gangs.items():
@@ -1009,6 +1014,10 @@ class Coordinator:
         if g is None:  # as upstream, the pods wait for their PodGroup, visibly
             for p in popped:
                 self._unschedulable(p, pod_group_missing_message(ns, name))
+            return []
+        why = pod_group_invalid_message(self._group_pods(key, popped), g.priority)
+        if why:
+            self._refuse_group(key, g, popped, why)
             return []
         members = self.group_members.get(key, set())
         on = [self.ledger.pods[uid].node_name for uid in members if uid in self.ledger.pods]
@@ -1039,6 +1048,10 @@ class Coordinator:
                 if taken is not None:
                     pods.append(taken)
         pods.sort(key=lambda p: (p.creation_ts, p.name))
+        why = pod_group_invalid_message(pods, g.priority)  # the members taken from the queue too
+        if why:
+            self._refuse_group(key, g, pods, why)
+            return []
         need = g.required - placed
         t0 = time.monotonic()
         if len(pods) < need:
@@ -1079,6 +1092,18 @@ class Coordinator:
             self.metrics.observe_pod_group_attempt("scheduled" if ok else "unschedulable", time.monotonic() - t0,
                                                    profile=pods[0].scheduler_name if pods else None)
         return []
+
+    def _group_pods(self, key: tuple[str, str], pending: list[PodInfo]) -> list[PodInfo]:
+        """The pods upstream validates for a group's cycle: those being scheduled and those placed."""
+        placed = [self.ledger.pods[uid] for uid in self.group_members.get(key, ()) if uid in self.ledger.pods]
+        return pending + placed
+
+    def _refuse_group(self, key: tuple[str, str], g: Gang, pods: list[PodInfo], why: str) -> None:
+        """A group upstream refuses before scheduling it (validatePodGroup): its pods are
+        Unschedulable with the reason, the PodGroup's condition says SchedulerError."""
+        for p in pods:
+            self._unschedulable(p, why)
+        self._pod_group_condition(key, g, False, "SchedulerError", why)
 
     def _preempt_for_gang(self, pods: list[PodInfo], need: int, message: str, g: Gang,
                           placed_nodes: list[str] | None = None) -> str | None:

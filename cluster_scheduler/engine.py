@@ -86,6 +86,23 @@ def gang_waiting_message(name: str, min_count: int, have: int | None = None, for
     return text
 
 
+def pod_group_invalid_message(pods: Sequence[PodInfo], priority: int) -> str:
+    """Upstream's validatePodGroup, in its words: every pod of a group has the PodGroup's
+    spec.priority and one preemption policy (the group is refused as a whole otherwise); '' when
+    they do."""
+    policy = None
+    for p in pods:
+        if p.priority != priority:
+            return ("all pods in a single pod group should have the same priority as the pod group's priority, "
+                    f"got {p.priority} and {priority}")
+        mine = "Never" if p.preempt_never else "PreemptLowerPriority"
+        if policy is None:
+            policy = mine
+        elif mine != policy:
+            return f"all pods in a single pod group should have the same preemption policy, got {mine} and {policy}"
+    return ""
+
+
 def gang_unfit_message(why: str, name: str, min_count: int, fits: int) -> str:
     """A member's fit error, then the gang's count: '...; gang job-g7 needs 16, 11 fit'."""
     return f"{why}; gang {name} needs {min_count}, {fits} fit"

@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 import orjson
 
 from .config import Profile, load_config
-from .engine import Engine, PodResult, gang_unfit_message, gang_waiting_message, pod_group_missing_message
+from .engine import (Engine, PodResult, gang_unfit_message, gang_waiting_message, pod_group_invalid_message,
+                     pod_group_missing_message)
 from .gc_tuning import freeze_loaded_state
 from .model.csi_translation import provisioner_driver
 from .model.parse import BIND_COMPLETED, parse_claim, parse_node, parse_pdb, parse_pod, parse_pod_group, parse_volume
@@ -224,6 +225,9 @@ def _schedule_pending(engine: Engine, pending: list[PodInfo], res: SimResult,
     """Schedule until no progress; returns the pods left unschedulable (with their messages)."""
     groups = groups if groups is not None else {}
     placed_groups = placed_groups if placed_groups is not None else set()
+    refused = _refused_groups(engine, pending, groups, res)
+    if refused:
+        pending = [p for p in pending if p.uid not in refused]
     order = sorted(pending, key=lambda p: -p.priority)  # stable: creation order within a priority
     freeze_loaded_state()
     while order:
@@ -285,9 +289,34 @@ def _schedule_pending(engine: Engine, pending: list[PodInfo], res: SimResult,
                 res.messages[pod.uid] = (r.message() if ok else
                                          gang_unfit_message(why, g[1], spec.required, fits))
         if not progress:  # nothing that failed can fit now
-            return failed
+            return failed + list(refused.values())
         order = failed
-    return []
+    return list(refused.values())
+
+
+def _refused_groups(engine: Engine, pending: list[PodInfo], groups: dict[tuple[str, str], Gang],
+                    res: SimResult) -> dict[str, PodInfo]:
+    """The pending pods of groups upstream refuses before scheduling them (validatePodGroup:
+    every pod, placed ones too, at the PodGroup's priority, with one preemption policy), each
+    given the reason."""
+    by_group: dict[tuple[str, str], list[PodInfo]] = {}
+    for p in pending:
+        if p.pod_group and (p.namespace, p.pod_group) in groups:
+            by_group.setdefault((p.namespace, p.pod_group), []).append(p)
+    if not by_group:
+        return {}
+    placed: dict[tuple[str, str], list[PodInfo]] = {}
+    for q in engine.pods.values():
+        if q.pod_group and q.node_name and (q.namespace, q.pod_group) in by_group:
+            placed.setdefault((q.namespace, q.pod_group), []).append(q)
+    refused: dict[str, PodInfo] = {}
+    for key, pods in by_group.items():
+        why = pod_group_invalid_message(pods + placed.get(key, []), groups[key].priority)
+        if why:
+            for p in pods:
+                refused[p.uid] = p
+                res.messages[p.uid] = why
+    return refused
 
 
 def _place(engine: Engine, pods: list[PodInfo], res: SimResult, failed: list[PodInfo],

@@ -264,8 +264,9 @@ def test_gangs_kept_to_one_rack_end_to_end(admin, run_scheduler):
 
 def test_gang_bad_input_gets_a_reason_and_nothing_is_bound_half_way(admin, run_scheduler):
     """A PodGroup that never exists, a minCount larger than the group, members for another
-    scheduler, a PodGroup deleted while its members wait: each member Unschedulable with the reason,
-    no member bound, nothing lost; a plain pod beside them is bound and the check is clean."""
+    scheduler, members whose priority is not the PodGroup's (upstream refuses the group), a
+    PodGroup deleted while its members wait: each member Unschedulable with the reason, no member
+    bound, nothing lost; a plain pod beside them is bound and the check is clean."""
     from cluster_scheduler.api import rest
     from cluster_scheduler.check import fetch_pod_groups
 
@@ -283,11 +284,12 @@ def test_gang_bad_input_gets_a_reason_and_nothing_is_bound_half_way(admin, run_s
 
     for name, m in (("big", 5), ("mixed", 2), ("gone", 3)):
         post(pod_group(name, m, ns))
+    post(pod_group("priced", 2, ns, priority=10))
     foreign = gang_members("mixed-other", ns, "mixed", 1)
     foreign[0]["spec"]["schedulerName"] = "default-scheduler"
     pods = (gang_members("ghost", ns, "ghost", 2) + gang_members("big", ns, "big", 3)
             + gang_members("mixed", ns, "mixed", 1) + foreign + gang_members("gone", ns, "gone", 2)
-            + [pod_obj("plain", ns, "1")])
+            + gang_members("priced", ns, "priced", 2) + [pod_obj("plain", ns, "1")])
     for p in pods:
         post(p)
 
@@ -300,7 +302,9 @@ def test_gang_bad_input_gets_a_reason_and_nothing_is_bound_half_way(admin, run_s
                 "big0": "waiting for gang big: fewer than minCount (5) of its pods exist",
                 "mixed0": "waiting for gang mixed: 1 of minCount 2 pods use this scheduler; "
                           "1 name another (default-scheduler)",
-                "gone0": "waiting for gang gone: fewer than minCount (3) of its pods exist"}
+                "gone0": "waiting for gang gone: fewer than minCount (3) of its pods exist",
+                "priced1": "all pods in a single pod group should have the same priority as the pod group's "
+                           "priority, got 0 and 10"}
     wait_for(lambda: all(reasons()[k] == v for k, v in expected.items()), 60, f"the reasons: {reasons()}")
     assert pod_state(pod_map(admin, ns)["plain"]) == "bound"
 

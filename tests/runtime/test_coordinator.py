@@ -341,6 +341,29 @@ def test_gangs_kept_to_a_rack_in_the_coordinator(partitions):
     assert {racks[nominated["h0"]], racks[nominated["h1"]]} in ({"a"}, {"b"}), nominated
 
 
+def test_a_group_whose_pods_are_not_at_its_priority_is_refused_whole():
+    """Upstream's validatePodGroup: every pod of a group at the PodGroup's spec.priority, with one
+    preemption policy; otherwise the gang is not placed (its pods and the PodGroup say why). A
+    basic group's pods go one by one: the one at the wrong priority is refused."""
+    c, binder = make_no_backoff(1)
+    feed(c, NODES, [node("n1", "8")])
+    feed(c, POD_GROUPS, [pod_group("g", 2, priority=5), pod_group("loose", basic=True, priority=5),
+                         pod_group("polite", 2)])
+    pods = [gang_pod(f"g{i}", "g") for i in range(2)] + [gang_pod(f"l{i}", "loose") for i in range(2)]
+    for name in ("g0", "l0"):
+        next(p for p in pods if p["metadata"]["name"] == name)["spec"]["priority"] = 5
+    never = [gang_pod(f"p{i}", "polite") for i in range(2)]
+    never[1]["spec"]["preemptionPolicy"] = "Never"
+    feed(c, PODS, pods + never)
+    run_all(c)
+    assert binder.bound == [("l0", "n1")]
+    reasons = dict(binder.unschedulable)
+    wrong = "all pods in a single pod group should have the same priority as the pod group's priority, got 0 and 5"
+    assert reasons["g0"] == reasons["g1"] == reasons["l1"] == wrong
+    assert reasons["p0"] == reasons["p1"] == ("all pods in a single pod group should have the same preemption "
+                                              "policy, got Never and PreemptLowerPriority")
+
+
 def test_basic_pod_group_members_go_one_by_one_and_late_members_join_a_placed_gang():
     c, binder = make_no_backoff(1)
     feed(c, NODES, [node("n0", "3")])

@@ -396,6 +396,34 @@ def test_a_gang_preempts_as_one(tmp_path):
         "train": 3, "batch": 2}
 
 
+def test_a_pod_group_not_at_its_pods_priority_is_refused(tmp_path):
+    """Upstream refuses a group whose pods' priority is not the PodGroup's spec.priority
+    (validatePodGroup): in simulate too, no member is placed and each says why."""
+    body = GANG_PREEMPT.split("  - op: createPods\n    count: 3")[0] + """\
+  - op: createObjects
+    objects:
+      - apiVersion: scheduling.k8s.io/v1beta1
+        kind: PodGroup
+        metadata: {name: job, namespace: train}
+        spec: {priority: 50, schedulingPolicy: {gang: {minCount: 2}}}
+  - op: createPods
+    count: 2
+    namespace: train
+    generateName: job-
+    template:
+      spec:
+        priority: 100
+        schedulingGroup: {podGroupName: job}
+        containers: [{name: c, image: pause, resources: {requests: {cpu: "100m"}}}]
+"""
+    path = tmp_path / "w.yaml"
+    path.write_text(body)
+    res = run(path)
+    assert (res.bound, res.preempted, res.unschedulable) == (8, 0, 2), format_report(res)
+    assert set(res.messages.values()) == {
+        "all pods in a single pod group should have the same priority as the pod group's priority, got 100 and 50"}
+
+
 def test_a_gang_kept_to_a_rack_preempts_within_one(tmp_path):
     """Two racks of two full nodes; a gang of two 2-CPU pods kept to a rack evicts the four batch
     pods of one rack and lands there whole (unconstrained, its two members would take the first two
