@@ -988,17 +988,23 @@ class Coordinator:
         schedule one by one (plain pods, basic-policy groups, members of a gang already placed)."""
         plain: list[PodInfo] = []
         gangs: dict[tuple[str, str], list[PodInfo]] = {}
+        basic: dict[tuple[str, str], list[PodInfo]] = {}
         for p in batch:
             key = (p.namespace, p.pod_group)
             g = self.pod_groups.get(key) if p.pod_group else None
             if not p.pod_group or (g is not None and not g.together):
-                why = pod_group_invalid_message(self._group_pods(key, [p]), g.priority) if g is not None else ""
-                if why:
-                    self._refuse_group(key, g, [p], why)
-                else:
-                    plain.append(p)
+                (basic.setdefault(key, []) if g is not None else plain).append(p)
             else:
                 gangs.setdefault(key, []).append(p)
+        refused: set[str] = set()
+        for key, popped in basic.items():  # a basic group's pods of this batch, validated together
+            g = self.pod_groups[key]
+            why = pod_group_invalid_message(self._group_pods(key, popped), g.priority)
+            if why:
+                self._refuse_group(key, g, popped, why)
+                refused.update(p.uid for p in popped)
+        if basic:  # the rest keep their queue order
+            plain = [p for p in batch if p.uid not in refused and (not p.pod_group or (p.namespace, p.pod_group) in basic)]
         for key, popped in gangs.items():
             plain += self._schedule_gang(key, popped)
         return plain

@@ -343,8 +343,8 @@ def test_gangs_kept_to_a_rack_in_the_coordinator(partitions):
 
 def test_a_group_whose_pods_are_not_at_its_priority_is_refused_whole():
     """Upstream's validatePodGroup: every pod of a group at the PodGroup's spec.priority, with one
-    preemption policy; otherwise the gang is not placed (its pods and the PodGroup say why). A
-    basic group's pods go one by one: the one at the wrong priority is refused."""
+    preemption policy; otherwise none of the pods tried together is placed (they and the PodGroup
+    say why), for a basic group as for a gang; a basic group's valid pods tried later go on."""
     c, binder = make_no_backoff(1)
     feed(c, NODES, [node("n1", "8")])
     feed(c, POD_GROUPS, [pod_group("g", 2, priority=5), pod_group("loose", basic=True, priority=5),
@@ -356,12 +356,17 @@ def test_a_group_whose_pods_are_not_at_its_priority_is_refused_whole():
     never[1]["spec"]["preemptionPolicy"] = "Never"
     feed(c, PODS, pods + never)
     run_all(c)
-    assert binder.bound == [("l0", "n1")]
+    assert binder.bound == []
     reasons = dict(binder.unschedulable)
     wrong = "all pods in a single pod group should have the same priority as the pod group's priority, got 0 and 5"
-    assert reasons["g0"] == reasons["g1"] == reasons["l1"] == wrong
+    assert reasons["g0"] == reasons["g1"] == reasons["l0"] == reasons["l1"] == wrong
     assert reasons["p0"] == reasons["p1"] == ("all pods in a single pod group should have the same preemption "
                                               "policy, got Never and PreemptLowerPriority")
+    late = gang_pod("l2", "loose")
+    late["spec"]["priority"] = 5
+    feed(c, PODS, [late])
+    run_all(c)
+    assert binder.bound == [("l2", "n1")]
 
 
 def test_basic_pod_group_members_go_one_by_one_and_late_members_join_a_placed_gang():
