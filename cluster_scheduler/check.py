@@ -21,7 +21,9 @@ during a run, never deleted or relabelled, which is how the workloads run:
   as pods are added, and every pod placed into that domain was itself within maxSkew when placed,
   so the bound holds at the end when every pod matching the selector carries the same constraint
   (true of every spread in the shared workloads). Pods that match the selector but are not
-  constrained by it can legally pile up and would be flagged.
+  constrained by it can legally pile up and would be flagged. Deletions break the argument:
+  where matching pods are terminating (preemption victims, say), a domain is flagged only if it
+  breaks maxSkew both with and without them counted (upstream's counts skip them).
 """
 
 from __future__ import annotations
@@ -1214,12 +1216,18 @@ def _check_spread(placed: list[_Pod], node_map: Mapping[str, _Node],
 
         eligible_nodes = {name for name, n in node_map.items() if eligible(n)}
         counts: Counter = Counter({node_map[n].labels[s.topology_key]: 0 for n in eligible_nodes})
+        # terminating pods (preemption victims, say) as well: upstream's counts skip them, so the
+        # final-state argument holds for pods placed before they began to go only with them counted
+        going: Counter = Counter()
         if s.selector is not None:
             for q in placed:
-                if (q.namespace == ns and not q.terminating and q.node in eligible_nodes
-                        and s.selector.matches(q.labels)):
-                    counts[node_map[q.node].labels[s.topology_key]] += 1
+                if q.namespace == ns and q.node in eligible_nodes and s.selector.matches(q.labels):
+                    (going if q.terminating else counts)[node_map[q.node].labels[s.topology_key]] += 1
         minimum = 0 if len(counts) < s.min_domains or not counts else min(counts.values())
+        with_going = counts + going
+        for d in counts:
+            with_going.setdefault(d, 0)
+        minimum_going = 0 if len(with_going) < s.min_domains or not with_going else min(with_going.values())
         for p in members:
             node = node_map[p.node]
             value = _domain(node, s.topology_key)
@@ -1230,6 +1238,8 @@ def _check_spread(placed: list[_Pod], node_map: Mapping[str, _Node],
             if p.node not in eligible_nodes:
                 continue  # placed against its own node selection: reported by the node rules
             skew = counts[value] - minimum
+            if going and with_going[value] - minimum_going <= s.max_skew:
+                continue  # within bounds as it was before some matching pods began to go
             if skew > s.max_skew and (sig, value) not in reported:
                 reported.add((sig, value))
                 shown = ", ".join(f"{d}={c}" for d, c in sorted(counts.items()))

@@ -462,6 +462,19 @@ def test_spread_skew():
     assert check_placement(nodes, spread_pods(["a1", "a2", "b1"], spread({"app": "s"}, 2))).ok
 
 
+def test_spread_with_terminating_pods_is_judged_as_it_was_before_they_went():
+    """Preemption victims stay listed while they terminate, and upstream's counts skip them: zone
+    c's only matching pod going leaves a=2, b=1, c=0, within bounds before it went (2,1,1). A
+    domain over maxSkew with and without them counted is still flagged."""
+    nodes = zones(("a1", "a"), ("a2", "a"), ("b1", "b"), ("c1", "c"))
+    pods = spread_pods(["a1", "a2", "b1", "c1"])
+    pods[3]["metadata"]["deletionTimestamp"] = "2026-12-07T00:00:00Z"
+    assert check_placement(nodes, pods).ok
+    crowded = spread_pods(["a1", "a2", "a1", "b1", "c1"])
+    crowded[4]["metadata"]["deletionTimestamp"] = "2026-12-07T00:00:00Z"
+    assert kinds(check_placement(nodes, crowded)) == ["topology_spread"]  # 3,1,1 before: already over
+
+
 def test_spread_counts_unconstrained_matching_pods_and_only_its_namespace():
     nodes = zones(("a1", "a"), ("b1", "b"))
     plain = pod("plain", on="a1", labels={"app": "s"})  # matches the selector, has no constraint
