@@ -369,7 +369,13 @@ def _run(admin, core, nodes: list[dict], sched: Scheduler, t_start: float) -> No
         if not only_events or time.monotonic() > deadline:
             break
         time.sleep(1)
-    assert report.ok, report.summary()
+    if not report.ok:  # the templates are drawn anew every run: keep what it takes to replay this one
+        (sched.log_path.parent / "cluster.json").write_text(json.dumps({"nodes": all_nodes, "pods": all_pods}))
+        named = {v.pod for v in report.violations} | {w for v in report.violations for w in v.message.split()
+                                                       if w.count("/") == 1}
+        shown = [q for q in all_pods if f"{q['metadata']['namespace']}/{q['metadata']['name']}" in named]
+        raise AssertionError(f"{report.summary()}\nthe pods named (whole cluster in {sched.log_path.parent}/cluster.json):\n"
+                             f"{json.dumps(shown)[:8000]}")
     assert report.pods_checked == len(accepted) + 2, (report.pods_checked, len(accepted))
     final = Counter(pod_state(p) for p in all_pods if p["metadata"]["namespace"] in NAMESPACES)
 
