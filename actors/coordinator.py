@@ -124,9 +124,10 @@ class VolumeWait:
     seen: set = field(default_factory=set)
 
 
-def merge(per_partition: list[list[Proposal]], n_pods: int) -> list[Merged]:
-    """Per pod: every partition's candidates, best score first (ties keep partition order), and
-    the sum of their reason histograms."""
+def merge(per_partition: list[list[Proposal]], n_pods: int, tie=None) -> list[Merged]:
+    """Per pod: every partition's candidates, best score first, and the sum of their reason
+    histograms. Equal scores go in the order of `tie(node)` (the ledger's: the node placed on
+    longest ago first, as each shard orders its own), else of the partitions."""
     out = [Merged() for _ in range(n_pods)]
     for results in per_partition:
         for m, p in zip(out, results):
@@ -138,7 +139,10 @@ def merge(per_partition: list[list[Proposal]], n_pods: int) -> list[Merged]:
             if p.prefilter:
                 m.prefilter = p.prefilter
     for m in out:
-        m.candidates.sort(key=lambda c: -c[1])
+        if tie is None:
+            m.candidates.sort(key=lambda c: -c[1])
+        elif len(m.candidates) > 1:
+            m.candidates.sort(key=lambda c: (-c[1], tie(c[0])))
     return out
 
 
@@ -724,7 +728,7 @@ class Coordinator:
             for p in batch:  # nothing was assumed: the whole batch is tried again once resynced
                 self.queue.requeue(p)
             return
-        merged = merge(results, len(batch))
+        merged = merge(results, len(batch), self.ledger.tie_key)
         ledger = self.ledger
         total = len(self.nodes)
         n_won = n_unsched = n_requeued = 0

@@ -18,7 +18,8 @@ Placing a pod changes one node, so later picks only rescore what changed:
   n is the first row with a non-zero raw score since the max fell to 0 and does not bring back
   the built max) is rebuilt.
 
-Decisions are exact (every feasible node considered, upstream formulas); ties go to the lowest row.
+Decisions are exact (every feasible node considered, upstream formulas); ties go to the row placed
+on longest ago, then the lowest row (`NodeTable.last`).
 The engine charges its own picks, so one batch never over-commits a node; `commit=False` (used by
 partitions, whose picks are only proposals) undoes them at the end of the batch.
 """
@@ -334,7 +335,8 @@ class ClassState:
         pushed = np.full(n, -1, dtype=np.int64)
         pushed[idx] = vers
         self.pushed: list[int] = pushed.tolist()  # per position: version of its live heap entry
-        entries = list(zip((-total[idx]).tolist(), cand, vers))
+        last = t.last
+        entries = list(zip((-total[idx]).tolist(), [last[r] for r in cand], cand, vers))
         if self.gate is None:
             self.heaps = {0: entries}
         else:
@@ -604,7 +606,7 @@ class ClassState:
         if ok and (self._propose_l is None or self._propose_l[p]):
             ver = self.engine.table.ver[row]
             self.pushed[p] = ver
-            heapq.heappush(self._heap_of(p), (-self.score_row(row, ipa_raw), row, ver))
+            heapq.heappush(self._heap_of(p), (-self.score_row(row, ipa_raw), self.engine.table.last[row], row, ver))
 
     def _rebound_ipa(self, own: int | None) -> None:
         """The min or max of the raw inter-pod scores over the feasible rows moved (`touch`): the
@@ -657,10 +659,11 @@ class ClassState:
                 return
         if self._propose_l is not None and not self._propose_l[p]:
             return
-        ver = self.engine.table.ver[row]
+        t = self.engine.table
+        ver = t.ver[row]
         if self.pushed[p] != ver:
             self.pushed[p] = ver
-            heapq.heappush(self._heap_of(p), (-self.score_fn(row), row, ver))
+            heapq.heappush(self._heap_of(p), (-self.score_fn(row), t.last[row], row, ver))
 
     def toucher(self):
         """`touch` for the engine's charge loop; a class that only watches a normalizer's max
@@ -687,7 +690,7 @@ class ClassState:
         about to charge the best row, so its entry is not pushed back (`replace` re-adds it)."""
         if self.stale():
             self.build()
-        version = self.engine.table.ver
+        version, last = self.engine.table.ver, self.engine.table.last
         pushed, pos = self.pushed, self.pos_l
         ok_fn, score_fn = self.ok_fn, self.score_fn
         if self.gate is None:
@@ -695,13 +698,13 @@ class ClassState:
         else:
             allowed = self.gate.allowed()
             heaps = [h for d, h in self.heaps.items() if h and d >= 0 and allowed[d]]
-        found: list[tuple[tuple[int, int, int], list]] = []
+        found: list[tuple[tuple[int, int, int, int], list]] = []
         seen: set[int] = set()
         while len(found) < k:
             best = None
             for heap in heaps:
                 while heap:  # clean the top: rescore stale entries, drop duplicates
-                    neg, row, ver = heap[0]
+                    _neg, _last, row, ver = heap[0]
                     cur = version[row]
                     if ver == cur and row not in seen:
                         break
@@ -711,38 +714,40 @@ class ClassState:
                         if pushed[p] != cur:
                             pushed[p] = cur
                             if ok_fn(row):
-                                heapq.heappush(heap, (-score_fn(row), row, cur))
+                                heapq.heappush(heap, (-score_fn(row), last[row], row, cur))
                 if heap and (best is None or heap[0] < best[0]):
                     best = (heap[0], heap)
             if best is None:
                 break
             entry = heapq.heappop(best[1])
-            seen.add(entry[1])
+            seen.add(entry[2])
             found.append((entry, best[1]))
         for entry, heap in found[1:] if take_first else found:
             heapq.heappush(heap, entry)
-        return [(row, -neg) for (neg, row, _), _h in found]
+        return [(row, -neg) for (neg, _last, row, _), _h in found]
 
     def top(self, k: int) -> list[tuple[int, int]]:
         """`pick` for a class without heaps (`one_pod`), right after its build (the caller's
         business: no placement since): its scores are exact, so the best k are read off them,
-        ties to the lower row as the heap orders them."""
+        ties as the heap orders them (the row placed on longest ago, then the lower row)."""
         ok = self.feas if self.propose is None else self.feas & self.propose
         if self.gate is not None:
             dom = self.gate.dom_c
             ok = ok & (dom >= 0) & self.gate.allowed()[np.maximum(dom, 0)]
         idx = np.flatnonzero(ok)
         rows, total = self.ctx.rows[idx], self.total[idx]
-        order = np.lexsort((rows, -total))[:k]
+        last = np.asarray(self.engine.table.last, dtype=np.int64)[rows]
+        order = np.lexsort((rows, last, -total))[:k]
         return list(zip(rows[order].tolist(), total[order].tolist()))
 
     def replace(self, row: int) -> None:
         """Re-add `row` after the caller charged it (see pick's take_first)."""
         p = self.pos_l[row]
-        ver = self.engine.table.ver[row]
+        t = self.engine.table
+        ver = t.ver[row]
         self.pushed[p] = ver
         if self.ok_fn(row):
-            heapq.heappush(self._heap_of(p), (-self.score_fn(row), row, ver))
+            heapq.heappush(self._heap_of(p), (-self.score_fn(row), t.last[row], row, ver))
 
     def place_run(self, pods: list[PodInfo], start: int, results: list[PodResult]) -> int:
         """Place consecutive pods of this (simple) class, k=1: the engine's tightest loop.
@@ -750,7 +755,7 @@ class ClassState:
         e = self.engine
         key = self.key
         heap = self.heaps[0]
-        version, pushed, pos = e.table.ver, self.pushed, self.pos_l
+        version, last, pushed, pos = e.table.ver, e.table.last, self.pushed, self.pos_l
         rescore = self.rescore_fn
         names = e.table.names
         heappop, heappush, heapreplace = heapq.heappop, heapq.heappush, heapq.heapreplace
@@ -769,7 +774,7 @@ class ClassState:
             if full is not key and (full is None or class_key(full) is not key) or pod.has_volumes:
                 break
             while heap:
-                neg, row, ver = heap[0]
+                _neg, _last, row, ver = heap[0]
                 cur = version[row]
                 if ver == cur:
                     break
@@ -779,10 +784,10 @@ class ClassState:
                     pushed[p] = cur
                     s = rescore(row)
                     if s >= 0:
-                        heappush(heap, (-s, row, cur))
+                        heappush(heap, (-s, last[row], row, cur))
             if not heap:
                 break  # the caller diagnoses
-            neg, row, _ = heap[0]
+            neg, _last, row, _ = heap[0]
             node = names[row]
             pod.node_name = node
             uid = pod.uid
@@ -795,7 +800,7 @@ class ClassState:
             pushed[pos[row]] = cur
             s = rescore(row)
             if s >= 0:
-                heapreplace(heap, (-s, row, cur))  # one sift instead of a pop and a push
+                heapreplace(heap, (-s, last[row], row, cur))  # one sift instead of a pop and a push
             else:
                 heappop(heap)
             results.append(PodResult(uid, [(node, -neg)]))
@@ -1226,6 +1231,7 @@ class Engine:
         num_nodes = self.num_nodes() if placement is None else len(placement.rows)
         start_uids = len(results)
         names = self.table.names
+        last = None if commit else self.table.last[:]
         i, n = 0, len(pods)
         while i < n:
             pod = pods[i]
@@ -1274,11 +1280,20 @@ class Engine:
             results.append(PodResult(pod.uid, [(names[r], s) for r, s in cands]))
             i += 1
         if not commit:
-            for r, pod in zip(results[start_uids:], pods):
-                if r.candidates:
-                    self.remove_pod(pod.uid)
-                    pod.node_name = ""
+            self.undo([pod for r, pod in zip(results[start_uids:], pods) if r.candidates], last)
         return results
+
+    def undo(self, pods: list[PodInfo], last: list[int]) -> None:
+        """Take back tentative placements (proposals, trials), and their nodes' turn among equal
+        scores as it was in `last` (a copy of `NodeTable.last` from before them): a proposal
+        leaves the engine as it found it."""
+        t = self.table
+        for pod in pods:
+            row = t.charged.get(pod.uid)
+            self.remove_pod(pod.uid)
+            pod.node_name = ""
+            if row is not None and row < len(last):
+                t.last[row] = last[row]
 
     def schedule_gang(self, pods: list[PodInfo], min_count: int, k: int = 1, commit: bool = True,
                       topology_key: str = "", placed_nodes: Sequence[str] = ()) -> tuple[list[PodResult], bool]:
@@ -1298,6 +1313,7 @@ class Engine:
                 return place, False
         else:
             place = None
+        last = self.table.last[:]
         results = self.schedule(pods, k=k, commit=True, placement=place)
         if place is not None:  # the members that do not fit say where they were tried
             results = [r if r.candidates else replace(r, note=f"in placement {place.key}={place.name}")
@@ -1306,10 +1322,7 @@ class Engine:
         ok = placed >= min_count
         if ok and commit:
             return results, True
-        for r, pod in zip(results, pods):
-            if r.candidates:
-                self.remove_pod(pod.uid)
-                pod.node_name = ""
+        self.undo([pod for r, pod in zip(results, pods) if r.candidates], last)
         return results, ok
 
     def _best_placement(self, pods: list[PodInfo], min_count: int, k: int, key: str,
@@ -1354,11 +1367,10 @@ class Engine:
         for bound, pl in bounds:
             if max_count == len(pods) and bound <= best_total:
                 break  # every placement left scores at most the best one's: it stays the first found
+            last = t.last[:]
             results = self.schedule(pods, k=k, commit=True, placement=pl)
             got = [p for p, r in zip(pods, results) if r.candidates]
-            for p in got:
-                self.remove_pod(p.uid)
-                p.node_name = ""
+            self.undo(got, last)
             if len(got) < min_count:
                 if closest is None or len(got) > closest[2]:
                     closest = (pl, results, len(got))
@@ -1383,6 +1395,13 @@ class Engine:
         if w_fit:
             s += w_fit * topology_placement.fit_score(self.table, pl, topology_placement.pod_requests(got), prof)
         return s
+
+    def tie_key(self, node: str) -> tuple[int, int]:
+        """How a node ranks among equal scores, as the class heaps rank rows: placed on longest
+        ago first, then the lower row (used to merge the partitions' proposals)."""
+        t = self.table
+        row = t.index.get(node)
+        return (0, -1) if row is None else (t.last[row], row)
 
     def check(self, pod: PodInfo, node: str) -> bool:
         """Would `node` pass every filter for this pod (its profile's) now? The coordinator's

@@ -333,16 +333,15 @@ def _place(engine: Engine, pods: list[PodInfo], res: SimResult, failed: list[Pod
         # the pods are in queue order (priority first), so those placed before a pod in this
         # chunk are never of lower priority: lower-priority pods at its turn are those placed now
         lowest = preemption.lowest_priority() if preemption is not None else None
+        last = engine.table.last[:] if preemption is not None else []
         results: list[PodResult] = engine.schedule(pods[i:i + chunk], k=1, commit=True)
         stop = None
         if preemption is not None:
             stop = next((j for j, (p, r) in enumerate(zip(pods[i:], results))
                          if not r.candidates and preemption.may_preempt(p, lowest)), None)
             if stop is not None:
-                for p, r in zip(pods[i + stop + 1:i + chunk], results[stop + 1:]):
-                    if r.candidates:
-                        engine.remove_pod(p.uid)
-                        p.node_name = ""
+                engine.undo([p for p, r in zip(pods[i + stop + 1:i + chunk], results[stop + 1:])
+                             if r.candidates], last)
         res.schedule_seconds += time.perf_counter() - t0
         res.schedule_cpu_seconds += time.process_time() - c0
         end = len(results) if stop is None else stop

@@ -11,6 +11,7 @@ node is exact, and the pod index (model/pod_index.py) can count pods per topolog
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,6 +50,11 @@ class NodeTable:
         self.nz_l: list[list[int]] = []
         self.alloc_l: list[list[int]] = []
         self.ver: list[int] = []  # bumped on every change to a row
+        # when a pod was last charged to each row (a tick of `_ticks`, 0: never): ties between
+        # equal scores go to the row placed on longest ago (round robin among equals, where
+        # kube-scheduler picks one at random), so pods that leave scores unchanged still spread
+        self.last: list[int] = []
+        self._ticks = itertools.count(1)
         self._dirty: set[int] = set()
         self.valid = np.zeros(n, dtype=bool)
         self.ready = np.zeros(n, dtype=bool)
@@ -210,7 +216,9 @@ class NodeTable:
                 self.nz_l.append([])
                 self.alloc_l.append([])
                 self.ver.append(0)
+                self.last.append(0)
             self.index[node.name] = row
+            self.last[row] = 0
             self.req_l[row] = [0] * len(self.resources)
             self.nz_l[row] = [0, 0]
             self._dirty.add(row)
@@ -285,6 +293,7 @@ class NodeTable:
         nzc, nzm, ports, disks = key.nonzero_cpu, key.nonzero_memory, key.host_ports, key.disks
         port_l, disk_l = self.ports, self.disks
         log, limit = self.log, self.log_limit
+        last, ticks = self.last, self._ticks
         (j0, v0), (j1, v1), (j2, v2) = items if len(items) == 3 else ((0, 0), (0, 0), (0, 0))
         many = len(items) != 3
 
@@ -312,6 +321,7 @@ class NodeTable:
             pods[row][uid] = key
             charged[uid] = row
             ver[row] += 1
+            last[row] = next(ticks)
             if log is not None and len(log) < limit:
                 log.append((uid, row))
         if len(self._chargers) > 50_000:

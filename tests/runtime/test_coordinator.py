@@ -125,6 +125,15 @@ def test_merge_sums_histograms_and_orders_candidates():
     assert m2.reasons == {"Insufficient cpu": 3, "node(s) were unschedulable": 1} and not m2.candidates
 
 
+def test_merge_orders_equal_scores_by_the_tie_key():
+    a = [Proposal("u1", [("n1", 80)], {}, 4, None)]
+    b = [Proposal("u1", [("n2", 80), ("n3", 70)], {}, 4, None)]
+    assert merge([a, b], 1)[0].candidates == [("n1", 80), ("n2", 80), ("n3", 70)]  # partition order
+    placed_on = {"n1": 5, "n2": 2, "n3": 0}  # n2 placed on longer ago than n1
+    m = merge([a, b], 1, lambda n: placed_on[n])[0]
+    assert m.candidates == [("n2", 80), ("n1", 80), ("n3", 70)]
+
+
 def test_unsynced_partition_refuses_work():
     p = Partition(Profile(), 0, 1)
     assert p.apply(b"\x90") is False and p.schedule(b"\x90", 1) is None
