@@ -581,7 +581,8 @@ class Coordinator:
             self.queue.done(uid)
             self.assumed.pop(uid, None)  # confirmed (or bound by someone else: the watch wins)
             self._forget_nomination(uid)
-            if self.bound.get(uid) == b:
+            was = self.bound.get(uid)
+            if was == b:
                 return ""
             self.bound[uid] = b
             info = pod_info(obj)
@@ -591,6 +592,10 @@ class Coordinator:
             # again (a reload's snapshot has the bound bytes).
             if self.ledger.add_pod(info):
                 self._deltas.append(wire.pod(b))
+                if was is not None:
+                    # a bound pod changed what others see of it (labels a selector reads, requests
+                    # scaled down through `resize`): it may have freed room or lifted a term
+                    return "freed"
             return "bound"
         if spec.get("schedulerName") not in self.scheduler_names:
             group = spec.get("schedulingGroup")

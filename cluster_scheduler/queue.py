@@ -3,7 +3,11 @@
 - active: what the next batch takes, highest priority first, then arrival order (FIFO within a
   priority, so a burst of equal pods is placed in creation order).
 - backoff: pods whose binding failed for a transient reason wait an exponentially growing time
-  (backoff_initial_s * 2^(attempts-1), capped at backoff_max_s) before they are active again.
+  (backoff_initial_s * 2^(attempts-1), capped at backoff_max_s) before they are active again;
+  so do unschedulable pods a cluster event moves before their backoff from the failed attempt
+  ends, but those are taken before it ends whenever no pod is active (upstream's
+  SchedulerPopFromBackoffQ, on by default since 1.33: an idle scheduler does not wait out a
+  backoff), earliest expiry first.
 - unschedulable: pods that fit nowhere. Nothing will change for them until the cluster does, so
   they wait for a cluster event (`move_all_to_active`: node added/updated, pod deleted) and are
   flushed back at least every `unschedulable_flush_s` in case an event was missed.
@@ -38,6 +42,7 @@ class QueuedPod:
     backoff_until: float = 0.0
     unschedulable_since: float = 0.0
     where: str = ""
+    early: bool = False  # in backoff after an event moved it: may be taken early (`pop_batch`)
 
 
 @dataclass
@@ -49,6 +54,8 @@ class SchedulingQueue:
     _pods: dict[str, QueuedPod] = field(default_factory=dict)  # uid -> entry, wherever it is
     _active: list[tuple[int, int, str]] = field(default_factory=list)  # (-priority, seq, uid)
     _backoff: list[tuple[float, int, str]] = field(default_factory=list)  # (until, seq, uid)
+    # the backoff pods that may be taken early: (until, -priority, seq, uid), as upstream orders them
+    _early: list[tuple[float, int, int, str]] = field(default_factory=list)
     _unschedulable: dict[str, QueuedPod] = field(default_factory=dict)
     # pods handed out by pop_batch, so requeues keep their seq and attempt count
     _popped: dict[str, QueuedPod] = field(default_factory=dict)
@@ -133,7 +140,22 @@ class SchedulingQueue:
             e.attempts += 1
             out.append(e.pod)
             self._popped[uid] = e
+        idle = not out  # no pod is active: no need to wait out a backoff
+        while idle and self._early and len(out) < n:
+            until, _neg, seq, uid = heapq.heappop(self._early)
+            e = self._pods.get(uid)
+            if e is None or not self._is_early(e, until, seq) or uid in seen:
+                continue
+            seen.add(uid)
+            del self._pods[uid]
+            e.attempts += 1
+            out.append(e.pod)
+            self._popped[uid] = e
         return out
+
+    @staticmethod
+    def _is_early(e: QueuedPod, until: float, seq: int) -> bool:
+        return e.where == BACKOFF and e.early and e.seq == seq and e.backoff_until == until
 
     def _entry(self, pod: PodInfo) -> QueuedPod:
         e = self._popped.pop(pod.uid, None) or self._pods.pop(pod.uid, None)
@@ -159,6 +181,7 @@ class SchedulingQueue:
         e = self._entry(pod)
         e.backoff_until = self.clock() + self.backoff_delay(max(e.attempts, 1))
         e.where = BACKOFF
+        e.early = False
         heapq.heappush(self._backoff, (e.backoff_until, e.seq, pod.uid))
 
     def backoff_delay(self, attempts: int) -> float:
@@ -177,7 +200,8 @@ class SchedulingQueue:
     def _release(self, e: QueuedPod, now: float) -> None:
         if e.backoff_until > now:
             e.where = BACKOFF
-            heapq.heappush(self._backoff, (e.backoff_until, e.seq, e.pod.uid))
+            e.early = True
+            heapq.heappush(self._early, (e.backoff_until, -e.pod.priority, e.seq, e.pod.uid))
         else:
             self._push_active(e)
 
@@ -197,9 +221,14 @@ class SchedulingQueue:
         while self._backoff and self._backoff[0][0] <= now:
             until, seq, uid = heapq.heappop(self._backoff)
             e = self._pods.get(uid)
-            if e is None or e.where != BACKOFF or e.seq != seq or e.backoff_until != until:
+            if e is None or e.where != BACKOFF or e.early or e.seq != seq or e.backoff_until != until:
                 continue
             self._push_active(e)
+        while self._early and self._early[0][0] <= now:
+            until, _neg, seq, uid = heapq.heappop(self._early)
+            e = self._pods.get(uid)
+            if e is not None and self._is_early(e, until, seq):
+                self._push_active(e)
         if now - self._last_flush >= min(self.unschedulable_flush_s, 1.0) and self._unschedulable:
             self._last_flush = now
             stale = [e for e in self._unschedulable.values()
@@ -210,9 +239,8 @@ class SchedulingQueue:
 
     def next_ready_in(self) -> float | None:
         """Seconds until a backoff expires (None when nothing waits): how long the loop may sleep."""
-        if self._backoff:
-            return max(0.0, self._backoff[0][0] - self.clock())
-        return None
+        ends = [h[0][0] for h in (self._backoff, self._early) if h]
+        return max(0.0, min(ends) - self.clock()) if ends else None
 
     def active_at_most(self) -> int:
         """An upper bound of the active pods (the heap, stale entries included), in O(1)."""

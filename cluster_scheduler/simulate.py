@@ -42,8 +42,8 @@ from .model.parse import BIND_COMPLETED, parse_claim, parse_node, parse_pdb, par
 from .model.storage import API_KINDS, CAPACITIES, CLAIMS, CSI_NODES, VOLUMES
 from .model.types import Gang, PodInfo
 from .preemption import Preemption
-from .workload import (Barrier, Churn, CreateNodes, CreateObjects, CreatePods, DeletePods, Workload, WorkloadError,
-                       load_workload)
+from .workload import (Barrier, Churn, CreateNodes, CreateObjects, CreatePods, DeletePods, UpdateObjects, Workload,
+                       WorkloadError, load_workload)
 
 SIM_SCHEDULER = "cluster-scheduler"
 
@@ -386,10 +386,10 @@ def _place(engine: Engine, pods: list[PodInfo], res: SimResult, failed: list[Pod
 
 def simulate(workload: Workload, profile: Profile | None = None, keep_objects: bool = True,
              scheduler_name: str = SIM_SCHEDULER) -> SimResult:
-    timed = sorted({type(op).__name__ for op in workload.ops if isinstance(op, (DeletePods, Churn))})
+    timed = sorted({type(op).__name__ for op in workload.ops if isinstance(op, (DeletePods, Churn, UpdateObjects))})
     if timed:
-        raise WorkloadError(f"{workload.source or workload.name}: {', '.join(timed)} act over time: "
-                            "only the load test runs them")
+        raise WorkloadError(f"{workload.source or workload.name}: {', '.join(timed)} act on a live cluster "
+                            "over time: only the load test runs them")
     engine = Engine(profile or Profile(scheduler_name=scheduler_name))
     res = SimResult(workload.name)
     pending: list[PodInfo] = []

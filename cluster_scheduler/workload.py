@@ -69,6 +69,9 @@ class CreateNodes:
     # a template per node (scheduler_perf's node templates that vary with .Index), in the op's
     # order; `template` is then the first
     per_node: tuple[dict[str, Any], ...] = ()
+    # the nodes' names, in the op's order, where its template names them (scheduler_perf's: later
+    # ops refer to them, e.g. a pod's nodeName); else the workload numbers them (`node_name`)
+    names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +167,19 @@ class Churn:
     namespace: str
 
 
-Op = Union[CreateNodes, CreatePods, CreateObjects, Barrier, DeletePods, Churn]
+@dataclass(frozen=True, slots=True)
+class UpdateObjects:
+    """Replace each of these objects as given, `rate` per second (0: unthrottled), then its status
+    with the same manifest, as scheduler_perf's updateAny does (a PUT without resourceVersion; a
+    pod's only through `subresources`, e.g. `resize`, where given). A pod's manifest gets the
+    scheduler under test's name, as created pods do. Only upstream's suite uses it."""
+
+    objects: tuple[dict[str, Any], ...]
+    rate: float = 0.0
+    subresources: tuple[str, ...] = ()
+
+
+Op = Union[CreateNodes, CreatePods, CreateObjects, Barrier, DeletePods, Churn, UpdateObjects]
 
 
 @dataclass(slots=True)
@@ -243,7 +258,7 @@ class Workload:
         rr = list(op.round_robin_labels.items())
         for i in range(start_index, start_index + op.count):
             t = orjson.loads(orjson.dumps(op.per_node[i - start_index]) if op.per_node else blob)
-            name = self.node_name(i)
+            name = op.names[i - start_index] if op.names else self.node_name(i)
             meta = t.get("metadata") or {}
             labels = dict(meta.get("labels") or {})
             for key, values in rr:
@@ -354,7 +369,7 @@ class Workload:
             return
         blob = orjson.dumps(op.csi_node)
         for i in range(start_index, start_index + op.count):
-            name = self.node_name(i)
+            name = op.names[i - start_index] if op.names else self.node_name(i)
             obj = orjson.loads(blob)
             obj.update(apiVersion="storage.k8s.io/v1", kind="CSINode")
             obj["metadata"] = {**(obj.get("metadata") or {}), "name": name}

@@ -19,7 +19,7 @@ import orjson
 
 from cluster_scheduler.loadtest.kube import CallError, ResourcePaths, call, call_json, create, iter_lines
 from cluster_scheduler.workload import (DEFAULT_BARRIER_TIMEOUT, Barrier, Churn, CreateNodes, CreateObjects,
-                                        CreatePods, DeletePods, Workload)
+                                        CreatePods, DeletePods, UpdateObjects, Workload)
 
 PROBE_NAMESPACE = "loadtest-probe"
 WATCH_TIMEOUT_S = 240  # server-side watch timeout; the watcher resumes from the last resourceVersion
@@ -421,6 +421,34 @@ def delete_pods(core: Any, tracker: PodTracker, op: DeletePods, stopped: Callabl
     return done
 
 
+def update_objects(core: Any, paths: ResourcePaths, op: UpdateObjects, scheduler_name: str,
+                   stopped: Callable[[], bool]) -> int:
+    """scheduler_perf's updateAny: each object replaced (through `op.subresources` where given),
+    then its status, `op.rate` per second, strict field validation; a refused update stops the
+    run, as upstream's fails the case. Returns the objects updated."""
+    done = 0
+    t_next = time.monotonic()
+    for obj in op.objects:
+        if op.rate > 0:
+            t_next += 1.0 / op.rate
+            if not _wait_until(t_next, stopped):
+                break
+        elif stopped():
+            break
+        body = orjson.loads(orjson.dumps(obj))
+        if body.get("kind") == "Pod":
+            body.setdefault("spec", {})["schedulerName"] = scheduler_name
+        item = f"{paths.path(body)}/{body['metadata']['name']}"
+        try:
+            call_json(core, "PUT", "/".join((item, *op.subresources)) + "?fieldValidation=Strict", body)
+            call_json(core, "PUT", f"{item}/status?fieldValidation=Strict", body)
+        except CallError as exc:
+            raise RuntimeError(f"updateAny: {body['kind']} {body['metadata']['name']} could not be "
+                               f"updated: {exc}") from None
+        done += 1
+    return done
+
+
 def churn(core: Any, paths: ResourcePaths, tracker: PodTracker, op: Churn, scheduler_name: str,
           stopped: Callable[[], bool]) -> None:
     """scheduler_perf's churn, until `stopped()`: each tick creates one object per template, or
@@ -661,6 +689,8 @@ def run_workload(workload: Workload, api: Any, scheduler_name: str, *,
                     delete()
                 else:
                     run_background("delete-pods", delete)
+            elif isinstance(op, UpdateObjects):
+                phase.count = update_objects(core, paths, op, scheduler_name, stop.is_set)
             elif isinstance(op, Churn):
                 run_background("churn", lambda op=op: churn(core, paths, tracker, op, scheduler_name,
                                                             lambda: stop.is_set() or ops_done.is_set()))

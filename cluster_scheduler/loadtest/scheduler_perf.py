@@ -12,7 +12,8 @@ PV and PVC templates as a volume and claim per pod written bound, as upstream wr
 controller), named as upstream names them (`pvc-<i>`, `<namespace>-vol-<i>`: other pods'
 templates refer to them), each volume its own disk;
 `nodeAllocatableStrategy` as allocatable on every node plus a CSINode per node. What a case needs
-`deletePods` and `churn` as the load test's own background ops (workload.DeletePods, Churn). What a
+`deletePods` and `churn` as the load test's own background ops (workload.DeletePods, Churn), `updateAny`
+as a PUT of each object and then of its status (workload.UpdateObjects). What a
 case needs that we do not implement (DRA, ...) is its `reason`: it is listed, never run half-translated.
 """
 
@@ -30,8 +31,8 @@ import yaml
 
 from cluster_scheduler.loadtest import gotemplate
 from cluster_scheduler.resources import resource_path
-from cluster_scheduler.workload import (Barrier, Churn, CreateNodes, CreateObjects, CreatePods, DeletePods, Workload,
-                                        load_yaml)
+from cluster_scheduler.workload import (Barrier, Churn, CreateNodes, CreateObjects, CreatePods, DeletePods,
+                                        UpdateObjects, Workload, load_yaml)
 
 SUITE = "test/integration/scheduler_perf"
 # Gates that change how fast kube-scheduler works, not what it decides: a case that sets them runs
@@ -161,7 +162,6 @@ class _Params:
 
 
 _UNSUPPORTED_OPS = {
-    "updateAny": "updateAny",
     "sleep": "sleep",
     "createResourceClaims": "DRA (ResourceClaims)",
     "allocResourceClaims": "DRA (ResourceClaims)",
@@ -183,7 +183,7 @@ def _translate(case: PerfCase, tc: dict, w: dict, here: Path) -> Workload:
     profile = _scheduler_profile(here, tc["schedulerConfigPath"]) if tc.get("schedulerConfigPath") else None
     params = _Params(w.get("params") or {})
     ops: list[Any] = []
-    collecting = False
+    collecting: _Window | None = None
     node_total = 0
     waited: dict[str, int] = {}  # namespace -> pods of the createPods ops waited for so far
     name = re.sub(r"[^a-z0-9-]+", "-", f"sp-{tc['name']}-{w['name']}".lower()).strip("-")[:50].strip("-")
@@ -214,10 +214,12 @@ def _translate(case: PerfCase, tc: dict, w: dict, here: Path) -> Workload:
                 raise NotRunnable(f"barrier stageRequirement {stage!r}")
             ops.append(Barrier(until_bound=stage == "Scheduled", namespaces=tuple(op.get("namespaces") or ()),
                                labels=dict(op.get("labelSelector") or {})))
+        elif code == "updateAny":
+            ops.append(_updates(op, params, here))
         elif code == "startCollectingMetrics":
-            collecting = True
+            collecting = _Window(frozenset(op.get("namespaces") or ()), dict(op.get("labelSelector") or {}))
         elif code == "stopCollectingMetrics":
-            collecting = False
+            collecting = None
         else:
             raise NotRunnable(f"op {code!r}")
     unused = sorted(set(params.params) - params.used)
@@ -296,7 +298,14 @@ def _nodes(op: dict, params: _Params, here: Path, offset: int) -> CreateNodes:
                                      for i in range(1, count)]
     else:
         template = orjson.loads(orjson.dumps(BASE_NODE))
-    for t in per_node or [template]:  # named by the workload (the hostname label follows the name)
+    # a template that names its nodes keeps the names (upstream's node preparer does, and later
+    # ops refer to them); one with only a generateName is named by the workload
+    names = [(t.get("metadata") or {}).get("name") for t in per_node or [template] * count]
+    if not all(names):
+        names = []
+    elif len(set(names)) < len(names):
+        raise NotRunnable(f"one node name for {count} nodes ({op['nodeTemplatePath']})")
+    for t in per_node or [template]:  # (the hostname label follows the name)
         t.pop("apiVersion", None)
         t.pop("kind", None)
         (t.get("metadata") or {}).pop("generateName", None)
@@ -322,7 +331,7 @@ def _nodes(op: dict, params: _Params, here: Path, offset: int) -> CreateNodes:
                     "spec": {"drivers": [{"name": d, "allocatable": a} for d, a in
                                          (s.get("csiNodeAllocatable") or {}).items()]}}
     return CreateNodes(count=count, template=template, round_robin_labels=rr, csi_node=csi_node,
-                       per_node=tuple(per_node))
+                       per_node=tuple(per_node), names=tuple(names))
 
 
 def _namespaces(op: dict, params: _Params, here: Path) -> CreateObjects:
@@ -335,7 +344,20 @@ def _namespaces(op: dict, params: _Params, here: Path) -> CreateObjects:
     return CreateObjects(tuple(objs))
 
 
-def _pods(op: dict, index: int, params: _Params, tc: dict, here: Path, collecting: bool,
+@dataclass(frozen=True)
+class _Window:
+    """A startCollectingMetrics window: the pods it times (upstream's throughput collector counts
+    the pods of these namespaces, if any, whose labels match the selector)."""
+
+    namespaces: frozenset[str]
+    labels: dict[str, str]
+
+    def times(self, namespace: str, labels: dict[str, str]) -> bool:
+        return ((not self.namespaces or namespace in self.namespaces)
+                and all(labels.get(k) == v for k, v in self.labels.items()))
+
+
+def _pods(op: dict, index: int, params: _Params, tc: dict, here: Path, collecting: _Window | None,
           waited: dict[str, int]) -> list[Any]:
     claim_t = volume_t = None
     if op.get("persistentVolumeClaimTemplatePath") or op.get("persistentVolumeTemplatePath"):
@@ -382,7 +404,8 @@ def _pods(op: dict, index: int, params: _Params, tc: dict, here: Path, collectin
     generate = meta.get("generateName") or (re.sub(r"\d+$", "", meta.get("name", "")) or "pod-")
     for key in ("apiVersion", "kind"):
         first.pop(key, None)
-    measure = bool(op.get("collectMetrics")) or collecting
+    measure = bool(op.get("collectMetrics")) or (collecting is not None and
+                                                 collecting.times(namespace, meta.get("labels") or {}))
     out: list[Any] = [CreatePods(count=count, namespace=namespace, generate_name=generate, rate=0.0,
                                  template=first, measure=measure, per_pod=per_pod, claim_template=claim_t,
                                  volume_template=volume_t, disk_named_after_volume=volume_t is not None,
@@ -420,6 +443,19 @@ def _objects(op: dict, params: _Params, here: Path) -> list[dict]:
             obj.setdefault("metadata", {})["namespace"] = op["namespace"]
         objs.append(obj)
     return objs
+
+
+def _updates(op: dict, params: _Params, here: Path) -> UpdateObjects:
+    text = _read(here, op["templatePath"])
+    count = params.count(op, 1)
+    objs = []
+    for i in range(count):
+        obj = _render(text, {"Index": i, "Count": count}, op["templatePath"])
+        if op.get("namespace"):
+            obj.setdefault("metadata", {})["namespace"] = op["namespace"]
+        objs.append(obj)
+    return UpdateObjects(tuple(objs), rate=float(op.get("updatePerSecond") or 0),
+                         subresources=tuple(op.get("subresources") or ()))
 
 
 def _pod_groups(op: dict, params: _Params, here: Path) -> list[dict]:

@@ -516,14 +516,17 @@ def test_scheduler_perf_case_side_by_side(tmp_path: Path) -> None:
     ("volumes/PreemptionPVs/5Nodes", 10, 15, 0, "both"),
     ("default_preemption/PreemptionPodGroupDisruptionMode/FastTest_PodGroupDisruptionMode_All", 1, 4, 0, "ours"),
     ("misc/SchedulingDeletedPodsWithFinalizers/10Node_100DeletingPods", 10, 0, 10, "ours"),
-    ("event_handling/EventHandlingPodAdd/10Pods", 41, 0, 0, "ours")])
+    ("event_handling/EventHandlingPodAdd/10Pods", 41, 0, 0, "ours"),
+    ("event_handling/EventHandlingPodUpdate/1Node_10Pods", 70, 0, 0, "ours")])
 def test_scheduler_perf_cases_that_need_more_than_pods(tmp_path: Path, case: str, bound: int, preempted: int,
                                                        withdrawn: int, schedulers: str) -> None:
     """scheduler_perf's volume cases (a pre-bound PV and claim per pod, bound by the real PV
     controller before the pods; CSINodes with attach limits; preemptors with volumes), deletePods
     in the background (pods with finalizers, deleted before or after binding), and event handling
     (pods a bound pod's spread domain unblocks, narrowed barriers) and PodGroups preempted only
-    whole (two groups of two pods, across both nodes, for one preemptor) reach kube-scheduler's outcome
+    whole (two groups of two pods, across both nodes, for one preemptor), and updateAny (pods
+    unblocked by their own updates, tolerations added and gates lifted, and by their blockers'
+    labels changed and requests scaled down through `resize`) reach kube-scheduler's outcome
     (the figures here; kube-scheduler itself runs beside ours on the preemption case, the others'
     side-by-side runs are in docs/benchmarks.md: CI time)."""
     out = tmp_path / "sp"

@@ -194,8 +194,27 @@ def test_only_real_changes_move_unschedulable_pods():
     c.run_once()
     assert c.queue.where("u-big") == "unschedulable"
     feed(c, NODES, [node("a", "4")], typ="MODIFIED")  # resized: it may fit now
+    c.run_once()  # into backoff (it failed just now), and taken at once: nothing else is active
+    assert "u-big" in c.assumed
+
+
+def test_a_bound_pod_scaled_down_or_relabelled_moves_unschedulable_pods():
+    """A bound pod's update that others see (requests lowered through `resize`, labels changed)
+    may free room or lift a term, as upstream's queueing hints for an assigned pod's update;
+    its phase moving on does not."""
+    c, binder = make(1)
+    feed(c, NODES, [node("a", "2")])
+    blocker = pod("blocker", "2", node_name="a")
+    feed(c, PODS, [blocker, pod("p", "1")])
+    while c.run_once():
+        pass
+    assert c.queue.where("u-p") == "unschedulable"
+    feed(c, PODS, [dict(blocker, status={"phase": "Running"})], typ="MODIFIED")
     c.run_once()
-    assert c.queue.where("u-big") in ("backoff", "active")
+    assert c.queue.where("u-p") == "unschedulable"
+    feed(c, PODS, [pod("blocker", "500m", node_name="a")], typ="MODIFIED")
+    c.run_once()
+    assert "u-p" in c.assumed
 
 
 def test_snapshot_groups_bound_pods_and_a_loaded_partition_mirrors_the_ledger():

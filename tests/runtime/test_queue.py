@@ -103,9 +103,34 @@ def test_event_within_backoff_goes_to_backoff_first():
     q.add(pod("a"))
     q.mark_unschedulable(q.pop_batch(1)[0])
     assert q.move_all_to_active() == 1
-    assert q.where("a") == BACKOFF and q.pop_batch(1) == []
+    assert q.where("a") == BACKOFF and q.next_ready_in() == 1.0
+    q.add(pod("b"))
+    assert names(q.pop_batch(1)) == ["b"]  # an active pod goes first: "a" waits out its backoff
     clock.t += 1.0
     assert names(q.pop_batch(1)) == ["a"]
+
+
+def test_an_idle_queue_takes_backoff_pods_early_but_not_failed_bindings():
+    """Upstream's SchedulerPopFromBackoffQ (on by default since 1.33): with no active pod, a pod
+    an event moved into backoff is taken at once, earliest expiry first, then priority; a pod
+    backing off after an error (a failed binding) still waits its time."""
+    clock = Clock()
+    q = make(clock)
+    for name, prio in (("a", 0), ("b", 0), ("c", 5)):
+        q.add(pod(name, prio))
+    c, a, b = q.pop_batch(3)
+    for p in (a, c):
+        q.mark_unschedulable(p)
+        clock.t += 0.1
+    q.backoff(b)
+    assert q.move_all_to_active() == 2
+    assert names(q.pop_batch(1)) == ["a"]  # its backoff ends first (c failed 0.1 s later)
+    q.mark_unschedulable(a)
+    q.move_all_to_active()
+    assert names(q.pop_batch(5)) == ["c", "a"]  # all at once, in the order their backoffs end
+    assert q.pop_batch(5) == [] and q.where("b") == BACKOFF
+    clock.t += 1.0
+    assert names(q.pop_batch(5)) == ["b"]
 
 
 def test_spec_change_revives_an_unschedulable_pod_and_delete_forgets():

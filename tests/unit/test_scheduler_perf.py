@@ -103,7 +103,6 @@ def test_node_template_that_varies_is_rendered_per_node(cases):
 @needs_go
 def test_cases_that_need_what_we_lack_say_why(cases):
     assert "DRA" in cases["dra/SchedulingWithResourceClaimTemplate/5000pods_500nodes"].reason
-    assert "updateAny" in cases["event_handling/EventHandlingPodUpdate/1Node_1000Pods"].reason
     # groups whose pods may only be preempted together run, as the single mode does
     mode = "default_preemption/PreemptionPodGroupDisruptionMode/1000Nodes_1000Candidates_Disruption"
     assert cases[mode + "All"].workload is not None and cases[mode + "Single"].workload is not None
@@ -180,6 +179,35 @@ def test_background_ops_and_barriers_keep_upstreams_meaning(cases):
     first_wait = next(o for o in w.ops if isinstance(o, Barrier))
     assert first_wait.until_bound and first_wait.namespaces == ("blockertopologyportsresources",)
     assert first_wait.at_least == 480  # the blockers: the skipWait pods in that namespace are not waited for
+
+
+@needs_go
+def test_update_any_becomes_updates_of_the_named_objects(cases):
+    """updateAny: each object rendered per index in the op's namespace, paced, through the
+    subresource named; a startCollectingMetrics window times only the pods its namespaces and
+    label selector pick (the blockers are not timed, the pods they block are)."""
+    from cluster_scheduler.workload import UpdateObjects
+
+    w = cases["event_handling/EventHandlingPodUpdate/1Node_10Pods"].workload
+    ups = [o for o in w.ops if isinstance(o, UpdateObjects)]
+    assert len(ups) == 5 and all(u.rate == 100.0 and len(u.objects) == 10 for u in ups)
+    toleration = ups[1].objects[3]
+    assert toleration["metadata"] == {"name": "pod-tainttoleration-3", "labels": {"type": "unsched"},
+                                      "namespace": "tainttoleration"}
+    assert toleration["spec"]["tolerations"][0]["key"] == "toleration"
+    assert [u.subresources for u in ups] == [(), (), (), ("resize",), ()]
+    # the names match the pods created before: the same series, numbered from 0
+    made = next(o for o in w.ops if isinstance(o, CreatePods) and o.namespace == "tainttoleration")
+    names = [p["metadata"]["name"] for p in w.iter_pods(made, 0, "s")]
+    assert names == [o["metadata"]["name"] for o in ups[1].objects]
+    timed = {(o.namespace, o.measure) for o in w.ops if isinstance(o, CreatePods)}
+    assert ("tainttoleration", True) in timed and ("schedulinggates", True) in timed
+    blockers = [o for o in w.ops if isinstance(o, CreatePods) and o.namespace == "blocker"]
+    assert [o.measure for o in blockers] == [False, True]  # the blockers, then the spread pods they block
+    nodes = cases["event_handling/EventHandlingNodeUpdate/100Nodes_1000Pods"].workload
+    node_ups = [o for o in nodes.ops if isinstance(o, UpdateObjects)]
+    assert len(node_ups) == 4 and all(o["kind"] == "Node" and "namespace" not in o["metadata"]
+                                      for u in node_ups for o in u.objects)
 
 
 def test_only_measured_ops_are_timed():
