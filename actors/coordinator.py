@@ -45,7 +45,7 @@ from cluster_scheduler.engine import (Engine, fit_error_message, gang_unfit_mess
 from cluster_scheduler.gc_tuning import paused_gc
 from cluster_scheduler.model.parse import SELECTED_NODE, parse_pdb, parse_pod_group
 from cluster_scheduler.model.storage import STORAGE_KINDS
-from cluster_scheduler.model.types import Gang, PodInfo
+from cluster_scheduler.model.types import Gang, PodInfo, PodSpecKey
 from cluster_scheduler.preemption import NOT_ELIGIBLE_TERMINATING, Outcome, Preemption, postfilter_message
 from cluster_scheduler.queue import SchedulingQueue
 from cluster_scheduler.wire import Proposal, namespace_labels, node_info, pack, pod_info, strip_node
@@ -217,10 +217,37 @@ class _PostFilterRun:
 
 
 
-def _helped_by_a_bound_pod(p: PodInfo) -> bool:
-    k = p.key
-    return k is not None and (bool(k.pod_affinity)
-                              or any(c.when_unsatisfiable == "DoNotSchedule" for c in k.spread_constraints))
+# beyond this many (newly bound pod, unschedulable pod) pairs, `_helped_by` moves every pod with
+# required affinity or a DoNotSchedule spread constraint instead of matching each pair
+HINT_PAIRS = 200_000
+
+
+def _helped_by(bound: list[PodSpecKey], index: Any, unschedulable: int):
+    """Which unschedulable pods newly bound pods may help, as upstream's queueing hints for an
+    assigned pod's add: those whose required affinity term matches one of them, or one of whose
+    DoNotSchedule spread constraints counts one of them (same namespace, matching selector).
+    A bound pod helps no other pod (anti-affinity and ports only get stricter)."""
+    keys = list(dict.fromkeys(k for k in bound if k is not None))
+    coarse = len(keys) * unschedulable > HINT_PAIRS
+    labels = [dict(k.labels) for k in keys]
+
+    def helped(p: PodInfo) -> bool:
+        k = p.key
+        if k is None:
+            return False
+        hard = [c for c in k.spread_constraints if c.when_unsatisfiable == "DoNotSchedule"]
+        if coarse:
+            return bool(k.pod_affinity) or bool(hard)
+        for term in k.pod_affinity:
+            if any(index.term_matches(term, q) for q in keys):
+                return True
+        for c in hard:
+            if c.selector is not None and any(q.namespace == k.namespace and c.selector.matches(lq)
+                                              for q, lq in zip(keys, labels)):
+                return True
+        return False
+    return helped
+
 
 class Coordinator:
     def __init__(self, profiles: Profile | tuple[Profile, ...], runtime: RuntimeConfig, binder: Any, *, partitions: int,
@@ -238,6 +265,7 @@ class Coordinator:
         # room held, as a nominated pod's is), and bound when the last of its victims is gone
         self.preemption = Preemption(self.ledger)
         self.nominated: dict[str, tuple[PodInfo, set[str]]] = {}  # preemptor uid -> (pod, victims left)
+        self._just_bound: list[PodSpecKey | None] = []  # keys of the pods the inbox's drain saw bound
         self._evicting: dict[str, set[str]] = {}  # victim uid -> the preemptors waiting for it
         self._pdb_objects: dict[tuple[str, str], dict] = {}  # stripped (the partitions get these)
         self.storage_objects: dict[tuple[str, str], bytes] = {}  # (kind, key) -> stripped claim/volume/class
@@ -448,7 +476,9 @@ class Coordinator:
         elif affinity_moved:
             # a newly bound pod can only help pods that need a pod nearby (required affinity) or
             # a domain's count raised (DoNotSchedule spread: upstream's hint queues those too)
-            self.queue.move_all_to_active(_helped_by_a_bound_pod)
+            self.queue.move_all_to_active(_helped_by(self._just_bound, self.ledger.index,
+                                                     self.queue.unschedulable_count()))
+        self._just_bound.clear()
         return n
 
     def _on_node(self, typ: str, obj: dict) -> bool:
@@ -590,6 +620,7 @@ class Coordinator:
             # The watch confirming our own assumption (same node, same spec key) changes nothing in
             # the ledger, nor in the partitions, which keep the assumed pod: it is not sent to them
             # again (a reload's snapshot has the bound bytes).
+            self._just_bound.append(info.key)
             if self.ledger.add_pod(info):
                 self._deltas.append(wire.pod(b))
                 if was is not None:

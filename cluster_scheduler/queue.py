@@ -79,6 +79,9 @@ class SchedulingQueue:
             c[e.where] += 1
         return c
 
+    def unschedulable_count(self) -> int:
+        return len(self._unschedulable)
+
     def attempts(self, uid: str) -> int:
         e = self._pods.get(uid)
         return e.attempts if e else 0

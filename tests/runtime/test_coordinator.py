@@ -574,6 +574,30 @@ def test_a_bound_pod_requeues_pods_its_spread_domain_was_blocking(partitions):
     assert binder.bound == [("s0", "b"), ("s1", "b")]
 
 
+def test_a_bound_pod_requeues_only_the_pods_it_may_help():
+    """Upstream's queueing hint for an assigned pod's add: a pod waiting for a partner (required
+    affinity) is retried when a pod its term matches is bound, not for any binding."""
+    c, binder = make_no_backoff(1)
+    feed(c, NODES, [node("a", "4"), node("b", "4")])
+    friend = pod("friend", "0")
+    friend["spec"]["affinity"] = {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+        {"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "kubernetes.io/hostname"}]}}
+    feed(c, PODS, [friend])
+    run_all(c)
+    assert c.queue.where("u-friend") == "unschedulable"
+    tried = c.queue.attempts("u-friend")
+    web = pod("web", "1", node_name="a", scheduler="other")
+    web["metadata"]["labels"] = {"app": "web"}
+    feed(c, PODS, [web])
+    run_all(c)
+    assert c.queue.where("u-friend") == "unschedulable" and c.queue.attempts("u-friend") == tried
+    db = pod("db", "1", node_name="b", scheduler="other")
+    db["metadata"]["labels"] = {"app": "db"}
+    feed(c, PODS, [db])
+    run_all(c)
+    assert binder.bound == [("friend", "b")]
+
+
 def test_no_preemption_when_not_needed_or_not_allowed():
     c, binder = make_no_backoff(1)
     feed(c, NODES, [node("n0", "2"), node("n1", "2")])
