@@ -249,6 +249,22 @@ def _helped_by(bound: list[PodSpecKey], index: Any, unschedulable: int):
     return helped
 
 
+def _helped_by_nodes(names: list[str], ledger: Engine, unschedulable: int):
+    """Which unschedulable pods these nodes' own changes (`Coordinator._on_node`'s "local") may
+    help, as upstream's queueing hints for a node's add or update: those that fit on one of them
+    now (the ledger's filters). A pod whose filters read other nodes or pods (inter-pod terms,
+    spread constraints, a gang's placement) is moved anyway, as are all when the pairs to check
+    are too many."""
+    coarse = len(names) * unschedulable > HINT_PAIRS
+
+    def helped(p: PodInfo) -> bool:
+        k = p.key
+        if coarse or k is None or p.pod_group or k.pod_affinity or k.pod_anti_affinity or k.spread_constraints:
+            return True
+        return any(ledger.check(p, n) for n in names)
+    return helped
+
+
 class Coordinator:
     def __init__(self, profiles: Profile | tuple[Profile, ...], runtime: RuntimeConfig, binder: Any, *, partitions: int,
                  actor_options: dict | None = None, ray_module: Any = None, metrics: Any = None) -> None:
@@ -446,6 +462,7 @@ class Coordinator:
         moved = False  # an event that may let unschedulable pods fit
         affinity_moved = False
         volumes_moved = False
+        changed_nodes: list[str] = []  # nodes whose change only they themselves can feel (`_on_node`)
         while True:
             try:
                 kind, typ, obj = self._inbox.popleft()
@@ -458,7 +475,10 @@ class Coordinator:
                 affinity_moved |= m == "bound"
             elif kind == NODES:
                 # only a real change (not a heartbeat) can make a pod fit
-                moved |= self._on_node(typ, obj)
+                change = self._on_node(typ, obj)
+                moved |= change == "wide"
+                if change == "local":
+                    changed_nodes.append(object_key(NODES, obj))
             elif kind == NAMESPACES:
                 self._on_namespace(typ, obj)
             elif kind == POD_GROUPS:
@@ -473,30 +493,44 @@ class Coordinator:
                 self.queue.move_all_to_active(lambda p: p.has_volumes)
         if moved:
             self.queue.move_all_to_active()
-        elif affinity_moved:
+        elif affinity_moved or changed_nodes:
             # a newly bound pod can only help pods that need a pod nearby (required affinity) or
-            # a domain's count raised (DoNotSchedule spread: upstream's hint queues those too)
-            self.queue.move_all_to_active(_helped_by(self._just_bound, self.ledger.index,
-                                                     self.queue.unschedulable_count()))
+            # a domain's count raised (DoNotSchedule spread: upstream's hint queues those too); a
+            # node's own change, the pods that fit there now
+            unsched = self.queue.unschedulable_count()
+            hints = ([_helped_by(self._just_bound, self.ledger.index, unsched)] if affinity_moved else []) + \
+                ([_helped_by_nodes(changed_nodes, self.ledger, unsched)] if changed_nodes else [])
+            self.queue.move_all_to_active(hints[0] if len(hints) == 1 else lambda p: any(h(p) for h in hints))
         self._just_bound.clear()
         return n
 
-    def _on_node(self, typ: str, obj: dict) -> bool:
-        """Apply a node event; True when it changed what the scheduler knows."""
+    def _on_node(self, typ: str, obj: dict) -> str:
+        """Apply a node event. Returns "" when it changed nothing the scheduler reads (a
+        heartbeat, a deletion: fewer nodes never make a pod fit), "local" when only the node's own
+        feasibility can have changed for a pod without inter-pod terms or spread constraints (a
+        new node; its capacity, taints or cordon changed; labels changed with no pod on it), else
+        "wide" (its labels moved the pods on it into other domains, which other nodes' feasibility
+        can read through their terms)."""
         name = object_key(NODES, obj)
         if typ == DELETED:
             if self.nodes.pop(name, None) is not None:
                 self.ledger.remove_node(name)
                 self._deltas.append(wire.node_gone(name))
-            return False  # fewer nodes never make a pod fit
+            return ""
         stripped = strip_node(obj)
         b = pack(stripped)
-        if self.nodes.get(name) == b:
-            return False
+        old = self.nodes.get(name)
+        if old == b:
+            return ""
+        change = "local"
+        if old is not None and wire.unpack(old)["metadata"]["labels"] != stripped["metadata"]["labels"]:
+            row = self.ledger.table.index.get(name)
+            if row is not None and self.ledger.table.pods[row]:
+                change = "wide"
         self.nodes[name] = b
         self.ledger.set_node(node_info(stripped))
         self._deltas.append(wire.node(b))
-        return True
+        return change
 
     def _on_namespace(self, typ: str, obj: dict) -> None:
         name, labels = namespace_labels(obj)

@@ -425,7 +425,9 @@ def update_objects(core: Any, paths: ResourcePaths, op: UpdateObjects, scheduler
                    stopped: Callable[[], bool]) -> int:
     """scheduler_perf's updateAny: each object replaced (through `op.subresources` where given),
     then its status, `op.rate` per second, strict field validation; a refused update stops the
-    run, as upstream's fails the case. Returns the objects updated."""
+    run, as upstream's fails the case. A pod keeps the node it is bound to (the binding is the
+    scheduler's business: the ceiling's binder ignores every constraint, so its pods are bound
+    where the templates do not expect them). Returns the objects updated."""
     done = 0
     t_next = time.monotonic()
     for obj in op.objects:
@@ -440,6 +442,13 @@ def update_objects(core: Any, paths: ResourcePaths, op: UpdateObjects, scheduler
             body.setdefault("spec", {})["schedulerName"] = scheduler_name
         item = f"{paths.path(body)}/{body['metadata']['name']}"
         try:
+            if body.get("kind") == "Pod":
+                live = call_json(core, "GET", item, ok_statuses=(404,))
+                node = (live.get("spec") or {}).get("nodeName")
+                if node:
+                    body["spec"]["nodeName"] = node
+                else:
+                    body["spec"].pop("nodeName", None)
             call_json(core, "PUT", "/".join((item, *op.subresources)) + "?fieldValidation=Strict", body)
             call_json(core, "PUT", f"{item}/status?fieldValidation=Strict", body)
         except CallError as exc:

@@ -598,6 +598,35 @@ def test_a_bound_pod_requeues_only_the_pods_it_may_help():
     assert binder.bound == [("friend", "b")]
 
 
+def test_a_node_change_requeues_the_pods_that_fit_there_now():
+    """Upstream's queueing hints for a node's add or update (NodeResourcesFit, NodeAffinity,
+    TaintToleration...): a pod is retried when the changed node would take it, not on every
+    change; a pod whose filters read other nodes (spread) is retried anyway."""
+    c, binder = make_no_backoff(1)
+    feed(c, NODES, [node("a", "1")])
+    picky = pod("picky", "1")
+    picky["spec"]["nodeSelector"] = {"disk": "ssd"}
+    spread = pod("spread", "8")
+    spread["metadata"]["labels"] = {"app": "s"}
+    spread["spec"]["topologySpreadConstraints"] = [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
+                                                    "whenUnsatisfiable": "DoNotSchedule",
+                                                    "labelSelector": {"matchLabels": {"app": "s"}}}]
+    feed(c, PODS, [pod("big", "4"), picky, spread])
+    run_all(c)
+    tried = {u: c.queue.attempts(u) for u in ("u-big", "u-picky", "u-spread")}
+    assert all(c.queue.where(u) == "unschedulable" for u in tried)
+    feed(c, NODES, [node("a", "5")], typ="MODIFIED")  # grown: big fits, picky still lacks the label
+    run_all(c)
+    assert binder.bound == [("big", "a")]
+    assert c.queue.attempts("u-picky") == tried["u-picky"]
+    assert c.queue.attempts("u-spread") > tried["u-spread"]  # (it reads every node's domain)
+    ssd = node("b", "2")
+    ssd["metadata"]["labels"]["disk"] = "ssd"
+    feed(c, NODES, [ssd])  # a new node that takes it
+    run_all(c)
+    assert ("picky", "b") in binder.bound
+
+
 def test_no_preemption_when_not_needed_or_not_allowed():
     c, binder = make_no_backoff(1)
     feed(c, NODES, [node("n0", "2"), node("n1", "2")])
