@@ -109,11 +109,18 @@ def serve(kubeconfig: str, scheduler_name: str, *, concurrency: int, qps: float,
             seen_nodes.add(name)
             binder.add_node(name)
 
+    gated: set[tuple[str, str]] = set()  # pods created gated: bound once an update lifts the gates
+
     def on_pod(kind: str, pod: dict, _t: float) -> None:
         meta = pod["metadata"]
-        if (kind in ("LISTED", "ADDED") and not pod["spec"].get("nodeName")
-                and meta.get("namespace") != PROBE_NAMESPACE):
-            binder.submit(meta["namespace"], meta["name"])
+        if pod["spec"].get("nodeName") or meta.get("namespace") == PROBE_NAMESPACE:
+            return
+        key = (meta["namespace"], meta["name"])
+        if pod["spec"].get("schedulingGates"):
+            gated.add(key)  # (the apiserver refuses to bind a gated pod)
+        elif kind in ("LISTED", "ADDED") or (kind == "MODIFIED" and key in gated):
+            gated.discard(key)
+            binder.submit(*key)
 
     nodes = ListWatcher(core.list_node, on_node, name="node-watch").start()
     pods = ListWatcher(core.list_pod_for_all_namespaces, on_pod,
