@@ -250,16 +250,19 @@ def _helped_by(bound: list[PodSpecKey], index: Any, unschedulable: int):
 
 
 def _helped_by_nodes(names: list[str], ledger: Engine, unschedulable: int):
-    """Which unschedulable pods these nodes' own changes (`Coordinator._on_node`'s "local") may
-    help, as upstream's queueing hints for a node's add or update: those that fit on one of them
-    now (the ledger's filters). A pod whose filters read other nodes or pods (inter-pod terms,
-    spread constraints, a gang's placement) is moved anyway, as are all when the pairs to check
-    are too many."""
+    """Which unschedulable pods these nodes' own changes (`Coordinator._on_node`'s "local", room
+    freed there: `Coordinator._freed`) may help, as upstream's queueing hints for a node's add or
+    update and an assigned pod's delete or scale-down: those that fit on one of them now (the
+    ledger's filters). A pod whose filters read other nodes or pods (inter-pod terms, spread
+    constraints, a gang's placement, claims another pod may have released) is moved anyway, as
+    are all when the pairs to check are too many."""
+    names = list(dict.fromkeys(names))
     coarse = len(names) * unschedulable > HINT_PAIRS
 
     def helped(p: PodInfo) -> bool:
         k = p.key
-        if coarse or k is None or p.pod_group or k.pod_affinity or k.pod_anti_affinity or k.spread_constraints:
+        if (coarse or k is None or p.pod_group or p.has_volumes or k.pod_affinity or k.pod_anti_affinity
+                or k.spread_constraints):
             return True
         return any(ledger.check(p, n) for n in names)
     return helped
@@ -282,6 +285,8 @@ class Coordinator:
         self.preemption = Preemption(self.ledger)
         self.nominated: dict[str, tuple[PodInfo, set[str]]] = {}  # preemptor uid -> (pod, victims left)
         self._just_bound: list[PodSpecKey | None] = []  # keys of the pods the inbox's drain saw bound
+        self._freed_nodes: list[str] = []  # nodes where the drain saw room freed (`_freed`)
+        self._freed_wide = False  # ... or a pod whose anti-affinity reached beyond its node left
         self._evicting: dict[str, set[str]] = {}  # victim uid -> the preemptors waiting for it
         self._pdb_objects: dict[tuple[str, str], dict] = {}  # stripped (the partitions get these)
         self.storage_objects: dict[tuple[str, str], bytes] = {}  # (kind, key) -> stripped claim/volume/class
@@ -470,9 +475,8 @@ class Coordinator:
                 break
             n += 1
             if kind == PODS:
-                m = self._on_pod(typ, obj)
-                moved |= m == "freed"
-                affinity_moved |= m == "bound"
+                # a pod leaving or shrinking is noted by `_freed` (its node, or a wider change)
+                affinity_moved |= self._on_pod(typ, obj) == "bound"
             elif kind == NODES:
                 # only a real change (not a heartbeat) can make a pod fit
                 change = self._on_node(typ, obj)
@@ -487,6 +491,10 @@ class Coordinator:
                 self._on_pdb(typ, obj)
             elif kind in STORAGE_KINDS:
                 volumes_moved |= self._on_storage(kind, typ, obj)
+        moved |= self._freed_wide
+        changed_nodes += self._freed_nodes
+        self._freed_wide = False
+        self._freed_nodes.clear()
         if volumes_moved:
             self._volumes_settled()
             if not moved:  # a claim, volume or class changed: pods with claims may fit now
@@ -622,9 +630,19 @@ class Coordinator:
         if self.assumed.pop(uid, None) is not None:
             freed = True
         if freed:
+            self._freed(self.ledger.pods.get(uid))
             self.ledger.remove_pod(uid)
             self._deltas.append(wire.pod_gone(uid))
         return freed
+
+    def _freed(self, info: PodInfo | None) -> None:
+        """A placed pod leaves (or shrinks): which unschedulable pods may fit now (`_drain_inbox`).
+        Its room is its node's alone, unless its own required anti-affinity kept other pods off a
+        wider domain."""
+        if info is None or not info.node_name or (info.key is not None and info.key.pod_anti_affinity):
+            self._freed_wide = True
+        else:
+            self._freed_nodes.append(info.node_name)
 
     def _on_pod(self, typ: str, obj: dict) -> str:
         """Apply a pod event (the pod stripped by the informer); returns "freed" (capacity
@@ -655,9 +673,11 @@ class Coordinator:
             # the ledger, nor in the partitions, which keep the assumed pod: it is not sent to them
             # again (a reload's snapshot has the bound bytes).
             self._just_bound.append(info.key)
+            old = self.ledger.pods.get(uid)
             if self.ledger.add_pod(info):
                 self._deltas.append(wire.pod(b))
                 if was is not None:
+                    self._freed(old)
                     # a bound pod changed what others see of it (labels a selector reads, requests
                     # scaled down through `resize`): it may have freed room or lifted a term
                     return "freed"

@@ -713,6 +713,7 @@ class Preemption:
         if not lower and not bumped:
             return None
         units = self._units(lower)
+        last = e.table.last[:]  # the dry run's placements must not move the nodes' turn (NodeTable.last)
         for q in bumped + lower:
             e.remove_pod(q.uid)
         members: list[PodInfo] = []
@@ -765,6 +766,7 @@ class Preemption:
             for q in bumped + lower:
                 if q.uid not in e.pods:
                     e.add_pod(q)
+            e.table.last[:len(last)] = last
 
     def validate(self, pod: PodInfo, node: str) -> Candidate | None:
         """A candidate proposed elsewhere (a partition, on its shard), checked on this engine: the
@@ -848,6 +850,8 @@ class Preemption:
             def fits() -> bool:
                 return e.check(pod, name)
         every = [v for unit in units for v in unit]
+        # the trial's re-added pods must not move the nodes' turn among equal scores (NodeTable.last)
+        turns = {r: t.last[r] for r in {t.index.get(v.node_name) for v in every + bumped} if r is not None}
         try:
             for v in bumped:
                 take(v, 1)
@@ -878,6 +882,8 @@ class Preemption:
                 for v in every + bumped:
                     if v.uid not in pods:
                         e.add_pod(v)
+            for r, tick in turns.items():
+                t.last[r] = tick
 
 
 def _short(cls: "ClassState", row: int) -> list[str]:

@@ -327,11 +327,15 @@ def test_gang_bad_input_gets_a_reason_and_nothing_is_bound_half_way(admin, run_s
 
 # ---- preemption ---------------------------------------------------------------------------------
 
-def prio_pod(name: str, ns: str, cpu: str, prio: int, grace: int | None = 0, labels: dict | None = None) -> dict:
-    p = pod_obj(name, ns, cpu, labels=labels)
+def prio_pod(name: str, ns: str, cpu: str, prio: int, grace: int | None = 0, labels: dict | None = None,
+             node: str | None = None, group: str | None = None) -> dict:
+    """A pod of this priority: pending, or running on `node`; a member of PodGroup `group`."""
+    p = pod_obj(name, ns, cpu, labels=labels, node=node)
     p["spec"]["priority"] = prio
     if grace is not None:
         p["spec"]["terminationGracePeriodSeconds"] = grace
+    if group:
+        p["spec"]["schedulingGroup"] = {"podGroupName": group}
     return p
 
 
@@ -357,12 +361,8 @@ def test_preemption_end_to_end(admin, run_scheduler):
     # (the second high pod is decided before the first one's victim is seen gone, so a node whose
     # room is held for the first cannot serve it too, in upstream's accounting as in ours)
     where = {"db0": "p-0", "web0": "p-0", "db1": "p-1", "web1": "p-1", "db2": "p-2", "db3": "p-2"}
-    low = []
-    for name, node in where.items():
-        p = prio_pod(name, ns, "1", 10, labels={"app": name[:-1]})
-        p["spec"]["nodeName"] = node
-        low.append(p)
-    create_all(admin, [], low)
+    create_all(admin, [], [prio_pod(name, ns, "1", 10, labels={"app": name[:-1]}, node=node)
+                           for name, node in where.items()])
     wait_settled(admin, ns, 6, timeout=60, want_bound=6)
     placed_before = {n: p["spec"]["nodeName"] for n, p in pod_map(admin, ns).items()}
     never = prio_pod("polite", ns, "1", 1000)
@@ -410,12 +410,9 @@ def test_preemption_reads_pdb_status_from_the_disruption_controller(private_cp, 
         core.create_namespace({"metadata": {"name": ns}})
         for i in range(2):
             finish(core.create_node(node_obj(f"p-{i}", "2"), _preload_content=False))
-        low = []
-        for i in range(2):  # each node: a covered db pod (priority 5) and an uncovered web pod (10)
-            for app, prio in (("db", 5), ("web", 10)):
-                p = prio_pod(f"{app}{i}", ns, "1", prio, labels={"app": app})
-                p["spec"]["nodeName"] = f"p-{i}"
-                low.append(p)
+        # each node: a covered db pod (priority 5) and an uncovered web pod (10)
+        low = [prio_pod(f"{app}{i}", ns, "1", prio, labels={"app": app}, node=f"p-{i}")
+               for i in range(2) for app, prio in (("db", 5), ("web", 10))]
         create_all(admin, [], low)
         for p in low:  # what a kubelet reports once the containers run: the controller counts Ready pods
             core.patch_namespaced_pod_status(p["metadata"]["name"], ns, {"status": {
@@ -496,8 +493,7 @@ def test_preemption_that_cures_an_existing_pods_anti_affinity(admin, run_schedul
     for n in ("roomy", "full"):
         finish(core.create_node(node_obj(n, "4"), _preload_content=False))
     run_scheduler(2, batch_size=10)
-    loner = prio_pod("loner", ns, "1", 1)
-    loner["spec"]["nodeName"] = "roomy"  # placed by hand, as a DaemonSet pod would be
+    loner = prio_pod("loner", ns, "1", 1, node="roomy")  # placed by hand, as a DaemonSet pod would be
     loner["spec"]["affinity"] = {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
         {"labelSelector": {"matchLabels": {"app": "noisy"}}, "topologyKey": "kubernetes.io/hostname"}]}}
     medium = [prio_pod(f"m{i}", ns, "1", 50) for i in range(4)]
@@ -590,9 +586,10 @@ def test_two_profiles_each_pod_scheduled_with_its_own(admin, run_scheduler, tmp_
 
 def test_a_gang_preempts_as_one_end_to_end(admin, run_scheduler):
     """Three partitions; four 2-CPU nodes full of batch pods (priority 1) and one with two pods of
-    priority 50. A gang of three 2-CPU pods (priority 100, the PodGroup's too) evicts the six batch
-    pods of three nodes, across shards (each with DisruptionTarget and a Preempted event), the
-    more important pods are reprieved, its members show nominatedNodeName and are bound together
+    priority 50 (a PreferNoSchedule taint: upstream's gang preemption schedules the gang as usual
+    on the cluster without its lower pods, so emptied nodes would tie). A gang of three 2-CPU pods
+    (priority 100, the PodGroup's too) evicts the six batch pods of three nodes, across shards
+    (each with DisruptionTarget and a Preempted event), the other pods are reprieved, its members show nominatedNodeName and are bound together
     once the victims are gone; the placement check finds the gang whole and every victim lower."""
     from cluster_scheduler.api import rest
     from cluster_scheduler.check import fetch_pod_groups
@@ -601,7 +598,10 @@ def test_a_gang_preempts_as_one_end_to_end(admin, run_scheduler):
     core = client.CoreV1Api(admin)
     core.create_namespace({"metadata": {"name": ns}})
     for i in range(5):
-        finish(core.create_node(node_obj(f"gp-{i}", "2"), _preload_content=False))
+        n = node_obj(f"gp-{i}", "2")
+        if i == 4:  # its pods' room scores lower: the gang goes elsewhere (emptied nodes tie otherwise)
+            n["spec"] = {"taints": [{"key": "slow", "effect": "PreferNoSchedule"}]}
+        finish(core.create_node(n, _preload_content=False))
     rt = run_scheduler(3, batch_size=10)
     low = []
     for i in range(8):
@@ -658,15 +658,9 @@ def test_victims_in_a_pod_group_are_weighed_at_its_priority_end_to_end(admin, ru
         group = pod_group(name, namespace=ns, basic=True, priority=prio)
         finish(rest.request(admin, "POST", f"/apis/scheduling.k8s.io/v1beta1/namespaces/{ns}/podgroups", group))
     rt = run_scheduler(2, batch_size=10)
-    running = []
-    for name, prio, group, node in (("member", 100, "batch", "gv-0"), ("plain", 70, None, "gv-1"),
-                                    ("guarded", 1, "online", "gv-2")):
-        p = prio_pod(name, ns, "2", prio)
-        p["spec"]["nodeName"] = node
-        if group:
-            p["spec"]["schedulingGroup"] = {"podGroupName": group}
-        running.append(p)
-    create_all(admin, [], running)
+    create_all(admin, [], [prio_pod(name, ns, "2", prio, node=node, group=group) for name, prio, group, node in
+                           (("member", 100, "batch", "gv-0"), ("plain", 70, None, "gv-1"),
+                            ("guarded", 1, "online", "gv-2"))])
     wait_settled(admin, ns, 3, timeout=60, want_bound=3)
     create_all(admin, [], [prio_pod("svc", ns, "2", 60)])
     wait_for(lambda: pod_state(pod_map(admin, ns).get("svc", {"spec": {}, "status": {}})) == "bound", 60,
@@ -691,15 +685,9 @@ def test_a_pod_group_disrupted_only_whole_is_evicted_whole_end_to_end(admin, run
     group = pod_group("train", namespace=ns, basic=True, priority=1, disruptionMode={"all": {}})
     finish(rest.request(admin, "POST", f"/apis/scheduling.k8s.io/v1beta1/namespaces/{ns}/podgroups", group))
     rt = run_scheduler(2, batch_size=10)
-    running = []
-    for name, cpu, prio, group_name, node in (("train-a", "1", 1, "train", "gw-0"), ("keep", "1", 100, None, "gw-0"),
-                                              ("train-b", "2", 1, "train", "gw-1"), ("other", "2", 100, None, "gw-2")):
-        p = prio_pod(name, ns, cpu, prio)
-        p["spec"]["nodeName"] = node
-        if group_name:
-            p["spec"]["schedulingGroup"] = {"podGroupName": group_name}
-        running.append(p)
-    create_all(admin, [], running)
+    create_all(admin, [], [prio_pod(name, ns, cpu, prio, node=node, group=group) for name, cpu, prio, group, node in
+                           (("train-a", "1", 1, "train", "gw-0"), ("keep", "1", 100, None, "gw-0"),
+                            ("train-b", "2", 1, "train", "gw-1"), ("other", "2", 100, None, "gw-2"))])
     wait_settled(admin, ns, 4, timeout=60, want_bound=4)
     create_all(admin, [], [prio_pod("svc", ns, "1", 50)])
     wait_for(lambda: pod_state(pod_map(admin, ns).get("svc", {"spec": {}, "status": {}})) == "bound", 60,

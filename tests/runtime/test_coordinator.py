@@ -627,6 +627,36 @@ def test_a_node_change_requeues_the_pods_that_fit_there_now():
     assert ("picky", "b") in binder.bound
 
 
+def test_room_freed_on_a_node_requeues_the_pods_that_fit_there():
+    """Upstream's hints for an assigned pod's delete: the pods that fit where it ran are retried,
+    not every waiting pod; a pod whose own anti-affinity kept others off a whole zone frees the
+    zone (a pod pinned to the zone's other node is retried)."""
+    c, binder = make_no_backoff(1)
+    zoned = [node(n, "2") for n in ("a", "b", "c")]
+    for n in zoned[1:]:
+        n["metadata"]["labels"]["topology.kubernetes.io/zone"] = "z1"
+    feed(c, NODES, zoned)
+    loner = pod("loner", "1", node_name="b", scheduler="other")
+    loner["spec"]["affinity"] = {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+        {"labelSelector": {"matchLabels": {"app": "x"}}, "topologyKey": "topology.kubernetes.io/zone"}]}}
+    feed(c, PODS, [pod("ba", "2", node_name="a", scheduler="other"), loner])
+
+    def pinned(name: str, to: str, labels: dict | None = None) -> dict:
+        p = pod(name, "1")
+        p["metadata"]["labels"] = labels or {}
+        p["spec"]["nodeSelector"] = {"kubernetes.io/hostname": to}
+        return p
+    feed(c, PODS, [pinned("to-a", "a"), pinned("x", "c", {"app": "x"})])
+    run_all(c)
+    tried = c.queue.attempts("u-x")
+    feed(c, PODS, [pod("ba", "2", node_name="a", scheduler="other")], typ="DELETED")
+    run_all(c)
+    assert binder.bound == [("to-a", "a")] and c.queue.attempts("u-x") == tried
+    feed(c, PODS, [loner], typ="DELETED")
+    run_all(c)
+    assert binder.bound == [("to-a", "a"), ("x", "c")]
+
+
 def test_no_preemption_when_not_needed_or_not_allowed():
     c, binder = make_no_backoff(1)
     feed(c, NODES, [node("n0", "2"), node("n1", "2")])

@@ -342,6 +342,21 @@ def test_a_gang_evicts_a_whole_group_whole():
     assert {p.name for p in e.pods.values()} == {"g-1", "g-2"}  # nothing changed
 
 
+def test_dry_runs_leave_the_nodes_turn_among_equal_scores_as_it_was():
+    """Trials remove and re-add pods (NodeTable.last moves on every charge): a candidate search,
+    for a pod or a gang, must not change which tied node the next pod goes to."""
+    labels = {"app": "x"}
+    aff = {"affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+        {"labelSelector": {"matchLabels": {"app": "y"}}, "topologyKey": "kubernetes.io/hostname"}]}}}
+    e = engine([node(f"n{i}", "2") for i in range(3)],
+               [running(f"r{i}", f"n{i}", "2", 1, labels=labels) for i in range(3)])
+    before = e.table.last[:]
+    pre = Preemption(e)
+    assert pre.preempt(pod("p", "2", priority=5, **aff)).candidate is not None  # (not resources only)
+    assert pre.preempt_gang([pod("m", "2", priority=10), pod("m2", "2", priority=10)], 2, priority=10)
+    assert e.table.last == before
+
+
 def test_node_bounds_allow_for_a_whole_groups_pods_elsewhere():
     """The pruning bounds come from a node's own pods; a whole group's members elsewhere join its
     victims and may rank it better than those pods alone say (here the member listed first,

@@ -383,6 +383,27 @@ ops:
 """
 
 
+def _full_nodes_then_job(group_spec: str, count: int, priority: int, cpu: str, head: str = GANG_PREEMPT) -> str:
+    """GANG_PREEMPT's full nodes, then PodGroup `job` (its spec given inline) and its `count` pods."""
+    return head.split("  - op: createPods\n    count: 3")[0] + f"""\
+  - op: createObjects
+    objects:
+      - apiVersion: scheduling.k8s.io/v1beta1
+        kind: PodGroup
+        metadata: {{name: job, namespace: train}}
+        spec: {{{group_spec}}}
+  - op: createPods
+    count: {count}
+    namespace: train
+    generateName: job-
+    template:
+      spec:
+        priority: {priority}
+        schedulingGroup: {{podGroupName: job}}
+        containers: [{{name: c, image: pause, resources: {{requests: {{cpu: "{cpu}"}}}}}}]
+"""
+
+
 def test_a_gang_preempts_as_one(tmp_path):
     """A gang of three 2-CPU pods on four full nodes: it evicts the six batch pods of three nodes,
     all its members are placed, the fourth node's pods stay; the check finds every victim of
@@ -399,23 +420,7 @@ def test_a_gang_preempts_as_one(tmp_path):
 def test_a_pod_group_not_at_its_pods_priority_is_refused(tmp_path):
     """Upstream refuses a group whose pods' priority is not the PodGroup's spec.priority
     (validatePodGroup): in simulate too, no member is placed and each says why."""
-    body = GANG_PREEMPT.split("  - op: createPods\n    count: 3")[0] + """\
-  - op: createObjects
-    objects:
-      - apiVersion: scheduling.k8s.io/v1beta1
-        kind: PodGroup
-        metadata: {name: job, namespace: train}
-        spec: {priority: 50, schedulingPolicy: {gang: {minCount: 2}}}
-  - op: createPods
-    count: 2
-    namespace: train
-    generateName: job-
-    template:
-      spec:
-        priority: 100
-        schedulingGroup: {podGroupName: job}
-        containers: [{name: c, image: pause, resources: {requests: {cpu: "100m"}}}]
-"""
+    body = _full_nodes_then_job("priority: 50, schedulingPolicy: {gang: {minCount: 2}}", 2, 100, "100m")
     path = tmp_path / "w.yaml"
     path.write_text(body)
     res = run(path)
@@ -428,25 +433,10 @@ def test_a_gang_kept_to_a_rack_preempts_within_one(tmp_path):
     """Two racks of two full nodes; a gang of two 2-CPU pods kept to a rack evicts the four batch
     pods of one rack and lands there whole (unconstrained, its two members would take the first two
     nodes, one in each rack)."""
-    body = GANG_PREEMPT.replace("    count: 4\n    template:", "    count: 4\n    roundRobinLabels: {rack: [a, b]}\n"
-                                "    template:", 1)
-    body = body.split("  - op: createPods\n    count: 3")[0] + """\
-  - op: createObjects
-    objects:
-      - apiVersion: scheduling.k8s.io/v1beta1
-        kind: PodGroup
-        metadata: {name: job, namespace: train}
-        spec: {priority: 100, schedulingPolicy: {gang: {minCount: 2}}, schedulingConstraints: {topology: [{key: rack}]}}
-  - op: createPods
-    count: 2
-    namespace: train
-    generateName: job-
-    template:
-      spec:
-        priority: 100
-        schedulingGroup: {podGroupName: job}
-        containers: [{name: c, image: pause, resources: {requests: {cpu: "2"}}}]
-"""
+    racks = GANG_PREEMPT.replace("    count: 4\n    template:", "    count: 4\n    roundRobinLabels: {rack: [a, b]}\n"
+                                 "    template:", 1)
+    body = _full_nodes_then_job("priority: 100, schedulingPolicy: {gang: {minCount: 2}}, "
+                                "schedulingConstraints: {topology: [{key: rack}]}", 2, 100, "2", head=racks)
     path = tmp_path / "w.yaml"
     path.write_text(body)
     res = run(path)
