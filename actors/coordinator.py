@@ -531,10 +531,10 @@ class Coordinator:
         if old == b:
             return ""
         change = "local"
-        if old is not None and wire.unpack(old)["metadata"]["labels"] != stripped["metadata"]["labels"]:
-            row = self.ledger.table.index.get(name)
-            if row is not None and self.ledger.table.pods[row]:
-                change = "wide"
+        t = self.ledger.table
+        row = t.index.get(name)
+        if row is not None and t.pods[row] and t.labels[row] != stripped["metadata"]["labels"]:
+            change = "wide"
         self.nodes[name] = b
         self.ledger.set_node(node_info(stripped))
         self._deltas.append(wire.node(b))

@@ -119,10 +119,16 @@ class SchedulingQueue:
         """Take one queued pod out of whichever queue holds it (active, backoff or
         unschedulable), as `pop_batch` would: the caller owns it now. None when it is not queued.
         A gang is placed together: its other members are taken when one of them is popped."""
-        e = self._pods.pop(uid, None)
+        e = self._pods.get(uid)
         if e is None:
             return None
         self._unschedulable.pop(uid, None)
+        return self._hand_out(e)
+
+    def _hand_out(self, e: QueuedPod) -> PodInfo:
+        """The pod leaves the queue for the caller, who owns it until it hands it back."""
+        uid = e.pod.uid
+        del self._pods[uid]
         e.attempts += 1
         self._popped[uid] = e
         return e.pod
@@ -132,28 +138,18 @@ class SchedulingQueue:
         calls requeue/backoff/mark_unschedulable, or drops them (bound, gone)."""
         self.flush()
         out: list[PodInfo] = []
-        seen: set[str] = set()
+        # (a pod handed out leaves `_pods`, so a duplicate heap entry of it is skipped)
         while self._active and len(out) < n:
             _neg, seq, uid = heapq.heappop(self._active)
             e = self._pods.get(uid)
-            if e is None or e.where != ACTIVE or e.seq != seq or uid in seen:
-                continue
-            seen.add(uid)
-            del self._pods[uid]
-            e.attempts += 1
-            out.append(e.pod)
-            self._popped[uid] = e
+            if e is not None and e.where == ACTIVE and e.seq == seq:
+                out.append(self._hand_out(e))
         idle = not out  # no pod is active: no need to wait out a backoff
         while idle and self._early and len(out) < n:
             until, _neg, seq, uid = heapq.heappop(self._early)
             e = self._pods.get(uid)
-            if e is None or not self._is_early(e, until, seq) or uid in seen:
-                continue
-            seen.add(uid)
-            del self._pods[uid]
-            e.attempts += 1
-            out.append(e.pod)
-            self._popped[uid] = e
+            if e is not None and self._is_early(e, until, seq):
+                out.append(self._hand_out(e))
         return out
 
     @staticmethod

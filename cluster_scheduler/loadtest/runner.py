@@ -438,11 +438,10 @@ def update_objects(core: Any, paths: ResourcePaths, op: UpdateObjects, scheduler
         elif stopped():
             break
         body = orjson.loads(orjson.dumps(obj))
-        if body.get("kind") == "Pod":
-            body.setdefault("spec", {})["schedulerName"] = scheduler_name
         item = f"{paths.path(body)}/{body['metadata']['name']}"
         try:
             if body.get("kind") == "Pod":
+                body.setdefault("spec", {})["schedulerName"] = scheduler_name
                 live = call_json(core, "GET", item, ok_statuses=(404,))
                 node = (live.get("spec") or {}).get("nodeName")
                 if node:

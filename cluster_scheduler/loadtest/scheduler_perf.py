@@ -446,15 +446,8 @@ def _objects(op: dict, params: _Params, here: Path) -> list[dict]:
 
 
 def _updates(op: dict, params: _Params, here: Path) -> UpdateObjects:
-    text = _read(here, op["templatePath"])
-    count = params.count(op, 1)
-    objs = []
-    for i in range(count):
-        obj = _render(text, {"Index": i, "Count": count}, op["templatePath"])
-        if op.get("namespace"):
-            obj.setdefault("metadata", {})["namespace"] = op["namespace"]
-        objs.append(obj)
-    return UpdateObjects(tuple(objs), rate=float(op.get("updatePerSecond") or 0),
+    """updateAny's objects are rendered as createAny's are."""
+    return UpdateObjects(tuple(_objects(op, params, here)), rate=float(op.get("updatePerSecond") or 0),
                          subresources=tuple(op.get("subresources") or ()))
 
 
