@@ -210,6 +210,7 @@ class ClassState:
         self.storage_gen = e.storage.gen if self.one_pod else None
         self.vol_gen = self._vol_gen() if self.fresh else None
         self.built_at = e.placements
+        self._aff_gen = -1  # (`_only_shrinks`: the first placement after a build is looked at)
         n = len(rows)
         self.pos = np.full(t.capacity, -1, dtype=np.int64)
         self.pos[rows] = np.arange(n)
@@ -568,8 +569,9 @@ class ClassState:
             s += self.w_ipa * inter_pod_affinity.normalize_one(raw, self.ipa_lo, self.ipa_hi)
         return s
 
-    def touch(self, row: int) -> None:
-        """A pod was charged to `row`: keep normalizers exact, rescore eagerly where needed."""
+    def touch(self, row: int, placed: bool = True) -> None:
+        """A pod was charged to `row` (`placed`; else one left it, `release`): keep normalizers
+        exact, rescore eagerly where needed."""
         if self.dense or self.heaps is None:
             return  # (a class without heaps is rebuilt before its next pick: `top`)
         p = self.pos_l[row] if row < len(self.pos_l) else -1
@@ -577,6 +579,8 @@ class ClassState:
             return
         if not self.eager:
             self._watch_norm(row, p)
+            return
+        if placed and self._only_shrinks():
             return
         if not self._follow_ipa():
             return  # rebuilt at the next look
@@ -607,6 +611,22 @@ class ClassState:
             ver = self.engine.table.ver[row]
             self.pushed[p] = ver
             heapq.heappush(self._heap_of(p), (-self.score_row(row, ipa_raw), self.engine.table.last[row], row, ver))
+
+    def _only_shrinks(self) -> bool:
+        """Can the pod just placed only have made its row less feasible for this class? So for a
+        class eager only for its required pod affinity on hostname-like keys, unless the pod
+        matched those terms (their counts moved since the class last looked): its heap entry is
+        then stale by the row's version and rechecked at the next pick, as a lazy class's is.
+        Spares a placement the feasibility test of every such class (a thousand jobs that each
+        wait for their own partner pod, as in upstream's EventHandlingPodAdd)."""
+        plan = self.ipa_plan
+        if self.ipa_raw is not None or self.norm_watch or (plan is not None and not plan.row_local):
+            return False
+        c = None if plan is None else plan.affinity_counts
+        if c is None or c.gen == self._aff_gen:
+            return True
+        self._aff_gen = c.gen
+        return False
 
     def _rebound_ipa(self, own: int | None) -> None:
         """The min or max of the raw inter-pod scores over the feasible rows moved (`touch`): the
@@ -647,7 +667,7 @@ class ClassState:
         if p < 0 or not self.static_ok[p]:
             return
         if self.eager:
-            self.touch(row)  # exact in both directions (feasibility, normalizers, raw scores)
+            self.touch(row, placed=False)  # exact in both directions (feasibility, normalizers, raw scores)
             return
         if not self.ok_fn(row):
             return

@@ -13,7 +13,10 @@ spread minimum relies on: it may still move, or never bind.
 
 Two kinds of entries, both updated incrementally as pods are charged and uncharged:
 - matchers: "pods matching this term / this spread selector", registered on first use (one scan of
-  the charged pods), then maintained on every charge;
+  the charged pods), then maintained on every charge. A charge tests only the matchers its pod
+  could match: most selectors name a label value every match must carry (`_anchor`), so matchers
+  are filed under it, and a cluster with a thousand distinct terms (one per job, say) does not pay a
+  thousand selector tests per placement;
 - holders: "pods that *carry* this (anti-)affinity term", for the symmetric rules (an existing pod's
   required anti-affinity repels an incoming pod; existing pods' terms add to its score).
 """
@@ -76,6 +79,21 @@ class Counts:
 
 
 MatcherKey = tuple
+Anchor = tuple[str, frozenset[str]] | None  # (label key, values): every match carries one of them
+
+
+def _anchor(selector: LabelSelector | None) -> Anchor:
+    """A label every pod the selector matches must carry, if the selector names one (a
+    matchLabels pair, or an `In` expression); None when any pod might match. A `None` selector
+    (matches nothing) is anchored on a value no label has."""
+    if selector is None:
+        return ("", frozenset())
+    for k, v in selector.match_labels:
+        return (k, frozenset((v,)))
+    for r in selector.match_expressions:
+        if r.operator == "In":
+            return (r.key, frozenset(r.values))
+    return None
 
 
 class PodIndex:
@@ -83,6 +101,9 @@ class PodIndex:
         self.table = table
         self.namespace_labels: dict[str, dict[str, str]] = {}
         self.matchers: dict[MatcherKey, tuple[Callable[[PodSpecKey], bool], Counts]] = {}
+        self._anchors: dict[MatcherKey, Anchor] = {}
+        self._by_label: dict[tuple[str, str], dict[MatcherKey, None]] = {}  # anchored matchers
+        self._unanchored: dict[MatcherKey, None] = {}  # matchers every pod is tested against
         self.holders: dict[tuple[str, PodAffinityTerm, int], Counts] = {}
         self._labels_cache: dict[tuple, dict[str, str]] = {}
         self.holders_gen = 0  # bumped when a new kind of held term appears
@@ -113,7 +134,7 @@ class PodIndex:
         return grown
 
     # ------------------------------------------------------------ matchers
-    def _matcher(self, mkey: MatcherKey, fn: Callable[[PodSpecKey], bool]) -> Counts:
+    def _matcher(self, mkey: MatcherKey, fn: Callable[[PodSpecKey], bool], anchor: Anchor) -> Counts:
         entry = self.matchers.get(mkey)
         if entry is None:
             counts = self._new_counts()
@@ -123,25 +144,57 @@ class PodIndex:
                         counts.add(row, 1, uid in self.waiting)
             entry = (fn, counts)
             self.matchers[mkey] = entry
+            self._anchors[mkey] = anchor
+            if anchor is None:
+                self._unanchored[mkey] = None
+            else:
+                for v in anchor[1]:
+                    self._by_label.setdefault((anchor[0], v), {})[mkey] = None
         return self._fit(entry[1])
+
+    def _forget(self, mkey: MatcherKey) -> Callable[[PodSpecKey], bool]:
+        fn, _ = self.matchers.pop(mkey)
+        anchor = self._anchors.pop(mkey)
+        if anchor is None:
+            del self._unanchored[mkey]
+        else:
+            for v in anchor[1]:
+                bucket = self._by_label[(anchor[0], v)]
+                del bucket[mkey]
+                if not bucket:
+                    del self._by_label[(anchor[0], v)]
+        return fn
+
+    def _candidates(self, key: PodSpecKey):
+        """The matchers a pod of `key` may match: the unanchored ones and those filed under one
+        of its labels (a pod has one value per label key, so none comes twice)."""
+        yield from self._unanchored
+        by_label = self._by_label
+        if by_label:
+            for kv in key.labels:
+                bucket = by_label.get(kv)
+                if bucket:
+                    yield from bucket
 
     def term_matches(self, term: PodAffinityTerm, key: PodSpecKey) -> bool:
         return term.matches_pod(self.labels_of(key), key.namespace, self.namespace_labels)
 
     def term_counts(self, term: PodAffinityTerm) -> Counts:
         """Pods matching one (anti-)affinity term."""
-        return self._matcher(("term", term), lambda k: self.term_matches(term, k))
+        return self._matcher(("term", term), lambda k: self.term_matches(term, k), _anchor(term.selector))
 
     def all_terms_counts(self, terms: tuple[PodAffinityTerm, ...]) -> Counts:
         """Pods matching *every* term: what required pod affinity counts, as upstream."""
-        return self._matcher(("all", terms), lambda k: all(self.term_matches(t, k) for t in terms))
+        anchor = next((a for a in map(_anchor, (t.selector for t in terms)) if a is not None), None)
+        return self._matcher(("all", terms), lambda k: all(self.term_matches(t, k) for t in terms), anchor)
 
     def spread_counts(self, selector: LabelSelector | None, namespace: str) -> Counts:
         """Pods in `namespace` matching a spread constraint's selector (spread is namespaced)."""
         if selector is None:
-            return self._matcher(("none",), lambda k: False)
+            return self._matcher(("none",), lambda k: False, _anchor(None))
         return self._matcher(("spread", selector, namespace),
-                             lambda k: k.namespace == namespace and selector.matches(self.labels_of(k)))
+                             lambda k: k.namespace == namespace and selector.matches(self.labels_of(k)),
+                             _anchor(selector))
 
     def matches(self, mkey: MatcherKey, key: PodSpecKey) -> bool:
         fn, counts = self.matchers[mkey]
@@ -159,8 +212,8 @@ class PodIndex:
             return
         self.namespace_labels[namespace] = dict(labels)
         for mkey in [m for m in self.matchers if m[0] in ("term", "all")]:
-            fn, _ = self.matchers.pop(mkey)
-            self._matcher(mkey, fn)
+            anchor = self._anchors[mkey]
+            self._matcher(mkey, self._forget(mkey), anchor)
 
     # ------------------------------------------------------------- holders
     @staticmethod
@@ -184,9 +237,10 @@ class PodIndex:
     def on_charge(self, key: PodSpecKey, row: int, delta: int = 1, waiting: bool = False) -> None:
         if not self.tracks(key):
             return
-        for mkey, (_fn, counts) in self.matchers.items():
+        matchers = self.matchers
+        for mkey in self._candidates(key):
             if self.matches(mkey, key):
-                self._fit(counts).add(row, delta, waiting)
+                self._fit(matchers[mkey][1]).add(row, delta, waiting)
         for h in self.held_terms(key):
             c = self.holders.get(h)
             if c is None:
@@ -212,9 +266,9 @@ class PodIndex:
         self.waiting.discard(uid)
         if not self.tracks(key):
             return
-        for mkey, (_fn, counts) in self.matchers.items():
+        for mkey in self._candidates(key):
             if self.matches(mkey, key):
-                self._fit(counts).settle(row)
+                self._fit(self.matchers[mkey][1]).settle(row)
 
     # -------------------------------------------------------------- domains
     def domain_counts(self, counts: Counts, topology_key: str, rows: np.ndarray | None = None,

@@ -501,3 +501,29 @@ def test_a_selector_on_a_new_label_key_rekeys_classes_and_sees_every_pod():
     # and an existing pod's anti-affinity on sig repels an incoming pod that carries the value
     q = pod("repelled", cpu="100m", labels={"sig": "s-3"})
     assert where(e, q) != r.candidates[0][0]
+
+
+
+def _waits_for(app: str, **kw):
+    """A pod that needs a pod labelled app=<app> on its node (required hostname affinity)."""
+    term = {"labelSelector": {"matchLabels": {"app": app}}, "topologyKey": "kubernetes.io/hostname"}
+    return pod(affinity={"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term]}}, **kw)
+
+
+def _on(name: str, **kw):
+    return pod(nodeSelector={"kubernetes.io/hostname": name}, **kw)
+
+
+def test_required_affinity_class_follows_its_partner_among_other_placements():
+    """A class that waits for its partner pod keeps its heaps while unrelated pods land (those can
+    only make rows less feasible: `ClassState._only_shrinks`), yet sees the partner's row become
+    feasible, in a later batch or the same one, and a row that filled up stop being feasible."""
+    e = engine([node("n0", pods=3), node("n1")], [bound("x", "n0", labels={"app": "x"})])
+    assert where(e, _waits_for("b")) is None  # the class is built: nothing feasible
+    assert where(e, _on("n0", labels={"app": "other"})) == "n0"
+    assert where(e, _on("n1", labels={"app": "b"})) == "n1"
+    assert where(e, _waits_for("b")) == "n1"
+    results = e.schedule([_on("n1", labels={"app": "c"}), _waits_for("c")], k=1, commit=True)
+    assert [r.candidates[0][0] for r in results] == ["n1", "n1"]
+    assert where(e, _on("n0", labels={"app": "other"})) == "n0"  # n0 now holds its 3 pods
+    assert where(e, _waits_for("x")) is None
