@@ -40,7 +40,8 @@ RETRY = "retry"  # transient: requeue with backoff
 # A PodScheduled=False patch (and its FailedScheduling event) is posted once per verdict (the
 # coordinator does not re-post an unchanged one), so one that fails transiently (the apiserver
 # restarting: a graceful stop alone takes a minute) is retried here until it lands, the pod is
-# bound or given a newer verdict, or the binder closes; waits grow to this many seconds.
+# bound or given a newer verdict, or the binder closes; waits grow to this many seconds. A pod's
+# verdicts go out one at a time, and one superseded before it went out is not sent at all.
 VERDICT_RETRY_MAX_S = 10.0
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
@@ -178,7 +179,8 @@ class Binder:
         self._volume_writes: deque[VolumeWriteResult] = deque()
         # uid -> (last status patch, its cancel event): a later binding waits for the patch, and
         # cancels its retries first
-        self._status: dict[str, tuple[Future, threading.Event]] = {}
+        # per pod, its latest verdict: (future, cancel, the nominatedNodeName it writes)
+        self._status: dict[str, tuple[Future, threading.Event, str | None]] = {}
         self._lock = threading.Lock()
         self._in_flight = 0
         self.on_result = on_result  # called after each outcome (wakes the coordinator's loop)
@@ -368,12 +370,14 @@ class Binder:
         with self._lock:
             old = self._status.get(pod.uid)
             if old is not None:
-                old[1].set()  # a newer verdict replaces one still being retried
+                old[1].set()  # a newer verdict replaces one still being retried, or not yet sent
+                if nominated_node is None:
+                    nominated_node = old[2]  # (which it then writes in its place)
             # after the older one has finished: one already on the wire must not land after this
             # one, nor after a binding that waits for this one
             fut = self._pool.submit(self._patch_status, pod, message, cancel, old[0] if old else None,
                                     nominated_node)
-            self._status[pod.uid] = (fut, cancel)
+            self._status[pod.uid] = (fut, cancel, nominated_node)
             if self._closed.is_set():
                 cancel.set()
         fut.add_done_callback(lambda f, uid=pod.uid: self._status_done(uid, f))
@@ -391,6 +395,9 @@ class Binder:
                 before.result(timeout=self.request_timeout + 1.0)
             except Exception:  # noqa: BLE001 - its outcome does not matter, only that it is over
                 pass
+        if cancel.is_set() and not self._closed.is_set():
+            return  # superseded (a newer verdict, a binding) before it was sent: as upstream merges
+            # queued status updates of one pod (SchedulerAsyncAPICalls), only the latest is written
         body = {"status": {"conditions": [{
             "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
             "message": message, "lastTransitionTime": now_rfc3339()}]}}
@@ -435,7 +442,7 @@ class Binder:
     def close(self, wait: bool = True) -> None:
         with self._lock:
             self._closed.set()  # verdicts being retried give up: a stopping scheduler must not hang
-            for _fut, cancel in self._status.values():
+            for _fut, cancel, _node in self._status.values():
                 cancel.set()
         self._pool.shutdown(wait=wait, cancel_futures=not wait)
         if self._raw is not None and hasattr(self._raw, "close"):

@@ -115,3 +115,45 @@ def test_a_binding_stops_the_retries_of_a_stale_verdict():
         assert core.patches == patches  # never retried after the binding
     finally:
         b.close()
+
+
+class Recording(Core):
+    """Status patches recorded; the first one held until `release` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.up.set()
+        self.release = threading.Event()
+        self.bodies: list[dict] = []
+
+    def patch_namespaced_pod_status(self, name, namespace, body, **kw):
+        if not self.bodies:
+            self.release.wait(5)
+        self.bodies.append(body["status"])
+        return Resp()
+
+
+def test_only_the_latest_queued_verdict_is_sent_with_the_nomination_it_replaces():
+    """Verdicts for one pod queue behind the one on the wire; one superseded before it is sent
+    is dropped (as upstream merges a pod's queued status updates), and a nominatedNodeName it
+    would have written goes with its successor."""
+    import time
+
+    from cluster_scheduler.api.binder import Binder
+
+    core = Recording()
+    b = Binder(core, concurrency=4, qps=1000, burst=1000)
+    try:
+        b.mark_unschedulable(pod("a"), "m1")
+        time.sleep(0.2)  # m1 on the wire, held
+        b.mark_unschedulable(pod("a"), "m2", nominated_node="n1")
+        b.mark_unschedulable(pod("a"), "m3")
+        core.release.set()
+        deadline = time.monotonic() + 5
+        while len(core.bodies) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        msgs = [(s["conditions"][0]["message"], s.get("nominatedNodeName")) for s in core.bodies]
+        assert msgs == [("m1", None), ("m3", "n1")]
+    finally:
+        b.close()
