@@ -258,13 +258,17 @@ def _helped_by_nodes(names: list[str], ledger: Engine, unschedulable: int):
     are all when the pairs to check are too many."""
     names = list(dict.fromkeys(names))
     coarse = len(names) * unschedulable > HINT_PAIRS
+    seen: dict[tuple[str, PodSpecKey], bool] = {}  # a verdict depends on the profile and the key only
 
     def helped(p: PodInfo) -> bool:
         k = p.key
         if (coarse or k is None or p.pod_group or p.has_volumes or k.pod_affinity or k.pod_anti_affinity
                 or k.spread_constraints):
             return True
-        return any(ledger.check(p, n) for n in names)
+        hit = seen.get((p.scheduler_name, k))
+        if hit is None:
+            hit = seen[(p.scheduler_name, k)] = any(ledger.check(p, n) for n in names)
+        return hit
     return helped
 
 
