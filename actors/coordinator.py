@@ -953,7 +953,11 @@ class Coordinator:
         to_evict = pre.to_evict(c.victims)  # the others are terminating already: waited for, not evicted again
         verdict = (f"{message} preemption: found a potential placement for pod on node {c.node}, "
                    f"preempting {len(c.victims)} victims")
-        self._nominate(pod, c.node, c.victims, verdict)
+        # it waits for the victims on its node: a whole group's members elsewhere go too, but their
+        # room is not its own, unless its filters read other nodes (the dry run removed them all)
+        local = not pod.has_volumes and self.ledger.class_of(pod).resources_only
+        self._nominate(pod, c.node, [v for v in c.victims if v.node_name == c.node] if local else c.victims,
+                       verdict)
         for v in to_evict:
             pre.start_eviction(v.uid)
             self.binder.evict(v, pod, c.node)

@@ -517,6 +517,39 @@ def test_preemptor_holds_its_room_and_binds_when_its_victims_are_gone(partitions
     assert ("late-low", node_name) not in binder.bound and len(binder.evictions) == 1
 
 
+@pytest.mark.parametrize("partitions", [1, 2])
+def test_a_preemptor_waits_only_for_the_room_on_its_node(partitions):
+    """A PodGroup disrupted only whole is evicted whole (its member on the other node too), but
+    the preemptor is bound once its own node is free, as upstream's (which schedules it when it
+    fits); one whose filters read other nodes (spread) waits for every victim, since its dry run
+    removed them all."""
+    for spread in (False, True):
+        c, binder = make_no_backoff(partitions)
+        feed(c, NODES, [node("n0", "2"), node("n1", "2")])
+        feed(c, POD_GROUPS, [pod_group("train", basic=True, priority=1, disruptionMode={"all": {}})])
+        members = [gang_pod(f"train-{i}", "train", "2") for i in range(2)]
+        for i, m in enumerate(members):
+            m["spec"].update(nodeName=f"n{i}", priority=1)
+        feed(c, PODS, members)
+        high = pod("high", "1", prio=100)
+        if spread:
+            high["metadata"]["labels"] = {"app": "h"}
+            high["spec"]["topologySpreadConstraints"] = [{
+                "maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule",
+                "labelSelector": {"matchLabels": {"app": "h"}}}]
+        feed(c, PODS, [high])
+        run_all(c)
+        assert sorted(v for v, _p, _n in binder.evictions) == ["train-0", "train-1"]
+        node_name = binder.nominations[0][1]
+        here, there = sorted(members, key=lambda m: m["spec"]["nodeName"] != node_name)
+        feed(c, PODS, [here], typ="DELETED")
+        run_all(c)
+        assert binder.bound == ([] if spread else [("high", node_name)]), spread
+        feed(c, PODS, [there], typ="DELETED")
+        run_all(c)
+        assert binder.bound == [("high", node_name)], spread
+
+
 @pytest.mark.parametrize("partitions", [1, 3])
 def test_a_waiting_preemptor_is_no_pods_affinity_partner_until_it_is_bound(partitions):
     """A pod whose required affinity names the preemptor's labels is not placed next to it
