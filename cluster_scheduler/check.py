@@ -11,7 +11,9 @@ form of a scheduling-time rule, sound (no false alarm) as long as nodes and pods
 during a run, never deleted or relabelled, which is how the workloads run:
 - capacity, node selection, taints, ports and anti-affinity only get harder as pods are added, so
   what held at binding time still holds at the end, and a final-state breach is a real one;
-- required pod affinity: a matching pod present at binding time is still present at the end. The
+- required pod affinity: a matching pod present at binding time is still present at the end, or
+  was preempted since (given the victims, a pod is flagged only if it breaks the rule with and
+  without them, as they were). The
   'first pod of a self-affine group' exception is judged on the final state: it holds only if no
   *other* pod in the cluster matches the terms. A self-affine pod placed first and later joined by
   matching pods that carry no such affinity, elsewhere, would be flagged: no shared workload has
@@ -577,7 +579,7 @@ def check_placement(nodes: Sequence[Mapping[str, Any]], pods: Sequence[Mapping[s
     _check_host_ports(placed, add)
     _check_disks(placed, add)
     _check_anti_affinity(placed, node_map, ns_labels, add)
-    _check_affinity(placed, node_map, ns_labels, add)
+    _check_affinity(placed, node_map, ns_labels, add, [v for v, _by in victims or ()])
     _check_spread(placed, node_map, add)
     if volumes is not None and claims is not None:
         pvs = {(v.get("metadata") or {}).get("name"): v for v in volumes}
@@ -1132,49 +1134,56 @@ def _check_anti_affinity(placed: list[_Pod], node_map: Mapping[str, _Node],
 
 def _check_affinity(placed: list[_Pod], node_map: Mapping[str, _Node],
                     ns_labels: Callable[[str], Mapping[str, str]],
-                    add: Callable[[Violation], None]) -> None:
+                    add: Callable[[Violation], None], gone: Sequence[_Pod] = ()) -> None:
     """Invariant 2: for each required pod-affinity term, some other pod matching *all* the pod's
     terms (as upstream counts) is in the same domain; or, the first-pod rule, no other pod in the
-    cluster matches them and the pod matches them itself."""
+    cluster matches them and the pod matches them itself. Pods preempted since (`gone`, as they
+    were) may have been there when the pod was placed: a pod is flagged only if it breaks the rule
+    both with and without them (as spread's check does with terminating pods)."""
     owners: list[tuple[_Pod, tuple[_Term, ...]]] = []
     for p in placed:
         if p.ours and (p.spec.get("affinity") or {}).get("podAffinity"):
             terms = _pod_terms(p, "podAffinity")
             if terms:
                 owners.append((p, terms))
-    stats: dict[tuple[_Term, ...], tuple[list[Counter], int]] = {}
+    keys = {p.key for p in placed}
+    extra = [v for v in gone if v.node in node_map and v.key not in keys]
+    views = [placed] + ([placed + extra] if extra else [])
+    stats: dict[tuple[tuple[_Term, ...], int], tuple[list[Counter], int]] = {}
     for terms in {t for _, t in owners}:
-        counts = [Counter() for _ in terms]
-        total = 0
-        for q in placed:
-            if not all(t.matches(q, ns_labels) for t in terms):
-                continue
-            total += 1
-            node = node_map[q.node]
-            for i, t in enumerate(terms):
-                value = _domain(node, t.topology_key)
-                if value is not None:
-                    counts[i][value] += 1
-        stats[terms] = (counts, total)
+        for view, pods in enumerate(views):
+            counts = [Counter() for _ in terms]
+            total = 0
+            for q in pods:
+                if not all(t.matches(q, ns_labels) for t in terms):
+                    continue
+                total += 1
+                node = node_map[q.node]
+                for i, t in enumerate(terms):
+                    value = _domain(node, t.topology_key)
+                    if value is not None:
+                        counts[i][value] += 1
+            stats[(terms, view)] = (counts, total)
     for p, terms in owners:
         node = node_map[p.node]
-        counts, total = stats[terms]
         self_match = all(t.matches(p, ns_labels) for t in terms)
         missing = [t.topology_key for t in terms if _domain(node, t.topology_key) is None]
         if missing:
             add(Violation(POD_AFFINITY, p.key, p.node,
                           f"the node lacks topology label(s) {missing}"))
             continue
-        lacking = [t for i, t in enumerate(terms)
-                   if counts[i][_domain(node, t.topology_key)] - self_match <= 0]
-        if not lacking:
-            continue
-        if self_match and total - 1 == 0:
-            continue  # first of a self-affine group
-        t = lacking[0]
-        add(Violation(POD_AFFINITY, p.key, p.node,
-                      f"no matching pod in {t.topology_key}={_domain(node, t.topology_key)} "
-                      f"({total - self_match} match elsewhere)"))
+        why = []
+        for view in range(len(views)):
+            counts, total = stats[(terms, view)]
+            lacking = [t for i, t in enumerate(terms)
+                       if counts[i][_domain(node, t.topology_key)] - self_match <= 0]
+            if not lacking or (self_match and total - 1 == 0):  # (the first of a self-affine group)
+                break
+            t = lacking[0]
+            why.append(f"no matching pod in {t.topology_key}={_domain(node, t.topology_key)} "
+                       f"({total - self_match} match elsewhere)")
+        if len(why) == len(views):
+            add(Violation(POD_AFFINITY, p.key, p.node, why[0]))
 
 
 def _check_spread(placed: list[_Pod], node_map: Mapping[str, _Node],

@@ -444,6 +444,26 @@ def test_pod_affinity_first_pod_of_a_self_affine_group():
     assert kinds(check_placement(nodes, split)) == ["pod_affinity", "pod_affinity"]
 
 
+def test_pod_affinity_with_a_partner_preempted_since_is_judged_as_it_was():
+    """The pod may have been placed beside a partner preempted later (a victim, as it was): not a
+    breach. It is flagged only if it breaks the rule with and without the victims, so a first pod
+    of a self-affine group placed after a matching victim left is not flagged either."""
+    rack = "rack"
+    nodes = [node("n1", labels={rack: "r1"}), node("n2", labels={rack: "r2"})]
+    db = pod("db", on="n1", labels={"app": "db"}, priority=1)
+    high = pod("high", on="n2", priority=100)
+    c = pod("c", on="n1", affinity=affinity({"app": "db"}, rack))
+    assert kinds(check_placement(nodes, [c, high])) == ["pod_affinity"]
+    assert check_placement(nodes, [c, high], preemptions=[(db, high)]).ok
+    # a victim elsewhere does not excuse it
+    far = pod("db", on="n2", labels={"app": "db"}, priority=1)
+    assert kinds(check_placement(nodes, [c, high], preemptions=[(far, high)])) == ["pod_affinity"]
+    # the first of a self-affine group, placed after a matching victim in another rack went
+    term = affinity({"app": "db"}, rack)
+    first = pod("t1", on="n1", labels={"app": "db"}, affinity=term)
+    assert check_placement(nodes, [first, high], preemptions=[(far, high)]).ok
+
+
 # ---- invariant 2: topology spread -----------------------------------------------------------------
 
 def spread_pods(placement, constraint=None, **kw):
