@@ -367,6 +367,8 @@ class Preemption:
     _groups_version: int = 0
     # placed pods of each `whole` group (held nominations aside), as of `_members_stamp`
     _members: dict[tuple[str, str], list[PodInfo]] = field(default_factory=dict)
+    # per such group: (members placed, earliest start, lowest and highest own priority)
+    _member_info: dict[tuple[str, str], tuple[int, float, int, int]] = field(default_factory=dict)
     _members_stamp: tuple = ()
 
     def _stamp(self) -> tuple:
@@ -412,7 +414,7 @@ class Preemption:
         """The placed pods of each group disrupted only whole, once per engine state: called where
         a search starts, before it moves any pod."""
         if not self.whole:
-            self._members = {}
+            self._members, self._member_info = {}, {}
             return
         stamp = self._stamp()
         if stamp == self._members_stamp:
@@ -424,6 +426,8 @@ class Preemption:
                 if key in self.whole:
                     members.setdefault(key, []).append(q)
         self._members, self._members_stamp = members, stamp
+        self._member_info = {key: (len(ms), min(q.creation_ts for q in ms), min(q.priority for q in ms),
+                                   max(q.priority for q in ms)) for key, ms in members.items()}
 
     def _units(self, lower: list[PodInfo]) -> list[list[PodInfo]]:
         """Upstream's victims (preemption units) among `lower`, most important first: each pod
@@ -452,9 +456,8 @@ class Preemption:
         """The lowest own priority among the pods of whole groups a preemptor of `priority` may
         evict (None when there is none): their members elsewhere join a node's victims, so the
         node bounds must allow for them."""
-        low = [q.priority for key, ms in self._members.items() if self.groups.get(key, priority) < priority
-               for q in ms]
-        return min(low) if low else None
+        return min((lo for key, (_n, _t, lo, _hi) in self._member_info.items()
+                    if self.groups.get(key, priority) < priority), default=None)
 
     def _unit_bounds(self, pod: PodInfo, rows: np.ndarray, lb_k: np.ndarray,
                      none_needed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -464,10 +467,7 @@ class Preemption:
         least u units go (the fewest whose pods on the row reach lb_k). Where every possible
         victim (members elsewhere included) has one own priority, the earliest victim started no
         later than the u-th latest of the units' earliest starts (else no start bound)."""
-        info: dict[tuple[str, str], tuple[int, float, int, int]] = {}
-        for key, ms in self._members.items():
-            ps = [q.priority for q in ms]
-            info[key] = (len(ms), min(q.creation_ts for q in ms), min(ps), max(ps))
+        info = self._member_info
         t, pods = self.engine.table, self.engine.pods
         out_k = lb_k.copy()
         out_t = np.where(none_needed, 0.0, -np.inf)
