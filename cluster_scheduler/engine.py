@@ -214,7 +214,9 @@ class ClassState:
         n = len(rows)
         self.pos = np.full(t.capacity, -1, dtype=np.int64)
         self.pos[rows] = np.arange(n)
-        self.diag: list[tuple[str, np.ndarray, list]] = []
+        self._diag: list[tuple[str, np.ndarray, list]] = []
+        self._refreshed = False  # `refresh` moved the scores and feasibility since this build
+        self.spread_only = False
         self._one_dom: dict[str, int] = {}  # see _one_domain
         # NodeAffinity's PreFilter: rows outside the nodes the pod names are diagnosed as such
         named = node_affinity.prefilter_names(key) if prof.filter_enabled(node_affinity.NAME) else None
@@ -231,7 +233,7 @@ class ClassState:
             t0 = time.perf_counter()
             ok, reasons = plugin.filter(ctx)
             timings[plugin.name] = timings.get(plugin.name, 0.0) + time.perf_counter() - t0
-            self.diag.append((plugin.name, ok, reasons))
+            self._diag.append((plugin.name, ok, reasons))
             feas &= ok
             if not plugin.dynamic:
                 static_ok &= ok
@@ -292,8 +294,10 @@ class ClassState:
             total += w_ipa * inter_pod_affinity.normalize_with(raw, self.ipa_lo, self.ipa_hi)
         w_pts = prof.weight(pod_topology_spread.NAME)
         self.dense = bool(w_pts and pod_topology_spread.soft(ctx)) and not self.check_only
+        spread = None
         if self.dense:
-            total += w_pts * pod_topology_spread.score(ctx, feas)
+            spread = pod_topology_spread.score(ctx, feas)
+            total += w_pts * spread
         if (owned is not None and not self.whole and self.placement is None
                 and (normalized or self.ipa_raw is not None or self.dense)):
             self.whole = True  # see the class docstring: normalize over every node's feasibility
@@ -325,7 +329,16 @@ class ClassState:
         self.total = total
         self._norm_gen = self.gate.counts.gen if self.gate is not None else -1
         e.builds += 1
-        if self.check_only or self.one_pod:
+        # a class whose scores move on every placement only through ScheduleAnyway spread (no
+        # normalizer watch, inter-pod score, gate or hard constraint): no heaps; `refresh`
+        # rescores the rows placed on since and the spread part, instead of a build per pick
+        self.spread_only = (spread is not None and not self.norms and self.ipa_raw is None and self.gate is None
+                            and not self.use_pts and self.placement is None and not self.one_pod)
+        if self.spread_only:
+            self._w_pts = w_pts
+            self._base = total - w_pts * spread  # the rest, per position, as `score_fn` gives it
+            self._vers = np.asarray(t.ver, dtype=np.int64)[rows]
+        if self.check_only or self.one_pod or self.spread_only:
             self.heaps, self.pushed = None, []
             self._compile()
             return
@@ -409,8 +422,44 @@ class ClassState:
                 return s if s < 0 else s + static_norm[p] + rest(row)
             self.rescore_fn = rescore
 
+    @property
+    def diag(self) -> list[tuple[str, np.ndarray, list]]:
+        """Per filter that ran: (plugin name, passing rows, [(rows, reason)]), as built (a class
+        that `refresh` moved is rebuilt first: its masks are those of the build)."""
+        if self._refreshed:
+            self.build()
+        return self._diag
+
+    def refresh(self) -> bool:
+        """Bring a `spread_only` class up to date without a build: the rows whose version moved
+        since (placements, departures) are filtered and scored again one by one, the spread
+        part over every row (vectorized: its normalization reads the whole feasible set).
+        False when anything else moved (`stale(spread=False)`): the caller builds."""
+        e = self.engine
+        if not self.spread_only or self.stale(spread=False):
+            return False
+        if self.built_at == e.placements and all(c.gen == gen for c, gen in self.watch):
+            return True
+        rows = self.ctx.rows
+        cur = np.asarray(e.table.ver, dtype=np.int64)[rows]
+        feas, base, ok_fn, score_fn = self.feas, self._base, self.feasible_row, self.score_fn
+        for p in np.flatnonzero(cur != self._vers).tolist():
+            row = int(rows[p])
+            ok = feas[p] = ok_fn(row)
+            if ok:
+                base[p] = score_fn(row)
+        self._vers = cur
+        self.total = base + self._w_pts * pod_topology_spread.score(self.ctx, feas)
+        self.built_at = e.placements
+        self.watch = [(c, c.gen) for c, _gen in self.watch]
+        self._refreshed = True
+        self._diag_cache = None
+        return True
+
     # ------------------------------------------------------------- checks
-    def stale(self) -> bool:
+    def stale(self, spread: bool = True) -> bool:
+        """Has anything this class read moved so that it must be built again? With
+        spread=False, what `refresh` brings up to date is left out."""
         e = self.engine
         if self.epoch != e.epoch:
             return True  # rebuilt: releases logged meanwhile are part of the build
@@ -422,11 +471,12 @@ class ClassState:
             return True
         if self.vol_gen is not None and self.vol_gen != self._vol_gen():
             return True
-        if self.dense and self.built_at != e.placements:
+        if spread and self.dense and self.built_at != e.placements:
             return True
-        for c, gen in self.watch:
-            if c.gen != gen:
-                return True
+        if spread or not self.spread_only:  # (a spread-only class watches only its own counts)
+            for c, gen in self.watch:
+                if c.gen != gen:
+                    return True
         if self._ipa_moved():
             return True
         if self.norm_watch and self.gate is not None and self.gate.counts.gen != self._norm_gen:
@@ -747,8 +797,8 @@ class ClassState:
         return [(row, -neg) for (neg, _last, row, _), _h in found]
 
     def top(self, k: int) -> list[tuple[int, int]]:
-        """`pick` for a class without heaps (`one_pod`), right after its build (the caller's
-        business: no placement since): its scores are exact, so the best k are read off them,
+        """`pick` for a class without heaps (`one_pod`, `spread_only`), right after its build or
+        refresh (the caller's business: no placement since): its scores are exact, so the best k are read off them,
         ties as the heap orders them (the row placed on longest ago, then the lower row)."""
         ok = self.feas if self.propose is None else self.feas & self.propose
         if self.gate is not None:
@@ -1269,7 +1319,9 @@ class Engine:
                 cls = self.class_state(key, profile, where)
             else:
                 cls = self.class_state(pod.key, profile, where)
-            if cls.stale() or (cls.heaps is None and cls.built_at != self.placements):
+            if cls.spread_only and cls.refresh():
+                pass
+            elif cls.stale() or (cls.heaps is None and cls.built_at != self.placements):
                 cls.build()
             if cls.heaps is None:
                 cands = cls.top(k)

@@ -527,3 +527,16 @@ def test_required_affinity_class_follows_its_partner_among_other_placements():
     assert [r.candidates[0][0] for r in results] == ["n1", "n1"]
     assert where(e, _on("n0", labels={"app": "other"})) == "n0"  # n0 now holds its 3 pods
     assert where(e, _waits_for("x")) is None
+
+
+def test_a_refreshed_spread_class_diagnoses_as_it_is_now():
+    """A ScheduleAnyway class is refreshed between its pods, not rebuilt (`ClassState.refresh`);
+    when it finds no node, its reasons are those of the nodes now, not of its last build."""
+    zoned = [node(n, cpu="1", labels={ZONE: z}) for n, z in (("a", "z1"), ("b", "z2"))]
+    e = engine(zoned)
+    soft = [{"maxSkew": 1, "topologyKey": ZONE, "whenUnsatisfiable": "ScheduleAnyway",
+             "labelSelector": {"matchLabels": {"app": "s"}}}]
+    spec = dict(cpu="1", labels={"app": "s"}, topologySpreadConstraints=soft)
+    assert sorted(where(e, pod(**spec)) for _ in range(2)) == ["a", "b"]
+    assert e.class_of(pod(**spec)).spread_only
+    assert message(e, pod(**spec)) == "0/2 nodes are available: 2 Insufficient cpu."

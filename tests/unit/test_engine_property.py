@@ -489,6 +489,23 @@ def test_schedule_anyway_spread_matches_reference(profile, balanced, nodes, exis
 
 @pytest.mark.parametrize("profile, balanced", CASES)
 @SETTINGS
+@given(nodes=rnodes(prefer_taints=False), existing=st.lists(st.tuples(rpods("e", (1, 1)).map(lambda x: x[0]),
+                                                                     st.integers(0, 5)), max_size=4),
+       kinds=rpods("p", (1, 3), spread="soft", preferred=False), order=st.lists(st.integers(0, 2), min_size=2, max_size=14))
+def test_schedule_anyway_spread_runs_match_reference(profile, balanced, nodes, existing, kinds, order):
+    """Runs of a few pod specs, ScheduleAnyway spread among them, interleaved: a spread-only class
+    is refreshed between its pods (the rows placed on since rescored, the spread part over every
+    row: `ClassState.refresh`), not rebuilt, and must score as a build would."""
+    assume(any("zone" in n.labels for n in nodes))
+    existing = [(RPod(**{**p.__dict__, "name": f"e{i}"}), j) for i, (p, j) in enumerate(existing)]
+    pods = [RPod(**{**kinds[i % len(kinds)].__dict__, "name": f"p{j}"}) for j, i in enumerate(order)]
+    e, ref = build(nodes, existing, profile, balanced)
+    results = e.schedule([pod(p.name, **pod_kwargs(p)) for p in pods], k=1, commit=True)
+    check_sequence(e, ref, pods, results)
+
+
+@pytest.mark.parametrize("profile, balanced", CASES)
+@SETTINGS
 @given(nodes=rnodes(all_zoned=True), existing=st.lists(
            st.tuples(rpods("e", (1, 1), affinity=True).map(lambda x: x[0]), st.integers(0, 5)), max_size=4),
        pods=rpods("p", (1, 8), affinity=True))
