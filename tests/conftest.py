@@ -15,6 +15,7 @@ import pytest
 from cluster_scheduler.controlplane.binaries import ControlPlaneError
 from cluster_scheduler.controlplane.cluster import ControlPlane, start_control_plane
 from cluster_scheduler.controlplane.peer import PeerScheduler, start_kube_scheduler
+from tests import manifests
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -189,10 +190,7 @@ class Replica:
 
 def plain_pod(i: int, namespace: str, cpu: str = "100m") -> dict:
     """Pod `p-NNNN` for our scheduler requesting `cpu` and 64Mi."""
-    return {"metadata": {"name": f"p-{i:04d}", "namespace": namespace},
-            "spec": {"schedulerName": SCHEDULER,
-                     "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10",
-                                     "resources": {"requests": {"cpu": cpu, "memory": "64Mi"}}}]}}
+    return manifests.pod(f"p-{i:04d}", namespace, cpu, "64Mi", SCHEDULER)
 
 
 def create_all(admin_api, nodes: list[dict], pods: list[dict], workers: int = 8) -> None:

@@ -3,16 +3,36 @@
 from __future__ import annotations
 
 
-def node(name: str) -> dict:
-    res = {"cpu": "4", "memory": "8Gi", "pods": "110"}
-    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name},
-            "status": {"capacity": res, "allocatable": res,
-                       "conditions": [{"type": "Ready", "status": "True"}]}}
+PAUSE = "registry.k8s.io/pause:3.10"
 
 
-def pod(name: str) -> dict:
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-            "spec": {"schedulerName": "nobody", "containers": [{"name": "c", "image": "pause"}]}}
+def node(name: str, cpu: str = "4", memory: str = "8Gi", pods: str = "110", labels: dict | None = None) -> dict:
+    """A Ready Node as a kubelet registers it (its hostname label set), with `labels` besides."""
+    res = {"cpu": cpu, "memory": memory, "pods": pods}
+    return {"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, **(labels or {})}},
+            "status": {"capacity": res, "allocatable": dict(res),
+                       "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}]}}
+
+
+def pod(name: str, namespace: str | None = None, cpu: str | None = None, memory: str | None = None,
+        scheduler: str = "nobody", node: str | None = None, labels: dict | None = None, **spec: object) -> dict:
+    """A Pod with one pause container requesting `cpu` and `memory` (those given), for
+    `scheduler`, bound at creation to `node` if given; any other keyword is a spec field
+    (priority, nodeSelector, affinity...). Without a namespace the request's path names it."""
+    requests = {k: v for k, v in (("cpu", cpu), ("memory", memory)) if v is not None}
+    container: dict = {"name": "c", "image": PAUSE}
+    if requests:
+        container["resources"] = {"requests": requests}
+    body: dict = {"schedulerName": scheduler, "containers": [container], **spec}
+    if node:
+        body["nodeName"] = node
+    meta: dict = {"name": name}
+    if namespace is not None:
+        meta["namespace"] = namespace
+    if labels is not None:
+        meta["labels"] = dict(labels)
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": body}
 
 
 def pod_group(name: str, min_count: object = None, namespace: str | None = "default", basic: bool = False,

@@ -12,6 +12,7 @@ from kubernetes import client
 from cluster_scheduler.check import _list_all, check_placement
 from cluster_scheduler.config import SchedulerConfig
 from cluster_scheduler.runtime import SchedulerRuntime
+from tests import manifests
 from tests.conftest import wait_for
 
 __all__ = ["wait_for"]  # shared with tests.conftest, re-exported for the integration tests
@@ -110,22 +111,12 @@ def run_scheduler(private_cp, ray_session):
 
 
 def node_obj(name: str, cpu: str, pods: str = "10", labels: dict | None = None) -> dict:
-    res = {"cpu": cpu, "memory": "16Gi", "pods": pods}
-    return {"apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, **(labels or {})}},
-            "status": {"capacity": res, "allocatable": res,
-                       "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}]}}
+    return manifests.node(name, cpu, "16Gi", pods, labels)
 
 
 def pod_obj(name: str, ns: str, cpu: str, scheduler: str = SCHEDULER, node: str | None = None,
             labels: dict | None = None) -> dict:
-    spec = {"schedulerName": scheduler,
-            "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10",
-                            "resources": {"requests": {"cpu": cpu, "memory": "64Mi"}}}]}
-    if node:
-        spec["nodeName"] = node
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "namespace": ns, "labels": labels or {"app": "t"}}, "spec": spec}
+    return manifests.pod(name, ns, cpu, "64Mi", scheduler, node, labels or {"app": "t"})
 
 
 def pod_map(admin_api, ns: str) -> dict[str, dict]:

@@ -25,6 +25,7 @@ from cluster_scheduler.check import _list_all
 from cluster_scheduler.controlplane.cluster import start_control_plane
 
 from tests.conftest import Replica
+from tests import manifests
 from tests.manifests import scheduler_config
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.ray, pytest.mark.slow, pytest.mark.timeout(1800),
@@ -36,20 +37,11 @@ CONFIG = scheduler_config(SCHEDULER, partitions=2, bindConcurrency=64, metricsPo
 
 
 def node(i: int) -> dict:
-    name = f"big-{i:05d}"
-    res = {"cpu": "32", "memory": "128Gi", "pods": "110"}
-    return {"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name,
-                                                  "topology.kubernetes.io/zone": f"z{i % 10}"}},
-            "status": {"capacity": res, "allocatable": res, "conditions": [{"type": "Ready", "status": "True"}]}}
+    return manifests.node(f"big-{i:05d}", "32", "128Gi", labels={"topology.kubernetes.io/zone": f"z{i % 10}"})
 
 
 def pod(ns: str, i: int, node_name: str | None = None) -> dict:
-    spec: dict = {"schedulerName": SCHEDULER,
-                  "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10",
-                                  "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}}}]}
-    if node_name:
-        spec["nodeName"] = node_name
-    return {"metadata": {"name": f"p-{i:06d}", "namespace": ns}, "spec": spec}
+    return manifests.pod(f"p-{i:06d}", ns, "250m", "512Mi", SCHEDULER, node_name)
 
 
 def bulk(fn, items, workers: int = 24) -> None:

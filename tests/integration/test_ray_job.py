@@ -17,6 +17,7 @@ import pytest
 from kubernetes import client
 
 from cluster_scheduler.controlplane.cluster import free_port
+from tests import manifests
 from tests.ray_nodes import RayNode
 
 pytestmark = [pytest.mark.ray, pytest.mark.apiserver, pytest.mark.slow]
@@ -26,19 +27,13 @@ BIN = Path(sys.executable).parent
 
 
 def _node(name: str, group: str) -> dict:
-    return {"apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, "rayjob-test": group}},
-            "status": {"capacity": {"cpu": "4", "memory": "8Gi", "pods": "10"},
-                       "allocatable": {"cpu": "4", "memory": "8Gi", "pods": "10"},
-                       "conditions": [{"type": "Ready", "status": "True"}]}}
+    return manifests.node(name, "4", "8Gi", "10", labels={"rayjob-test": group})
 
 
 def _pod(name: str, group: str) -> dict:
     # the session's control plane holds other tests' nodes too: select this test's own
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-            "spec": {"schedulerName": "cluster-scheduler", "nodeSelector": {"rayjob-test": group},
-                     "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10",
-                                     "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}}}]}}
+    return manifests.pod(name, cpu="500m", memory="1Gi", scheduler="cluster-scheduler",
+                         nodeSelector={"rayjob-test": group})
 
 
 @pytest.fixture

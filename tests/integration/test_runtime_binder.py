@@ -13,6 +13,7 @@ from cluster_scheduler.api.binder import BOUND, CONFLICT, GONE, Binder
 from cluster_scheduler.api.events import EventRecorder
 from cluster_scheduler.wire import pod_info
 from cluster_scheduler.model.types import PodInfo
+from tests import manifests
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.timeout(120)]
 SCHEDULER = "cluster-scheduler"
@@ -20,18 +21,12 @@ SCHEDULER = "cluster-scheduler"
 
 def make_node(core: client.CoreV1Api) -> str:
     name = f"bn-{uuid.uuid4().hex[:8]}"
-    res = {"cpu": "4", "memory": "8Gi", "pods": "10"}
-    core.create_node({"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
-                      "status": {"capacity": res, "allocatable": res,
-                                 "conditions": [{"type": "Ready", "status": "True"}]}})
+    core.create_node(manifests.node(name, pods="10"))
     return name
 
 
 def make_pod(core: client.CoreV1Api, ns: str) -> dict:
-    name = f"bp-{uuid.uuid4().hex[:8]}"
-    body = {"metadata": {"name": name, "namespace": ns},
-            "spec": {"schedulerName": SCHEDULER,
-                     "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}]}}
+    body = manifests.pod(f"bp-{uuid.uuid4().hex[:8]}", ns, scheduler=SCHEDULER)
     return client.ApiClient().sanitize_for_serialization(core.create_namespaced_pod(ns, body))
 
 

@@ -123,18 +123,15 @@ class RecordingBinder:
 
 
 def node(name: str, cpu: str) -> dict:
-    res = {"cpu": cpu, "memory": "8Gi", "pods": "10"}
-    return {"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
-            "status": {"allocatable": res, "conditions": [{"type": "Ready", "status": "True"}]}}
+    return manifests.node(name, cpu, "8Gi", "10")
 
 
 def pod(name: str, cpu: str, node_name: str = "", scheduler: str = "cluster-scheduler", prio: int = 0) -> dict:
-    spec = {"schedulerName": scheduler, "priority": prio,
-            "containers": [{"name": "c", "resources": {"requests": {"cpu": cpu}}}]}
-    if node_name:
-        spec["nodeName"] = node_name
-    return {"metadata": {"name": name, "namespace": "ns", "uid": f"u-{name}"}, "spec": spec,
-            "status": {"phase": "Pending"}}
+    """A pod as the watch delivers it (uid `u-<name>`, namespace `ns`), before it is stripped."""
+    p = manifests.pod(name, "ns", cpu, scheduler=scheduler, node=node_name or None, priority=prio)
+    p["metadata"]["uid"] = f"u-{name}"
+    p["status"] = {"phase": "Pending"}
+    return p
 
 
 def make(partitions: int, batch: int = 100):
