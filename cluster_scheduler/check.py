@@ -14,9 +14,9 @@ during a run, never deleted or relabelled, which is how the workloads run:
 - required pod affinity: a matching pod present at binding time is still present at the end, or
   was preempted since (given the victims, a pod is flagged only if it breaks the rule with and
   without them, as they were). The 'first pod of a self-affine group' exception is judged on the
-  final state: it holds only if no *other* pod in the cluster matches the terms. A self-affine pod placed first and later joined by
-  matching pods that carry no such affinity, elsewhere, would be flagged: no shared workload has
-  that mix.
+  final state: it holds only if no *other* pod in the cluster matches the terms. A self-affine pod
+  placed first and later joined by matching pods that carry no such affinity, elsewhere, would be
+  flagged: no shared workload has that mix.
 - topology spread (DoNotSchedule): the skew of a domain holding a constrained pod, final count
   minus the final minimum over eligible domains, must stay within maxSkew. The minimum never falls
   as pods are added, and every pod placed into that domain was itself within maxSkew when placed,

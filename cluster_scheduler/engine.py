@@ -623,7 +623,7 @@ class ClassState:
         """A pod was charged to `row` (`placed`; else one left it, `release`): keep normalizers
         exact, rescore eagerly where needed."""
         if self.dense or self.heaps is None:
-            return  # (a class without heaps is rebuilt before its next pick: `top`)
+            return  # (a class without heaps is rebuilt or refreshed before its next pick: `top`)
         p = self.pos_l[row] if row < len(self.pos_l) else -1
         if p < 0:
             return
@@ -798,8 +798,9 @@ class ClassState:
 
     def top(self, k: int) -> list[tuple[int, int]]:
         """`pick` for a class without heaps (`one_pod`, `spread_only`), right after its build or
-        refresh (the caller's business: no placement since): its scores are exact, so the best k are read off them,
-        ties as the heap orders them (the row placed on longest ago, then the lower row)."""
+        refresh (the caller's business: no placement since): its scores are exact, so the best k
+        are read off them, ties as the heap orders them (the row placed on longest ago, then the
+        lower row)."""
         ok = self.feas if self.propose is None else self.feas & self.propose
         if self.gate is not None:
             dom = self.gate.dom_c
@@ -1319,9 +1320,8 @@ class Engine:
                 cls = self.class_state(key, profile, where)
             else:
                 cls = self.class_state(pod.key, profile, where)
-            if cls.spread_only and cls.refresh():
-                pass
-            elif cls.stale() or (cls.heaps is None and cls.built_at != self.placements):
+            refreshed = cls.spread_only and cls.refresh()
+            if not refreshed and (cls.stale() or (cls.heaps is None and cls.built_at != self.placements)):
                 cls.build()
             if cls.heaps is None:
                 cands = cls.top(k)

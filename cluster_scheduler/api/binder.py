@@ -177,9 +177,8 @@ class Binder:
         self._results: deque[BindResult] = deque()
         self._evictions: deque[EvictResult] = deque()
         self._volume_writes: deque[VolumeWriteResult] = deque()
-        # uid -> (last status patch, its cancel event): a later binding waits for the patch, and
-        # cancels its retries first
-        # per pod, its latest verdict: (future, cancel, the nominatedNodeName it writes)
+        # uid -> its latest verdict (status patch, its cancel event, the nominatedNodeName it
+        # writes): a later binding waits for the patch, and cancels its retries first
         self._status: dict[str, tuple[Future, threading.Event, str | None]] = {}
         self._lock = threading.Lock()
         self._in_flight = 0
