@@ -806,8 +806,14 @@ class ClassState:
             dom = self.gate.dom_c
             ok = ok & (dom >= 0) & self.gate.allowed()[np.maximum(dom, 0)]
         idx = np.flatnonzero(ok)
-        rows, total = self.ctx.rows[idx], self.total[idx]
-        last = np.asarray(self.engine.table.last, dtype=np.int64)[rows]
+        total = self.total[idx]
+        if 0 < k < len(idx):  # only the rows scoring at least the k-th best (ties included) are sorted
+            kth = np.partition(total, len(total) - k)[len(total) - k]
+            keep = np.flatnonzero(total >= kth)
+            idx, total = idx[keep], total[keep]
+        rows = self.ctx.rows[idx]
+        last_l = self.engine.table.last
+        last = np.fromiter((last_l[r] for r in rows.tolist()), dtype=np.int64, count=len(rows))
         order = np.lexsort((rows, last, -total))[:k]
         return list(zip(rows[order].tolist(), total[order].tolist()))
 

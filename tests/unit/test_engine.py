@@ -540,3 +540,17 @@ def test_a_refreshed_spread_class_diagnoses_as_it_is_now():
     assert sorted(where(e, pod(**spec)) for _ in range(2)) == ["a", "b"]
     assert e.class_of(pod(**spec)).spread_only
     assert message(e, pod(**spec)) == "0/2 nodes are available: 2 Insufficient cpu."
+
+
+def test_a_refreshed_spread_class_takes_tied_nodes_in_turn():
+    """Equal scores in a heap-less class (`top`) go to the node placed on longest ago, then the
+    lower row, as the heaps order them: request-free ScheduleAnyway pods in one zone of large
+    nodes (their default requests move no score) go round robin, across batches."""
+    e = engine([node(f"n{i}", cpu="1000", memory="1000Gi", labels={ZONE: "z1"}) for i in range(3)])
+    soft = [{"maxSkew": 1, "topologyKey": ZONE, "whenUnsatisfiable": "ScheduleAnyway",
+             "labelSelector": {"matchLabels": {"app": "s"}}}]
+    spec = dict(labels={"app": "s"}, topologySpreadConstraints=soft)
+    first = [r.candidates[0][0] for r in e.schedule([pod(**spec) for _ in range(4)], k=2)]
+    assert first == ["n0", "n1", "n2", "n0"]
+    assert e.class_of(pod(**spec)).spread_only
+    assert where(e, pod(**spec)) == "n1"
