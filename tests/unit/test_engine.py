@@ -529,14 +529,17 @@ def test_required_affinity_class_follows_its_partner_among_other_placements():
     assert where(e, _waits_for("x")) is None
 
 
+def _soft_zone_spread(app: str) -> list[dict]:
+    return [{"maxSkew": 1, "topologyKey": ZONE, "whenUnsatisfiable": "ScheduleAnyway",
+             "labelSelector": {"matchLabels": {"app": app}}}]
+
+
 def test_a_refreshed_spread_class_diagnoses_as_it_is_now():
     """A ScheduleAnyway class is refreshed between its pods, not rebuilt (`ClassState.refresh`);
     when it finds no node, its reasons are those of the nodes now, not of its last build."""
     zoned = [node(n, cpu="1", labels={ZONE: z}) for n, z in (("a", "z1"), ("b", "z2"))]
     e = engine(zoned)
-    soft = [{"maxSkew": 1, "topologyKey": ZONE, "whenUnsatisfiable": "ScheduleAnyway",
-             "labelSelector": {"matchLabels": {"app": "s"}}}]
-    spec = dict(cpu="1", labels={"app": "s"}, topologySpreadConstraints=soft)
+    spec = dict(cpu="1", labels={"app": "s"}, topologySpreadConstraints=_soft_zone_spread("s"))
     assert sorted(where(e, pod(**spec)) for _ in range(2)) == ["a", "b"]
     assert e.class_of(pod(**spec)).spread_only
     assert message(e, pod(**spec)) == "0/2 nodes are available: 2 Insufficient cpu."
@@ -547,9 +550,7 @@ def test_a_refreshed_spread_class_takes_tied_nodes_in_turn():
     lower row, as the heaps order them: request-free ScheduleAnyway pods in one zone of large
     nodes (their default requests move no score) go round robin, across batches."""
     e = engine([node(f"n{i}", cpu="1000", memory="1000Gi", labels={ZONE: "z1"}) for i in range(3)])
-    soft = [{"maxSkew": 1, "topologyKey": ZONE, "whenUnsatisfiable": "ScheduleAnyway",
-             "labelSelector": {"matchLabels": {"app": "s"}}}]
-    spec = dict(labels={"app": "s"}, topologySpreadConstraints=soft)
+    spec = dict(labels={"app": "s"}, topologySpreadConstraints=_soft_zone_spread("s"))
     first = [r.candidates[0][0] for r in e.schedule([pod(**spec) for _ in range(4)], k=2)]
     assert first == ["n0", "n1", "n2", "n0"]
     assert e.class_of(pod(**spec)).spread_only
