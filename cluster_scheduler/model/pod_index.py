@@ -152,19 +152,6 @@ class PodIndex:
                     self._by_label.setdefault((anchor[0], v), {})[mkey] = None
         return self._fit(entry[1])
 
-    def _forget(self, mkey: MatcherKey) -> Callable[[PodSpecKey], bool]:
-        fn, _ = self.matchers.pop(mkey)
-        anchor = self._anchors.pop(mkey)
-        if anchor is None:
-            del self._unanchored[mkey]
-        else:
-            for v in anchor[1]:
-                bucket = self._by_label[(anchor[0], v)]
-                del bucket[mkey]
-                if not bucket:
-                    del self._by_label[(anchor[0], v)]
-        return fn
-
     def _candidates(self, key: PodSpecKey):
         """The matchers a pod of `key` may match: the unanchored ones and those filed under one
         of its labels (a pod has one value per label key, so none comes twice)."""
@@ -212,8 +199,8 @@ class PodIndex:
             return
         self.namespace_labels[namespace] = dict(labels)
         for mkey in [m for m in self.matchers if m[0] in ("term", "all")]:
-            anchor = self._anchors[mkey]
-            self._matcher(mkey, self._forget(mkey), anchor)
+            fn, _ = self.matchers.pop(mkey)  # recounted; its anchor (the selector's) is filed already
+            self._matcher(mkey, fn, self._anchors[mkey])
 
     # ------------------------------------------------------------- holders
     @staticmethod
